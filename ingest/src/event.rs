@@ -1,0 +1,502 @@
+//! The normalised event contract, aligned with OCSF 1.x names and integer enums,
+//! and its Arrow schema for the Parquet archive.
+//!
+//! Every event keeps `raw`, the source's record byte for byte (ALCOA+ "original"):
+//! evidence must show what the source said, not only what Custos understood.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use base64::Engine as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
+
+use crate::time::Millis;
+
+/// OCSF event classes Custos emits. `PhysicalAccess` is Custos' extension class:
+/// OCSF has no physical-access class yet (ocsf-schema issue 1735 proposes category 9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventClass {
+    Base,
+    DetectionFinding,
+    Authentication,
+    NetworkActivity,
+    DeviceConfigStateChange,
+    PhysicalAccess,
+}
+
+impl EventClass {
+    pub const fn uid(self) -> u32 {
+        match self {
+            Self::Base => 0,
+            Self::DetectionFinding => 2004,
+            Self::Authentication => 3002,
+            Self::NetworkActivity => 4001,
+            Self::DeviceConfigStateChange => 5019,
+            Self::PhysicalAccess => 9001,
+        }
+    }
+    pub const fn category_uid(self) -> u32 {
+        self.uid() / 1000
+    }
+    pub fn from_uid(uid: u32) -> Option<Self> {
+        [
+            Self::Base,
+            Self::DetectionFinding,
+            Self::Authentication,
+            Self::NetworkActivity,
+            Self::DeviceConfigStateChange,
+            Self::PhysicalAccess,
+        ]
+        .into_iter()
+        .find(|c| c.uid() == uid)
+    }
+}
+
+/// Activity ids per class (OCSF values; physical access uses Custos' vocabulary).
+pub mod activity {
+    pub const OTHER: u32 = 99;
+    pub const FINDING_CREATE: u32 = 1;
+    pub const AUTH_LOGON: u32 = 1;
+    pub const AUTH_LOGOFF: u32 = 2;
+    pub const NET_OPEN: u32 = 1;
+    pub const NET_CLOSE: u32 = 2;
+    pub const NET_REFUSE: u32 = 5;
+    pub const NET_TRAFFIC: u32 = 6;
+    pub const CONFIG_LOG: u32 = 1;
+    pub const BADGE_GRANTED: u32 = 1;
+    pub const BADGE_DENIED: u32 = 2;
+    pub const PORTAL_FORCED: u32 = 3;
+    pub const PORTAL_HELD_OPEN: u32 = 4;
+    pub const REQUEST_TO_EXIT: u32 = 5;
+    pub const DURESS: u32 = 6;
+    pub const ANTIPASSBACK_VIOLATION: u32 = 7;
+    pub const TAMPER: u32 = 8;
+}
+
+/// OCSF `severity_id`.
+pub mod severity {
+    pub const UNKNOWN: u8 = 0;
+    pub const INFORMATIONAL: u8 = 1;
+    pub const LOW: u8 = 2;
+    pub const MEDIUM: u8 = 3;
+    pub const HIGH: u8 = 4;
+    pub const CRITICAL: u8 = 5;
+    pub const FATAL: u8 = 6;
+}
+
+/// OCSF `status_id`: 1 success, 2 failure.
+pub mod status {
+    pub const SUCCESS: u8 = 1;
+    pub const FAILURE: u8 = 2;
+}
+
+/// OCSF `action_id` on network activity: 1 allowed, 2 denied.
+pub mod action {
+    pub const ALLOWED: u8 = 1;
+    pub const DENIED: u8 = 2;
+}
+
+/// Who acted: an account, a credential (badge) and the person both resolve to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Actor {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Badge / card number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_uid: Option<String>,
+    /// Person id from the inventory (filled by enrichment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
+}
+
+/// A network endpoint, enriched with the inventory asset and zone it belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+}
+
+/// The asset the event is about (target of a login, PLC whose program changed).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Device {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<IpAddr>,
+    /// plc, hmi, ews, historian, server, workstation, network, other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
+/// Read / write classification of an industrial protocol operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OtAccess {
+    Read,
+    Write,
+    Other,
+}
+
+/// Industrial protocol details (Modbus, DNP3, S7, ENIP/CIP).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtOperation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function_code: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_id: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<u32>,
+    pub access: OtAccess,
+}
+
+/// A detection (IDS signature, Custos rule).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Finding {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+}
+
+/// A PLC program / configuration comparison (Device Config State Change).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigChange {
+    /// Identifier of the backup that was compared.
+    pub backup: String,
+    /// What it was compared with: `released`.
+    pub compared_with: String,
+    /// `equal`, `different` or `error`.
+    pub result: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed_files: Vec<String>,
+}
+
+/// Where the event came from and how it was read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metadata {
+    pub product: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The configured source (collector) name, e.g. `syslog-udp`.
+    pub source: String,
+    /// The parser that produced the event, e.g. `syslog/cef`.
+    pub parser: String,
+    /// Hex SHA-256 of `raw`.
+    pub raw_sha256: String,
+}
+
+/// The original record, byte for byte. Serialised as a string when it is UTF-8
+/// and as `{"base64": "..."}` otherwise, so JSON never alters it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Raw(pub Vec<u8>);
+
+impl Raw {
+    pub fn sha256_hex(&self) -> String {
+        hex::encode(Sha256::digest(&self.0))
+    }
+}
+
+impl Serialize for Raw {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(&self.0) {
+            Ok(text) => s.serialize_str(text),
+            Err(_) => {
+                let mut m = BTreeMap::new();
+                m.insert("base64", base64::engine::general_purpose::STANDARD.encode(&self.0));
+                m.serialize(s)
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Raw {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Text(String),
+            Binary { base64: String },
+        }
+        match Form::deserialize(d)? {
+            Form::Text(t) => Ok(Raw(t.into_bytes())),
+            Form::Binary { base64 } => base64::engine::general_purpose::STANDARD
+                .decode(base64)
+                .map(Raw)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// One normalised event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    pub class_uid: u32,
+    pub category_uid: u32,
+    pub activity_id: u32,
+    /// `class_uid * 100 + activity_id`.
+    pub type_uid: u64,
+    /// Event time from the source, UTC ms.
+    pub time: Millis,
+    /// When Custos received the record, UTC ms.
+    pub observed_time: Millis,
+    pub severity_id: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_id: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_id: Option<u8>,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<Actor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src: Option<Endpoint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst: Option<Endpoint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<Device>,
+    /// IEC 62443 zone the event belongs to (filled by enrichment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub door: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub area: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ot: Option<OtOperation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finding: Option<Finding>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<ConfigChange>,
+    pub metadata: Metadata,
+    /// Vendor fields with no home in the contract: kept, not dropped.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unmapped: BTreeMap<String, serde_json::Value>,
+    pub raw: Raw,
+}
+
+impl Event {
+    /// A new event of `class` / `activity` whose `raw` is `raw`; `type_uid`,
+    /// `category_uid` and the raw digest are derived here so they always agree.
+    pub fn new(class: EventClass, activity_id: u32, time: Millis, observed_time: Millis, raw: &[u8]) -> Self {
+        let raw = Raw(raw.to_vec());
+        Self {
+            class_uid: class.uid(),
+            category_uid: class.category_uid(),
+            activity_id,
+            type_uid: u64::from(class.uid()) * 100 + u64::from(activity_id),
+            time,
+            observed_time,
+            severity_id: severity::INFORMATIONAL,
+            status_id: None,
+            action_id: None,
+            message: String::new(),
+            actor: None,
+            src: None,
+            dst: None,
+            device: None,
+            zone: None,
+            door: None,
+            area: None,
+            protocol: None,
+            ot: None,
+            finding: None,
+            change: None,
+            metadata: Metadata {
+                raw_sha256: raw.sha256_hex(),
+                ..Metadata::default()
+            },
+            unmapped: BTreeMap::new(),
+            raw,
+        }
+    }
+
+    pub fn class(&self) -> Option<EventClass> {
+        EventClass::from_uid(self.class_uid)
+    }
+
+    pub fn actor_mut(&mut self) -> &mut Actor {
+        self.actor.get_or_insert_with(Actor::default)
+    }
+    pub fn src_mut(&mut self) -> &mut Endpoint {
+        self.src.get_or_insert_with(Endpoint::default)
+    }
+    pub fn dst_mut(&mut self) -> &mut Endpoint {
+        self.dst.get_or_insert_with(Endpoint::default)
+    }
+    pub fn device_mut(&mut self) -> &mut Device {
+        self.device.get_or_insert_with(Device::default)
+    }
+    /// The person behind the event, once enrichment has resolved one.
+    pub fn person(&self) -> Option<&str> {
+        self.actor.as_ref()?.person.as_deref()
+    }
+}
+
+/// Arrow schema of the Parquet archive: the event flattened into columns, so that
+/// SQL reads `src_ip` rather than digging into nested JSON. `unmapped` is kept
+/// as a JSON string and `raw` as bytes.
+pub fn arrow_schema() -> arrow_schema::Schema {
+    use arrow_schema::{DataType as T, Field, TimeUnit};
+    let ts = || T::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+    let s = |name: &str| Field::new(name, T::Utf8, true);
+    let u16f = |name: &str| Field::new(name, T::UInt16, true);
+    arrow_schema::Schema::new(vec![
+        Field::new("ledger_index", T::UInt64, false),
+        Field::new("class_uid", T::UInt32, false),
+        Field::new("category_uid", T::UInt32, false),
+        Field::new("activity_id", T::UInt32, false),
+        Field::new("type_uid", T::UInt64, false),
+        Field::new("time", ts(), false),
+        Field::new("observed_time", ts(), false),
+        Field::new("severity_id", T::UInt8, false),
+        Field::new("status_id", T::UInt8, true),
+        Field::new("action_id", T::UInt8, true),
+        Field::new("message", T::Utf8, false),
+        s("actor_user"),
+        s("actor_credential_uid"),
+        s("actor_person"),
+        s("src_ip"),
+        u16f("src_port"),
+        s("src_mac"),
+        s("src_hostname"),
+        s("src_asset"),
+        s("src_zone"),
+        s("dst_ip"),
+        u16f("dst_port"),
+        s("dst_mac"),
+        s("dst_hostname"),
+        s("dst_asset"),
+        s("dst_zone"),
+        s("device_asset"),
+        s("device_hostname"),
+        s("device_ip"),
+        s("device_kind"),
+        s("device_vendor"),
+        s("device_model"),
+        s("zone"),
+        s("door"),
+        s("area"),
+        s("protocol"),
+        u16f("ot_function_code"),
+        s("ot_function"),
+        u16f("ot_unit_id"),
+        Field::new("ot_address", T::UInt32, true),
+        s("ot_access"),
+        s("finding_uid"),
+        s("finding_title"),
+        s("finding_category"),
+        s("change_backup"),
+        s("change_compared_with"),
+        s("change_result"),
+        Field::new("change_changed_files", T::List(Field::new("item", T::Utf8, true).into()), true),
+        Field::new("metadata_product", T::Utf8, false),
+        s("metadata_vendor"),
+        s("metadata_version"),
+        Field::new("metadata_source", T::Utf8, false),
+        Field::new("metadata_parser", T::Utf8, false),
+        Field::new("metadata_raw_sha256", T::Utf8, false),
+        s("unmapped"),
+        Field::new("raw", T::Binary, false),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Event {
+        let mut e = Event::new(EventClass::Authentication, activity::AUTH_LOGON, 1000, 2000, b"line \xff");
+        e.actor_mut().user = Some("jdoe".into());
+        e.dst_mut().ip = "10.0.0.1".parse().ok();
+        e.ot = Some(OtOperation {
+            function_code: Some(6),
+            function: None,
+            unit_id: Some(1),
+            address: Some(40001),
+            access: OtAccess::Write,
+        });
+        e.finding = Some(Finding::default());
+        e.change = Some(ConfigChange::default());
+        e.device = Some(Device::default());
+        e.src = Some(Endpoint::default());
+        e
+    }
+
+    #[test]
+    fn derived_ids_agree() {
+        let e = sample();
+        assert_eq!(e.type_uid, 300_201);
+        assert_eq!(e.category_uid, 3);
+        assert_eq!(e.class(), Some(EventClass::Authentication));
+    }
+
+    #[test]
+    fn raw_survives_json_byte_for_byte() {
+        let e = sample();
+        let json = serde_json::to_string(&e).unwrap_or_default();
+        assert!(json.contains(r#""raw":{"base64":"bGluZSD/"}"#), "{json}");
+        let back: Event = serde_json::from_str(&json).expect("round trip");
+        assert_eq!(back, e);
+        assert_eq!(back.raw.0, b"line \xff");
+        assert_eq!(back.metadata.raw_sha256, Raw(b"line \xff".to_vec()).sha256_hex());
+    }
+
+    /// Every leaf of the JSON form has an Arrow column named by its path with `_`.
+    #[test]
+    fn arrow_schema_covers_every_field() {
+        let schema = arrow_schema();
+        let json = serde_json::to_value(sample()).unwrap_or_default();
+        let mut missing = Vec::new();
+        let obj = json.as_object().cloned().unwrap_or_default();
+        for (k, v) in obj {
+            match v {
+                serde_json::Value::Object(inner) if k != "unmapped" && k != "raw" => {
+                    for ik in inner.keys() {
+                        let name = format!("{k}_{ik}");
+                        if schema.field_with_name(&name).is_err() {
+                            missing.push(name);
+                        }
+                    }
+                }
+                _ => {
+                    if schema.field_with_name(&k).is_err() {
+                        missing.push(k);
+                    }
+                }
+            }
+        }
+        assert!(missing.is_empty(), "columns missing for {missing:?}");
+    }
+}

@@ -1,0 +1,85 @@
+//! PLC backup comparison reports, as the backup watcher (or a change-detection
+//! tool's job result) writes them:
+//! `{"asset": "PLC-01", "backup": "2026-11-26T10-00-00", "time": RFC 3339,
+//!   "compared_with": "released", "result": "different", "changed_files": [...], "user": "..."}`.
+
+use serde::Deserialize;
+
+use super::{ParseContext, ParseError};
+use crate::event::{ConfigChange, Event, EventClass, activity, severity};
+use crate::time::parse_rfc3339;
+
+const P: &str = "plc-backup";
+
+/// The report a PLC backup comparison produces.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupReport {
+    pub asset: String,
+    pub backup: String,
+    pub time: String,
+    pub compared_with: String,
+    /// `equal`, `different` or `error`.
+    pub result: String,
+    #[serde(default)]
+    pub changed_files: Vec<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub tool: Option<String>,
+}
+
+/// Parses one report into a Device Config State Change event.
+pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> {
+    let r: BackupReport = serde_json::from_slice(bytes).map_err(|e| ParseError::new(P, format!("bad report: {e}")))?;
+    let time = parse_rfc3339(&r.time).ok_or_else(|| ParseError::new(P, format!("bad time {:?}", r.time)))?;
+    let sev = match r.result.as_str() {
+        "equal" => severity::INFORMATIONAL,
+        "different" => severity::MEDIUM,
+        "error" => severity::LOW,
+        other => return Err(ParseError::new(P, format!("unknown result {other:?}"))),
+    };
+    let mut e = Event::new(EventClass::DeviceConfigStateChange, activity::CONFIG_LOG, time, ctx.received_at, bytes);
+    e.severity_id = sev;
+    e.message = match r.result.as_str() {
+        "different" => format!("{} program differs from the {} version ({} files changed)", r.asset, r.compared_with, r.changed_files.len()),
+        "equal" => format!("{} program equals the {} version", r.asset, r.compared_with),
+        _ => format!("{} backup comparison failed", r.asset),
+    };
+    e.device_mut().asset = Some(r.asset);
+    if let Some(user) = r.user {
+        e.actor_mut().user = Some(user);
+    }
+    if let Some(reason) = r.reason {
+        e.unmapped.insert("plc.reason".into(), reason.into());
+    }
+    e.metadata.product = r.tool.unwrap_or_else(|| "custos-plc-watcher".into());
+    e.metadata.parser = P.into();
+    e.change = Some(ConfigChange { backup: r.backup, compared_with: r.compared_with, result: r.result, changed_files: r.changed_files });
+    Ok(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CTX: ParseContext<'static> = ParseContext { source: "plc", received_at: 1_795_000_000_000, default_offset_min: 0 };
+
+    #[test]
+    fn different_backup() {
+        let e = parse(br#"{"asset":"PLC-01","backup":"b1","time":"2026-11-26T10:00:00Z","compared_with":"released","result":"different","changed_files":["OB1.awl"],"user":"alice"}"#, &CTX).expect("parses");
+        assert_eq!((e.class_uid, e.type_uid), (5019, 501_901));
+        assert_eq!(e.device.and_then(|d| d.asset).as_deref(), Some("PLC-01"));
+        assert_eq!(e.change.map(|c| c.changed_files), Some(vec!["OB1.awl".to_owned()]));
+        assert_eq!(e.severity_id, severity::MEDIUM);
+    }
+
+    #[test]
+    fn rejects_unknown_fields_and_results() {
+        assert!(parse(br#"{"asset":"a","backup":"b","time":"2026-11-26T10:00:00Z","compared_with":"released","result":"maybe"}"#, &CTX).is_err());
+        let e = parse(br#"{"asset":"a","extra":1}"#, &CTX).expect_err("unknown field");
+        assert!(e.reason.contains("bad report"), "{e}");
+    }
+}
