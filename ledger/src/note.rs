@@ -1,0 +1,246 @@
+//! C2SP `signed-note` with Ed25519 and the `tlog-checkpoint` body.
+//!
+//! Key id = SHA-256(name || 0x0A || 0x01 || public key)[..4]. A verifier key
+//! is written `name+<key id hex>+<base64(0x01 || public key)>`; a signature
+//! line is `— name base64(key id || signature)`.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
+use sha2::{Digest, Sha256};
+
+use crate::LedgerError;
+use crate::merkle::Hash;
+
+const ED25519_ALG: u8 = 0x01;
+const DASH: &str = "\u{2014} ";
+
+fn bad(what: impl Into<String>) -> LedgerError {
+    LedgerError::Note(what.into())
+}
+
+fn key_id(name: &str, public: &[u8; 32]) -> [u8; 4] {
+    let mut h = Sha256::new();
+    h.update(name.as_bytes());
+    h.update([b'\n', ED25519_ALG]);
+    h.update(public);
+    let d = h.finalize();
+    [d[0], d[1], d[2], d[3]]
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains('+') && !name.chars().any(char::is_whitespace)
+}
+
+/// A public key that checks note signatures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifierKey {
+    pub name: String,
+    pub id: [u8; 4],
+    key: VerifyingKey,
+}
+
+impl VerifierKey {
+    /// Parses `name+hexid+base64key`, checking that the id matches the key.
+    pub fn parse(text: &str) -> Result<Self, LedgerError> {
+        let text = text.trim();
+        let mut parts = text.splitn(3, '+');
+        let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(bad(format!("verifier key {text:?} is not name+id+key")));
+        };
+        let raw = B64.decode(key_b64).map_err(|e| bad(format!("verifier key {name}: {e}")))?;
+        let (alg, public) = raw.split_first().ok_or_else(|| bad("empty verifier key"))?;
+        let public: [u8; 32] = public.try_into().map_err(|_| bad(format!("verifier key {name}: not 32 bytes")))?;
+        if *alg != ED25519_ALG {
+            return Err(bad(format!("verifier key {name}: algorithm {alg} is not Ed25519")));
+        }
+        let id = key_id(name, &public);
+        if hex::encode(id) != id_hex {
+            return Err(bad(format!("verifier key {name}: key id {id_hex} does not match the key")));
+        }
+        let key = VerifyingKey::from_bytes(&public).map_err(|e| bad(format!("verifier key {name}: {e}")))?;
+        Ok(Self { name: name.to_owned(), id, key })
+    }
+
+    pub fn encode(&self) -> String {
+        let mut raw = vec![ED25519_ALG];
+        raw.extend_from_slice(self.key.as_bytes());
+        format!("{}+{}+{}", self.name, hex::encode(self.id), B64.encode(raw))
+    }
+}
+
+/// The Ed25519 key that signs checkpoints.
+pub struct NoteSigner {
+    name: String,
+    key: SigningKey,
+}
+
+impl std::fmt::Debug for NoteSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NoteSigner({})", self.name)
+    }
+}
+
+impl NoteSigner {
+    /// A fresh key from the operating system's random source.
+    pub fn generate(name: &str) -> Result<Self, LedgerError> {
+        if !valid_name(name) {
+            return Err(bad(format!("key name {name:?} must be non-empty, without spaces or '+'")));
+        }
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(|e| bad(format!("no randomness for a key: {e}")))?;
+        Ok(Self { name: name.to_owned(), key: SigningKey::from_bytes(&seed) })
+    }
+
+    /// Parses `PRIVATE+KEY+name+hexid+base64(0x01 || seed)`.
+    pub fn parse(text: &str) -> Result<Self, LedgerError> {
+        let rest = text.trim().strip_prefix("PRIVATE+KEY+").ok_or_else(|| bad("signing key does not start with PRIVATE+KEY+"))?;
+        let mut parts = rest.splitn(3, '+');
+        let (Some(name), Some(id_hex), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(bad("signing key is not PRIVATE+KEY+name+id+key"));
+        };
+        let raw = B64.decode(b64).map_err(|e| bad(format!("signing key: {e}")))?;
+        let seed: [u8; 32] = raw.get(1..).and_then(|s| s.try_into().ok()).ok_or_else(|| bad("signing key: not 32 bytes"))?;
+        if raw.first() != Some(&ED25519_ALG) {
+            return Err(bad("signing key: not Ed25519"));
+        }
+        let signer = Self { name: name.to_owned(), key: SigningKey::from_bytes(&seed) };
+        if hex::encode(signer.verifier().id) != id_hex {
+            return Err(bad("signing key: key id does not match"));
+        }
+        Ok(signer)
+    }
+
+    pub fn encode(&self) -> String {
+        let mut raw = vec![ED25519_ALG];
+        raw.extend_from_slice(self.key.as_bytes());
+        format!("PRIVATE+KEY+{}+{}+{}", self.name, hex::encode(self.verifier().id), B64.encode(raw))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn verifier(&self) -> VerifierKey {
+        let public = self.key.verifying_key();
+        VerifierKey { name: self.name.clone(), id: key_id(&self.name, public.as_bytes()), key: public }
+    }
+
+    /// Signs a note body (which must end in a newline) and returns the signed note.
+    pub fn sign(&self, body: &str) -> String {
+        let sig = self.key.sign(body.as_bytes());
+        let mut blob = self.verifier().id.to_vec();
+        blob.extend_from_slice(&sig.to_bytes());
+        format!("{body}\n{DASH}{} {}\n", self.name, B64.encode(blob))
+    }
+}
+
+/// Splits a signed note and checks it: at least one signature must be by a
+/// known key and every signature by a known key must verify.
+/// Returns the body and the names of the keys that signed it.
+pub fn open<'a>(note: &'a str, keys: &[VerifierKey]) -> Result<(&'a str, Vec<String>), LedgerError> {
+    let split = note.find("\n\n").ok_or_else(|| bad("note has no blank line before its signatures"))?;
+    let (body, sigs) = (&note[..split + 1], &note[split + 2..]);
+    let mut signed_by = Vec::new();
+    for line in sigs.lines() {
+        let rest = line.strip_prefix(DASH).ok_or_else(|| bad(format!("signature line {line:?} does not start with an em dash")))?;
+        let (name, b64) = rest.split_once(' ').ok_or_else(|| bad("signature line without a signature"))?;
+        let blob = B64.decode(b64).map_err(|e| bad(format!("signature by {name}: {e}")))?;
+        if blob.len() != 68 {
+            return Err(bad(format!("signature by {name}: {} bytes, want 68", blob.len())));
+        }
+        let Some(key) = keys.iter().find(|k| k.name == name && k.id == blob[..4]) else {
+            continue; // A cosignature by a key we do not know is not ours to judge.
+        };
+        let sig = Signature::from_slice(&blob[4..]).map_err(|e| bad(format!("signature by {name}: {e}")))?;
+        key.key.verify(body.as_bytes(), &sig).map_err(|_| bad(format!("signature by {name} does not verify")))?;
+        signed_by.push(name.to_owned());
+    }
+    if signed_by.is_empty() {
+        return Err(bad("note carries no signature by a known key"));
+    }
+    Ok((body, signed_by))
+}
+
+/// A tlog-checkpoint body with Custos' extension lines: the hash-chain head and
+/// the signing time, so both are covered by the signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub origin: String,
+    pub size: u64,
+    pub root: Hash,
+    pub chain: Hash,
+    /// Unix milliseconds when the checkpoint was signed.
+    pub time_ms: i64,
+}
+
+impl Checkpoint {
+    pub fn body(&self) -> String {
+        format!(
+            "{}\n{}\n{}\ncustos-chain {}\ncustos-time {}\n",
+            self.origin,
+            self.size,
+            B64.encode(self.root),
+            B64.encode(self.chain),
+            self.time_ms
+        )
+    }
+
+    pub fn parse_body(body: &str) -> Result<Self, LedgerError> {
+        let lines: Vec<&str> = body.strip_suffix('\n').unwrap_or(body).split('\n').collect();
+        let [origin, size, root, rest @ ..] = lines.as_slice() else {
+            return Err(bad("checkpoint has fewer than 3 lines"));
+        };
+        let size = size.parse().map_err(|_| bad(format!("checkpoint size {size:?} is not a number")))?;
+        let hash = |b: &str, what: &str| -> Result<Hash, LedgerError> {
+            B64.decode(b).ok().and_then(|v| v.try_into().ok()).ok_or_else(|| bad(format!("checkpoint {what} is not a base64 SHA-256")))
+        };
+        let ext = |prefix: &str| rest.iter().find_map(|l| l.strip_prefix(prefix));
+        let chain = hash(ext("custos-chain ").ok_or_else(|| bad("checkpoint has no custos-chain line"))?, "chain")?;
+        let time_ms = ext("custos-time ").and_then(|t| t.parse().ok()).ok_or_else(|| bad("checkpoint has no custos-time line"))?;
+        Ok(Self { origin: (*origin).to_owned(), size, root: hash(root, "root")?, chain, time_ms })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_open_and_reject_tampering() {
+        let s = NoteSigner::generate("custos.example/ledger").expect("key");
+        let cp = Checkpoint { origin: "custos.example/ledger".into(), size: 3, root: [7; 32], chain: [9; 32], time_ms: 5 };
+        let note = s.sign(&cp.body());
+        assert!(note.contains("\n\n\u{2014} custos.example/ledger "));
+        let keys = [s.verifier()];
+        let (body, by) = open(&note, &keys).expect("verifies");
+        assert_eq!(Checkpoint::parse_body(body).expect("body"), cp);
+        assert_eq!(by, vec!["custos.example/ledger".to_owned()]);
+        let tampered = note.replacen("\n3\n", "\n4\n", 1);
+        assert!(open(&tampered, &keys).is_err());
+        let other = NoteSigner::generate("custos.example/ledger").expect("key");
+        assert!(open(&note, &[other.verifier()]).is_err(), "an unknown key is not trusted");
+    }
+
+    #[test]
+    fn keys_round_trip_and_ids_are_checked() {
+        let s = NoteSigner::generate("a").expect("key");
+        let again = NoteSigner::parse(&s.encode()).expect("parse");
+        assert_eq!(again.verifier(), s.verifier());
+        let v = VerifierKey::parse(&s.verifier().encode()).expect("parse");
+        assert_eq!(v, s.verifier());
+        let wrong_id = format!("a+00000000+{}", s.verifier().encode().rsplit('+').next().unwrap_or(""));
+        assert!(VerifierKey::parse(&wrong_id).is_err());
+        assert!(NoteSigner::generate("has space").is_err());
+    }
+
+    /// The example keys published with Go's sumdb note package (the reference
+    /// implementation of signed-note): the id in each string must match.
+    #[test]
+    fn reference_key_vectors() {
+        let v = VerifierKey::parse("PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW").expect("reference verifier key");
+        assert_eq!(hex::encode(v.id), "c74f20a3");
+        let s = NoteSigner::parse("PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz").expect("reference signer key");
+        assert_eq!(s.verifier(), v);
+    }
+}

@@ -1,0 +1,527 @@
+//! Append-only storage: segment files of framed records, a log of signed
+//! checkpoints, and the writer that group-commits appends.
+//!
+//! Frame = `u32 LE length | u32 LE CRC32C(length bytes || payload) | payload`.
+//! Segments are `segments/<first index, 20 digits>.seg`; `checkpoints.log` holds
+//! signed notes in the same frames; `keys.vkey` lists every verifier key ever
+//! used, one per line.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufReader, Read, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::merkle::{Frontier, Hash, leaf_hash};
+use crate::note::{Checkpoint, NoteSigner, VerifierKey, open};
+use crate::record::{KeyRecord, RecordKind, encode};
+use crate::LedgerError;
+
+pub(crate) const SEGMENTS: &str = "segments";
+pub(crate) const CHECKPOINTS: &str = "checkpoints.log";
+pub(crate) const VKEYS: &str = "keys.vkey";
+const FRAME_HEADER: usize = 8;
+/// Largest record accepted; also bounds what a reader allocates for a frame.
+pub const MAX_RECORD: usize = 16 * 1024 * 1024;
+
+fn io(path: &Path, what: &str, e: std::io::Error) -> LedgerError {
+    LedgerError::Io { path: path.to_path_buf(), what: what.to_owned(), source: e }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn frame_crc(len: [u8; 4], payload: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(&len), payload)
+}
+
+pub(crate) fn write_frame(out: &mut Vec<u8>, payload: &[u8]) {
+    let len = (payload.len() as u32).to_le_bytes();
+    out.extend_from_slice(&len);
+    out.extend_from_slice(&frame_crc(len, payload).to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// Why reading frames stopped early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FrameFault {
+    /// The file ends inside a frame (a torn write).
+    Truncated,
+    /// A frame's CRC or length is wrong.
+    Corrupt(String),
+}
+
+/// Reads frames from `bytes`, calling `f(offset, payload)`. Returns the end
+/// offset of the last good frame and the fault that stopped reading, if any.
+pub(crate) fn read_frames(bytes: &[u8], mut f: impl FnMut(usize, &[u8]) -> Result<(), LedgerError>) -> Result<(usize, Option<FrameFault>), LedgerError> {
+    let mut at = 0;
+    while at < bytes.len() {
+        let Some(header) = bytes.get(at..at + FRAME_HEADER) else { return Ok((at, Some(FrameFault::Truncated))) };
+        let len_bytes = [header[0], header[1], header[2], header[3]];
+        let len = u32::from_le_bytes(len_bytes) as usize;
+        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        if len > MAX_RECORD {
+            return Ok((at, Some(FrameFault::Corrupt(format!("frame length {len} exceeds {MAX_RECORD}")))));
+        }
+        let Some(payload) = bytes.get(at + FRAME_HEADER..at + FRAME_HEADER + len) else {
+            return Ok((at, Some(FrameFault::Truncated)));
+        };
+        if frame_crc(len_bytes, payload) != crc {
+            return Ok((at, Some(FrameFault::Corrupt("CRC32C mismatch".into()))));
+        }
+        f(at, payload)?;
+        at += FRAME_HEADER + len;
+    }
+    Ok((at, None))
+}
+
+/// Segment files in index order, with the first index each one holds.
+pub(crate) fn segment_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LedgerError> {
+    let seg_dir = dir.join(SEGMENTS);
+    let mut out = Vec::new();
+    let entries = match fs::read_dir(&seg_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(io(&seg_dir, "list segments", e)),
+    };
+    for entry in entries {
+        let path = entry.map_err(|e| io(&seg_dir, "list segments", e))?.path();
+        let first = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".seg"))
+            .and_then(|n| n.parse::<u64>().ok())
+            .ok_or_else(|| LedgerError::Corrupt { index: None, what: format!("unexpected file {} in segments/", path.display()) })?;
+        out.push((first, path));
+    }
+    out.sort();
+    Ok(out)
+}
+
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, LedgerError> {
+    let mut bytes = Vec::new();
+    File::open(path).and_then(|f| BufReader::new(f).read_to_end(&mut bytes)).map_err(|e| io(path, "read", e))?;
+    Ok(bytes)
+}
+
+/// Reads every checkpoint note in `checkpoints.log` (the file may be missing).
+pub(crate) fn read_checkpoint_notes(dir: &Path) -> Result<(Vec<String>, usize, Option<FrameFault>), LedgerError> {
+    let path = dir.join(CHECKPOINTS);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0, None)),
+        Err(e) => return Err(io(&path, "read", e)),
+    };
+    let mut notes = Vec::new();
+    let (end, fault) = read_frames(&bytes, |_, p| {
+        notes.push(String::from_utf8(p.to_vec()).map_err(|_| LedgerError::Note("checkpoint is not UTF-8".into()))?);
+        Ok(())
+    })?;
+    Ok((notes, end, fault))
+}
+
+pub(crate) fn read_vkeys(dir: &Path) -> Result<Vec<VerifierKey>, LedgerError> {
+    let path = dir.join(VKEYS);
+    let text = fs::read_to_string(&path).map_err(|e| io(&path, "read verifier keys", e))?;
+    let keys: Vec<VerifierKey> = text.lines().map(VerifierKey::parse).collect::<Result<_, _>>()?;
+    // The file is written in one exact form; anything else is a change to it.
+    let canonical: String = keys.iter().map(|k| format!("{}\n", k.encode())).collect();
+    if canonical != text {
+        return Err(LedgerError::Corrupt { index: None, what: format!("{VKEYS} is not in its canonical form") });
+    }
+    Ok(keys)
+}
+
+/// Hash-chain step: chain[i] = SHA-256(chain[i-1] || leaf_hash[i]), chain[-1] = 32 zero bytes.
+pub fn chain_next(prev: &Hash, leaf: &Hash) -> Hash {
+    let mut h = Sha256::new();
+    h.update(prev);
+    h.update(leaf);
+    h.finalize().into()
+}
+
+/// Tunables of the writer.
+#[derive(Debug, Clone)]
+pub struct LedgerOptions {
+    /// Roll to a new segment past this many bytes. Default 64 MiB.
+    pub segment_bytes: u64,
+    /// Sign a checkpoint this often while records arrive. Default 1 s.
+    pub checkpoint_interval: Duration,
+    /// Append requests queued before `append` waits. Default 1024.
+    pub queue: usize,
+}
+
+impl Default for LedgerOptions {
+    fn default() -> Self {
+        Self { segment_bytes: 64 << 20, checkpoint_interval: Duration::from_secs(1), queue: 1024 }
+    }
+}
+
+/// What opening found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    pub created: bool,
+    pub records: u64,
+    /// Bytes cut from a torn segment tail (never records a checkpoint covers).
+    pub truncated_bytes: u64,
+    /// Set when the signing key was not yet in the ledger and a `key` record introduced it.
+    pub introduced_key: Option<String>,
+}
+
+enum Cmd {
+    Append(Vec<Vec<u8>>, oneshot::Sender<Result<Range<u64>, LedgerError>>),
+    Tick,
+    Close(oneshot::Sender<Result<(), LedgerError>>),
+}
+
+struct Shared {
+    size: AtomicU64,
+    latest: Mutex<Option<String>>,
+}
+
+/// The ledger writer's handle. `append` resolves with the records' indices
+/// only after they are on disk (`fdatasync`); many appends share one sync.
+pub struct Ledger {
+    tx: mpsc::Sender<Cmd>,
+    shared: Arc<Shared>,
+    origin: String,
+}
+
+struct Writer {
+    dir: PathBuf,
+    opts: LedgerOptions,
+    signer: NoteSigner,
+    origin: String,
+    segment: File,
+    segment_path: PathBuf,
+    segment_len: u64,
+    checkpoints: File,
+    frontier: Frontier,
+    chain: Hash,
+    last_signed_size: u64,
+    last_signed_at: Instant,
+    shared: Arc<Shared>,
+}
+
+impl Ledger {
+    /// Opens (or creates) the ledger in `dir`, recovering from a torn tail.
+    /// `origin` names the log in its checkpoints; the signer's name must equal it.
+    pub fn open(dir: &Path, origin: &str, signer: NoteSigner, opts: LedgerOptions) -> Result<(Self, OpenReport), LedgerError> {
+        if signer.name() != origin {
+            return Err(LedgerError::Note(format!("signing key {} does not sign for origin {origin}", signer.name())));
+        }
+        fs::create_dir_all(dir.join(SEGMENTS)).map_err(|e| io(dir, "create ledger directory", e))?;
+        let mut report = OpenReport::default();
+        let (frontier, chain) = recover(dir, origin, &mut report)?;
+        let segments = segment_files(dir)?;
+        let segment_path = segments.last().map_or_else(|| dir.join(SEGMENTS).join(format!("{:020}.seg", 0)), |(_, p)| p.clone());
+        let segment = OpenOptions::new().create(true).append(true).open(&segment_path).map_err(|e| io(&segment_path, "open segment", e))?;
+        let segment_len = segment.metadata().map_err(|e| io(&segment_path, "stat", e))?.len();
+        let cp_path = dir.join(CHECKPOINTS);
+        let checkpoints = OpenOptions::new().create(true).append(true).open(&cp_path).map_err(|e| io(&cp_path, "open", e))?;
+        sync_dir(dir)?;
+        sync_dir(&dir.join(SEGMENTS))?;
+        let (notes, _, _) = read_checkpoint_notes(dir)?;
+        let shared = Arc::new(Shared { size: AtomicU64::new(frontier.size()), latest: Mutex::new(notes.last().cloned()) });
+        let mut w = Writer {
+            dir: dir.to_path_buf(),
+            opts: opts.clone(),
+            signer,
+            origin: origin.to_owned(),
+            segment,
+            segment_path,
+            segment_len,
+            checkpoints,
+            last_signed_size: notes.last().and_then(|n| n.find("\n\n").and_then(|i| Checkpoint::parse_body(&n[..i + 1]).ok())).map_or(u64::MAX, |c| c.size),
+            frontier,
+            chain,
+            last_signed_at: Instant::now(),
+            shared: shared.clone(),
+        };
+        // Make sure the signing key is introduced by a `key` record and listed.
+        let vkey = w.signer.verifier().encode();
+        let known = fs::read_to_string(dir.join(VKEYS)).unwrap_or_default();
+        if !known.lines().any(|l| l.trim() == vkey) {
+            let mut f = OpenOptions::new().create(true).append(true).open(dir.join(VKEYS)).map_err(|e| io(&dir.join(VKEYS), "open", e))?;
+            f.write_all(format!("{vkey}\n").as_bytes()).and_then(|()| f.sync_all()).map_err(|e| io(&dir.join(VKEYS), "write", e))?;
+            let rec = encode(RecordKind::Key, now_ms(), &KeyRecord { action: "introduced".into(), origin: origin.to_owned(), vkey: vkey.clone() })?;
+            w.append_group(&[rec])?;
+            report.introduced_key = Some(vkey);
+        }
+        report.records = w.frontier.size();
+        if w.last_signed_size != w.frontier.size() {
+            w.sign_checkpoint()?;
+        }
+        let (tx, rx) = mpsc::channel(opts.queue.max(1));
+        std::thread::Builder::new()
+            .name("custos-ledger".into())
+            .spawn(move || w.run(rx))
+            .map_err(|e| io(dir, "start writer thread", e))?;
+        let ticker = tx.clone();
+        let interval = opts.checkpoint_interval;
+        std::thread::Builder::new()
+            .name("custos-ledger-tick".into())
+            .spawn(move || {
+                // Wakes an idle writer so a checkpoint follows the last append within `interval`.
+                loop {
+                    std::thread::sleep(interval / 2);
+                    if let Err(mpsc::error::TrySendError::Closed(_)) = ticker.try_send(Cmd::Tick) {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| io(dir, "start ticker thread", e))?;
+        Ok((Self { tx, shared, origin: origin.to_owned() }, report))
+    }
+
+    /// Appends records; resolves with their indices once they are durable.
+    pub async fn append(&self, records: Vec<Vec<u8>>) -> Result<Range<u64>, LedgerError> {
+        if let Some(r) = records.iter().find(|r| r.len() > MAX_RECORD) {
+            return Err(LedgerError::Record(format!("record of {} bytes exceeds {MAX_RECORD}", r.len())));
+        }
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Cmd::Append(records, reply)).await.map_err(|_| LedgerError::Closed)?;
+        rx.await.map_err(|_| LedgerError::Closed)?
+    }
+
+    /// Records durably appended so far.
+    pub fn size(&self) -> u64 {
+        self.shared.size.load(Ordering::Acquire)
+    }
+
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The latest signed checkpoint note.
+    pub fn latest_checkpoint(&self) -> Option<String> {
+        self.shared.latest.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Signs a final checkpoint and stops the writer.
+    pub async fn close(&self) -> Result<(), LedgerError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Cmd::Close(reply)).await.map_err(|_| LedgerError::Closed)?;
+        rx.await.map_err(|_| LedgerError::Closed)?
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), LedgerError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io(dir, "sync directory", e))
+}
+
+/// Rebuilds the tree state from disk, truncating a torn tail of the last
+/// segment. Fails rather than truncate anything a signed checkpoint covers.
+fn recover(dir: &Path, origin: &str, report: &mut OpenReport) -> Result<(Frontier, Hash), LedgerError> {
+    let segments = segment_files(dir)?;
+    report.created = segments.is_empty();
+    let (notes, cp_end, cp_fault) = read_checkpoint_notes(dir)?;
+    if cp_fault.is_some() {
+        let path = dir.join(CHECKPOINTS);
+        tracing::warn!(path = %path.display(), "checkpoint log has a torn tail: truncating");
+        OpenOptions::new().write(true).open(&path).and_then(|f| f.set_len(cp_end as u64)).map_err(|e| io(&path, "truncate", e))?;
+    }
+    let keys = if dir.join(VKEYS).exists() { read_vkeys(dir)? } else { Vec::new() };
+    let mut signed: Vec<Checkpoint> = Vec::new();
+    for n in &notes {
+        let (body, _) = open(n, &keys)?;
+        let cp = Checkpoint::parse_body(body)?;
+        if cp.origin != origin {
+            return Err(LedgerError::Corrupt { index: None, what: format!("checkpoint origin {} is not {origin}", cp.origin) });
+        }
+        signed.push(cp);
+    }
+    let covered = signed.iter().map(|c| c.size).max().unwrap_or(0);
+    let mut frontier = Frontier::default();
+    let mut chain = [0u8; 32];
+    let check = |f: &Frontier, chain: &Hash| -> Result<(), LedgerError> {
+        for cp in signed.iter().filter(|c| c.size == f.size()) {
+            if cp.root != f.root() || cp.chain != *chain {
+                return Err(LedgerError::Corrupt { index: Some(f.size()), what: format!("records do not match the signed checkpoint of size {}", cp.size) });
+            }
+        }
+        Ok(())
+    };
+    check(&frontier, &chain)?;
+    for (i, (first, path)) in segments.iter().enumerate() {
+        if *first != frontier.size() {
+            return Err(LedgerError::Corrupt { index: Some(frontier.size()), what: format!("segment {} starts at index {first}", path.display()) });
+        }
+        let bytes = read_file(path)?;
+        let (end, fault) = read_frames(&bytes, |_, payload| {
+            let leaf = leaf_hash(payload);
+            chain = chain_next(&chain, &leaf);
+            frontier.push(leaf);
+            check(&frontier, &chain)
+        })?;
+        if let Some(fault) = fault {
+            let last = i + 1 == segments.len();
+            if !last || frontier.size() < covered {
+                return Err(LedgerError::Corrupt { index: Some(frontier.size()), what: format!("{}: {fault:?} at byte {end}", path.display()) });
+            }
+            report.truncated_bytes = (bytes.len() - end) as u64;
+            tracing::warn!(path = %path.display(), at = end, bytes = report.truncated_bytes, "torn tail after a crash: truncating to the last good record");
+            OpenOptions::new().write(true).open(path).and_then(|f| f.set_len(end as u64)).and_then(|()| File::open(path)?.sync_all()).map_err(|e| io(path, "truncate", e))?;
+        }
+    }
+    if frontier.size() < covered {
+        return Err(LedgerError::Corrupt { index: Some(frontier.size()), what: format!("a signed checkpoint covers {covered} records but only {} exist", frontier.size()) });
+    }
+    Ok((frontier, chain))
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
+        let mut failed: Option<String> = None;
+        while let Some(first) = rx.blocking_recv() {
+            let mut group: Vec<(Vec<Vec<u8>>, oneshot::Sender<Result<Range<u64>, LedgerError>>)> = Vec::new();
+            let mut close = None;
+            let mut pending = Some(first);
+            let mut count = 0usize;
+            while let Some(cmd) = pending.take() {
+                match cmd {
+                    Cmd::Append(recs, reply) => {
+                        count += recs.len();
+                        group.push((recs, reply));
+                    }
+                    Cmd::Tick => {}
+                    Cmd::Close(reply) => {
+                        close = Some(reply);
+                        break;
+                    }
+                }
+                // Group commit: take what is already queued, up to a bound.
+                if count < 65_536 {
+                    pending = rx.try_recv().ok();
+                }
+            }
+            if !group.is_empty() {
+                let result = match &failed {
+                    Some(why) => Err(why.clone()),
+                    None => {
+                        let all: Vec<&[u8]> = group.iter().flat_map(|(r, _)| r.iter().map(Vec::as_slice)).collect();
+                        self.append_group(&all).map_err(|e| e.to_string())
+                    }
+                };
+                match result {
+                    Ok(range) => {
+                        let mut next = range.start;
+                        for (recs, reply) in group {
+                            let end = next + recs.len() as u64;
+                            let _ = reply.send(Ok(next..end));
+                            next = end;
+                        }
+                    }
+                    Err(why) => {
+                        tracing::error!(error = %why, "ledger append failed: refusing further appends");
+                        failed = Some(why.clone());
+                        for (_, reply) in group {
+                            let _ = reply.send(Err(LedgerError::Failed(why.clone())));
+                        }
+                    }
+                }
+            }
+            let due = self.last_signed_at.elapsed() >= self.opts.checkpoint_interval;
+            if failed.is_none() && self.last_signed_size != self.frontier.size() && (due || close.is_some())
+                && let Err(e) = self.sign_checkpoint()
+            {
+                tracing::error!(error = %e, "signing a checkpoint failed");
+                failed = Some(e.to_string());
+            }
+            if let Some(reply) = close {
+                let _ = reply.send(match &failed {
+                    Some(why) => Err(LedgerError::Failed(why.clone())),
+                    None => Ok(()),
+                });
+                return;
+            }
+        }
+        // Every handle is gone: sign what was appended.
+        if failed.is_none() && self.last_signed_size != self.frontier.size() {
+            let _ = self.sign_checkpoint();
+        }
+    }
+
+    /// Writes and syncs one group; returns the indices it took.
+    fn append_group(&mut self, records: &[impl AsRef<[u8]>]) -> Result<Range<u64>, LedgerError> {
+        let start = self.frontier.size();
+        let mut buf = Vec::with_capacity(records.iter().map(|r| r.as_ref().len() + FRAME_HEADER).sum());
+        let mut leaves = Vec::with_capacity(records.len());
+        for r in records {
+            let r = r.as_ref();
+            if self.segment_len + buf.len() as u64 > self.opts.segment_bytes && self.segment_len + buf.len() as u64 > 0 {
+                self.flush(&buf)?;
+                buf.clear();
+                self.roll(start + leaves.len() as u64)?;
+            }
+            write_frame(&mut buf, r);
+            leaves.push(leaf_hash(r));
+        }
+        self.flush(&buf)?;
+        self.segment.sync_data().map_err(|e| io(&self.segment_path, "fdatasync", e))?;
+        for leaf in leaves {
+            self.chain = chain_next(&self.chain, &leaf);
+            self.frontier.push(leaf);
+        }
+        self.shared.size.store(self.frontier.size(), Ordering::Release);
+        Ok(start..self.frontier.size())
+    }
+
+    fn flush(&mut self, buf: &[u8]) -> Result<(), LedgerError> {
+        self.segment.write_all(buf).map_err(|e| io(&self.segment_path, "write", e))?;
+        self.segment_len += buf.len() as u64;
+        Ok(())
+    }
+
+    fn roll(&mut self, first_index: u64) -> Result<(), LedgerError> {
+        self.segment.sync_data().map_err(|e| io(&self.segment_path, "fdatasync", e))?;
+        self.segment_path = self.dir.join(SEGMENTS).join(format!("{first_index:020}.seg"));
+        self.segment = OpenOptions::new().create(true).append(true).open(&self.segment_path).map_err(|e| io(&self.segment_path, "create segment", e))?;
+        self.segment_len = 0;
+        sync_dir(&self.dir.join(SEGMENTS))
+    }
+
+    fn sign_checkpoint(&mut self) -> Result<(), LedgerError> {
+        let cp = Checkpoint { origin: self.origin.clone(), size: self.frontier.size(), root: self.frontier.root(), chain: self.chain, time_ms: now_ms() };
+        let note = self.signer.sign(&cp.body());
+        let mut buf = Vec::with_capacity(note.len() + FRAME_HEADER);
+        write_frame(&mut buf, note.as_bytes());
+        let path = self.dir.join(CHECKPOINTS);
+        self.checkpoints.write_all(&buf).and_then(|()| self.checkpoints.sync_data()).map_err(|e| io(&path, "write checkpoint", e))?;
+        self.last_signed_size = cp.size;
+        self.last_signed_at = Instant::now();
+        *self.shared.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(note);
+        Ok(())
+    }
+}
+
+/// Calls `f(index, record)` for every record in the ledger at `dir`, in order.
+/// A torn tail ends the scan quietly (the writer would truncate it on open);
+/// any other fault is an error naming the index.
+pub fn for_each_record(dir: &Path, mut f: impl FnMut(u64, &[u8])) -> Result<u64, LedgerError> {
+    let mut index = 0u64;
+    let segments = segment_files(dir)?;
+    for (i, (first, path)) in segments.iter().enumerate() {
+        if *first != index {
+            return Err(LedgerError::Corrupt { index: Some(index), what: format!("segment {} starts at index {first}", path.display()) });
+        }
+        let bytes = read_file(path)?;
+        let (_, fault) = read_frames(&bytes, |_, p| {
+            f(index, p);
+            index += 1;
+            Ok(())
+        })?;
+        match fault {
+            None => {}
+            Some(FrameFault::Truncated) if i + 1 == segments.len() => {}
+            Some(fault) => return Err(LedgerError::Corrupt { index: Some(index), what: format!("{}: {fault:?}", path.display()) }),
+        }
+    }
+    Ok(index)
+}
