@@ -1,1 +1,25 @@
+//! Custos correlation: an event-time engine that joins cyber and physical
+//! events into alerts, and the incidents that group them.
+//!
+//! The engine is pure: events arrive with their ledger index, time arrives
+//! through [`Engine::on_tick`]; no clock, no I/O.
 
+mod alert;
+mod engine;
+mod incident;
+mod rules;
+mod watermark;
+
+pub use alert::{Alert, Entity, EntityKind};
+pub use engine::{Engine, EngineConfig, EngineStats};
+pub use incident::{Incident, IncidentBook, IncidentState};
+pub use rules::BUILTIN_RULES;
+
+/// Correlation failures (configuration and state changes).
+#[derive(Debug, thiserror::Error)]
+pub enum CorrelateError {
+    #[error("incident {0} does not exist")]
+    NoSuchIncident(String),
+    #[error("incident {id}: cannot go from {from} to {to}")]
+    BadTransition { id: String, from: String, to: String },
+}

@@ -1,0 +1,337 @@
+//! The correlation engine: built-in cyber-physical rules on event time.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use ingest::event::{EventClass, OtAccess, activity, severity, status};
+use ingest::inventory::{AssetKind, Criticality};
+use ingest::{Event, Inventory};
+use serde::Deserialize;
+
+use crate::alert::{Alert, Entity, EntityKind};
+use crate::rules::{BADGE_DENIED_THEN_EWS_LOGIN, OT_WRITE_OWNER_OFFSITE, PLC_CHANGE_OUTSIDE_WINDOW, RuleInfo};
+use crate::watermark::Watermarks;
+
+fn default_lateness() -> u64 {
+    5_000
+}
+fn default_idle() -> u64 {
+    30_000
+}
+fn default_login_window() -> u64 {
+    5 * 60_000
+}
+fn default_presence() -> u64 {
+    12 * 3_600_000
+}
+fn default_max_per_key() -> usize {
+    256
+}
+
+/// `[correlate]` settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// How late (event time) an event may arrive and still count. Default 5000 ms.
+    #[serde(default = "default_lateness")]
+    pub allowed_lateness_ms: u64,
+    /// A source silent this long (processing time) stops holding the watermark. Default 30000 ms.
+    #[serde(default = "default_idle")]
+    pub idle_timeout_ms: u64,
+    /// badge-denied-then-ews-login join window. Default 5 minutes.
+    #[serde(default = "default_login_window")]
+    pub login_window_ms: u64,
+    /// ot-write-owner-offsite presence look-back. Default 12 hours.
+    #[serde(default = "default_presence")]
+    pub presence_lookback_ms: u64,
+    /// State entries kept per key and rule (oldest evicted first). Default 256.
+    #[serde(default = "default_max_per_key")]
+    pub max_entries_per_key: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            allowed_lateness_ms: default_lateness(),
+            idle_timeout_ms: default_idle(),
+            login_window_ms: default_login_window(),
+            presence_lookback_ms: default_presence(),
+            max_entries_per_key: default_max_per_key(),
+        }
+    }
+}
+
+/// Counters the engine reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EngineStats {
+    pub events: u64,
+    /// Events whose time was already behind the watermark when they arrived.
+    pub late_events: u64,
+    pub alerts: u64,
+    pub state_entries: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    time: i64,
+    index: u64,
+}
+
+#[derive(Debug, Clone)]
+struct PendingWrite {
+    time: i64,
+    index: u64,
+    person: String,
+    src_asset: String,
+    dst_asset: String,
+    zone: Option<String>,
+}
+
+/// Bounded, time-ordered entries per key.
+#[derive(Debug, Default)]
+struct KeyedSeen(HashMap<(String, String), VecDeque<Seen>>);
+
+impl KeyedSeen {
+    fn insert(&mut self, key: (String, String), s: Seen, max: usize) {
+        let q = self.0.entry(key).or_default();
+        let at = q.partition_point(|e| e.time <= s.time);
+        q.insert(at, s);
+        while q.len() > max {
+            q.pop_front();
+        }
+    }
+    fn between<'a>(&'a self, key: &(String, String), from: i64, to: i64) -> impl Iterator<Item = &'a Seen> + 'a {
+        self.0.get(key).into_iter().flat_map(move |q| q.iter().filter(move |e| e.time >= from && e.time <= to))
+    }
+    fn evict_before(&mut self, t: i64) {
+        self.0.retain(|_, q| {
+            while q.front().is_some_and(|e| e.time < t) {
+                q.pop_front();
+            }
+            !q.is_empty()
+        });
+    }
+    fn len(&self) -> usize {
+        self.0.values().map(VecDeque::len).sum()
+    }
+}
+
+/// The correlation engine.
+pub struct Engine {
+    inventory: Arc<Inventory>,
+    cfg: EngineConfig,
+    watermarks: Watermarks,
+    now: i64,
+    denials: KeyedSeen,
+    logins: KeyedSeen,
+    /// Granted badge events per person (key: person, "").
+    presence: KeyedSeen,
+    /// Writes waiting for the watermark, by event time.
+    pending_writes: BTreeMap<(i64, u64), PendingWrite>,
+    stats: EngineStats,
+}
+
+fn asset_severity(base: u8, criticality: Option<Criticality>) -> u8 {
+    match criticality {
+        Some(Criticality::Critical) => severity::CRITICAL.max(base),
+        _ => base,
+    }
+}
+
+impl Engine {
+    pub fn new(inventory: Arc<Inventory>, cfg: EngineConfig) -> Self {
+        Self {
+            watermarks: Watermarks::new(cfg.allowed_lateness_ms as i64, cfg.idle_timeout_ms as i64),
+            inventory,
+            cfg,
+            now: i64::MIN,
+            denials: KeyedSeen::default(),
+            logins: KeyedSeen::default(),
+            presence: KeyedSeen::default(),
+            pending_writes: BTreeMap::new(),
+            stats: EngineStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            state_entries: (self.denials.len() + self.logins.len() + self.presence.len() + self.pending_writes.len()) as u64,
+            ..self.stats
+        }
+    }
+
+    pub fn watermark(&self) -> Option<i64> {
+        self.watermarks.watermark(self.now)
+    }
+
+    fn alert(&mut self, rule: &RuleInfo, key: String, severity_id: u8, time: i64, entity: Entity, zone: Option<String>, events: Vec<u64>, summary: String) -> Option<Alert> {
+        // Each pattern completes exactly once (by the later of its events), so
+        // the id needs no de-duplication set.
+        let id = format!("{}:{key}", rule.id);
+        self.stats.alerts += 1;
+        Some(Alert {
+            id,
+            rule: rule.id.to_owned(),
+            title: rule.title.to_owned(),
+            severity_id,
+            attack: rule.attack.iter().map(|s| (*s).to_owned()).collect(),
+            time,
+            entity,
+            zone,
+            events,
+            summary,
+        })
+    }
+
+    /// Feeds one ledgered event. Returns the alerts it completes.
+    pub fn on_event(&mut self, index: u64, e: &Event) -> Vec<Alert> {
+        self.stats.events += 1;
+        self.now = self.now.max(e.observed_time);
+        if self.watermark().is_some_and(|wm| e.time < wm) {
+            self.stats.late_events += 1;
+        }
+        self.watermarks.observe(&e.metadata.source, e.time, e.observed_time);
+        let mut out = Vec::new();
+        match e.class() {
+            Some(EventClass::PhysicalAccess) => self.physical(index, e, &mut out),
+            Some(EventClass::Authentication) => self.login(index, e, &mut out),
+            Some(EventClass::DeviceConfigStateChange) => self.config_change(index, e, &mut out),
+            _ => {}
+        }
+        if e.ot.as_ref().is_some_and(|o| o.access == OtAccess::Write) {
+            self.ot_write(index, e);
+        }
+        out.extend(self.advance());
+        out
+    }
+
+    /// Processing time moves on (idle sources stop holding the watermark).
+    pub fn on_tick(&mut self, now: i64) -> Vec<Alert> {
+        self.now = self.now.max(now);
+        self.advance()
+    }
+
+    fn physical(&mut self, index: u64, e: &Event, out: &mut Vec<Alert>) {
+        let Some(person) = e.person().map(str::to_owned) else { return };
+        match e.activity_id {
+            activity::BADGE_GRANTED => {
+                self.presence.insert((person, String::new()), Seen { time: e.time, index }, self.cfg.max_entries_per_key);
+            }
+            activity::BADGE_DENIED => {
+                let Some(zone) = e.zone.clone() else { return };
+                let key = (person.clone(), zone.clone());
+                let window = self.cfg.login_window_ms as i64;
+                let matches: Vec<Seen> = self.logins.between(&key, e.time, e.time + window).copied().collect();
+                for login in matches {
+                    out.extend(self.badge_login_alert(&person, &zone, Seen { time: e.time, index }, login));
+                }
+                self.denials.insert(key, Seen { time: e.time, index }, self.cfg.max_entries_per_key);
+            }
+            _ => {}
+        }
+    }
+
+    fn login(&mut self, index: u64, e: &Event, out: &mut Vec<Alert>) {
+        if e.activity_id != activity::AUTH_LOGON || e.status_id == Some(status::FAILURE) {
+            return;
+        }
+        let on_ews = e.device.as_ref().and_then(|d| d.kind.as_deref()) == Some(AssetKind::Ews.as_str());
+        let (Some(person), Some(zone), true) = (e.person().map(str::to_owned), e.zone.clone(), on_ews) else { return };
+        let key = (person.clone(), zone.clone());
+        let window = self.cfg.login_window_ms as i64;
+        let matches: Vec<Seen> = self.denials.between(&key, e.time - window, e.time).copied().collect();
+        for denial in matches {
+            out.extend(self.badge_login_alert(&person, &zone, denial, Seen { time: e.time, index }));
+        }
+        self.logins.insert(key, Seen { time: e.time, index }, self.cfg.max_entries_per_key);
+    }
+
+    fn badge_login_alert(&mut self, person: &str, zone: &str, denial: Seen, login: Seen) -> Option<Alert> {
+        let gap = (login.time - denial.time) / 1000;
+        self.alert(
+            &BADGE_DENIED_THEN_EWS_LOGIN,
+            format!("{}-{}", denial.index, login.index),
+            severity::HIGH,
+            login.time,
+            Entity { kind: EntityKind::Person, id: person.to_owned() },
+            Some(zone.to_owned()),
+            vec![denial.index, login.index],
+            format!("{person} was denied at a door of zone {zone}, then logged on to an engineering workstation there {gap} s later"),
+        )
+    }
+
+    fn config_change(&mut self, index: u64, e: &Event, out: &mut Vec<Alert>) {
+        let Some(change) = &e.change else { return };
+        if change.result != "different" {
+            return;
+        }
+        let Some(asset_id) = e.device.as_ref().and_then(|d| d.asset.clone()) else { return };
+        let asset = self.inventory.asset(&asset_id).cloned();
+        if asset.as_ref().is_some_and(|a| a.kind != AssetKind::Plc) {
+            return;
+        }
+        if let Some(a) = &asset
+            && (self.inventory.maintenance_window_at(a, e.time).is_some() || self.inventory.open_ticket_at(a, e.time).is_some())
+        {
+            return;
+        }
+        let files = change.changed_files.join(", ");
+        let who = e.actor.as_ref().and_then(|a| a.user.clone()).map(|u| format!(" (backup by {u})")).unwrap_or_default();
+        out.extend(self.alert(
+            &PLC_CHANGE_OUTSIDE_WINDOW,
+            index.to_string(),
+            asset_severity(severity::HIGH, asset.as_ref().map(|a| a.criticality)),
+            e.time,
+            Entity { kind: EntityKind::Asset, id: asset_id.clone() },
+            e.zone.clone(),
+            vec![index],
+            format!("{asset_id} differs from its released program ({files}) with no maintenance window or open change ticket{who}"),
+        ));
+    }
+
+    fn ot_write(&mut self, index: u64, e: &Event) {
+        let dst_is_plc = e.device.as_ref().and_then(|d| d.kind.as_deref()) == Some(AssetKind::Plc.as_str());
+        let src_asset = e.src.as_ref().and_then(|s| s.asset.clone());
+        let owner = src_asset.as_deref().and_then(|a| self.inventory.asset(a)).and_then(|a| a.owner.clone());
+        let (true, Some(src_asset), Some(person)) = (dst_is_plc, src_asset, owner) else { return };
+        let dst_asset = e.device.as_ref().and_then(|d| d.asset.clone()).unwrap_or_default();
+        self.pending_writes.insert((e.time, index), PendingWrite { time: e.time, index, person, src_asset, dst_asset, zone: e.zone.clone() });
+    }
+
+    /// Decides what the watermark has made final, and evicts old state.
+    fn advance(&mut self) -> Vec<Alert> {
+        let Some(wm) = self.watermark() else { return Vec::new() };
+        let mut out = Vec::new();
+        while let Some(entry) = self.pending_writes.first_entry() {
+            if entry.key().0 > wm {
+                break;
+            }
+            let w = entry.remove();
+            let lookback = self.cfg.presence_lookback_ms as i64;
+            let present = self.presence.between(&(w.person.clone(), String::new()), w.time - lookback, w.time).next().is_some();
+            if present {
+                continue;
+            }
+            let crit = self.inventory.asset(&w.dst_asset).map(|a| a.criticality);
+            let hours = lookback / 3_600_000;
+            out.extend(self.alert(
+                &OT_WRITE_OWNER_OFFSITE,
+                w.index.to_string(),
+                asset_severity(severity::HIGH, crit),
+                w.time,
+                Entity { kind: EntityKind::Asset, id: w.src_asset.clone() },
+                w.zone.clone(),
+                vec![w.index],
+                format!("write to {} from {}, whose owner {} has not badged in on site in the last {hours} h", w.dst_asset, w.src_asset, w.person),
+            ));
+        }
+        let window = self.cfg.login_window_ms as i64;
+        self.denials.evict_before(wm - window);
+        self.logins.evict_before(wm - window);
+        self.presence.evict_before(wm - self.cfg.presence_lookback_ms as i64);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,221 @@
+use super::*;
+use ingest::{Format, Normalized, RawRecord, normalize};
+
+const INVENTORY: &str = r#"
+[[zones]]
+id = "cell-1"
+[[people]]
+id = "mallory"
+badges = ["4711"]
+accounts = ["mallory"]
+[[people]]
+id = "bob"
+badges = ["2002"]
+[[assets]]
+id = "EWS-01"
+hostname = "ews-01"
+kind = "ews"
+zone = "cell-1"
+ip = ["10.10.1.20"]
+[[assets]]
+id = "HMI-01"
+kind = "hmi"
+zone = "cell-1"
+[[assets]]
+id = "PLC-01"
+kind = "plc"
+zone = "cell-1"
+ip = ["10.10.1.10"]
+criticality = "critical"
+[[assets]]
+id = "PLC-02"
+kind = "plc"
+zone = "cell-1"
+[[assets]]
+id = "PLC-03"
+kind = "plc"
+zone = "cell-1"
+[[assets]]
+id = "LAPTOP-7"
+kind = "laptop"
+zone = "cell-1"
+ip = ["10.10.1.50"]
+owner = "bob"
+[[doors]]
+id = "CR-DOOR-1"
+area = "control-room"
+zone = "cell-1"
+[[maintenance_windows]]
+id = "MW-1"
+assets = ["PLC-02"]
+start = "2026-11-26T09:00:00Z"
+end = "2026-11-26T11:00:00Z"
+[[change_tickets]]
+id = "CHG-7"
+assets = ["PLC-03"]
+state = "open"
+start = "2026-11-26T09:00:00Z"
+end = "2026-11-26T11:00:00Z"
+"#;
+
+const T0: i64 = 1_795_687_200_000; // 2026-11-26T10:00:00Z
+
+fn iso(ms: i64) -> String {
+    ingest::time::format_rfc3339(ms)
+}
+
+struct Harness {
+    engine: Engine,
+    inventory: Arc<Inventory>,
+    next: u64,
+}
+
+impl Harness {
+    fn new() -> Self {
+        let inventory = Arc::new(Inventory::from_toml(INVENTORY).expect("inventory"));
+        Self { engine: Engine::new(inventory.clone(), EngineConfig::default()), inventory, next: 0 }
+    }
+
+    /// Feeds one source line observed at `observed`; returns (its index, alerts).
+    fn feed(&mut self, source: &str, format: Format, line: &str, observed: i64) -> (u64, Vec<Alert>) {
+        let raw = RawRecord::new(source.into(), format, observed, line.as_bytes().to_vec());
+        let Normalized::Event(e) = normalize(raw, &self.inventory, 0).record else { panic!("{line} did not parse") };
+        let index = self.next;
+        self.next += 1;
+        (index, self.engine.on_event(index, &e))
+    }
+
+    fn badge(&mut self, t: i64, badge: &str, result: &str, observed: i64) -> (u64, Vec<Alert>) {
+        let line = format!(r#"{{"time":"{}","badge":"{badge}","door":"CR-DOOR-1","result":"{result}"}}"#, iso(t));
+        self.feed("badge", Format::BadgeJson, &line, observed)
+    }
+
+    fn login(&mut self, t: i64, user: &str, host: &str, sig: &str, observed: i64) -> (u64, Vec<Alert>) {
+        let line = format!("<13>1 {} {host} win - - - CEF:0|Microsoft|Windows|10|{sig}|An account logon|3|duser={user} dhost={host}", iso(t));
+        self.feed("syslog", Format::Syslog, &line, observed)
+    }
+
+    fn plc(&mut self, t: i64, asset: &str, result: &str) -> (u64, Vec<Alert>) {
+        let line = format!(r#"{{"asset":"{asset}","backup":"b{t}","time":"{}","compared_with":"released","result":"{result}","changed_files":["OB1"]}}"#, iso(t));
+        self.feed("plc", Format::PlcBackup, &line, t + 1000)
+    }
+
+    fn modbus(&mut self, t: i64, src: &str, code: u8, observed: i64) -> (u64, Vec<Alert>) {
+        let line = format!(r#"{{"timestamp":"{}","event_type":"modbus","src_ip":"{src}","dest_ip":"10.10.1.10","dest_port":502,"modbus":{{"request":{{"unit_id":1,"function_raw":{code}}}}}}}"#, iso(t));
+        self.feed("eve", Format::SuricataEve, &line, observed)
+    }
+}
+
+fn rules(alerts: &[Alert]) -> Vec<&str> {
+    alerts.iter().map(|a| a.rule.as_str()).collect()
+}
+
+#[test]
+fn badge_denied_then_ews_login_within_window() {
+    let mut h = Harness::new();
+    let (deny, a) = h.badge(T0, "4711", "denied", T0);
+    assert!(a.is_empty());
+    let (login, a) = h.login(T0 + 120_000, "mallory", "ews-01", "4624", T0 + 120_000);
+    assert_eq!(rules(&a), ["badge-denied-then-ews-login"]);
+    assert_eq!(a[0].events, vec![deny, login]);
+    assert_eq!(a[0].attack, vec!["T0859".to_owned()]);
+    assert_eq!(a[0].entity, Entity { kind: EntityKind::Person, id: "mallory".into() });
+    assert_eq!(a[0].zone.as_deref(), Some("cell-1"));
+}
+
+#[test]
+fn badge_login_in_either_arrival_order() {
+    let mut h = Harness::new();
+    // The badge system delivers late: the login arrives first.
+    let (_, a) = h.login(T0 + 60_000, "mallory", "ews-01", "4624", T0 + 60_000);
+    assert!(a.is_empty());
+    let (_, a) = h.badge(T0, "4711", "denied", T0 + 61_000);
+    assert_eq!(rules(&a), ["badge-denied-then-ews-login"]);
+}
+
+#[test]
+fn badge_login_negative_cases() {
+    let mut h = Harness::new();
+    h.badge(T0, "4711", "denied", T0);
+    // Too late, failed logon, and a logon on a host that is not an EWS.
+    assert!(h.login(T0 + 6 * 60_000, "mallory", "ews-01", "4624", T0 + 6 * 60_000).1.is_empty());
+    assert!(h.login(T0 + 60_000, "mallory", "ews-01", "4625", T0 + 60_000).1.is_empty());
+    assert!(h.login(T0 + 60_000, "mallory", "HMI-01", "4624", T0 + 60_000).1.is_empty());
+    // A granted badge is not a denial.
+    let mut h = Harness::new();
+    h.badge(T0, "4711", "granted", T0);
+    assert!(h.login(T0 + 60_000, "mallory", "ews-01", "4624", T0 + 60_000).1.is_empty());
+}
+
+#[test]
+fn plc_change_outside_window() {
+    let mut h = Harness::new();
+    let (i, a) = h.plc(T0, "PLC-01", "different");
+    assert_eq!(rules(&a), ["plc-change-outside-window"]);
+    assert_eq!(a[0].events, vec![i]);
+    assert_eq!(a[0].severity_id, severity::CRITICAL, "critical asset raises the severity");
+    assert_eq!(a[0].attack, vec!["T0843".to_owned(), "T0889".to_owned()]);
+}
+
+#[test]
+fn plc_change_covered_by_window_or_ticket_or_equal_is_quiet() {
+    let mut h = Harness::new();
+    assert!(h.plc(T0, "PLC-02", "different").1.is_empty(), "inside the maintenance window");
+    assert!(h.plc(T0, "PLC-03", "different").1.is_empty(), "covered by an open ticket");
+    assert!(h.plc(T0, "PLC-01", "equal").1.is_empty(), "equal to released");
+    assert_eq!(rules(&h.plc(T0 + 2 * 3_600_000, "PLC-02", "different").1), ["plc-change-outside-window"], "after the window ends");
+}
+
+#[test]
+fn ot_write_owner_offsite_waits_for_the_watermark() {
+    let mut h = Harness::new();
+    let (i, a) = h.modbus(T0, "10.10.1.50", 6, T0);
+    assert!(a.is_empty(), "undecided until the watermark passes the write");
+    let a = h.engine.on_tick(T0 + 60_000);
+    assert_eq!(rules(&a), ["ot-write-owner-offsite"]);
+    assert_eq!(a[0].events, vec![i]);
+    assert_eq!(a[0].attack, vec!["T0855".to_owned()]);
+}
+
+#[test]
+fn ot_write_negative_cases() {
+    let mut h = Harness::new();
+    h.badge(T0 - 3_600_000, "2002", "granted", T0 - 3_600_000);
+    h.modbus(T0, "10.10.1.50", 16, T0);
+    assert!(h.engine.on_tick(T0 + 60_000).is_empty(), "owner badged in an hour before");
+    let mut h = Harness::new();
+    h.modbus(T0, "10.10.1.50", 3, T0);
+    h.modbus(T0, "10.10.1.20", 6, T0);
+    assert!(h.engine.on_tick(T0 + 60_000).is_empty(), "a read, and a write from a host without owner");
+}
+
+#[test]
+fn late_badge_within_lateness_prevents_the_alert() {
+    let mut h = Harness::new();
+    h.modbus(T0, "10.10.1.50", 6, T0);
+    // The badge system delivers the morning's grant 3 s later (within 5 s lateness).
+    h.badge(T0 - 600_000, "2002", "granted", T0 + 3_000);
+    assert!(h.engine.on_tick(T0 + 60_000).is_empty());
+}
+
+#[test]
+fn events_behind_the_watermark_are_counted_late() {
+    let mut h = Harness::new();
+    h.modbus(T0, "10.10.1.50", 6, T0);
+    assert_eq!(rules(&h.engine.on_tick(T0 + 60_000)), ["ot-write-owner-offsite"]);
+    h.badge(T0 - 60_000, "2002", "granted", T0 + 61_000);
+    assert_eq!(h.engine.stats().late_events, 1);
+}
+
+#[test]
+fn state_is_evicted_behind_the_watermark() {
+    let mut h = Harness::new();
+    for k in 0..50 {
+        h.badge(T0 + k, "4711", "denied", T0 + k);
+    }
+    assert!(h.engine.stats().state_entries >= 50);
+    h.engine.on_tick(T0 + 3_600_000);
+    h.login(T0 + 3_600_000, "mallory", "ews-01", "4624", T0 + 3_600_000);
+    h.engine.on_tick(T0 + 2 * 3_600_000);
+    assert!(h.engine.stats().state_entries <= 2, "{:?}", h.engine.stats());
+}

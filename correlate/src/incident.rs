@@ -1,0 +1,214 @@
+//! Incidents: alerts grouped by entity and time, with a state machine whose
+//! every transition names who and why.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::CorrelateError;
+use crate::alert::{Alert, Entity};
+
+/// new → acknowledged → investigating → closed (or closed straight from any open state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentState {
+    New,
+    Acknowledged,
+    Investigating,
+    Closed,
+}
+
+impl IncidentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Acknowledged => "acknowledged",
+            Self::Investigating => "investigating",
+            Self::Closed => "closed",
+        }
+    }
+    fn can_go_to(self, to: Self) -> bool {
+        use IncidentState::*;
+        matches!((self, to), (New, Acknowledged) | (New | Acknowledged, Investigating) | (New | Acknowledged | Investigating, Closed))
+    }
+}
+
+/// A state change with who and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    pub from: IncidentState,
+    pub to: IncidentState,
+    pub by: String,
+    pub reason: String,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Incident {
+    pub id: String,
+    /// The rule of the first alert.
+    pub rule: String,
+    pub rules: Vec<String>,
+    pub title: String,
+    pub severity_id: u8,
+    pub state: IncidentState,
+    pub attack: Vec<String>,
+    pub entity: Entity,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// Event time of the first alert, UTC ms.
+    pub opened_at: i64,
+    /// Event time of the latest alert, UTC ms.
+    pub last_alert_at: i64,
+    pub alerts: Vec<String>,
+    /// Ledger indices of every contributing event.
+    pub events: Vec<u64>,
+    #[serde(default)]
+    pub history: Vec<Transition>,
+}
+
+/// Open incidents and their grouping. Rebuilt from the ledger's incident records on start.
+#[derive(Debug, Default)]
+pub struct IncidentBook {
+    incidents: BTreeMap<String, Incident>,
+    next_seq: u64,
+    /// Alerts of the same entity within this span join one open incident.
+    group_window_ms: i64,
+}
+
+impl IncidentBook {
+    pub fn new(group_window_ms: i64) -> Self {
+        Self { incidents: BTreeMap::new(), next_seq: 1, group_window_ms }
+    }
+
+    /// Restores an incident snapshot read back from the ledger (the latest wins).
+    pub fn restore(&mut self, incident: Incident) {
+        if let Some(seq) = incident.id.strip_prefix("INC-").and_then(|s| s.parse::<u64>().ok()) {
+            self.next_seq = self.next_seq.max(seq + 1);
+        }
+        self.incidents.insert(incident.id.clone(), incident);
+    }
+
+    /// Files an alert; returns the new or changed incident.
+    pub fn file(&mut self, alert: &Alert) -> Incident {
+        let window = self.group_window_ms;
+        let open = self.incidents.values_mut().find(|i| {
+            i.state != IncidentState::Closed && i.entity == alert.entity && (alert.time - i.last_alert_at).abs() <= window
+        });
+        match open {
+            Some(i) => {
+                i.severity_id = i.severity_id.max(alert.severity_id);
+                i.last_alert_at = i.last_alert_at.max(alert.time);
+                i.opened_at = i.opened_at.min(alert.time);
+                if !i.rules.contains(&alert.rule) {
+                    i.rules.push(alert.rule.clone());
+                }
+                for t in &alert.attack {
+                    if !i.attack.contains(t) {
+                        i.attack.push(t.clone());
+                    }
+                }
+                i.alerts.push(alert.id.clone());
+                for e in &alert.events {
+                    if !i.events.contains(e) {
+                        i.events.push(*e);
+                    }
+                }
+                i.clone()
+            }
+            None => {
+                let id = format!("INC-{:06}", self.next_seq);
+                self.next_seq += 1;
+                let i = Incident {
+                    id: id.clone(),
+                    rule: alert.rule.clone(),
+                    rules: vec![alert.rule.clone()],
+                    title: alert.title.clone(),
+                    severity_id: alert.severity_id,
+                    state: IncidentState::New,
+                    attack: alert.attack.clone(),
+                    entity: alert.entity.clone(),
+                    zone: alert.zone.clone(),
+                    opened_at: alert.time,
+                    last_alert_at: alert.time,
+                    alerts: vec![alert.id.clone()],
+                    events: alert.events.clone(),
+                    history: Vec::new(),
+                };
+                self.incidents.insert(id, i.clone());
+                i
+            }
+        }
+    }
+
+    /// Moves an incident to `to`, recording who and why.
+    pub fn transition(&mut self, id: &str, to: IncidentState, by: &str, reason: &str, at: i64) -> Result<Incident, CorrelateError> {
+        let i = self.incidents.get_mut(id).ok_or_else(|| CorrelateError::NoSuchIncident(id.to_owned()))?;
+        if !i.state.can_go_to(to) {
+            return Err(CorrelateError::BadTransition { id: id.to_owned(), from: i.state.as_str().into(), to: to.as_str().into() });
+        }
+        i.history.push(Transition { from: i.state, to, by: by.to_owned(), reason: reason.to_owned(), at });
+        i.state = to;
+        Ok(i.clone())
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Incident> {
+        self.incidents.get(id)
+    }
+
+    /// Newest first.
+    pub fn list(&self) -> Vec<&Incident> {
+        let mut v: Vec<&Incident> = self.incidents.values().collect();
+        v.sort_by(|a, b| b.opened_at.cmp(&a.opened_at).then_with(|| b.id.cmp(&a.id)));
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::EntityKind;
+
+    fn alert(id: &str, rule: &str, person: &str, time: i64, sev: u8) -> Alert {
+        Alert {
+            id: id.into(),
+            rule: rule.into(),
+            title: rule.into(),
+            severity_id: sev,
+            attack: vec!["T0859".into()],
+            time,
+            entity: Entity { kind: EntityKind::Person, id: person.into() },
+            zone: None,
+            events: vec![time as u64],
+            summary: String::new(),
+        }
+    }
+
+    #[test]
+    fn groups_by_entity_and_time() {
+        let mut b = IncidentBook::new(3_600_000);
+        let a = b.file(&alert("a1", "r1", "mallory", 1_000, 3));
+        let same = b.file(&alert("a2", "r2", "mallory", 2_000, 5));
+        assert_eq!(a.id, same.id);
+        assert_eq!(same.severity_id, 5);
+        assert_eq!(same.rules, vec!["r1".to_owned(), "r2".to_owned()]);
+        assert_eq!(same.events, vec![1_000, 2_000]);
+        assert_ne!(b.file(&alert("a3", "r1", "bob", 2_000, 3)).id, a.id, "another person");
+        assert_ne!(b.file(&alert("a4", "r1", "mallory", 10_000_000, 3)).id, a.id, "much later");
+    }
+
+    #[test]
+    fn state_machine_records_who_and_why() {
+        let mut b = IncidentBook::new(1);
+        let id = b.file(&alert("a1", "r1", "m", 1, 3)).id;
+        let i = b.transition(&id, IncidentState::Acknowledged, "ana", "looking", 5).expect("ack");
+        assert_eq!(i.history[0].by, "ana");
+        assert!(matches!(b.transition(&id, IncidentState::New, "ana", "x", 6), Err(CorrelateError::BadTransition { .. })));
+        b.transition(&id, IncidentState::Closed, "ana", "badge reader fault", 7).expect("close");
+        assert!(b.transition(&id, IncidentState::Investigating, "ana", "x", 8).is_err());
+        assert!(matches!(b.transition("INC-9", IncidentState::Closed, "a", "b", 1), Err(CorrelateError::NoSuchIncident(_))));
+        // A closed incident does not swallow new alerts.
+        assert_ne!(b.file(&alert("a2", "r1", "m", 1, 3)).id, id);
+    }
+}
