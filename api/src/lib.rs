@@ -1,1 +1,14 @@
+//! The `custos` service: configuration, the pipeline that composes ingest,
+//! ledger and correlation, the HTTP API, and the demo plant.
 
+pub mod auth;
+pub mod config;
+pub mod demo;
+mod error;
+pub mod pipeline;
+pub mod server;
+pub mod views;
+
+pub use config::Config;
+pub use error::Error;
+pub use pipeline::Custos;

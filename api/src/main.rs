@@ -1,1 +1,177 @@
-fn main(){}
+//! The `custos` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use custos::demo::{self, DemoOptions};
+use custos::{Config, Custos};
+use ledger::{NoteSigner, VerifierKey, verify_dir};
+
+#[derive(Parser)]
+#[command(name = "custos", version, about = "Security event correlation and GxP audit trail for OT plants")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Everything in one process plus a simulated plant.
+    Demo {
+        /// Data directory (kept across restarts). Default: a fresh temporary directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// API address.
+        #[arg(long, default_value = "127.0.0.1:8088")]
+        http: SocketAddr,
+        /// Seconds per plant tick.
+        #[arg(long, default_value_t = 1.0)]
+        tick_seconds: f64,
+    },
+    /// Run with a configuration file.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Verify a ledger directory offline; exits non-zero naming the first bad index.
+    Verify {
+        /// The ledger directory (`<data-dir>/ledger`).
+        path: PathBuf,
+        /// Trust only this verifier key (`name+id+key`, or a file holding it),
+        /// instead of the keys listed in the ledger.
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Generate an Ed25519 checkpoint signing key.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+        /// Key name = the ledger origin it signs for.
+        #[arg(long, default_value = "custos.local/ledger")]
+        origin: String,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_target(false)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Verify { path, key } => return verify(&path, key.as_deref()),
+        Command::Keygen { out, origin } => keygen(&out, &origin),
+        Command::Demo { data_dir, http, tick_seconds } => runtime().and_then(|rt| rt.block_on(run_demo(DemoOptions { data_dir, http, tick_seconds }))),
+        Command::Run { config } => runtime().and_then(|rt| rt.block_on(run(&config))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("custos: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn run_demo(opts: DemoOptions) -> anyhow::Result<()> {
+    let mut d = demo::start(opts).await.context("demo failed to start")?;
+    let addr = d.custos.http_addr;
+    println!("Custos demo running.\n  API          http://{addr}/api/v1/incidents\n  {}", demo::describe(&d.custos.data_dir));
+    println!("Try:  curl -s -H \"Authorization: Bearer $(cat {}/demo-token)\" http://{addr}/api/v1/incidents", d.custos.data_dir.display());
+    println!("Stop with Ctrl-C; then: custos verify {}/ledger", d.custos.data_dir.display());
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = d.custos.stopped() => tracing::error!("a pipeline stage stopped"),
+    }
+    println!("stopping: draining the pipeline into the ledger…");
+    d.shutdown().await.context("clean shutdown failed")?;
+    Ok(())
+}
+
+async fn run(config: &std::path::Path) -> anyhow::Result<()> {
+    let cfg = Config::load(config)?;
+    let mut c = Custos::start(cfg).await.context("custos failed to start")?;
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = c.stopped() => tracing::error!("a pipeline stage stopped"),
+    }
+    c.shutdown().await.context("clean shutdown failed")?;
+    Ok(())
+}
+
+fn verify(path: &std::path::Path, key: Option<&str>) -> ExitCode {
+    let trusted = match key.map(|k| std::fs::read_to_string(k).unwrap_or_else(|_| k.to_owned())) {
+        None => None,
+        Some(text) => match VerifierKey::parse(&text) {
+            Ok(k) => Some(vec![k]),
+            Err(e) => {
+                eprintln!("custos verify: --key: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    match verify_dir(path, trusted.as_deref()) {
+        Ok(r) => {
+            println!("OK: {} records, {} signed checkpoints, origin {}", r.records, r.checkpoints, r.origin);
+            for (kind, n) in &r.kinds {
+                println!("  {kind:<11} {n}");
+            }
+            for k in &r.keys {
+                println!("  key {k}");
+            }
+            if r.unsigned_tail() > 0 {
+                println!("warning: {} records after the newest checkpoint are not yet signed (unclean stop?)", r.unsigned_tail());
+            }
+            if trusted.is_none() {
+                println!("note: trusted the keys listed in the ledger; pass --key to pin the expected key");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            match e.index() {
+                Some(i) => eprintln!("FAILED at index {i}: {e}"),
+                None => eprintln!("FAILED: {e}"),
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn keygen(out: &std::path::Path, origin: &str) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let signer = NoteSigner::generate(origin)?;
+    let key = out.join("ledger.key");
+    anyhow::ensure!(!key.exists(), "{} exists; refusing to overwrite a signing key", key.display());
+    custos::pipeline::write_private(&key, signer.encode().as_bytes())?;
+    let vkey = out.join("ledger.vkey");
+    std::fs::write(&vkey, format!("{}\n", signer.verifier().encode())).with_context(|| format!("cannot write {}", vkey.display()))?;
+    println!("wrote {} (secret) and {}", key.display(), vkey.display());
+    Ok(())
+}

@@ -1,0 +1,208 @@
+//! `custos.toml`: one file, every section `deny_unknown_fields`, every option
+//! with a default. `deploy/config/custos.example.toml` documents each key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use correlate::EngineConfig;
+use ingest::source::plc::PlcWatchConfig;
+use ingest::source::syslog::{SyslogTcpConfig, SyslogUdpConfig};
+use ingest::source::tail::FileTailConfig;
+use serde::Deserialize;
+
+fn default_http() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8088))
+}
+fn default_capacity() -> usize {
+    64
+}
+fn default_origin() -> String {
+    "custos.local/ledger".into()
+}
+fn default_group_window() -> u64 {
+    3_600_000
+}
+fn default_recent() -> usize {
+    50_000
+}
+fn default_max_body() -> usize {
+    4 << 20
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the ledger, keys, positions and tokens live.
+    pub data_dir: PathBuf,
+    /// The plant inventory (TOML). Default: `<data_dir>/inventory.toml` if present, else empty.
+    #[serde(default)]
+    pub inventory: Option<PathBuf>,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub bus: BusConfig,
+    #[serde(default)]
+    pub ledger: LedgerConfig,
+    #[serde(default)]
+    pub correlate: EngineConfig,
+    #[serde(default)]
+    pub incidents: IncidentConfig,
+    #[serde(default)]
+    pub ingest: IngestConfig,
+    #[serde(default)]
+    pub sources: SourcesConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// API and UI address. Default 127.0.0.1:8088.
+    #[serde(default = "default_http")]
+    pub listen: SocketAddr,
+    /// Largest accepted request body in bytes. Default 4 MiB.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Events kept in memory for `GET /api/v1/events`. Default 50000.
+    #[serde(default = "default_recent")]
+    pub recent_events: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { listen: default_http(), max_body_bytes: default_max_body(), recent_events: default_recent() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BusKind {
+    /// In-process bounded channels (one process).
+    #[default]
+    Embedded,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusConfig {
+    /// `embedded` (default). Kafka arrives with the ingest issue.
+    #[serde(default)]
+    pub kind: BusKind,
+    /// Batches a topic holds before publishers wait. Default 64.
+    #[serde(default = "default_capacity")]
+    pub capacity: usize,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        Self { kind: BusKind::Embedded, capacity: default_capacity() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerConfig {
+    /// Checkpoint origin line and key name. Default `custos.local/ledger`.
+    #[serde(default = "default_origin")]
+    pub origin: String,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self { origin: default_origin() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentConfig {
+    /// Alerts about the same entity within this span join one open incident. Default 1 h.
+    #[serde(default = "default_group_window")]
+    pub group_window_ms: u64,
+}
+
+impl Default for IncidentConfig {
+    fn default() -> Self {
+        Self { group_window_ms: default_group_window() }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// UTC offset in minutes for RFC 3164 timestamps (which carry none). Default 0.
+    #[serde(default)]
+    pub rfc3164_offset_min: i64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourcesConfig {
+    #[serde(default)]
+    pub syslog_udp: Vec<SyslogUdpConfig>,
+    #[serde(default)]
+    pub syslog_tcp: Vec<SyslogTcpConfig>,
+    #[serde(default)]
+    pub file: Vec<FileTailConfig>,
+    #[serde(default)]
+    pub plc_backup: Vec<PlcWatchConfig>,
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Config {
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Invalid { path: path.to_path_buf(), message: e.to_string() })
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.to_path_buf(), source: e })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// A configuration with every default and no sources.
+    pub fn with_data_dir(data_dir: PathBuf) -> Self {
+        Self {
+            data_dir,
+            inventory: None,
+            http: HttpConfig::default(),
+            bus: BusConfig::default(),
+            ledger: LedgerConfig::default(),
+            correlate: EngineConfig::default(),
+            incidents: IncidentConfig::default(),
+            ingest: IngestConfig::default(),
+            sources: SourcesConfig::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/config/custos.example.toml"));
+        let text = std::fs::read_to_string(path).expect("example config");
+        let c = Config::from_toml(&text, path).expect("valid");
+        assert_eq!(c.sources.syslog_udp.len(), 1);
+        assert_eq!(c.correlate.login_window_ms, 300_000);
+    }
+
+    #[test]
+    fn unknown_and_bad_keys_are_named() {
+        let p = Path::new("custos.toml");
+        let e = Config::from_toml("data_dir = \"d\"\n[http]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n", p).expect_err("typo");
+        assert!(e.to_string().contains("unknown field `lisen`"), "{e}");
+        let e = Config::from_toml("data_dir = \"d\"\n[correlate]\nallowed_lateness_ms = \"soon\"\n", p).expect_err("type");
+        assert!(e.to_string().contains("allowed_lateness_ms"), "{e}");
+        let e = Config::from_toml("[http]\n", p).expect_err("missing");
+        assert!(e.to_string().contains("data_dir"), "{e}");
+    }
+}

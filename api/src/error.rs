@@ -1,0 +1,24 @@
+/// Why Custos could not start or had to stop. Messages name the file or key.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("{what} {}: {source}", path.display())]
+    Io { what: &'static str, path: std::path::PathBuf, source: std::io::Error },
+    #[error("inventory {}: {source}", path.display())]
+    Inventory { path: std::path::PathBuf, source: ingest::inventory::InventoryError },
+    #[error(transparent)]
+    Ledger(#[from] ledger::LedgerError),
+    #[error(transparent)]
+    Source(#[from] ingest::source::SourceError),
+    #[error(transparent)]
+    Bus(#[from] ingest::bus::BusError),
+    #[error("http listener {addr}: {source}")]
+    Http { addr: std::net::SocketAddr, source: std::io::Error },
+}
+
+impl Error {
+    pub(crate) fn io<'a>(what: &'static str, path: &'a std::path::Path) -> impl FnOnce(std::io::Error) -> Self + 'a {
+        move |source| Self::Io { what, path: path.to_path_buf(), source }
+    }
+}

@@ -1,0 +1,310 @@
+//! The running service: sources → raw topic → normaliser → events topic →
+//! ledger → correlation → alerts and incidents (ledgered too) → API views.
+//! Evidence first: an event is durable in the ledger before it is correlated,
+//! and a source position is stored only after what it covers is durable.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use correlate::{Alert, Engine};
+use ingest::bus::{Bus, EVENTS, EmbeddedBus, Publisher, RAW, Subscriber};
+use ingest::source::syslog::UdpDrops;
+use ingest::source::{Positions, now_millis};
+use ingest::{Format, Ingested, Inventory, Normalized, RawRecord, normalize};
+use ledger::{Ledger, LedgerOptions, NoteSigner, RecordKind, record};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::Error;
+use crate::auth::TokenStore;
+use crate::config::Config;
+use crate::server::{self, AppState};
+use crate::views::{Stored, Views};
+
+/// Counters the pipeline keeps (Prometheus export arrives with the API issue).
+#[derive(Debug, Default)]
+pub struct PipelineStats {
+    pub events: AtomicU64,
+    pub dead_letters: AtomicU64,
+    pub alerts: AtomicU64,
+    pub udp_drops: Arc<UdpDrops>,
+}
+
+/// A started Custos. Call [`Custos::shutdown`] to stop it cleanly.
+pub struct Custos {
+    pub http_addr: SocketAddr,
+    pub syslog_udp: Vec<SocketAddr>,
+    pub syslog_tcp: Vec<SocketAddr>,
+    pub views: Arc<Views>,
+    pub ledger: Arc<Ledger>,
+    pub tokens: Arc<TokenStore>,
+    pub stats: Arc<PipelineStats>,
+    pub data_dir: PathBuf,
+    stop: watch::Sender<bool>,
+    sources: Vec<JoinHandle<()>>,
+    normalizer: JoinHandle<()>,
+    evidence: JoinHandle<()>,
+    server: JoinHandle<()>,
+}
+
+/// Loads the checkpoint signing key, creating it (mode 0600) on first start.
+pub fn load_or_create_key(data_dir: &Path, origin: &str) -> Result<NoteSigner, Error> {
+    let dir = data_dir.join("keys");
+    let path = dir.join("ledger.key");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(NoteSigner::parse(&text)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+            let signer = NoteSigner::generate(origin)?;
+            write_private(&path, signer.encode().as_bytes())?;
+            Ok(signer)
+        }
+        Err(e) => Err(Error::Io { what: "read", path, source: e }),
+    }
+}
+
+/// Writes a secret file readable by the owner only.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path).map_err(Error::io("create", path))?;
+    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(Error::io("write", path))
+}
+
+fn load_inventory(cfg: &Config) -> Result<Inventory, Error> {
+    let path = cfg.inventory.clone().unwrap_or_else(|| cfg.data_dir.join("inventory.toml"));
+    if cfg.inventory.is_none() && !path.exists() {
+        tracing::warn!(path = %path.display(), "no inventory: events are not enriched with zones, assets or people");
+        return Ok(Inventory::default());
+    }
+    let text = std::fs::read_to_string(&path).map_err(Error::io("read inventory", &path))?;
+    Inventory::from_toml(&text).map_err(|source| Error::Inventory { path, source })
+}
+
+impl Custos {
+    /// Opens the data directory and ledger, binds every listener (so a bad
+    /// address fails here), and starts all stages.
+    pub async fn start(cfg: Config) -> Result<Self, Error> {
+        let data_dir = cfg.data_dir.clone();
+        std::fs::create_dir_all(&data_dir).map_err(Error::io("create data directory", &data_dir))?;
+        let inventory = Arc::new(load_inventory(&cfg)?);
+        let signer = load_or_create_key(&data_dir, &cfg.ledger.origin)?;
+        let ledger_dir = data_dir.join("ledger");
+        let (ledger, report) = Ledger::open(&ledger_dir, &cfg.ledger.origin, signer, LedgerOptions::default())?;
+        let ledger = Arc::new(ledger);
+        if report.truncated_bytes > 0 {
+            let audit = serde_json::json!({
+                "actor": "system", "action": "ledger.recover",
+                "reason": "torn tail after an unclean stop", "truncated_bytes": report.truncated_bytes,
+            });
+            ledger.append(vec![record::encode(RecordKind::Audit, now_millis(), &audit)?]).await?;
+        }
+        let views = Arc::new(Views::new(cfg.http.recent_events, cfg.incidents.group_window_ms as i64));
+        let n = views.rebuild(&ledger_dir)?;
+        tracing::info!(records = n, created = report.created, "ledger open");
+        let positions = Arc::new(Positions::open(data_dir.join("positions.json")).map_err(Error::io("open positions", &data_dir))?);
+        let tokens = Arc::new(TokenStore::open(data_dir.join("tokens.json")).map_err(Error::io("open tokens", &data_dir))?);
+        let stats = Arc::new(PipelineStats::default());
+
+        let bus = EmbeddedBus::new(cfg.bus.capacity);
+        let raw_out = bus.publisher(RAW)?;
+        let (stop, stop_rx) = watch::channel(false);
+        let mut sources = Vec::new();
+        let mut syslog_udp = Vec::new();
+        let mut syslog_tcp = Vec::new();
+        for c in cfg.sources.syslog_udp.clone() {
+            let (addr, task) = ingest::source::syslog::udp(c, raw_out.clone(), stats.udp_drops.clone()).await?;
+            syslog_udp.push(addr);
+            sources.push(spawn_source(task));
+        }
+        for c in cfg.sources.syslog_tcp.clone() {
+            let (addr, task) = ingest::source::syslog::tcp(c, raw_out.clone()).await?;
+            syslog_tcp.push(addr);
+            sources.push(spawn_source(task));
+        }
+        for c in cfg.sources.file.clone() {
+            sources.push(spawn_source(ingest::source::tail::run(c, positions.clone(), raw_out.clone())));
+        }
+        for c in cfg.sources.plc_backup.clone() {
+            sources.push(spawn_source(ingest::source::plc::run(c, positions.clone(), raw_out.clone())));
+        }
+
+        let normalizer = tokio::spawn(normalize_stage(bus.subscriber(RAW)?, bus.publisher(EVENTS)?, inventory.clone(), cfg.ingest.rfc3164_offset_min));
+        let engine = Engine::new(inventory, cfg.correlate.clone());
+        let evidence = tokio::spawn(evidence_stage(bus.subscriber(EVENTS)?, ledger.clone(), positions, views.clone(), engine, stats.clone()));
+
+        let push: HashMap<String, Format> = [("badge".to_owned(), Format::BadgeJson)].into();
+        let state = AppState::new(views.clone(), ledger.clone(), tokens.clone(), raw_out, push, stats.clone());
+        let listener = tokio::net::TcpListener::bind(cfg.http.listen).await.map_err(|source| Error::Http { addr: cfg.http.listen, source })?;
+        let http_addr = listener.local_addr().map_err(|source| Error::Http { addr: cfg.http.listen, source })?;
+        let app = server::router(state, cfg.http.max_body_bytes);
+        let mut rx = stop_rx.clone();
+        let server = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+                tracing::error!(error = %e, "http server failed");
+            }
+        });
+        tracing::info!(%http_addr, "api listening");
+        Ok(Self { http_addr, syslog_udp, syslog_tcp, views, ledger, tokens, stats, data_dir, stop, sources, normalizer, evidence, server })
+    }
+
+    /// Resolves when a core stage ends by itself (a fatal error was logged).
+    pub async fn stopped(&mut self) {
+        tokio::select! {
+            _ = &mut self.normalizer => {}
+            _ = &mut self.evidence => {}
+        }
+    }
+
+    /// Stops sources, drains the pipeline into the ledger, signs a final
+    /// checkpoint. Everything acknowledged before this is on disk after it.
+    pub async fn shutdown(self) -> Result<(), Error> {
+        let _ = self.stop.send(true);
+        let _ = self.server.await;
+        for s in &self.sources {
+            s.abort();
+        }
+        for s in self.sources {
+            let _ = s.await;
+        }
+        let _ = self.normalizer.await;
+        let _ = self.evidence.await;
+        self.ledger.close().await?;
+        tracing::info!(records = self.ledger.size(), "ledger closed with a final checkpoint");
+        Ok(())
+    }
+}
+
+fn spawn_source(task: impl std::future::Future<Output = Result<(), ingest::source::SourceError>> + Send + 'static) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "source stopped");
+        }
+    })
+}
+
+async fn normalize_stage(mut raw: Subscriber<RawRecord>, out: Publisher<Ingested>, inventory: Arc<Inventory>, offset_min: i64) {
+    while let Some(d) = raw.next().await {
+        let (items, commit) = d.into_parts();
+        let batch: Vec<Ingested> = items.into_iter().map(|r| normalize(r, &inventory, offset_min)).collect();
+        if out.publish(batch).await.is_err() {
+            tracing::error!("events topic closed: normaliser stops");
+            return;
+        }
+        commit.commit();
+    }
+}
+
+async fn evidence_stage(mut events: Subscriber<Ingested>, ledger: Arc<Ledger>, positions: Arc<Positions>, views: Arc<Views>, mut engine: Engine, stats: Arc<PipelineStats>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let result = tokio::select! {
+            d = events.next() => match d {
+                Some(d) => ledger_batch(d, &ledger, &positions, &views, &mut engine, &stats).await,
+                None => break,
+            },
+            _ = tick.tick() => {
+                let alerts = engine.on_tick(now_millis());
+                record_alerts(alerts, &ledger, &views, &stats).await
+            }
+        };
+        if let Err(e) = result {
+            // Fail-stop: without a working ledger nothing may be acknowledged.
+            tracing::error!(error = %e, "evidence stage failed: stopping the pipeline");
+            return;
+        }
+    }
+    // Input closed: decide what is still pending on what arrived.
+    let alerts = engine.on_tick(i64::MAX / 2);
+    if let Err(e) = record_alerts(alerts, &ledger, &views, &stats).await {
+        tracing::error!(error = %e, "final alerts could not be ledgered");
+    }
+}
+
+async fn ledger_batch(
+    d: ingest::bus::Delivery<Ingested>,
+    ledger: &Ledger,
+    positions: &Positions,
+    views: &Views,
+    engine: &mut Engine,
+    stats: &PipelineStats,
+) -> Result<(), Error> {
+    let (items, commit) = d.into_parts();
+    if items.is_empty() {
+        return Ok(());
+    }
+    let now = now_millis();
+    let records = items
+        .iter()
+        .map(|i| match &i.record {
+            Normalized::Event(e) => record::encode(RecordKind::Event, now, e),
+            Normalized::DeadLetter(d) => record::encode(RecordKind::Deadletter, now, d),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let range = ledger.append(records).await?;
+    // Durable: now the sources may forget what these records covered.
+    let mut latest: HashMap<&str, u64> = HashMap::new();
+    for p in items.iter().filter_map(|i| i.position.as_ref()) {
+        let e = latest.entry(&p.key).or_default();
+        *e = (*e).max(p.offset);
+    }
+    positions.commit(latest).map_err(Error::io("store positions", Path::new("positions.json")))?;
+    commit.commit();
+    let mut alerts = Vec::new();
+    let mut evs = Vec::new();
+    let mut dls = Vec::new();
+    for (index, item) in range.zip(items) {
+        match item.record {
+            Normalized::Event(e) => {
+                alerts.extend(engine.on_event(index, &e));
+                evs.push(Stored { index, item: Arc::from(e) });
+            }
+            Normalized::DeadLetter(d) => {
+                tracing::debug!(source = %d.source, reason = %d.reason, index, "dead letter");
+                dls.push(Stored { index, item: Arc::from(d) });
+            }
+        }
+    }
+    stats.events.fetch_add(evs.len() as u64, Ordering::Relaxed);
+    stats.dead_letters.fetch_add(dls.len() as u64, Ordering::Relaxed);
+    views.add_events(evs);
+    views.add_dead_letters(dls);
+    record_alerts(alerts, ledger, views, stats).await
+}
+
+/// Ledgers alerts and the incidents they open or change, then shows them.
+async fn record_alerts(alerts: Vec<Alert>, ledger: &Ledger, views: &Views, stats: &PipelineStats) -> Result<(), Error> {
+    if alerts.is_empty() {
+        return Ok(());
+    }
+    let now = now_millis();
+    let incidents: Vec<correlate::Incident> = {
+        let mut book = views.incidents.write().unwrap_or_else(|e| e.into_inner());
+        alerts.iter().map(|a| book.file(a)).collect()
+    };
+    let mut records = Vec::with_capacity(alerts.len() * 2);
+    for a in &alerts {
+        records.push(record::encode(RecordKind::Alert, now, a)?);
+    }
+    for i in &incidents {
+        records.push(record::encode(RecordKind::Incident, now, i)?);
+    }
+    let range = ledger.append(records).await?;
+    for (a, i) in alerts.iter().zip(&incidents) {
+        tracing::warn!(rule = %a.rule, incident = %i.id, severity = a.severity_id, summary = %a.summary, "alert");
+    }
+    stats.alerts.fetch_add(alerts.len() as u64, Ordering::Relaxed);
+    views.add_alerts(range.zip(alerts).map(|(index, a)| Stored { index, item: Arc::new(a) }));
+    Ok(())
+}

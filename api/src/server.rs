@@ -1,0 +1,330 @@
+//! The HTTP API under `/api/v1`. Every route but the health probes needs a
+//! bearer token; what each role may do is the table in [`permits`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use axum::body::Bytes;
+use ingest::bus::Publisher;
+use ingest::source::now_millis;
+use ingest::time::format_rfc3339;
+use ingest::{Event, Format, RawRecord};
+use ledger::Ledger;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::{Principal, Role, TokenStore};
+use crate::pipeline::PipelineStats;
+use crate::views::Views;
+
+
+/// What a request wants to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    ReadIncidents,
+    ReadEvents,
+    ReadLedger,
+    Ingest,
+}
+
+/// The permission table: which role may do what.
+pub fn permits(role: Role, p: Permission) -> bool {
+    use Permission::*;
+    match role {
+        Role::Admin => true,
+        Role::SocAnalyst | Role::QualityReviewer | Role::Auditor => matches!(p, ReadIncidents | ReadEvents | ReadLedger),
+        Role::ControlRoom => matches!(p, ReadIncidents),
+        Role::Collector => matches!(p, Ingest),
+    }
+}
+
+/// A JSON error: a stable `code` and a message that never carries internals.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+    fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+    fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response()
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        Self::bad_request(r.body_text())
+    }
+}
+
+struct Inner {
+    views: Arc<Views>,
+    ledger: Arc<Ledger>,
+    tokens: Arc<TokenStore>,
+    raw: Publisher<RawRecord>,
+    push: HashMap<String, Format>,
+    stats: Arc<PipelineStats>,
+}
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl AppState {
+    pub fn new(
+        views: Arc<Views>,
+        ledger: Arc<Ledger>,
+        tokens: Arc<TokenStore>,
+        raw: Publisher<RawRecord>,
+        push: HashMap<String, Format>,
+        stats: Arc<PipelineStats>,
+    ) -> Self {
+        Self(Arc::new(Inner { views, ledger, tokens, raw, push, stats }))
+    }
+}
+
+/// The authenticated caller. Rejects with 401 without a valid bearer token.
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
+        let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| unauthorized("missing bearer token"))?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .ok_or_else(|| unauthorized("authorization must be: Bearer <token>"))?;
+        state.0.tokens.authenticate(token.trim()).map(Caller).ok_or_else(|| unauthorized("invalid token"))
+    }
+}
+
+impl Caller {
+    fn require(&self, p: Permission) -> Result<(), ApiError> {
+        if permits(self.0.role, p) {
+            Ok(())
+        } else {
+            Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("role {:?} may not {p:?}", self.0.role)))
+        }
+    }
+}
+
+pub fn router(state: AppState, max_body: usize) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/incidents", get(list_incidents))
+        .route("/api/v1/incidents/{id}", get(get_incident))
+        .route("/api/v1/events", get(list_events))
+        .route("/api/v1/alerts", get(list_alerts))
+        .route("/api/v1/dead-letters", get(list_dead_letters))
+        .route("/api/v1/ledger/checkpoint", get(checkpoint))
+        .route("/api/v1/ingest/{source}", post(ingest_push))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+async fn readyz(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    if s.0.ledger.latest_checkpoint().is_none() {
+        return Err(ApiError::unavailable("no signed checkpoint yet"));
+    }
+    Ok(Json(json!({"status": "ready", "ledger_size": s.0.ledger.size()})))
+}
+
+fn severity_name(id: u8) -> &'static str {
+    match id {
+        1 => "informational",
+        2 => "low",
+        3 => "medium",
+        4 => "high",
+        5 => "critical",
+        6 => "fatal",
+        _ => "unknown",
+    }
+}
+
+/// An incident as the API shows it: times in RFC 3339 and the severity by name too.
+fn incident_json(i: &correlate::Incident) -> Value {
+    let mut v = serde_json::to_value(i).unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("severity".into(), severity_name(i.severity_id).into());
+        o.insert("opened_at".into(), format_rfc3339(i.opened_at).into());
+        o.insert("last_alert_at".into(), format_rfc3339(i.last_alert_at).into());
+        o.insert("state".into(), i.state.as_str().into());
+    }
+    v
+}
+
+fn event_json(index: u64, e: &Event) -> Value {
+    let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("ledger_index".into(), index.into());
+    }
+    v
+}
+
+const MAX_LIMIT: usize = 1000;
+
+fn limit(l: Option<usize>) -> Result<usize, ApiError> {
+    match l {
+        None => Ok(100),
+        Some(0) => Err(ApiError::bad_request("limit must be at least 1")),
+        Some(n) if n > MAX_LIMIT => Err(ApiError::bad_request(format!("limit must be at most {MAX_LIMIT}"))),
+        Some(n) => Ok(n),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IncidentQuery {
+    state: Option<String>,
+    rule: Option<String>,
+    zone: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_incidents(caller: Caller, State(s): State<AppState>, q: Result<Query<IncidentQuery>, QueryRejection>) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::ReadIncidents)?;
+    let Query(q) = q?;
+    let n = limit(q.limit)?;
+    let book = s.0.views.incidents.read().unwrap_or_else(|e| e.into_inner());
+    let list: Vec<Value> = book
+        .list()
+        .into_iter()
+        .filter(|i| q.state.as_deref().is_none_or(|st| i.state.as_str() == st))
+        .filter(|i| q.rule.as_deref().is_none_or(|r| i.rules.iter().any(|x| x == r)))
+        .filter(|i| q.zone.as_deref().is_none_or(|z| i.zone.as_deref() == Some(z)))
+        .take(n)
+        .map(incident_json)
+        .collect();
+    Ok(Json(json!({"incidents": list})))
+}
+
+async fn get_incident(caller: Caller, State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::ReadIncidents)?;
+    let inc = s.0.views.incidents.read().unwrap_or_else(|e| e.into_inner()).get(&id).cloned().ok_or_else(|| ApiError::not_found(format!("no incident {id}")))?;
+    // The cyber-physical timeline: contributing events in event-time order.
+    let mut timeline: Vec<(i64, Value)> = inc.events.iter().filter_map(|i| s.0.views.event(*i)).map(|st| (st.item.time, event_json(st.index, &st.item))).collect();
+    timeline.sort_by_key(|(t, _)| *t);
+    let alerts: Vec<Value> = s.0.views.alerts(MAX_LIMIT).into_iter().filter(|a| inc.alerts.contains(&a.item.id)).map(|a| serde_json::to_value(&*a.item).unwrap_or(Value::Null)).collect();
+    let mut v = incident_json(&inc);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("timeline".into(), timeline.into_iter().map(|(_, e)| e).collect::<Vec<_>>().into());
+        o.insert("alert_details".into(), alerts.into());
+    }
+    Ok(Json(v))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventQuery {
+    limit: Option<usize>,
+    class_uid: Option<u32>,
+    zone: Option<String>,
+    source: Option<String>,
+    person: Option<String>,
+    asset: Option<String>,
+}
+
+async fn list_events(caller: Caller, State(s): State<AppState>, q: Result<Query<EventQuery>, QueryRejection>) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::ReadEvents)?;
+    let Query(q) = q?;
+    let n = limit(q.limit)?;
+    let events = s.0.views.events(n, |e| {
+        q.class_uid.is_none_or(|c| e.class_uid == c)
+            && q.zone.as_deref().is_none_or(|z| e.zone.as_deref() == Some(z))
+            && q.source.as_deref().is_none_or(|src| e.metadata.source == src)
+            && q.person.as_deref().is_none_or(|p| e.person() == Some(p))
+            && q.asset.as_deref().is_none_or(|a| e.device.as_ref().and_then(|d| d.asset.as_deref()) == Some(a))
+    });
+    let list: Vec<Value> = events.iter().map(|st| event_json(st.index, &st.item)).collect();
+    Ok(Json(json!({"events": list})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitQuery {
+    limit: Option<usize>,
+}
+
+async fn list_alerts(caller: Caller, State(s): State<AppState>, q: Result<Query<LimitQuery>, QueryRejection>) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::ReadIncidents)?;
+    let n = limit(q?.0.limit)?;
+    let list: Vec<Value> = s.0.views.alerts(n).iter().map(|a| {
+        let mut v = serde_json::to_value(&*a.item).unwrap_or(Value::Null);
+        if let Some(o) = v.as_object_mut() {
+            o.insert("ledger_index".into(), a.index.into());
+        }
+        v
+    }).collect();
+    Ok(Json(json!({"alerts": list})))
+}
+
+async fn list_dead_letters(caller: Caller, State(s): State<AppState>, q: Result<Query<LimitQuery>, QueryRejection>) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::ReadEvents)?;
+    let n = limit(q?.0.limit)?;
+    let list: Vec<Value> = s.0.views.dead_letters(n).iter().map(|d| {
+        let mut v = serde_json::to_value(&*d.item).unwrap_or(Value::Null);
+        if let Some(o) = v.as_object_mut() {
+            o.insert("ledger_index".into(), d.index.into());
+        }
+        v
+    }).collect();
+    Ok(Json(json!({"dead_letters": list, "total": s.0.stats.dead_letters.load(Ordering::Relaxed)})))
+}
+
+async fn checkpoint(caller: Caller, State(s): State<AppState>) -> Result<Response, ApiError> {
+    caller.require(Permission::ReadLedger)?;
+    let note = s.0.ledger.latest_checkpoint().ok_or_else(|| ApiError::unavailable("no signed checkpoint yet"))?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
+}
+
+/// `POST /api/v1/ingest/{source}`: a JSON object, a JSON array of objects, or
+/// JSON lines. Each record keeps its exact bytes; what does not parse becomes
+/// a dead letter downstream, so nothing sent is lost. 202 = accepted for processing.
+async fn ingest_push(caller: Caller, State(s): State<AppState>, Path(source): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+    caller.require(Permission::Ingest)?;
+    let format = *s.0.push.get(&source).ok_or_else(|| ApiError::not_found(format!("no push source {source:?}")))?;
+    let now = now_millis();
+    let name: Arc<str> = source.as_str().into();
+    let trimmed = body.trim_ascii();
+    let pieces: Vec<Vec<u8>> = if trimmed.starts_with(b"[") {
+        let items: Vec<&serde_json::value::RawValue> = serde_json::from_slice(trimmed).map_err(|e| ApiError::bad_request(format!("body is not a JSON array: {e}")))?;
+        items.iter().map(|r| r.get().as_bytes().to_vec()).collect()
+    } else {
+        trimmed.split(|b| *b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l)).filter(|l| !l.trim_ascii().is_empty()).map(<[u8]>::to_vec).collect()
+    };
+    if pieces.is_empty() {
+        return Err(ApiError::bad_request("empty body: send a JSON object, an array or JSON lines"));
+    }
+    let n = pieces.len();
+    let batch: Vec<RawRecord> = pieces.into_iter().map(|p| RawRecord::new(name.clone(), format, now, p)).collect();
+    s.0.raw.publish(batch).await.map_err(|_| ApiError::unavailable("ingest is shutting down"))?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"accepted": n}))).into_response())
+}
