@@ -48,7 +48,9 @@ pub struct TokenStore {
 impl TokenStore {
     pub fn open(path: PathBuf) -> std::io::Result<Self> {
         let tokens: Vec<StoredToken> = match std::fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?,
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e),
         };

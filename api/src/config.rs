@@ -162,7 +162,8 @@ impl Config {
     }
 
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.to_path_buf(), source: e })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.to_path_buf(), source: e })?;
         Self::from_toml(&text, path)
     }
 
@@ -198,9 +199,11 @@ mod tests {
     #[test]
     fn unknown_and_bad_keys_are_named() {
         let p = Path::new("custos.toml");
-        let e = Config::from_toml("data_dir = \"d\"\n[http]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n", p).expect_err("typo");
+        let e =
+            Config::from_toml("data_dir = \"d\"\n[http]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n", p).expect_err("typo");
         assert!(e.to_string().contains("unknown field `lisen`"), "{e}");
-        let e = Config::from_toml("data_dir = \"d\"\n[correlate]\nallowed_lateness_ms = \"soon\"\n", p).expect_err("type");
+        let e =
+            Config::from_toml("data_dir = \"d\"\n[correlate]\nallowed_lateness_ms = \"soon\"\n", p).expect_err("type");
         assert!(e.to_string().contains("allowed_lateness_ms"), "{e}");
         let e = Config::from_toml("[http]\n", p).expect_err("missing");
         assert!(e.to_string().contains("data_dir"), "{e}");

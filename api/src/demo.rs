@@ -7,12 +7,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ingest::Format;
 use ingest::source::now_millis;
 use ingest::source::plc::PlcWatchConfig;
 use ingest::source::syslog::{SyslogTcpConfig, SyslogUdpConfig};
 use ingest::source::tail::FileTailConfig;
 use ingest::time::format_rfc3339;
-use ingest::Format;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::watch;
@@ -209,7 +209,13 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, Error> {
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     cfg.sources.syslog_udp.push(SyslogUdpConfig { listen: loopback, name: "syslog-udp".into() });
     cfg.sources.syslog_tcp.push(SyslogTcpConfig { listen: loopback, name: "syslog-tcp".into(), max_frame: 64 * 1024 });
-    cfg.sources.file.push(FileTailConfig { name: "suricata".into(), path: eve.clone(), format: Format::SuricataEve, poll_ms: 100, max_line: 1 << 20 });
+    cfg.sources.file.push(FileTailConfig {
+        name: "suricata".into(),
+        path: eve.clone(),
+        format: Format::SuricataEve,
+        poll_ms: 100,
+        max_line: 1 << 20,
+    });
     cfg.sources.plc_backup.push(PlcWatchConfig { dir: backups.clone(), name: "plc-backup".into(), poll_ms: 500 });
     // A lively demo: short lateness and idle timeout so absence rules decide quickly.
     cfg.correlate.allowed_lateness_ms = 2_000;
@@ -229,7 +235,8 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, Error> {
             t
         }
     };
-    let collector_token = custos.tokens.issue("demo-plant-pacs", Role::Collector).map_err(Error::io("store token", &token_path))?;
+    let collector_token =
+        custos.tokens.issue("demo-plant-pacs", Role::Collector).map_err(Error::io("store token", &token_path))?;
     let plant = Plant {
         udp_target: custos.syslog_udp[0],
         tcp_target: custos.syslog_tcp[0],
@@ -280,7 +287,10 @@ impl Plant {
                 40_000 + k % 20_000
             );
             udp.send(fw.as_bytes()).await?;
-            let flow = format!(r#"{{"timestamp":"{ts}","flow_id":{k},"event_type":"flow","src_ip":"10.10.1.30","src_port":{},"dest_ip":"10.10.1.10","dest_port":502,"proto":"TCP","app_proto":"modbus","flow":{{"pkts_toserver":4,"pkts_toclient":4,"bytes_toserver":280,"bytes_toclient":260,"state":"closed"}}}}"#, 40_000 + k % 20_000);
+            let flow = format!(
+                r#"{{"timestamp":"{ts}","flow_id":{k},"event_type":"flow","src_ip":"10.10.1.30","src_port":{},"dest_ip":"10.10.1.10","dest_port":502,"proto":"TCP","app_proto":"modbus","flow":{{"pkts_toserver":4,"pkts_toclient":4,"bytes_toserver":280,"bytes_toclient":260,"state":"closed"}}}}"#,
+                40_000 + k % 20_000
+            );
             let read = modbus_line(&ts, "10.10.1.30", 3, "READ | HOLDING");
             eve.write_all(format!("{flow}\n{read}\n").as_bytes()).await?;
             if k % 4 == 0 {
@@ -291,7 +301,10 @@ impl Plant {
             }
             if k % 5 == 1 {
                 // Alice (badged in) logs on to her engineering workstation: normal.
-                let line = format!("<14>{} ews-01 win-evtlog: CEF:0|Microsoft|Microsoft Windows|10.0|4624|An account was successfully logged on|3|rt={now} duser=alice dhost=ews-01 dst=10.10.1.20 cs2Label=LogonType cs2=2\n", rfc3164(now));
+                let line = format!(
+                    "<14>{} ews-01 win-evtlog: CEF:0|Microsoft|Microsoft Windows|10.0|4624|An account was successfully logged on|3|rt={now} duser=alice dhost=ews-01 dst=10.10.1.20 cs2Label=LogonType cs2=2\n",
+                    rfc3164(now)
+                );
                 tcp.write_all(line.as_bytes()).await?;
             }
             match k {
@@ -300,10 +313,15 @@ impl Plant {
                     self.backup("PLC-02", now, "alice", true)?;
                     self.backup("PLC-03", now, "alice", false)?;
                 }
-                5 => self.badge(&ts, "4711", "CR-DOOR-1", "denied", Some("not authorised for area control-room-1")).await?,
+                5 => {
+                    self.badge(&ts, "4711", "CR-DOOR-1", "denied", Some("not authorised for area control-room-1"))
+                        .await?
+                }
                 8 => {
                     // Mallory logs on to the EWS behind the door she was refused (octet-counted frame).
-                    let msg = format!("<14>1 {ts} ews-01 Microsoft-Windows-Security-Auditing 4 4624 - CEF:0|Microsoft|Microsoft Windows|10.0|4624|An account was successfully logged on|3|rt={now} duser=mallory dhost=ews-01 dst=10.10.1.20 src=10.10.1.20 cs2Label=LogonType cs2=2");
+                    let msg = format!(
+                        "<14>1 {ts} ews-01 Microsoft-Windows-Security-Auditing 4 4624 - CEF:0|Microsoft|Microsoft Windows|10.0|4624|An account was successfully logged on|3|rt={now} duser=mallory dhost=ews-01 dst=10.10.1.20 src=10.10.1.20 cs2Label=LogonType cs2=2"
+                    );
                     tcp.write_all(format!("{} {msg}", msg.len()).as_bytes()).await?;
                 }
                 10 => self.backup("PLC-01", now, "unknown", true)?,
@@ -316,7 +334,8 @@ impl Plant {
                 14 => {
                     // Bad input is kept as dead letters, never dropped.
                     udp.send(b"this line has no syslog header").await?;
-                    eve.write_all(b"{\"timestamp\":\"2026-11-26T10:00:00Z\",\"event_type\":\"alert\",\"truncated\n").await?;
+                    eve.write_all(b"{\"timestamp\":\"2026-11-26T10:00:00Z\",\"event_type\":\"alert\",\"truncated\n")
+                        .await?;
                 }
                 _ => {}
             }
@@ -325,10 +344,21 @@ impl Plant {
         Ok(())
     }
 
-    async fn badge(&self, ts: &str, badge: &str, door: &str, result: &str, reason: Option<&str>) -> std::io::Result<()> {
+    async fn badge(
+        &self,
+        ts: &str,
+        badge: &str,
+        door: &str,
+        result: &str,
+        reason: Option<&str>,
+    ) -> std::io::Result<()> {
         let reason = reason.map(|r| format!(r#","reason":"{r}""#)).unwrap_or_default();
-        let body = format!(r#"{{"time":"{ts}","badge":"{badge}","door":"{door}","result":"{result}","direction":"in","controller":"PACS-GW-1"{reason}}}"#);
-        let (status, text) = http_request(self.http, "POST", "/api/v1/ingest/badge", Some(&self.collector_token), Some(body.as_bytes())).await?;
+        let body = format!(
+            r#"{{"time":"{ts}","badge":"{badge}","door":"{door}","result":"{result}","direction":"in","controller":"PACS-GW-1"{reason}}}"#
+        );
+        let (status, text) =
+            http_request(self.http, "POST", "/api/v1/ingest/badge", Some(&self.collector_token), Some(body.as_bytes()))
+                .await?;
         if status != 202 {
             tracing::warn!(status, body = %text, "badge push refused");
         }
@@ -371,17 +401,27 @@ fn rfc3164(now: i64) -> String {
 }
 
 /// A minimal HTTP/1.1 client (one request per connection) for the plant and tests.
-pub async fn http_request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: Option<&[u8]>) -> std::io::Result<(u16, String)> {
+pub async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&[u8]>,
+) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(addr).await?;
     let body = body.unwrap_or_default();
     let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    let head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
     s.write_all(head.as_bytes()).await?;
     s.write_all(body).await?;
     let mut resp = Vec::new();
     s.read_to_end(&mut resp).await?;
     let text = String::from_utf8_lossy(&resp);
-    let status = text.get(9..12).and_then(|c| c.parse().ok()).ok_or_else(|| std::io::Error::other("malformed HTTP response"))?;
+    let status =
+        text.get(9..12).and_then(|c| c.parse().ok()).ok_or_else(|| std::io::Error::other("malformed HTTP response"))?;
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     Ok((status, body))
 }

@@ -64,7 +64,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Verify { path, key } => return verify(&path, key.as_deref()),
         Command::Keygen { out, origin } => keygen(&out, &origin),
-        Command::Demo { data_dir, http, tick_seconds } => runtime().and_then(|rt| rt.block_on(run_demo(DemoOptions { data_dir, http, tick_seconds }))),
+        Command::Demo { data_dir, http, tick_seconds } => {
+            runtime().and_then(|rt| rt.block_on(run_demo(DemoOptions { data_dir, http, tick_seconds })))
+        }
         Command::Run { config } => runtime().and_then(|rt| rt.block_on(run(&config))),
     };
     match result {
@@ -103,8 +105,14 @@ async fn shutdown_signal() {
 async fn run_demo(opts: DemoOptions) -> anyhow::Result<()> {
     let mut d = demo::start(opts).await.context("demo failed to start")?;
     let addr = d.custos.http_addr;
-    println!("Custos demo running.\n  API          http://{addr}/api/v1/incidents\n  {}", demo::describe(&d.custos.data_dir));
-    println!("Try:  curl -s -H \"Authorization: Bearer $(cat {}/demo-token)\" http://{addr}/api/v1/incidents", d.custos.data_dir.display());
+    println!(
+        "Custos demo running.\n  API          http://{addr}/api/v1/incidents\n  {}",
+        demo::describe(&d.custos.data_dir)
+    );
+    println!(
+        "Try:  curl -s -H \"Authorization: Bearer $(cat {}/demo-token)\" http://{addr}/api/v1/incidents",
+        d.custos.data_dir.display()
+    );
     println!("Stop with Ctrl-C; then: custos verify {}/ledger", d.custos.data_dir.display());
     tokio::select! {
         _ = shutdown_signal() => {}
@@ -147,7 +155,10 @@ fn verify(path: &std::path::Path, key: Option<&str>) -> ExitCode {
                 println!("  key {k}");
             }
             if r.unsigned_tail() > 0 {
-                println!("warning: {} records after the newest checkpoint are not yet signed (unclean stop?)", r.unsigned_tail());
+                println!(
+                    "warning: {} records after the newest checkpoint are not yet signed (unclean stop?)",
+                    r.unsigned_tail()
+                );
             }
             if trusted.is_none() {
                 println!("note: trusted the keys listed in the ledger; pass --key to pin the expected key");
@@ -171,7 +182,8 @@ fn keygen(out: &std::path::Path, origin: &str) -> anyhow::Result<()> {
     anyhow::ensure!(!key.exists(), "{} exists; refusing to overwrite a signing key", key.display());
     custos::pipeline::write_private(&key, signer.encode().as_bytes())?;
     let vkey = out.join("ledger.vkey");
-    std::fs::write(&vkey, format!("{}\n", signer.verifier().encode())).with_context(|| format!("cannot write {}", vkey.display()))?;
+    std::fs::write(&vkey, format!("{}\n", signer.verifier().encode()))
+        .with_context(|| format!("cannot write {}", vkey.display()))?;
     println!("wrote {} (secret) and {}", key.display(), vkey.display());
     Ok(())
 }

@@ -99,18 +99,22 @@ impl Custos {
         let ledger_dir = data_dir.join("ledger");
         let (ledger, report) = Ledger::open(&ledger_dir, &cfg.ledger.origin, signer, LedgerOptions::default())?;
         let ledger = Arc::new(ledger);
+        // The audit trail records the service's own life (Annex 11 §12.4): starts, stops, recoveries.
+        let mut audits = vec![system_audit(
+            "service.start",
+            serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "ledger_records": report.records}),
+        )?];
         if report.truncated_bytes > 0 {
-            let audit = serde_json::json!({
-                "actor": "system", "action": "ledger.recover",
-                "reason": "torn tail after an unclean stop", "truncated_bytes": report.truncated_bytes,
-            });
-            ledger.append(vec![record::encode(RecordKind::Audit, now_millis(), &audit)?]).await?;
+            audits.push(system_audit("ledger.recover", serde_json::json!({"reason": "torn tail after an unclean stop", "truncated_bytes": report.truncated_bytes}))?);
         }
+        ledger.append(audits).await?;
         let views = Arc::new(Views::new(cfg.http.recent_events, cfg.incidents.group_window_ms as i64));
         let n = views.rebuild(&ledger_dir)?;
         tracing::info!(records = n, created = report.created, "ledger open");
-        let positions = Arc::new(Positions::open(data_dir.join("positions.json")).map_err(Error::io("open positions", &data_dir))?);
-        let tokens = Arc::new(TokenStore::open(data_dir.join("tokens.json")).map_err(Error::io("open tokens", &data_dir))?);
+        let positions =
+            Arc::new(Positions::open(data_dir.join("positions.json")).map_err(Error::io("open positions", &data_dir))?);
+        let tokens =
+            Arc::new(TokenStore::open(data_dir.join("tokens.json")).map_err(Error::io("open tokens", &data_dir))?);
         let stats = Arc::new(PipelineStats::default());
 
         let bus = EmbeddedBus::new(cfg.bus.capacity);
@@ -136,13 +140,27 @@ impl Custos {
             sources.push(spawn_source(ingest::source::plc::run(c, positions.clone(), raw_out.clone())));
         }
 
-        let normalizer = tokio::spawn(normalize_stage(bus.subscriber(RAW)?, bus.publisher(EVENTS)?, inventory.clone(), cfg.ingest.rfc3164_offset_min));
+        let normalizer = tokio::spawn(normalize_stage(
+            bus.subscriber(RAW)?,
+            bus.publisher(EVENTS)?,
+            inventory.clone(),
+            cfg.ingest.rfc3164_offset_min,
+        ));
         let engine = Engine::new(inventory, cfg.correlate.clone());
-        let evidence = tokio::spawn(evidence_stage(bus.subscriber(EVENTS)?, ledger.clone(), positions, views.clone(), engine, stats.clone()));
+        let evidence = tokio::spawn(evidence_stage(
+            bus.subscriber(EVENTS)?,
+            ledger.clone(),
+            positions,
+            views.clone(),
+            engine,
+            stats.clone(),
+        ));
 
         let push: HashMap<String, Format> = [("badge".to_owned(), Format::BadgeJson)].into();
         let state = AppState::new(views.clone(), ledger.clone(), tokens.clone(), raw_out, push, stats.clone());
-        let listener = tokio::net::TcpListener::bind(cfg.http.listen).await.map_err(|source| Error::Http { addr: cfg.http.listen, source })?;
+        let listener = tokio::net::TcpListener::bind(cfg.http.listen)
+            .await
+            .map_err(|source| Error::Http { addr: cfg.http.listen, source })?;
         let http_addr = listener.local_addr().map_err(|source| Error::Http { addr: cfg.http.listen, source })?;
         let app = server::router(state, cfg.http.max_body_bytes);
         let mut rx = stop_rx.clone();
@@ -155,7 +173,21 @@ impl Custos {
             }
         });
         tracing::info!(%http_addr, "api listening");
-        Ok(Self { http_addr, syslog_udp, syslog_tcp, views, ledger, tokens, stats, data_dir, stop, sources, normalizer, evidence, server })
+        Ok(Self {
+            http_addr,
+            syslog_udp,
+            syslog_tcp,
+            views,
+            ledger,
+            tokens,
+            stats,
+            data_dir,
+            stop,
+            sources,
+            normalizer,
+            evidence,
+            server,
+        })
     }
 
     /// Resolves when a core stage ends by itself (a fatal error was logged).
@@ -179,13 +211,24 @@ impl Custos {
         }
         let _ = self.normalizer.await;
         let _ = self.evidence.await;
+        self.ledger
+            .append(vec![system_audit("service.stop", serde_json::json!({"reason": "shutdown requested"}))?])
+            .await?;
         self.ledger.close().await?;
         tracing::info!(records = self.ledger.size(), "ledger closed with a final checkpoint");
         Ok(())
     }
 }
 
-fn spawn_source(task: impl std::future::Future<Output = Result<(), ingest::source::SourceError>> + Send + 'static) -> JoinHandle<()> {
+/// An `audit` record of an action Custos took itself.
+fn system_audit(action: &str, details: serde_json::Value) -> Result<Vec<u8>, Error> {
+    let data = serde_json::json!({"actor": "system", "action": action, "details": details});
+    Ok(record::encode(RecordKind::Audit, now_millis(), &data)?)
+}
+
+fn spawn_source(
+    task: impl std::future::Future<Output = Result<(), ingest::source::SourceError>> + Send + 'static,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         if let Err(e) = task.await {
             tracing::error!(error = %e, "source stopped");
@@ -193,7 +236,12 @@ fn spawn_source(task: impl std::future::Future<Output = Result<(), ingest::sourc
     })
 }
 
-async fn normalize_stage(mut raw: Subscriber<RawRecord>, out: Publisher<Ingested>, inventory: Arc<Inventory>, offset_min: i64) {
+async fn normalize_stage(
+    mut raw: Subscriber<RawRecord>,
+    out: Publisher<Ingested>,
+    inventory: Arc<Inventory>,
+    offset_min: i64,
+) {
     while let Some(d) = raw.next().await {
         let (items, commit) = d.into_parts();
         let batch: Vec<Ingested> = items.into_iter().map(|r| normalize(r, &inventory, offset_min)).collect();
@@ -205,7 +253,14 @@ async fn normalize_stage(mut raw: Subscriber<RawRecord>, out: Publisher<Ingested
     }
 }
 
-async fn evidence_stage(mut events: Subscriber<Ingested>, ledger: Arc<Ledger>, positions: Arc<Positions>, views: Arc<Views>, mut engine: Engine, stats: Arc<PipelineStats>) {
+async fn evidence_stage(
+    mut events: Subscriber<Ingested>,
+    ledger: Arc<Ledger>,
+    positions: Arc<Positions>,
+    views: Arc<Views>,
+    mut engine: Engine,
+    stats: Arc<PipelineStats>,
+) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

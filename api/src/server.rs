@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
@@ -12,7 +13,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use axum::body::Bytes;
 use ingest::bus::Publisher;
 use ingest::source::now_millis;
 use ingest::time::format_rfc3339;
@@ -24,7 +24,6 @@ use serde_json::{Value, json};
 use crate::auth::{Principal, Role, TokenStore};
 use crate::pipeline::PipelineStats;
 use crate::views::Views;
-
 
 /// What a request wants to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +39,9 @@ pub fn permits(role: Role, p: Permission) -> bool {
     use Permission::*;
     match role {
         Role::Admin => true,
-        Role::SocAnalyst | Role::QualityReviewer | Role::Auditor => matches!(p, ReadIncidents | ReadEvents | ReadLedger),
+        Role::SocAnalyst | Role::QualityReviewer | Role::Auditor => {
+            matches!(p, ReadIncidents | ReadEvents | ReadLedger)
+        }
         Role::ControlRoom => matches!(p, ReadIncidents),
         Role::Collector => matches!(p, Ingest),
     }
@@ -209,7 +210,11 @@ struct IncidentQuery {
     limit: Option<usize>,
 }
 
-async fn list_incidents(caller: Caller, State(s): State<AppState>, q: Result<Query<IncidentQuery>, QueryRejection>) -> Result<Json<Value>, ApiError> {
+async fn list_incidents(
+    caller: Caller,
+    State(s): State<AppState>,
+    q: Result<Query<IncidentQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::ReadIncidents)?;
     let Query(q) = q?;
     let n = limit(q.limit)?;
@@ -226,13 +231,35 @@ async fn list_incidents(caller: Caller, State(s): State<AppState>, q: Result<Que
     Ok(Json(json!({"incidents": list})))
 }
 
-async fn get_incident(caller: Caller, State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn get_incident(
+    caller: Caller,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::ReadIncidents)?;
-    let inc = s.0.views.incidents.read().unwrap_or_else(|e| e.into_inner()).get(&id).cloned().ok_or_else(|| ApiError::not_found(format!("no incident {id}")))?;
+    let inc =
+        s.0.views
+            .incidents
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(format!("no incident {id}")))?;
     // The cyber-physical timeline: contributing events in event-time order.
-    let mut timeline: Vec<(i64, Value)> = inc.events.iter().filter_map(|i| s.0.views.event(*i)).map(|st| (st.item.time, event_json(st.index, &st.item))).collect();
+    let mut timeline: Vec<(i64, Value)> = inc
+        .events
+        .iter()
+        .filter_map(|i| s.0.views.event(*i))
+        .map(|st| (st.item.time, event_json(st.index, &st.item)))
+        .collect();
     timeline.sort_by_key(|(t, _)| *t);
-    let alerts: Vec<Value> = s.0.views.alerts(MAX_LIMIT).into_iter().filter(|a| inc.alerts.contains(&a.item.id)).map(|a| serde_json::to_value(&*a.item).unwrap_or(Value::Null)).collect();
+    let alerts: Vec<Value> =
+        s.0.views
+            .alerts(MAX_LIMIT)
+            .into_iter()
+            .filter(|a| inc.alerts.contains(&a.item.id))
+            .map(|a| serde_json::to_value(&*a.item).unwrap_or(Value::Null))
+            .collect();
     let mut v = incident_json(&inc);
     if let Some(o) = v.as_object_mut() {
         o.insert("timeline".into(), timeline.into_iter().map(|(_, e)| e).collect::<Vec<_>>().into());
@@ -252,7 +279,11 @@ struct EventQuery {
     asset: Option<String>,
 }
 
-async fn list_events(caller: Caller, State(s): State<AppState>, q: Result<Query<EventQuery>, QueryRejection>) -> Result<Json<Value>, ApiError> {
+async fn list_events(
+    caller: Caller,
+    State(s): State<AppState>,
+    q: Result<Query<EventQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::ReadEvents)?;
     let Query(q) = q?;
     let n = limit(q.limit)?;
@@ -273,29 +304,47 @@ struct LimitQuery {
     limit: Option<usize>,
 }
 
-async fn list_alerts(caller: Caller, State(s): State<AppState>, q: Result<Query<LimitQuery>, QueryRejection>) -> Result<Json<Value>, ApiError> {
+async fn list_alerts(
+    caller: Caller,
+    State(s): State<AppState>,
+    q: Result<Query<LimitQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::ReadIncidents)?;
     let n = limit(q?.0.limit)?;
-    let list: Vec<Value> = s.0.views.alerts(n).iter().map(|a| {
-        let mut v = serde_json::to_value(&*a.item).unwrap_or(Value::Null);
-        if let Some(o) = v.as_object_mut() {
-            o.insert("ledger_index".into(), a.index.into());
-        }
-        v
-    }).collect();
+    let list: Vec<Value> =
+        s.0.views
+            .alerts(n)
+            .iter()
+            .map(|a| {
+                let mut v = serde_json::to_value(&*a.item).unwrap_or(Value::Null);
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("ledger_index".into(), a.index.into());
+                }
+                v
+            })
+            .collect();
     Ok(Json(json!({"alerts": list})))
 }
 
-async fn list_dead_letters(caller: Caller, State(s): State<AppState>, q: Result<Query<LimitQuery>, QueryRejection>) -> Result<Json<Value>, ApiError> {
+async fn list_dead_letters(
+    caller: Caller,
+    State(s): State<AppState>,
+    q: Result<Query<LimitQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::ReadEvents)?;
     let n = limit(q?.0.limit)?;
-    let list: Vec<Value> = s.0.views.dead_letters(n).iter().map(|d| {
-        let mut v = serde_json::to_value(&*d.item).unwrap_or(Value::Null);
-        if let Some(o) = v.as_object_mut() {
-            o.insert("ledger_index".into(), d.index.into());
-        }
-        v
-    }).collect();
+    let list: Vec<Value> =
+        s.0.views
+            .dead_letters(n)
+            .iter()
+            .map(|d| {
+                let mut v = serde_json::to_value(&*d.item).unwrap_or(Value::Null);
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("ledger_index".into(), d.index.into());
+                }
+                v
+            })
+            .collect();
     Ok(Json(json!({"dead_letters": list, "total": s.0.stats.dead_letters.load(Ordering::Relaxed)})))
 }
 
@@ -308,17 +357,28 @@ async fn checkpoint(caller: Caller, State(s): State<AppState>) -> Result<Respons
 /// `POST /api/v1/ingest/{source}`: a JSON object, a JSON array of objects, or
 /// JSON lines. Each record keeps its exact bytes; what does not parse becomes
 /// a dead letter downstream, so nothing sent is lost. 202 = accepted for processing.
-async fn ingest_push(caller: Caller, State(s): State<AppState>, Path(source): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+async fn ingest_push(
+    caller: Caller,
+    State(s): State<AppState>,
+    Path(source): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     caller.require(Permission::Ingest)?;
     let format = *s.0.push.get(&source).ok_or_else(|| ApiError::not_found(format!("no push source {source:?}")))?;
     let now = now_millis();
     let name: Arc<str> = source.as_str().into();
     let trimmed = body.trim_ascii();
     let pieces: Vec<Vec<u8>> = if trimmed.starts_with(b"[") {
-        let items: Vec<&serde_json::value::RawValue> = serde_json::from_slice(trimmed).map_err(|e| ApiError::bad_request(format!("body is not a JSON array: {e}")))?;
+        let items: Vec<&serde_json::value::RawValue> = serde_json::from_slice(trimmed)
+            .map_err(|e| ApiError::bad_request(format!("body is not a JSON array: {e}")))?;
         items.iter().map(|r| r.get().as_bytes().to_vec()).collect()
     } else {
-        trimmed.split(|b| *b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l)).filter(|l| !l.trim_ascii().is_empty()).map(<[u8]>::to_vec).collect()
+        trimmed
+            .split(|b| *b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .filter(|l| !l.trim_ascii().is_empty())
+            .map(<[u8]>::to_vec)
+            .collect()
     };
     if pieces.is_empty() {
         return Err(ApiError::bad_request("empty body: send a JSON object, an array or JSON lines"));

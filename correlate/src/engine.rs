@@ -77,6 +77,16 @@ struct Seen {
     index: u64,
 }
 
+/// What a rule found; [`Engine::alert`] turns it into an [`Alert`].
+struct Hit {
+    severity_id: u8,
+    time: i64,
+    entity: Entity,
+    zone: Option<String>,
+    events: Vec<u64>,
+    summary: String,
+}
+
 #[derive(Debug, Clone)]
 struct PendingWrite {
     time: i64,
@@ -155,7 +165,8 @@ impl Engine {
 
     pub fn stats(&self) -> EngineStats {
         EngineStats {
-            state_entries: (self.denials.len() + self.logins.len() + self.presence.len() + self.pending_writes.len()) as u64,
+            state_entries: (self.denials.len() + self.logins.len() + self.presence.len() + self.pending_writes.len())
+                as u64,
             ..self.stats
         }
     }
@@ -164,23 +175,24 @@ impl Engine {
         self.watermarks.watermark(self.now)
     }
 
-    fn alert(&mut self, rule: &RuleInfo, key: String, severity_id: u8, time: i64, entity: Entity, zone: Option<String>, events: Vec<u64>, summary: String) -> Option<Alert> {
-        // Each pattern completes exactly once (by the later of its events), so
-        // the id needs no de-duplication set.
-        let id = format!("{}:{key}", rule.id);
+    /// Completes an alert of `rule`. Each pattern completes exactly once (by
+    /// the later of its events), so the id — rule and contributing indices —
+    /// needs no de-duplication set and is the same when the input is replayed.
+    fn alert(&mut self, rule: &RuleInfo, hit: Hit) -> Alert {
+        let key: Vec<String> = hit.events.iter().map(u64::to_string).collect();
         self.stats.alerts += 1;
-        Some(Alert {
-            id,
+        Alert {
+            id: format!("{}:{}", rule.id, key.join("-")),
             rule: rule.id.to_owned(),
             title: rule.title.to_owned(),
-            severity_id,
+            severity_id: hit.severity_id,
             attack: rule.attack.iter().map(|s| (*s).to_owned()).collect(),
-            time,
-            entity,
-            zone,
-            events,
-            summary,
-        })
+            time: hit.time,
+            entity: hit.entity,
+            zone: hit.zone,
+            events: hit.events,
+            summary: hit.summary,
+        }
     }
 
     /// Feeds one ledgered event. Returns the alerts it completes.
@@ -215,7 +227,11 @@ impl Engine {
         let Some(person) = e.person().map(str::to_owned) else { return };
         match e.activity_id {
             activity::BADGE_GRANTED => {
-                self.presence.insert((person, String::new()), Seen { time: e.time, index }, self.cfg.max_entries_per_key);
+                self.presence.insert(
+                    (person, String::new()),
+                    Seen { time: e.time, index },
+                    self.cfg.max_entries_per_key,
+                );
             }
             activity::BADGE_DENIED => {
                 let Some(zone) = e.zone.clone() else { return };
@@ -223,7 +239,7 @@ impl Engine {
                 let window = self.cfg.login_window_ms as i64;
                 let matches: Vec<Seen> = self.logins.between(&key, e.time, e.time + window).copied().collect();
                 for login in matches {
-                    out.extend(self.badge_login_alert(&person, &zone, Seen { time: e.time, index }, login));
+                    out.push(self.badge_login_alert(&person, &zone, Seen { time: e.time, index }, login));
                 }
                 self.denials.insert(key, Seen { time: e.time, index }, self.cfg.max_entries_per_key);
             }
@@ -241,22 +257,23 @@ impl Engine {
         let window = self.cfg.login_window_ms as i64;
         let matches: Vec<Seen> = self.denials.between(&key, e.time - window, e.time).copied().collect();
         for denial in matches {
-            out.extend(self.badge_login_alert(&person, &zone, denial, Seen { time: e.time, index }));
+            out.push(self.badge_login_alert(&person, &zone, denial, Seen { time: e.time, index }));
         }
         self.logins.insert(key, Seen { time: e.time, index }, self.cfg.max_entries_per_key);
     }
 
-    fn badge_login_alert(&mut self, person: &str, zone: &str, denial: Seen, login: Seen) -> Option<Alert> {
+    fn badge_login_alert(&mut self, person: &str, zone: &str, denial: Seen, login: Seen) -> Alert {
         let gap = (login.time - denial.time) / 1000;
         self.alert(
             &BADGE_DENIED_THEN_EWS_LOGIN,
-            format!("{}-{}", denial.index, login.index),
-            severity::HIGH,
-            login.time,
-            Entity { kind: EntityKind::Person, id: person.to_owned() },
-            Some(zone.to_owned()),
-            vec![denial.index, login.index],
-            format!("{person} was denied at a door of zone {zone}, then logged on to an engineering workstation there {gap} s later"),
+            Hit {
+                severity_id: severity::HIGH,
+                time: login.time,
+                entity: Entity { kind: EntityKind::Person, id: person.to_owned() },
+                zone: Some(zone.to_owned()),
+                events: vec![denial.index, login.index],
+                summary: format!("{person} was denied at a door of zone {zone}, then logged on to an engineering workstation there {gap} s later"),
+            },
         )
     }
 
@@ -271,21 +288,24 @@ impl Engine {
             return;
         }
         if let Some(a) = &asset
-            && (self.inventory.maintenance_window_at(a, e.time).is_some() || self.inventory.open_ticket_at(a, e.time).is_some())
+            && (self.inventory.maintenance_window_at(a, e.time).is_some()
+                || self.inventory.open_ticket_at(a, e.time).is_some())
         {
             return;
         }
         let files = change.changed_files.join(", ");
-        let who = e.actor.as_ref().and_then(|a| a.user.clone()).map(|u| format!(" (backup by {u})")).unwrap_or_default();
-        out.extend(self.alert(
+        let who =
+            e.actor.as_ref().and_then(|a| a.user.clone()).map(|u| format!(" (backup by {u})")).unwrap_or_default();
+        out.push(self.alert(
             &PLC_CHANGE_OUTSIDE_WINDOW,
-            index.to_string(),
-            asset_severity(severity::HIGH, asset.as_ref().map(|a| a.criticality)),
-            e.time,
-            Entity { kind: EntityKind::Asset, id: asset_id.clone() },
-            e.zone.clone(),
-            vec![index],
-            format!("{asset_id} differs from its released program ({files}) with no maintenance window or open change ticket{who}"),
+            Hit {
+                severity_id: asset_severity(severity::HIGH, asset.as_ref().map(|a| a.criticality)),
+                time: e.time,
+                entity: Entity { kind: EntityKind::Asset, id: asset_id.clone() },
+                zone: e.zone.clone(),
+                events: vec![index],
+                summary: format!("{asset_id} differs from its released program ({files}) with no maintenance window or open change ticket{who}"),
+            },
         ));
     }
 
@@ -295,7 +315,10 @@ impl Engine {
         let owner = src_asset.as_deref().and_then(|a| self.inventory.asset(a)).and_then(|a| a.owner.clone());
         let (true, Some(src_asset), Some(person)) = (dst_is_plc, src_asset, owner) else { return };
         let dst_asset = e.device.as_ref().and_then(|d| d.asset.clone()).unwrap_or_default();
-        self.pending_writes.insert((e.time, index), PendingWrite { time: e.time, index, person, src_asset, dst_asset, zone: e.zone.clone() });
+        self.pending_writes.insert(
+            (e.time, index),
+            PendingWrite { time: e.time, index, person, src_asset, dst_asset, zone: e.zone.clone() },
+        );
     }
 
     /// Decides what the watermark has made final, and evicts old state.
@@ -308,21 +331,26 @@ impl Engine {
             }
             let w = entry.remove();
             let lookback = self.cfg.presence_lookback_ms as i64;
-            let present = self.presence.between(&(w.person.clone(), String::new()), w.time - lookback, w.time).next().is_some();
+            let present =
+                self.presence.between(&(w.person.clone(), String::new()), w.time - lookback, w.time).next().is_some();
             if present {
                 continue;
             }
             let crit = self.inventory.asset(&w.dst_asset).map(|a| a.criticality);
             let hours = lookback / 3_600_000;
-            out.extend(self.alert(
+            out.push(self.alert(
                 &OT_WRITE_OWNER_OFFSITE,
-                w.index.to_string(),
-                asset_severity(severity::HIGH, crit),
-                w.time,
-                Entity { kind: EntityKind::Asset, id: w.src_asset.clone() },
-                w.zone.clone(),
-                vec![w.index],
-                format!("write to {} from {}, whose owner {} has not badged in on site in the last {hours} h", w.dst_asset, w.src_asset, w.person),
+                Hit {
+                    severity_id: asset_severity(severity::HIGH, crit),
+                    time: w.time,
+                    entity: Entity { kind: EntityKind::Asset, id: w.src_asset.clone() },
+                    zone: w.zone.clone(),
+                    events: vec![w.index],
+                    summary: format!(
+                        "write to {} from {}, whose owner {} has not badged in on site in the last {hours} h",
+                        w.dst_asset, w.src_asset, w.person
+                    ),
+                },
             ));
         }
         let window = self.cfg.login_window_ms as i64;

@@ -29,7 +29,10 @@ impl IncidentState {
     }
     fn can_go_to(self, to: Self) -> bool {
         use IncidentState::*;
-        matches!((self, to), (New, Acknowledged) | (New | Acknowledged, Investigating) | (New | Acknowledged | Investigating, Closed))
+        matches!(
+            (self, to),
+            (New, Acknowledged) | (New | Acknowledged, Investigating) | (New | Acknowledged | Investigating, Closed)
+        )
     }
 }
 
@@ -94,7 +97,9 @@ impl IncidentBook {
     pub fn file(&mut self, alert: &Alert) -> Incident {
         let window = self.group_window_ms;
         let open = self.incidents.values_mut().find(|i| {
-            i.state != IncidentState::Closed && i.entity == alert.entity && (alert.time - i.last_alert_at).abs() <= window
+            i.state != IncidentState::Closed
+                && i.entity == alert.entity
+                && (alert.time - i.last_alert_at).abs() <= window
         });
         match open {
             Some(i) => {
@@ -143,10 +148,21 @@ impl IncidentBook {
     }
 
     /// Moves an incident to `to`, recording who and why.
-    pub fn transition(&mut self, id: &str, to: IncidentState, by: &str, reason: &str, at: i64) -> Result<Incident, CorrelateError> {
+    pub fn transition(
+        &mut self,
+        id: &str,
+        to: IncidentState,
+        by: &str,
+        reason: &str,
+        at: i64,
+    ) -> Result<Incident, CorrelateError> {
         let i = self.incidents.get_mut(id).ok_or_else(|| CorrelateError::NoSuchIncident(id.to_owned()))?;
         if !i.state.can_go_to(to) {
-            return Err(CorrelateError::BadTransition { id: id.to_owned(), from: i.state.as_str().into(), to: to.as_str().into() });
+            return Err(CorrelateError::BadTransition {
+                id: id.to_owned(),
+                from: i.state.as_str().into(),
+                to: to.as_str().into(),
+            });
         }
         i.history.push(Transition { from: i.state, to, by: by.to_owned(), reason: reason.to_owned(), at });
         i.state = to;
@@ -204,10 +220,16 @@ mod tests {
         let id = b.file(&alert("a1", "r1", "m", 1, 3)).id;
         let i = b.transition(&id, IncidentState::Acknowledged, "ana", "looking", 5).expect("ack");
         assert_eq!(i.history[0].by, "ana");
-        assert!(matches!(b.transition(&id, IncidentState::New, "ana", "x", 6), Err(CorrelateError::BadTransition { .. })));
+        assert!(matches!(
+            b.transition(&id, IncidentState::New, "ana", "x", 6),
+            Err(CorrelateError::BadTransition { .. })
+        ));
         b.transition(&id, IncidentState::Closed, "ana", "badge reader fault", 7).expect("close");
         assert!(b.transition(&id, IncidentState::Investigating, "ana", "x", 8).is_err());
-        assert!(matches!(b.transition("INC-9", IncidentState::Closed, "a", "b", 1), Err(CorrelateError::NoSuchIncident(_))));
+        assert!(matches!(
+            b.transition("INC-9", IncidentState::Closed, "a", "b", 1),
+            Err(CorrelateError::NoSuchIncident(_))
+        ));
         // A closed incident does not swallow new alerts.
         assert_ne!(b.file(&alert("a2", "r1", "m", 1, 3)).id, id);
     }

@@ -203,7 +203,8 @@ impl Bus for EmbeddedBus {
 
     fn subscriber<T: Message>(&self, topic: Topic<T>) -> Result<Subscriber<T>, BusError> {
         let ch = self.channel(topic);
-        let rx = ch.rx.lock().unwrap_or_else(|e| e.into_inner()).take().ok_or(BusError::AlreadySubscribed(topic.name))?;
+        let rx =
+            ch.rx.lock().unwrap_or_else(|e| e.into_inner()).take().ok_or(BusError::AlreadySubscribed(topic.name))?;
         // The bus keeps no sender of its own once subscribed publishers exist, so
         // the topic closes when the last publisher is dropped.
         Ok(Subscriber::new(Box::new(EmbeddedSubscriber(rx))))

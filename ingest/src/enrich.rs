@@ -5,7 +5,10 @@ use crate::event::{Endpoint, Event, EventClass};
 use crate::inventory::{Asset, Inventory};
 
 fn endpoint_asset<'a>(inv: &'a Inventory, ep: &Endpoint) -> Option<&'a Asset> {
-    ep.ip.as_ref().and_then(|ip| inv.asset_by_ip(ip)).or_else(|| ep.hostname.as_deref().and_then(|h| inv.asset_by_host(h)))
+    ep.ip
+        .as_ref()
+        .and_then(|ip| inv.asset_by_ip(ip))
+        .or_else(|| ep.hostname.as_deref().and_then(|h| inv.asset_by_host(h)))
 }
 
 fn fill_endpoint(inv: &Inventory, ep: &mut Endpoint) {

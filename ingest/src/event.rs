@@ -248,10 +248,9 @@ impl<'de> Deserialize<'de> for Raw {
         }
         match Form::deserialize(d)? {
             Form::Text(t) => Ok(Raw(t.into_bytes())),
-            Form::Binary { base64 } => base64::engine::general_purpose::STANDARD
-                .decode(base64)
-                .map(Raw)
-                .map_err(serde::de::Error::custom),
+            Form::Binary { base64 } => {
+                base64::engine::general_purpose::STANDARD.decode(base64).map(Raw).map_err(serde::de::Error::custom)
+            }
         }
     }
 }
@@ -333,10 +332,7 @@ impl Event {
             ot: None,
             finding: None,
             change: None,
-            metadata: Metadata {
-                raw_sha256: raw.sha256_hex(),
-                ..Metadata::default()
-            },
+            metadata: Metadata { raw_sha256: raw.sha256_hex(), ..Metadata::default() },
             unmapped: BTreeMap::new(),
             raw,
         }

@@ -205,15 +205,23 @@ fn account_key(account: &str) -> String {
 }
 
 fn span(key: &str, start: &str, end: &str) -> Result<(Millis, Millis), InventoryError> {
-    let s = parse_rfc3339(start).ok_or_else(|| invalid(format!("{key}.start"), format!("{start:?} is not an RFC 3339 time")))?;
-    let e = parse_rfc3339(end).ok_or_else(|| invalid(format!("{key}.end"), format!("{end:?} is not an RFC 3339 time")))?;
+    let s = parse_rfc3339(start)
+        .ok_or_else(|| invalid(format!("{key}.start"), format!("{start:?} is not an RFC 3339 time")))?;
+    let e =
+        parse_rfc3339(end).ok_or_else(|| invalid(format!("{key}.end"), format!("{end:?} is not an RFC 3339 time")))?;
     if e < s {
         return Err(invalid(format!("{key}.end"), "ends before it starts"));
     }
     Ok((s, e))
 }
 
-fn insert_unique<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, k: K, i: usize, key: String, what: &str) -> Result<(), InventoryError> {
+fn insert_unique<K: std::hash::Hash + Eq>(
+    map: &mut HashMap<K, usize>,
+    k: K,
+    i: usize,
+    key: String,
+    what: &str,
+) -> Result<(), InventoryError> {
     match map.insert(k, i) {
         Some(prev) if prev != i => Err(invalid(key, format!("{what} is already used by another entry"))),
         _ => Ok(()),
@@ -236,10 +244,22 @@ impl Inventory {
         for (i, p) in self.people.iter().enumerate() {
             insert_unique(&mut ix.person_by_id, p.id.clone(), i, format!("people[{i}].id"), "person id")?;
             for b in &p.badges {
-                insert_unique(&mut ix.person_by_badge, b.clone(), i, format!("people[{i}].badges"), &format!("badge {b:?}"))?;
+                insert_unique(
+                    &mut ix.person_by_badge,
+                    b.clone(),
+                    i,
+                    format!("people[{i}].badges"),
+                    &format!("badge {b:?}"),
+                )?;
             }
             for a in &p.accounts {
-                insert_unique(&mut ix.person_by_account, account_key(a), i, format!("people[{i}].accounts"), &format!("account {a:?}"))?;
+                insert_unique(
+                    &mut ix.person_by_account,
+                    account_key(a),
+                    i,
+                    format!("people[{i}].accounts"),
+                    &format!("account {a:?}"),
+                )?;
             }
         }
         for (i, a) in self.assets.iter().enumerate() {
@@ -257,7 +277,13 @@ impl Inventory {
             }
             ix.asset_by_host.insert(a.id.to_ascii_lowercase(), i);
             if let Some(h) = &a.hostname {
-                insert_unique(&mut ix.asset_by_host, h.to_ascii_lowercase(), i, format!("assets[{i}].hostname"), &format!("hostname {h:?}"))?;
+                insert_unique(
+                    &mut ix.asset_by_host,
+                    h.to_ascii_lowercase(),
+                    i,
+                    format!("assets[{i}].hostname"),
+                    &format!("hostname {h:?}"),
+                )?;
             }
         }
         for (i, d) in self.doors.iter().enumerate() {
@@ -318,15 +344,15 @@ impl Inventory {
     /// The maintenance window covering a change to `asset` at `t`, if any.
     pub fn maintenance_window_at(&self, asset: &Asset, t: Millis) -> Option<&MaintenanceWindow> {
         self.maintenance_windows.iter().find(|w| {
-            (w.assets.iter().any(|a| *a == asset.id) || w.zones.iter().any(|z| *z == asset.zone)) && (w.span.0..=w.span.1).contains(&t)
+            (w.assets.contains(&asset.id) || w.zones.contains(&asset.zone)) && (w.span.0..=w.span.1).contains(&t)
         })
     }
 
     /// The open change ticket covering a change to `asset` at `t`, if any.
     pub fn open_ticket_at(&self, asset: &Asset, t: Millis) -> Option<&ChangeTicket> {
-        self.change_tickets
-            .iter()
-            .find(|c| c.state == TicketState::Open && c.assets.iter().any(|a| *a == asset.id) && (c.span.0..=c.span.1).contains(&t))
+        self.change_tickets.iter().find(|c| {
+            c.state == TicketState::Open && c.assets.contains(&asset.id) && (c.span.0..=c.span.1).contains(&t)
+        })
     }
 }
 

@@ -94,13 +94,17 @@ impl NoteSigner {
 
     /// Parses `PRIVATE+KEY+name+hexid+base64(0x01 || seed)`.
     pub fn parse(text: &str) -> Result<Self, LedgerError> {
-        let rest = text.trim().strip_prefix("PRIVATE+KEY+").ok_or_else(|| bad("signing key does not start with PRIVATE+KEY+"))?;
+        let rest = text
+            .trim()
+            .strip_prefix("PRIVATE+KEY+")
+            .ok_or_else(|| bad("signing key does not start with PRIVATE+KEY+"))?;
         let mut parts = rest.splitn(3, '+');
         let (Some(name), Some(id_hex), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(bad("signing key is not PRIVATE+KEY+name+id+key"));
         };
         let raw = B64.decode(b64).map_err(|e| bad(format!("signing key: {e}")))?;
-        let seed: [u8; 32] = raw.get(1..).and_then(|s| s.try_into().ok()).ok_or_else(|| bad("signing key: not 32 bytes"))?;
+        let seed: [u8; 32] =
+            raw.get(1..).and_then(|s| s.try_into().ok()).ok_or_else(|| bad("signing key: not 32 bytes"))?;
         if raw.first() != Some(&ED25519_ALG) {
             return Err(bad("signing key: not Ed25519"));
         }
@@ -143,7 +147,9 @@ pub fn open<'a>(note: &'a str, keys: &[VerifierKey]) -> Result<(&'a str, Vec<Str
     let (body, sigs) = (&note[..split + 1], &note[split + 2..]);
     let mut signed_by = Vec::new();
     for line in sigs.lines() {
-        let rest = line.strip_prefix(DASH).ok_or_else(|| bad(format!("signature line {line:?} does not start with an em dash")))?;
+        let rest = line
+            .strip_prefix(DASH)
+            .ok_or_else(|| bad(format!("signature line {line:?} does not start with an em dash")))?;
         let (name, b64) = rest.split_once(' ').ok_or_else(|| bad("signature line without a signature"))?;
         let blob = B64.decode(b64).map_err(|e| bad(format!("signature by {name}: {e}")))?;
         if blob.len() != 68 {
@@ -193,11 +199,16 @@ impl Checkpoint {
         };
         let size = size.parse().map_err(|_| bad(format!("checkpoint size {size:?} is not a number")))?;
         let hash = |b: &str, what: &str| -> Result<Hash, LedgerError> {
-            B64.decode(b).ok().and_then(|v| v.try_into().ok()).ok_or_else(|| bad(format!("checkpoint {what} is not a base64 SHA-256")))
+            B64.decode(b)
+                .ok()
+                .and_then(|v| v.try_into().ok())
+                .ok_or_else(|| bad(format!("checkpoint {what} is not a base64 SHA-256")))
         };
         let ext = |prefix: &str| rest.iter().find_map(|l| l.strip_prefix(prefix));
         let chain = hash(ext("custos-chain ").ok_or_else(|| bad("checkpoint has no custos-chain line"))?, "chain")?;
-        let time_ms = ext("custos-time ").and_then(|t| t.parse().ok()).ok_or_else(|| bad("checkpoint has no custos-time line"))?;
+        let time_ms = ext("custos-time ")
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| bad("checkpoint has no custos-time line"))?;
         Ok(Self { origin: (*origin).to_owned(), size, root: hash(root, "root")?, chain, time_ms })
     }
 }
@@ -209,7 +220,8 @@ mod tests {
     #[test]
     fn sign_open_and_reject_tampering() {
         let s = NoteSigner::generate("custos.example/ledger").expect("key");
-        let cp = Checkpoint { origin: "custos.example/ledger".into(), size: 3, root: [7; 32], chain: [9; 32], time_ms: 5 };
+        let cp =
+            Checkpoint { origin: "custos.example/ledger".into(), size: 3, root: [7; 32], chain: [9; 32], time_ms: 5 };
         let note = s.sign(&cp.body());
         assert!(note.contains("\n\n\u{2014} custos.example/ledger "));
         let keys = [s.verifier()];
@@ -238,9 +250,11 @@ mod tests {
     /// implementation of signed-note): the id in each string must match.
     #[test]
     fn reference_key_vectors() {
-        let v = VerifierKey::parse("PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW").expect("reference verifier key");
+        let v = VerifierKey::parse("PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW")
+            .expect("reference verifier key");
         assert_eq!(hex::encode(v.id), "c74f20a3");
-        let s = NoteSigner::parse("PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz").expect("reference signer key");
+        let s = NoteSigner::parse("PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz")
+            .expect("reference signer key");
         assert_eq!(s.verifier(), v);
     }
 }

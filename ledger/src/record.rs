@@ -37,7 +37,8 @@ pub struct Record<T> {
 
 /// Canonical bytes of a record (RFC 8785).
 pub fn encode<T: Serialize>(kind: RecordKind, recorded_at: i64, data: &T) -> Result<Vec<u8>, LedgerError> {
-    serde_jcs::to_vec(&Record { kind, recorded_at, data }).map_err(|e| LedgerError::Record(format!("cannot encode {kind:?} record: {e}")))
+    serde_jcs::to_vec(&Record { kind, recorded_at, data })
+        .map_err(|e| LedgerError::Record(format!("cannot encode {kind:?} record: {e}")))
 }
 
 /// Reads a record's envelope; the data stays generic JSON.
@@ -65,7 +66,10 @@ mod tests {
     fn canonical_form_sorts_keys() {
         let data = serde_json::json!({"z": 1, "a": "é", "m": [true, null]});
         let bytes = encode(RecordKind::Audit, 7, &data).expect("encode");
-        assert_eq!(String::from_utf8_lossy(&bytes), r#"{"data":{"a":"é","m":[true,null],"z":1},"kind":"audit","recorded_at":7}"#);
+        assert_eq!(
+            String::from_utf8_lossy(&bytes),
+            r#"{"data":{"a":"é","m":[true,null],"z":1},"kind":"audit","recorded_at":7}"#
+        );
         assert_eq!(decode(&bytes).expect("decode").kind, RecordKind::Audit);
         assert!(decode(br#"{"kind":"gossip","recorded_at":1,"data":{}}"#).is_err());
     }

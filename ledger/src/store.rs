@@ -17,10 +17,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::LedgerError;
 use crate::merkle::{Frontier, Hash, leaf_hash};
 use crate::note::{Checkpoint, NoteSigner, VerifierKey, open};
 use crate::record::{KeyRecord, RecordKind, encode};
-use crate::LedgerError;
 
 pub(crate) const SEGMENTS: &str = "segments";
 pub(crate) const CHECKPOINTS: &str = "checkpoints.log";
@@ -59,7 +59,10 @@ pub(crate) enum FrameFault {
 
 /// Reads frames from `bytes`, calling `f(offset, payload)`. Returns the end
 /// offset of the last good frame and the fault that stopped reading, if any.
-pub(crate) fn read_frames(bytes: &[u8], mut f: impl FnMut(usize, &[u8]) -> Result<(), LedgerError>) -> Result<(usize, Option<FrameFault>), LedgerError> {
+pub(crate) fn read_frames(
+    bytes: &[u8],
+    mut f: impl FnMut(usize, &[u8]) -> Result<(), LedgerError>,
+) -> Result<(usize, Option<FrameFault>), LedgerError> {
     let mut at = 0;
     while at < bytes.len() {
         let Some(header) = bytes.get(at..at + FRAME_HEADER) else { return Ok((at, Some(FrameFault::Truncated))) };
@@ -97,7 +100,10 @@ pub(crate) fn segment_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LedgerErr
             .and_then(|n| n.to_str())
             .and_then(|n| n.strip_suffix(".seg"))
             .and_then(|n| n.parse::<u64>().ok())
-            .ok_or_else(|| LedgerError::Corrupt { index: None, what: format!("unexpected file {} in segments/", path.display()) })?;
+            .ok_or_else(|| LedgerError::Corrupt {
+                index: None,
+                what: format!("unexpected file {} in segments/", path.display()),
+            })?;
         out.push((first, path));
     }
     out.sort();
@@ -174,8 +180,10 @@ pub struct OpenReport {
     pub introduced_key: Option<String>,
 }
 
+type AppendReply = oneshot::Sender<Result<Range<u64>, LedgerError>>;
+
 enum Cmd {
-    Append(Vec<Vec<u8>>, oneshot::Sender<Result<Range<u64>, LedgerError>>),
+    Append(Vec<Vec<u8>>, AppendReply),
     Tick,
     Close(oneshot::Sender<Result<(), LedgerError>>),
 }
@@ -212,7 +220,12 @@ struct Writer {
 impl Ledger {
     /// Opens (or creates) the ledger in `dir`, recovering from a torn tail.
     /// `origin` names the log in its checkpoints; the signer's name must equal it.
-    pub fn open(dir: &Path, origin: &str, signer: NoteSigner, opts: LedgerOptions) -> Result<(Self, OpenReport), LedgerError> {
+    pub fn open(
+        dir: &Path,
+        origin: &str,
+        signer: NoteSigner,
+        opts: LedgerOptions,
+    ) -> Result<(Self, OpenReport), LedgerError> {
         if signer.name() != origin {
             return Err(LedgerError::Note(format!("signing key {} does not sign for origin {origin}", signer.name())));
         }
@@ -220,15 +233,22 @@ impl Ledger {
         let mut report = OpenReport::default();
         let (frontier, chain) = recover(dir, origin, &mut report)?;
         let segments = segment_files(dir)?;
-        let segment_path = segments.last().map_or_else(|| dir.join(SEGMENTS).join(format!("{:020}.seg", 0)), |(_, p)| p.clone());
-        let segment = OpenOptions::new().create(true).append(true).open(&segment_path).map_err(|e| io(&segment_path, "open segment", e))?;
+        let segment_path =
+            segments.last().map_or_else(|| dir.join(SEGMENTS).join(format!("{:020}.seg", 0)), |(_, p)| p.clone());
+        let segment = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&segment_path)
+            .map_err(|e| io(&segment_path, "open segment", e))?;
         let segment_len = segment.metadata().map_err(|e| io(&segment_path, "stat", e))?.len();
         let cp_path = dir.join(CHECKPOINTS);
-        let checkpoints = OpenOptions::new().create(true).append(true).open(&cp_path).map_err(|e| io(&cp_path, "open", e))?;
+        let checkpoints =
+            OpenOptions::new().create(true).append(true).open(&cp_path).map_err(|e| io(&cp_path, "open", e))?;
         sync_dir(dir)?;
         sync_dir(&dir.join(SEGMENTS))?;
         let (notes, _, _) = read_checkpoint_notes(dir)?;
-        let shared = Arc::new(Shared { size: AtomicU64::new(frontier.size()), latest: Mutex::new(notes.last().cloned()) });
+        let shared =
+            Arc::new(Shared { size: AtomicU64::new(frontier.size()), latest: Mutex::new(notes.last().cloned()) });
         let mut w = Writer {
             dir: dir.to_path_buf(),
             opts: opts.clone(),
@@ -238,7 +258,10 @@ impl Ledger {
             segment_path,
             segment_len,
             checkpoints,
-            last_signed_size: notes.last().and_then(|n| n.find("\n\n").and_then(|i| Checkpoint::parse_body(&n[..i + 1]).ok())).map_or(u64::MAX, |c| c.size),
+            last_signed_size: notes
+                .last()
+                .and_then(|n| n.find("\n\n").and_then(|i| Checkpoint::parse_body(&n[..i + 1]).ok()))
+                .map_or(u64::MAX, |c| c.size),
             frontier,
             chain,
             last_signed_at: Instant::now(),
@@ -248,9 +271,19 @@ impl Ledger {
         let vkey = w.signer.verifier().encode();
         let known = fs::read_to_string(dir.join(VKEYS)).unwrap_or_default();
         if !known.lines().any(|l| l.trim() == vkey) {
-            let mut f = OpenOptions::new().create(true).append(true).open(dir.join(VKEYS)).map_err(|e| io(&dir.join(VKEYS), "open", e))?;
-            f.write_all(format!("{vkey}\n").as_bytes()).and_then(|()| f.sync_all()).map_err(|e| io(&dir.join(VKEYS), "write", e))?;
-            let rec = encode(RecordKind::Key, now_ms(), &KeyRecord { action: "introduced".into(), origin: origin.to_owned(), vkey: vkey.clone() })?;
+            let mut f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(VKEYS))
+                .map_err(|e| io(&dir.join(VKEYS), "open", e))?;
+            f.write_all(format!("{vkey}\n").as_bytes())
+                .and_then(|()| f.sync_all())
+                .map_err(|e| io(&dir.join(VKEYS), "write", e))?;
+            let rec = encode(
+                RecordKind::Key,
+                now_ms(),
+                &KeyRecord { action: "introduced".into(), origin: origin.to_owned(), vkey: vkey.clone() },
+            )?;
             w.append_group(&[rec])?;
             report.introduced_key = Some(vkey);
         }
@@ -325,7 +358,11 @@ fn recover(dir: &Path, origin: &str, report: &mut OpenReport) -> Result<(Frontie
     if cp_fault.is_some() {
         let path = dir.join(CHECKPOINTS);
         tracing::warn!(path = %path.display(), "checkpoint log has a torn tail: truncating");
-        OpenOptions::new().write(true).open(&path).and_then(|f| f.set_len(cp_end as u64)).map_err(|e| io(&path, "truncate", e))?;
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_len(cp_end as u64))
+            .map_err(|e| io(&path, "truncate", e))?;
     }
     let keys = if dir.join(VKEYS).exists() { read_vkeys(dir)? } else { Vec::new() };
     let mut signed: Vec<Checkpoint> = Vec::new();
@@ -333,7 +370,10 @@ fn recover(dir: &Path, origin: &str, report: &mut OpenReport) -> Result<(Frontie
         let (body, _) = open(n, &keys)?;
         let cp = Checkpoint::parse_body(body)?;
         if cp.origin != origin {
-            return Err(LedgerError::Corrupt { index: None, what: format!("checkpoint origin {} is not {origin}", cp.origin) });
+            return Err(LedgerError::Corrupt {
+                index: None,
+                what: format!("checkpoint origin {} is not {origin}", cp.origin),
+            });
         }
         signed.push(cp);
     }
@@ -343,7 +383,10 @@ fn recover(dir: &Path, origin: &str, report: &mut OpenReport) -> Result<(Frontie
     let check = |f: &Frontier, chain: &Hash| -> Result<(), LedgerError> {
         for cp in signed.iter().filter(|c| c.size == f.size()) {
             if cp.root != f.root() || cp.chain != *chain {
-                return Err(LedgerError::Corrupt { index: Some(f.size()), what: format!("records do not match the signed checkpoint of size {}", cp.size) });
+                return Err(LedgerError::Corrupt {
+                    index: Some(f.size()),
+                    what: format!("records do not match the signed checkpoint of size {}", cp.size),
+                });
             }
         }
         Ok(())
@@ -351,7 +394,10 @@ fn recover(dir: &Path, origin: &str, report: &mut OpenReport) -> Result<(Frontie
     check(&frontier, &chain)?;
     for (i, (first, path)) in segments.iter().enumerate() {
         if *first != frontier.size() {
-            return Err(LedgerError::Corrupt { index: Some(frontier.size()), what: format!("segment {} starts at index {first}", path.display()) });
+            return Err(LedgerError::Corrupt {
+                index: Some(frontier.size()),
+                what: format!("segment {} starts at index {first}", path.display()),
+            });
         }
         let bytes = read_file(path)?;
         let (end, fault) = read_frames(&bytes, |_, payload| {
@@ -363,15 +409,26 @@ fn recover(dir: &Path, origin: &str, report: &mut OpenReport) -> Result<(Frontie
         if let Some(fault) = fault {
             let last = i + 1 == segments.len();
             if !last || frontier.size() < covered {
-                return Err(LedgerError::Corrupt { index: Some(frontier.size()), what: format!("{}: {fault:?} at byte {end}", path.display()) });
+                return Err(LedgerError::Corrupt {
+                    index: Some(frontier.size()),
+                    what: format!("{}: {fault:?} at byte {end}", path.display()),
+                });
             }
             report.truncated_bytes = (bytes.len() - end) as u64;
             tracing::warn!(path = %path.display(), at = end, bytes = report.truncated_bytes, "torn tail after a crash: truncating to the last good record");
-            OpenOptions::new().write(true).open(path).and_then(|f| f.set_len(end as u64)).and_then(|()| File::open(path)?.sync_all()).map_err(|e| io(path, "truncate", e))?;
+            OpenOptions::new()
+                .write(true)
+                .open(path)
+                .and_then(|f| f.set_len(end as u64))
+                .and_then(|()| File::open(path)?.sync_all())
+                .map_err(|e| io(path, "truncate", e))?;
         }
     }
     if frontier.size() < covered {
-        return Err(LedgerError::Corrupt { index: Some(frontier.size()), what: format!("a signed checkpoint covers {covered} records but only {} exist", frontier.size()) });
+        return Err(LedgerError::Corrupt {
+            index: Some(frontier.size()),
+            what: format!("a signed checkpoint covers {covered} records but only {} exist", frontier.size()),
+        });
     }
     Ok((frontier, chain))
 }
@@ -380,7 +437,7 @@ impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
         let mut failed: Option<String> = None;
         while let Some(first) = rx.blocking_recv() {
-            let mut group: Vec<(Vec<Vec<u8>>, oneshot::Sender<Result<Range<u64>, LedgerError>>)> = Vec::new();
+            let mut group: Vec<(Vec<Vec<u8>>, AppendReply)> = Vec::new();
             let mut close = None;
             let mut pending = Some(first);
             let mut count = 0usize;
@@ -428,7 +485,9 @@ impl Writer {
                 }
             }
             let due = self.last_signed_at.elapsed() >= self.opts.checkpoint_interval;
-            if failed.is_none() && self.last_signed_size != self.frontier.size() && (due || close.is_some())
+            if failed.is_none()
+                && self.last_signed_size != self.frontier.size()
+                && (due || close.is_some())
                 && let Err(e) = self.sign_checkpoint()
             {
                 tracing::error!(error = %e, "signing a checkpoint failed");
@@ -455,7 +514,8 @@ impl Writer {
         let mut leaves = Vec::with_capacity(records.len());
         for r in records {
             let r = r.as_ref();
-            if self.segment_len + buf.len() as u64 > self.opts.segment_bytes && self.segment_len + buf.len() as u64 > 0 {
+            if self.segment_len + buf.len() as u64 > self.opts.segment_bytes && self.segment_len + buf.len() as u64 > 0
+            {
                 self.flush(&buf)?;
                 buf.clear();
                 self.roll(start + leaves.len() as u64)?;
@@ -482,18 +542,31 @@ impl Writer {
     fn roll(&mut self, first_index: u64) -> Result<(), LedgerError> {
         self.segment.sync_data().map_err(|e| io(&self.segment_path, "fdatasync", e))?;
         self.segment_path = self.dir.join(SEGMENTS).join(format!("{first_index:020}.seg"));
-        self.segment = OpenOptions::new().create(true).append(true).open(&self.segment_path).map_err(|e| io(&self.segment_path, "create segment", e))?;
+        self.segment = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.segment_path)
+            .map_err(|e| io(&self.segment_path, "create segment", e))?;
         self.segment_len = 0;
         sync_dir(&self.dir.join(SEGMENTS))
     }
 
     fn sign_checkpoint(&mut self) -> Result<(), LedgerError> {
-        let cp = Checkpoint { origin: self.origin.clone(), size: self.frontier.size(), root: self.frontier.root(), chain: self.chain, time_ms: now_ms() };
+        let cp = Checkpoint {
+            origin: self.origin.clone(),
+            size: self.frontier.size(),
+            root: self.frontier.root(),
+            chain: self.chain,
+            time_ms: now_ms(),
+        };
         let note = self.signer.sign(&cp.body());
         let mut buf = Vec::with_capacity(note.len() + FRAME_HEADER);
         write_frame(&mut buf, note.as_bytes());
         let path = self.dir.join(CHECKPOINTS);
-        self.checkpoints.write_all(&buf).and_then(|()| self.checkpoints.sync_data()).map_err(|e| io(&path, "write checkpoint", e))?;
+        self.checkpoints
+            .write_all(&buf)
+            .and_then(|()| self.checkpoints.sync_data())
+            .map_err(|e| io(&path, "write checkpoint", e))?;
         self.last_signed_size = cp.size;
         self.last_signed_at = Instant::now();
         *self.shared.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(note);
@@ -509,7 +582,10 @@ pub fn for_each_record(dir: &Path, mut f: impl FnMut(u64, &[u8])) -> Result<u64,
     let segments = segment_files(dir)?;
     for (i, (first, path)) in segments.iter().enumerate() {
         if *first != index {
-            return Err(LedgerError::Corrupt { index: Some(index), what: format!("segment {} starts at index {first}", path.display()) });
+            return Err(LedgerError::Corrupt {
+                index: Some(index),
+                what: format!("segment {} starts at index {first}", path.display()),
+            });
         }
         let bytes = read_file(path)?;
         let (_, fault) = read_frames(&bytes, |_, p| {
@@ -520,7 +596,12 @@ pub fn for_each_record(dir: &Path, mut f: impl FnMut(u64, &[u8])) -> Result<u64,
         match fault {
             None => {}
             Some(FrameFault::Truncated) if i + 1 == segments.len() => {}
-            Some(fault) => return Err(LedgerError::Corrupt { index: Some(index), what: format!("{}: {fault:?}", path.display()) }),
+            Some(fault) => {
+                return Err(LedgerError::Corrupt {
+                    index: Some(index),
+                    what: format!("{}: {fault:?}", path.display()),
+                });
+            }
         }
     }
     Ok(index)

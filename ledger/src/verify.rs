@@ -5,11 +5,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::LedgerError;
 use crate::merkle::{Frontier, Hash, leaf_hash};
 use crate::note::{Checkpoint, VerifierKey, open};
 use crate::record::{KeyRecord, RecordKind, decode};
-use crate::store::{CHECKPOINTS, FrameFault, chain_next, read_checkpoint_notes, read_file, read_frames, read_vkeys, segment_files};
-use crate::LedgerError;
+use crate::store::{
+    CHECKPOINTS, FrameFault, chain_next, read_checkpoint_notes, read_file, read_frames, read_vkeys, segment_files,
+};
 
 /// What a successful verification covered.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,7 +54,10 @@ pub fn verify_dir(dir: &Path, trusted: Option<&[VerifierKey]>) -> Result<VerifyR
         let cp = Checkpoint::parse_body(&n[..split + 1]).map_err(|e| corrupt(None, format!("checkpoint {i}: {e}")))?;
         if let Some(prev) = cps.last().map(|(c, _): &(Checkpoint, _)| c) {
             if cp.size < prev.size {
-                return Err(corrupt(Some(cp.size), format!("checkpoint {i} (size {}) is smaller than the one before it ({})", cp.size, prev.size)));
+                return Err(corrupt(
+                    Some(cp.size),
+                    format!("checkpoint {i} (size {}) is smaller than the one before it ({})", cp.size, prev.size),
+                ));
             }
             if cp.origin != prev.origin {
                 return Err(corrupt(None, format!("checkpoint {i} has origin {} after {}", cp.origin, prev.origin)));
@@ -73,7 +78,10 @@ pub fn verify_dir(dir: &Path, trusted: Option<&[VerifierKey]>) -> Result<VerifyR
     let segments = segment_files(dir)?;
     for (first, path) in &segments {
         if *first != frontier.size() {
-            return Err(corrupt(Some(frontier.size()), format!("segment {} should start at index {}", path.display(), frontier.size())));
+            return Err(corrupt(
+                Some(frontier.size()),
+                format!("segment {} should start at index {}", path.display(), frontier.size()),
+            ));
         }
         let bytes = read_file(path)?;
         let (end, fault) = read_frames(&bytes, |_, payload| {
@@ -83,13 +91,15 @@ pub fn verify_dir(dir: &Path, trusted: Option<&[VerifierKey]>) -> Result<VerifyR
                 return Err(corrupt(Some(0), "the first record is not a key record"));
             }
             if rec.kind == RecordKind::Key {
-                let k: KeyRecord = serde_json::from_value(rec.data).map_err(|e| corrupt(Some(index), format!("key record: {e}")))?;
+                let k: KeyRecord =
+                    serde_json::from_value(rec.data).map_err(|e| corrupt(Some(index), format!("key record: {e}")))?;
                 if k.origin != origin {
                     return Err(corrupt(Some(index), format!("key record for origin {} in log {origin}", k.origin)));
                 }
                 introduced.push(k.vkey);
             }
-            let kind = serde_json::to_value(rec.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            let kind =
+                serde_json::to_value(rec.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
             *kinds.entry(kind).or_default() += 1;
             let leaf = leaf_hash(payload);
             chain = chain_next(&chain, &leaf);
@@ -119,13 +129,19 @@ pub fn verify_dir(dir: &Path, trusted: Option<&[VerifierKey]>) -> Result<VerifyR
         open(note, &keys).map_err(|e| corrupt(Some(cp.size), format!("checkpoint {i} (size {}): {e}", cp.size)))?;
         match wanted.get(&cp.size).copied().flatten() {
             None => {
-                return Err(corrupt(Some(frontier.size()), format!("checkpoint {i} covers {} records but the ledger holds {}", cp.size, frontier.size())));
+                return Err(corrupt(
+                    Some(frontier.size()),
+                    format!("checkpoint {i} covers {} records but the ledger holds {}", cp.size, frontier.size()),
+                ));
             }
             Some((root, ch)) if root != cp.root || ch != cp.chain => {
                 let from = cps[..i].iter().rev().find(|(c, _)| c.size < cp.size).map_or(0, |(c, _)| c.size);
                 return Err(corrupt(
                     Some(from),
-                    format!("records {from}..{} do not match the Merkle root / chain of signed checkpoint {i}", cp.size),
+                    format!(
+                        "records {from}..{} do not match the Merkle root / chain of signed checkpoint {i}",
+                        cp.size
+                    ),
                 ));
             }
             Some(_) => {}

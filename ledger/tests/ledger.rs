@@ -10,7 +10,14 @@ const ORIGIN: &str = "custos.test/ledger";
 
 fn records(n: usize, tag: &str) -> Vec<Vec<u8>> {
     (0..n)
-        .map(|i| record::encode(RecordKind::Audit, i as i64, &serde_json::json!({"what": format!("{tag}-{i}"), "pad": "x".repeat(i % 50)})).unwrap_or_default())
+        .map(|i| {
+            record::encode(
+                RecordKind::Audit,
+                i as i64,
+                &serde_json::json!({"what": format!("{tag}-{i}"), "pad": "x".repeat(i % 50)}),
+            )
+            .unwrap_or_default()
+        })
         .collect()
 }
 
@@ -21,7 +28,8 @@ fn all_records(dir: &Path) -> Vec<Vec<u8>> {
 }
 
 async fn write(dir: &Path, signer: NoteSigner, batches: &[Vec<Vec<u8>>]) -> u64 {
-    let (l, _) = Ledger::open(dir, ORIGIN, signer, LedgerOptions { segment_bytes: 2048, ..LedgerOptions::default() }).expect("open");
+    let (l, _) = Ledger::open(dir, ORIGIN, signer, LedgerOptions { segment_bytes: 2048, ..LedgerOptions::default() })
+        .expect("open");
     for b in batches {
         let range = l.append(b.clone()).await.expect("append");
         assert_eq!(range.end - range.start, b.len() as u64);
@@ -51,13 +59,19 @@ async fn torn_tail_is_truncated_and_recorded() {
     let dir = tempfile::tempdir().expect("tempdir");
     let key = NoteSigner::generate(ORIGIN).expect("key").encode();
     write(dir.path(), NoteSigner::parse(&key).expect("key"), &[records(3, "a")]).await;
-    let last = std::fs::read_dir(dir.path().join("segments")).expect("dir").filter_map(Result::ok).map(|e| e.path()).max().expect("segment");
+    let last = std::fs::read_dir(dir.path().join("segments"))
+        .expect("dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .max()
+        .expect("segment");
     // A crash mid-write: half a frame header and some payload.
     let mut f = std::fs::OpenOptions::new().append(true).open(&last).expect("open");
     std::io::Write::write_all(&mut f, &[200, 0, 0, 0, 1, 2]).expect("write");
     drop(f);
     assert!(verify_dir(dir.path(), None).is_err(), "the verifier reports a torn tail");
-    let (l, report) = Ledger::open(dir.path(), ORIGIN, NoteSigner::parse(&key).expect("key"), LedgerOptions::default()).expect("reopen");
+    let (l, report) = Ledger::open(dir.path(), ORIGIN, NoteSigner::parse(&key).expect("key"), LedgerOptions::default())
+        .expect("reopen");
     assert_eq!(report.truncated_bytes, 6);
     assert_eq!(l.size(), 4);
     l.close().await.expect("close");
@@ -68,7 +82,9 @@ async fn torn_tail_is_truncated_and_recorded() {
 async fn key_rotation_keeps_history_verifiable() {
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), NoteSigner::generate(ORIGIN).expect("key"), &[records(3, "a")]).await;
-    let (l, report) = Ledger::open(dir.path(), ORIGIN, NoteSigner::generate(ORIGIN).expect("key"), LedgerOptions::default()).expect("reopen");
+    let (l, report) =
+        Ledger::open(dir.path(), ORIGIN, NoteSigner::generate(ORIGIN).expect("key"), LedgerOptions::default())
+            .expect("reopen");
     assert!(report.introduced_key.is_some(), "a new key is introduced by a key record");
     l.append(records(2, "b")).await.expect("append");
     l.close().await.expect("close");

@@ -91,17 +91,26 @@ impl Harness {
     }
 
     fn login(&mut self, t: i64, user: &str, host: &str, sig: &str, observed: i64) -> (u64, Vec<Alert>) {
-        let line = format!("<13>1 {} {host} win - - - CEF:0|Microsoft|Windows|10|{sig}|An account logon|3|duser={user} dhost={host}", iso(t));
+        let line = format!(
+            "<13>1 {} {host} win - - - CEF:0|Microsoft|Windows|10|{sig}|An account logon|3|duser={user} dhost={host}",
+            iso(t)
+        );
         self.feed("syslog", Format::Syslog, &line, observed)
     }
 
     fn plc(&mut self, t: i64, asset: &str, result: &str) -> (u64, Vec<Alert>) {
-        let line = format!(r#"{{"asset":"{asset}","backup":"b{t}","time":"{}","compared_with":"released","result":"{result}","changed_files":["OB1"]}}"#, iso(t));
+        let line = format!(
+            r#"{{"asset":"{asset}","backup":"b{t}","time":"{}","compared_with":"released","result":"{result}","changed_files":["OB1"]}}"#,
+            iso(t)
+        );
         self.feed("plc", Format::PlcBackup, &line, t + 1000)
     }
 
     fn modbus(&mut self, t: i64, src: &str, code: u8, observed: i64) -> (u64, Vec<Alert>) {
-        let line = format!(r#"{{"timestamp":"{}","event_type":"modbus","src_ip":"{src}","dest_ip":"10.10.1.10","dest_port":502,"modbus":{{"request":{{"unit_id":1,"function_raw":{code}}}}}}}"#, iso(t));
+        let line = format!(
+            r#"{{"timestamp":"{}","event_type":"modbus","src_ip":"{src}","dest_ip":"10.10.1.10","dest_port":502,"modbus":{{"request":{{"unit_id":1,"function_raw":{code}}}}}}}"#,
+            iso(t)
+        );
         self.feed("eve", Format::SuricataEve, &line, observed)
     }
 }
@@ -163,7 +172,11 @@ fn plc_change_covered_by_window_or_ticket_or_equal_is_quiet() {
     assert!(h.plc(T0, "PLC-02", "different").1.is_empty(), "inside the maintenance window");
     assert!(h.plc(T0, "PLC-03", "different").1.is_empty(), "covered by an open ticket");
     assert!(h.plc(T0, "PLC-01", "equal").1.is_empty(), "equal to released");
-    assert_eq!(rules(&h.plc(T0 + 2 * 3_600_000, "PLC-02", "different").1), ["plc-change-outside-window"], "after the window ends");
+    assert_eq!(
+        rules(&h.plc(T0 + 2 * 3_600_000, "PLC-02", "different").1),
+        ["plc-change-outside-window"],
+        "after the window ends"
+    );
 }
 
 #[test]

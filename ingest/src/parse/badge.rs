@@ -71,7 +71,8 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
 mod tests {
     use super::*;
 
-    const CTX: ParseContext<'static> = ParseContext { source: "badge", received_at: 1_795_000_000_000, default_offset_min: 0 };
+    const CTX: ParseContext<'static> =
+        ParseContext { source: "badge", received_at: 1_795_000_000_000, default_offset_min: 0 };
 
     #[test]
     fn denied_with_reason() {
@@ -86,7 +87,15 @@ mod tests {
 
     #[test]
     fn every_activity_word() {
-        for (w, a) in [("Access Granted", 1), ("forced", 3), ("held-open", 4), ("rex", 5), ("duress", 6), ("antipassback", 7), ("tamper", 8)] {
+        for (w, a) in [
+            ("Access Granted", 1),
+            ("forced", 3),
+            ("held-open", 4),
+            ("rex", 5),
+            ("duress", 6),
+            ("antipassback", 7),
+            ("tamper", 8),
+        ] {
             assert_eq!(activity_for(w).map(|x| x.0), Some(a), "{w}");
         }
     }

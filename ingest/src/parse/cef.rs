@@ -206,7 +206,11 @@ pub fn parse(text: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
             e.actor_mut().user = get("suser").map(str::to_owned);
         }
         _ => {
-            e.finding = Some(Finding { uid: Some(sig.to_owned()), title: name.to_owned(), category: get("cat").map(str::to_owned) });
+            e.finding = Some(Finding {
+                uid: Some(sig.to_owned()),
+                title: name.to_owned(),
+                category: get("cat").map(str::to_owned),
+            });
             e.actor_mut().user = get("suser").map(str::to_owned);
         }
     }
@@ -247,7 +251,8 @@ pub fn parse(text: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
         d.ip = dst.ip;
     }
     const MAPPED: [&str; 17] = [
-        "rt", "end", "act", "msg", "src", "shost", "spt", "smac", "dst", "dhost", "dpt", "dmac", "app", "proto", "suser", "duser", "cat",
+        "rt", "end", "act", "msg", "src", "shost", "spt", "smac", "dst", "dhost", "dpt", "dmac", "app", "proto",
+        "suser", "duser", "cat",
     ];
     for (k, v) in &cef.extension {
         if MAPPED.contains(k) || k.ends_with("Label") {
@@ -273,7 +278,13 @@ mod tests {
         let ext: Vec<(&str, &str)> = c.extension.iter().map(|(k, v)| (*k, v.as_ref())).collect();
         assert_eq!(
             ext,
-            vec![("src", "10.0.0.1"), ("msg", "a=b c\\d\nend"), ("cs1Label", "Rule"), ("cs1", "Allow all"), ("act", "blocked")]
+            vec![
+                ("src", "10.0.0.1"),
+                ("msg", "a=b c\\d\nend"),
+                ("cs1Label", "Rule"),
+                ("cs1", "Allow all"),
+                ("act", "blocked")
+            ]
         );
     }
 

@@ -139,7 +139,8 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
         ("anomaly", Some(a)) => {
             let title = a.get("event").and_then(Value::as_str).unwrap_or("anomaly").to_owned();
             e.severity_id = severity::LOW;
-            e.finding = Some(Finding { uid: None, title, category: a.get("type").and_then(Value::as_str).map(str::to_owned) });
+            e.finding =
+                Some(Finding { uid: None, title, category: a.get("type").and_then(Value::as_str).map(str::to_owned) });
         }
         ("modbus", Some(m)) => e.ot = modbus_ot(m),
         ("dnp3", Some(d)) => e.ot = dnp3_ot(d),
@@ -150,7 +151,10 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
         e.message = format!("{event_type} {}", if op.access == OtAccess::Write { "write" } else { "operation" });
     }
     for (k, val) in obj {
-        if !matches!(k.as_str(), "timestamp" | "event_type" | "src_ip" | "src_port" | "dest_ip" | "dest_port" | "app_proto") {
+        if !matches!(
+            k.as_str(),
+            "timestamp" | "event_type" | "src_ip" | "src_port" | "dest_ip" | "dest_port" | "app_proto"
+        ) {
             e.unmapped.insert(format!("eve.{k}"), val.clone());
         }
     }
@@ -161,7 +165,8 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
 mod tests {
     use super::*;
 
-    const CTX: ParseContext<'static> = ParseContext { source: "eve", received_at: 1_795_000_000_000, default_offset_min: 0 };
+    const CTX: ParseContext<'static> =
+        ParseContext { source: "eve", received_at: 1_795_000_000_000, default_offset_min: 0 };
 
     #[test]
     fn modbus_write_request() {

@@ -39,7 +39,12 @@ fn proto_name(p: &str) -> String {
 }
 
 /// Maps FortiGate pairs to an event.
-pub fn map(pairs: &[(&str, Cow<'_, str>)], raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_>) -> Result<Event, ParseError> {
+pub fn map(
+    pairs: &[(&str, Cow<'_, str>)],
+    raw: &[u8],
+    header: &Message<'_>,
+    ctx: &ParseContext<'_>,
+) -> Result<Event, ParseError> {
     let kv: HashMap<&str, &str> = pairs.iter().map(|(k, v)| (*k, v.as_ref())).collect();
     let get = |k: &str| kv.get(k).copied().filter(|v| !v.is_empty());
     let time = if let Some(t) = get("eventtime") {
@@ -117,8 +122,26 @@ pub fn map(pairs: &[(&str, Cow<'_, str>)], raw: &[u8], header: &Message<'_>, ctx
     d.model = get("devid").map(str::to_owned);
     d.kind = Some("firewall".into());
     const MAPPED: [&str; 20] = [
-        "date", "time", "eventtime", "tz", "type", "action", "level", "msg", "logdesc", "attack", "attackid", "user", "srcuser",
-        "srcip", "srcport", "srcmac", "dstip", "dstport", "dstmac", "devname",
+        "date",
+        "time",
+        "eventtime",
+        "tz",
+        "type",
+        "action",
+        "level",
+        "msg",
+        "logdesc",
+        "attack",
+        "attackid",
+        "user",
+        "srcuser",
+        "srcip",
+        "srcport",
+        "srcmac",
+        "dstip",
+        "dstport",
+        "dstmac",
+        "devname",
     ];
     for (k, v) in pairs {
         if !MAPPED.contains(k) {
@@ -132,7 +155,8 @@ pub fn map(pairs: &[(&str, Cow<'_, str>)], raw: &[u8], header: &Message<'_>, ctx
 mod tests {
     use crate::parse::{Format, ParseContext};
 
-    const CTX: ParseContext<'static> = ParseContext { source: "fw", received_at: 1_795_000_000_000, default_offset_min: 0 };
+    const CTX: ParseContext<'static> =
+        ParseContext { source: "fw", received_at: 1_795_000_000_000, default_offset_min: 0 };
 
     #[test]
     fn traffic_deny_with_ns_eventtime() {

@@ -91,7 +91,8 @@ pub struct DeadLetter {
 
 /// Text of a byte slice for a parser that needs UTF-8, or the error naming it.
 fn utf8<'a>(parser: &'static str, bytes: &'a [u8]) -> Result<&'a str, ParseError> {
-    std::str::from_utf8(bytes).map_err(|e| ParseError::new(parser, format!("not valid UTF-8 at byte {}", e.valid_up_to())))
+    std::str::from_utf8(bytes)
+        .map_err(|e| ParseError::new(parser, format!("not valid UTF-8 at byte {}", e.valid_up_to())))
 }
 
 #[cfg(test)]

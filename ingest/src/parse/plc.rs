@@ -44,7 +44,12 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
     let mut e = Event::new(EventClass::DeviceConfigStateChange, activity::CONFIG_LOG, time, ctx.received_at, bytes);
     e.severity_id = sev;
     e.message = match r.result.as_str() {
-        "different" => format!("{} program differs from the {} version ({} files changed)", r.asset, r.compared_with, r.changed_files.len()),
+        "different" => format!(
+            "{} program differs from the {} version ({} files changed)",
+            r.asset,
+            r.compared_with,
+            r.changed_files.len()
+        ),
         "equal" => format!("{} program equals the {} version", r.asset, r.compared_with),
         _ => format!("{} backup comparison failed", r.asset),
     };
@@ -57,7 +62,12 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
     }
     e.metadata.product = r.tool.unwrap_or_else(|| "custos-plc-watcher".into());
     e.metadata.parser = P.into();
-    e.change = Some(ConfigChange { backup: r.backup, compared_with: r.compared_with, result: r.result, changed_files: r.changed_files });
+    e.change = Some(ConfigChange {
+        backup: r.backup,
+        compared_with: r.compared_with,
+        result: r.result,
+        changed_files: r.changed_files,
+    });
     Ok(e)
 }
 
@@ -65,7 +75,8 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
 mod tests {
     use super::*;
 
-    const CTX: ParseContext<'static> = ParseContext { source: "plc", received_at: 1_795_000_000_000, default_offset_min: 0 };
+    const CTX: ParseContext<'static> =
+        ParseContext { source: "plc", received_at: 1_795_000_000_000, default_offset_min: 0 };
 
     #[test]
     fn different_backup() {

@@ -253,7 +253,8 @@ pub fn parse_event(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseE
     } else if let Some(pairs) = kv::pairs(body).filter(|p| fortigate::looks_like(p)) {
         fortigate::map(&pairs, bytes, &m, ctx)?
     } else {
-        let mut e = Event::new(EventClass::Base, activity::OTHER, m.time.unwrap_or(ctx.received_at), ctx.received_at, bytes);
+        let mut e =
+            Event::new(EventClass::Base, activity::OTHER, m.time.unwrap_or(ctx.received_at), ctx.received_at, bytes);
         e.severity_id = severity_id(m.severity);
         e.message = body.to_owned();
         e.metadata.product = m.app_name.unwrap_or("syslog").to_owned();
@@ -279,7 +280,8 @@ pub fn parse_event(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseE
 mod tests {
     use super::*;
 
-    const CTX: ParseContext<'static> = ParseContext { source: "t", received_at: 1_795_000_000_000, default_offset_min: 0 };
+    const CTX: ParseContext<'static> =
+        ParseContext { source: "t", received_at: 1_795_000_000_000, default_offset_min: 0 };
 
     #[test]
     fn rfc5424_with_structured_data() {

@@ -75,7 +75,8 @@ pub fn digest_tree(root: &Path) -> std::io::Result<BTreeMap<String, [u8; 32]>> {
 
 /// Files that differ between two digests: changed, added or removed.
 pub fn changed_files(released: &BTreeMap<String, [u8; 32]>, backup: &BTreeMap<String, [u8; 32]>) -> Vec<String> {
-    let mut out: Vec<String> = backup.iter().filter(|(k, v)| released.get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect();
+    let mut out: Vec<String> =
+        backup.iter().filter(|(k, v)| released.get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect();
     out.extend(released.keys().filter(|k| !backup.contains_key(*k)).cloned());
     out.sort();
     out
@@ -176,7 +177,8 @@ mod tests {
         std::fs::write(asset.join("backups/b1/blocks/OB1.awl"), "A I 0.1").expect("write");
         std::fs::write(asset.join("backups/b1/hw.cfg"), "rack").expect("write");
         std::fs::write(asset.join("backups/b1/new.db"), "x").expect("write");
-        std::fs::write(asset.join("backups/b1/backup.json"), r#"{"time":"2026-11-26T10:00:00Z","user":"alice"}"#).expect("write");
+        std::fs::write(asset.join("backups/b1/backup.json"), r#"{"time":"2026-11-26T10:00:00Z","user":"alice"}"#)
+            .expect("write");
         let r = compare("PLC-01", &asset, "b1").expect("compare");
         assert_eq!(r.result, "different");
         assert_eq!(r.changed_files, vec!["blocks/OB1.awl".to_owned(), "new.db".to_owned()]);

@@ -60,7 +60,9 @@ pub async fn udp(
     out: Publisher<RawRecord>,
     drops: Arc<UdpDrops>,
 ) -> Result<(SocketAddr, impl std::future::Future<Output = Result<(), SourceError>>), SourceError> {
-    let sock = UdpSocket::bind(cfg.listen).await.map_err(|e| SourceError::io(&cfg.name, format!("bind udp {}", cfg.listen), e))?;
+    let sock = UdpSocket::bind(cfg.listen)
+        .await
+        .map_err(|e| SourceError::io(&cfg.name, format!("bind udp {}", cfg.listen), e))?;
     let local = sock.local_addr().map_err(|e| SourceError::io(&cfg.name, "local address", e))?;
     let name: Arc<str> = cfg.name.into();
     Ok((local, async move {
@@ -88,7 +90,9 @@ pub async fn tcp(
     cfg: SyslogTcpConfig,
     out: Publisher<RawRecord>,
 ) -> Result<(SocketAddr, impl std::future::Future<Output = Result<(), SourceError>>), SourceError> {
-    let listener = TcpListener::bind(cfg.listen).await.map_err(|e| SourceError::io(&cfg.name, format!("bind tcp {}", cfg.listen), e))?;
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| SourceError::io(&cfg.name, format!("bind tcp {}", cfg.listen), e))?;
     let local = listener.local_addr().map_err(|e| SourceError::io(&cfg.name, "local address", e))?;
     let name: Arc<str> = cfg.name.into();
     let max_frame = cfg.max_frame;
@@ -152,7 +156,12 @@ async fn read_frame<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R, max: usize) -
     }
 }
 
-async fn connection(stream: tokio::net::TcpStream, name: &Arc<str>, max: usize, out: Publisher<RawRecord>) -> Result<(), SourceError> {
+async fn connection(
+    stream: tokio::net::TcpStream,
+    name: &Arc<str>,
+    max: usize,
+    out: Publisher<RawRecord>,
+) -> Result<(), SourceError> {
     let mut r = BufReader::with_capacity(64 * 1024, stream);
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
@@ -170,7 +179,9 @@ async fn connection(stream: tokio::net::TcpStream, name: &Arc<str>, max: usize, 
         }
         // Publish when the batch is full or no further frame is already buffered.
         if batch.len() >= MAX_BATCH || r.buffer().is_empty() {
-            out.publish(std::mem::take(&mut batch)).await.map_err(|_| SourceError::BusClosed { source_name: name.to_string() })?;
+            out.publish(std::mem::take(&mut batch))
+                .await
+                .map_err(|_| SourceError::BusClosed { source_name: name.to_string() })?;
         }
     }
     out.publish(batch).await.map_err(|_| SourceError::BusClosed { source_name: name.to_string() })
@@ -195,7 +206,8 @@ mod tests {
     #[tokio::test]
     async fn octet_counting_and_newline_framing_mix() {
         let got = frames(b"11 <13>1 hello\n<13>1 second\n5 <1>ab", 100).await;
-        let expect: Vec<(bool, Vec<u8>)> = [&b"<13>1 hello"[..], b"", b"<13>1 second", b"<1>ab"].iter().map(|m| (true, m.to_vec())).collect();
+        let expect: Vec<(bool, Vec<u8>)> =
+            [&b"<13>1 hello"[..], b"", b"<13>1 second", b"<1>ab"].iter().map(|m| (true, m.to_vec())).collect();
         assert_eq!(got, expect);
     }
 

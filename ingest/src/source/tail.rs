@@ -75,7 +75,10 @@ pub async fn run(cfg: FileTailConfig, positions: Arc<Positions>, out: Publisher<
         let mut batch = Vec::with_capacity(MAX_BATCH);
         'read: loop {
             line.clear();
-            let n = tokio::io::AsyncReadExt::take(&mut r, cfg.max_line as u64 + 1).read_until(b'\n', &mut line).await.map_err(|e| SourceError::io(&cfg.name, "read", e))?;
+            let n = tokio::io::AsyncReadExt::take(&mut r, cfg.max_line as u64 + 1)
+                .read_until(b'\n', &mut line)
+                .await
+                .map_err(|e| SourceError::io(&cfg.name, "read", e))?;
             let complete = line.last() == Some(&b'\n');
             if n > 0 && (complete || line.len() > cfg.max_line) {
                 let mut rec;
@@ -89,11 +92,15 @@ pub async fn run(cfg: FileTailConfig, positions: Arc<Positions>, out: Publisher<
                 } else {
                     // Over-long line: skip to its end, keep the head as a dead letter.
                     let mut rest = Vec::new();
-                    let skipped = r.read_until(b'\n', &mut rest).await.map_err(|e| SourceError::io(&cfg.name, "read", e))?;
+                    let skipped =
+                        r.read_until(b'\n', &mut rest).await.map_err(|e| SourceError::io(&cfg.name, "read", e))?;
                     offset += (n + skipped) as u64;
                     line.truncate(cfg.max_line);
                     rec = RawRecord::new(name.clone(), cfg.format, now_millis(), line.clone());
-                    rec.transport_error = Some(format!("{name}: line longer than {} bytes (kept the first {})", cfg.max_line, cfg.max_line));
+                    rec.transport_error = Some(format!(
+                        "{name}: line longer than {} bytes (kept the first {})",
+                        cfg.max_line, cfg.max_line
+                    ));
                 }
                 rec.position = Some(Position { key: name.clone(), offset });
                 if !rec.bytes.is_empty() || rec.transport_error.is_some() {
@@ -106,7 +113,9 @@ pub async fn run(cfg: FileTailConfig, positions: Arc<Positions>, out: Publisher<
                 // A partial last line: re-read it whole once the writer finishes it.
                 r.seek(SeekFrom::Start(offset)).await.map_err(|e| SourceError::io(&cfg.name, "seek", e))?;
             }
-            out.publish(std::mem::take(&mut batch)).await.map_err(|_| SourceError::BusClosed { source_name: cfg.name.clone() })?;
+            out.publish(std::mem::take(&mut batch))
+                .await
+                .map_err(|_| SourceError::BusClosed { source_name: cfg.name.clone() })?;
             if n > 0 && complete {
                 continue;
             }
@@ -118,11 +127,15 @@ pub async fn run(cfg: FileTailConfig, positions: Arc<Positions>, out: Publisher<
                         tracing::info!(source = %name, "file rotated: finishing the old file, then following the new one");
                         // Drain what was appended to the old file before it was renamed.
                         let mut rest = Vec::new();
-                        tokio::io::AsyncReadExt::read_to_end(&mut r, &mut rest).await.map_err(|e| SourceError::io(&cfg.name, "read rotated file", e))?;
+                        tokio::io::AsyncReadExt::read_to_end(&mut r, &mut rest)
+                            .await
+                            .map_err(|e| SourceError::io(&cfg.name, "read rotated file", e))?;
                         for l in rest.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
                             batch.push(RawRecord::new(name.clone(), cfg.format, now_millis(), l.to_vec()));
                         }
-                        out.publish(std::mem::take(&mut batch)).await.map_err(|_| SourceError::BusClosed { source_name: cfg.name.clone() })?;
+                        out.publish(std::mem::take(&mut batch))
+                            .await
+                            .map_err(|_| SourceError::BusClosed { source_name: cfg.name.clone() })?;
                         offset = 0;
                         break 'read;
                     }

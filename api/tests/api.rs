@@ -1,0 +1,157 @@
+//! The API through its router (`tower::ServiceExt::oneshot`): authentication,
+//! the permission table, input errors, and the ingest push.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use custos::auth::{Role, TokenStore};
+use custos::pipeline::PipelineStats;
+use custos::server::{AppState, Permission, permits, router};
+use custos::views::{Stored, Views};
+use http_body_util::BodyExt;
+use ingest::bus::{Bus, EmbeddedBus, RAW, Subscriber};
+use ingest::{Format, RawRecord};
+use ledger::{Ledger, LedgerOptions, NoteSigner};
+use serde_json::Value;
+use tower::ServiceExt;
+
+struct Fixture {
+    app: axum::Router,
+    tokens: HashMap<Role, String>,
+    raw: Subscriber<RawRecord>,
+    _dir: tempfile::TempDir,
+}
+
+const ROLES: [Role; 6] =
+    [Role::Admin, Role::SocAnalyst, Role::QualityReviewer, Role::Auditor, Role::ControlRoom, Role::Collector];
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let origin = "custos.test/ledger";
+    let (ledger, _) = Ledger::open(
+        &dir.path().join("ledger"),
+        origin,
+        NoteSigner::generate(origin).expect("key"),
+        LedgerOptions::default(),
+    )
+    .expect("ledger");
+    let views = Arc::new(Views::new(100, 3_600_000));
+    let mut e = ingest::Event::new(ingest::event::EventClass::PhysicalAccess, 2, 1_000, 2_000, b"raw");
+    e.zone = Some("cell-1".into());
+    views.add_events([Stored { index: 1, item: Arc::new(e) }]);
+    let tokens = Arc::new(TokenStore::open(dir.path().join("tokens.json")).expect("tokens"));
+    let issued = ROLES.iter().map(|r| (*r, tokens.issue(&format!("{r:?}"), *r).expect("issue"))).collect();
+    let bus = EmbeddedBus::new(8);
+    let state = AppState::new(
+        views,
+        Arc::new(ledger),
+        tokens,
+        bus.publisher(RAW).expect("publisher"),
+        [("badge".to_owned(), Format::BadgeJson)].into(),
+        Arc::new(PipelineStats::default()),
+    );
+    Fixture { app: router(state, 1024), tokens: issued, raw: bus.subscriber(RAW).expect("subscriber"), _dir: dir }
+}
+
+async fn call(app: &axum::Router, method: &str, uri: &str, token: Option<&str>, body: &str) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let resp = app.clone().oneshot(req.body(Body::from(body.to_owned())).expect("request")).await.expect("response");
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned())),
+    )
+}
+
+#[tokio::test]
+async fn health_is_open_everything_else_needs_a_token() {
+    let f = fixture().await;
+    assert_eq!(call(&f.app, "GET", "/healthz", None, "").await.0, StatusCode::OK);
+    for uri in [
+        "/api/v1/incidents",
+        "/api/v1/incidents/INC-1",
+        "/api/v1/events",
+        "/api/v1/alerts",
+        "/api/v1/dead-letters",
+        "/api/v1/ledger/checkpoint",
+    ] {
+        let (status, body) = call(&f.app, "GET", uri, None, "").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
+        assert_eq!(body["error"]["code"], "unauthorized");
+        assert_eq!(call(&f.app, "GET", uri, Some("cus_not_a_token"), "").await.0, StatusCode::UNAUTHORIZED, "{uri}");
+    }
+    assert_eq!(call(&f.app, "POST", "/api/v1/ingest/badge", None, "{}").await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn every_role_on_every_route_follows_the_permission_table() {
+    let f = fixture().await;
+    let routes = [
+        ("GET", "/api/v1/incidents", Permission::ReadIncidents),
+        ("GET", "/api/v1/alerts", Permission::ReadIncidents),
+        ("GET", "/api/v1/events", Permission::ReadEvents),
+        ("GET", "/api/v1/dead-letters", Permission::ReadEvents),
+        ("GET", "/api/v1/ledger/checkpoint", Permission::ReadLedger),
+        ("POST", "/api/v1/ingest/badge", Permission::Ingest),
+    ];
+    for role in ROLES {
+        for (method, uri, perm) in routes {
+            let body = r#"{"time":"2026-11-26T10:00:00Z","badge":"1","door":"D","result":"granted"}"#;
+            let (status, _) = call(&f.app, method, uri, Some(&f.tokens[&role]), body).await;
+            if permits(role, perm) {
+                assert!(status.is_success(), "{role:?} {method} {uri} got {status}");
+            } else {
+                assert_eq!(status, StatusCode::FORBIDDEN, "{role:?} {method} {uri}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_4xx() {
+    let f = fixture().await;
+    let admin = Some(f.tokens[&Role::Admin].as_str());
+    let (s, b) = call(&f.app, "GET", "/api/v1/events?limit=abc", admin, "").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(b["error"]["message"].as_str().unwrap_or("").contains("limit"), "{b}");
+    assert_eq!(call(&f.app, "GET", "/api/v1/events?limit=0", admin, "").await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(call(&f.app, "GET", "/api/v1/events?limit=100000", admin, "").await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(call(&f.app, "GET", "/api/v1/events?colour=red", admin, "").await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(call(&f.app, "GET", "/api/v1/incidents/INC-404", admin, "").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(call(&f.app, "GET", "/api/v1/nope", admin, "").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(call(&f.app, "POST", "/api/v1/ingest/teleporter", admin, "{}").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(call(&f.app, "POST", "/api/v1/ingest/badge", admin, "  ").await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(call(&f.app, "POST", "/api/v1/ingest/badge", admin, "[1,").await.0, StatusCode::BAD_REQUEST);
+    let big = "x".repeat(2048);
+    assert_eq!(call(&f.app, "POST", "/api/v1/ingest/badge", admin, &big).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn events_filter_and_ingest_keeps_exact_bytes() {
+    let mut f = fixture().await;
+    let admin = Some(f.tokens[&Role::Admin].as_str());
+    let (s, b) = call(&f.app, "GET", "/api/v1/events?zone=cell-1&limit=5", admin, "").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(b["events"][0]["ledger_index"], 1);
+    assert_eq!(b["events"][0]["type_uid"], 900_102);
+    let (_, b) = call(&f.app, "GET", "/api/v1/events?zone=elsewhere", admin, "").await;
+    assert_eq!(b["events"].as_array().map(Vec::len), Some(0));
+
+    let collector = Some(f.tokens[&Role::Collector].as_str());
+    let (s, b) = call(&f.app, "POST", "/api/v1/ingest/badge", collector, "[{\"a\": 1}, {\"b\":2}]").await;
+    assert_eq!((s, b["accepted"].as_u64()), (StatusCode::ACCEPTED, Some(2)));
+    let got = f.raw.next().await.expect("batch").items;
+    assert_eq!(
+        got.iter().map(|r| r.bytes.clone()).collect::<Vec<_>>(),
+        vec![b"{\"a\": 1}".to_vec(), b"{\"b\":2}".to_vec()]
+    );
+    let (s, _) = call(&f.app, "POST", "/api/v1/ingest/badge", collector, "{\"x\":1}\nnot json\n").await;
+    assert_eq!(s, StatusCode::ACCEPTED, "lines that will not parse are accepted and dead-lettered downstream");
+    assert_eq!(f.raw.next().await.expect("batch").items.len(), 2);
+}
