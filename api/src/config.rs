@@ -197,6 +197,13 @@ mod tests {
     }
 
     #[test]
+    fn example_inventory_parses() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/config/inventory.example.toml"));
+        let inv = ingest::Inventory::from_toml(&std::fs::read_to_string(path).expect("read")).expect("valid");
+        assert_eq!(inv.asset("EWS-01").and_then(|a| a.owner.as_deref()), Some("alice"));
+    }
+
+    #[test]
     fn unknown_and_bad_keys_are_named() {
         let p = Path::new("custos.toml");
         let e =

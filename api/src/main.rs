@@ -109,6 +109,7 @@ async fn run_demo(opts: DemoOptions) -> anyhow::Result<()> {
         "Custos demo running.\n  API          http://{addr}/api/v1/incidents\n  {}",
         demo::describe(&d.custos.data_dir)
     );
+    println!("  syslog       udp {}  tcp {}", d.custos.syslog_udp[0], d.custos.syslog_tcp[0]);
     println!(
         "Try:  curl -s -H \"Authorization: Bearer $(cat {}/demo-token)\" http://{addr}/api/v1/incidents",
         d.custos.data_dir.display()

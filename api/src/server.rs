@@ -16,14 +16,14 @@ use axum::{Json, Router};
 use ingest::bus::Publisher;
 use ingest::source::now_millis;
 use ingest::time::format_rfc3339;
-use ingest::{Event, Format, RawRecord};
+use ingest::{Format, RawRecord};
 use ledger::Ledger;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::{Principal, Role, TokenStore};
 use crate::pipeline::PipelineStats;
-use crate::views::Views;
+use crate::views::{Stored, Views};
 
 /// What a request wants to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,10 +182,11 @@ fn incident_json(i: &correlate::Incident) -> Value {
     v
 }
 
-fn event_json(index: u64, e: &Event) -> Value {
-    let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
+/// A ledgered item as JSON with its `ledger_index`, the handle for its inclusion proof.
+fn indexed_json<T: serde::Serialize>(stored: &Stored<T>) -> Value {
+    let mut v = serde_json::to_value(&*stored.item).unwrap_or(Value::Null);
     if let Some(o) = v.as_object_mut() {
-        o.insert("ledger_index".into(), index.into());
+        o.insert("ledger_index".into(), stored.index.into());
     }
     v
 }
@@ -246,12 +247,8 @@ async fn get_incident(
             .cloned()
             .ok_or_else(|| ApiError::not_found(format!("no incident {id}")))?;
     // The cyber-physical timeline: contributing events in event-time order.
-    let mut timeline: Vec<(i64, Value)> = inc
-        .events
-        .iter()
-        .filter_map(|i| s.0.views.event(*i))
-        .map(|st| (st.item.time, event_json(st.index, &st.item)))
-        .collect();
+    let mut timeline: Vec<(i64, Value)> =
+        inc.events.iter().filter_map(|i| s.0.views.event(*i)).map(|st| (st.item.time, indexed_json(&st))).collect();
     timeline.sort_by_key(|(t, _)| *t);
     let alerts: Vec<Value> =
         s.0.views
@@ -294,7 +291,7 @@ async fn list_events(
             && q.person.as_deref().is_none_or(|p| e.person() == Some(p))
             && q.asset.as_deref().is_none_or(|a| e.device.as_ref().and_then(|d| d.asset.as_deref()) == Some(a))
     });
-    let list: Vec<Value> = events.iter().map(|st| event_json(st.index, &st.item)).collect();
+    let list: Vec<Value> = events.iter().map(indexed_json).collect();
     Ok(Json(json!({"events": list})))
 }
 
@@ -311,18 +308,7 @@ async fn list_alerts(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::ReadIncidents)?;
     let n = limit(q?.0.limit)?;
-    let list: Vec<Value> =
-        s.0.views
-            .alerts(n)
-            .iter()
-            .map(|a| {
-                let mut v = serde_json::to_value(&*a.item).unwrap_or(Value::Null);
-                if let Some(o) = v.as_object_mut() {
-                    o.insert("ledger_index".into(), a.index.into());
-                }
-                v
-            })
-            .collect();
+    let list: Vec<Value> = s.0.views.alerts(n).iter().map(indexed_json).collect();
     Ok(Json(json!({"alerts": list})))
 }
 
@@ -333,18 +319,7 @@ async fn list_dead_letters(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::ReadEvents)?;
     let n = limit(q?.0.limit)?;
-    let list: Vec<Value> =
-        s.0.views
-            .dead_letters(n)
-            .iter()
-            .map(|d| {
-                let mut v = serde_json::to_value(&*d.item).unwrap_or(Value::Null);
-                if let Some(o) = v.as_object_mut() {
-                    o.insert("ledger_index".into(), d.index.into());
-                }
-                v
-            })
-            .collect();
+    let list: Vec<Value> = s.0.views.dead_letters(n).iter().map(indexed_json).collect();
     Ok(Json(json!({"dead_letters": list, "total": s.0.stats.dead_letters.load(Ordering::Relaxed)})))
 }
 
