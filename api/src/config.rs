@@ -134,9 +134,21 @@ pub struct IngestConfig {
     pub rfc3164_offset_min: i64,
 }
 
+/// `[[sources.http]]`: records pushed to `POST /api/v1/ingest/{name}` (role `collector`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpPushConfig {
+    /// The `{name}` in the URL; also the source name in events.
+    pub name: String,
+    /// How the pushed records are parsed, e.g. `badge-json`.
+    pub format: ingest::Format,
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourcesConfig {
+    #[serde(default)]
+    pub http: Vec<HttpPushConfig>,
     #[serde(default)]
     pub syslog_udp: Vec<SyslogUdpConfig>,
     #[serde(default)]
@@ -193,6 +205,7 @@ mod tests {
         let text = std::fs::read_to_string(path).expect("example config");
         let c = Config::from_toml(&text, path).expect("valid");
         assert_eq!(c.sources.syslog_udp.len(), 1);
+        assert_eq!(c.sources.http[0].format, ingest::Format::BadgeJson);
         assert_eq!(c.correlate.login_window_ms, 300_000);
     }
 

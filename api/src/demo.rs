@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::auth::Role;
+use crate::config::HttpPushConfig;
 use crate::pipeline::write_private;
 use crate::{Config, Custos, Error};
 
@@ -216,6 +217,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, Error> {
         poll_ms: 100,
         max_line: 1 << 20,
     });
+    cfg.sources.http.push(HttpPushConfig { name: "badge".into(), format: Format::BadgeJson });
     cfg.sources.plc_backup.push(PlcWatchConfig { dir: backups.clone(), name: "plc-backup".into(), poll_ms: 500 });
     // A lively demo: short lateness and idle timeout so absence rules decide quickly.
     cfg.correlate.allowed_lateness_ms = 2_000;

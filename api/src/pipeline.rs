@@ -156,7 +156,7 @@ impl Custos {
             stats.clone(),
         ));
 
-        let push: HashMap<String, Format> = [("badge".to_owned(), Format::BadgeJson)].into();
+        let push: HashMap<String, Format> = cfg.sources.http.iter().map(|h| (h.name.clone(), h.format)).collect();
         let state = AppState::new(views.clone(), ledger.clone(), tokens.clone(), raw_out, push, stats.clone());
         let listener = tokio::net::TcpListener::bind(cfg.http.listen)
             .await
