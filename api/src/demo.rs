@@ -216,6 +216,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, Error> {
         format: Format::SuricataEve,
         poll_ms: 100,
         max_line: 1 << 20,
+        mapping: None,
     });
     cfg.sources.http.push(HttpPushConfig { name: "badge".into(), format: Format::BadgeJson });
     cfg.sources.plc_backup.push(PlcWatchConfig { dir: backups.clone(), name: "plc-backup".into(), poll_ms: 500 });

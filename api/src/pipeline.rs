@@ -14,7 +14,7 @@ use correlate::{Alert, Engine};
 use ingest::bus::{Bus, EVENTS, EmbeddedBus, Publisher, RAW, Subscriber};
 use ingest::source::syslog::UdpDrops;
 use ingest::source::{Positions, now_millis};
-use ingest::{Format, Ingested, Inventory, Normalized, RawRecord, normalize};
+use ingest::{Format, Ingested, Inventory, Normalized, Normalizer, RawRecord};
 use ledger::{Ledger, LedgerOptions, NoteSigner, RecordKind, record};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -140,12 +140,13 @@ impl Custos {
             sources.push(spawn_source(ingest::source::plc::run(c, positions.clone(), raw_out.clone())));
         }
 
-        let normalizer = tokio::spawn(normalize_stage(
-            bus.subscriber(RAW)?,
-            bus.publisher(EVENTS)?,
-            inventory.clone(),
-            cfg.ingest.rfc3164_offset_min,
-        ));
+        let mut normalizer = Normalizer::new(inventory.clone(), cfg.ingest.rfc3164_offset_min);
+        for f in &cfg.sources.file {
+            if let Some(m) = &f.mapping {
+                normalizer = normalizer.with_mapping(&f.name, m.clone());
+            }
+        }
+        let normalizer = tokio::spawn(normalize_stage(bus.subscriber(RAW)?, bus.publisher(EVENTS)?, normalizer));
         let engine = Engine::new(inventory, cfg.correlate.clone());
         let evidence = tokio::spawn(evidence_stage(
             bus.subscriber(EVENTS)?,
@@ -236,15 +237,10 @@ fn spawn_source(
     })
 }
 
-async fn normalize_stage(
-    mut raw: Subscriber<RawRecord>,
-    out: Publisher<Ingested>,
-    inventory: Arc<Inventory>,
-    offset_min: i64,
-) {
+async fn normalize_stage(mut raw: Subscriber<RawRecord>, out: Publisher<Ingested>, mut normalizer: Normalizer) {
     while let Some(d) = raw.next().await {
         let (items, commit) = d.into_parts();
-        let batch: Vec<Ingested> = items.into_iter().map(|r| normalize(r, &inventory, offset_min)).collect();
+        let batch: Vec<Ingested> = items.into_iter().map(|r| normalizer.normalize(r)).collect();
         if out.publish(batch).await.is_err() {
             tracing::error!("events topic closed: normaliser stops");
             return;

@@ -195,6 +195,14 @@ pub struct ConfigChange {
     pub result: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changed_files: Vec<String>,
+    /// The backup before this one, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_backup: Option<String>,
+    /// `equal` or `different` against the previous backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_result: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed_since_previous: Vec<String>,
 }
 
 /// Where the event came from and how it was read.
@@ -417,6 +425,9 @@ pub fn arrow_schema() -> arrow_schema::Schema {
         s("change_compared_with"),
         s("change_result"),
         Field::new("change_changed_files", T::List(Field::new("item", T::Utf8, true).into()), true),
+        s("change_previous_backup"),
+        s("change_previous_result"),
+        Field::new("change_changed_since_previous", T::List(Field::new("item", T::Utf8, true).into()), true),
         Field::new("metadata_product", T::Utf8, false),
         s("metadata_vendor"),
         s("metadata_version"),
@@ -444,7 +455,12 @@ mod tests {
             access: OtAccess::Write,
         });
         e.finding = Some(Finding::default());
-        e.change = Some(ConfigChange::default());
+        e.change = Some(ConfigChange {
+            previous_backup: Some("b0".into()),
+            previous_result: Some("equal".into()),
+            changed_since_previous: vec!["x".into()],
+            ..ConfigChange::default()
+        });
         e.device = Some(Device::default());
         e.src = Some(Endpoint::default());
         e

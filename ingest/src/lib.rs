@@ -13,4 +13,4 @@ pub mod time;
 pub use event::Event;
 pub use inventory::Inventory;
 pub use parse::{DeadLetter, Format, ParseError};
-pub use record::{Ingested, Normalized, Position, RawRecord, normalize};
+pub use record::{Ingested, Normalized, Normalizer, Position, RawRecord, normalize};

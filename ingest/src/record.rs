@@ -1,6 +1,7 @@
 //! What travels between ingest stages: raw records from the sources and the
 //! normalised result (an event or a dead letter).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -8,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::enrich::enrich;
 use crate::event::{Event, Raw};
 use crate::inventory::Inventory;
-use crate::parse::{DeadLetter, Format, ParseContext};
+use crate::parse::pacs::BadgeMapping;
+use crate::parse::{DeadLetter, Format, ParseContext, ParseError, zeek};
 use crate::time::Millis;
 
 /// A source position to store once what it covers is durable: a file offset,
@@ -32,11 +34,14 @@ pub struct RawRecord {
     pub transport_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<Position>,
+    /// The file's header lines (Zeek `#fields`, a CSV header row) for formats that need them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<Arc<[u8]>>,
 }
 
 impl RawRecord {
     pub fn new(source: Arc<str>, format: Format, received_at: Millis, bytes: Vec<u8>) -> Self {
-        Self { source, format, received_at, bytes, transport_error: None, position: None }
+        Self { source, format, received_at, bytes, transport_error: None, position: None, header: None }
     }
 }
 
@@ -58,11 +63,19 @@ pub struct Ingested {
 
 /// Parses and enriches one raw record; failures become dead letters.
 pub fn normalize(raw: RawRecord, inventory: &Inventory, default_offset_min: i64) -> Ingested {
-    let ctx = ParseContext { source: &raw.source, received_at: raw.received_at, default_offset_min };
-    let result = match &raw.transport_error {
+    let ctx = ParseContext { default_offset_min, header: raw.header.as_deref(), ..ParseContext::new(&raw.source, raw.received_at) };
+    let result = parse_with(&raw, &ctx);
+    finish(raw, result, inventory)
+}
+
+fn parse_with(raw: &RawRecord, ctx: &ParseContext<'_>) -> Result<Event, String> {
+    match &raw.transport_error {
         Some(reason) => Err(reason.clone()),
-        None => raw.format.parse(&raw.bytes, &ctx).map_err(|e| e.to_string()),
-    };
+        None => raw.format.parse(&raw.bytes, ctx).map_err(|e| e.to_string()),
+    }
+}
+
+fn finish(raw: RawRecord, result: Result<Event, String>, inventory: &Inventory) -> Ingested {
     let record = match result {
         Ok(mut event) => {
             enrich(inventory, &mut event);
@@ -77,6 +90,51 @@ pub fn normalize(raw: RawRecord, inventory: &Inventory, default_offset_min: i64)
         })),
     };
     Ingested { record, position: raw.position }
+}
+
+/// The normalising stage's state: the inventory, per-source badge mappings, and
+/// parsed file headers cached so a Zeek header is read once per file, not per line.
+pub struct Normalizer {
+    inventory: Arc<Inventory>,
+    default_offset_min: i64,
+    mappings: HashMap<String, BadgeMapping>,
+    zeek_headers: HashMap<Arc<[u8]>, Result<zeek::Header, ParseError>>,
+}
+
+impl Normalizer {
+    pub fn new(inventory: Arc<Inventory>, default_offset_min: i64) -> Self {
+        Self { inventory, default_offset_min, mappings: HashMap::new(), zeek_headers: HashMap::new() }
+    }
+
+    /// Reads `badge-csv` records of `source` through `mapping`.
+    pub fn with_mapping(mut self, source: &str, mapping: BadgeMapping) -> Self {
+        self.mappings.insert(source.to_owned(), mapping);
+        self
+    }
+
+    pub fn normalize(&mut self, raw: RawRecord) -> Ingested {
+        let zeek = match (&raw.header, raw.format) {
+            (Some(h), Format::ZeekTsv) => {
+                if self.zeek_headers.len() > 256 {
+                    self.zeek_headers.clear();
+                }
+                Some(self.zeek_headers.entry(h.clone()).or_insert_with(|| zeek::parse_header(h)).clone())
+            }
+            _ => None,
+        };
+        let ctx = ParseContext {
+            default_offset_min: self.default_offset_min,
+            header: raw.header.as_deref(),
+            badge_mapping: self.mappings.get(&*raw.source),
+            ..ParseContext::new(&raw.source, raw.received_at)
+        };
+        let result = match zeek {
+            Some(Err(e)) => Err(e.to_string()),
+            Some(Ok(h)) => parse_with(&raw, &ParseContext { zeek_header: Some(&h), ..ctx }),
+            None => parse_with(&raw, &ctx),
+        };
+        finish(raw, result, &self.inventory)
+    }
 }
 
 #[cfg(test)]
@@ -95,6 +153,20 @@ mod tests {
             }
             Normalized::Event(e) => panic!("expected a dead letter, got {e:?}"),
         }
+    }
+
+    #[test]
+    fn zeek_header_travels_with_the_record_and_is_parsed_once() {
+        let header: Arc<[u8]> = Arc::from(&b"#separator \\x09\n#path\tconn\n#fields\tts\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tconn_state\n#types\ttime\taddr\tport\taddr\tport\tstring\n"[..]);
+        let mut n = Normalizer::new(Arc::new(Inventory::default()), 0);
+        for _ in 0..3 {
+            let mut raw = RawRecord::new("zeek".into(), Format::ZeekTsv, 5, b"1795000000.0\t10.0.0.1\t1\t10.0.0.2\t2\tSF".to_vec());
+            raw.header = Some(header.clone());
+            assert!(matches!(n.normalize(raw).record, Normalized::Event(_)));
+        }
+        assert_eq!(n.zeek_headers.len(), 1);
+        let no_header = RawRecord::new("zeek".into(), Format::ZeekTsv, 5, b"1\t2".to_vec());
+        assert!(matches!(n.normalize(no_header).record, Normalized::DeadLetter(d) if d.reason.contains("#fields header")));
     }
 
     #[test]

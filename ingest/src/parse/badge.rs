@@ -72,7 +72,7 @@ mod tests {
     use super::*;
 
     const CTX: ParseContext<'static> =
-        ParseContext { source: "badge", received_at: 1_795_000_000_000, default_offset_min: 0 };
+        ParseContext::new("badge", 1_795_000_000_000);
 
     #[test]
     fn denied_with_reason() {

@@ -164,14 +164,14 @@ fn is_logon(sig: &str, name: &str) -> bool {
 }
 
 /// Maps a CEF record (the syslog body from `CEF:` on) to an event.
-pub fn parse(text: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_>) -> Result<Event, ParseError> {
+pub fn parse(text: &str, raw: &[u8], header: Option<&Message<'_>>, ctx: &ParseContext<'_>) -> Result<Event, ParseError> {
     let cef = split(text)?;
     let ext: HashMap<&str, &str> = cef.extension.iter().map(|(k, v)| (*k, v.as_ref())).collect();
     let get = |k: &str| ext.get(k).copied().filter(|v| !v.is_empty());
     let time = get("rt")
         .and_then(cef_time)
         .or_else(|| get("end").and_then(cef_time))
-        .or(header.time)
+        .or(header.and_then(|h| h.time))
         .unwrap_or(ctx.received_at);
     let sig = cef.signature_id.as_ref();
     let name = cef.name.as_ref();
@@ -297,10 +297,10 @@ mod tests {
 
     #[test]
     fn windows_logon_becomes_authentication() {
-        let ctx = ParseContext { source: "s", received_at: 1_700_000_000_000, default_offset_min: 0 };
+        let ctx = ParseContext::new("s", 1_700_000_000_000);
         let text = "CEF:0|Microsoft|Microsoft Windows|10|4624|An account was successfully logged on|3|rt=1700000000123 duser=mallory dhost=EWS-01 dst=10.10.1.20 shost=EWS-01 cs2Label=LogonType cs2=2";
         let m = super::super::syslog::parse_message(b"<13>1 - h - - - - x", &ctx).expect("header");
-        let e = parse(text, text.as_bytes(), &m, &ctx).expect("parses");
+        let e = parse(text, text.as_bytes(), Some(&m), &ctx).expect("parses");
         assert_eq!(e.class_uid, 3002);
         assert_eq!(e.activity_id, 1);
         assert_eq!(e.status_id, Some(status::SUCCESS));

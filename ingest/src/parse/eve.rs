@@ -166,7 +166,7 @@ mod tests {
     use super::*;
 
     const CTX: ParseContext<'static> =
-        ParseContext { source: "eve", received_at: 1_795_000_000_000, default_offset_min: 0 };
+        ParseContext::new("eve", 1_795_000_000_000);
 
     #[test]
     fn modbus_write_request() {

@@ -156,7 +156,7 @@ mod tests {
     use crate::parse::{Format, ParseContext};
 
     const CTX: ParseContext<'static> =
-        ParseContext { source: "fw", received_at: 1_795_000_000_000, default_offset_min: 0 };
+        ParseContext::new("fw", 1_795_000_000_000);
 
     #[test]
     fn traffic_deny_with_ns_eventtime() {

@@ -29,6 +29,12 @@ pub struct BackupReport {
     pub reason: Option<String>,
     #[serde(default)]
     pub tool: Option<String>,
+    #[serde(default)]
+    pub previous_backup: Option<String>,
+    #[serde(default)]
+    pub previous_result: Option<String>,
+    #[serde(default)]
+    pub changed_since_previous: Vec<String>,
 }
 
 /// Parses one report into a Device Config State Change event.
@@ -67,6 +73,63 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
         compared_with: r.compared_with,
         result: r.result,
         changed_files: r.changed_files,
+        previous_backup: r.previous_backup,
+        previous_result: r.previous_result,
+        changed_since_previous: r.changed_since_previous,
+    });
+    Ok(e)
+}
+
+/// A change-detection tool's job result in the style of octoplant (versiondog):
+/// one JSON object per compared component. Accepted names (first found wins):
+/// asset `component` / `componentName` / `asset`; time `timestamp` / `time`;
+/// result vs the released version `releasedResult` / `compareResult` / `result` /
+/// `status` (`equal`, `different`, `error`, `not compared`); result vs the previous
+/// backup `previousResult`; `changedBlocks` / `changes`; `user`; `comment` / `reason`;
+/// `job` / `jobName`; `version`.
+pub fn parse_job(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> {
+    const J: &str = "octoplant-job";
+    let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| ParseError::new(J, format!("not JSON: {e}")))?;
+    let first = |keys: &[&str]| keys.iter().find_map(|k| v.get(*k).and_then(serde_json::Value::as_str)).map(str::to_owned);
+    let asset = first(&["component", "componentName", "asset"]).ok_or_else(|| ParseError::new(J, "missing component"))?;
+    let ts = first(&["timestamp", "time"]).ok_or_else(|| ParseError::new(J, "missing timestamp"))?;
+    let time = parse_rfc3339(&ts).ok_or_else(|| ParseError::new(J, format!("bad timestamp {ts:?}")))?;
+    let result = first(&["releasedResult", "compareResult", "result", "status"])
+        .ok_or_else(|| ParseError::new(J, "missing result"))?
+        .to_ascii_lowercase();
+    let sev = match result.as_str() {
+        "equal" | "not compared" | "notcompared" => severity::INFORMATIONAL,
+        "different" => severity::MEDIUM,
+        "error" | "failed" => severity::LOW,
+        other => return Err(ParseError::new(J, format!("unknown result {other:?}"))),
+    };
+    let changed: Vec<String> = ["changedBlocks", "changes"]
+        .iter()
+        .find_map(|k| v.get(*k).and_then(serde_json::Value::as_array))
+        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    let mut e = Event::new(EventClass::DeviceConfigStateChange, activity::CONFIG_LOG, time, ctx.received_at, bytes);
+    e.severity_id = sev;
+    e.message = format!("{asset}: {result} vs released ({} blocks changed)", changed.len());
+    e.device_mut().asset = Some(asset);
+    e.actor = first(&["user"]).map(|u| crate::event::Actor { user: Some(u), ..Default::default() });
+    if let Some(c) = first(&["comment", "reason"]) {
+        e.unmapped.insert("plc.reason".into(), c.into());
+    }
+    if let Some(j) = first(&["job", "jobName"]) {
+        e.unmapped.insert("plc.job".into(), j.into());
+    }
+    e.metadata.product = "octoplant".into();
+    e.metadata.vendor = Some("AUVESY-MDT".into());
+    e.metadata.parser = J.into();
+    e.change = Some(ConfigChange {
+        backup: first(&["version", "backup"]).unwrap_or_else(|| ts.clone()),
+        compared_with: "released".into(),
+        result: if result == "notcompared" { "not compared".into() } else { result },
+        changed_files: changed,
+        previous_backup: None,
+        previous_result: first(&["previousResult"]).map(|r| r.to_ascii_lowercase()),
+        changed_since_previous: Vec::new(),
     });
     Ok(e)
 }
@@ -76,7 +139,7 @@ mod tests {
     use super::*;
 
     const CTX: ParseContext<'static> =
-        ParseContext { source: "plc", received_at: 1_795_000_000_000, default_offset_min: 0 };
+        ParseContext::new("plc", 1_795_000_000_000);
 
     #[test]
     fn different_backup() {
@@ -85,6 +148,15 @@ mod tests {
         assert_eq!(e.device.and_then(|d| d.asset).as_deref(), Some("PLC-01"));
         assert_eq!(e.change.map(|c| c.changed_files), Some(vec!["OB1.awl".to_owned()]));
         assert_eq!(e.severity_id, severity::MEDIUM);
+    }
+
+    #[test]
+    fn octoplant_job_result() {
+        let e = parse_job(br#"{"job":"Nightly","component":"PLC-01","timestamp":"2026-11-26T02:00:00Z","compareResult":"Different","previousResult":"equal","changedBlocks":["OB1","DB10"],"user":"svc-octoplant","comment":"nightly"}"#, &CTX).expect("parses");
+        let c = e.change.expect("change");
+        assert_eq!((c.result.as_str(), c.changed_files.len(), c.previous_result.as_deref()), ("different", 2, Some("equal")));
+        assert_eq!(e.device.and_then(|d| d.asset).as_deref(), Some("PLC-01"));
+        assert!(parse_job(br#"{"component":"x","timestamp":"2026-11-26T02:00:00Z","result":"maybe"}"#, &CTX).is_err());
     }
 
     #[test]

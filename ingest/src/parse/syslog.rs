@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use super::{ParseContext, ParseError, cef, fortigate, kv, utf8};
+use super::{ParseContext, ParseError, asa, cef, filterlog, fortigate, kv, leef, netfilter, panos, utf8};
 use crate::event::{Event, EventClass, activity, severity};
 use crate::time::{Millis, parse_rfc3164, parse_rfc3339};
 
@@ -249,12 +249,21 @@ pub fn parse_event(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseE
     let body = String::from_utf8_lossy(m.msg);
     let body = body.trim_end_matches(['\r', '\n']);
     let mut event = if let Some(start) = body.find("CEF:") {
-        cef::parse(&body[start..], bytes, &m, ctx)?
+        cef::parse(&body[start..], bytes, Some(&m), ctx)?
+    } else if let Some(start) = body.find("LEEF:") {
+        leef::parse(&body[start..], bytes, Some(&m), ctx)?
+    } else if m.app_name == Some("filterlog") {
+        filterlog::parse(body, bytes, &m, ctx)?
+    } else if asa::looks_like(body) {
+        asa::parse(body, bytes, &m, ctx)?
     } else if let Some(pairs) = kv::pairs(body).filter(|p| fortigate::looks_like(p)) {
         fortigate::map(&pairs, bytes, &m, ctx)?
+    } else if netfilter::looks_like(body) {
+        netfilter::parse(body, bytes, &m, ctx)?
+    } else if panos::looks_like(body) {
+        panos::parse(body, bytes, &m, ctx)?
     } else {
-        let mut e =
-            Event::new(EventClass::Base, activity::OTHER, m.time.unwrap_or(ctx.received_at), ctx.received_at, bytes);
+        let mut e = Event::new(EventClass::Base, activity::OTHER, m.time.unwrap_or(ctx.received_at), ctx.received_at, bytes);
         e.severity_id = severity_id(m.severity);
         e.message = body.to_owned();
         e.metadata.product = m.app_name.unwrap_or("syslog").to_owned();
@@ -281,7 +290,7 @@ mod tests {
     use super::*;
 
     const CTX: ParseContext<'static> =
-        ParseContext { source: "t", received_at: 1_795_000_000_000, default_offset_min: 0 };
+        ParseContext::new("t", 1_795_000_000_000);
 
     #[test]
     fn rfc5424_with_structured_data() {

@@ -82,7 +82,9 @@ pub fn changed_files(released: &BTreeMap<String, [u8; 32]>, backup: &BTreeMap<St
     out
 }
 
-fn compare(asset: &str, asset_dir: &Path, backup_id: &str) -> std::io::Result<BackupReport> {
+/// Compares backup `backup_id` with the released version and with the backup
+/// before it (`previous`, by id order).
+fn compare(asset: &str, asset_dir: &Path, backup_id: &str, previous: Option<&str>) -> std::io::Result<BackupReport> {
     let backup_dir = asset_dir.join("backups").join(backup_id);
     let meta: BackupMeta = serde_json::from_slice(&std::fs::read(backup_dir.join("backup.json"))?)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("backup.json: {e}")))?;
@@ -95,7 +97,11 @@ fn compare(asset: &str, asset_dir: &Path, backup_id: &str) -> std::io::Result<Ba
         }
         Err(e) => ("error", Vec::new(), Some(format!("no released version to compare with: {e}"))),
     };
+    let prev = previous.and_then(|p| digest_tree(&asset_dir.join("backups").join(p)).ok().map(|d| (p.to_owned(), changed_files(&d, &backup))));
     Ok(BackupReport {
+        previous_result: prev.as_ref().map(|(_, c)| if c.is_empty() { "equal".into() } else { "different".into() }),
+        changed_since_previous: prev.as_ref().map(|(_, c)| c.clone()).unwrap_or_default(),
+        previous_backup: prev.map(|(p, _)| p),
         asset: asset.to_owned(),
         backup: backup_id.to_owned(),
         time: meta.time,
@@ -121,12 +127,13 @@ fn scan(dir: &Path, name: &Arc<str>, positions: &Positions) -> std::io::Result<V
             .map(|b| b.file_name().to_string_lossy().into_owned())
             .collect();
         ids.sort();
-        for id in ids {
+        for (n, id) in ids.iter().enumerate() {
             let key: Arc<str> = format!("{name}:{asset_name}/{id}").into();
             if positions.get(&key).is_some() {
                 continue;
             }
-            let bytes = match compare(&asset_name, &asset.path(), &id) {
+            let previous = n.checked_sub(1).map(|p| ids[p].as_str());
+            let bytes = match compare(&asset_name, &asset.path(), id, previous) {
                 Ok(report) => serde_json::to_vec(&report).map_err(std::io::Error::other)?,
                 Err(e) => {
                     tracing::warn!(source = %name, asset = %asset_name, backup = %id, error = %e, "cannot read backup");
@@ -179,7 +186,7 @@ mod tests {
         std::fs::write(asset.join("backups/b1/new.db"), "x").expect("write");
         std::fs::write(asset.join("backups/b1/backup.json"), r#"{"time":"2026-11-26T10:00:00Z","user":"alice"}"#)
             .expect("write");
-        let r = compare("PLC-01", &asset, "b1").expect("compare");
+        let r = compare("PLC-01", &asset, "b1", None).expect("compare");
         assert_eq!(r.result, "different");
         assert_eq!(r.changed_files, vec!["blocks/OB1.awl".to_owned(), "new.db".to_owned()]);
         assert_eq!(r.user.as_deref(), Some("alice"));
@@ -191,5 +198,14 @@ mod tests {
         let key = found[0].position.as_ref().map(|p| p.key.to_string()).unwrap_or_default();
         positions.commit([(key.as_str(), 1)]).expect("commit");
         assert!(scan(dir.path(), &name, &positions).expect("scan").is_empty(), "a read backup is not read again");
+
+        // A second backup, identical to the first: different from released, equal to the previous one.
+        std::fs::create_dir_all(asset.join("backups/b2/blocks")).expect("mkdir");
+        for f in ["blocks/OB1.awl", "hw.cfg", "new.db"] {
+            std::fs::copy(asset.join("backups/b1").join(f), asset.join("backups/b2").join(f)).expect("copy");
+        }
+        std::fs::write(asset.join("backups/b2/backup.json"), r#"{"time":"2026-11-26T11:00:00Z"}"#).expect("write");
+        let r2 = compare("PLC-01", &asset, "b2", Some("b1")).expect("compare");
+        assert_eq!((r2.result.as_str(), r2.previous_result.as_deref(), r2.previous_backup.as_deref()), ("different", Some("equal"), Some("b1")));
     }
 }
