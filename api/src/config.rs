@@ -79,22 +79,69 @@ pub enum BusKind {
     /// In-process bounded channels (one process).
     #[default]
     Embedded,
+    /// Apache Kafka (or a Kafka-protocol broker); settings in `[bus.kafka]`.
+    Kafka,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BusConfig {
-    /// `embedded` (default). Kafka arrives with the ingest issue.
+    /// `embedded` (default) or `kafka`.
     #[serde(default)]
     pub kind: BusKind,
-    /// Batches a topic holds before publishers wait. Default 64.
+    /// Embedded bus: batches a topic holds before publishers wait. Default 64.
     #[serde(default = "default_capacity")]
     pub capacity: usize,
+    /// Required when `kind = "kafka"`.
+    #[serde(default)]
+    pub kafka: Option<ingest::bus::KafkaConfig>,
 }
 
 impl Default for BusConfig {
     fn default() -> Self {
-        Self { kind: BusKind::Embedded, capacity: default_capacity() }
+        Self { kind: BusKind::Embedded, capacity: default_capacity(), kafka: None }
+    }
+}
+
+/// Which stages this process runs (`custos run --roles`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    /// Sources and the normaliser.
+    pub ingest: bool,
+    /// The ledger and correlation (they run together: the ledger feeds correlation).
+    pub evidence: bool,
+    /// The HTTP API.
+    pub api: bool,
+}
+
+impl Roles {
+    pub const ALL: Roles = Roles { ingest: true, evidence: true, api: true };
+
+    /// Parses `ingest,correlate,ledger,api` (or `all`).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut r = Roles { ingest: false, evidence: false, api: false };
+        let (mut correlate, mut ledger) = (false, false);
+        for role in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match role {
+                "all" => return Ok(Self::ALL),
+                "ingest" => r.ingest = true,
+                "correlate" => correlate = true,
+                "ledger" => ledger = true,
+                "api" => r.api = true,
+                other => return Err(format!("unknown role {other:?} (ingest, correlate, ledger, api, all)")),
+            }
+        }
+        if correlate != ledger {
+            return Err("roles correlate and ledger run together: the ledger feeds correlation".into());
+        }
+        r.evidence = ledger;
+        if r.api && !r.evidence {
+            return Err("role api needs correlate,ledger in the same process: it serves their views".into());
+        }
+        if !r.ingest && !r.evidence {
+            return Err("no role to run".into());
+        }
+        Ok(r)
     }
 }
 
@@ -214,6 +261,24 @@ mod tests {
         let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/config/inventory.example.toml"));
         let inv = ingest::Inventory::from_toml(&std::fs::read_to_string(path).expect("read")).expect("valid");
         assert_eq!(inv.asset("EWS-01").and_then(|a| a.owner.as_deref()), Some("alice"));
+    }
+
+    #[test]
+    fn roles() {
+        assert_eq!(Roles::parse("all"), Ok(Roles::ALL));
+        assert_eq!(Roles::parse("ingest"), Ok(Roles { ingest: true, evidence: false, api: false }));
+        assert_eq!(Roles::parse("correlate,ledger,api"), Ok(Roles { ingest: false, evidence: true, api: true }));
+        assert!(Roles::parse("correlate").is_err_and(|e| e.contains("together")));
+        assert!(Roles::parse("api").is_err());
+        assert!(Roles::parse("dance").is_err_and(|e| e.contains("dance")));
+    }
+
+    #[test]
+    fn kafka_bus_section() {
+        let c = Config::from_toml("data_dir = \"d\"\n[bus]\nkind = \"kafka\"\n[bus.kafka]\nbrokers = \"k1:9092\"\n[bus.kafka.properties]\n\"security.protocol\" = \"ssl\"\n", Path::new("c")).expect("valid");
+        let k = c.bus.kafka.expect("kafka section");
+        assert_eq!((k.brokers.as_str(), k.topic_prefix.as_str(), k.partitions), ("k1:9092", "custos", 6));
+        assert_eq!(k.properties.get("security.protocol").map(String::as_str), Some("ssl"));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::auth::Role;
-use crate::config::HttpPushConfig;
+use crate::config::{BusConfig, HttpPushConfig};
 use crate::pipeline::write_private;
 use crate::{Config, Custos, Error};
 
@@ -31,11 +31,14 @@ pub struct DemoOptions {
     pub http: SocketAddr,
     /// Seconds of simulated plant time per tick; 1.0 for people, smaller in tests.
     pub tick_seconds: f64,
+    /// The bus; the embedded one unless given.
+    pub bus: Option<BusConfig>,
 }
 
 /// A running demo.
 pub struct Demo {
     pub custos: Custos,
+    pub http_addr: SocketAddr,
     pub admin_token: String,
     stop: watch::Sender<bool>,
     plant: JoinHandle<()>,
@@ -224,7 +227,11 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, Error> {
     cfg.correlate.allowed_lateness_ms = 2_000;
     cfg.correlate.idle_timeout_ms = 10_000;
 
+    if let Some(bus) = opts.bus {
+        cfg.bus = bus;
+    }
     let custos = Custos::start(cfg).await?;
+    let http_addr = custos.http_addr.ok_or_else(|| Error::Roles("the demo serves the API".into()))?;
     let token_path = data_dir.join("demo-token");
     let admin_token = match std::fs::read_to_string(&token_path) {
         Ok(t) if !t.trim().is_empty() => {
@@ -243,7 +250,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, Error> {
     let plant = Plant {
         udp_target: custos.syslog_udp[0],
         tcp_target: custos.syslog_tcp[0],
-        http: custos.http_addr,
+        http: http_addr,
         collector_token,
         eve,
         backups,
@@ -255,7 +262,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, Error> {
             tracing::error!(error = %e, "demo plant stopped");
         }
     });
-    Ok(Demo { custos, admin_token, stop, plant })
+    Ok(Demo { custos, http_addr, admin_token, stop, plant })
 }
 
 struct Plant {

@@ -13,6 +13,8 @@ pub enum Error {
     Source(#[from] ingest::source::SourceError),
     #[error(transparent)]
     Bus(#[from] ingest::bus::BusError),
+    #[error("roles: {0}")]
+    Roles(String),
     #[error("http listener {addr}: {source}")]
     Http { addr: std::net::SocketAddr, source: std::io::Error },
 }

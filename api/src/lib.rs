@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod config;
+mod deadletter;
 pub mod demo;
 mod error;
 pub mod pipeline;
@@ -11,4 +12,4 @@ pub mod views;
 
 pub use config::Config;
 pub use error::Error;
-pub use pipeline::Custos;
+pub use pipeline::{Custos, IngestNode};

@@ -6,8 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use custos::config::Roles;
 use custos::demo::{self, DemoOptions};
-use custos::{Config, Custos};
+use custos::{Config, Custos, IngestNode};
 use ledger::{NoteSigner, VerifierKey, verify_dir};
 
 #[derive(Parser)]
@@ -35,6 +36,10 @@ enum Command {
     Run {
         #[arg(long)]
         config: PathBuf,
+        /// Stages to run: `all`, or some of ingest, correlate, ledger, api
+        /// (split roles need `[bus] kind = "kafka"`).
+        #[arg(long, default_value = "all")]
+        roles: String,
     },
     /// Verify a ledger directory offline; exits non-zero naming the first bad index.
     Verify {
@@ -65,9 +70,9 @@ fn main() -> ExitCode {
         Command::Verify { path, key } => return verify(&path, key.as_deref()),
         Command::Keygen { out, origin } => keygen(&out, &origin),
         Command::Demo { data_dir, http, tick_seconds } => {
-            runtime().and_then(|rt| rt.block_on(run_demo(DemoOptions { data_dir, http, tick_seconds })))
+            runtime().and_then(|rt| rt.block_on(run_demo(DemoOptions { data_dir, http, tick_seconds, bus: None })))
         }
-        Command::Run { config } => runtime().and_then(|rt| rt.block_on(run(&config))),
+        Command::Run { config, roles } => runtime().and_then(|rt| rt.block_on(run(&config, &roles))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -104,7 +109,7 @@ async fn shutdown_signal() {
 
 async fn run_demo(opts: DemoOptions) -> anyhow::Result<()> {
     let mut d = demo::start(opts).await.context("demo failed to start")?;
-    let addr = d.custos.http_addr;
+    let addr = d.http_addr;
     println!(
         "Custos demo running.\n  API          http://{addr}/api/v1/incidents\n  {}",
         demo::describe(&d.custos.data_dir)
@@ -124,9 +129,19 @@ async fn run_demo(opts: DemoOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(config: &std::path::Path) -> anyhow::Result<()> {
+async fn run(config: &std::path::Path, roles: &str) -> anyhow::Result<()> {
     let cfg = Config::load(config)?;
-    let mut c = Custos::start(cfg).await.context("custos failed to start")?;
+    let roles = Roles::parse(roles).map_err(|e| anyhow::anyhow!("--roles: {e}"))?;
+    if !roles.evidence {
+        let mut node = IngestNode::start(cfg).await.context("custos (ingest) failed to start")?;
+        tokio::select! {
+            _ = shutdown_signal() => {}
+            _ = node.stopped() => tracing::error!("the normaliser stopped"),
+        }
+        node.shutdown().await.context("clean shutdown failed")?;
+        return Ok(());
+    }
+    let mut c = Custos::start_with_roles(cfg, roles).await.context("custos failed to start")?;
     tokio::select! {
         _ = shutdown_signal() => {}
         _ = c.stopped() => tracing::error!("a pipeline stage stopped"),

@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use correlate::{Alert, Engine};
-use ingest::bus::{Bus, EVENTS, EmbeddedBus, Publisher, RAW, Subscriber};
+use ingest::bus::{AnyBus, Bus, EVENTS, EmbeddedBus, Publisher, RAW, Subscriber};
 use ingest::source::syslog::UdpDrops;
-use ingest::source::{Positions, now_millis};
+use ingest::source::{Handover, Positions, now_millis};
 use ingest::{Format, Ingested, Inventory, Normalized, Normalizer, RawRecord};
 use ledger::{Ledger, LedgerOptions, NoteSigner, RecordKind, record};
 use tokio::sync::watch;
@@ -21,7 +21,8 @@ use tokio::task::JoinHandle;
 
 use crate::Error;
 use crate::auth::TokenStore;
-use crate::config::Config;
+use crate::config::{BusKind, Config, Roles};
+use crate::deadletter::DeadLetterStore;
 use crate::server::{self, AppState};
 use crate::views::{Stored, Views};
 
@@ -34,9 +35,11 @@ pub struct PipelineStats {
     pub udp_drops: Arc<UdpDrops>,
 }
 
-/// A started Custos. Call [`Custos::shutdown`] to stop it cleanly.
+/// A started Custos with the ledger and correlation (and, by its roles, the
+/// sources and the API). Call [`Custos::shutdown`] to stop it cleanly.
 pub struct Custos {
-    pub http_addr: SocketAddr,
+    /// The API address, when this process serves the API.
+    pub http_addr: Option<SocketAddr>,
     pub syslog_udp: Vec<SocketAddr>,
     pub syslog_tcp: Vec<SocketAddr>,
     pub views: Arc<Views>,
@@ -45,10 +48,20 @@ pub struct Custos {
     pub stats: Arc<PipelineStats>,
     pub data_dir: PathBuf,
     stop: watch::Sender<bool>,
-    sources: Vec<JoinHandle<()>>,
-    normalizer: JoinHandle<()>,
+    sources: Sources,
+    normalizer: Option<JoinHandle<()>>,
     evidence: JoinHandle<()>,
-    server: JoinHandle<()>,
+    server: Option<JoinHandle<()>>,
+}
+
+/// A collector-only process (`--roles ingest`): sources and the normaliser
+/// publishing to Kafka; source positions are stored once Kafka has the events.
+pub struct IngestNode {
+    pub syslog_udp: Vec<SocketAddr>,
+    pub syslog_tcp: Vec<SocketAddr>,
+    stop: watch::Sender<bool>,
+    sources: Sources,
+    normalizer: JoinHandle<()>,
 }
 
 /// Loads the checkpoint signing key, creating it (mode 0600) on first start.
@@ -88,13 +101,173 @@ fn load_inventory(cfg: &Config) -> Result<Inventory, Error> {
     Inventory::from_toml(&text).map_err(|source| Error::Inventory { path, source })
 }
 
-impl Custos {
-    /// Opens the data directory and ledger, binds every listener (so a bad
-    /// address fails here), and starts all stages.
+/// Connects the configured bus.
+async fn connect_bus(cfg: &Config) -> Result<AnyBus, Error> {
+    match cfg.bus.kind {
+        BusKind::Embedded => Ok(AnyBus::Embedded(EmbeddedBus::new(cfg.bus.capacity))),
+        #[cfg(feature = "kafka")]
+        BusKind::Kafka => {
+            let k = cfg
+                .bus
+                .kafka
+                .clone()
+                .ok_or_else(|| Error::Roles("bus kind kafka needs a [bus.kafka] section with brokers".into()))?;
+            tracing::info!(brokers = %k.brokers, prefix = %k.topic_prefix, "connecting to kafka");
+            Ok(AnyBus::Kafka(ingest::bus::kafka::KafkaBus::connect(k, &[RAW.name, EVENTS.name]).await?))
+        }
+        #[cfg(not(feature = "kafka"))]
+        BusKind::Kafka => Err(ingest::bus::BusError::NoKafka.into()),
+    }
+}
+
+struct Sources {
+    /// Syslog listeners: aborted at shutdown (they hold no positions).
+    listeners: Vec<JoinHandle<()>>,
+    /// File tails and backup watchers: they stop between batches on the signal.
+    followers: Vec<JoinHandle<()>>,
+    syslog_udp: Vec<SocketAddr>,
+    syslog_tcp: Vec<SocketAddr>,
+}
+
+impl Sources {
+    fn none() -> Self {
+        Self { listeners: Vec::new(), followers: Vec::new(), syslog_udp: Vec::new(), syslog_tcp: Vec::new() }
+    }
+
+    /// Stops every source (the stop signal must already be sent).
+    async fn stop(self) {
+        for s in &self.listeners {
+            s.abort();
+        }
+        for s in self.listeners.into_iter().chain(self.followers) {
+            let _ = s.await;
+        }
+    }
+}
+
+/// Binds every source (so a bad address fails at start) and starts them.
+async fn start_sources(
+    cfg: &Config,
+    out: &Publisher<RawRecord>,
+    positions: &Arc<Positions>,
+    stats: &PipelineStats,
+    handover: Handover,
+    stop: &watch::Receiver<bool>,
+) -> Result<Sources, Error> {
+    let mut s = Sources::none();
+    for c in cfg.sources.syslog_udp.clone() {
+        let (addr, task) = ingest::source::syslog::udp(c, out.clone(), stats.udp_drops.clone()).await?;
+        s.syslog_udp.push(addr);
+        s.listeners.push(spawn_source(task));
+    }
+    for c in cfg.sources.syslog_tcp.clone() {
+        let (addr, task) = ingest::source::syslog::tcp(c, out.clone()).await?;
+        s.syslog_tcp.push(addr);
+        s.listeners.push(spawn_source(task));
+    }
+    for c in cfg.sources.file.clone() {
+        s.followers.push(spawn_source(ingest::source::tail::run(
+            c,
+            positions.clone(),
+            out.clone(),
+            handover,
+            stop.clone(),
+        )));
+    }
+    for c in cfg.sources.plc_backup.clone() {
+        s.followers.push(spawn_source(ingest::source::plc::run(
+            c,
+            positions.clone(),
+            out.clone(),
+            handover,
+            stop.clone(),
+        )));
+    }
+    Ok(s)
+}
+
+fn normalizer_for(cfg: &Config, inventory: Arc<Inventory>) -> Normalizer {
+    let mut n = Normalizer::new(inventory, cfg.ingest.rfc3164_offset_min);
+    for f in &cfg.sources.file {
+        if let Some(m) = &f.mapping {
+            n = n.with_mapping(&f.name, m.clone());
+        }
+    }
+    n
+}
+
+fn open_positions(data_dir: &Path) -> Result<Arc<Positions>, Error> {
+    Ok(Arc::new(Positions::open(data_dir.join("positions.json")).map_err(Error::io("open positions", data_dir))?))
+}
+
+impl IngestNode {
+    /// Starts sources and the normaliser; needs a durable (Kafka) bus.
     pub async fn start(cfg: Config) -> Result<Self, Error> {
+        std::fs::create_dir_all(&cfg.data_dir).map_err(Error::io("create data directory", &cfg.data_dir))?;
+        let bus = connect_bus(&cfg).await?;
+        if !bus.is_durable() {
+            return Err(Error::Roles(
+                "role ingest alone needs bus kind kafka: an embedded bus ends with the process".into(),
+            ));
+        }
+        let inventory = Arc::new(load_inventory(&cfg)?);
+        let positions = open_positions(&cfg.data_dir)?;
+        let stats = PipelineStats::default();
+        let raw_out = bus.publisher(RAW)?;
+        let (stop, stop_rx) = watch::channel(false);
+        let mut sources = start_sources(&cfg, &raw_out, &positions, &stats, Handover::OnPublish, &stop_rx).await?;
+        drop(raw_out);
+        let stage = normalize_stage(
+            bus.subscriber(RAW)?,
+            bus.publisher(EVENTS)?,
+            normalizer_for(&cfg, inventory),
+            Some(stop_rx),
+        );
+        Ok(Self {
+            syslog_udp: std::mem::take(&mut sources.syslog_udp),
+            syslog_tcp: std::mem::take(&mut sources.syslog_tcp),
+            stop,
+            sources,
+            normalizer: tokio::spawn(stage),
+        })
+    }
+
+    pub async fn stopped(&mut self) {
+        let _ = (&mut self.normalizer).await;
+    }
+
+    pub async fn shutdown(self) -> Result<(), Error> {
+        let _ = self.stop.send(true);
+        self.sources.stop().await;
+        let _ = self.normalizer.await;
+        Ok(())
+    }
+}
+
+impl Custos {
+    /// Everything in one process: sources, ledger, correlation and the API.
+    pub async fn start(cfg: Config) -> Result<Self, Error> {
+        Self::start_with_roles(cfg, Roles::ALL).await
+    }
+
+    /// Opens the data directory and ledger, binds every listener (so a bad
+    /// address fails here), and starts the stages of `roles`, which must
+    /// include the ledger (for `ingest` alone see [`IngestNode`]).
+    pub async fn start_with_roles(cfg: Config, roles: Roles) -> Result<Self, Error> {
+        if !roles.evidence {
+            return Err(Error::Roles(
+                "this process needs the correlate,ledger roles; use IngestNode for ingest alone".into(),
+            ));
+        }
         let data_dir = cfg.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(Error::io("create data directory", &data_dir))?;
         let inventory = Arc::new(load_inventory(&cfg)?);
+        let bus = connect_bus(&cfg).await?;
+        if !roles.ingest && !bus.is_durable() {
+            return Err(Error::Roles(
+                "without the ingest role the events must come over kafka: set [bus] kind = \"kafka\"".into(),
+            ));
+        }
         let signer = load_or_create_key(&data_dir, &cfg.ledger.origin)?;
         let ledger_dir = data_dir.join("ledger");
         let (ledger, report) = Ledger::open(&ledger_dir, &cfg.ledger.origin, signer, LedgerOptions::default())?;
@@ -111,73 +284,73 @@ impl Custos {
         let views = Arc::new(Views::new(cfg.http.recent_events, cfg.incidents.group_window_ms as i64));
         let n = views.rebuild(&ledger_dir)?;
         tracing::info!(records = n, created = report.created, "ledger open");
-        let positions =
-            Arc::new(Positions::open(data_dir.join("positions.json")).map_err(Error::io("open positions", &data_dir))?);
+        let positions = open_positions(&data_dir)?;
         let tokens =
             Arc::new(TokenStore::open(data_dir.join("tokens.json")).map_err(Error::io("open tokens", &data_dir))?);
         let stats = Arc::new(PipelineStats::default());
-
-        let bus = EmbeddedBus::new(cfg.bus.capacity);
-        let raw_out = bus.publisher(RAW)?;
         let (stop, stop_rx) = watch::channel(false);
-        let mut sources = Vec::new();
-        let mut syslog_udp = Vec::new();
-        let mut syslog_tcp = Vec::new();
-        for c in cfg.sources.syslog_udp.clone() {
-            let (addr, task) = ingest::source::syslog::udp(c, raw_out.clone(), stats.udp_drops.clone()).await?;
-            syslog_udp.push(addr);
-            sources.push(spawn_source(task));
-        }
-        for c in cfg.sources.syslog_tcp.clone() {
-            let (addr, task) = ingest::source::syslog::tcp(c, raw_out.clone()).await?;
-            syslog_tcp.push(addr);
-            sources.push(spawn_source(task));
-        }
-        for c in cfg.sources.file.clone() {
-            sources.push(spawn_source(ingest::source::tail::run(c, positions.clone(), raw_out.clone())));
-        }
-        for c in cfg.sources.plc_backup.clone() {
-            sources.push(spawn_source(ingest::source::plc::run(c, positions.clone(), raw_out.clone())));
-        }
+        // On a durable bus the stages stop on the signal; on the embedded bus they drain.
+        let stage_stop = bus.is_durable().then(|| stop_rx.clone());
 
-        let mut normalizer = Normalizer::new(inventory.clone(), cfg.ingest.rfc3164_offset_min);
-        for f in &cfg.sources.file {
-            if let Some(m) = &f.mapping {
-                normalizer = normalizer.with_mapping(&f.name, m.clone());
-            }
-        }
-        let normalizer = tokio::spawn(normalize_stage(bus.subscriber(RAW)?, bus.publisher(EVENTS)?, normalizer));
+        let raw_out = bus.publisher(RAW)?;
+        let (mut sources, normalizer) = if roles.ingest {
+            // On Kafka the raw topic is the durable hand-over: sources store their
+            // positions once it has their records; on the embedded bus only the
+            // ledger is durable, so the evidence stage stores them.
+            let handover = if bus.is_durable() { Handover::OnPublish } else { Handover::AfterLedger };
+            let s = start_sources(&cfg, &raw_out, &positions, &stats, handover, &stop_rx).await?;
+            let stage = normalize_stage(
+                bus.subscriber(RAW)?,
+                bus.publisher(EVENTS)?,
+                normalizer_for(&cfg, inventory.clone()),
+                stage_stop.clone(),
+            );
+            (s, Some(tokio::spawn(stage)))
+        } else {
+            (Sources::none(), None)
+        };
         let engine = Engine::new(inventory, cfg.correlate.clone());
+        let deadletters = DeadLetterStore::new(data_dir.join("deadletter"));
         let evidence = tokio::spawn(evidence_stage(
             bus.subscriber(EVENTS)?,
-            ledger.clone(),
-            positions,
-            views.clone(),
+            EvidenceSinks {
+                ledger: ledger.clone(),
+                positions: (roles.ingest && !bus.is_durable()).then_some(positions),
+                views: views.clone(),
+                stats: stats.clone(),
+                deadletters,
+            },
             engine,
-            stats.clone(),
+            stage_stop,
         ));
 
-        let push: HashMap<String, Format> = cfg.sources.http.iter().map(|h| (h.name.clone(), h.format)).collect();
-        let state = AppState::new(views.clone(), ledger.clone(), tokens.clone(), raw_out, push, stats.clone());
-        let listener = tokio::net::TcpListener::bind(cfg.http.listen)
-            .await
-            .map_err(|source| Error::Http { addr: cfg.http.listen, source })?;
-        let http_addr = listener.local_addr().map_err(|source| Error::Http { addr: cfg.http.listen, source })?;
-        let app = server::router(state, cfg.http.max_body_bytes);
-        let mut rx = stop_rx.clone();
-        let server = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = rx.wait_for(|s| *s).await;
-            };
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
-                tracing::error!(error = %e, "http server failed");
-            }
-        });
-        tracing::info!(%http_addr, "api listening");
+        let (server, http_addr) = if roles.api {
+            let push: HashMap<String, Format> = cfg.sources.http.iter().map(|h| (h.name.clone(), h.format)).collect();
+            let state = AppState::new(views.clone(), ledger.clone(), tokens.clone(), raw_out, push, stats.clone());
+            let listener = tokio::net::TcpListener::bind(cfg.http.listen)
+                .await
+                .map_err(|source| Error::Http { addr: cfg.http.listen, source })?;
+            let http_addr = listener.local_addr().map_err(|source| Error::Http { addr: cfg.http.listen, source })?;
+            let app = server::router(state, cfg.http.max_body_bytes);
+            let mut rx = stop_rx.clone();
+            let server = tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                };
+                if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+                    tracing::error!(error = %e, "http server failed");
+                }
+            });
+            tracing::info!(%http_addr, "api listening");
+            (Some(server), Some(http_addr))
+        } else {
+            drop(raw_out);
+            (None, None)
+        };
         Ok(Self {
             http_addr,
-            syslog_udp,
-            syslog_tcp,
+            syslog_udp: std::mem::take(&mut sources.syslog_udp),
+            syslog_tcp: std::mem::take(&mut sources.syslog_tcp),
             views,
             ledger,
             tokens,
@@ -193,24 +366,29 @@ impl Custos {
 
     /// Resolves when a core stage ends by itself (a fatal error was logged).
     pub async fn stopped(&mut self) {
-        tokio::select! {
-            _ = &mut self.normalizer => {}
-            _ = &mut self.evidence => {}
+        match &mut self.normalizer {
+            Some(n) => tokio::select! {
+                _ = n => {}
+                _ = &mut self.evidence => {}
+            },
+            None => {
+                let _ = (&mut self.evidence).await;
+            }
         }
     }
 
-    /// Stops sources, drains the pipeline into the ledger, signs a final
+    /// Stops sources, drains the pipeline into the ledger (embedded bus) or
+    /// finishes the batch in hand (Kafka keeps the rest), signs a final
     /// checkpoint. Everything acknowledged before this is on disk after it.
     pub async fn shutdown(self) -> Result<(), Error> {
         let _ = self.stop.send(true);
-        let _ = self.server.await;
-        for s in &self.sources {
-            s.abort();
-        }
-        for s in self.sources {
+        if let Some(s) = self.server {
             let _ = s.await;
         }
-        let _ = self.normalizer.await;
+        self.sources.stop().await;
+        if let Some(n) = self.normalizer {
+            let _ = n.await;
+        }
         let _ = self.evidence.await;
         self.ledger
             .append(vec![system_audit("service.stop", serde_json::json!({"reason": "shutdown requested"}))?])
@@ -227,6 +405,16 @@ fn system_audit(action: &str, details: serde_json::Value) -> Result<Vec<u8>, Err
     Ok(record::encode(RecordKind::Audit, now_millis(), &data)?)
 }
 
+/// Resolves when `stop` is signalled; never without one.
+async fn stopped(stop: &mut Option<watch::Receiver<bool>>) {
+    match stop {
+        Some(rx) => {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 fn spawn_source(
     task: impl std::future::Future<Output = Result<(), ingest::source::SourceError>> + Send + 'static,
 ) -> JoinHandle<()> {
@@ -237,8 +425,21 @@ fn spawn_source(
     })
 }
 
-async fn normalize_stage(mut raw: Subscriber<RawRecord>, out: Publisher<Ingested>, mut normalizer: Normalizer) {
-    while let Some(d) = raw.next().await {
+/// raw → parse + enrich → events.
+async fn normalize_stage(
+    mut raw: Subscriber<RawRecord>,
+    out: Publisher<Ingested>,
+    mut normalizer: Normalizer,
+    mut stop: Option<watch::Receiver<bool>>,
+) {
+    loop {
+        let d = tokio::select! {
+            d = raw.next() => match d {
+                Some(d) => d,
+                None => return,
+            },
+            _ = stopped(&mut stop) => return,
+        };
         let (items, commit) = d.into_parts();
         let batch: Vec<Ingested> = items.into_iter().map(|r| normalizer.normalize(r)).collect();
         if out.publish(batch).await.is_err() {
@@ -249,26 +450,45 @@ async fn normalize_stage(mut raw: Subscriber<RawRecord>, out: Publisher<Ingested
     }
 }
 
+/// The newest position per source key in a batch.
+fn latest_positions(items: &[Ingested]) -> HashMap<Arc<str>, u64> {
+    let mut latest: HashMap<Arc<str>, u64> = HashMap::new();
+    for p in items.iter().filter_map(|i| i.position.as_ref()) {
+        let e = latest.entry(p.key.clone()).or_default();
+        *e = (*e).max(p.offset);
+    }
+    latest
+}
+
+/// Where the evidence stage puts what it made durable.
+struct EvidenceSinks {
+    ledger: Arc<Ledger>,
+    /// Local source positions (when this process also runs the sources).
+    positions: Option<Arc<Positions>>,
+    views: Arc<Views>,
+    stats: Arc<PipelineStats>,
+    deadletters: DeadLetterStore,
+}
+
 async fn evidence_stage(
     mut events: Subscriber<Ingested>,
-    ledger: Arc<Ledger>,
-    positions: Arc<Positions>,
-    views: Arc<Views>,
+    mut sinks: EvidenceSinks,
     mut engine: Engine,
-    stats: Arc<PipelineStats>,
+    mut stop: Option<watch::Receiver<bool>>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let result = tokio::select! {
             d = events.next() => match d {
-                Some(d) => ledger_batch(d, &ledger, &positions, &views, &mut engine, &stats).await,
+                Some(d) => ledger_batch(d, &mut sinks, &mut engine).await,
                 None => break,
             },
             _ = tick.tick() => {
                 let alerts = engine.on_tick(now_millis());
-                record_alerts(alerts, &ledger, &views, &stats).await
+                record_alerts(alerts, &sinks).await
             }
+            _ = stopped(&mut stop) => break,
         };
         if let Err(e) = result {
             // Fail-stop: without a working ledger nothing may be acknowledged.
@@ -276,23 +496,23 @@ async fn evidence_stage(
             return;
         }
     }
-    // Input closed: decide what is still pending on what arrived.
-    let alerts = engine.on_tick(i64::MAX / 2);
-    if let Err(e) = record_alerts(alerts, &ledger, &views, &stats).await {
-        tracing::error!(error = %e, "final alerts could not be ledgered");
+    if stop.is_none() {
+        // Input closed: decide what is still pending on what arrived.
+        let alerts = engine.on_tick(i64::MAX / 2);
+        if let Err(e) = record_alerts(alerts, &sinks).await {
+            tracing::error!(error = %e, "final alerts could not be ledgered");
+        }
     }
 }
 
 async fn ledger_batch(
     d: ingest::bus::Delivery<Ingested>,
-    ledger: &Ledger,
-    positions: &Positions,
-    views: &Views,
+    sinks: &mut EvidenceSinks,
     engine: &mut Engine,
-    stats: &PipelineStats,
 ) -> Result<(), Error> {
     let (items, commit) = d.into_parts();
     if items.is_empty() {
+        commit.commit();
         return Ok(());
     }
     let now = now_millis();
@@ -303,14 +523,13 @@ async fn ledger_batch(
             Normalized::DeadLetter(d) => record::encode(RecordKind::Deadletter, now, d),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let range = ledger.append(records).await?;
-    // Durable: now the sources may forget what these records covered.
-    let mut latest: HashMap<&str, u64> = HashMap::new();
-    for p in items.iter().filter_map(|i| i.position.as_ref()) {
-        let e = latest.entry(&p.key).or_default();
-        *e = (*e).max(p.offset);
+    let range = sinks.ledger.append(records).await?;
+    // Durable: now the sources and the bus may forget what these records covered.
+    if let Some(p) = &sinks.positions {
+        let latest = latest_positions(&items);
+        p.commit(latest.iter().map(|(k, v)| (k.as_ref(), *v)))
+            .map_err(Error::io("store positions", Path::new("positions.json")))?;
     }
-    positions.commit(latest).map_err(Error::io("store positions", Path::new("positions.json")))?;
     commit.commit();
     let mut alerts = Vec::new();
     let mut evs = Vec::new();
@@ -327,15 +546,19 @@ async fn ledger_batch(
             }
         }
     }
-    stats.events.fetch_add(evs.len() as u64, Ordering::Relaxed);
-    stats.dead_letters.fetch_add(dls.len() as u64, Ordering::Relaxed);
-    views.add_events(evs);
-    views.add_dead_letters(dls);
-    record_alerts(alerts, ledger, views, stats).await
+    if !dls.is_empty() {
+        sinks.deadletters.append(&dls).map_err(Error::io("write dead letters", Path::new("deadletter")))?;
+    }
+    sinks.stats.events.fetch_add(evs.len() as u64, Ordering::Relaxed);
+    sinks.stats.dead_letters.fetch_add(dls.len() as u64, Ordering::Relaxed);
+    sinks.views.add_events(evs);
+    sinks.views.add_dead_letters(dls);
+    record_alerts(alerts, sinks).await
 }
 
 /// Ledgers alerts and the incidents they open or change, then shows them.
-async fn record_alerts(alerts: Vec<Alert>, ledger: &Ledger, views: &Views, stats: &PipelineStats) -> Result<(), Error> {
+async fn record_alerts(alerts: Vec<Alert>, sinks: &EvidenceSinks) -> Result<(), Error> {
+    let (ledger, views, stats) = (&sinks.ledger, &sinks.views, &sinks.stats);
     if alerts.is_empty() {
         return Ok(());
     }

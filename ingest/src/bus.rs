@@ -16,7 +16,10 @@ use std::sync::{Arc, Mutex};
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::mpsc;
 
-use crate::record::{Ingested, RawRecord};
+use crate::record::{Ingested, Normalized, RawRecord};
+
+#[cfg(feature = "kafka")]
+pub mod kafka;
 
 /// A bus failure; the message names the topic.
 #[derive(Debug, thiserror::Error)]
@@ -25,11 +28,36 @@ pub enum BusError {
     Closed(&'static str),
     #[error("topic {0} already has a subscriber on the embedded bus")]
     AlreadySubscribed(&'static str),
+    #[error("kafka: {0}")]
+    Kafka(String),
+    #[error("bus kind kafka: this build has no Kafka support (build with the `kafka` feature)")]
+    NoKafka,
 }
 
 /// What may travel on the bus: serialisable, so a networked bus can carry it.
-pub trait Message: Serialize + DeserializeOwned + Send + 'static {}
-impl<T: Serialize + DeserializeOwned + Send + 'static> Message for T {}
+pub trait Message: Serialize + DeserializeOwned + Send + 'static {
+    /// The partition key: records with one key stay in order on one partition.
+    fn key(&self) -> Option<&str> {
+        None
+    }
+}
+
+impl Message for RawRecord {
+    /// Raw records keep their source's order.
+    fn key(&self) -> Option<&str> {
+        Some(&self.source)
+    }
+}
+
+impl Message for Ingested {
+    /// Events are keyed by zone, so everything that can correlate shares a partition.
+    fn key(&self) -> Option<&str> {
+        match &self.record {
+            Normalized::Event(e) => e.zone.as_deref().or(Some(&e.metadata.source)),
+            Normalized::DeadLetter(d) => Some(&d.source),
+        }
+    }
+}
 
 /// A typed topic name.
 pub struct Topic<T> {
@@ -211,9 +239,76 @@ impl Bus for EmbeddedBus {
     }
 }
 
+/// Kafka settings, `[bus.kafka]`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, e.g. `kafka-1:9092,kafka-2:9092`.
+    pub brokers: String,
+    /// Topic names are `<prefix>.raw`, `<prefix>.events`. Default `custos`.
+    #[serde(default = "default_prefix")]
+    pub topic_prefix: String,
+    /// Consumer group prefix; each stage adds its topic. Default `custos`.
+    #[serde(default = "default_prefix")]
+    pub group: String,
+    /// Partitions for topics Custos creates. Default 6.
+    #[serde(default = "default_partitions")]
+    pub partitions: i32,
+    /// Replication factor for topics Custos creates. Default 1.
+    #[serde(default = "default_replication")]
+    pub replication: i32,
+    /// Further librdkafka properties (TLS, SASL ...), passed as they are.
+    #[serde(default)]
+    pub properties: std::collections::BTreeMap<String, String>,
+}
+
+fn default_prefix() -> String {
+    "custos".into()
+}
+fn default_partitions() -> i32 {
+    6
+}
+fn default_replication() -> i32 {
+    1
+}
+
+/// The bus a deployment runs on.
+pub enum AnyBus {
+    Embedded(EmbeddedBus),
+    #[cfg(feature = "kafka")]
+    Kafka(kafka::KafkaBus),
+}
+
+impl AnyBus {
+    /// Whether topics outlive the process (Kafka): then stages stop on a signal
+    /// instead of draining until their input closes.
+    pub fn is_durable(&self) -> bool {
+        !matches!(self, Self::Embedded(_))
+    }
+}
+
+impl Bus for AnyBus {
+    fn publisher<T: Message>(&self, topic: Topic<T>) -> Result<Publisher<T>, BusError> {
+        match self {
+            Self::Embedded(b) => b.publisher(topic),
+            #[cfg(feature = "kafka")]
+            Self::Kafka(b) => b.publisher(topic),
+        }
+    }
+    fn subscriber<T: Message>(&self, topic: Topic<T>) -> Result<Subscriber<T>, BusError> {
+        match self {
+            Self::Embedded(b) => b.subscriber(topic),
+            #[cfg(feature = "kafka")]
+            Self::Kafka(b) => b.subscriber(topic),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Message for u32 {}
 
     const T: Topic<u32> = Topic::new("t");
 

@@ -263,6 +263,23 @@ impl<'de> Deserialize<'de> for Raw {
     }
 }
 
+/// Serde for byte fields in `Raw`'s form (a string when UTF-8, else
+/// `{"base64": ...}`), so raw records on the bus stay compact and readable.
+pub mod raw_bytes {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => s.serialize_str(text),
+            Err(_) => super::Raw(bytes.to_vec()).serialize(s),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        super::Raw::deserialize(d).map(|r| r.0)
+    }
+}
+
 /// One normalised event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -27,6 +27,7 @@ pub struct RawRecord {
     pub source: Arc<str>,
     pub format: Format,
     pub received_at: Millis,
+    #[serde(with = "crate::event::raw_bytes")]
     pub bytes: Vec<u8>,
     /// Set when the transport already knows the record is bad (e.g. an
     /// over-long frame): it becomes a dead letter with this reason.
@@ -35,13 +36,30 @@ pub struct RawRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<Position>,
     /// The file's header lines (Zeek `#fields`, a CSV header row) for formats that need them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_header")]
     pub header: Option<Arc<[u8]>>,
 }
 
 impl RawRecord {
     pub fn new(source: Arc<str>, format: Format, received_at: Millis, bytes: Vec<u8>) -> Self {
         Self { source, format, received_at, bytes, transport_error: None, position: None, header: None }
+    }
+}
+
+mod opt_header {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(h: &Option<Arc<[u8]>>, s: S) -> Result<S::Ok, S::Error> {
+        match h {
+            Some(b) => crate::event::raw_bytes::serialize(b, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Arc<[u8]>>, D::Error> {
+        Ok(Option::<crate::event::Raw>::deserialize(d)?.map(|r| Arc::from(r.0)))
     }
 }
 
@@ -63,7 +81,11 @@ pub struct Ingested {
 
 /// Parses and enriches one raw record; failures become dead letters.
 pub fn normalize(raw: RawRecord, inventory: &Inventory, default_offset_min: i64) -> Ingested {
-    let ctx = ParseContext { default_offset_min, header: raw.header.as_deref(), ..ParseContext::new(&raw.source, raw.received_at) };
+    let ctx = ParseContext {
+        default_offset_min,
+        header: raw.header.as_deref(),
+        ..ParseContext::new(&raw.source, raw.received_at)
+    };
     let result = parse_with(&raw, &ctx);
     finish(raw, result, inventory)
 }
@@ -160,13 +182,31 @@ mod tests {
         let header: Arc<[u8]> = Arc::from(&b"#separator \\x09\n#path\tconn\n#fields\tts\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tconn_state\n#types\ttime\taddr\tport\taddr\tport\tstring\n"[..]);
         let mut n = Normalizer::new(Arc::new(Inventory::default()), 0);
         for _ in 0..3 {
-            let mut raw = RawRecord::new("zeek".into(), Format::ZeekTsv, 5, b"1795000000.0\t10.0.0.1\t1\t10.0.0.2\t2\tSF".to_vec());
+            let mut raw = RawRecord::new(
+                "zeek".into(),
+                Format::ZeekTsv,
+                5,
+                b"1795000000.0\t10.0.0.1\t1\t10.0.0.2\t2\tSF".to_vec(),
+            );
             raw.header = Some(header.clone());
             assert!(matches!(n.normalize(raw).record, Normalized::Event(_)));
         }
         assert_eq!(n.zeek_headers.len(), 1);
         let no_header = RawRecord::new("zeek".into(), Format::ZeekTsv, 5, b"1\t2".to_vec());
-        assert!(matches!(n.normalize(no_header).record, Normalized::DeadLetter(d) if d.reason.contains("#fields header")));
+        assert!(
+            matches!(n.normalize(no_header).record, Normalized::DeadLetter(d) if d.reason.contains("#fields header"))
+        );
+    }
+
+    #[test]
+    fn raw_records_travel_as_text_or_base64() {
+        let mut r = RawRecord::new("s".into(), Format::Syslog, 1, b"<13>1 - - - - - - hi".to_vec());
+        r.header = Some(Arc::from(&b"h\xff"[..]));
+        let json = serde_json::to_string(&r).unwrap_or_default();
+        assert!(json.contains(r#""bytes":"<13>1 - - - - - - hi""#), "{json}");
+        assert!(json.contains(r#""header":{"base64":"aP8="}"#), "{json}");
+        let back: RawRecord = serde_json::from_str(&json).expect("round trip");
+        assert_eq!(back, r);
     }
 
     #[test]

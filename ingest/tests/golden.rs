@@ -32,16 +32,29 @@ fn run(format: Format, file: &Path, inventory: &Arc<Inventory>) -> Vec<Value> {
 
 #[test]
 fn every_fixture_matches_its_golden_file() {
-    let inventory = Arc::new(Inventory::from_toml(&std::fs::read_to_string(fixtures().join("inventory.toml")).expect("inventory")).expect("valid"));
+    let inventory = Arc::new(
+        Inventory::from_toml(&std::fs::read_to_string(fixtures().join("inventory.toml")).expect("inventory"))
+            .expect("valid"),
+    );
     let bless = std::env::var_os("CUSTOS_BLESS").is_some();
     let mut checked = 0;
     let mut failures = Vec::new();
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(fixtures()).expect("fixtures").filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(fixtures())
+        .expect("fixtures")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
     dirs.sort();
     for dir in dirs {
         let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
         let format = Format::from_name(&name).unwrap_or_else(|| panic!("fixtures/{name} is not a format name"));
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).expect("dir").filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "log")).collect();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .expect("dir")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "log"))
+            .collect();
         files.sort();
         for file in files {
             let got = run(format, &file, &inventory);
@@ -50,7 +63,12 @@ fn every_fixture_matches_its_golden_file() {
             for (i, rec) in got.iter().enumerate() {
                 let dead = rec["kind"] == "dead_letter";
                 if dead != is_bad {
-                    failures.push(format!("{}: record {i} {}: {}", file.display(), if is_bad { "parsed but should not" } else { "is a dead letter" }, rec["record"]["reason"]));
+                    failures.push(format!(
+                        "{}: record {i} {}: {}",
+                        file.display(),
+                        if is_bad { "parsed but should not" } else { "is a dead letter" },
+                        rec["record"]["reason"]
+                    ));
                 }
             }
             let expected_path = file.with_extension("json");

@@ -34,8 +34,13 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
     let tag = &body[start + 1..tag_end];
     let mut parts = tag.split('-');
     let (_, sev, id) = (parts.next(), parts.next(), parts.next());
-    let sev: u8 = sev.and_then(|s| s.parse().ok()).filter(|s| *s <= 7).ok_or_else(|| ParseError::new(P, format!("bad severity in {tag:?}")))?;
-    let id = id.filter(|i| i.len() == 6 && i.bytes().all(|c| c.is_ascii_digit())).ok_or_else(|| ParseError::new(P, format!("bad message id in {tag:?}")))?;
+    let sev: u8 = sev
+        .and_then(|s| s.parse().ok())
+        .filter(|s| *s <= 7)
+        .ok_or_else(|| ParseError::new(P, format!("bad severity in {tag:?}")))?;
+    let id = id
+        .filter(|i| i.len() == 6 && i.bytes().all(|c| c.is_ascii_digit()))
+        .ok_or_else(|| ParseError::new(P, format!("bad message id in {tag:?}")))?;
     let text = body[tag_end + 1..].trim();
     let words: Vec<&str> = text.split_whitespace().collect();
     let time = header.time.unwrap_or(ctx.received_at);
@@ -53,7 +58,9 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
             // 106023: "src IF:IP/P dst IF:IP/P"; 106100: "IF/IP(P) -> IF/IP(P)"; 3020xx: "for IF:IP/P ... to IF:IP/P".
             let (s, d) = match id {
                 "106023" => (after(&words, "src"), after(&words, "dst")),
-                "106100" => (words.iter().position(|w| *w == "->").and_then(|i| words.get(i - 1)).copied(), after(&words, "->")),
+                "106100" => {
+                    (words.iter().position(|w| *w == "->").and_then(|i| words.get(i - 1)).copied(), after(&words, "->"))
+                }
                 _ => (after(&words, "for"), after(&words, "to")),
             };
             let (s, d) = (s.and_then(endpoint), d.and_then(endpoint));
@@ -78,7 +85,11 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
         "113004" | "113015" => {
             let mut e = Event::new(EventClass::Authentication, activity::AUTH_LOGON, time, ctx.received_at, raw);
             e.status_id = Some(if id == "113004" { status::SUCCESS } else { status::FAILURE });
-            let field = |name: &str| text.split(" : ").find_map(|p| p.trim().strip_prefix(name)).map(|v| v.trim_start_matches([' ', '=']).trim().to_owned());
+            let field = |name: &str| {
+                text.split(" : ")
+                    .find_map(|p| p.trim().strip_prefix(name))
+                    .map(|v| v.trim_start_matches([' ', '=']).trim().to_owned())
+            };
             e.actor_mut().user = field("user =").or_else(|| field("user"));
             if let Some(ip) = field("user IP =").and_then(|v| v.parse().ok()) {
                 e.src_mut().ip = Some(ip);

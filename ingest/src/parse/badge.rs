@@ -71,8 +71,7 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
 mod tests {
     use super::*;
 
-    const CTX: ParseContext<'static> =
-        ParseContext::new("badge", 1_795_000_000_000);
+    const CTX: ParseContext<'static> = ParseContext::new("badge", 1_795_000_000_000);
 
     #[test]
     fn denied_with_reason() {

@@ -164,7 +164,12 @@ fn is_logon(sig: &str, name: &str) -> bool {
 }
 
 /// Maps a CEF record (the syslog body from `CEF:` on) to an event.
-pub fn parse(text: &str, raw: &[u8], header: Option<&Message<'_>>, ctx: &ParseContext<'_>) -> Result<Event, ParseError> {
+pub fn parse(
+    text: &str,
+    raw: &[u8],
+    header: Option<&Message<'_>>,
+    ctx: &ParseContext<'_>,
+) -> Result<Event, ParseError> {
     let cef = split(text)?;
     let ext: HashMap<&str, &str> = cef.extension.iter().map(|(k, v)| (*k, v.as_ref())).collect();
     let get = |k: &str| ext.get(k).copied().filter(|v| !v.is_empty());

@@ -165,8 +165,7 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
 mod tests {
     use super::*;
 
-    const CTX: ParseContext<'static> =
-        ParseContext::new("eve", 1_795_000_000_000);
+    const CTX: ParseContext<'static> = ParseContext::new("eve", 1_795_000_000_000);
 
     #[test]
     fn modbus_write_request() {

@@ -14,9 +14,18 @@ fn err(reason: impl Into<String>) -> ParseError {
 
 pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_>) -> Result<Event, ParseError> {
     let f: Vec<&str> = body.trim().split(',').collect();
-    let at = |i: usize, what: &str| f.get(i).copied().ok_or_else(|| err(format!("line ends before {what} (field {i})")));
+    let at =
+        |i: usize, what: &str| f.get(i).copied().ok_or_else(|| err(format!("line ends before {what} (field {i})")));
     // rule, subrule, anchor, tracker, interface, reason, action, direction, ip version
-    let (rule, tracker, iface, reason, act, dir, ipver) = (at(0, "rule")?, at(3, "tracker")?, at(4, "interface")?, at(5, "reason")?, at(6, "action")?, at(7, "direction")?, at(8, "ip version")?);
+    let (rule, tracker, iface, reason, act, dir, ipver) = (
+        at(0, "rule")?,
+        at(3, "tracker")?,
+        at(4, "interface")?,
+        at(5, "reason")?,
+        at(6, "action")?,
+        at(7, "direction")?,
+        at(8, "ip version")?,
+    );
     // Field index of protocol name, source address, and the start of the tail.
     let (proto_at, src_at) = match ipver {
         "4" => (16, 18), // tos, ecn, ttl, id, offset, flags, proto id, proto name, length, src, dst
@@ -25,12 +34,20 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
     };
     let proto = at(proto_at, "protocol")?.to_ascii_lowercase();
     let src = at(src_at, "source address")?.parse().map_err(|_| err(format!("bad source address {:?}", f[src_at])))?;
-    let dst = at(src_at + 1, "destination address")?.parse().map_err(|_| err(format!("bad destination address {:?}", f[src_at + 1])))?;
+    let dst = at(src_at + 1, "destination address")?
+        .parse()
+        .map_err(|_| err(format!("bad destination address {:?}", f[src_at + 1])))?;
     let denied = matches!(act, "block" | "reject");
     if !denied && act != "pass" {
         return Err(err(format!("action {act:?} is not pass, block or reject")));
     }
-    let mut e = Event::new(EventClass::NetworkActivity, if denied { activity::NET_REFUSE } else { activity::NET_TRAFFIC }, header.time.unwrap_or(ctx.received_at), ctx.received_at, raw);
+    let mut e = Event::new(
+        EventClass::NetworkActivity,
+        if denied { activity::NET_REFUSE } else { activity::NET_TRAFFIC },
+        header.time.unwrap_or(ctx.received_at),
+        ctx.received_at,
+        raw,
+    );
     e.action_id = Some(if denied { action::DENIED } else { action::ALLOWED });
     e.severity_id = if denied { severity::LOW } else { severity::INFORMATIONAL };
     e.metadata.product = "filterlog".into();
@@ -44,10 +61,10 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
     if matches!(proto.as_str(), "tcp" | "udp") {
         e.src_mut().port = f.get(tail).and_then(|v| v.parse().ok());
         e.dst_mut().port = f.get(tail + 1).and_then(|v| v.parse().ok());
-        if proto == "tcp" {
-            if let Some(flags) = f.get(tail + 3).filter(|v| !v.is_empty()) {
-                e.unmapped.insert("filterlog.tcp_flags".into(), (*flags).into());
-            }
+        if proto == "tcp"
+            && let Some(flags) = f.get(tail + 3).filter(|v| !v.is_empty())
+        {
+            e.unmapped.insert("filterlog.tcp_flags".into(), (*flags).into());
         }
     } else if proto.starts_with("icmp")
         && let Some(t) = f.get(tail)

@@ -155,8 +155,7 @@ pub fn map(
 mod tests {
     use crate::parse::{Format, ParseContext};
 
-    const CTX: ParseContext<'static> =
-        ParseContext::new("fw", 1_795_000_000_000);
+    const CTX: ParseContext<'static> = ParseContext::new("fw", 1_795_000_000_000);
 
     #[test]
     fn traffic_deny_with_ns_eventtime() {

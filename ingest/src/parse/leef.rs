@@ -48,11 +48,21 @@ fn dev_time(v: &str) -> Option<i64> {
     let year: i64 = parts[2].parse().ok()?;
     let zone = parts.get(4).and_then(|z| crate::time::parse_offset(z)).unwrap_or(0);
     let sign = if zone < 0 { '-' } else { '+' };
-    parse_rfc3339(&format!("{year:04}-{month:02}-{day:02}T{}{sign}{:02}:{:02}", parts[3], zone.abs() / 60, zone.abs() % 60))
+    parse_rfc3339(&format!(
+        "{year:04}-{month:02}-{day:02}T{}{sign}{:02}:{:02}",
+        parts[3],
+        zone.abs() / 60,
+        zone.abs() % 60
+    ))
 }
 
 /// Maps a LEEF record (the syslog body from `LEEF:` on) to an event.
-pub fn parse(text: &str, raw: &[u8], header: Option<&Message<'_>>, ctx: &ParseContext<'_>) -> Result<Event, ParseError> {
+pub fn parse(
+    text: &str,
+    raw: &[u8],
+    header: Option<&Message<'_>>,
+    ctx: &ParseContext<'_>,
+) -> Result<Event, ParseError> {
     let body = text.strip_prefix("LEEF:").ok_or_else(|| err("does not start with LEEF:"))?;
     let mut parts = body.splitn(6, '|');
     let version = parts.next().unwrap_or("");
@@ -80,13 +90,17 @@ pub fn parse(text: &str, raw: &[u8], header: Option<&Message<'_>>, ctx: &ParseCo
     let get = |k: &str| kv.get(k).copied().filter(|v| !v.is_empty());
     let time = get("devTime").and_then(dev_time).or(header.and_then(|h| h.time)).unwrap_or(ctx.received_at);
     let lower = event_id.to_ascii_lowercase();
-    let (class, activity_id) = if ["logon", "login", "auth"].iter().any(|k| lower.contains(k)) && get("usrName").is_some() {
-        (EventClass::Authentication, activity::AUTH_LOGON)
-    } else if get("src").is_some() && get("dst").is_some() && get("cat").is_none_or(|c| !c.to_ascii_lowercase().contains("attack")) {
-        (EventClass::NetworkActivity, activity::NET_TRAFFIC)
-    } else {
-        (EventClass::DetectionFinding, activity::FINDING_CREATE)
-    };
+    let (class, activity_id) =
+        if ["logon", "login", "auth"].iter().any(|k| lower.contains(k)) && get("usrName").is_some() {
+            (EventClass::Authentication, activity::AUTH_LOGON)
+        } else if get("src").is_some()
+            && get("dst").is_some()
+            && get("cat").is_none_or(|c| !c.to_ascii_lowercase().contains("attack"))
+        {
+            (EventClass::NetworkActivity, activity::NET_TRAFFIC)
+        } else {
+            (EventClass::DetectionFinding, activity::FINDING_CREATE)
+        };
     let mut e = Event::new(class, activity_id, time, ctx.received_at, raw);
     e.metadata.vendor = Some(vendor.to_owned());
     e.metadata.product = product.to_owned();
@@ -112,7 +126,13 @@ pub fn parse(text: &str, raw: &[u8], header: Option<&Message<'_>>, ctx: &ParseCo
                 _ => activity::OTHER as u8,
             });
         }
-        _ => e.finding = Some(Finding { uid: Some(event_id.to_owned()), title: event_id.to_owned(), category: get("cat").map(str::to_owned) }),
+        _ => {
+            e.finding = Some(Finding {
+                uid: Some(event_id.to_owned()),
+                title: event_id.to_owned(),
+                category: get("cat").map(str::to_owned),
+            })
+        }
     }
     if let Some(u) = get("usrName") {
         e.actor_mut().user = Some(u.to_owned());
@@ -141,7 +161,8 @@ pub fn parse(text: &str, raw: &[u8], header: Option<&Message<'_>>, ctx: &ParseCo
         e.device_mut().ip = dst.ip;
     }
     e.protocol = get("proto").map(str::to_ascii_lowercase);
-    const MAPPED: [&str; 12] = ["devTime", "sev", "usrName", "src", "srcPort", "srcMAC", "dst", "dstPort", "dstMAC", "proto", "action", "cat"];
+    const MAPPED: [&str; 12] =
+        ["devTime", "sev", "usrName", "src", "srcPort", "srcMAC", "dst", "dstPort", "dstMAC", "proto", "action", "cat"];
     for (k, v) in order {
         if !MAPPED.contains(&k) {
             e.unmapped.insert(format!("leef.{k}"), v.into());

@@ -156,7 +156,10 @@ impl Format {
             Self::ZeekTsv => match ctx.zeek_header {
                 Some(h) => zeek::parse_tsv(bytes, h, ctx),
                 None => {
-                    let h = zeek::parse_header(ctx.header.ok_or_else(|| ParseError::new("zeek", "record without the file's #fields header"))?)?;
+                    let h = zeek::parse_header(
+                        ctx.header
+                            .ok_or_else(|| ParseError::new("zeek", "record without the file's #fields header"))?,
+                    )?;
                     zeek::parse_tsv(bytes, &h, ctx)
                 }
             },
@@ -167,7 +170,9 @@ impl Format {
             Self::GenetecCsv => pacs::delimited(bytes, &pacs::GENETEC_CSV, ctx.header, ctx),
             Self::CcureCsv => pacs::delimited(bytes, &pacs::CCURE_CSV, ctx.header, ctx),
             Self::BadgeCsv => {
-                let m = ctx.badge_mapping.ok_or_else(|| ParseError::new("badge-csv", "the source has no mapping configured"))?;
+                let m = ctx
+                    .badge_mapping
+                    .ok_or_else(|| ParseError::new("badge-csv", "the source has no mapping configured"))?;
                 pacs::delimited(bytes, m, ctx.header, ctx)
             }
             Self::PlcBackup => plc::parse(bytes, ctx),
@@ -209,7 +214,6 @@ fn utf8<'a>(parser: &'static str, bytes: &'a [u8]) -> Result<&'a str, ParseError
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
 
     proptest! {
         /// Random bytes never panic a parser: they parse or give a reason.

@@ -21,7 +21,8 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
     {
         text = text[close + 1..].trim_start();
     }
-    let first_kv = text.find("IN=").or_else(|| text.find("SRC=")).ok_or_else(|| ParseError::new(P, "no IN= or SRC= field"))?;
+    let first_kv =
+        text.find("IN=").or_else(|| text.find("SRC=")).ok_or_else(|| ParseError::new(P, "no IN= or SRC= field"))?;
     let prefix = text[..first_kv].trim();
     let mut pairs = Vec::new();
     let mut flags = Vec::new();
@@ -32,8 +33,12 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
         }
     }
     let get = |k: &str| pairs.iter().find(|(key, _)| *key == k).map(|(_, v)| *v).filter(|v| !v.is_empty());
-    let src: std::net::IpAddr = get("SRC").and_then(|v| v.parse().ok()).ok_or_else(|| ParseError::new(P, "SRC is missing or not an IP address"))?;
-    let dst: std::net::IpAddr = get("DST").and_then(|v| v.parse().ok()).ok_or_else(|| ParseError::new(P, "DST is missing or not an IP address"))?;
+    let src: std::net::IpAddr = get("SRC")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| ParseError::new(P, "SRC is missing or not an IP address"))?;
+    let dst: std::net::IpAddr = get("DST")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| ParseError::new(P, "DST is missing or not an IP address"))?;
     let upper = prefix.to_ascii_uppercase();
     let verdict = if ["DROP", "REJECT", "DENY", "BLOCK"].iter().any(|w| upper.contains(w)) {
         Some(action::DENIED)
@@ -43,7 +48,13 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
         None
     };
     let activity_id = if verdict == Some(action::DENIED) { activity::NET_REFUSE } else { activity::NET_TRAFFIC };
-    let mut e = Event::new(EventClass::NetworkActivity, activity_id, header.time.unwrap_or(ctx.received_at), ctx.received_at, raw);
+    let mut e = Event::new(
+        EventClass::NetworkActivity,
+        activity_id,
+        header.time.unwrap_or(ctx.received_at),
+        ctx.received_at,
+        raw,
+    );
     e.action_id = verdict;
     e.severity_id = if verdict == Some(action::DENIED) { severity::LOW } else { severity::INFORMATIONAL };
     e.metadata.product = "netfilter".into();

@@ -33,7 +33,8 @@ fn build(parser: &'static str, b: Badge<'_>, raw: &[u8], ctx: &ParseContext<'_>)
         Some((w, r)) => (w.trim(), Some(r.trim().to_owned())),
         None => (b.result.trim(), None),
     };
-    let (activity_id, sev) = activity_for(word).ok_or_else(|| err(parser, format!("unknown access result {word:?}")))?;
+    let (activity_id, sev) =
+        activity_for(word).ok_or_else(|| err(parser, format!("unknown access result {word:?}")))?;
     let mut e = Event::new(EventClass::PhysicalAccess, activity_id, b.time, ctx.received_at, raw);
     e.severity_id = sev;
     e.status_id = match activity_id {
@@ -67,8 +68,16 @@ pub fn gallagher(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseErr
     // The event type names the outcome ("Card Event" types: "Access Granted", "Access Denied", "Door Forced Open" ...).
     let result = name_of("eventType").or_else(|| name_of("type")).ok_or_else(|| err(P, "missing type / eventType"))?;
     let door = name_of("door").or_else(|| name_of("source")).ok_or_else(|| err(P, "missing door and source"))?;
-    let badge = v.get("card").and_then(|c| c.get("number")).and_then(|n| n.as_str().map(str::to_owned).or_else(|| n.as_u64().map(|x| x.to_string())));
-    let mut e = build(P, Badge { time, result: &result, reason: None, door, badge, person_name: name_of("cardholder") }, bytes, ctx)?;
+    let badge = v
+        .get("card")
+        .and_then(|c| c.get("number"))
+        .and_then(|n| n.as_str().map(str::to_owned).or_else(|| n.as_u64().map(|x| x.to_string())));
+    let mut e = build(
+        P,
+        Badge { time, result: &result, reason: None, door, badge, person_name: name_of("cardholder") },
+        bytes,
+        ctx,
+    )?;
     e.metadata.vendor = Some("Gallagher".into());
     e.metadata.product = "Command Centre".into();
     for k in ["id", "priority", "message"] {
@@ -90,14 +99,25 @@ pub fn lenel(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
     const P: &str = "lenel";
     let v: Value = serde_json::from_slice(bytes).map_err(|e| err(P, format!("not JSON: {e}")))?;
     let obj = v.as_object().ok_or_else(|| err(P, "event is not a JSON object"))?;
-    let norm: BTreeMap<String, &Value> = obj.iter().map(|(k, v)| (k.to_ascii_lowercase().replace('_', ""), v)).collect();
-    let text = |k: &str| norm.get(k).and_then(|v| v.as_str().map(str::to_owned).or_else(|| v.as_u64().map(|n| n.to_string())));
+    let norm: BTreeMap<String, &Value> =
+        obj.iter().map(|(k, v)| (k.to_ascii_lowercase().replace('_', ""), v)).collect();
+    let text =
+        |k: &str| norm.get(k).and_then(|v| v.as_str().map(str::to_owned).or_else(|| v.as_u64().map(|n| n.to_string())));
     let ts = text("timestamp").ok_or_else(|| err(P, "missing TimeStamp"))?;
     let time = parse_rfc3339(&ts).ok_or_else(|| err(P, format!("bad TimeStamp {ts:?}")))?;
     let duress = norm.get("duress").and_then(|d| d.as_bool()).unwrap_or(false);
-    let result = if duress { "duress".to_owned() } else { text("accessresult").ok_or_else(|| err(P, "missing AccessResult"))? };
+    let result = if duress {
+        "duress".to_owned()
+    } else {
+        text("accessresult").ok_or_else(|| err(P, "missing AccessResult"))?
+    };
     let door = text("device").or_else(|| text("reader")).ok_or_else(|| err(P, "missing Device"))?;
-    let mut e = build(P, Badge { time, result: &result, reason: text("subtype"), door, badge: text("cardnumber"), person_name: None }, bytes, ctx)?;
+    let mut e = build(
+        P,
+        Badge { time, result: &result, reason: text("subtype"), door, badge: text("cardnumber"), person_name: None },
+        bytes,
+        ctx,
+    )?;
     e.metadata.vendor = Some("Lenel".into());
     e.metadata.product = "OnGuard".into();
     for k in ["panel", "type", "areaenteredid", "areaexitedid"] {
@@ -173,7 +193,8 @@ pub static CCURE_CSV: LazyLock<BadgeMapping> = LazyLock::new(|| BadgeMapping {
     badge: Some("Card Number".into()),
     person: Some("Personnel".into()),
     reason: Some("Reason".into()),
-    results: [("Card Admitted".to_owned(), "granted".to_owned()), ("Card Rejected".to_owned(), "denied".to_owned())].into(),
+    results: [("Card Admitted".to_owned(), "granted".to_owned()), ("Card Rejected".to_owned(), "denied".to_owned())]
+        .into(),
 });
 
 const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
@@ -227,15 +248,22 @@ pub fn parse_pattern(v: &str, pattern: &str, offset_min: i64) -> Option<Millis> 
 }
 
 /// One delimited export line read through `mapping`; `header` is the file's first line when the mapping names no columns.
-pub fn delimited(bytes: &[u8], mapping: &BadgeMapping, header: Option<&[u8]>, ctx: &ParseContext<'_>) -> Result<Event, ParseError> {
+pub fn delimited(
+    bytes: &[u8],
+    mapping: &BadgeMapping,
+    header: Option<&[u8]>,
+    ctx: &ParseContext<'_>,
+) -> Result<Event, ParseError> {
     const P: &str = "badge-csv";
-    let line = std::str::from_utf8(bytes).map_err(|e| err(P, format!("not valid UTF-8 at byte {}", e.valid_up_to())))?;
+    let line =
+        std::str::from_utf8(bytes).map_err(|e| err(P, format!("not valid UTF-8 at byte {}", e.valid_up_to())))?;
     let delim = u8::try_from(mapping.delimiter).map_err(|_| err(P, "delimiter must be one ASCII character"))?;
     let owned_header;
     let columns: Vec<&str> = if mapping.columns.is_empty() {
         let h = header.ok_or_else(|| err(P, "the mapping names no columns and the file has no header line"))?;
         let h = std::str::from_utf8(h).map_err(|_| err(P, "header line is not UTF-8"))?;
-        owned_header = csv::split(h.trim_start_matches('\u{feff}'), delim).ok_or_else(|| err(P, "header line has an unterminated quote"))?;
+        owned_header = csv::split(h.trim_start_matches('\u{feff}'), delim)
+            .ok_or_else(|| err(P, "header line has an unterminated quote"))?;
         owned_header.iter().map(|c| c.trim()).collect()
     } else {
         mapping.columns.iter().map(String::as_str).collect()
@@ -265,10 +293,17 @@ pub fn delimited(bytes: &[u8], mapping: &BadgeMapping, header: Option<&[u8]>, ct
     };
     let mut e = build(P, badge, bytes, ctx)?;
     e.metadata.product = "PACS export".into();
-    let used: Vec<&str> = [Some(mapping.time.as_str()), Some(&mapping.result), Some(&mapping.door), mapping.badge.as_deref(), mapping.person.as_deref(), mapping.reason.as_deref()]
-        .into_iter()
-        .flatten()
-        .collect();
+    let used: Vec<&str> = [
+        Some(mapping.time.as_str()),
+        Some(&mapping.result),
+        Some(&mapping.door),
+        mapping.badge.as_deref(),
+        mapping.person.as_deref(),
+        mapping.reason.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     for (c, v) in columns.iter().zip(values.iter()) {
         if !used.contains(c) && !v.is_empty() {
             e.unmapped.insert(format!("badge.{c}"), v.as_ref().into());
@@ -305,23 +340,40 @@ mod tests {
     #[test]
     fn genetec_and_ccure_exports() {
         let header = b"Event timestamp,Event,Door,Cardholder,Credential,Site";
-        let e = delimited(b"11/26/2026 10:00:00,Access denied: Insufficient privileges,CR-DOOR-1,\"Moss, Mallory\",4711,Plant A", &GENETEC_CSV, Some(header), &CTX).expect("genetec");
+        let e = delimited(
+            b"11/26/2026 10:00:00,Access denied: Insufficient privileges,CR-DOOR-1,\"Moss, Mallory\",4711,Plant A",
+            &GENETEC_CSV,
+            Some(header),
+            &CTX,
+        )
+        .expect("genetec");
         assert_eq!(e.activity_id, activity::BADGE_DENIED);
         assert_eq!(e.unmapped.get("badge.reason"), Some(&"Insufficient privileges".into()));
         assert_eq!(e.unmapped.get("badge.person_name"), Some(&"Moss, Mallory".into()));
         assert_eq!(e.unmapped.get("badge.Site"), Some(&"Plant A".into()));
         let h2 = b"Date/Time,Message Type,Door,Personnel,Card Number,Reason";
-        let c = delimited(b"2026-11-26 10:00:00,Card Rejected,CR-DOOR-1,Mallory Moss,4711,Clearance", &CCURE_CSV, Some(h2), &CTX).expect("ccure");
+        let c = delimited(
+            b"2026-11-26 10:00:00,Card Rejected,CR-DOOR-1,Mallory Moss,4711,Clearance",
+            &CCURE_CSV,
+            Some(h2),
+            &CTX,
+        )
+        .expect("ccure");
         assert_eq!(c.activity_id, activity::BADGE_DENIED);
-        let f = delimited(b"11/26/2026 10:00:00,Door forced open,CR-DOOR-1,,,", &GENETEC_CSV, Some(header), &CTX).expect("forced");
+        let f = delimited(b"11/26/2026 10:00:00,Door forced open,CR-DOOR-1,,,", &GENETEC_CSV, Some(header), &CTX)
+            .expect("forced");
         assert_eq!(f.activity_id, activity::PORTAL_FORCED);
-        let bad = delimited(b"11/26/2026 10:00:00,Access granted,CR", &GENETEC_CSV, Some(header), &CTX).expect_err("short");
+        let bad =
+            delimited(b"11/26/2026 10:00:00,Access granted,CR", &GENETEC_CSV, Some(header), &CTX).expect_err("short");
         assert!(bad.reason.contains("3 fields, the header has 6"), "{bad}");
     }
 
     #[test]
     fn time_patterns() {
-        assert_eq!(parse_pattern("26-Nov-2026 10:00:00.5", "%d-%b-%Y %H:%M:%S.%f", 60), parse_rfc3339("2026-11-26T09:00:00.500Z"));
+        assert_eq!(
+            parse_pattern("26-Nov-2026 10:00:00.5", "%d-%b-%Y %H:%M:%S.%f", 60),
+            parse_rfc3339("2026-11-26T09:00:00.500Z")
+        );
         assert_eq!(parse_pattern("2026-11-26", "%Y-%m-%d %H", 0), None);
         assert_eq!(parse_pattern("2026-13-26", "%Y-%m-%d", 0), None);
     }

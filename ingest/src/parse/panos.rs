@@ -13,7 +13,8 @@ const P: &str = "pan-os";
 pub fn looks_like(body: &str) -> bool {
     let mut it = body.splitn(5, ',');
     let (_, recv, _, kind) = (it.next(), it.next(), it.next(), it.next());
-    matches!(kind, Some("TRAFFIC" | "THREAT")) && recv.is_some_and(|r| r.len() >= 10 && r.as_bytes().get(4) == Some(&b'/'))
+    matches!(kind, Some("TRAFFIC" | "THREAT"))
+        && recv.is_some_and(|r| r.len() >= 10 && r.as_bytes().get(4) == Some(&b'/'))
 }
 
 /// `yyyy/mm/dd hh:mm:ss` in the device's zone.
@@ -31,7 +32,11 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
     let kind = g(3).unwrap_or("");
     let time = g(6).and_then(|t| panos_time(t, ctx.default_offset_min)).or(header.time).unwrap_or(ctx.received_at);
     let act = g(30).unwrap_or("");
-    let denied = act.starts_with("deny") || act.starts_with("drop") || act.starts_with("reset") || act == "block-url" || act == "blocked";
+    let denied = act.starts_with("deny")
+        || act.starts_with("drop")
+        || act.starts_with("reset")
+        || act == "block-url"
+        || act == "blocked";
     let (class, activity_id) = match kind {
         "TRAFFIC" => (EventClass::NetworkActivity, if denied { activity::NET_REFUSE } else { activity::NET_TRAFFIC }),
         "THREAT" => (EventClass::DetectionFinding, activity::FINDING_CREATE),
@@ -61,21 +66,38 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
         };
         let threat = g(32).unwrap_or("threat");
         e.message = threat.to_owned();
-        e.finding = Some(Finding { uid: Some(threat.to_owned()), title: threat.to_owned(), category: g(33).map(str::to_owned) });
+        e.finding = Some(Finding {
+            uid: Some(threat.to_owned()),
+            title: threat.to_owned(),
+            category: g(33).map(str::to_owned),
+        });
     } else {
         e.severity_id = if denied { severity::LOW } else { severity::INFORMATIONAL };
         e.message = format!("{} {act}", g(4).unwrap_or("traffic"));
     }
     const NAMES: [(usize, &str); 11] = [
-        (2, "serial"), (4, "subtype"), (11, "rule"), (13, "dst_user"), (15, "vsys"), (16, "from_zone"), (17, "to_zone"),
-        (18, "inbound_if"), (19, "outbound_if"), (22, "session_id"), (30, "action"),
+        (2, "serial"),
+        (4, "subtype"),
+        (11, "rule"),
+        (13, "dst_user"),
+        (15, "vsys"),
+        (16, "from_zone"),
+        (17, "to_zone"),
+        (18, "inbound_if"),
+        (19, "outbound_if"),
+        (22, "session_id"),
+        (30, "action"),
     ];
     for (i, name) in NAMES {
         if let Some(v) = g(i) {
             e.unmapped.insert(format!("panos.{name}"), v.into());
         }
     }
-    let tail: &[(usize, &str)] = if kind == "TRAFFIC" { &[(31, "bytes"), (34, "packets"), (37, "category")] } else { &[(31, "misc"), (35, "direction")] };
+    let tail: &[(usize, &str)] = if kind == "TRAFFIC" {
+        &[(31, "bytes"), (34, "packets"), (37, "category")]
+    } else {
+        &[(31, "misc"), (35, "direction")]
+    };
     for (i, name) in tail {
         if let Some(v) = g(*i) {
             e.unmapped.insert(format!("panos.{name}"), v.into());

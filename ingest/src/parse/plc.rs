@@ -89,9 +89,12 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
 /// `job` / `jobName`; `version`.
 pub fn parse_job(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> {
     const J: &str = "octoplant-job";
-    let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| ParseError::new(J, format!("not JSON: {e}")))?;
-    let first = |keys: &[&str]| keys.iter().find_map(|k| v.get(*k).and_then(serde_json::Value::as_str)).map(str::to_owned);
-    let asset = first(&["component", "componentName", "asset"]).ok_or_else(|| ParseError::new(J, "missing component"))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| ParseError::new(J, format!("not JSON: {e}")))?;
+    let first =
+        |keys: &[&str]| keys.iter().find_map(|k| v.get(*k).and_then(serde_json::Value::as_str)).map(str::to_owned);
+    let asset =
+        first(&["component", "componentName", "asset"]).ok_or_else(|| ParseError::new(J, "missing component"))?;
     let ts = first(&["timestamp", "time"]).ok_or_else(|| ParseError::new(J, "missing timestamp"))?;
     let time = parse_rfc3339(&ts).ok_or_else(|| ParseError::new(J, format!("bad timestamp {ts:?}")))?;
     let result = first(&["releasedResult", "compareResult", "result", "status"])
@@ -138,8 +141,7 @@ pub fn parse_job(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseErr
 mod tests {
     use super::*;
 
-    const CTX: ParseContext<'static> =
-        ParseContext::new("plc", 1_795_000_000_000);
+    const CTX: ParseContext<'static> = ParseContext::new("plc", 1_795_000_000_000);
 
     #[test]
     fn different_backup() {
@@ -154,7 +156,10 @@ mod tests {
     fn octoplant_job_result() {
         let e = parse_job(br#"{"job":"Nightly","component":"PLC-01","timestamp":"2026-11-26T02:00:00Z","compareResult":"Different","previousResult":"equal","changedBlocks":["OB1","DB10"],"user":"svc-octoplant","comment":"nightly"}"#, &CTX).expect("parses");
         let c = e.change.expect("change");
-        assert_eq!((c.result.as_str(), c.changed_files.len(), c.previous_result.as_deref()), ("different", 2, Some("equal")));
+        assert_eq!(
+            (c.result.as_str(), c.changed_files.len(), c.previous_result.as_deref()),
+            ("different", 2, Some("equal"))
+        );
         assert_eq!(e.device.and_then(|d| d.asset).as_deref(), Some("PLC-01"));
         assert!(parse_job(br#"{"component":"x","timestamp":"2026-11-26T02:00:00Z","result":"maybe"}"#, &CTX).is_err());
     }

@@ -263,7 +263,8 @@ pub fn parse_event(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseE
     } else if panos::looks_like(body) {
         panos::parse(body, bytes, &m, ctx)?
     } else {
-        let mut e = Event::new(EventClass::Base, activity::OTHER, m.time.unwrap_or(ctx.received_at), ctx.received_at, bytes);
+        let mut e =
+            Event::new(EventClass::Base, activity::OTHER, m.time.unwrap_or(ctx.received_at), ctx.received_at, bytes);
         e.severity_id = severity_id(m.severity);
         e.message = body.to_owned();
         e.metadata.product = m.app_name.unwrap_or("syslog").to_owned();
@@ -289,8 +290,7 @@ pub fn parse_event(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseE
 mod tests {
     use super::*;
 
-    const CTX: ParseContext<'static> =
-        ParseContext::new("t", 1_795_000_000_000);
+    const CTX: ParseContext<'static> = ParseContext::new("t", 1_795_000_000_000);
 
     #[test]
     fn rfc5424_with_structured_data() {

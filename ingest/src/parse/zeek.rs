@@ -78,13 +78,21 @@ fn typed(v: &str, ty: &str, h: &Header) -> Option<Value> {
         return None;
     }
     if v == h.empty_field {
-        return Some(if ty.starts_with("set") || ty.starts_with("vector") { Value::Array(Vec::new()) } else { Value::String(String::new()) });
+        return Some(if ty.starts_with("set") || ty.starts_with("vector") {
+            Value::Array(Vec::new())
+        } else {
+            Value::String(String::new())
+        });
     }
     Some(match ty {
         "count" | "int" | "port" => v.parse::<i64>().map(Value::from).unwrap_or_else(|_| v.into()),
-        "double" | "time" | "interval" => v.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(Value::Number).unwrap_or_else(|| v.into()),
+        "double" | "time" | "interval" => {
+            v.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(Value::Number).unwrap_or_else(|| v.into())
+        }
         "bool" => Value::Bool(v == "T"),
-        t if t.starts_with("set") || t.starts_with("vector") => Value::Array(v.split(h.set_separator.as_str()).map(Value::from).collect()),
+        t if t.starts_with("set") || t.starts_with("vector") => {
+            Value::Array(v.split(h.set_separator.as_str()).map(Value::from).collect())
+        }
         _ => v.into(),
     })
 }
@@ -146,7 +154,22 @@ fn access_from_name(name: &str) -> OtAccess {
     if n.contains("upload") {
         return OtAccess::Read;
     }
-    if ["write", "download", "operate", "select", "set_attribute", "stop", "start", "restart", "delete", "insert", "plc control"].iter().any(|w| n.contains(w)) {
+    if [
+        "write",
+        "download",
+        "operate",
+        "select",
+        "set_attribute",
+        "stop",
+        "start",
+        "restart",
+        "delete",
+        "insert",
+        "plc control",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
+    {
         OtAccess::Write
     } else if ["read", "get_attribute", "list"].iter().any(|w| n.contains(w)) {
         OtAccess::Read
@@ -182,8 +205,16 @@ fn ts_millis(v: &Value) -> Option<i64> {
     }
 }
 
-fn map_record(path: Option<&str>, rec: &Map<String, Value>, raw: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> {
-    let time = rec.get("ts").ok_or_else(|| err("missing ts")).and_then(|t| ts_millis(t).ok_or_else(|| err(format!("bad ts {t}"))))?;
+fn map_record(
+    path: Option<&str>,
+    rec: &Map<String, Value>,
+    raw: &[u8],
+    ctx: &ParseContext<'_>,
+) -> Result<Event, ParseError> {
+    let time = rec
+        .get("ts")
+        .ok_or_else(|| err("missing ts"))
+        .and_then(|t| ts_millis(t).ok_or_else(|| err(format!("bad ts {t}"))))?;
     let kind = log_kind(path, rec);
     let s = |k: &str| rec.get(k).and_then(Value::as_str).filter(|v| !v.is_empty());
     let ip = |k: &str| s(k).and_then(|v| v.parse().ok());
@@ -206,9 +237,10 @@ fn map_record(path: Option<&str>, rec: &Map<String, Value>, raw: &[u8], ctx: &Pa
         "conn" => (None, s("service").unwrap_or_else(|| s("proto").unwrap_or("ip"))),
         "modbus" | "modbus_detailed" => (s("func"), "modbus"),
         "dnp3" => (s("fc_request").or(s("fc_reply")), "dnp3"),
-        "s7comm" | "s7comm_upload_download" => {
-            (s("function_name").or(s("subfunction_name")).or_else(|| s("function_code").and_then(s7_function_name)), "s7comm")
-        }
+        "s7comm" | "s7comm_upload_download" => (
+            s("function_name").or(s("subfunction_name")).or_else(|| s("function_code").and_then(s7_function_name)),
+            "s7comm",
+        ),
         "enip" => (s("enip_command"), "enip"),
         "cip" => (s("cip_service"), "cip"),
         _ => (None, s("proto").unwrap_or("unknown")),
@@ -216,10 +248,18 @@ fn map_record(path: Option<&str>, rec: &Map<String, Value>, raw: &[u8], ctx: &Pa
     e.protocol = Some(protocol.to_ascii_lowercase());
     if let Some(f) = function {
         let op = OtOperation {
-            function_code: rec.get("function_code").or(rec.get("cip_service_code")).and_then(Value::as_u64).and_then(|c| u16::try_from(c).ok()),
+            function_code: rec
+                .get("function_code")
+                .or(rec.get("cip_service_code"))
+                .and_then(Value::as_u64)
+                .and_then(|c| u16::try_from(c).ok()),
             function: Some(f.to_owned()),
             unit_id: rec.get("unit_id").or(rec.get("unit")).and_then(Value::as_u64).and_then(|c| u16::try_from(c).ok()),
-            address: rec.get("track_address").or(rec.get("address")).and_then(Value::as_u64).and_then(|c| u32::try_from(c).ok()),
+            address: rec
+                .get("track_address")
+                .or(rec.get("address"))
+                .and_then(Value::as_u64)
+                .and_then(|c| u32::try_from(c).ok()),
             access: access_from_name(f),
         };
         e.message = format!("{protocol} {f}");
@@ -231,7 +271,11 @@ fn map_record(path: Option<&str>, rec: &Map<String, Value>, raw: &[u8], ctx: &Pa
     if kind == "s7comm_upload_download" && e.ot.as_ref().is_some_and(|o| o.access == OtAccess::Write) {
         // A program block download seen on the wire: worth a finding of its own.
         e.severity_id = severity::MEDIUM;
-        e.finding = Some(Finding { uid: None, title: "S7 program block download".into(), category: s("block_type").map(str::to_owned) });
+        e.finding = Some(Finding {
+            uid: None,
+            title: "S7 program block download".into(),
+            category: s("block_type").map(str::to_owned),
+        });
     }
     if let Some(x) = s("exception").or(s("error_class")) {
         e.unmapped.insert("zeek.exception".into(), x.into());
@@ -257,7 +301,12 @@ mod tests {
     fn tsv_modbus_write() {
         let h = parse_header(MODBUS_HEADER.as_bytes()).expect("header");
         assert_eq!(h.path.as_deref(), Some("modbus"));
-        let e = parse_tsv(b"1795000000.250000\tCabc\t10.10.1.50\t50123\t10.10.1.10\t502\tWRITE_SINGLE_REGISTER\t-", &h, &CTX).expect("line");
+        let e = parse_tsv(
+            b"1795000000.250000\tCabc\t10.10.1.50\t50123\t10.10.1.10\t502\tWRITE_SINGLE_REGISTER\t-",
+            &h,
+            &CTX,
+        )
+        .expect("line");
         assert_eq!(e.time, 1_795_000_000_250);
         let ot = e.ot.expect("ot");
         assert_eq!((ot.access, ot.function.as_deref()), (OtAccess::Write, Some("WRITE_SINGLE_REGISTER")));

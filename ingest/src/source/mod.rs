@@ -34,3 +34,48 @@ pub fn now_millis() -> Millis {
 
 /// Records per batch a source publishes at most.
 pub const MAX_BATCH: usize = 512;
+
+/// When a source's position (file offset, backup read) may be stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handover {
+    /// Once the ledger has the records: positions travel with them (embedded bus).
+    AfterLedger,
+    /// Once the bus has acknowledged the publish (Kafka, `acks=all`): the bus is the durable log.
+    OnPublish,
+}
+
+/// Publishes a batch and, on a durable bus, stores the positions it covers.
+pub(crate) async fn hand_over(
+    out: &crate::bus::Publisher<crate::record::RawRecord>,
+    batch: Vec<crate::record::RawRecord>,
+    positions: &Positions,
+    handover: Handover,
+    source_name: &str,
+) -> Result<(), SourceError> {
+    let latest: Vec<(std::sync::Arc<str>, u64)> = match handover {
+        Handover::OnPublish => {
+            batch.iter().filter_map(|r| r.position.as_ref()).map(|p| (p.key.clone(), p.offset)).collect()
+        }
+        Handover::AfterLedger => Vec::new(),
+    };
+    out.publish(batch).await.map_err(|_| SourceError::BusClosed { source_name: source_name.to_owned() })?;
+    if !latest.is_empty() {
+        let mut max: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+        for (k, v) in &latest {
+            let e = max.entry(k).or_default();
+            *e = (*e).max(*v);
+        }
+        positions.commit(max).map_err(|e| SourceError::io(source_name, "store position", e))?;
+    }
+    Ok(())
+}
+
+/// Sleeps `d`, or returns true early when `stop` is signalled.
+pub(crate) async fn sleep_or_stop(d: std::time::Duration, stop: &mut tokio::sync::watch::Receiver<bool>) -> bool {
+    let slept = tokio::select! {
+        _ = tokio::time::sleep(d) => true,
+        // A dropped sender also means stop.
+        _ = stop.wait_for(|s| *s) => false,
+    };
+    !slept || *stop.borrow()
+}

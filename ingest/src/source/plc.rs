@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{Positions, SourceError, now_millis};
+use super::{Handover, Positions, SourceError, hand_over, now_millis, sleep_or_stop};
 use crate::bus::Publisher;
 use crate::parse::Format;
 use crate::parse::plc::BackupReport;
@@ -97,7 +97,9 @@ fn compare(asset: &str, asset_dir: &Path, backup_id: &str, previous: Option<&str
         }
         Err(e) => ("error", Vec::new(), Some(format!("no released version to compare with: {e}"))),
     };
-    let prev = previous.and_then(|p| digest_tree(&asset_dir.join("backups").join(p)).ok().map(|d| (p.to_owned(), changed_files(&d, &backup))));
+    let prev = previous.and_then(|p| {
+        digest_tree(&asset_dir.join("backups").join(p)).ok().map(|d| (p.to_owned(), changed_files(&d, &backup)))
+    });
     Ok(BackupReport {
         previous_result: prev.as_ref().map(|(_, c)| if c.is_empty() { "equal".into() } else { "different".into() }),
         changed_since_previous: prev.as_ref().map(|(_, c)| c.clone()).unwrap_or_default(),
@@ -148,8 +150,14 @@ fn scan(dir: &Path, name: &Arc<str>, positions: &Positions) -> std::io::Result<V
     Ok(out)
 }
 
-/// Runs the watcher until the raw topic closes.
-pub async fn run(cfg: PlcWatchConfig, positions: Arc<Positions>, out: Publisher<RawRecord>) -> Result<(), SourceError> {
+/// Runs the watcher until `stop` is signalled or the raw topic closes.
+pub async fn run(
+    cfg: PlcWatchConfig,
+    positions: Arc<Positions>,
+    out: Publisher<RawRecord>,
+    handover: Handover,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), SourceError> {
     let name: Arc<str> = cfg.name.as_str().into();
     let poll = Duration::from_millis(cfg.poll_ms.max(10));
     // Reports published but not yet durable must not be published twice.
@@ -164,8 +172,10 @@ pub async fn run(cfg: PlcWatchConfig, positions: Arc<Positions>, out: Publisher<
             .into_iter()
             .filter(|r| r.position.as_ref().is_some_and(|p| in_flight.insert(p.key.clone())))
             .collect();
-        out.publish(fresh).await.map_err(|_| SourceError::BusClosed { source_name: cfg.name.clone() })?;
-        tokio::time::sleep(poll).await;
+        hand_over(&out, fresh, &positions, handover, &cfg.name).await?;
+        if sleep_or_stop(poll, &mut stop).await {
+            return Ok(());
+        }
     }
 }
 
@@ -206,6 +216,9 @@ mod tests {
         }
         std::fs::write(asset.join("backups/b2/backup.json"), r#"{"time":"2026-11-26T11:00:00Z"}"#).expect("write");
         let r2 = compare("PLC-01", &asset, "b2", Some("b1")).expect("compare");
-        assert_eq!((r2.result.as_str(), r2.previous_result.as_deref(), r2.previous_backup.as_deref()), ("different", Some("equal"), Some("b1")));
+        assert_eq!(
+            (r2.result.as_str(), r2.previous_result.as_deref(), r2.previous_backup.as_deref()),
+            ("different", Some("equal"), Some("b1"))
+        );
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, BufReader};
 
-use super::{MAX_BATCH, Positions, SourceError, now_millis};
+use super::{Handover, MAX_BATCH, Positions, SourceError, hand_over, now_millis, sleep_or_stop};
 use crate::bus::Publisher;
 use crate::parse::pacs::BadgeMapping;
 use crate::parse::{Format, HeaderLines};
@@ -122,8 +122,15 @@ impl HeaderState {
     }
 }
 
-/// Runs the tail until the raw topic closes.
-pub async fn run(cfg: FileTailConfig, positions: Arc<Positions>, out: Publisher<RawRecord>) -> Result<(), SourceError> {
+/// Runs the tail until `stop` is signalled or the raw topic closes. A stop is
+/// taken between batches, never between a publish and its position.
+pub async fn run(
+    cfg: FileTailConfig,
+    positions: Arc<Positions>,
+    out: Publisher<RawRecord>,
+    handover: Handover,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), SourceError> {
     let name: Arc<str> = cfg.name.as_str().into();
     let poll = Duration::from_millis(cfg.poll_ms.max(10));
     let io = |what: &str| {
@@ -131,13 +138,14 @@ pub async fn run(cfg: FileTailConfig, positions: Arc<Positions>, out: Publisher<
         let w = what.to_owned();
         move |e| SourceError::io(&n, w, e)
     };
-    let closed = || SourceError::BusClosed { source_name: cfg.name.clone() };
     let mut offset = positions.get(&cfg.name).unwrap_or(0);
     loop {
         let file = match tokio::fs::File::open(&cfg.path).await {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                tokio::time::sleep(poll).await;
+                if sleep_or_stop(poll, &mut stop).await {
+                    return Ok(());
+                }
                 continue;
             }
             Err(e) => return Err(SourceError::io(&cfg.name, format!("open {}", cfg.path.display()), e)),
@@ -156,7 +164,10 @@ pub async fn run(cfg: FileTailConfig, positions: Arc<Positions>, out: Publisher<
         let mut batch = Vec::with_capacity(MAX_BATCH);
         'read: loop {
             line.clear();
-            let n = AsyncReadExt::take(&mut r, cfg.max_line as u64 + 1).read_until(b'\n', &mut line).await.map_err(io("read"))?;
+            let n = AsyncReadExt::take(&mut r, cfg.max_line as u64 + 1)
+                .read_until(b'\n', &mut line)
+                .await
+                .map_err(io("read"))?;
             let complete = line.last() == Some(&b'\n');
             if n > 0 && (complete || line.len() > cfg.max_line) {
                 let start = offset;
@@ -173,7 +184,10 @@ pub async fn run(cfg: FileTailConfig, positions: Arc<Positions>, out: Publisher<
                     let skipped = r.read_until(b'\n', &mut rest).await.map_err(io("read"))?;
                     offset += (n + skipped) as u64;
                     line.truncate(cfg.max_line);
-                    too_long = Some(format!("{name}: line longer than {} bytes (kept the first {})", cfg.max_line, cfg.max_line));
+                    too_long = Some(format!(
+                        "{name}: line longer than {} bytes (kept the first {})",
+                        cfg.max_line, cfg.max_line
+                    ));
                 }
                 // Header lines are context, not records.
                 let is_header = too_long.is_none() && header.take(&line, start);
@@ -191,13 +205,18 @@ pub async fn run(cfg: FileTailConfig, positions: Arc<Positions>, out: Publisher<
                 // A partial last line: re-read it whole once the writer finishes it.
                 r.seek(SeekFrom::Start(offset)).await.map_err(io("seek"))?;
             }
-            out.publish(std::mem::take(&mut batch)).await.map_err(|_| closed())?;
+            hand_over(&out, std::mem::take(&mut batch), &positions, handover, &cfg.name).await?;
+            if *stop.borrow() {
+                return Ok(());
+            }
             if n > 0 && complete {
                 continue;
             }
             // At the end: wait, then check for truncation or rotation.
             loop {
-                tokio::time::sleep(poll).await;
+                if sleep_or_stop(poll, &mut stop).await {
+                    return Ok(());
+                }
                 match tokio::fs::metadata(&cfg.path).await {
                     Ok(m) if file_id(&m) != id => {
                         tracing::info!(source = %name, "file rotated: finishing the old file, then following the new one");
@@ -211,7 +230,11 @@ pub async fn run(cfg: FileTailConfig, positions: Arc<Positions>, out: Publisher<
                                 batch.push(rec);
                             }
                         }
-                        out.publish(std::mem::take(&mut batch)).await.map_err(|_| closed())?;
+                        hand_over(&out, std::mem::take(&mut batch), &positions, handover, &cfg.name).await?;
+                        // The new file starts at 0; a stored offset of the old one must not carry over.
+                        if handover == Handover::OnPublish {
+                            positions.commit([(cfg.name.as_str(), 0)]).map_err(io("store position"))?;
+                        }
                         offset = 0;
                         break 'read;
                     }
@@ -228,9 +251,12 @@ pub async fn run(cfg: FileTailConfig, positions: Arc<Positions>, out: Publisher<
     }
 }
 
+/// One record of a file: the header it is read under, and its bytes.
+pub type FileRecord<'a> = (Option<Arc<[u8]>>, &'a [u8]);
+
 /// Splits a whole file into records, each with the header it is read under,
 /// exactly as the tail reads a file (used by `custos replay` and the golden tests).
-pub fn split_records(bytes: &[u8], format: Format) -> Vec<(Option<Arc<[u8]>>, &[u8])> {
+pub fn split_records(bytes: &[u8], format: Format) -> Vec<FileRecord<'_>> {
     let mut header = HeaderState::new(format.header_lines());
     let mut out = Vec::new();
     let mut start = 0u64;
@@ -254,7 +280,9 @@ mod tests {
         let zeek = b"#separator \\x09\n#fields\ta\n#types\tstring\nx\ny\n#close\tz\n#separator \\x09\n#fields\tb\n#types\tstring\nw\n";
         let recs = split_records(zeek, Format::ZeekTsv);
         assert_eq!(recs.len(), 3);
-        assert!(recs[0].0.as_deref().is_some_and(|h| h.ends_with(b"#types\tstring\n") && h.windows(2).any(|w| w == b"\ta")));
+        assert!(
+            recs[0].0.as_deref().is_some_and(|h| h.ends_with(b"#types\tstring\n") && h.windows(2).any(|w| w == b"\ta"))
+        );
         assert!(recs[2].0.as_deref().is_some_and(|h| h.windows(2).any(|w| w == b"\tb")));
         let csv = b"h1,h2\r\n1,2\r\n\r\n3,4";
         let recs = split_records(csv, Format::GenetecCsv);
