@@ -179,6 +179,10 @@ pub struct IngestConfig {
     /// UTC offset in minutes for RFC 3164 timestamps (which carry none). Default 0.
     #[serde(default)]
     pub rfc3164_offset_min: i64,
+    /// Column mappings for `badge-csv` records, by source name (for HTTP push
+    /// sources; a file source may carry its own `mapping`).
+    #[serde(default)]
+    pub mappings: std::collections::BTreeMap<String, ingest::parse::pacs::BadgeMapping>,
 }
 
 /// `[[sources.http]]`: records pushed to `POST /api/v1/ingest/{name}` (role `collector`).

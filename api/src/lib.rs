@@ -6,7 +6,9 @@ pub mod config;
 mod deadletter;
 pub mod demo;
 mod error;
+pub mod metrics;
 pub mod pipeline;
+pub mod replay;
 pub mod server;
 pub mod views;
 

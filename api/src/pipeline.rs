@@ -26,9 +26,10 @@ use crate::deadletter::DeadLetterStore;
 use crate::server::{self, AppState};
 use crate::views::{Stored, Views};
 
-/// Counters the pipeline keeps (Prometheus export arrives with the API issue).
+/// Counters the pipeline keeps, exported at `/metrics`.
 #[derive(Debug, Default)]
 pub struct PipelineStats {
+    pub ingest: crate::metrics::IngestMetrics,
     pub events: AtomicU64,
     pub dead_letters: AtomicU64,
     pub alerts: AtomicU64,
@@ -48,6 +49,8 @@ pub struct Custos {
     pub stats: Arc<PipelineStats>,
     pub data_dir: PathBuf,
     stop: watch::Sender<bool>,
+    /// The raw topic, for replays; dropped at shutdown so the embedded topic can close.
+    raw: Option<Publisher<RawRecord>>,
     sources: Sources,
     normalizer: Option<JoinHandle<()>>,
     evidence: JoinHandle<()>,
@@ -188,6 +191,9 @@ async fn start_sources(
 
 fn normalizer_for(cfg: &Config, inventory: Arc<Inventory>) -> Normalizer {
     let mut n = Normalizer::new(inventory, cfg.ingest.rfc3164_offset_min);
+    for (source, m) in &cfg.ingest.mappings {
+        n = n.with_mapping(source, m.clone());
+    }
     for f in &cfg.sources.file {
         if let Some(m) = &f.mapping {
             n = n.with_mapping(&f.name, m.clone());
@@ -212,7 +218,7 @@ impl IngestNode {
         }
         let inventory = Arc::new(load_inventory(&cfg)?);
         let positions = open_positions(&cfg.data_dir)?;
-        let stats = PipelineStats::default();
+        let stats = Arc::new(PipelineStats::default());
         let raw_out = bus.publisher(RAW)?;
         let (stop, stop_rx) = watch::channel(false);
         let mut sources = start_sources(&cfg, &raw_out, &positions, &stats, Handover::OnPublish, &stop_rx).await?;
@@ -221,6 +227,7 @@ impl IngestNode {
             bus.subscriber(RAW)?,
             bus.publisher(EVENTS)?,
             normalizer_for(&cfg, inventory),
+            stats,
             Some(stop_rx),
         );
         Ok(Self {
@@ -303,6 +310,7 @@ impl Custos {
                 bus.subscriber(RAW)?,
                 bus.publisher(EVENTS)?,
                 normalizer_for(&cfg, inventory.clone()),
+                stats.clone(),
                 stage_stop.clone(),
             );
             (s, Some(tokio::spawn(stage)))
@@ -326,7 +334,8 @@ impl Custos {
 
         let (server, http_addr) = if roles.api {
             let push: HashMap<String, Format> = cfg.sources.http.iter().map(|h| (h.name.clone(), h.format)).collect();
-            let state = AppState::new(views.clone(), ledger.clone(), tokens.clone(), raw_out, push, stats.clone());
+            let state =
+                AppState::new(views.clone(), ledger.clone(), tokens.clone(), raw_out.clone(), push, stats.clone());
             let listener = tokio::net::TcpListener::bind(cfg.http.listen)
                 .await
                 .map_err(|source| Error::Http { addr: cfg.http.listen, source })?;
@@ -344,9 +353,10 @@ impl Custos {
             tracing::info!(%http_addr, "api listening");
             (Some(server), Some(http_addr))
         } else {
-            drop(raw_out);
             (None, None)
         };
+        let raw = roles.ingest.then(|| bus.publisher(RAW)).transpose()?;
+        drop(raw_out);
         Ok(Self {
             http_addr,
             syslog_udp: std::mem::take(&mut sources.syslog_udp),
@@ -357,11 +367,18 @@ impl Custos {
             stats,
             data_dir,
             stop,
+            raw,
             sources,
             normalizer,
             evidence,
             server,
         })
+    }
+
+    /// A publisher to the raw topic (for `custos replay`). Drop it before
+    /// [`Custos::shutdown`]: the embedded topic closes when its last publisher goes.
+    pub fn raw_publisher(&self) -> Option<Publisher<RawRecord>> {
+        self.raw.clone()
     }
 
     /// Resolves when a core stage ends by itself (a fatal error was logged).
@@ -380,8 +397,9 @@ impl Custos {
     /// Stops sources, drains the pipeline into the ledger (embedded bus) or
     /// finishes the batch in hand (Kafka keeps the rest), signs a final
     /// checkpoint. Everything acknowledged before this is on disk after it.
-    pub async fn shutdown(self) -> Result<(), Error> {
+    pub async fn shutdown(mut self) -> Result<(), Error> {
         let _ = self.stop.send(true);
+        drop(self.raw.take());
         if let Some(s) = self.server {
             let _ = s.await;
         }
@@ -430,6 +448,7 @@ async fn normalize_stage(
     mut raw: Subscriber<RawRecord>,
     out: Publisher<Ingested>,
     mut normalizer: Normalizer,
+    stats: Arc<PipelineStats>,
     mut stop: Option<watch::Receiver<bool>>,
 ) {
     loop {
@@ -441,7 +460,9 @@ async fn normalize_stage(
             _ = stopped(&mut stop) => return,
         };
         let (items, commit) = d.into_parts();
+        let sizes = crate::metrics::IngestMetrics::sizes(&items);
         let batch: Vec<Ingested> = items.into_iter().map(|r| normalizer.normalize(r)).collect();
+        stats.ingest.record_batch(&sizes, &batch);
         if out.publish(batch).await.is_err() {
             tracing::error!("events topic closed: normaliser stops");
             return;

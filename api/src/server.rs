@@ -31,6 +31,7 @@ pub enum Permission {
     ReadIncidents,
     ReadEvents,
     ReadLedger,
+    ReadMetrics,
     Ingest,
 }
 
@@ -146,6 +147,7 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/api/v1/dead-letters", get(list_dead_letters))
         .route("/api/v1/ledger/checkpoint", get(checkpoint))
         .route("/api/v1/ingest/{source}", post(ingest_push))
+        .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
@@ -327,6 +329,18 @@ async fn checkpoint(caller: Caller, State(s): State<AppState>) -> Result<Respons
     caller.require(Permission::ReadLedger)?;
     let note = s.0.ledger.latest_checkpoint().ok_or_else(|| ApiError::unavailable("no signed checkpoint yet"))?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
+}
+
+/// Prometheus metrics; scrapers send a bearer token like any client.
+async fn metrics(caller: Caller, State(s): State<AppState>) -> Result<Response, ApiError> {
+    caller.require(Permission::ReadMetrics)?;
+    let age = s.0.ledger.latest_checkpoint().and_then(|n| {
+        let body = &n[..n.find("\n\n")? + 1];
+        ledger::Checkpoint::parse_body(body).ok().map(|c| (now_millis() - c.time_ms) as f64 / 1000.0)
+    });
+    let st = &s.0.stats;
+    let text = crate::metrics::render(&st.ingest, &st.udp_drops.0, &st.alerts, s.0.ledger.size(), age);
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
 }
 
 /// `POST /api/v1/ingest/{source}`: a JSON object, a JSON array of objects, or

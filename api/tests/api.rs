@@ -80,6 +80,7 @@ async fn health_is_open_everything_else_needs_a_token() {
         "/api/v1/alerts",
         "/api/v1/dead-letters",
         "/api/v1/ledger/checkpoint",
+        "/metrics",
     ] {
         let (status, body) = call(&f.app, "GET", uri, None, "").await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
@@ -98,6 +99,7 @@ async fn every_role_on_every_route_follows_the_permission_table() {
         ("GET", "/api/v1/events", Permission::ReadEvents),
         ("GET", "/api/v1/dead-letters", Permission::ReadEvents),
         ("GET", "/api/v1/ledger/checkpoint", Permission::ReadLedger),
+        ("GET", "/metrics", Permission::ReadMetrics),
         ("POST", "/api/v1/ingest/badge", Permission::Ingest),
     ];
     for role in ROLES {

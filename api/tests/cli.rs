@@ -69,3 +69,85 @@ fn bad_config_fails_at_start_naming_the_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown field `allowed_latenes_ms`"), "{err}");
 }
+
+fn fixtures() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ingest/fixtures")
+}
+
+fn replay_json(args: &[&std::ffi::OsStr]) -> serde_json::Value {
+    let out = Command::new(BIN).arg("replay").arg("--json").args(args).output().expect("replay runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("json summary")
+}
+
+/// A mixed folder of every format: valid lines all parse, and every invalid
+/// line is a dead letter with a named reason.
+#[test]
+fn replay_reads_every_format_with_named_reasons() {
+    let inventory = fixtures().join("inventory.toml");
+    let mut formats = 0;
+    for dir in
+        std::fs::read_dir(fixtures()).expect("fixtures").filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir())
+    {
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let logs: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+            .expect("dir")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "log"))
+            .collect();
+        let (bad, good): (Vec<_>, Vec<_>) =
+            logs.into_iter().partition(|p| p.file_stem().is_some_and(|s| s.to_string_lossy().starts_with("bad")));
+        let mut args: Vec<&std::ffi::OsStr> =
+            vec!["--source".as_ref(), name.as_ref(), "--inventory".as_ref(), inventory.as_os_str()];
+        args.extend(good.iter().map(|p| p.as_os_str()));
+        let s = &replay_json(&args)["summary"];
+        assert_eq!(s["dead_letters"], 0, "{name}: valid lines must all parse: {s}");
+        assert!(s["parsed"].as_u64() > Some(0), "{name}: {s}");
+        if !bad.is_empty() {
+            let mut args: Vec<&std::ffi::OsStr> = vec!["--source".as_ref(), name.as_ref()];
+            args.extend(bad.iter().map(|p| p.as_os_str()));
+            let s = &replay_json(&args)["summary"];
+            assert_eq!(s["parsed"], 0, "{name}: {s}");
+            let named: u64 =
+                s["top_reasons"].as_array().into_iter().flatten().map(|r| r[1].as_u64().unwrap_or(0)).sum();
+            assert_eq!(Some(named), s["dead_letters"].as_u64(), "{name}: every dead letter has a reason: {s}");
+            assert!(
+                s["top_reasons"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .all(|r| r[0].as_str().is_some_and(|t| t.contains(": "))),
+                "{s}"
+            );
+        }
+        formats += 1;
+    }
+    assert!(formats >= 13, "{formats} formats");
+}
+
+#[test]
+fn replay_into_a_data_dir_ledgers_everything() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let eve = fixtures().join("suricata-eve");
+    let s = replay_json(&[
+        "--source".as_ref(),
+        "suricata-eve".as_ref(),
+        "--data-dir".as_ref(),
+        dir.path().as_os_str(),
+        eve.join("records.log").as_os_str(),
+        eve.join("bad.log").as_os_str(),
+    ]);
+    assert_eq!((s["summary"]["parsed"].as_u64(), s["summary"]["dead_letters"].as_u64()), (Some(7), Some(5)));
+    let ok = Command::new(BIN).arg("verify").arg(dir.path().join("ledger")).output().expect("verify");
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{text}");
+    assert!(text.contains("event       7") && text.contains("deadletter  5"), "{text}");
+    let dead = std::fs::read_dir(dir.path().join("deadletter")).expect("dead-letter store").count();
+    assert_eq!(dead, 1, "dead letters are also in the dead-letter store");
+    let bad = Command::new(BIN).args(["replay", "--source", "nonsense", "x"]).output().expect("replay");
+    assert!(
+        !bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("suricata-eve"),
+        "names the formats"
+    );
+}
