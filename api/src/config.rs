@@ -261,6 +261,15 @@ mod tests {
     }
 
     #[test]
+    fn deployment_configs_parse() {
+        for name in ["collector.toml", "core.toml"] {
+            let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/config")).join(name);
+            let c = Config::load(&path).expect("valid");
+            assert_eq!(c.bus.kind, BusKind::Kafka, "{name}");
+        }
+    }
+
+    #[test]
     fn example_inventory_parses() {
         let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/config/inventory.example.toml"));
         let inv = ingest::Inventory::from_toml(&std::fs::read_to_string(path).expect("read")).expect("valid");

@@ -212,7 +212,12 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, Error> {
     cfg.inventory = Some(inventory);
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     cfg.sources.syslog_udp.push(SyslogUdpConfig { listen: loopback, name: "syslog-udp".into() });
-    cfg.sources.syslog_tcp.push(SyslogTcpConfig { listen: loopback, name: "syslog-tcp".into(), max_frame: 64 * 1024 });
+    cfg.sources.syslog_tcp.push(SyslogTcpConfig {
+        listen: loopback,
+        name: "syslog-tcp".into(),
+        max_frame: 64 * 1024,
+        tls: None,
+    });
     cfg.sources.file.push(FileTailConfig {
         name: "suricata".into(),
         path: eve.clone(),

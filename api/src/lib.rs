@@ -2,6 +2,7 @@
 //! ledger and correlation, the HTTP API, and the demo plant.
 
 pub mod auth;
+pub mod bench;
 pub mod config;
 mod deadletter;
 pub mod demo;

@@ -229,7 +229,14 @@ pub struct Raw(pub Vec<u8>);
 
 impl Raw {
     pub fn sha256_hex(&self) -> String {
-        hex::encode(Sha256::digest(&self.0))
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let digest = Sha256::digest(&self.0);
+        let mut out = String::with_capacity(64);
+        for b in digest.iter() {
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 15)] as char);
+        }
+        out
     }
 }
 

@@ -26,7 +26,7 @@ async fn logger_over_udp_and_tcp_in_both_formats() {
     cfg.http.listen = "127.0.0.1:0".parse().expect("addr");
     let any = "127.0.0.1:0".parse().expect("addr");
     cfg.sources.syslog_udp.push(SyslogUdpConfig { listen: any, name: "udp".into() });
-    cfg.sources.syslog_tcp.push(SyslogTcpConfig { listen: any, name: "tcp".into(), max_frame: 65_536 });
+    cfg.sources.syslog_tcp.push(SyslogTcpConfig { listen: any, name: "tcp".into(), max_frame: 65_536, tls: None });
     let c = Custos::start(cfg).await.expect("start");
     let (udp, tcp) = (c.syslog_udp[0], c.syslog_tcp[0]);
     let cases: [(SocketAddr, &[&str], &str, &str); 5] = [

@@ -3,7 +3,6 @@
 //! `\|` and `\\` are escaped in the header; `\=`, `\\`, `\n`, `\r` in the extension.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use super::syslog::Message;
 use super::{ParseContext, ParseError};
@@ -171,7 +170,7 @@ pub fn parse(
     ctx: &ParseContext<'_>,
 ) -> Result<Event, ParseError> {
     let cef = split(text)?;
-    let ext: HashMap<&str, &str> = cef.extension.iter().map(|(k, v)| (*k, v.as_ref())).collect();
+    let ext: super::kv::FieldMap<'_> = cef.extension.iter().map(|(k, v)| (*k, v.as_ref())).collect();
     let get = |k: &str| ext.get(k).copied().filter(|v| !v.is_empty());
     let time = get("rt")
         .and_then(cef_time)

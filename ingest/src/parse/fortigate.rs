@@ -2,7 +2,6 @@
 //! `eventtime` in s, ms, µs or ns; `date`/`time` with `tz` otherwise.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use super::syslog::Message;
 use super::{ParseContext, ParseError};
@@ -45,7 +44,7 @@ pub fn map(
     header: &Message<'_>,
     ctx: &ParseContext<'_>,
 ) -> Result<Event, ParseError> {
-    let kv: HashMap<&str, &str> = pairs.iter().map(|(k, v)| (*k, v.as_ref())).collect();
+    let kv: super::kv::FieldMap<'_> = pairs.iter().map(|(k, v)| (*k, v.as_ref())).collect();
     let get = |k: &str| kv.get(k).copied().filter(|v| !v.is_empty());
     let time = if let Some(t) = get("eventtime") {
         let n: i64 = t.parse().map_err(|_| ParseError::new(P, format!("eventtime {t:?} is not a number")))?;

@@ -1,6 +1,28 @@
 //! `key=value` bodies as firewalls write them: values bare or in double quotes,
 //! separated by spaces. Shared by the FortiGate parser and others like it.
 
+/// FNV-1a: a fast hash for the short field names parsers look up per record
+/// (SipHash's flooding resistance buys nothing for keys we look up by name).
+#[derive(Default, Clone, Copy)]
+pub struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// A field map keyed by name, with the fast hasher.
+pub type FieldMap<'a> = std::collections::HashMap<&'a str, &'a str, std::hash::BuildHasherDefault<Fnv>>;
+
 /// Splits `k1=v1 k2="v 2" k3=` into pairs, borrowing from the input.
 /// Quotes are removed; a backslash escapes a quote inside quotes.
 /// Returns `None` when the text is not key=value shaped at all.

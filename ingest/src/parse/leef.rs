@@ -2,8 +2,6 @@
 //! attributes) and 2.0 (`LEEF:2.0|...|EventID|Delimiter|`, the delimiter a
 //! character or hex such as `x5E` / `0x5E`). `devTime` with `devTimeFormat`.
 
-use std::collections::HashMap;
-
 use super::syslog::Message;
 use super::{ParseContext, ParseError};
 use crate::event::{Event, EventClass, Finding, action, activity, severity, status};
@@ -80,7 +78,7 @@ pub fn parse(
         }
         v => return Err(err(format!("unsupported LEEF version {v:?}"))),
     };
-    let mut kv: HashMap<&str, &str> = HashMap::new();
+    let mut kv = super::kv::FieldMap::default();
     let mut order = Vec::new();
     for attr in attrs.split(delim).filter(|a| !a.is_empty()) {
         let (k, v) = attr.split_once('=').ok_or_else(|| err(format!("attribute {attr:?} is not key=value")))?;

@@ -246,7 +246,11 @@ pub fn severity_id(syslog_severity: u8) -> u8 {
 /// Parses a syslog message and its body into one event.
 pub fn parse_event(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> {
     let m = parse_message(bytes, ctx)?;
-    let body = String::from_utf8_lossy(m.msg);
+    // Valid UTF-8 is the norm and is checked fast; only other bytes take the lossy path.
+    let body = match std::str::from_utf8(m.msg) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(m.msg),
+    };
     let body = body.trim_end_matches(['\r', '\n']);
     let mut event = if let Some(start) = body.find("CEF:") {
         cef::parse(&body[start..], bytes, Some(&m), ctx)?

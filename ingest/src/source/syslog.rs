@@ -36,6 +36,19 @@ pub struct SyslogUdpConfig {
     pub name: String,
 }
 
+/// TLS for a syslog TCP listener (RFC 5425, usually port 6514).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert: std::path::PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: std::path::PathBuf,
+    /// PEM CA certificates; when set, senders must present a certificate it signed (mutual TLS).
+    #[serde(default)]
+    pub client_ca: Option<std::path::PathBuf>,
+}
+
 /// `[[sources.syslog_tcp]]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,6 +61,49 @@ pub struct SyslogTcpConfig {
     /// Longest accepted frame in bytes; longer ones are dead-lettered. Default 65536.
     #[serde(default = "default_max_frame")]
     pub max_frame: usize,
+    /// Serve TLS (RFC 5425) instead of plain TCP.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// Builds the TLS acceptor; errors name the file.
+pub fn tls_acceptor(cfg: &TlsConfig, source_name: &str) -> Result<tokio_rustls::TlsAcceptor, SourceError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |path: &std::path::Path, e: String| {
+        SourceError::io(
+            source_name,
+            format!("tls {}", path.display()),
+            std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        )
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cfg.cert)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| bad(&cfg.cert, e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad(&cfg.cert, "no certificate in the file".into()));
+    }
+    let key = PrivateKeyDer::from_pem_file(&cfg.key).map_err(|e| bad(&cfg.key, e.to_string()))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(&cfg.cert, e.to_string()))?;
+    let builder = match &cfg.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_file_iter(ca).map_err(|e| bad(ca, e.to_string()))? {
+                roots.add(c.map_err(|e| bad(ca, e.to_string()))?).map_err(|e| bad(ca, e.to_string()))?;
+            }
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(std::sync::Arc::new(roots), provider)
+                    .build()
+                    .map_err(|e| bad(ca, e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder.with_single_cert(certs, key).map_err(|e| bad(&cfg.key, e.to_string()))?;
+    Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))
 }
 
 /// Counts datagrams dropped because the raw topic was full.
@@ -94,14 +150,29 @@ pub async fn tcp(
         .await
         .map_err(|e| SourceError::io(&cfg.name, format!("bind tcp {}", cfg.listen), e))?;
     let local = listener.local_addr().map_err(|e| SourceError::io(&cfg.name, "local address", e))?;
+    let tls = cfg.tls.as_ref().map(|t| tls_acceptor(t, &cfg.name)).transpose()?;
     let name: Arc<str> = cfg.name.into();
     let max_frame = cfg.max_frame;
     Ok((local, async move {
+        // Connections live in this set: when the accept loop is stopped (its task
+        // aborted at shutdown), the set is dropped and every connection with it,
+        // so no connection keeps the raw topic open.
+        let mut conns = tokio::task::JoinSet::new();
         loop {
-            let (stream, peer) = listener.accept().await.map_err(|e| SourceError::io(&name, "accept", e))?;
-            let (name, out) = (name.clone(), out.clone());
-            tokio::spawn(async move {
-                if let Err(e) = connection(stream, &name, max_frame, out).await {
+            let (stream, peer) = tokio::select! {
+                a = listener.accept() => a.map_err(|e| SourceError::io(&name, "accept", e))?,
+                Some(_) = conns.join_next() => continue,
+            };
+            let (name, out, tls) = (name.clone(), out.clone(), tls.clone());
+            conns.spawn(async move {
+                let result = match tls {
+                    None => connection(stream, &name, max_frame, out).await,
+                    Some(acceptor) => match acceptor.accept(stream).await {
+                        Ok(s) => connection(s, &name, max_frame, out).await,
+                        Err(e) => Err(SourceError::io(&name, "tls handshake", e)),
+                    },
+                };
+                if let Err(e) = result {
                     tracing::warn!(source = %name, %peer, error = %e, "syslog connection ended with an error");
                 }
             });
@@ -156,8 +227,8 @@ async fn read_frame<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R, max: usize) -
     }
 }
 
-async fn connection(
-    stream: tokio::net::TcpStream,
+async fn connection<S: tokio::io::AsyncRead + Unpin>(
+    stream: S,
     name: &Arc<str>,
     max: usize,
     out: Publisher<RawRecord>,
