@@ -129,6 +129,26 @@ pub struct Endpoint {
     pub zone: Option<String>,
 }
 
+impl Endpoint {
+    /// An endpoint from text fields as sources log them; `None` when none is
+    /// usable. An address or port that does not parse is left out.
+    pub fn from_fields(
+        ip: Option<&str>,
+        port: Option<&str>,
+        mac: Option<&str>,
+        hostname: Option<&str>,
+    ) -> Option<Self> {
+        let ep = Self {
+            ip: ip.and_then(|v| v.parse().ok()),
+            port: port.and_then(|v| v.parse().ok()),
+            mac: mac.map(str::to_owned),
+            hostname: hostname.map(str::to_owned),
+            ..Self::default()
+        };
+        (ep != Self::default()).then_some(ep)
+    }
+}
+
 /// The asset the event is about (target of a login, PLC whose program changed).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use super::syslog::Message;
 use super::{ParseContext, ParseError};
-use crate::event::{Event, EventClass, Finding, action, activity, severity, status};
+use crate::event::{Endpoint, Event, EventClass, Finding, action, activity, severity, status};
 use crate::time::{Millis, epoch_to_millis};
 
 const P: &str = "cef";
@@ -221,30 +221,8 @@ pub fn parse(
     if e.actor.as_ref().is_some_and(|a| a.user.is_none()) {
         e.actor = None;
     }
-    if let Some(ip) = get("src").and_then(|v| v.parse().ok()) {
-        e.src_mut().ip = Some(ip);
-    }
-    if let Some(h) = get("shost") {
-        e.src_mut().hostname = Some(h.to_owned());
-    }
-    if let Some(p) = get("spt").and_then(|v| v.parse().ok()) {
-        e.src_mut().port = Some(p);
-    }
-    if let Some(m) = get("smac") {
-        e.src_mut().mac = Some(m.to_owned());
-    }
-    if let Some(ip) = get("dst").and_then(|v| v.parse().ok()) {
-        e.dst_mut().ip = Some(ip);
-    }
-    if let Some(h) = get("dhost") {
-        e.dst_mut().hostname = Some(h.to_owned());
-    }
-    if let Some(p) = get("dpt").and_then(|v| v.parse().ok()) {
-        e.dst_mut().port = Some(p);
-    }
-    if let Some(m) = get("dmac") {
-        e.dst_mut().mac = Some(m.to_owned());
-    }
+    e.src = Endpoint::from_fields(get("src"), get("spt"), get("smac"), get("shost"));
+    e.dst = Endpoint::from_fields(get("dst"), get("dpt"), get("dmac"), get("dhost"));
     e.protocol = get("app").or(get("proto")).map(str::to_ascii_lowercase);
     if class == EventClass::Authentication
         && let Some(dst) = e.dst.clone()

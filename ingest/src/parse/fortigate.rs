@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use super::syslog::Message;
 use super::{ParseContext, ParseError};
-use crate::event::{Event, EventClass, Finding, action, activity, severity, status};
+use crate::event::{Endpoint, Event, EventClass, Finding, action, activity, severity, status};
 use crate::time::{epoch_to_millis, parse_offset, parse_rfc3339};
 
 const P: &str = "fortigate";
@@ -93,27 +93,8 @@ pub fn map(
     if let Some(u) = get("user").or(get("srcuser")) {
         e.actor_mut().user = Some(u.to_owned());
     }
-    if let Some(ip) = get("srcip").and_then(|v| v.parse().ok()) {
-        e.src_mut().ip = Some(ip);
-    }
-    if let Some(p) = get("srcport").and_then(|v| v.parse().ok()) {
-        e.src_mut().port = Some(p);
-    }
-    if let Some(m) = get("srcmac") {
-        e.src_mut().mac = Some(m.to_owned());
-    }
-    if let Some(h) = get("srcname") {
-        e.src_mut().hostname = Some(h.to_owned());
-    }
-    if let Some(ip) = get("dstip").and_then(|v| v.parse().ok()) {
-        e.dst_mut().ip = Some(ip);
-    }
-    if let Some(p) = get("dstport").and_then(|v| v.parse().ok()) {
-        e.dst_mut().port = Some(p);
-    }
-    if let Some(m) = get("dstmac") {
-        e.dst_mut().mac = Some(m.to_owned());
-    }
+    e.src = Endpoint::from_fields(get("srcip"), get("srcport"), get("srcmac"), get("srcname"));
+    e.dst = Endpoint::from_fields(get("dstip"), get("dstport"), get("dstmac"), None);
     e.protocol = get("app").or(get("service")).map(str::to_ascii_lowercase).or_else(|| get("proto").map(proto_name));
     let d = e.device_mut();
     d.hostname = get("devname").map(str::to_owned);

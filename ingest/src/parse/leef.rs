@@ -4,7 +4,7 @@
 
 use super::syslog::Message;
 use super::{ParseContext, ParseError};
-use crate::event::{Event, EventClass, Finding, action, activity, severity, status};
+use crate::event::{Endpoint, Event, EventClass, Finding, action, activity, severity, status};
 use crate::time::{epoch_to_millis, parse_rfc3339};
 
 const P: &str = "leef";
@@ -135,24 +135,8 @@ pub fn parse(
     if let Some(u) = get("usrName") {
         e.actor_mut().user = Some(u.to_owned());
     }
-    if let Some(ip) = get("src").and_then(|v| v.parse().ok()) {
-        e.src_mut().ip = Some(ip);
-    }
-    if let Some(p) = get("srcPort").and_then(|v| v.parse().ok()) {
-        e.src_mut().port = Some(p);
-    }
-    if let Some(m) = get("srcMAC") {
-        e.src_mut().mac = Some(m.to_owned());
-    }
-    if let Some(ip) = get("dst").and_then(|v| v.parse().ok()) {
-        e.dst_mut().ip = Some(ip);
-    }
-    if let Some(p) = get("dstPort").and_then(|v| v.parse().ok()) {
-        e.dst_mut().port = Some(p);
-    }
-    if let Some(m) = get("dstMAC") {
-        e.dst_mut().mac = Some(m.to_owned());
-    }
+    e.src = Endpoint::from_fields(get("src"), get("srcPort"), get("srcMAC"), None);
+    e.dst = Endpoint::from_fields(get("dst"), get("dstPort"), get("dstMAC"), None);
     if class == EventClass::Authentication
         && let Some(dst) = e.dst.clone()
     {
