@@ -11,6 +11,11 @@ use custos::demo::{self, DemoOptions};
 use custos::{Config, Custos, IngestNode};
 use ledger::{NoteSigner, VerifierKey, verify_dir};
 
+/// Custos allocates many small values per record (an event's fields); mimalloc
+/// serves them faster than the system allocator (measured in the parser benches).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "custos", version, about = "Security event correlation and GxP audit trail for OT plants")]
 struct Cli {

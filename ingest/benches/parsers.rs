@@ -8,6 +8,10 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ingest::parse::ParseContext;
 use ingest::{Format, Inventory, Normalizer, RawRecord};
 
+/// The allocator the `custos` binary uses.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const INVENTORY: &str = include_str!("../fixtures/inventory.toml");
 
 /// Name, format, record, file header.

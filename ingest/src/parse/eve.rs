@@ -84,7 +84,8 @@ fn enip_ot(obj: &Map<String, Value>) -> Option<OtOperation> {
 /// Parses one EVE JSON line.
 pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> {
     let v: Value = serde_json::from_slice(bytes).map_err(|e| err(format!("not JSON: {e}")))?;
-    let obj = v.as_object().ok_or_else(|| err("record is not a JSON object"))?;
+    let Value::Object(map) = v else { return Err(err("record is not a JSON object")) };
+    let obj = &map;
     let ts = obj.get("timestamp").and_then(Value::as_str).ok_or_else(|| err("missing timestamp"))?;
     let time = parse_rfc3339(ts).ok_or_else(|| err(format!("bad timestamp {ts:?}")))?;
     let event_type = obj.get("event_type").and_then(Value::as_str).ok_or_else(|| err("missing event_type"))?;
@@ -150,12 +151,13 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
     if let Some(op) = &e.ot {
         e.message = format!("{event_type} {}", if op.access == OtAccess::Write { "write" } else { "operation" });
     }
-    for (k, val) in obj {
+    // The rest moves into `unmapped` (no deep copies of nested objects).
+    for (k, val) in map {
         if !matches!(
             k.as_str(),
             "timestamp" | "event_type" | "src_ip" | "src_port" | "dest_ip" | "dest_port" | "app_proto"
         ) {
-            e.unmapped.insert(format!("eve.{k}"), val.clone());
+            e.unmapped.insert(format!("eve.{k}"), val);
         }
     }
     Ok(e)

@@ -37,97 +37,141 @@ fn proto_name(p: &str) -> String {
     }
 }
 
-/// Maps FortiGate pairs to an event.
+/// The fields the mapping reads; everything else goes to `unmapped`.
+#[derive(Default)]
+struct Known<'a> {
+    date: Option<&'a str>,
+    time: Option<&'a str>,
+    eventtime: Option<&'a str>,
+    tz: Option<&'a str>,
+    kind: Option<&'a str>,
+    action: Option<&'a str>,
+    level: Option<&'a str>,
+    msg: Option<&'a str>,
+    logdesc: Option<&'a str>,
+    attack: Option<&'a str>,
+    attackid: Option<&'a str>,
+    user: Option<&'a str>,
+    srcip: Option<&'a str>,
+    srcport: Option<&'a str>,
+    srcmac: Option<&'a str>,
+    dstip: Option<&'a str>,
+    dstport: Option<&'a str>,
+    dstmac: Option<&'a str>,
+    devname: Option<&'a str>,
+}
+
+/// Maps FortiGate pairs to an event (one pass over the pairs, no lookup table).
 pub fn map(
     pairs: &[(&str, Cow<'_, str>)],
     raw: &[u8],
     header: &Message<'_>,
     ctx: &ParseContext<'_>,
 ) -> Result<Event, ParseError> {
-    let kv: super::kv::FieldMap<'_> = pairs.iter().map(|(k, v)| (*k, v.as_ref())).collect();
-    let get = |k: &str| kv.get(k).copied().filter(|v| !v.is_empty());
-    let time = if let Some(t) = get("eventtime") {
+    let mut k = Known::default();
+    let (mut srcname, mut status_v, mut virus, mut subtype, mut logid, mut devid, mut app, mut service, mut proto) =
+        (None, None, None, None, None, None, None, None, None);
+    let mut rest: Vec<(&str, &str)> = Vec::with_capacity(pairs.len());
+    for (key, v) in pairs {
+        let v = v.as_ref();
+        let val = (!v.is_empty()).then_some(v);
+        let slot = match *key {
+            "date" => &mut k.date,
+            "time" => &mut k.time,
+            "eventtime" => &mut k.eventtime,
+            "tz" => &mut k.tz,
+            "type" => &mut k.kind,
+            "action" => &mut k.action,
+            "level" => &mut k.level,
+            "msg" => &mut k.msg,
+            "logdesc" => &mut k.logdesc,
+            "attack" => &mut k.attack,
+            "attackid" => &mut k.attackid,
+            "user" | "srcuser" => &mut k.user,
+            "srcip" => &mut k.srcip,
+            "srcport" => &mut k.srcport,
+            "srcmac" => &mut k.srcmac,
+            "dstip" => &mut k.dstip,
+            "dstport" => &mut k.dstport,
+            "dstmac" => &mut k.dstmac,
+            "devname" => &mut k.devname,
+            other => {
+                // Read by the mapping and also kept as vendor fields.
+                match other {
+                    "srcname" => srcname = val,
+                    "status" => status_v = val,
+                    "virus" => virus = val,
+                    "subtype" => subtype = val,
+                    "logid" => logid = val,
+                    "devid" => devid = val,
+                    "app" => app = val,
+                    "service" => service = val,
+                    "proto" => proto = val,
+                    _ => {}
+                }
+                rest.push((other, v));
+                continue;
+            }
+        };
+        if slot.is_none() {
+            *slot = val;
+        }
+    }
+    let time = if let Some(t) = k.eventtime {
         let n: i64 = t.parse().map_err(|_| ParseError::new(P, format!("eventtime {t:?} is not a number")))?;
         epoch_to_millis(n)
-    } else if let (Some(d), Some(t)) = (get("date"), get("time")) {
-        let offset = get("tz").and_then(parse_offset).unwrap_or(ctx.default_offset_min);
+    } else if let (Some(d), Some(t)) = (k.date, k.time) {
+        let offset = k.tz.and_then(parse_offset).unwrap_or(ctx.default_offset_min);
         let sign = if offset < 0 { '-' } else { '+' };
         let iso = format!("{d}T{t}{sign}{:02}:{:02}", offset.abs() / 60, offset.abs() % 60);
         parse_rfc3339(&iso).ok_or_else(|| ParseError::new(P, format!("bad date/time {d:?} {t:?}")))?
     } else {
         header.time.unwrap_or(ctx.received_at)
     };
-    let kind = get("type").unwrap_or("");
-    let act = get("action").unwrap_or("");
+    let kind = k.kind.unwrap_or("");
+    let act = k.action.unwrap_or("");
     let denied = matches!(act, "deny" | "blocked" | "block" | "dropped" | "ip-conn");
     let (class, activity_id) = match kind {
         "traffic" => (EventClass::NetworkActivity, if denied { activity::NET_REFUSE } else { activity::NET_TRAFFIC }),
         "utm" | "anomaly" => (EventClass::DetectionFinding, activity::FINDING_CREATE),
-        "event" if get("logdesc").is_some_and(|d| d.to_ascii_lowercase().contains("login")) => {
+        "event" if k.logdesc.is_some_and(|d| d.to_ascii_lowercase().contains("login")) => {
             (EventClass::Authentication, activity::AUTH_LOGON)
         }
         _ => (EventClass::Base, activity::OTHER),
     };
     let mut e = Event::new(class, activity_id, time, ctx.received_at, raw);
-    e.severity_id = severity_id(get("level").unwrap_or("information"));
+    e.severity_id = severity_id(k.level.unwrap_or("information"));
     e.metadata.vendor = Some("Fortinet".into());
     e.metadata.product = "FortiGate".into();
     e.metadata.parser = "syslog/fortigate".into();
-    e.message = get("msg").or(get("logdesc")).unwrap_or(kind).to_owned();
+    e.message = k.msg.or(k.logdesc).unwrap_or(kind).to_owned();
     match class {
-        EventClass::NetworkActivity => {
-            e.action_id = Some(if denied { action::DENIED } else { action::ALLOWED });
-        }
+        EventClass::NetworkActivity => e.action_id = Some(if denied { action::DENIED } else { action::ALLOWED }),
         EventClass::DetectionFinding => {
             e.finding = Some(Finding {
-                uid: get("attackid").or(get("logid")).map(str::to_owned),
-                title: get("attack").or(get("virus")).or(get("msg")).unwrap_or("FortiGate UTM event").to_owned(),
-                category: get("subtype").map(str::to_owned),
+                uid: k.attackid.or(logid).map(str::to_owned),
+                title: k.attack.or(virus).or(k.msg).unwrap_or("FortiGate UTM event").to_owned(),
+                category: subtype.map(str::to_owned),
             });
         }
         EventClass::Authentication => {
-            e.status_id = Some(if get("status") == Some("success") { status::SUCCESS } else { status::FAILURE });
+            e.status_id = Some(if status_v == Some("success") { status::SUCCESS } else { status::FAILURE });
         }
         _ => {}
     }
-    if let Some(u) = get("user").or(get("srcuser")) {
+    if let Some(u) = k.user {
         e.actor_mut().user = Some(u.to_owned());
     }
-    e.src = Endpoint::from_fields(get("srcip"), get("srcport"), get("srcmac"), get("srcname"));
-    e.dst = Endpoint::from_fields(get("dstip"), get("dstport"), get("dstmac"), None);
-    e.protocol = get("app").or(get("service")).map(str::to_ascii_lowercase).or_else(|| get("proto").map(proto_name));
+    e.src = Endpoint::from_fields(k.srcip, k.srcport, k.srcmac, srcname);
+    e.dst = Endpoint::from_fields(k.dstip, k.dstport, k.dstmac, None);
+    e.protocol = app.or(service).map(str::to_ascii_lowercase).or_else(|| proto.map(proto_name));
     let d = e.device_mut();
-    d.hostname = get("devname").map(str::to_owned);
+    d.hostname = k.devname.map(str::to_owned);
     d.vendor = Some("Fortinet".into());
-    d.model = get("devid").map(str::to_owned);
+    d.model = devid.map(str::to_owned);
     d.kind = Some("firewall".into());
-    const MAPPED: [&str; 20] = [
-        "date",
-        "time",
-        "eventtime",
-        "tz",
-        "type",
-        "action",
-        "level",
-        "msg",
-        "logdesc",
-        "attack",
-        "attackid",
-        "user",
-        "srcuser",
-        "srcip",
-        "srcport",
-        "srcmac",
-        "dstip",
-        "dstport",
-        "dstmac",
-        "devname",
-    ];
-    for (k, v) in pairs {
-        if !MAPPED.contains(k) {
-            e.unmapped.insert(format!("fortigate.{k}"), v.as_ref().into());
-        }
-    }
+    // Built in one go: the map is empty here, and a bulk build beats inserts.
+    e.unmapped = rest.into_iter().map(|(key, v)| (format!("fortigate.{key}"), v.into())).collect();
     Ok(e)
 }
 

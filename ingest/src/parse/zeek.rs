@@ -111,13 +111,13 @@ pub fn parse_tsv(line: &[u8], header: &Header, ctx: &ParseContext<'_>) -> Result
             rec.insert(name.clone(), val);
         }
     }
-    map_record(header.path.as_deref(), &rec, line, ctx)
+    map_record(header.path.as_deref(), rec, line, ctx)
 }
 
 /// Parses one JSON log line (`_path` names the log when present).
 pub fn parse_json(line: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> {
     let v: Value = serde_json::from_slice(line).map_err(|e| err(format!("not JSON: {e}")))?;
-    let rec = v.as_object().ok_or_else(|| err("record is not a JSON object"))?;
+    let Value::Object(rec) = v else { return Err(err("record is not a JSON object")) };
     let path = rec.get("_path").and_then(Value::as_str).map(str::to_owned);
     map_record(path.as_deref(), rec, line, ctx)
 }
@@ -207,10 +207,11 @@ fn ts_millis(v: &Value) -> Option<i64> {
 
 fn map_record(
     path: Option<&str>,
-    rec: &Map<String, Value>,
+    map: Map<String, Value>,
     raw: &[u8],
     ctx: &ParseContext<'_>,
 ) -> Result<Event, ParseError> {
+    let rec = &map;
     let time = rec
         .get("ts")
         .ok_or_else(|| err("missing ts"))
@@ -280,9 +281,9 @@ fn map_record(
     if let Some(x) = s("exception").or(s("error_class")) {
         e.unmapped.insert("zeek.exception".into(), x.into());
     }
-    for (k, v) in rec {
+    for (k, v) in map {
         if !matches!(k.as_str(), "ts" | "id.orig_h" | "id.orig_p" | "id.resp_h" | "id.resp_p") {
-            e.unmapped.insert(format!("zeek.{k}"), v.clone());
+            e.unmapped.insert(format!("zeek.{k}"), v);
         }
     }
     e.unmapped.insert("zeek.log".into(), kind.into());
