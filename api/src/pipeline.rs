@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use correlate::{Alert, Engine};
-use ingest::bus::{AnyBus, Bus, EVENTS, EmbeddedBus, Publisher, RAW, Subscriber};
+use ingest::bus::{AnyBus, Bus, DEADLETTERS, EVENTS, EmbeddedBus, Publisher, RAW, Subscriber};
 use ingest::source::syslog::UdpDrops;
 use ingest::source::{Handover, Positions, now_millis};
 use ingest::{Format, Ingested, Inventory, Normalized, Normalizer, RawRecord};
@@ -116,7 +116,9 @@ async fn connect_bus(cfg: &Config) -> Result<AnyBus, Error> {
                 .clone()
                 .ok_or_else(|| Error::Roles("bus kind kafka needs a [bus.kafka] section with brokers".into()))?;
             tracing::info!(brokers = %k.brokers, prefix = %k.topic_prefix, "connecting to kafka");
-            Ok(AnyBus::Kafka(ingest::bus::kafka::KafkaBus::connect(k, &[RAW.name, EVENTS.name]).await?))
+            Ok(AnyBus::Kafka(
+                ingest::bus::kafka::KafkaBus::connect(k, &[RAW.name, EVENTS.name, DEADLETTERS.name]).await?,
+            ))
         }
         #[cfg(not(feature = "kafka"))]
         BusKind::Kafka => Err(ingest::bus::BusError::NoKafka.into()),
@@ -226,6 +228,7 @@ impl IngestNode {
         let stage = normalize_stage(
             bus.subscriber(RAW)?,
             bus.publisher(EVENTS)?,
+            Some(bus.publisher(DEADLETTERS)?),
             normalizer_for(&cfg, inventory),
             stats,
             Some(stop_rx),
@@ -309,6 +312,7 @@ impl Custos {
             let stage = normalize_stage(
                 bus.subscriber(RAW)?,
                 bus.publisher(EVENTS)?,
+                bus.is_durable().then(|| bus.publisher(DEADLETTERS)).transpose()?,
                 normalizer_for(&cfg, inventory.clone()),
                 stats.clone(),
                 stage_stop.clone(),
@@ -447,6 +451,7 @@ fn spawn_source(
 async fn normalize_stage(
     mut raw: Subscriber<RawRecord>,
     out: Publisher<Ingested>,
+    dead_out: Option<Publisher<ingest::DeadLetter>>,
     mut normalizer: Normalizer,
     stats: Arc<PipelineStats>,
     mut stop: Option<watch::Receiver<bool>>,
@@ -463,6 +468,19 @@ async fn normalize_stage(
         let sizes = crate::metrics::IngestMetrics::sizes(&items);
         let batch: Vec<Ingested> = items.into_iter().map(|r| normalizer.normalize(r)).collect();
         stats.ingest.record_batch(&sizes, &batch);
+        if let Some(d) = &dead_out {
+            let dead: Vec<ingest::DeadLetter> = batch
+                .iter()
+                .filter_map(|i| match &i.record {
+                    Normalized::DeadLetter(d) => Some((**d).clone()),
+                    Normalized::Event(_) => None,
+                })
+                .collect();
+            if d.publish(dead).await.is_err() {
+                tracing::error!("dead-letter topic closed: normaliser stops");
+                return;
+            }
+        }
         if out.publish(batch).await.is_err() {
             tracing::error!("events topic closed: normaliser stops");
             return;

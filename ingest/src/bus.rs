@@ -49,6 +49,12 @@ impl Message for RawRecord {
     }
 }
 
+impl Message for crate::DeadLetter {
+    fn key(&self) -> Option<&str> {
+        Some(&self.source)
+    }
+}
+
 impl Message for Ingested {
     /// Events are keyed by zone, so everything that can correlate shares a partition.
     fn key(&self) -> Option<&str> {
@@ -82,6 +88,9 @@ impl<T> Topic<T> {
 pub const RAW: Topic<RawRecord> = Topic::new("custos.raw");
 /// Normalised, enriched events and dead letters.
 pub const EVENTS: Topic<Ingested> = Topic::new("custos.events");
+/// Dead letters alone, for operators' own tooling on a Kafka bus (they also
+/// travel on the events topic, to be ledgered).
+pub const DEADLETTERS: Topic<crate::DeadLetter> = Topic::new("custos.deadletter");
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

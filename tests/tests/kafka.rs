@@ -98,6 +98,12 @@ async fn demo_end_to_end_on_kafka() {
         normalised.len(),
         want.len()
     );
+    // Dead letters also have a topic of their own (the demo plant sends two bad lines per run).
+    let dead = read_topic(&format!("{prefix}.deadletter"));
+    assert!(
+        dead.len() >= 2 && dead.iter().all(|m| m["value"]["reason"].as_str().is_some_and(|r| !r.is_empty())),
+        "{dead:?}"
+    );
     // Events are keyed by zone: everything in cell-1 shares a partition.
     let partitions: std::collections::HashSet<i64> =
         messages.iter().filter(|m| m["key"] == "cell-1").filter_map(|m| m["partition"].as_i64()).collect();
