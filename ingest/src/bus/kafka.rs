@@ -187,6 +187,8 @@ impl<T: Message> ReceiveBatch<T> for KafkaSubscriber<T> {
                     Err(e) => {
                         tracing::warn!(topic = %self.topic, error = %e, "kafka receive failed");
                         if offsets.is_empty() {
+                            // A broker that is down answers at once: back off rather than spin.
+                            tokio::time::sleep(Duration::from_millis(200)).await;
                             waited = false;
                             continue;
                         }
