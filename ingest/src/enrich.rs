@@ -48,12 +48,12 @@ pub fn enrich(inv: &Inventory, e: &mut Event) {
     if let Some(a) = device_asset {
         let d = e.device_mut();
         d.asset = Some(a.id.clone());
-        d.kind = Some(a.kind.as_str().to_owned());
+        d.kind = Some(a.kind.as_str().into());
         if d.hostname.is_none() {
             d.hostname.clone_from(&a.hostname);
         }
         if d.vendor.is_none() {
-            d.vendor.clone_from(&a.vendor);
+            d.vendor = a.vendor.clone().map(Into::into);
         }
         if d.model.is_none() {
             d.model.clone_from(&a.model);

@@ -4,6 +4,7 @@
 //! Every event keeps `raw`, the source's record byte for byte (ALCOA+ "original"):
 //! evidence must show what the source said, not only what Custos understood.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -161,9 +162,9 @@ pub struct Device {
     pub ip: Option<IpAddr>,
     /// plc, hmi, ews, historian, server, workstation, network, other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
+    pub kind: Option<Cow<'static, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vendor: Option<String>,
+    pub vendor: Option<Cow<'static, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
 }
@@ -229,15 +230,16 @@ pub struct ConfigChange {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Metadata {
-    pub product: String,
+    /// Constant names (`FortiGate`, `syslog/cef`) are borrowed, not allocated per event.
+    pub product: Cow<'static, str>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vendor: Option<String>,
+    pub vendor: Option<Cow<'static, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// The configured source (collector) name, e.g. `syslog-udp`.
     pub source: String,
     /// The parser that produced the event, e.g. `syslog/cef`.
-    pub parser: String,
+    pub parser: Cow<'static, str>,
     /// Hex SHA-256 of `raw`.
     pub raw_sha256: String,
 }

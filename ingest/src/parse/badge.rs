@@ -57,11 +57,11 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
     }
     let reason = text("reason").map(|r| format!(": {r}")).unwrap_or_default();
     e.message = format!("{result} at {door}{reason}");
-    e.metadata.product = text("controller").unwrap_or("PACS").to_owned();
+    e.metadata.product = text("controller").map_or("PACS".into(), |c| c.to_owned().into());
     e.metadata.parser = P.into();
     for (k, val) in obj {
         if !matches!(k.as_str(), "time" | "result" | "door" | "badge" | "person") {
-            e.unmapped.insert(format!("badge.{k}"), val.clone());
+            e.unmapped.insert(super::prefixed("badge.", k), val.clone());
         }
     }
     Ok(e)

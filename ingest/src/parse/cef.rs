@@ -190,8 +190,8 @@ pub fn parse(
     let mut e = Event::new(class, activity_id, time, ctx.received_at, raw);
     e.severity_id = severity_id(&cef.severity);
     e.message = get("msg").unwrap_or(name).to_owned();
-    e.metadata.vendor = Some(cef.vendor.clone().into_owned());
-    e.metadata.product = cef.product.clone().into_owned();
+    e.metadata.vendor = Some(cef.vendor.clone().into_owned().into());
+    e.metadata.product = cef.product.clone().into_owned().into();
     e.metadata.version = Some(cef.product_version.clone().into_owned());
     e.metadata.parser = "syslog/cef".into();
     match class {
@@ -241,7 +241,7 @@ pub fn parse(
             continue;
         }
         let label = ext.get(format!("{k}Label").as_str()).copied().unwrap_or(k);
-        e.unmapped.insert(format!("cef.{label}"), v.as_ref().into());
+        e.unmapped.insert(super::prefixed("cef.", label), v.as_ref().into());
     }
     e.unmapped.insert("cef.signature_id".into(), sig.into());
     Ok(e)

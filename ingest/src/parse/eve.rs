@@ -99,7 +99,15 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
     let mut e = Event::new(class, activity_id, time, ctx.received_at, bytes);
     e.metadata.vendor = Some("OISF".into());
     e.metadata.product = "Suricata".into();
-    e.metadata.parser = format!("suricata-eve/{event_type}");
+    e.metadata.parser = match event_type {
+        "alert" => "suricata-eve/alert".into(),
+        "flow" => "suricata-eve/flow".into(),
+        "anomaly" => "suricata-eve/anomaly".into(),
+        "modbus" => "suricata-eve/modbus".into(),
+        "dnp3" => "suricata-eve/dnp3".into(),
+        "enip" => "suricata-eve/enip".into(),
+        other => format!("suricata-eve/{other}").into(),
+    };
     e.message = event_type.to_owned();
     if let Some(ip) = obj.get("src_ip").and_then(Value::as_str).and_then(|s| s.parse().ok()) {
         e.src_mut().ip = Some(ip);
@@ -157,7 +165,7 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
             k.as_str(),
             "timestamp" | "event_type" | "src_ip" | "src_port" | "dest_ip" | "dest_port" | "app_proto"
         ) {
-            e.unmapped.insert(format!("eve.{k}"), val);
+            e.unmapped.insert(super::prefixed("eve.", &k), val);
         }
     }
     Ok(e)

@@ -171,7 +171,7 @@ pub fn map(
     d.model = devid.map(str::to_owned);
     d.kind = Some("firewall".into());
     // Built in one go: the map is empty here, and a bulk build beats inserts.
-    e.unmapped = rest.into_iter().map(|(key, v)| (format!("fortigate.{key}"), v.into())).collect();
+    e.unmapped = rest.into_iter().map(|(key, v)| (super::prefixed("fortigate.", key), v.into())).collect();
     Ok(e)
 }
 

@@ -100,8 +100,8 @@ pub fn parse(
             (EventClass::DetectionFinding, activity::FINDING_CREATE)
         };
     let mut e = Event::new(class, activity_id, time, ctx.received_at, raw);
-    e.metadata.vendor = Some(vendor.to_owned());
-    e.metadata.product = product.to_owned();
+    e.metadata.vendor = Some(vendor.to_owned().into());
+    e.metadata.product = product.to_owned().into();
     e.metadata.version = Some(product_version.to_owned());
     e.metadata.parser = "leef".into();
     e.message = event_id.to_owned();
@@ -147,7 +147,7 @@ pub fn parse(
         ["devTime", "sev", "usrName", "src", "srcPort", "srcMAC", "dst", "dstPort", "dstMAC", "proto", "action", "cat"];
     for (k, v) in order {
         if !MAPPED.contains(&k) {
-            e.unmapped.insert(format!("leef.{k}"), v.into());
+            e.unmapped.insert(super::prefixed("leef.", k), v.into());
         }
     }
     if let Some(c) = get("cat") {

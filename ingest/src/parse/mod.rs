@@ -204,6 +204,15 @@ pub struct DeadLetter {
     pub raw: Raw,
 }
 
+/// `prefix` + `key` without the formatting machinery (vendor field names in
+/// `unmapped` are built for every field of every record).
+pub(crate) fn prefixed(prefix: &str, key: &str) -> String {
+    let mut s = String::with_capacity(prefix.len() + key.len());
+    s.push_str(prefix);
+    s.push_str(key);
+    s
+}
+
 /// Text of a byte slice for a parser that needs UTF-8, or the error naming it.
 fn utf8<'a>(parser: &'static str, bytes: &'a [u8]) -> Result<&'a str, ParseError> {
     std::str::from_utf8(bytes)

@@ -76,7 +76,7 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
     e.protocol = get("PROTO").map(str::to_ascii_lowercase);
     for (k, v) in &pairs {
         if !matches!(*k, "SRC" | "DST" | "SPT" | "DPT" | "PROTO") {
-            e.unmapped.insert(format!("netfilter.{k}"), (*v).into());
+            e.unmapped.insert(super::prefixed("netfilter.", k), (*v).into());
         }
     }
     if !flags.is_empty() {

@@ -82,12 +82,12 @@ pub fn gallagher(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseErr
     e.metadata.product = "Command Centre".into();
     for k in ["id", "priority", "message"] {
         if let Some(x) = v.get(k) {
-            e.unmapped.insert(format!("gallagher.{k}"), x.clone());
+            e.unmapped.insert(super::prefixed("gallagher.", k), x.clone());
         }
     }
     for k in ["entryAccessZone", "exitAccessZone", "operator"] {
         if let Some(n) = name_of(k) {
-            e.unmapped.insert(format!("gallagher.{k}"), n.into());
+            e.unmapped.insert(super::prefixed("gallagher.", k), n.into());
         }
     }
     Ok(e)
@@ -122,7 +122,7 @@ pub fn lenel(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
     e.metadata.product = "OnGuard".into();
     for k in ["panel", "type", "areaenteredid", "areaexitedid"] {
         if let Some(x) = norm.get(k) {
-            e.unmapped.insert(format!("lenel.{k}"), (*x).clone());
+            e.unmapped.insert(super::prefixed("lenel.", k), (*x).clone());
         }
     }
     Ok(e)
@@ -306,7 +306,7 @@ pub fn delimited(
     .collect();
     for (c, v) in columns.iter().zip(values.iter()) {
         if !used.contains(c) && !v.is_empty() {
-            e.unmapped.insert(format!("badge.{c}"), v.as_ref().into());
+            e.unmapped.insert(super::prefixed("badge.", c), v.as_ref().into());
         }
     }
     Ok(e)

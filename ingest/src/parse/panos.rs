@@ -45,7 +45,7 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
     let mut e = Event::new(class, activity_id, time, ctx.received_at, raw);
     e.metadata.vendor = Some("Palo Alto Networks".into());
     e.metadata.product = "PAN-OS".into();
-    e.metadata.parser = format!("syslog/pan-os/{}", kind.to_ascii_lowercase());
+    e.metadata.parser = if kind == "TRAFFIC" { "syslog/pan-os/traffic".into() } else { "syslog/pan-os/threat".into() };
     e.action_id = Some(if denied { action::DENIED } else { action::ALLOWED });
     e.src_mut().ip = g(7).and_then(|v| v.parse().ok());
     e.dst_mut().ip = g(8).and_then(|v| v.parse().ok());
@@ -90,7 +90,7 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
     ];
     for (i, name) in NAMES {
         if let Some(v) = g(i) {
-            e.unmapped.insert(format!("panos.{name}"), v.into());
+            e.unmapped.insert(super::prefixed("panos.", name), v.into());
         }
     }
     let tail: &[(usize, &str)] = if kind == "TRAFFIC" {
@@ -100,7 +100,7 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
     };
     for (i, name) in tail {
         if let Some(v) = g(*i) {
-            e.unmapped.insert(format!("panos.{name}"), v.into());
+            e.unmapped.insert(super::prefixed("panos.", name), v.into());
         }
     }
     Ok(e)

@@ -66,7 +66,7 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
     if let Some(reason) = r.reason {
         e.unmapped.insert("plc.reason".into(), reason.into());
     }
-    e.metadata.product = r.tool.unwrap_or_else(|| "custos-plc-watcher".into());
+    e.metadata.product = r.tool.map_or("custos-plc-watcher".into(), Into::into);
     e.metadata.parser = P.into();
     e.change = Some(ConfigChange {
         backup: r.backup,

@@ -271,7 +271,7 @@ pub fn parse_event(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseE
             Event::new(EventClass::Base, activity::OTHER, m.time.unwrap_or(ctx.received_at), ctx.received_at, bytes);
         e.severity_id = severity_id(m.severity);
         e.message = body.to_owned();
-        e.metadata.product = m.app_name.unwrap_or("syslog").to_owned();
+        e.metadata.product = m.app_name.map_or("syslog".into(), |a| a.to_owned().into());
         e.metadata.parser = "syslog/text".into();
         e
     };

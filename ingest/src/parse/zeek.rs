@@ -229,7 +229,7 @@ fn map_record(
     let mut e = Event::new(class, activity_id, time, ctx.received_at, raw);
     e.metadata.vendor = Some("Zeek".into());
     e.metadata.product = "Zeek".into();
-    e.metadata.parser = format!("zeek/{kind}");
+    e.metadata.parser = format!("zeek/{kind}").into();
     e.src_mut().ip = ip("id.orig_h");
     e.src_mut().port = port("id.orig_p");
     e.dst_mut().ip = ip("id.resp_h");
@@ -283,7 +283,7 @@ fn map_record(
     }
     for (k, v) in map {
         if !matches!(k.as_str(), "ts" | "id.orig_h" | "id.orig_p" | "id.resp_h" | "id.resp_p") {
-            e.unmapped.insert(format!("zeek.{k}"), v);
+            e.unmapped.insert(super::prefixed("zeek.", &k), v);
         }
     }
     e.unmapped.insert("zeek.log".into(), kind.into());
