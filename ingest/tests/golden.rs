@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ingest::source::tail::split_records;
-use ingest::{Format, Inventory, Normalized, Normalizer, RawRecord};
+use ingest::{Format, Inventory, Normalizer, RawRecord};
 use serde_json::Value;
 
 const RECEIVED_AT: i64 = 1_795_687_260_000; // 2026-11-26T10:01:00Z
@@ -105,5 +105,4 @@ fn dead_letters_keep_raw_bytes() {
     let got = run(Format::SuricataEve, &fixtures().join("suricata-eve/bad.log"), &inventory);
     let last = got.last().expect("records");
     assert_eq!(last["record"]["raw"]["base64"], "//4gbm90IGpzb24gYXQgYWxs");
-    let _ = Normalized::DeadLetter;
 }
