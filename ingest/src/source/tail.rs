@@ -227,11 +227,13 @@ pub async fn run(
                             if !header.take(l, 1) {
                                 let mut rec = RawRecord::new(name.clone(), cfg.format, now_millis(), l.to_vec());
                                 rec.header.clone_from(&header.current);
+                                // Once these are durable the stored position is the start of
+                                // the new file: the old file's offset must not carry over.
+                                rec.position = Some(Position { key: name.clone(), offset: 0 });
                                 batch.push(rec);
                             }
                         }
                         hand_over(&out, std::mem::take(&mut batch), &positions, handover, &cfg.name).await?;
-                        // The new file starts at 0; a stored offset of the old one must not carry over.
                         if handover == Handover::OnPublish {
                             positions.commit([(cfg.name.as_str(), 0)]).map_err(io("store position"))?;
                         }
