@@ -42,6 +42,23 @@ async fn collect(sub: &mut Subscriber<RawRecord>, got: &mut Vec<String>, want: u
     }
 }
 
+type Running = (
+    Subscriber<RawRecord>,
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<Result<(), ingest::source::SourceError>>,
+);
+
+/// Starts a tail of `path` on a fresh embedded bus.
+fn start(path: &std::path::Path, positions: &Arc<Positions>) -> Running {
+    let bus = EmbeddedBus::new(4);
+    let sub = bus.subscriber(RAW).expect("sub");
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let publisher = bus.publisher(RAW).expect("pub");
+    let task =
+        tokio::spawn(run(config(path.to_path_buf()), positions.clone(), publisher, Handover::OnPublish, stop_rx));
+    (sub, stop, task)
+}
+
 fn lines(from: usize, to: usize) -> Vec<String> {
     (from..to).map(|i| format!("line-{i}")).collect()
 }
@@ -54,16 +71,7 @@ async fn follows_rotation_truncation_and_restarts_without_loss_or_repeat() {
     let mut got = Vec::new();
 
     // Run 1: appends, then a rotation (rename + new file) with lines written to the old file just before.
-    let bus = EmbeddedBus::new(4);
-    let mut sub = bus.subscriber(RAW).expect("sub");
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(run(
-        config(path.clone()),
-        positions.clone(),
-        bus.publisher(RAW).expect("pub"),
-        Handover::OnPublish,
-        stop_rx,
-    ));
+    let (mut sub, stop, task) = start(&path, &positions);
     append(&path, &lines(0, 50));
     collect(&mut sub, &mut got, 50).await;
     append(&path, &lines(50, 60));
@@ -75,16 +83,7 @@ async fn follows_rotation_truncation_and_restarts_without_loss_or_repeat() {
 
     // Stopped: more lines arrive meanwhile; a restart resumes exactly after the last taken line.
     append(&path, &lines(80, 100));
-    let bus = EmbeddedBus::new(4);
-    let mut sub = bus.subscriber(RAW).expect("sub");
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(run(
-        config(path.clone()),
-        positions.clone(),
-        bus.publisher(RAW).expect("pub"),
-        Handover::OnPublish,
-        stop_rx,
-    ));
+    let (mut sub, stop, task) = start(&path, &positions);
     collect(&mut sub, &mut got, 100).await;
 
     // copytruncate: the file is emptied in place and written again.
