@@ -52,124 +52,19 @@ impl Demo {
     }
 }
 
-/// The demo plant's inventory, with a maintenance window and a change ticket
-/// around `now` (so they cover this run).
+/// The shipped example inventory, which the demo plant is built on.
+const EXAMPLE_INVENTORY: &str = include_str!("../../deploy/config/inventory.example.toml");
+/// The example's fixed window; the demo moves it around `now` so it covers this run.
+const EXAMPLE_FROM: &str = "2026-12-01T06:00:00Z";
+const EXAMPLE_TO: &str = "2026-12-01T18:00:00Z";
+
+/// The demo plant's inventory: the example inventory, with its maintenance
+/// window and change ticket around `now` (so they cover this run).
 pub fn inventory_toml(now: i64) -> String {
-    let from = format_rfc3339(now - 3_600_000);
-    let to = format_rfc3339(now + 12 * 3_600_000);
-    format!(
-        r#"# Demo plant: filling line 1 (zone cell-1) and the QC lab. Rewritten by `custos demo` on each start.
-[[zones]]
-id = "cell-1"
-name = "Filling line 1 (IEC 62443 zone, Purdue level 1)"
-level = 1
-
-[[zones]]
-id = "qc-lab"
-name = "Quality control lab"
-level = 3
-
-[[people]]
-id = "alice"
-name = "Alice Adams"
-badges = ["1001"]
-accounts = ["alice", "PLANT\\alice"]
-employer = "Plant engineering"
-
-[[people]]
-id = "mallory"
-name = "Mallory Moss"
-badges = ["4711"]
-accounts = ["mallory"]
-employer = "Packaging"
-
-[[people]]
-id = "bob"
-name = "Bob Berg"
-badges = ["2002"]
-accounts = ["bob.vendor"]
-employer = "Acme Automation"
-vendor = true
-
-[[people]]
-id = "carol"
-name = "Carol Chen"
-badges = ["3003"]
-accounts = ["carol"]
-
-[[assets]]
-id = "PLC-01"
-hostname = "plc-01"
-ip = ["10.10.1.10"]
-kind = "plc"
-zone = "cell-1"
-criticality = "critical"
-vendor = "Siemens"
-model = "S7-1500"
-
-[[assets]]
-id = "PLC-02"
-ip = ["10.10.1.11"]
-kind = "plc"
-zone = "cell-1"
-criticality = "high"
-
-[[assets]]
-id = "PLC-03"
-ip = ["10.10.1.12"]
-kind = "plc"
-zone = "cell-1"
-
-[[assets]]
-id = "EWS-01"
-hostname = "ews-01"
-ip = ["10.10.1.20"]
-kind = "ews"
-zone = "cell-1"
-owner = "alice"
-
-[[assets]]
-id = "HMI-01"
-hostname = "hmi-01"
-ip = ["10.10.1.30"]
-kind = "hmi"
-zone = "cell-1"
-
-[[assets]]
-id = "LAPTOP-7"
-hostname = "acme-laptop-7"
-ip = ["10.10.1.50"]
-kind = "laptop"
-zone = "cell-1"
-owner = "bob"
-
-[[doors]]
-id = "CR-DOOR-1"
-name = "Control room 1"
-area = "control-room-1"
-zone = "cell-1"
-
-[[doors]]
-id = "LAB-DOOR"
-name = "QC lab entrance"
-area = "qc-lab"
-zone = "qc-lab"
-
-[[maintenance_windows]]
-id = "MW-DEMO"
-assets = ["PLC-02"]
-start = "{from}"
-end = "{to}"
-
-[[change_tickets]]
-id = "CHG-1042"
-assets = ["PLC-03"]
-state = "open"
-start = "{from}"
-end = "{to}"
-summary = "Recipe parameter update"
-"#
-    )
+    let body = EXAMPLE_INVENTORY
+        .replace(EXAMPLE_FROM, &format_rfc3339(now - 3_600_000))
+        .replace(EXAMPLE_TO, &format_rfc3339(now + 12 * 3_600_000));
+    format!("# Written by `custos demo` on each start from deploy/config/inventory.example.toml.\n{body}")
 }
 
 const PLCS: [&str; 3] = ["PLC-01", "PLC-02", "PLC-03"];
@@ -408,11 +303,10 @@ fn modbus_line(ts: &str, src: &str, code: u8, access: &str) -> String {
 
 /// `Mmm dd hh:mm:ss` in UTC.
 fn rfc3164(now: i64) -> String {
-    const M: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let iso = format_rfc3339(now);
     let month: usize = iso[5..7].parse().unwrap_or(1);
     let day: u32 = iso[8..10].parse().unwrap_or(1);
-    format!("{} {day:>2} {}", M[month - 1], &iso[11..19])
+    format!("{} {day:>2} {}", ingest::time::MONTHS[month - 1], &iso[11..19])
 }
 
 /// A minimal HTTP/1.1 client (one request per connection) for the plant and tests.

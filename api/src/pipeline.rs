@@ -30,7 +30,6 @@ use crate::views::{Stored, Views};
 #[derive(Debug, Default)]
 pub struct PipelineStats {
     pub ingest: crate::metrics::IngestMetrics,
-    pub events: AtomicU64,
     pub dead_letters: AtomicU64,
     pub alerts: AtomicU64,
     pub udp_drops: Arc<UdpDrops>,
@@ -489,16 +488,6 @@ async fn normalize_stage(
     }
 }
 
-/// The newest position per source key in a batch.
-fn latest_positions(items: &[Ingested]) -> HashMap<Arc<str>, u64> {
-    let mut latest: HashMap<Arc<str>, u64> = HashMap::new();
-    for p in items.iter().filter_map(|i| i.position.as_ref()) {
-        let e = latest.entry(p.key.clone()).or_default();
-        *e = (*e).max(p.offset);
-    }
-    latest
-}
-
 /// Where the evidence stage puts what it made durable.
 struct EvidenceSinks {
     ledger: Arc<Ledger>,
@@ -565,7 +554,7 @@ async fn ledger_batch(
     let range = sinks.ledger.append(records).await?;
     // Durable: now the sources and the bus may forget what these records covered.
     if let Some(p) = &sinks.positions {
-        let latest = latest_positions(&items);
+        let latest = ingest::Position::latest(items.iter().filter_map(|i| i.position.as_ref()));
         p.commit(latest.iter().map(|(k, v)| (k.as_ref(), *v)))
             .map_err(Error::io("store positions", Path::new("positions.json")))?;
     }
@@ -588,7 +577,6 @@ async fn ledger_batch(
     if !dls.is_empty() {
         sinks.deadletters.append(&dls).map_err(Error::io("write dead letters", Path::new("deadletter")))?;
     }
-    sinks.stats.events.fetch_add(evs.len() as u64, Ordering::Relaxed);
     sinks.stats.dead_letters.fetch_add(dls.len() as u64, Ordering::Relaxed);
     sinks.views.add_events(evs);
     sinks.views.add_dead_letters(dls);

@@ -21,6 +21,18 @@ pub struct Position {
     pub offset: u64,
 }
 
+impl Position {
+    /// The newest offset per key among `positions` (what a batch lets a source store).
+    pub fn latest<'a>(positions: impl IntoIterator<Item = &'a Position>) -> HashMap<Arc<str>, u64> {
+        let mut latest: HashMap<Arc<str>, u64> = HashMap::new();
+        for p in positions {
+            let e = latest.entry(p.key.clone()).or_default();
+            *e = (*e).max(p.offset);
+        }
+        latest
+    }
+}
+
 /// One record as a source received it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RawRecord {
@@ -120,7 +132,7 @@ pub struct Normalizer {
     inventory: Arc<Inventory>,
     default_offset_min: i64,
     mappings: HashMap<String, BadgeMapping>,
-    zeek_headers: HashMap<Arc<[u8]>, Result<zeek::Header, ParseError>>,
+    zeek_headers: HashMap<Arc<[u8]>, Arc<Result<zeek::Header, ParseError>>>,
 }
 
 impl Normalizer {
@@ -140,7 +152,7 @@ impl Normalizer {
                 if self.zeek_headers.len() > 256 {
                     self.zeek_headers.clear();
                 }
-                Some(self.zeek_headers.entry(h.clone()).or_insert_with(|| zeek::parse_header(h)).clone())
+                Some(self.zeek_headers.entry(h.clone()).or_insert_with(|| Arc::new(zeek::parse_header(h))).clone())
             }
             _ => None,
         };
@@ -150,9 +162,9 @@ impl Normalizer {
             badge_mapping: self.mappings.get(&*raw.source),
             ..ParseContext::new(&raw.source, raw.received_at)
         };
-        let result = match zeek {
+        let result = match zeek.as_deref() {
             Some(Err(e)) => Err(e.to_string()),
-            Some(Ok(h)) => parse_with(&raw, &ParseContext { zeek_header: Some(&h), ..ctx }),
+            Some(Ok(h)) => parse_with(&raw, &ParseContext { zeek_header: Some(h), ..ctx }),
             None => parse_with(&raw, &ctx),
         };
         finish(raw, result, &self.inventory)

@@ -4,7 +4,25 @@
 /// Milliseconds since 1970-01-01T00:00:00Z.
 pub type Millis = i64;
 
-const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+/// Month abbreviations as logs write them.
+pub const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/// 1..=12 for a month abbreviation, any case.
+pub fn month_number(abbrev: &str) -> Option<u32> {
+    MONTHS.iter().position(|m| abbrev.eq_ignore_ascii_case(m)).map(|i| i as u32 + 1)
+}
+
+/// Reads `MMM dd yyyy HH:mm:ss[.SSS] [zone]` (CEF `rt`, LEEF `devTime`) as UTC,
+/// returning the trailing zone token too, for callers that honour it.
+pub fn parse_mmm_dd_yyyy(v: &str) -> Option<(Millis, Option<&str>)> {
+    let mut parts = v.split_whitespace();
+    let (month, day, year, clock) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let month = month_number(month)?;
+    let day: u32 = day.parse().ok()?;
+    let year: i64 = year.parse().ok()?;
+    let t = parse_rfc3339(&format!("{year:04}-{month:02}-{day:02}T{clock}Z"))?;
+    Some((t, parts.next()))
+}
 
 /// Days from 1970-01-01 to the given civil date (proleptic Gregorian).
 pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {

@@ -138,22 +138,12 @@ fn severity_id(s: &str) -> u8 {
     }
 }
 
-const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
-
-/// CEF time fields: epoch milliseconds or `MMM dd yyyy HH:mm:ss[.SSS]` (UTC assumed).
+/// CEF time fields: epoch milliseconds or `MMM dd yyyy HH:mm:ss[.SSS]` (read as UTC).
 fn cef_time(v: &str) -> Option<Millis> {
     if let Ok(n) = v.parse::<i64>() {
         return Some(epoch_to_millis(n));
     }
-    let parts: Vec<&str> = v.split_whitespace().collect();
-    if parts.len() < 4 {
-        return None;
-    }
-    let month = MONTHS.iter().position(|m| parts[0].eq_ignore_ascii_case(m))? as u32 + 1;
-    let day: u32 = parts[1].parse().ok()?;
-    let year: i64 = parts[2].parse().ok()?;
-    let iso = format!("{year:04}-{month:02}-{day:02}T{}Z", parts[3]);
-    crate::time::parse_rfc3339(&iso)
+    crate::time::parse_mmm_dd_yyyy(v).map(|(t, _zone)| t)
 }
 
 fn is_logon(sig: &str, name: &str) -> bool {

@@ -26,8 +26,6 @@ fn delimiter(spec: &str) -> Result<char, ParseError> {
     }
 }
 
-const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
-
 /// `devTime` in the common `devTimeFormat`s: `MMM dd yyyy HH:mm:ss[.SSS] [zzz]`,
 /// `yyyy-MM-dd'T'HH:mm:ss...` (RFC 3339) or epoch.
 fn dev_time(v: &str) -> Option<i64> {
@@ -37,21 +35,8 @@ fn dev_time(v: &str) -> Option<i64> {
     if let Some(t) = parse_rfc3339(v) {
         return Some(t);
     }
-    let parts: Vec<&str> = v.split_whitespace().collect();
-    if parts.len() < 4 {
-        return None;
-    }
-    let month = MONTHS.iter().position(|m| parts[0].eq_ignore_ascii_case(m))? + 1;
-    let day: u32 = parts[1].parse().ok()?;
-    let year: i64 = parts[2].parse().ok()?;
-    let zone = parts.get(4).and_then(|z| crate::time::parse_offset(z)).unwrap_or(0);
-    let sign = if zone < 0 { '-' } else { '+' };
-    parse_rfc3339(&format!(
-        "{year:04}-{month:02}-{day:02}T{}{sign}{:02}:{:02}",
-        parts[3],
-        zone.abs() / 60,
-        zone.abs() % 60
-    ))
+    let (t, zone) = crate::time::parse_mmm_dd_yyyy(v)?;
+    Some(t - zone.and_then(crate::time::parse_offset).unwrap_or(0) * 60_000)
 }
 
 /// Maps a LEEF record (the syslog body from `LEEF:` on) to an event.

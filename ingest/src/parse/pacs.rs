@@ -197,8 +197,6 @@ pub static CCURE_CSV: LazyLock<BadgeMapping> = LazyLock::new(|| BadgeMapping {
         .into(),
 });
 
-const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
-
 /// Parses `v` with a strftime-like `pattern` (%Y %m %d %H %M %S %b %f).
 pub fn parse_pattern(v: &str, pattern: &str, offset_min: i64) -> Option<Millis> {
     let (mut y, mut mo, mut d, mut h, mut mi, mut s, mut ms) = (1970i64, 1u32, 1u32, 0i64, 0i64, 0i64, 0i64);
@@ -235,7 +233,7 @@ pub fn parse_pattern(v: &str, pattern: &str, offset_min: i64) -> Option<Millis> 
             }
             'b' => {
                 let word = v.get(i..i + 3)?;
-                mo = MONTHS.iter().position(|m| word.eq_ignore_ascii_case(m))? as u32 + 1;
+                mo = crate::time::month_number(word)?;
                 i += 3;
             }
             _ => return None,

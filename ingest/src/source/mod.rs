@@ -52,20 +52,14 @@ pub(crate) async fn hand_over(
     handover: Handover,
     source_name: &str,
 ) -> Result<(), SourceError> {
-    let latest: Vec<(std::sync::Arc<str>, u64)> = match handover {
-        Handover::OnPublish => {
-            batch.iter().filter_map(|r| r.position.as_ref()).map(|p| (p.key.clone(), p.offset)).collect()
-        }
-        Handover::AfterLedger => Vec::new(),
+    let latest = match handover {
+        Handover::OnPublish => crate::record::Position::latest(batch.iter().filter_map(|r| r.position.as_ref())),
+        Handover::AfterLedger => Default::default(),
     };
     out.publish(batch).await.map_err(|_| SourceError::BusClosed { source_name: source_name.to_owned() })?;
     if !latest.is_empty() {
-        let mut max: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
-        for (k, v) in &latest {
-            let e = max.entry(k).or_default();
-            *e = (*e).max(*v);
-        }
-        positions.commit(max).map_err(|e| SourceError::io(source_name, "store position", e))?;
+        let updates = latest.iter().map(|(k, v)| (k.as_ref(), *v));
+        positions.commit(updates).map_err(|e| SourceError::io(source_name, "store position", e))?;
     }
     Ok(())
 }

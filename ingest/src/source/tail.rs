@@ -224,6 +224,7 @@ pub async fn run(
                         let mut rest = Vec::new();
                         r.read_to_end(&mut rest).await.map_err(io("read rotated file"))?;
                         for l in rest.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                            // Start 1: a drained line is never the old file's first line.
                             if !header.take(l, 1) {
                                 let mut rec = RawRecord::new(name.clone(), cfg.format, now_millis(), l.to_vec());
                                 rec.header.clone_from(&header.current);
