@@ -10,9 +10,11 @@ use std::net::IpAddr;
 
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sha2::{Digest, Sha256};
 
 use crate::time::Millis;
+
+mod unmapped;
+pub use unmapped::{FieldValue, Unmapped};
 
 /// OCSF event classes Custos emits. `PhysicalAccess` is Custos' extension class:
 /// OCSF has no physical-access class yet (ocsf-schema issue 1735 proposes category 9).
@@ -240,27 +242,12 @@ pub struct Metadata {
     pub source: String,
     /// The parser that produced the event, e.g. `syslog/cef`.
     pub parser: Cow<'static, str>,
-    /// Hex SHA-256 of `raw`.
-    pub raw_sha256: String,
 }
 
 /// The original record, byte for byte. Serialised as a string when it is UTF-8
 /// and as `{"base64": "..."}` otherwise, so JSON never alters it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Raw(pub Vec<u8>);
-
-impl Raw {
-    pub fn sha256_hex(&self) -> String {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let digest = Sha256::digest(&self.0);
-        let mut out = String::with_capacity(64);
-        for b in digest.iter() {
-            out.push(HEX[usize::from(b >> 4)] as char);
-            out.push(HEX[usize::from(b & 15)] as char);
-        }
-        out
-    }
-}
 
 impl Serialize for Raw {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -351,11 +338,12 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finding: Option<Finding>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub change: Option<ConfigChange>,
+    /// Boxed: rare, and large enough to make every event bigger to move.
+    pub change: Option<Box<ConfigChange>>,
     pub metadata: Metadata,
     /// Vendor fields with no home in the contract: kept, not dropped.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub unmapped: BTreeMap<String, serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Unmapped::is_empty")]
+    pub unmapped: Unmapped,
     pub raw: Raw,
 }
 
@@ -386,8 +374,8 @@ impl Event {
             ot: None,
             finding: None,
             change: None,
-            metadata: Metadata { raw_sha256: raw.sha256_hex(), ..Metadata::default() },
-            unmapped: BTreeMap::new(),
+            metadata: Metadata::default(),
+            unmapped: Unmapped::default(),
             raw,
         }
     }
@@ -479,7 +467,6 @@ pub fn arrow_schema() -> arrow_schema::Schema {
         s("metadata_version"),
         Field::new("metadata_source", T::Utf8, false),
         Field::new("metadata_parser", T::Utf8, false),
-        Field::new("metadata_raw_sha256", T::Utf8, false),
         s("unmapped"),
         Field::new("raw", T::Binary, false),
     ])
@@ -501,12 +488,12 @@ mod tests {
             access: OtAccess::Write,
         });
         e.finding = Some(Finding::default());
-        e.change = Some(ConfigChange {
+        e.change = Some(Box::new(ConfigChange {
             previous_backup: Some("b0".into()),
             previous_result: Some("equal".into()),
             changed_since_previous: vec!["x".into()],
             ..ConfigChange::default()
-        });
+        }));
         e.device = Some(Device::default());
         e.src = Some(Endpoint::default());
         e
@@ -528,7 +515,6 @@ mod tests {
         let back: Event = serde_json::from_str(&json).expect("round trip");
         assert_eq!(back, e);
         assert_eq!(back.raw.0, b"line \xff");
-        assert_eq!(back.metadata.raw_sha256, Raw(b"line \xff".to_vec()).sha256_hex());
     }
 
     /// Every leaf of the JSON form has an Arrow column named by its path with `_`.

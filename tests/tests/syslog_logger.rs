@@ -47,7 +47,7 @@ async fn logger_over_udp_and_tcp_in_both_formats() {
                 let e = &e.item;
                 assert_eq!(e.metadata.source, source, "{args:?}");
                 assert_eq!(e.metadata.parser, "syslog/text");
-                assert_eq!(e.unmapped.get("syslog.app_name").and_then(|v| v.as_str()), Some("custos-test"), "{args:?}");
+                assert_eq!(e.unmapped.get_str("syslog.app_name"), Some("custos-test"), "{args:?}");
                 assert!(
                     (e.time - e.observed_time).abs() < 5 * 60_000,
                     "{args:?}: header time {} vs received {}",

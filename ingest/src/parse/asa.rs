@@ -10,7 +10,9 @@ use crate::event::{Event, EventClass, action, activity, status};
 const P: &str = "cisco-asa";
 
 pub fn looks_like(body: &str) -> bool {
-    body.contains("%ASA-") || body.contains("%FTD-")
+    // Every syslog body is asked, so: find each `%`, then look at what follows.
+    let b = body.as_bytes();
+    memchr::memchr_iter(b'%', b).any(|i| matches!(b.get(i + 1..i + 5), Some(b"ASA-" | b"FTD-")))
 }
 
 /// `iface:ip/port` or `iface/ip(port)`.
@@ -71,14 +73,14 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
             e.src_mut().port = s.2;
             e.dst_mut().ip = Some(d.1);
             e.dst_mut().port = d.2;
-            e.unmapped.insert("asa.src_interface".into(), s.0.into());
-            e.unmapped.insert("asa.dst_interface".into(), d.0.into());
+            e.unmapped.insert("asa.src_interface", s.0);
+            e.unmapped.insert("asa.dst_interface", d.0);
             e.protocol = words
                 .iter()
                 .find(|w| matches!(w.to_ascii_lowercase().as_str(), "tcp" | "udp" | "icmp"))
                 .map(|w| w.to_ascii_lowercase());
             if let Some(acl) = after(&words, "access-group").or_else(|| after(&words, "access-list")) {
-                e.unmapped.insert("asa.acl".into(), acl.trim_matches('"').into());
+                e.unmapped.insert("asa.acl", acl.trim_matches('"'));
             }
             e
         }
@@ -95,7 +97,7 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
                 e.src_mut().ip = Some(ip);
             }
             if let Some(reason) = field("reason =") {
-                e.unmapped.insert("asa.reason".into(), reason.into());
+                e.unmapped.insert("asa.reason", reason);
             }
             e
         }
@@ -106,6 +108,6 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
     e.metadata.product = if tag.starts_with("FTD") { "Firepower Threat Defense".into() } else { "ASA".into() };
     e.metadata.parser = "syslog/cisco-asa".into();
     e.message = text.to_owned();
-    e.unmapped.insert("asa.message_id".into(), id.into());
+    e.unmapped.insert("asa.message_id", id);
     Ok(e)
 }

@@ -61,7 +61,7 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
     e.metadata.parser = P.into();
     for (k, val) in obj {
         if !matches!(k.as_str(), "time" | "result" | "door" | "badge" | "person") {
-            e.unmapped.insert(super::prefixed("badge.", k), val.clone());
+            e.unmapped.insert_prefixed("badge.", k, val.clone());
         }
     }
     Ok(e)
@@ -81,7 +81,7 @@ mod tests {
         assert_eq!(e.door.as_deref(), Some("CR-DOOR-1"));
         assert_eq!(e.actor.and_then(|a| a.credential_uid).as_deref(), Some("4711"));
         assert_eq!(e.message, "denied at CR-DOOR-1: not authorised");
-        assert_eq!(e.unmapped.get("badge.direction"), Some(&"in".into()));
+        assert_eq!(e.unmapped.get_str("badge.direction"), Some("in"));
     }
 
     #[test]

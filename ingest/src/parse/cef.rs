@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use super::syslog::Message;
-use super::{ParseContext, ParseError};
+use super::{ParseContext, ParseError, contains_ignore_case};
 use crate::event::{Endpoint, Event, EventClass, Finding, action, activity, severity, status};
 use crate::time::{Millis, epoch_to_millis};
 
@@ -29,7 +29,7 @@ pub struct Cef<'a> {
 }
 
 fn unescape<'a>(s: &'a str, escapable: &[char]) -> Cow<'a, str> {
-    if !s.contains('\\') {
+    if memchr::memchr(b'\\', s.as_bytes()).is_none() {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len());
@@ -59,16 +59,19 @@ pub fn split(text: &str) -> Result<Cef<'_>, ParseError> {
     let mut fields = Vec::with_capacity(7);
     let bytes = body.as_bytes();
     let (mut start, mut i) = (0, 0);
-    while i < bytes.len() && fields.len() < 7 {
-        match bytes[i] {
-            b'\\' => i += 1,
-            b'|' => {
-                fields.push(unescape(&body[start..i], &['|', '\\']));
-                start = i + 1;
-            }
-            _ => {}
+    while fields.len() < 7 {
+        let Some(n) = super::kv::find2(&bytes[i..], b'|', b'\\') else { break };
+        i += n;
+        if bytes[i] == b'|' {
+            fields.push(unescape(&body[start..i], &['|', '\\']));
+            start = i + 1;
+            i += 1;
+        } else {
+            i += 2;
         }
-        i += 1;
+        if i >= bytes.len() {
+            break;
+        }
     }
     if fields.len() < 7 {
         return Err(err(format!("header has {} of 7 |-separated fields", fields.len())));
@@ -90,13 +93,14 @@ pub fn split(text: &str) -> Result<Cef<'_>, ParseError> {
 
 /// Is `b[at..]` the start of `key=` (a key is letters, digits, `_ . - [ ]`)?
 fn key_at(b: &[u8], at: usize) -> Option<usize> {
-    let n = b[at..].iter().position(|c| !(c.is_ascii_alphanumeric() || b"_.-[]".contains(c)))?;
+    let n =
+        b[at..].iter().position(|c| !(c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-' | b'[' | b']')))?;
     (n > 0 && b[at + n] == b'=').then_some(n)
 }
 
 fn extension(ext: &str) -> Result<Vec<(&str, Cow<'_, str>)>, ParseError> {
     let b = ext.as_bytes();
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(16);
     let mut i = b.iter().position(|c| *c != b' ').unwrap_or(b.len());
     while i < b.len() {
         let klen = key_at(b, i).ok_or_else(|| err(format!("extension: expected key= at byte {i}")))?;
@@ -105,16 +109,16 @@ fn extension(ext: &str) -> Result<Vec<(&str, Cow<'_, str>)>, ParseError> {
         // The value runs to the last space before the next unescaped `key=`.
         let mut j = vstart;
         let mut vend = b.len();
-        while j < b.len() {
-            match b[j] {
-                b'\\' => j += 1,
-                b' ' if key_at(b, j + 1).is_some() => {
-                    vend = j;
-                    break;
-                }
-                _ => {}
+        while let Some(n) = b.get(j..).and_then(|rest| super::kv::find2(rest, b' ', b'\\')) {
+            j += n;
+            if b[j] == b'\\' {
+                j += 2;
+            } else if key_at(b, j + 1).is_some() {
+                vend = j;
+                break;
+            } else {
+                j += 1;
             }
-            j += 1;
         }
         out.push((key, unescape(ext[vstart..vend].trim_end(), &['=', '\\', 'n', 'r'])));
         i = (vend + 1).min(b.len());
@@ -147,9 +151,61 @@ fn cef_time(v: &str) -> Option<Millis> {
 }
 
 fn is_logon(sig: &str, name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
     matches!(sig, "4624" | "4625" | "4648" | "528" | "529" | "540")
-        || ["logon", "logged on", "log on", "login", "logged in"].iter().any(|k| name.contains(k))
+        || ["logon", "logged on", "log on", "login", "logged in"].iter().any(|k| contains_ignore_case(name, k))
+}
+
+/// The extension keys the mapping reads; the rest go to `unmapped`.
+#[derive(Default)]
+struct Known<'a> {
+    rt: Option<&'a str>,
+    end: Option<&'a str>,
+    act: Option<&'a str>,
+    msg: Option<&'a str>,
+    src: Option<&'a str>,
+    shost: Option<&'a str>,
+    spt: Option<&'a str>,
+    smac: Option<&'a str>,
+    dst: Option<&'a str>,
+    dhost: Option<&'a str>,
+    dpt: Option<&'a str>,
+    dmac: Option<&'a str>,
+    app: Option<&'a str>,
+    proto: Option<&'a str>,
+    suser: Option<&'a str>,
+    duser: Option<&'a str>,
+    cat: Option<&'a str>,
+}
+
+impl<'a> Known<'a> {
+    /// Takes `key`'s value when the mapping reads it; `false` for a vendor field.
+    fn take(&mut self, key: &str, value: &'a str) -> bool {
+        let slot = match key {
+            "rt" => &mut self.rt,
+            "end" => &mut self.end,
+            "act" => &mut self.act,
+            "msg" => &mut self.msg,
+            "src" => &mut self.src,
+            "shost" => &mut self.shost,
+            "spt" => &mut self.spt,
+            "smac" => &mut self.smac,
+            "dst" => &mut self.dst,
+            "dhost" => &mut self.dhost,
+            "dpt" => &mut self.dpt,
+            "dmac" => &mut self.dmac,
+            "app" => &mut self.app,
+            "proto" => &mut self.proto,
+            "suser" => &mut self.suser,
+            "duser" => &mut self.duser,
+            "cat" => &mut self.cat,
+            _ => return false,
+        };
+        // Of repeated keys the last non-empty value wins.
+        if !value.is_empty() {
+            *slot = Some(value);
+        }
+        true
+    }
 }
 
 /// Maps a CEF record (the syslog body from `CEF:` on) to an event.
@@ -160,80 +216,94 @@ pub fn parse(
     ctx: &ParseContext<'_>,
 ) -> Result<Event, ParseError> {
     let cef = split(text)?;
-    let ext: super::kv::FieldMap<'_> = cef.extension.iter().map(|(k, v)| (*k, v.as_ref())).collect();
-    let get = |k: &str| ext.get(k).copied().filter(|v| !v.is_empty());
-    let time = get("rt")
-        .and_then(cef_time)
-        .or_else(|| get("end").and_then(cef_time))
-        .or(header.and_then(|h| h.time))
-        .unwrap_or(ctx.received_at);
+    // One pass: mapped keys into `k`, custom-field labels (`cs1Label=Rule`)
+    // aside, the rest kept for `unmapped`.
+    let mut k = Known::default();
+    let mut labels: Vec<(&str, &str)> = Vec::new();
+    let mut vendor_fields: Vec<(&str, &str)> = Vec::with_capacity(cef.extension.len());
+    for (key, v) in &cef.extension {
+        let v = v.as_ref();
+        if k.take(key, v) {
+            continue;
+        }
+        match key.strip_suffix("Label") {
+            Some(labelled) => labels.push((labelled, v)),
+            None => vendor_fields.push((key, v)),
+        }
+    }
+    let time =
+        k.rt.and_then(cef_time)
+            .or_else(|| k.end.and_then(cef_time))
+            .or(header.and_then(|h| h.time))
+            .unwrap_or(ctx.received_at);
     let sig = cef.signature_id.as_ref();
     let name = cef.name.as_ref();
-    let act = get("act").map(str::to_ascii_lowercase);
     let (class, activity_id) = if is_logon(sig, name) {
         (EventClass::Authentication, activity::AUTH_LOGON)
-    } else if act.is_some() && (get("src").is_some() || get("dst").is_some()) {
+    } else if k.act.is_some() && (k.src.is_some() || k.dst.is_some()) {
         (EventClass::NetworkActivity, activity::NET_TRAFFIC)
     } else {
         (EventClass::DetectionFinding, activity::FINDING_CREATE)
     };
     let mut e = Event::new(class, activity_id, time, ctx.received_at, raw);
     e.severity_id = severity_id(&cef.severity);
-    e.message = get("msg").unwrap_or(name).to_owned();
+    e.message = k.msg.unwrap_or(name).to_owned();
     e.metadata.vendor = Some(cef.vendor.clone().into_owned().into());
     e.metadata.product = cef.product.clone().into_owned().into();
     e.metadata.version = Some(cef.product_version.clone().into_owned());
     e.metadata.parser = "syslog/cef".into();
-    match class {
+    let user = match class {
         EventClass::Authentication => {
-            let failed = sig == "4625" || sig == "529" || name.to_ascii_lowercase().contains("fail");
+            let failed = match sig {
+                "4625" | "529" => true,
+                "4624" | "4648" | "528" | "540" => false,
+                _ => contains_ignore_case(name, "fail"),
+            };
             e.status_id = Some(if failed { status::FAILURE } else { status::SUCCESS });
             // Windows logon events name the account that logged on as the destination user.
-            e.actor_mut().user = get("duser").or(get("suser")).map(str::to_owned);
+            k.duser.or(k.suser)
         }
         EventClass::NetworkActivity => {
-            e.action_id = act.as_deref().map(|a| match a {
-                "allow" | "allowed" | "accept" | "accepted" | "permit" | "pass" => action::ALLOWED,
-                "deny" | "denied" | "drop" | "dropped" | "block" | "blocked" | "reject" => action::DENIED,
-                _ => activity::OTHER as u8,
+            e.action_id = k.act.map(|a| {
+                const ALLOWED: [&str; 6] = ["allow", "allowed", "accept", "accepted", "permit", "pass"];
+                const DENIED: [&str; 7] = ["deny", "denied", "drop", "dropped", "block", "blocked", "reject"];
+                if ALLOWED.iter().any(|w| a.eq_ignore_ascii_case(w)) {
+                    action::ALLOWED
+                } else if DENIED.iter().any(|w| a.eq_ignore_ascii_case(w)) {
+                    action::DENIED
+                } else {
+                    activity::OTHER as u8
+                }
             });
-            e.actor_mut().user = get("suser").map(str::to_owned);
+            k.suser
         }
         _ => {
-            e.finding = Some(Finding {
-                uid: Some(sig.to_owned()),
-                title: name.to_owned(),
-                category: get("cat").map(str::to_owned),
-            });
-            e.actor_mut().user = get("suser").map(str::to_owned);
+            e.finding =
+                Some(Finding { uid: Some(sig.to_owned()), title: name.to_owned(), category: k.cat.map(str::to_owned) });
+            k.suser
         }
+    };
+    if let Some(u) = user {
+        e.actor_mut().user = Some(u.to_owned());
     }
-    if e.actor.as_ref().is_some_and(|a| a.user.is_none()) {
-        e.actor = None;
-    }
-    e.src = Endpoint::from_fields(get("src"), get("spt"), get("smac"), get("shost"));
-    e.dst = Endpoint::from_fields(get("dst"), get("dpt"), get("dmac"), get("dhost"));
-    e.protocol = get("app").or(get("proto")).map(str::to_ascii_lowercase);
+    e.src = Endpoint::from_fields(k.src, k.spt, k.smac, k.shost);
+    e.dst = Endpoint::from_fields(k.dst, k.dpt, k.dmac, k.dhost);
+    e.protocol = k.app.or(k.proto).map(str::to_ascii_lowercase);
     if class == EventClass::Authentication
-        && let Some(dst) = e.dst.clone()
+        && let Some(dst) = &e.dst
     {
         // The host logged on to is the device the event is about.
+        let (hostname, ip) = (dst.hostname.clone(), dst.ip);
         let d = e.device_mut();
-        d.hostname = dst.hostname;
-        d.ip = dst.ip;
+        d.hostname = hostname;
+        d.ip = ip;
     }
-    const MAPPED: [&str; 17] = [
-        "rt", "end", "act", "msg", "src", "shost", "spt", "smac", "dst", "dhost", "dpt", "dmac", "app", "proto",
-        "suser", "duser", "cat",
-    ];
-    for (k, v) in &cef.extension {
-        if MAPPED.contains(k) || k.ends_with("Label") {
-            continue;
-        }
-        let label = ext.get(format!("{k}Label").as_str()).copied().unwrap_or(k);
-        e.unmapped.insert(super::prefixed("cef.", label), v.as_ref().into());
-    }
-    e.unmapped.insert("cef.signature_id".into(), sig.into());
+    // A custom field is named by its label when it has one (`cs2Label=LogonType cs2=2`).
+    let named = vendor_fields
+        .into_iter()
+        .map(|(key, v)| (labels.iter().rev().find(|(l, _)| *l == key).map_or(key, |(_, label)| *label), v));
+    e.unmapped.extend_prefixed("cef.", named);
+    e.unmapped.insert("cef.signature_id", sig);
     Ok(e)
 }
 
@@ -279,7 +349,7 @@ mod tests {
         assert_eq!(e.time, 1_700_000_000_123);
         assert_eq!(e.actor.and_then(|a| a.user).as_deref(), Some("mallory"));
         assert_eq!(e.device.and_then(|d| d.hostname).as_deref(), Some("EWS-01"));
-        assert_eq!(e.unmapped.get("cef.LogonType"), Some(&"2".into()));
+        assert_eq!(e.unmapped.get_str("cef.LogonType"), Some("2"));
         assert_eq!(e.severity_id, severity::LOW);
     }
 

@@ -165,7 +165,7 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
             k.as_str(),
             "timestamp" | "event_type" | "src_ip" | "src_port" | "dest_ip" | "dest_port" | "app_proto"
         ) {
-            e.unmapped.insert(super::prefixed("eve.", &k), val);
+            e.unmapped.insert_prefixed("eve.", &k, val);
         }
     }
     Ok(e)

@@ -64,16 +64,16 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
         if proto == "tcp"
             && let Some(flags) = f.get(tail + 3).filter(|v| !v.is_empty())
         {
-            e.unmapped.insert("filterlog.tcp_flags".into(), (*flags).into());
+            e.unmapped.insert("filterlog.tcp_flags", *flags);
         }
     } else if proto.starts_with("icmp")
         && let Some(t) = f.get(tail)
     {
-        e.unmapped.insert("filterlog.icmp_type".into(), (*t).into());
+        e.unmapped.insert("filterlog.icmp_type", *t);
     }
-    e.unmapped.insert("filterlog.rule".into(), rule.into());
-    e.unmapped.insert("filterlog.tracker".into(), tracker.into());
-    e.unmapped.insert("filterlog.interface".into(), iface.into());
-    e.unmapped.insert("filterlog.direction".into(), dir.into());
+    e.unmapped.insert("filterlog.rule", rule);
+    e.unmapped.insert("filterlog.tracker", tracker);
+    e.unmapped.insert("filterlog.interface", iface);
+    e.unmapped.insert("filterlog.direction", dir);
     Ok(e)
 }

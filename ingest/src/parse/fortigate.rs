@@ -4,16 +4,11 @@
 use std::borrow::Cow;
 
 use super::syslog::Message;
-use super::{ParseContext, ParseError};
+use super::{ParseContext, ParseError, contains_ignore_case, kv};
 use crate::event::{Endpoint, Event, EventClass, Finding, action, activity, severity, status};
 use crate::time::{epoch_to_millis, parse_offset, parse_rfc3339};
 
 const P: &str = "fortigate";
-
-/// FortiGate logs always carry `logid` and `devid`.
-pub fn looks_like(pairs: &[(&str, Cow<'_, str>)]) -> bool {
-    pairs.iter().any(|(k, _)| *k == "logid") && pairs.iter().any(|(k, _)| *k == "devid")
-}
 
 fn severity_id(level: &str) -> u8 {
     match level {
@@ -40,42 +35,44 @@ fn proto_name(p: &str) -> String {
 /// The fields the mapping reads; everything else goes to `unmapped`.
 #[derive(Default)]
 struct Known<'a> {
-    date: Option<&'a str>,
-    time: Option<&'a str>,
-    eventtime: Option<&'a str>,
-    tz: Option<&'a str>,
-    kind: Option<&'a str>,
-    action: Option<&'a str>,
-    level: Option<&'a str>,
-    msg: Option<&'a str>,
-    logdesc: Option<&'a str>,
-    attack: Option<&'a str>,
-    attackid: Option<&'a str>,
-    user: Option<&'a str>,
-    srcip: Option<&'a str>,
-    srcport: Option<&'a str>,
-    srcmac: Option<&'a str>,
-    dstip: Option<&'a str>,
-    dstport: Option<&'a str>,
-    dstmac: Option<&'a str>,
-    devname: Option<&'a str>,
+    date: Option<Cow<'a, str>>,
+    time: Option<Cow<'a, str>>,
+    eventtime: Option<Cow<'a, str>>,
+    tz: Option<Cow<'a, str>>,
+    kind: Option<Cow<'a, str>>,
+    action: Option<Cow<'a, str>>,
+    level: Option<Cow<'a, str>>,
+    msg: Option<Cow<'a, str>>,
+    logdesc: Option<Cow<'a, str>>,
+    attack: Option<Cow<'a, str>>,
+    attackid: Option<Cow<'a, str>>,
+    user: Option<Cow<'a, str>>,
+    srcip: Option<Cow<'a, str>>,
+    srcport: Option<Cow<'a, str>>,
+    srcmac: Option<Cow<'a, str>>,
+    dstip: Option<Cow<'a, str>>,
+    dstport: Option<Cow<'a, str>>,
+    dstmac: Option<Cow<'a, str>>,
+    devname: Option<Cow<'a, str>>,
 }
 
-/// Maps FortiGate pairs to an event (one pass over the pairs, no lookup table).
-pub fn map(
-    pairs: &[(&str, Cow<'_, str>)],
+/// Maps a FortiGate key=value body to an event in one pass over its pairs;
+/// `None` when the body is not FortiGate's (not key=value, or without the
+/// `logid` and `devid` every FortiGate log carries).
+pub fn parse(
+    body: &str,
     raw: &[u8],
     header: &Message<'_>,
     ctx: &ParseContext<'_>,
-) -> Result<Event, ParseError> {
+) -> Option<Result<Event, ParseError>> {
     let mut k = Known::default();
+    // Read by the mapping and also kept as vendor fields, by position in `rest`.
     let (mut srcname, mut status_v, mut virus, mut subtype, mut logid, mut devid, mut app, mut service, mut proto) =
         (None, None, None, None, None, None, None, None, None);
-    let mut rest: Vec<(&str, &str)> = Vec::with_capacity(pairs.len());
-    for (key, v) in pairs {
-        let v = v.as_ref();
-        let val = (!v.is_empty()).then_some(v);
-        let slot = match *key {
+    let mut rest: Vec<(&str, Cow<'_, str>)> = Vec::with_capacity(32);
+    let mut pairs = kv::Pairs::new(body);
+    for (key, v) in pairs.by_ref() {
+        let slot = match key {
             "date" => &mut k.date,
             "time" => &mut k.time,
             "eventtime" => &mut k.eventtime,
@@ -96,61 +93,79 @@ pub fn map(
             "dstmac" => &mut k.dstmac,
             "devname" => &mut k.devname,
             other => {
-                // Read by the mapping and also kept as vendor fields.
+                let at = Some(rest.len());
                 match other {
-                    "srcname" => srcname = val,
-                    "status" => status_v = val,
-                    "virus" => virus = val,
-                    "subtype" => subtype = val,
-                    "logid" => logid = val,
-                    "devid" => devid = val,
-                    "app" => app = val,
-                    "service" => service = val,
-                    "proto" => proto = val,
+                    "srcname" => srcname = at,
+                    "status" => status_v = at,
+                    "virus" => virus = at,
+                    "subtype" => subtype = at,
+                    "logid" => logid = at,
+                    "devid" => devid = at,
+                    "app" => app = at,
+                    "service" => service = at,
+                    "proto" => proto = at,
                     _ => {}
                 }
                 rest.push((other, v));
                 continue;
             }
         };
-        if slot.is_none() {
-            *slot = val;
+        if slot.is_none() && !v.is_empty() {
+            *slot = Some(v);
         }
     }
-    let time = if let Some(t) = k.eventtime {
+    if pairs.malformed() || logid.is_none() || devid.is_none() {
+        return None;
+    }
+    Some(map(k, &rest, [srcname, status_v, virus, subtype, logid, devid, app, service, proto], raw, header, ctx))
+}
+
+/// The event from the pairs `parse` sorted out; `at` holds the positions in
+/// `rest` of the vendor fields the mapping also reads.
+fn map(
+    k: Known<'_>,
+    rest: &[(&str, Cow<'_, str>)],
+    at: [Option<usize>; 9],
+    raw: &[u8],
+    header: &Message<'_>,
+    ctx: &ParseContext<'_>,
+) -> Result<Event, ParseError> {
+    let field = |i: Option<usize>| i.map(|i| rest[i].1.as_ref()).filter(|v| !v.is_empty());
+    let [srcname, status_v, virus, subtype, logid, devid, app, service, proto] = at.map(field);
+    let time = if let Some(t) = k.eventtime.as_deref() {
         let n: i64 = t.parse().map_err(|_| ParseError::new(P, format!("eventtime {t:?} is not a number")))?;
         epoch_to_millis(n)
-    } else if let (Some(d), Some(t)) = (k.date, k.time) {
-        let offset = k.tz.and_then(parse_offset).unwrap_or(ctx.default_offset_min);
+    } else if let (Some(d), Some(t)) = (k.date.as_deref(), k.time.as_deref()) {
+        let offset = k.tz.as_deref().and_then(parse_offset).unwrap_or(ctx.default_offset_min);
         let sign = if offset < 0 { '-' } else { '+' };
         let iso = format!("{d}T{t}{sign}{:02}:{:02}", offset.abs() / 60, offset.abs() % 60);
         parse_rfc3339(&iso).ok_or_else(|| ParseError::new(P, format!("bad date/time {d:?} {t:?}")))?
     } else {
         header.time.unwrap_or(ctx.received_at)
     };
-    let kind = k.kind.unwrap_or("");
-    let act = k.action.unwrap_or("");
+    let kind = k.kind.as_deref().unwrap_or("");
+    let act = k.action.as_deref().unwrap_or("");
     let denied = matches!(act, "deny" | "blocked" | "block" | "dropped" | "ip-conn");
     let (class, activity_id) = match kind {
         "traffic" => (EventClass::NetworkActivity, if denied { activity::NET_REFUSE } else { activity::NET_TRAFFIC }),
         "utm" | "anomaly" => (EventClass::DetectionFinding, activity::FINDING_CREATE),
-        "event" if k.logdesc.is_some_and(|d| d.to_ascii_lowercase().contains("login")) => {
+        "event" if k.logdesc.as_deref().is_some_and(|d| contains_ignore_case(d, "login")) => {
             (EventClass::Authentication, activity::AUTH_LOGON)
         }
         _ => (EventClass::Base, activity::OTHER),
     };
     let mut e = Event::new(class, activity_id, time, ctx.received_at, raw);
-    e.severity_id = severity_id(k.level.unwrap_or("information"));
+    e.severity_id = severity_id(k.level.as_deref().unwrap_or("information"));
     e.metadata.vendor = Some("Fortinet".into());
     e.metadata.product = "FortiGate".into();
     e.metadata.parser = "syslog/fortigate".into();
-    e.message = k.msg.or(k.logdesc).unwrap_or(kind).to_owned();
+    e.message = k.msg.as_deref().or(k.logdesc.as_deref()).unwrap_or(kind).to_owned();
     match class {
         EventClass::NetworkActivity => e.action_id = Some(if denied { action::DENIED } else { action::ALLOWED }),
         EventClass::DetectionFinding => {
             e.finding = Some(Finding {
-                uid: k.attackid.or(logid).map(str::to_owned),
-                title: k.attack.or(virus).or(k.msg).unwrap_or("FortiGate UTM event").to_owned(),
+                uid: k.attackid.as_deref().or(logid).map(str::to_owned),
+                title: k.attack.as_deref().or(virus).or(k.msg.as_deref()).unwrap_or("FortiGate UTM event").to_owned(),
                 category: subtype.map(str::to_owned),
             });
         }
@@ -159,19 +174,18 @@ pub fn map(
         }
         _ => {}
     }
-    if let Some(u) = k.user {
+    if let Some(u) = k.user.as_deref() {
         e.actor_mut().user = Some(u.to_owned());
     }
-    e.src = Endpoint::from_fields(k.srcip, k.srcport, k.srcmac, srcname);
-    e.dst = Endpoint::from_fields(k.dstip, k.dstport, k.dstmac, None);
+    e.src = Endpoint::from_fields(k.srcip.as_deref(), k.srcport.as_deref(), k.srcmac.as_deref(), srcname);
+    e.dst = Endpoint::from_fields(k.dstip.as_deref(), k.dstport.as_deref(), k.dstmac.as_deref(), None);
     e.protocol = app.or(service).map(str::to_ascii_lowercase).or_else(|| proto.map(proto_name));
     let d = e.device_mut();
-    d.hostname = k.devname.map(str::to_owned);
+    d.hostname = k.devname.as_deref().map(str::to_owned);
     d.vendor = Some("Fortinet".into());
     d.model = devid.map(str::to_owned);
     d.kind = Some("firewall".into());
-    // Built in one go: the map is empty here, and a bulk build beats inserts.
-    e.unmapped = rest.into_iter().map(|(key, v)| (super::prefixed("fortigate.", key), v.into())).collect();
+    e.unmapped.extend_prefixed("fortigate.", rest.iter().map(|(key, v)| (*key, v.as_ref())));
     Ok(e)
 }
 
@@ -191,7 +205,7 @@ mod tests {
         assert_eq!(e.src.as_ref().and_then(|s| s.port), Some(51515));
         assert_eq!(e.dst.as_ref().and_then(|s| s.ip).map(|i| i.to_string()).as_deref(), Some("10.10.1.10"));
         assert_eq!(e.protocol.as_deref(), Some("modbus"));
-        assert_eq!(e.unmapped.get("fortigate.policyid"), Some(&"7".into()));
+        assert_eq!(e.unmapped.get_str("fortigate.policyid"), Some("7"));
         assert_eq!(e.metadata.parser, "syslog/fortigate");
         assert_eq!(e.metadata.source, "fw");
     }

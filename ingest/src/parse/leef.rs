@@ -132,11 +132,11 @@ pub fn parse(
         ["devTime", "sev", "usrName", "src", "srcPort", "srcMAC", "dst", "dstPort", "dstMAC", "proto", "action", "cat"];
     for (k, v) in order {
         if !MAPPED.contains(&k) {
-            e.unmapped.insert(super::prefixed("leef.", k), v.into());
+            e.unmapped.insert_prefixed("leef.", k, v);
         }
     }
     if let Some(c) = get("cat") {
-        e.unmapped.insert("leef.cat".into(), c.into());
+        e.unmapped.insert("leef.cat", c);
     }
     Ok(e)
 }
@@ -156,7 +156,7 @@ mod tests {
         let e = parse(two, two.as_bytes(), None, &CTX).expect("2.0");
         assert_eq!(e.class_uid, 3002);
         assert_eq!(Some(e.time), parse_rfc3339("2026-11-26T10:00:00Z"));
-        assert_eq!(e.unmapped.get("leef.devTimeFormat"), Some(&"MMM dd yyyy HH:mm:ss".into()));
+        assert_eq!(e.unmapped.get_str("leef.devTimeFormat"), Some("MMM dd yyyy HH:mm:ss"));
         let caret = "LEEF:2.0|V|P|1|E|^|a=1^b=2";
         assert_eq!(parse(caret, caret.as_bytes(), None, &CTX).expect("caret").unmapped.len(), 2);
     }

@@ -204,13 +204,9 @@ pub struct DeadLetter {
     pub raw: Raw,
 }
 
-/// `prefix` + `key` without the formatting machinery (vendor field names in
-/// `unmapped` are built for every field of every record).
-pub(crate) fn prefixed(prefix: &str, key: &str) -> String {
-    let mut s = String::with_capacity(prefix.len() + key.len());
-    s.push_str(prefix);
-    s.push_str(key);
-    s
+/// Does `haystack` contain `needle` (ASCII) in any letter case? (No lowercase copy.)
+fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    haystack.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// Text of a byte slice for a parser that needs UTF-8, or the error naming it.

@@ -76,14 +76,14 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
     e.protocol = get("PROTO").map(str::to_ascii_lowercase);
     for (k, v) in &pairs {
         if !matches!(*k, "SRC" | "DST" | "SPT" | "DPT" | "PROTO") {
-            e.unmapped.insert(super::prefixed("netfilter.", k), (*v).into());
+            e.unmapped.insert_prefixed("netfilter.", k, *v);
         }
     }
     if !flags.is_empty() {
-        e.unmapped.insert("netfilter.flags".into(), flags.join(" ").into());
+        e.unmapped.insert("netfilter.flags", flags.join(" "));
     }
     if !prefix.is_empty() {
-        e.unmapped.insert("netfilter.prefix".into(), prefix.into());
+        e.unmapped.insert("netfilter.prefix", prefix);
     }
     Ok(e)
 }

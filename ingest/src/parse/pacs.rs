@@ -49,10 +49,10 @@ fn build(parser: &'static str, b: Badge<'_>, raw: &[u8], ctx: &ParseContext<'_>)
         e.actor_mut().credential_uid = Some(badge);
     }
     if let Some(name) = b.person_name.filter(|x| !x.is_empty()) {
-        e.unmapped.insert("badge.person_name".into(), name.into());
+        e.unmapped.insert("badge.person_name", name);
     }
     if let Some(r) = reason {
-        e.unmapped.insert("badge.reason".into(), r.into());
+        e.unmapped.insert("badge.reason", r);
     }
     e.metadata.parser = parser.into();
     Ok(e)
@@ -82,12 +82,12 @@ pub fn gallagher(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseErr
     e.metadata.product = "Command Centre".into();
     for k in ["id", "priority", "message"] {
         if let Some(x) = v.get(k) {
-            e.unmapped.insert(super::prefixed("gallagher.", k), x.clone());
+            e.unmapped.insert_prefixed("gallagher.", k, x.clone());
         }
     }
     for k in ["entryAccessZone", "exitAccessZone", "operator"] {
         if let Some(n) = name_of(k) {
-            e.unmapped.insert(super::prefixed("gallagher.", k), n.into());
+            e.unmapped.insert_prefixed("gallagher.", k, n);
         }
     }
     Ok(e)
@@ -122,7 +122,7 @@ pub fn lenel(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
     e.metadata.product = "OnGuard".into();
     for k in ["panel", "type", "areaenteredid", "areaexitedid"] {
         if let Some(x) = norm.get(k) {
-            e.unmapped.insert(super::prefixed("lenel.", k), (*x).clone());
+            e.unmapped.insert_prefixed("lenel.", k, (*x).clone());
         }
     }
     Ok(e)
@@ -304,7 +304,7 @@ pub fn delimited(
     .collect();
     for (c, v) in columns.iter().zip(values.iter()) {
         if !used.contains(c) && !v.is_empty() {
-            e.unmapped.insert(super::prefixed("badge.", c), v.as_ref().into());
+            e.unmapped.insert_prefixed("badge.", c, v.as_ref());
         }
     }
     Ok(e)
@@ -323,7 +323,7 @@ mod tests {
         assert_eq!((e.class_uid, e.activity_id), (9001, activity::BADGE_DENIED));
         assert_eq!(e.door.as_deref(), Some("CR-DOOR-1"));
         assert_eq!(e.actor.and_then(|a| a.credential_uid).as_deref(), Some("4711"));
-        assert_eq!(e.unmapped.get("gallagher.entryAccessZone"), Some(&"Control Room".into()));
+        assert_eq!(e.unmapped.get_str("gallagher.entryAccessZone"), Some("Control Room"));
     }
 
     #[test]
@@ -346,9 +346,9 @@ mod tests {
         )
         .expect("genetec");
         assert_eq!(e.activity_id, activity::BADGE_DENIED);
-        assert_eq!(e.unmapped.get("badge.reason"), Some(&"Insufficient privileges".into()));
-        assert_eq!(e.unmapped.get("badge.person_name"), Some(&"Moss, Mallory".into()));
-        assert_eq!(e.unmapped.get("badge.Site"), Some(&"Plant A".into()));
+        assert_eq!(e.unmapped.get_str("badge.reason"), Some("Insufficient privileges"));
+        assert_eq!(e.unmapped.get_str("badge.person_name"), Some("Moss, Mallory"));
+        assert_eq!(e.unmapped.get_str("badge.Site"), Some("Plant A"));
         let h2 = b"Date/Time,Message Type,Door,Personnel,Card Number,Reason";
         let c = delimited(
             b"2026-11-26 10:00:00,Card Rejected,CR-DOOR-1,Mallory Moss,4711,Clearance",

@@ -90,7 +90,7 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
     ];
     for (i, name) in NAMES {
         if let Some(v) = g(i) {
-            e.unmapped.insert(super::prefixed("panos.", name), v.into());
+            e.unmapped.insert_prefixed("panos.", name, v);
         }
     }
     let tail: &[(usize, &str)] = if kind == "TRAFFIC" {
@@ -100,7 +100,7 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
     };
     for (i, name) in tail {
         if let Some(v) = g(*i) {
-            e.unmapped.insert(super::prefixed("panos.", name), v.into());
+            e.unmapped.insert_prefixed("panos.", name, v);
         }
     }
     Ok(e)

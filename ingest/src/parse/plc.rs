@@ -64,11 +64,11 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
         e.actor_mut().user = Some(user);
     }
     if let Some(reason) = r.reason {
-        e.unmapped.insert("plc.reason".into(), reason.into());
+        e.unmapped.insert("plc.reason", reason);
     }
     e.metadata.product = r.tool.map_or("custos-plc-watcher".into(), Into::into);
     e.metadata.parser = P.into();
-    e.change = Some(ConfigChange {
+    e.change = Some(Box::new(ConfigChange {
         backup: r.backup,
         compared_with: r.compared_with,
         result: r.result,
@@ -76,7 +76,7 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
         previous_backup: r.previous_backup,
         previous_result: r.previous_result,
         changed_since_previous: r.changed_since_previous,
-    });
+    }));
     Ok(e)
 }
 
@@ -117,15 +117,15 @@ pub fn parse_job(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseErr
     e.device_mut().asset = Some(asset);
     e.actor = first(&["user"]).map(|u| crate::event::Actor { user: Some(u), ..Default::default() });
     if let Some(c) = first(&["comment", "reason"]) {
-        e.unmapped.insert("plc.reason".into(), c.into());
+        e.unmapped.insert("plc.reason", c);
     }
     if let Some(j) = first(&["job", "jobName"]) {
-        e.unmapped.insert("plc.job".into(), j.into());
+        e.unmapped.insert("plc.job", j);
     }
     e.metadata.product = "octoplant".into();
     e.metadata.vendor = Some("AUVESY-MDT".into());
     e.metadata.parser = J.into();
-    e.change = Some(ConfigChange {
+    e.change = Some(Box::new(ConfigChange {
         backup: first(&["version", "backup"]).unwrap_or_else(|| ts.clone()),
         compared_with: "released".into(),
         result: if result == "notcompared" { "not compared".into() } else { result },
@@ -133,7 +133,7 @@ pub fn parse_job(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseErr
         previous_backup: None,
         previous_result: first(&["previousResult"]).map(|r| r.to_ascii_lowercase()),
         changed_since_previous: Vec::new(),
-    });
+    }));
     Ok(e)
 }
 

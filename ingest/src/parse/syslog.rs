@@ -2,8 +2,9 @@
 //! dispatch: CEF, FortiGate key=value, or plain text.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
-use super::{ParseContext, ParseError, asa, cef, filterlog, fortigate, kv, leef, netfilter, panos, utf8};
+use super::{ParseContext, ParseError, asa, cef, filterlog, fortigate, leef, netfilter, panos, utf8};
 use crate::event::{Event, EventClass, activity, severity};
 use crate::time::{Millis, parse_rfc3164, parse_rfc3339};
 
@@ -243,6 +244,14 @@ pub fn severity_id(syslog_severity: u8) -> u8 {
     }
 }
 
+/// Where the CEF / LEEF marker starts in a message body (every message is
+/// searched for both, so the searchers are built once).
+fn find(body: &str, marker: &'static LazyLock<memchr::memmem::Finder<'static>>) -> Option<usize> {
+    marker.find(body.as_bytes())
+}
+static CEF_MARKER: LazyLock<memchr::memmem::Finder<'static>> = LazyLock::new(|| memchr::memmem::Finder::new("CEF:"));
+static LEEF_MARKER: LazyLock<memchr::memmem::Finder<'static>> = LazyLock::new(|| memchr::memmem::Finder::new("LEEF:"));
+
 /// Parses a syslog message and its body into one event.
 pub fn parse_event(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> {
     let m = parse_message(bytes, ctx)?;
@@ -252,16 +261,16 @@ pub fn parse_event(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseE
         Err(_) => String::from_utf8_lossy(m.msg),
     };
     let body = body.trim_end_matches(['\r', '\n']);
-    let mut event = if let Some(start) = body.find("CEF:") {
+    let mut event = if let Some(start) = find(body, &CEF_MARKER) {
         cef::parse(&body[start..], bytes, Some(&m), ctx)?
-    } else if let Some(start) = body.find("LEEF:") {
+    } else if let Some(start) = find(body, &LEEF_MARKER) {
         leef::parse(&body[start..], bytes, Some(&m), ctx)?
     } else if m.app_name == Some("filterlog") {
         filterlog::parse(body, bytes, &m, ctx)?
     } else if asa::looks_like(body) {
         asa::parse(body, bytes, &m, ctx)?
-    } else if let Some(pairs) = kv::pairs(body).filter(|p| fortigate::looks_like(p)) {
-        fortigate::map(&pairs, bytes, &m, ctx)?
+    } else if let Some(fortigate) = fortigate::parse(body, bytes, &m, ctx) {
+        fortigate?
     } else if netfilter::looks_like(body) {
         netfilter::parse(body, bytes, &m, ctx)?
     } else if panos::looks_like(body) {
@@ -280,13 +289,13 @@ pub fn parse_event(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseE
     }
     for sd in &m.structured_data {
         for (k, v) in &sd.params {
-            event.unmapped.insert(format!("sd.{}.{}", sd.id, k), v.as_ref().into());
+            event.unmapped.insert(&format!("sd.{}.{}", sd.id, k), v.as_ref());
         }
     }
     if let Some(app) = m.app_name {
-        event.unmapped.insert("syslog.app_name".into(), app.into());
+        event.unmapped.insert("syslog.app_name", app);
     }
-    event.unmapped.insert("syslog.facility".into(), m.facility.into());
+    event.unmapped.insert("syslog.facility", m.facility);
     Ok(event)
 }
 

@@ -279,14 +279,14 @@ fn map_record(
         });
     }
     if let Some(x) = s("exception").or(s("error_class")) {
-        e.unmapped.insert("zeek.exception".into(), x.into());
+        e.unmapped.insert("zeek.exception", x);
     }
     for (k, v) in map {
         if !matches!(k.as_str(), "ts" | "id.orig_h" | "id.orig_p" | "id.resp_h" | "id.resp_p") {
-            e.unmapped.insert(super::prefixed("zeek.", &k), v);
+            e.unmapped.insert_prefixed("zeek.", &k, v);
         }
     }
-    e.unmapped.insert("zeek.log".into(), kind.into());
+    e.unmapped.insert("zeek.log", kind);
     Ok(e)
 }
 
