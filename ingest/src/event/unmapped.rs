@@ -11,13 +11,16 @@ use std::fmt;
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 
 /// One vendor field's value: text as the source wrote it, or JSON (numbers,
-/// nested objects of JSON sources).
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// nested objects of JSON sources), as a value or as the source's JSON text.
+#[derive(Debug, Clone, Copy)]
 pub enum FieldValue<'a> {
     Text(&'a str),
     Json(&'a serde_json::Value),
+    /// JSON text kept as read, not built into a tree (EVE's nested objects).
+    Raw(&'a RawValue),
 }
 
 impl<'a> FieldValue<'a> {
@@ -25,6 +28,28 @@ impl<'a> FieldValue<'a> {
         match *self {
             Self::Text(t) => Some(t),
             Self::Json(v) => v.as_str(),
+            Self::Raw(_) => None,
+        }
+    }
+
+    /// The value as a JSON tree (built for raw JSON text).
+    pub fn to_json(&self) -> serde_json::Value {
+        match *self {
+            Self::Text(t) => t.into(),
+            Self::Json(v) => v.clone(),
+            Self::Raw(r) => serde_json::from_str(r.get()).unwrap_or_default(),
+        }
+    }
+}
+
+/// Equal as JSON, whatever form each side is kept in.
+impl PartialEq for FieldValue<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Text(a), Self::Text(b)) => a == b,
+            (Self::Json(a), Self::Json(b)) => a == b,
+            (Self::Raw(a), Self::Raw(b)) if a.get() == b.get() => true,
+            _ => self.to_json() == other.to_json(),
         }
     }
 }
@@ -34,6 +59,12 @@ impl Serialize for FieldValue<'_> {
         match self {
             Self::Text(t) => s.serialize_str(t),
             Self::Json(v) => v.serialize(s),
+            // Streamed through the serializer as values, not pasted as text,
+            // so that canonical JSON (RFC 8785) still sorts and normalises it.
+            Self::Raw(r) => {
+                let mut de = serde_json::Deserializer::from_str(r.get());
+                serde_transcode::transcode(&mut de, s)
+            }
         }
     }
 }
@@ -43,6 +74,13 @@ pub enum NewValue<'a> {
     Text(&'a str),
     Owned(String),
     Json(serde_json::Value),
+    Raw(&'a RawValue),
+}
+
+impl<'a> From<&'a RawValue> for NewValue<'a> {
+    fn from(v: &'a RawValue) -> Self {
+        Self::Raw(v)
+    }
 }
 
 impl From<String> for NewValue<'_> {
@@ -89,6 +127,8 @@ enum Slot {
     Text(Span),
     /// Index into `Unmapped::json`.
     Json(u32),
+    /// JSON text in `Unmapped::text`, checked when it was read.
+    Raw(Span),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -212,6 +252,7 @@ impl Unmapped {
                 self.json.push(v);
                 Slot::Json(index(self.json.len() - 1))
             }
+            NewValue::Raw(r) => Slot::Raw(self.append(&[r.get()])),
         };
         Entry { name, value }
     }
@@ -233,8 +274,16 @@ impl Unmapped {
         match slot {
             Slot::Text(s) => FieldValue::Text(self.str(s)),
             Slot::Json(i) => self.json.get(i as usize).map_or(FieldValue::Text(""), FieldValue::Json),
+            Slot::Raw(s) => raw_json(self.str(s)),
         }
     }
+}
+
+/// `text` (JSON checked when it was stored) as a raw JSON value.
+fn raw_json(text: &str) -> FieldValue<'_> {
+    // `RawValue` has no unchecked constructor from `&str`; reading it back
+    // borrows (no copy) and only re-scans the text.
+    serde_json::from_str::<&RawValue>(text).map_or(FieldValue::Text(""), FieldValue::Raw)
 }
 
 /// A `u32` offset; one event's vendor text is far below 4 GiB (records are

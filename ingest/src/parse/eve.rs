@@ -1,10 +1,13 @@
 //! Suricata EVE JSON records: `alert`, `flow`, `anomaly`, `modbus`, `dnp3`, `enip`.
 //! OT details (function code, unit id, read / write) go into `ot`.
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
 
+use serde_json::value::RawValue;
+
+use super::json::{self, Members};
 use super::{ParseContext, ParseError};
-use crate::event::{Event, EventClass, Finding, OtAccess, OtOperation, action, activity, severity};
+use crate::event::{Event, EventClass, Finding, NewValue, OtAccess, OtOperation, action, activity, severity};
 use crate::time::parse_rfc3339;
 
 const P: &str = "suricata-eve";
@@ -32,15 +35,25 @@ pub fn dnp3_access(code: u16) -> OtAccess {
     }
 }
 
-fn u16_of(v: Option<&Value>) -> Option<u16> {
-    v?.as_u64().and_then(|n| u16::try_from(n).ok())
+fn u16_of(v: Option<&RawValue>) -> Option<u16> {
+    json::unsigned(v?).and_then(|n| u16::try_from(n).ok())
 }
 
-fn modbus_ot(obj: &Map<String, Value>) -> Option<OtOperation> {
-    let req = obj.get("request").and_then(Value::as_object).unwrap_or(obj);
-    let code = u16_of(req.get("function_raw")).or_else(|| u16_of(req.get("function_code")));
-    let name = req.get("function_code").and_then(Value::as_str).map(str::to_owned);
-    let access_text = req.get("access_type").and_then(Value::as_str).unwrap_or("");
+fn text_of<'a>(m: &Members<'a>, name: &str) -> Option<Cow<'a, str>> {
+    json::text(json::member(m, name)?)
+}
+
+/// The members of a nested object (`None` when it is not one).
+fn nested<'a>(m: &Members<'a>, name: &str) -> Option<Members<'a>> {
+    json::object(json::member(m, name)?.get()).ok()
+}
+
+fn modbus_ot(obj: &Members<'_>) -> Option<OtOperation> {
+    let request = nested(obj, "request");
+    let req = request.as_ref().unwrap_or(obj);
+    let code = u16_of(json::member(req, "function_raw")).or_else(|| u16_of(json::member(req, "function_code")));
+    let name = text_of(req, "function_code").map(Cow::into_owned);
+    let access_text = text_of(req, "access_type").unwrap_or_default();
     let access = if access_text.contains("WRITE") {
         OtAccess::Write
     } else if access_text.contains("READ") {
@@ -48,30 +61,34 @@ fn modbus_ot(obj: &Map<String, Value>) -> Option<OtOperation> {
     } else {
         code.map_or(OtAccess::Other, modbus_access)
     };
-    let address = req
-        .get("write")
-        .or_else(|| req.get("read"))
-        .and_then(|w| w.get("address"))
-        .and_then(Value::as_u64)
+    let address = nested(req, "write")
+        .or_else(|| nested(req, "read"))
+        .and_then(|w| json::unsigned(json::member(&w, "address")?))
         .and_then(|a| u32::try_from(a).ok());
-    Some(OtOperation { function_code: code, function: name, unit_id: u16_of(req.get("unit_id")), address, access })
+    Some(OtOperation {
+        function_code: code,
+        function: name,
+        unit_id: u16_of(json::member(req, "unit_id")),
+        address,
+        access,
+    })
 }
 
-fn dnp3_ot(obj: &Map<String, Value>) -> Option<OtOperation> {
-    let app = obj.get("application")?;
-    let code = u16_of(app.get("function_code"));
+fn dnp3_ot(obj: &Members<'_>) -> Option<OtOperation> {
+    let app = nested(obj, "application")?;
+    let code = u16_of(json::member(&app, "function_code"));
     Some(OtOperation {
         function_code: code,
         function: None,
-        unit_id: u16_of(obj.get("dst")),
+        unit_id: u16_of(json::member(obj, "dst")),
         address: None,
         access: code.map_or(OtAccess::Other, dnp3_access),
     })
 }
 
-fn enip_ot(obj: &Map<String, Value>) -> Option<OtOperation> {
+fn enip_ot(obj: &Members<'_>) -> Option<OtOperation> {
     // CIP services: 0x4C Read Tag, 0x4D Write Tag, 0x4E Read Modify Write, 0x10 Set Attribute Single.
-    let service = obj.get("cip").and_then(|c| c.get("service")).or_else(|| obj.get("service"));
+    let service = nested(obj, "cip").and_then(|c| json::member(&c, "service")).or_else(|| json::member(obj, "service"));
     let code = u16_of(service);
     let access = match code {
         Some(0x4C | 0x52 | 0x0E | 0x01) => OtAccess::Read,
@@ -81,19 +98,23 @@ fn enip_ot(obj: &Map<String, Value>) -> Option<OtOperation> {
     Some(OtOperation { function_code: code, function: None, unit_id: None, address: None, access })
 }
 
-/// Parses one EVE JSON line.
+/// Members read by the mapping and not kept in `unmapped`.
+const MAPPED: [&str; 7] = ["timestamp", "event_type", "src_ip", "src_port", "dest_ip", "dest_port", "app_proto"];
+
+/// Parses one EVE JSON line. The line is read as (name, JSON text) members,
+/// not into a tree: only the values the mapping needs are decoded.
 pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> {
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| err(format!("not JSON: {e}")))?;
-    let Value::Object(map) = v else { return Err(err("record is not a JSON object")) };
-    let obj = &map;
-    let ts = obj.get("timestamp").and_then(Value::as_str).ok_or_else(|| err("missing timestamp"))?;
-    let time = parse_rfc3339(ts).ok_or_else(|| err(format!("bad timestamp {ts:?}")))?;
-    let event_type = obj.get("event_type").and_then(Value::as_str).ok_or_else(|| err("missing event_type"))?;
-    let section = obj.get(event_type).and_then(Value::as_object);
+    let text = std::str::from_utf8(bytes).map_err(|e| err(format!("not JSON: {e}")))?;
+    let obj = json::object(text).map_err(err)?;
+    let ts = text_of(&obj, "timestamp").ok_or_else(|| err("missing timestamp"))?;
+    let time = parse_rfc3339(&ts).ok_or_else(|| err(format!("bad timestamp {ts:?}")))?;
+    let event_type = text_of(&obj, "event_type").ok_or_else(|| err("missing event_type"))?;
+    let event_type = event_type.as_ref();
+    let section = nested(&obj, event_type);
     let (class, activity_id) = match event_type {
         "alert" | "anomaly" => (EventClass::DetectionFinding, activity::FINDING_CREATE),
         "flow" | "netflow" => (EventClass::NetworkActivity, activity::NET_CLOSE),
-        _ if obj.contains_key("src_ip") => (EventClass::NetworkActivity, activity::NET_TRAFFIC),
+        _ if json::member(&obj, "src_ip").is_some() => (EventClass::NetworkActivity, activity::NET_TRAFFIC),
         _ => (EventClass::Base, activity::OTHER),
     };
     let mut e = Event::new(class, activity_id, time, ctx.received_at, bytes);
@@ -109,47 +130,45 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
         other => format!("suricata-eve/{other}").into(),
     };
     e.message = event_type.to_owned();
-    if let Some(ip) = obj.get("src_ip").and_then(Value::as_str).and_then(|s| s.parse().ok()) {
+    if let Some(ip) = text_of(&obj, "src_ip").and_then(|s| s.parse().ok()) {
         e.src_mut().ip = Some(ip);
-        e.src_mut().port = u16_of(obj.get("src_port"));
+        e.src_mut().port = u16_of(json::member(&obj, "src_port"));
     }
-    if let Some(ip) = obj.get("dest_ip").and_then(Value::as_str).and_then(|s| s.parse().ok()) {
+    if let Some(ip) = text_of(&obj, "dest_ip").and_then(|s| s.parse().ok()) {
         e.dst_mut().ip = Some(ip);
-        e.dst_mut().port = u16_of(obj.get("dest_port"));
+        e.dst_mut().port = u16_of(json::member(&obj, "dest_port"));
     }
-    e.protocol = obj
-        .get("app_proto")
-        .and_then(Value::as_str)
-        .filter(|p| *p != "failed")
-        .or(matches!(event_type, "modbus" | "dnp3" | "enip").then_some(event_type))
-        .or_else(|| obj.get("proto").and_then(Value::as_str))
-        .map(str::to_ascii_lowercase);
-    match (event_type, section) {
+    e.protocol = text_of(&obj, "app_proto")
+        .filter(|p| p != "failed")
+        .or(matches!(event_type, "modbus" | "dnp3" | "enip").then_some(Cow::Borrowed(event_type)))
+        .or_else(|| text_of(&obj, "proto"))
+        .map(|p| p.to_ascii_lowercase());
+    match (event_type, &section) {
         ("alert", Some(a)) => {
-            e.severity_id = match a.get("severity").and_then(Value::as_u64) {
+            e.severity_id = match json::member(a, "severity").and_then(json::unsigned) {
                 Some(1) => severity::HIGH,
                 Some(2) => severity::MEDIUM,
                 Some(3) => severity::LOW,
                 _ => severity::UNKNOWN,
             };
-            e.action_id = match a.get("action").and_then(Value::as_str) {
+            e.action_id = match text_of(a, "action").as_deref() {
                 Some("blocked") => Some(action::DENIED),
                 Some("allowed") => Some(action::ALLOWED),
                 _ => None,
             };
-            let title = a.get("signature").and_then(Value::as_str).unwrap_or("Suricata alert").to_owned();
+            let title = text_of(a, "signature").map_or_else(|| "Suricata alert".to_owned(), Cow::into_owned);
             e.message.clone_from(&title);
             e.finding = Some(Finding {
-                uid: a.get("signature_id").map(|s| s.to_string()),
+                uid: json::member(a, "signature_id")
+                    .map(|s| json::text(s).map_or_else(|| s.get().to_owned(), Cow::into_owned)),
                 title,
-                category: a.get("category").and_then(Value::as_str).map(str::to_owned),
+                category: text_of(a, "category").map(Cow::into_owned),
             });
         }
         ("anomaly", Some(a)) => {
-            let title = a.get("event").and_then(Value::as_str).unwrap_or("anomaly").to_owned();
+            let title = text_of(a, "event").map_or_else(|| "anomaly".to_owned(), Cow::into_owned);
             e.severity_id = severity::LOW;
-            e.finding =
-                Some(Finding { uid: None, title, category: a.get("type").and_then(Value::as_str).map(str::to_owned) });
+            e.finding = Some(Finding { uid: None, title, category: text_of(a, "type").map(Cow::into_owned) });
         }
         ("modbus", Some(m)) => e.ot = modbus_ot(m),
         ("dnp3", Some(d)) => e.ot = dnp3_ot(d),
@@ -159,15 +178,16 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
     if let Some(op) = &e.ot {
         e.message = format!("{event_type} {}", if op.access == OtAccess::Write { "write" } else { "operation" });
     }
-    // The rest moves into `unmapped` (no deep copies of nested objects).
-    for (k, val) in map {
-        if !matches!(
-            k.as_str(),
-            "timestamp" | "event_type" | "src_ip" | "src_port" | "dest_ip" | "dest_port" | "app_proto"
-        ) {
-            e.unmapped.insert_prefixed("eve.", &k, val);
-        }
-    }
+    // The rest goes to `unmapped`: strings as text, anything else as its JSON text.
+    let rest = obj.iter().filter(|(k, _)| !MAPPED.contains(&k.0.as_ref())).map(|(k, v)| {
+        let value = match json::text(v) {
+            Some(Cow::Borrowed(t)) => NewValue::Text(t),
+            Some(Cow::Owned(t)) => NewValue::Owned(t),
+            None => NewValue::Raw(v),
+        };
+        (k.0.as_ref(), value)
+    });
+    e.unmapped.extend_prefixed("eve.", rest);
     Ok(e)
 }
 

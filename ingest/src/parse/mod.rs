@@ -10,6 +10,7 @@ pub mod csv;
 pub mod eve;
 pub mod filterlog;
 pub mod fortigate;
+pub mod json;
 pub mod kv;
 pub mod leef;
 pub mod netfilter;

@@ -24,7 +24,7 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
     let first_kv =
         text.find("IN=").or_else(|| text.find("SRC=")).ok_or_else(|| ParseError::new(P, "no IN= or SRC= field"))?;
     let prefix = text[..first_kv].trim();
-    let mut pairs = Vec::new();
+    let mut pairs = Vec::with_capacity(24);
     let mut flags = Vec::new();
     for tok in text[first_kv..].split_whitespace() {
         match tok.split_once('=') {
@@ -74,11 +74,8 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
         }
     }
     e.protocol = get("PROTO").map(str::to_ascii_lowercase);
-    for (k, v) in &pairs {
-        if !matches!(*k, "SRC" | "DST" | "SPT" | "DPT" | "PROTO") {
-            e.unmapped.insert_prefixed("netfilter.", k, *v);
-        }
-    }
+    let rest = pairs.iter().filter(|(k, _)| !matches!(*k, "SRC" | "DST" | "SPT" | "DPT" | "PROTO"));
+    e.unmapped.extend_prefixed("netfilter.", rest.copied());
     if !flags.is_empty() {
         e.unmapped.insert("netfilter.flags", flags.join(" "));
     }

@@ -244,12 +244,15 @@ pub fn severity_id(syslog_severity: u8) -> u8 {
     }
 }
 
-/// Where the CEF / LEEF marker starts in a message body (every message is
-/// searched for both, so the searchers are built once).
+/// Where a format's marker starts in a message body (every message is
+/// searched for several, so the searchers are built once).
 fn find(body: &str, marker: &'static LazyLock<memchr::memmem::Finder<'static>>) -> Option<usize> {
     marker.find(body.as_bytes())
 }
 static CEF_MARKER: LazyLock<memchr::memmem::Finder<'static>> = LazyLock::new(|| memchr::memmem::Finder::new("CEF:"));
+/// Every FortiGate log has a `logid`; other key=value bodies skip the full read.
+static FORTIGATE_MARKER: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new("logid="));
 static LEEF_MARKER: LazyLock<memchr::memmem::Finder<'static>> = LazyLock::new(|| memchr::memmem::Finder::new("LEEF:"));
 
 /// Parses a syslog message and its body into one event.
@@ -269,7 +272,7 @@ pub fn parse_event(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseE
         filterlog::parse(body, bytes, &m, ctx)?
     } else if asa::looks_like(body) {
         asa::parse(body, bytes, &m, ctx)?
-    } else if let Some(fortigate) = fortigate::parse(body, bytes, &m, ctx) {
+    } else if let Some(fortigate) = find(body, &FORTIGATE_MARKER).and_then(|_| fortigate::parse(body, bytes, &m, ctx)) {
         fortigate?
     } else if netfilter::looks_like(body) {
         netfilter::parse(body, bytes, &m, ctx)?
