@@ -74,7 +74,7 @@ pub fn unsigned(raw: &RawValue) -> Option<u64> {
 
 /// The last member named `name` (JSON leaves duplicates to the reader; the
 /// last one wins, as in most parsers).
-pub fn member<'m, 'a>(members: &'m [(Text<'a>, &'a RawValue)], name: &str) -> Option<&'a RawValue> {
+pub fn member<'a>(members: &[(Text<'a>, &'a RawValue)], name: &str) -> Option<&'a RawValue> {
     members.iter().rev().find(|(k, _)| k.0 == name).map(|(_, v)| *v)
 }
 
