@@ -15,6 +15,9 @@ pub enum Error {
     Bus(#[from] ingest::bus::BusError),
     #[error("roles: {0}")]
     Roles(String),
+    /// Every problem of a rule set, one `file:line: message` per line.
+    #[error("correlate.rules_dir has bad rules:\n{}", .0.join("\n"))]
+    Rules(Vec<String>),
     #[error("http listener {addr}: {source}")]
     Http { addr: std::net::SocketAddr, source: std::io::Error },
 }

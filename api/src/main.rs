@@ -90,6 +90,17 @@ enum Command {
         #[arg(long)]
         normalize: bool,
     },
+    /// Check Sigma rules: `lint DIR` (compile, `file:line` errors) or
+    /// `test DIR` (run each rule's `custos.examples`).
+    Rules {
+        /// `lint` or `test`.
+        action: String,
+        /// Rule directory (`*.yml`, recursively).
+        dir: PathBuf,
+        /// Inventory for `|expand` placeholders. Default: the shipped example.
+        #[arg(long)]
+        inventory: Option<PathBuf>,
+    },
     /// Generate an Ed25519 checkpoint signing key.
     Keygen {
         #[arg(long)]
@@ -111,6 +122,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Verify { path, key } => return verify(&path, key.as_deref()),
         Command::Keygen { out, origin } => keygen(&out, &origin),
+        Command::Rules { action, dir, inventory } => return rules(&action, &dir, inventory.as_deref()),
         Command::Demo { data_dir, http, tick_seconds } => {
             runtime().and_then(|rt| rt.block_on(run_demo(DemoOptions { data_dir, http, tick_seconds, bus: None })))
         }
@@ -127,6 +139,63 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("custos: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `custos rules lint|test DIR`: exit 0 when every rule compiles (and every
+/// example passes), 1 otherwise, with one line per problem.
+fn rules(action: &str, dir: &std::path::Path, inventory: Option<&std::path::Path>) -> ExitCode {
+    const EXAMPLE_INVENTORY: &str = include_str!("../../deploy/config/inventory.example.toml");
+    let inv = match inventory.map(std::fs::read_to_string).transpose() {
+        Ok(text) => ingest::Inventory::from_toml(text.as_deref().unwrap_or(EXAMPLE_INVENTORY)),
+        Err(e) => {
+            eprintln!("custos: inventory: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let inv = match inv {
+        Ok(inv) => inv,
+        Err(e) => {
+            eprintln!("custos: inventory: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let set = match correlate::sigma::load_dir(dir, &correlate::sigma::placeholders(&inv)) {
+        Ok(set) => std::sync::Arc::new(set),
+        Err(errors) => {
+            for e in errors {
+                println!("{e}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    match action {
+        "lint" => {
+            println!("{} rules ok", set.rules.len());
+            ExitCode::SUCCESS
+        }
+        "test" => {
+            let results = correlate::sigma::run_examples(&set);
+            let failed = results.iter().filter(|r| !r.passed()).count();
+            for r in &results {
+                if r.passed() {
+                    println!("pass  {}  {}", r.rule, r.name);
+                } else if let Some(e) = &r.error {
+                    println!("FAIL  {}  {}: {e}", r.rule, r.name);
+                } else {
+                    println!(
+                        "FAIL  {}  {}\n      expected: {:?}\n      got:      {:?}",
+                        r.rule, r.name, r.expected, r.got
+                    );
+                }
+            }
+            println!("{} examples, {} passed, {failed} failed", results.len(), results.len() - failed);
+            if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        other => {
+            eprintln!("custos: rules {other:?}: say lint or test");
+            ExitCode::from(2)
         }
     }
 }

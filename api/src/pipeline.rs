@@ -320,7 +320,7 @@ impl Custos {
         } else {
             (Sources::none(), None)
         };
-        let engine = Engine::new(inventory, cfg.correlate.clone());
+        let engine = Engine::from_config(inventory, cfg.correlate.clone()).map_err(Error::Rules)?;
         let deadletters = DeadLetterStore::new(data_dir.join("deadletter"));
         let evidence = tokio::spawn(evidence_stage(
             bus.subscriber(EVENTS)?,

@@ -151,3 +151,31 @@ fn replay_into_a_data_dir_ledgers_everything() {
         "names the formats"
     );
 }
+
+/// `custos rules lint|test`: the shipped pack passes; a bad rule is refused
+/// with `file:line`, and a wrong expectation fails with a diff.
+#[test]
+fn rules_lint_and_test() {
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).output().expect("custos rules runs");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let pack = concat!(env!("CARGO_MANIFEST_DIR"), "/../correlate/rules");
+    let (code, text) = run(&["rules", "test", pack]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains(" 0 failed"), "{text}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(&bad, "title: t\nid: x\nlogsource: {category: physical_access}\ndetection:\n  sel: {door|sometimes: A}\n  condition: sel\n")
+        .expect("write");
+    let (code, text) = run(&["rules", "lint", dir.path().to_str().unwrap_or_default()]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("bad.yml:5: ") && text.contains("|sometimes"), "{text}");
+
+    std::fs::write(&bad, "title: t\nid: x\nlogsource: {category: physical_access}\ndetection:\n  sel: {activity_id: 3}\n  condition: sel\ncustos:\n  examples:\n    - events: [{class_uid: 9001, activity_id: 3}]\n      expect: []\n")
+        .expect("write");
+    let (code, text) = run(&["rules", "test", dir.path().to_str().unwrap_or_default()]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("FAIL  x") && text.contains(r#"got:      ["x"]"#), "{text}");
+}

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::alert::{Alert, Entity, EntityKind};
 use crate::rules::{BADGE_DENIED_THEN_EWS_LOGIN, OT_WRITE_OWNER_OFFSITE, PLC_CHANGE_OUTSIDE_WINDOW, RuleInfo};
+use crate::sigma::{self, Correlator, RuleSet, SigmaHit};
 use crate::watermark::Watermarks;
 
 fn default_lateness() -> u64 {
@@ -26,6 +27,9 @@ fn default_presence() -> u64 {
 }
 fn default_max_per_key() -> usize {
     256
+}
+fn default_max_keys() -> usize {
+    50_000
 }
 
 /// `[correlate]` settings.
@@ -47,6 +51,13 @@ pub struct EngineConfig {
     /// State entries kept per key and rule (oldest evicted first). Default 256.
     #[serde(default = "default_max_per_key")]
     pub max_entries_per_key: usize,
+    /// Sigma rule directory (`*.yml`, recursively) used instead of the built-in
+    /// pack. Default: none, the built-in pack (`correlate/rules/`).
+    #[serde(default)]
+    pub rules_dir: Option<std::path::PathBuf>,
+    /// Groups kept per Sigma correlation rule; the longest idle go first. Default 50000.
+    #[serde(default = "default_max_keys")]
+    pub max_keys_per_rule: usize,
 }
 
 impl Default for EngineConfig {
@@ -57,6 +68,8 @@ impl Default for EngineConfig {
             login_window_ms: default_login_window(),
             presence_lookback_ms: default_presence(),
             max_entries_per_key: default_max_per_key(),
+            rules_dir: None,
+            max_keys_per_rule: default_max_keys(),
         }
     }
 }
@@ -138,7 +151,17 @@ pub struct Engine {
     presence: KeyedSeen,
     /// Writes waiting for the watermark, by event time.
     pending_writes: BTreeMap<(i64, u64), PendingWrite>,
+    /// The Sigma rules (built-in pack or `rules_dir`).
+    sigma: Correlator,
     stats: EngineStats,
+}
+
+fn entity_word(kind: EntityKind) -> &'static str {
+    match kind {
+        EntityKind::Person => "person",
+        EntityKind::Asset => "asset",
+        EntityKind::Zone => "zone",
+    }
 }
 
 fn asset_severity(base: u8, criticality: Option<Criticality>) -> u8 {
@@ -149,8 +172,31 @@ fn asset_severity(base: u8, criticality: Option<Criticality>) -> u8 {
 }
 
 impl Engine {
+    /// An engine with the built-in Sigma rule pack (compiled and tested with
+    /// the crate, so it cannot fail here; a failure leaves Sigma rules out).
     pub fn new(inventory: Arc<Inventory>, cfg: EngineConfig) -> Self {
+        let rules = sigma::builtin::rules(&sigma::placeholders(&inventory)).unwrap_or_else(|errors| {
+            tracing::error!(?errors, "built-in Sigma rules do not compile");
+            RuleSet::default()
+        });
+        Self::with_rules(inventory, cfg, rules)
+    }
+
+    /// Loads the rules `cfg.rules_dir` names, or the built-in pack without one.
+    /// Errors are `file:line: message`, one per problem.
+    pub fn from_config(inventory: Arc<Inventory>, cfg: EngineConfig) -> Result<Self, Vec<String>> {
+        match &cfg.rules_dir {
+            Some(dir) => {
+                let rules = sigma::load_dir(dir, &sigma::placeholders(&inventory))?;
+                Ok(Self::with_rules(inventory, cfg, rules))
+            }
+            None => Ok(Self::new(inventory, cfg)),
+        }
+    }
+
+    pub fn with_rules(inventory: Arc<Inventory>, cfg: EngineConfig, rules: RuleSet) -> Self {
         Self {
+            sigma: Correlator::new(Arc::new(rules), cfg.max_keys_per_rule),
             watermarks: Watermarks::new(cfg.allowed_lateness_ms as i64, cfg.idle_timeout_ms as i64),
             inventory,
             cfg,
@@ -165,8 +211,11 @@ impl Engine {
 
     pub fn stats(&self) -> EngineStats {
         EngineStats {
-            state_entries: (self.denials.len() + self.logins.len() + self.presence.len() + self.pending_writes.len())
-                as u64,
+            state_entries: (self.denials.len()
+                + self.logins.len()
+                + self.presence.len()
+                + self.pending_writes.len()
+                + self.sigma.state_entries()) as u64,
             ..self.stats
         }
     }
@@ -213,8 +262,32 @@ impl Engine {
         if e.ot.as_ref().is_some_and(|o| o.access == OtAccess::Write) {
             self.ot_write(index, e);
         }
+        let mut hits = Vec::new();
+        self.sigma.on_event(index, e, &mut hits);
+        self.sigma_alerts(hits, &mut out);
         out.extend(self.advance());
         out
+    }
+
+    /// Alerts of Sigma rules, with the rule's title, level and ATT&CK tags.
+    fn sigma_alerts(&mut self, hits: Vec<SigmaHit>, out: &mut Vec<Alert>) {
+        for h in hits {
+            let rule = &self.sigma.rules().rules[h.rule];
+            let key: Vec<String> = h.events.iter().map(u64::to_string).collect();
+            self.stats.alerts += 1;
+            out.push(Alert {
+                id: format!("{}:{}", rule.id, key.join("-")),
+                rule: rule.id.clone(),
+                title: rule.title.clone(),
+                severity_id: rule.severity_id,
+                attack: rule.attack.clone(),
+                time: h.time,
+                summary: format!("{}: {} {}", rule.title, entity_word(h.entity.kind), h.entity.id),
+                entity: h.entity,
+                zone: h.zone,
+                events: h.events,
+            });
+        }
     }
 
     /// Processing time moves on (idle sources stop holding the watermark).
@@ -353,6 +426,9 @@ impl Engine {
                 },
             ));
         }
+        let mut hits = Vec::new();
+        self.sigma.advance(wm, &mut hits);
+        self.sigma_alerts(hits, &mut out);
         let window = self.cfg.login_window_ms as i64;
         self.denials.evict_before(wm - window);
         self.logins.evict_before(wm - window);

@@ -8,6 +8,7 @@ mod alert;
 mod engine;
 mod incident;
 mod rules;
+pub mod sigma;
 mod watermark;
 
 pub use alert::{Alert, Entity, EntityKind};

@@ -73,7 +73,9 @@ struct Harness {
 impl Harness {
     fn new() -> Self {
         let inventory = Arc::new(Inventory::from_toml(INVENTORY).expect("inventory"));
-        Self { engine: Engine::new(inventory.clone(), EngineConfig::default()), inventory, next: 0 }
+        // The hand-written joins alone; Sigma rules are tested below and in `sigma`.
+        let engine = Engine::with_rules(inventory.clone(), EngineConfig::default(), crate::sigma::RuleSet::default());
+        Self { engine, inventory, next: 0 }
     }
 
     /// Feeds one source line observed at `observed`; returns (its index, alerts).
@@ -231,4 +233,18 @@ fn state_is_evicted_behind_the_watermark() {
     h.login(T0 + 3_600_000, "mallory", "ews-01", "4624", T0 + 3_600_000);
     h.engine.on_tick(T0 + 2 * 3_600_000);
     assert!(h.engine.stats().state_entries <= 2, "{:?}", h.engine.stats());
+}
+
+/// The built-in Sigma pack runs inside the engine: a write from the vendor
+/// laptop is also `custos-ot-write-non-ews`, at once, with its ATT&CK tags.
+#[test]
+fn builtin_sigma_rules_alert_through_the_engine() {
+    let mut h = Harness::new();
+    h.engine = Engine::new(h.inventory.clone(), EngineConfig::default());
+    let (i, a) = h.modbus(T0, "10.10.1.50", 6, T0);
+    assert_eq!(rules(&a), ["custos-ot-write-non-ews"]);
+    assert_eq!(a[0].events, vec![i]);
+    assert_eq!(a[0].attack, ["T0855".to_owned(), "T0836".to_owned()]);
+    assert_eq!(a[0].entity, Entity { kind: EntityKind::Asset, id: "PLC-01".into() });
+    assert_eq!(a[0].id, format!("custos-ot-write-non-ews:{i}"));
 }

@@ -1,0 +1,428 @@
+//! Rule files: Sigma YAML documents (detection and correlation rules, one or
+//! more per file, `---` separated) with Custos' `custos:` block, loaded and
+//! checked into a [`RuleSet`].
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use ingest::Inventory;
+use ingest::event::severity;
+use ingest::inventory::AssetKind;
+use serde::Deserialize;
+use serde_norway::Value as Yaml;
+
+use super::detection::{Detection, Placeholders};
+use crate::alert::EntityKind;
+
+/// An example in a rule's `custos.examples`: events (contract JSON, only the
+/// fields that matter) and the rule ids the engine must alert with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Example {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub events: Vec<serde_json::Value>,
+    pub expect: Vec<String>,
+}
+
+/// What the engine does with a correlation rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorrelationKind {
+    EventCount,
+    ValueCount(String),
+    Temporal,
+    TemporalOrdered,
+}
+
+/// A compiled Sigma correlation rule.
+#[derive(Debug, Clone)]
+pub struct Correlation {
+    pub kind: CorrelationKind,
+    /// Indices of the referenced rules in the rule set.
+    pub rules: Vec<usize>,
+    /// Group-by field names per referenced rule (aliases resolved).
+    pub group_by: Vec<Vec<String>>,
+    pub timespan_ms: i64,
+    /// `gte` threshold (`gt: n` is stored as `n + 1`).
+    pub min: u64,
+}
+
+/// One rule of a set, detection or correlation.
+#[derive(Debug, Clone)]
+pub struct SigmaRule {
+    pub id: String,
+    pub name: Option<String>,
+    pub title: String,
+    pub severity_id: u8,
+    pub attack: Vec<String>,
+    pub file: PathBuf,
+    /// `logsource.category` mapped to an OCSF class, when given.
+    pub class_uid: Option<u32>,
+    pub product: Option<String>,
+    pub detection: Option<Detection>,
+    pub correlation: Option<Correlation>,
+    /// Whether matches become alerts (a detection rule only a correlation
+    /// uses does not alert on its own unless it says `generate: true`).
+    pub alerts: bool,
+    pub entity: (EntityKind, String),
+    pub examples: Vec<Example>,
+}
+
+/// A file's rules before linking (correlations name rules by id or name).
+#[derive(Debug, Clone)]
+pub struct RuleFile {
+    pub path: PathBuf,
+    pub docs: Vec<Yaml>,
+    pub text: String,
+}
+
+/// Compiled, linked rules.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSet {
+    pub rules: Vec<SigmaRule>,
+}
+
+/// `file:line: message`, the line found by the text the error is about.
+fn located(file: &RuleFile, needle: Option<&str>, msg: &str) -> String {
+    let line = needle.and_then(|n| file.text.lines().position(|l| l.contains(n))).map_or(1, |i| i + 1);
+    format!("{}:{line}: {msg}", file.path.display())
+}
+
+/// Placeholder values for `|expand` from the inventory: `%<kind>_assets%`
+/// (plc, hmi, ews, …), `%vendor_people%`, `%zones%`.
+pub fn placeholders(inv: &Inventory) -> Placeholders {
+    let mut p = Placeholders::new();
+    for a in &inv.assets {
+        p.entry(format!("{}_assets", a.kind.as_str())).or_default().push(a.id.clone());
+    }
+    p.insert("vendor_people".into(), inv.people.iter().filter(|x| x.vendor).map(|x| x.id.clone()).collect());
+    p.insert("zones".into(), inv.zones.iter().map(|z| z.id.clone()).collect());
+    for kind in [AssetKind::Plc, AssetKind::Hmi, AssetKind::Ews] {
+        p.entry(format!("{}_assets", kind.as_str())).or_default();
+    }
+    p
+}
+
+/// Reads one rule file (several YAML documents allowed).
+pub fn parse_file(path: &Path, text: &str) -> Result<RuleFile, String> {
+    let mut docs = Vec::new();
+    for doc in serde_norway::Deserializer::from_str(text) {
+        let v = Yaml::deserialize(doc).map_err(|e| {
+            let line = e.location().map_or(1, |l| l.line());
+            format!("{}:{line}: {e}", path.display())
+        })?;
+        if !v.is_null() {
+            docs.push(v);
+        }
+    }
+    Ok(RuleFile { path: path.to_owned(), docs, text: text.to_owned() })
+}
+
+/// Loads every `*.yml` / `*.yaml` file under `dir` (sorted, so ids are stable)
+/// and links them; all errors are returned, each as `file:line: message`.
+pub fn load_dir(dir: &Path, placeholders: &Placeholders) -> Result<RuleSet, Vec<String>> {
+    let mut paths = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let entries = std::fs::read_dir(&d).map_err(|e| vec![format!("{}: {e}", d.display())])?;
+        for entry in entries.flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "yml" || x == "yaml") {
+                paths.push(p);
+            }
+        }
+    }
+    paths.sort();
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for p in paths {
+        match std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display())).and_then(|t| parse_file(&p, &t))
+        {
+            Ok(f) => files.push(f),
+            Err(e) => errors.push(e),
+        }
+    }
+    match RuleSet::compile(&files, placeholders) {
+        Ok(set) if errors.is_empty() => Ok(set),
+        Ok(_) => Err(errors),
+        Err(mut more) => {
+            errors.append(&mut more);
+            Err(errors)
+        }
+    }
+}
+
+fn severity_of(level: Option<&str>) -> Result<u8, String> {
+    Ok(match level.unwrap_or("medium") {
+        "informational" => severity::INFORMATIONAL,
+        "low" => severity::LOW,
+        "medium" => severity::MEDIUM,
+        "high" => severity::HIGH,
+        "critical" => severity::CRITICAL,
+        other => return Err(format!("level {other:?} is not informational, low, medium, high or critical")),
+    })
+}
+
+/// `logsource.category` → OCSF class.
+fn class_of(category: &str) -> Result<u32, String> {
+    Ok(match category {
+        "physical_access" => 9001,
+        "authentication" => 3002,
+        "network_activity" | "firewall" | "network_connection" => 4001,
+        "detection_finding" | "ids" => 2004,
+        "config_change" | "plc_backup" => 5019,
+        other => {
+            return Err(format!(
+                "logsource category {other:?} is not one of physical_access, authentication, network_activity, \
+                 firewall, detection_finding, ids, config_change, plc_backup"
+            ));
+        }
+    })
+}
+
+/// `5m`, `30s`, `2h`, `1d` in ms.
+fn timespan(s: &str) -> Result<i64, String> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = n.parse().map_err(|_| format!("timespan {s:?} is not like 30s, 5m, 2h or 1d"))?;
+    let unit_ms = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("timespan {s:?} is not like 30s, 5m, 2h or 1d")),
+    };
+    Ok(n * unit_ms)
+}
+
+fn str_at<'a>(v: &'a Yaml, path: &[&str]) -> Option<&'a str> {
+    path.iter().try_fold(v, |v, k| v.get(*k))?.as_str()
+}
+
+impl RuleSet {
+    /// Compiles and links the documents of `files`.
+    pub fn compile(files: &[RuleFile], placeholders: &Placeholders) -> Result<Self, Vec<String>> {
+        let mut rules = Vec::new();
+        let mut errors = Vec::new();
+        // Correlations are linked after every detection rule is known.
+        let mut pending = Vec::new();
+        for file in files {
+            for doc in &file.docs {
+                match Self::rule(file, doc, placeholders) {
+                    Ok((rule, corr)) => {
+                        if let Some(c) = corr {
+                            pending.push((rules.len(), file, c));
+                        }
+                        rules.push(rule);
+                    }
+                    Err(e) => errors.push(e),
+                }
+            }
+        }
+        let mut seen = HashSet::new();
+        for r in &rules {
+            if !seen.insert(r.id.clone()) {
+                errors.push(located(&files[0], Some(&r.id), &format!("rule id {} is used twice", r.id)));
+            }
+        }
+        let index: HashMap<String, usize> = rules
+            .iter()
+            .enumerate()
+            .flat_map(|(i, r)| [Some((r.id.clone(), i)), r.name.clone().map(|n| (n, i))])
+            .flatten()
+            .collect();
+        for (at, file, c) in pending {
+            match Self::link(&c, &index, &rules) {
+                Ok((corr, referenced, generate)) => {
+                    for r in &referenced {
+                        if !generate {
+                            rules[*r].alerts = false;
+                        }
+                    }
+                    rules[at].correlation = Some(corr);
+                }
+                Err(e) => errors.push(located(file, Some("correlation:"), &e)),
+            }
+        }
+        if errors.is_empty() { Ok(Self { rules }) } else { Err(errors) }
+    }
+
+    fn rule(file: &RuleFile, doc: &Yaml, placeholders: &Placeholders) -> Result<(SigmaRule, Option<Yaml>), String> {
+        let err = |needle: Option<&str>, msg: String| located(file, needle, &msg);
+        let title = str_at(doc, &["title"]).ok_or_else(|| err(None, "rule has no title".into()))?.to_owned();
+        let id = str_at(doc, &["id"]).ok_or_else(|| err(Some(&title), format!("rule {title:?} has no id")))?.to_owned();
+        let severity_id = severity_of(str_at(doc, &["level"])).map_err(|e| err(Some("level:"), e))?;
+        let attack: Vec<String> = doc
+            .get("tags")
+            .and_then(Yaml::as_sequence)
+            .into_iter()
+            .flatten()
+            .filter_map(Yaml::as_str)
+            .filter_map(|t| t.strip_prefix("attack."))
+            .filter(|t| t.len() > 1 && t[1..].chars().all(|c| c.is_ascii_digit() || c == '.'))
+            .map(str::to_ascii_uppercase)
+            .collect();
+        let custos = doc.get("custos");
+        let examples: Vec<Example> = match custos.and_then(|c| c.get("examples")) {
+            Some(v) => {
+                serde_norway::from_value(v.clone()).map_err(|e| err(Some("examples:"), format!("examples: {e}")))?
+            }
+            None => Vec::new(),
+        };
+        let entity = match custos.and_then(|c| c.get("entity")) {
+            None => (EntityKind::Asset, "device.asset".to_owned()),
+            Some(v) => {
+                let kind = match str_at(v, &["kind"]) {
+                    Some("person") => EntityKind::Person,
+                    Some("asset") => EntityKind::Asset,
+                    Some("zone") => EntityKind::Zone,
+                    other => {
+                        return Err(err(Some("entity:"), format!("entity kind {other:?} is not person, asset or zone")));
+                    }
+                };
+                let field = str_at(v, &["field"]).ok_or_else(|| err(Some("entity:"), "entity needs a field".into()))?;
+                (kind, field.to_owned())
+            }
+        };
+        let mut rule = SigmaRule {
+            id,
+            name: str_at(doc, &["name"]).map(str::to_owned),
+            title,
+            severity_id,
+            attack,
+            file: file.path.clone(),
+            class_uid: None,
+            product: None,
+            detection: None,
+            correlation: None,
+            alerts: true,
+            entity,
+            examples,
+        };
+        if let Some(corr) = doc.get("correlation") {
+            return Ok((rule, Some(corr.clone())));
+        }
+        if let Some(cat) = str_at(doc, &["logsource", "category"]) {
+            rule.class_uid = Some(class_of(cat).map_err(|e| err(Some("category:"), e))?);
+        }
+        rule.product = str_at(doc, &["logsource", "product"]).filter(|p| *p != "custos").map(str::to_owned);
+        let detection = doc.get("detection").ok_or_else(|| err(Some(&rule.title), "rule has no detection".into()))?;
+        rule.detection = Some(Detection::compile(detection, placeholders).map_err(|e| {
+            // Point at the first word of the message that appears in the file.
+            let needle = e.split([' ', ':']).find(|w| w.len() > 2 && file.text.contains(*w)).map(str::to_owned);
+            err(needle.as_deref().or(Some("detection:")), format!("detection: {e}"))
+        })?);
+        Ok((rule, None))
+    }
+
+    fn link(
+        c: &Yaml,
+        index: &HashMap<String, usize>,
+        rules: &[SigmaRule],
+    ) -> Result<(Correlation, Vec<usize>, bool), String> {
+        let kind_name = str_at(c, &["type"]).ok_or("correlation has no type")?;
+        let names: Vec<&str> = match c.get("rules") {
+            Some(Yaml::Sequence(l)) => l.iter().filter_map(Yaml::as_str).collect(),
+            Some(Yaml::String(s)) => vec![s.as_str()],
+            _ => return Err("correlation needs rules".into()),
+        };
+        let referenced: Vec<usize> = names
+            .iter()
+            .map(|n| index.get(*n).copied().ok_or_else(|| format!("correlation refers to unknown rule {n:?}")))
+            .collect::<Result<_, _>>()?;
+        if referenced.iter().any(|r| rules[*r].detection.is_none()) {
+            return Err("correlation chaining (a correlation of correlations) is not supported yet".into());
+        }
+        let group: Vec<String> = match c.get("group-by") {
+            Some(Yaml::Sequence(l)) => l.iter().filter_map(Yaml::as_str).map(str::to_owned).collect(),
+            None => Vec::new(),
+            _ => return Err("group-by must be a list of field names".into()),
+        };
+        let aliases = c.get("aliases").and_then(Yaml::as_mapping);
+        let group_by = referenced
+            .iter()
+            .zip(&names)
+            .map(|(r, name)| {
+                group
+                    .iter()
+                    .map(|g| {
+                        let alias = aliases.and_then(|a| a.get(g.as_str()));
+                        let mapped = alias
+                            .and_then(|a| a.get(*name).or_else(|| a.get(rules[*r].id.as_str())))
+                            .and_then(Yaml::as_str);
+                        match (alias, mapped) {
+                            (Some(_), None) => Err(format!("alias {g} does not name a field for rule {name}")),
+                            (_, m) => Ok(m.unwrap_or(g).to_owned()),
+                        }
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let timespan_ms = timespan(str_at(c, &["timespan"]).ok_or("correlation needs a timespan")?)?;
+        let cond = c.get("condition");
+        let min = match cond.and_then(Yaml::as_mapping) {
+            None if matches!(kind_name, "temporal" | "temporal_ordered") => 1,
+            None => return Err("event_count and value_count need a condition".into()),
+            Some(m) => {
+                let num = |k: &str| m.get(k).and_then(Yaml::as_u64);
+                match (num("gte"), num("gt")) {
+                    (Some(n), _) => n,
+                    (_, Some(n)) => n + 1,
+                    _ => return Err("condition: only gte and gt thresholds are supported (lt / lte / eq need absence, which the custos block will add)".into()),
+                }
+            }
+        };
+        let kind = match kind_name {
+            "event_count" => CorrelationKind::EventCount,
+            "value_count" => CorrelationKind::ValueCount(
+                cond.and_then(|m| m.get("field"))
+                    .and_then(Yaml::as_str)
+                    .ok_or("value_count needs condition.field")?
+                    .to_owned(),
+            ),
+            "temporal" => CorrelationKind::Temporal,
+            "temporal_ordered" => CorrelationKind::TemporalOrdered,
+            other => {
+                return Err(format!(
+                    "correlation type {other:?} is not event_count, value_count, temporal or temporal_ordered"
+                ));
+            }
+        };
+        let generate = c.get("generate").and_then(Yaml::as_bool).unwrap_or(false);
+        Ok((Correlation { kind, rules: referenced.clone(), group_by, timespan_ms, min }, referenced, generate))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(text: &str) -> Result<RuleSet, Vec<String>> {
+        let f = parse_file(Path::new("r.yml"), text).map_err(|e| vec![e])?;
+        RuleSet::compile(&[f], &Placeholders::new())
+    }
+
+    #[test]
+    fn lint_messages_name_file_and_line() {
+        let e = set("title: t\nid: a\nlogsource: {category: physical_access}\ndetection:\n  sel: {door|frob: x}\n  condition: sel\n")
+            .expect_err("bad modifier");
+        assert!(e[0].starts_with("r.yml:5: "), "{e:?}");
+        let e = set("title: t\nid: a\nlogsource: {category: nowhere}\ndetection: {sel: {x: 1}, condition: sel}\n")
+            .expect_err("category");
+        assert!(e[0].starts_with("r.yml:3: ") && e[0].contains("nowhere"), "{e:?}");
+        let e = set("title: t\nid: a\ndetection: {sel: {x: 1}, condition: sel}\n---\ntitle: c\nid: b\ncorrelation:\n  type: event_count\n  rules: [zz]\n  timespan: 5m\n  condition: {gte: 2}\n").expect_err("unknown");
+        assert!(e[0].starts_with("r.yml:7: ") && e[0].contains("unknown rule \"zz\""), "{e:?}");
+        let e = set("title: t\nid: a\ndetection: [\n").expect_err("yaml");
+        assert!(e[0].starts_with("r.yml:"), "{e:?}");
+    }
+
+    #[test]
+    fn correlation_links_and_silences_its_base_rules() {
+        let s = set("title: t\nid: a\nname: base\ntags: [attack.t0855, attack.impact]\ndetection: {sel: {x: 1}, condition: sel}\n---\ntitle: c\nid: b\ncorrelation:\n  type: value_count\n  rules: [base]\n  group-by: [user]\n  timespan: 2m\n  condition: {gt: 2, field: dst.ip}\n").expect("compiles");
+        assert!(!s.rules[0].alerts);
+        assert_eq!(s.rules[0].attack, ["T0855"]);
+        let c = s.rules[1].correlation.as_ref().expect("correlation");
+        assert_eq!((c.min, c.timespan_ms, c.kind.clone()), (3, 120_000, CorrelationKind::ValueCount("dst.ip".into())));
+    }
+}
