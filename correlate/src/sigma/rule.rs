@@ -278,7 +278,10 @@ impl RuleSet {
                     Some("asset") => EntityKind::Asset,
                     Some("zone") => EntityKind::Zone,
                     other => {
-                        return Err(err(Some("entity:"), format!("entity kind {other:?} is not person, asset or zone")));
+                        return Err(err(
+                            Some("entity:"),
+                            format!("entity kind {other:?} is not person, asset or zone"),
+                        ));
                     }
                 };
                 let field = str_at(v, &["field"]).ok_or_else(|| err(Some("entity:"), "entity needs a field".into()))?;
