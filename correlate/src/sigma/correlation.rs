@@ -5,7 +5,7 @@
 //! order (time, then ledger index). So the alerts do not depend on the order
 //! events arrived in, as long as they arrived within the allowed lateness.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use ingest::Event;
@@ -29,11 +29,12 @@ pub struct SigmaHit {
 #[derive(Debug, Clone)]
 struct Pending {
     correlation: usize,
-    key: Vec<String>,
+    key: GroupKey,
     /// Position of the matched rule in the correlation's `rules`.
     position: usize,
-    value: Option<String>,
-    entity: Entity,
+    value: Option<Arc<str>>,
+    /// The entity id from the rule's entity field; the group key otherwise.
+    entity: Option<String>,
     zone: Option<String>,
 }
 
@@ -42,14 +43,52 @@ struct Seen {
     time: i64,
     index: u64,
     position: usize,
-    value: Option<String>,
+    value: Option<Arc<str>>,
 }
 
 /// Matches of one group within a correlation's timespan.
 #[derive(Debug, Default)]
 struct Window {
+    /// The group-by values (kept once per group, for the alert's entity).
+    key: GroupKey,
     seen: VecDeque<Seen>,
+    /// `value_count`: how often each value occurs in `seen`.
+    values: HashMap<Arc<str>, u32>,
 }
+
+impl Window {
+    fn push(&mut self, s: Seen) {
+        if let Some(v) = &s.value {
+            *self.values.entry(v.clone()).or_default() += 1;
+        }
+        self.seen.push_back(s);
+    }
+
+    fn pop_front(&mut self) {
+        let Some(s) = self.seen.pop_front() else { return };
+        if let Some(v) = s.value
+            && let Some(n) = self.values.get_mut(&v)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.values.remove(&v);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.seen.clear();
+        self.values.clear();
+    }
+
+    fn last_time(&self) -> i64 {
+        self.seen.back().map_or(i64::MIN, |s| s.time)
+    }
+}
+
+/// A group's group-by values, shared by the matches and the window (one
+/// event's key is computed once for all correlations with the same group-by).
+type GroupKey = Arc<[String]>;
 
 fn text(v: Option<Value<'_>>) -> Option<String> {
     Some(match v? {
@@ -72,14 +111,20 @@ struct CorrelationPlan {
 /// The rule set at work, with its state.
 pub struct Correlator {
     set: Arc<RuleSet>,
-    /// Detection rules by the event class they are for (`None`: any class).
-    by_class: HashMap<Option<u32>, Vec<usize>>,
+    /// Detection rules for each event class (a few classes: a list beats a
+    /// hash map here), each with the rules for any class appended.
+    by_class: Vec<(u32, Vec<usize>)>,
+    any_class: Vec<usize>,
     /// For each rule, the correlations (index into `plans`) that use it.
     used_by: Vec<Vec<usize>>,
     plans: Vec<CorrelationPlan>,
     entity_fields: Vec<(EntityKind, Field)>,
-    pending: BTreeMap<(i64, u64, usize), Pending>,
-    windows: Vec<HashMap<Vec<String>, Window>>,
+    /// Matches waiting for the watermark, sorted by (time, index, correlation).
+    /// Input is mostly in time order, so inserts land at or near the back.
+    pending: VecDeque<((i64, u64, usize), Pending)>,
+    windows: Vec<HashMap<GroupKey, Window>>,
+    /// Watermark at each correlation's last sweep for idle groups.
+    swept_at: Vec<i64>,
     max_keys: usize,
     evicted: u64,
 }
@@ -87,12 +132,18 @@ pub struct Correlator {
 impl Correlator {
     /// `max_keys`: groups kept per correlation rule (the oldest go first).
     pub fn new(set: Arc<RuleSet>, max_keys: usize) -> Self {
-        let mut by_class: HashMap<Option<u32>, Vec<usize>> = HashMap::new();
+        let mut by_class: Vec<(u32, Vec<usize>)> = Vec::new();
+        let mut any_class = Vec::new();
         let mut used_by = vec![Vec::new(); set.rules.len()];
         let mut plans = Vec::new();
         for (i, r) in set.rules.iter().enumerate() {
-            if r.detection.is_some() {
-                by_class.entry(r.class_uid).or_default().push(i);
+            match (r.detection.is_some(), r.class_uid) {
+                (false, _) => {}
+                (true, None) => any_class.push(i),
+                (true, Some(class)) => match by_class.iter_mut().find(|(c, _)| *c == class) {
+                    Some((_, rules)) => rules.push(i),
+                    None => by_class.push((class, vec![i])),
+                },
             }
             if let Some(c) = &r.correlation {
                 for base in &c.rules {
@@ -110,8 +161,25 @@ impl Correlator {
             }
         }
         let entity_fields = set.rules.iter().map(|r| (r.entity.0, Field::resolve(&r.entity.1))).collect();
+        for (_, rules) in &mut by_class {
+            rules.extend(&any_class);
+            rules.sort_unstable();
+        }
         let windows = plans.iter().map(|_| HashMap::new()).collect();
-        Self { set, by_class, used_by, plans, entity_fields, pending: BTreeMap::new(), windows, max_keys, evicted: 0 }
+        let swept_at = vec![i64::MIN; plans.len()];
+        Self {
+            set,
+            by_class,
+            any_class,
+            used_by,
+            plans,
+            entity_fields,
+            pending: VecDeque::new(),
+            windows,
+            swept_at,
+            max_keys,
+            evicted: 0,
+        }
     }
 
     pub fn rules(&self) -> &RuleSet {
@@ -128,6 +196,31 @@ impl Correlator {
         self.windows.iter().map(HashMap::len).sum()
     }
 
+    /// An estimate of the bytes the correlation state holds: windows with
+    /// their keys, matches and value counts, plus map overhead. Divided by
+    /// [`Self::keys`] it is the memory per live group the README reports.
+    pub fn state_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let strings = |k: &GroupKey| k.iter().map(|s| s.capacity() + size_of::<String>()).sum::<usize>() + 16;
+        let windows: usize = self
+            .windows
+            .iter()
+            .flat_map(HashMap::values)
+            .map(|w| {
+                // Map slot (key + window + control byte), the key's strings
+                // (shared with pending matches), matches, value counts.
+                size_of::<GroupKey>()
+                    + size_of::<Window>()
+                    + 1
+                    + strings(&w.key)
+                    + w.seen.capacity() * size_of::<Seen>()
+                    + w.values.capacity() * (size_of::<Arc<str>>() + size_of::<u32>() + 1)
+                    + w.values.keys().map(|v| v.len() + 16).sum::<usize>()
+            })
+            .sum();
+        windows + self.pending.capacity() * size_of::<((i64, u64, usize), Pending)>()
+    }
+
     /// Groups dropped because a rule held `max_keys` of them.
     pub fn evicted(&self) -> u64 {
         self.evicted
@@ -140,43 +233,66 @@ impl Correlator {
     /// Runs detection on one event; alerts of stand-alone rules go to `out`
     /// at once, matches for correlations wait for the watermark.
     pub fn on_event(&mut self, index: u64, e: &Event, out: &mut Vec<SigmaHit>) {
-        let classes = [Some(e.class_uid), None];
-        for class in classes {
-            let Some(candidates) = self.by_class.get(&class) else { continue };
-            for &r in candidates {
-                let rule = &self.set.rules[r];
-                if rule.product.as_deref().is_some_and(|p| !p.eq_ignore_ascii_case(&e.metadata.product)) {
-                    continue;
-                }
-                if !rule.detection.as_ref().is_some_and(|d| d.matches(e)) {
-                    continue;
-                }
-                if rule.alerts {
-                    let (kind, field) = &self.entity_fields[r];
-                    out.push(SigmaHit {
-                        rule: r,
-                        time: e.time,
-                        events: vec![index],
-                        entity: Self::entity(*kind, field, e, "unknown"),
-                        zone: e.zone.clone(),
-                    });
-                }
-                for &p in &self.used_by[r] {
-                    let plan = &self.plans[p];
-                    let Some(c) = &self.set.rules[plan.rule].correlation else { continue };
-                    let position = c.rules.iter().position(|x| *x == r).unwrap_or(0);
-                    let key: Vec<String> =
-                        plan.group_by[position].iter().map(|f| text(f.get(e)).unwrap_or_default()).collect();
-                    let value = plan.value.as_ref().and_then(|f| text(f.get(e)));
-                    if plan.value.is_some() && value.is_none() {
-                        continue;
+        let candidates = match self.by_class.iter().find(|(c, _)| *c == e.class_uid) {
+            Some((_, rules)) => rules,
+            None => &self.any_class,
+        };
+        for &r in candidates {
+            let rule = &self.set.rules[r];
+            if rule.product.as_deref().is_some_and(|p| !p.eq_ignore_ascii_case(&e.metadata.product)) {
+                continue;
+            }
+            if !rule.detection.as_ref().is_some_and(|d| d.matches(e)) {
+                continue;
+            }
+            if rule.alerts {
+                let (kind, field) = &self.entity_fields[r];
+                out.push(SigmaHit {
+                    rule: r,
+                    time: e.time,
+                    events: vec![index],
+                    entity: Self::entity(*kind, field, e, "unknown"),
+                    zone: e.zone.clone(),
+                });
+            }
+            // Keys and values read once per distinct field list, then shared.
+            let mut keys: Vec<(&[Field], GroupKey)> = Vec::new();
+            let mut values: Vec<(&Field, Option<Arc<str>>)> = Vec::new();
+            for &p in &self.used_by[r] {
+                let plan = &self.plans[p];
+                let Some(c) = &self.set.rules[plan.rule].correlation else { continue };
+                let position = c.rules.iter().position(|x| *x == r).unwrap_or(0);
+                let fields = plan.group_by[position].as_slice();
+                let key = match keys.iter().find(|(f, _)| *f == fields) {
+                    Some((_, k)) => k.clone(),
+                    None => {
+                        let k: GroupKey = fields.iter().map(|f| text(f.get(e)).unwrap_or_default()).collect();
+                        keys.push((fields, k.clone()));
+                        k
                     }
-                    let entity = Self::entity(plan.entity.0, &plan.entity.1, e, &key.join("/"));
-                    self.pending.insert(
-                        (e.time, index, p),
-                        Pending { correlation: p, key, position, value, entity, zone: e.zone.clone() },
-                    );
+                };
+                let value = match &plan.value {
+                    None => None,
+                    Some(field) => match values.iter().find(|(f, _)| *f == field) {
+                        Some((_, v)) => v.clone(),
+                        None => {
+                            let v: Option<Arc<str>> = text(field.get(e)).map(Arc::from);
+                            values.push((field, v.clone()));
+                            v
+                        }
+                    },
+                };
+                if plan.value.is_some() && value.is_none() {
+                    continue;
                 }
+                let entity = text(plan.entity.1.get(e));
+                let at = (e.time, index, p);
+                let slot = match self.pending.back() {
+                    Some((last, _)) if *last > at => self.pending.partition_point(|(k, _)| *k <= at),
+                    _ => self.pending.len(),
+                };
+                self.pending
+                    .insert(slot, (at, Pending { correlation: p, key, position, value, entity, zone: e.zone.clone() }));
             }
         }
     }
@@ -184,16 +300,19 @@ impl Correlator {
     /// Feeds the matches the watermark `wm` has made final to the windows, in
     /// event-time order, and drops groups idle for longer than their timespan.
     pub fn advance(&mut self, wm: i64, out: &mut Vec<SigmaHit>) {
-        while let Some(entry) = self.pending.first_entry() {
-            if entry.key().0 > wm {
-                break;
-            }
-            let ((time, index, _), p) = entry.remove_entry();
+        while self.pending.front().is_some_and(|((time, _, _), _)| *time <= wm) {
+            let Some(((time, index, _), p)) = self.pending.pop_front() else { break };
             self.feed(time, index, p, out);
         }
-        for (plan, windows) in self.plans.iter().zip(&mut self.windows) {
+        // Idle groups go in a sweep once the watermark has moved half a
+        // timespan since the last one: amortised O(1) per event, and a group
+        // outlives its last match by at most 1.5 timespans.
+        for ((plan, windows), swept) in self.plans.iter().zip(&mut self.windows).zip(&mut self.swept_at) {
             let Some(c) = &self.set.rules[plan.rule].correlation else { continue };
-            windows.retain(|_, w| w.seen.back().is_some_and(|s| s.time >= wm - c.timespan_ms));
+            if wm.saturating_sub(*swept) >= c.timespan_ms / 2 {
+                windows.retain(|_, w| w.last_time() >= wm - c.timespan_ms);
+                *swept = wm;
+            }
         }
     }
 
@@ -201,28 +320,28 @@ impl Correlator {
         let plan = &self.plans[p.correlation];
         let Some(c) = &self.set.rules[plan.rule].correlation else { return };
         let windows = &mut self.windows[p.correlation];
-        if !windows.contains_key(&p.key) && windows.len() >= self.max_keys {
-            // Bounded state: the group heard from longest ago goes.
-            if let Some(oldest) =
-                windows.iter().min_by_key(|(_, w)| w.seen.back().map_or(i64::MIN, |s| s.time)).map(|(k, _)| k.clone())
-            {
-                windows.remove(&oldest);
-                self.evicted += 1;
-            }
+        if windows.len() >= self.max_keys && !windows.contains_key(&p.key) {
+            // Bounded state: the sixteenth of groups heard from longest ago go
+            // in one pass (evicting one per new group would cost a scan each).
+            let mut times: Vec<i64> = windows.values().map(Window::last_time).collect();
+            let cut = (times.len() / 16).max(1);
+            let (_, oldest_kept, _) = times.select_nth_unstable(cut - 1);
+            let threshold = *oldest_kept;
+            let before = windows.len();
+            windows.retain(|_, w| w.last_time() > threshold);
+            self.evicted += (before - windows.len()) as u64;
         }
-        let w = windows.entry(p.key.clone()).or_default();
+        let w = match windows.get_mut(&p.key) {
+            Some(w) => w,
+            None => windows.entry(p.key.clone()).or_insert_with(|| Window { key: p.key, ..Window::default() }),
+        };
         while w.seen.front().is_some_and(|s| s.time < time - c.timespan_ms) {
-            w.seen.pop_front();
+            w.pop_front();
         }
-        w.seen.push_back(Seen { time, index, position: p.position, value: p.value });
+        w.push(Seen { time, index, position: p.position, value: p.value });
         let fired = match &c.kind {
             CorrelationKind::EventCount => w.seen.len() as u64 >= c.min,
-            CorrelationKind::ValueCount(_) => {
-                let mut values: Vec<&str> = w.seen.iter().filter_map(|s| s.value.as_deref()).collect();
-                values.sort_unstable();
-                values.dedup();
-                values.len() as u64 >= c.min
-            }
+            CorrelationKind::ValueCount(_) => w.values.len() as u64 >= c.min,
             CorrelationKind::Temporal => (0..c.rules.len()).all(|i| w.seen.iter().any(|s| s.position == i)),
             CorrelationKind::TemporalOrdered => {
                 let mut next = 0;
@@ -237,8 +356,9 @@ impl Correlator {
         if fired {
             let events = w.seen.iter().map(|s| s.index).collect();
             // A fired window starts over, so one burst is one alert.
-            w.seen.clear();
-            out.push(SigmaHit { rule: plan.rule, time, events, entity: p.entity, zone: p.zone });
+            w.clear();
+            let entity = Entity { kind: plan.entity.0, id: p.entity.unwrap_or_else(|| w.key.join("/")) };
+            out.push(SigmaHit { rule: plan.rule, time, events, entity, zone: p.zone });
         }
     }
 }

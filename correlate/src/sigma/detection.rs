@@ -61,10 +61,18 @@ fn eq_ci(a: &str, b: &str, cased: bool) -> bool {
 
 fn contains_ci(hay: &str, needle: &str, cased: bool) -> bool {
     if cased {
-        return hay.contains(needle);
+        return memchr::memmem::find(hay.as_bytes(), needle.as_bytes()).is_some();
     }
     let (h, n) = (hay.as_bytes(), needle.as_bytes());
-    n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+    let Some(&first) = n.first() else { return true };
+    if h.len() < n.len() {
+        return false;
+    }
+    // Candidates are where the first byte occurs in either case (SIMD search);
+    // only those are compared in full.
+    let last_start = h.len() - n.len();
+    memchr::memchr2_iter(first.to_ascii_lowercase(), first.to_ascii_uppercase(), &h[..=last_start])
+        .any(|at| h[at..at + n.len()].eq_ignore_ascii_case(n))
 }
 
 fn in_cidr(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
