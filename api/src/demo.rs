@@ -223,9 +223,38 @@ impl Plant {
                     self.backup("PLC-02", now, "alice", true)?;
                     self.backup("PLC-03", now, "alice", false)?;
                 }
-                5 => {
+                3 => self.badge(&ts, "", "CR-DOOR-1", "forced", None).await?,
+                4 => self.badge(&ts, "4711", "LAB-DOOR", "antipassback", None).await?,
+                5..=7 => {
+                    // Mallory tries the control room door three times.
                     self.badge(&ts, "4711", "CR-DOOR-1", "denied", Some("not authorised for area control-room-1"))
                         .await?
+                }
+                9 => {
+                    let alert = format!(
+                        r#"{{"timestamp":"{ts}","flow_id":9,"event_type":"alert","src_ip":"10.10.1.50","src_port":50211,"dest_ip":"10.10.1.10","dest_port":502,"proto":"TCP","alert":{{"action":"allowed","gid":1,"signature_id":2100100,"rev":1,"signature":"ET SCADA Modbus write from non-engineering host","category":"Attempted Administrator Privilege Gain","severity":1}}}}"#
+                    );
+                    eve.write_all(format!("{alert}\n").as_bytes()).await?;
+                }
+                11 => {
+                    // Someone guesses passwords at the HMI.
+                    for attempt in 0..5 {
+                        let line = format!(
+                            "<14>{} hmi-01 win-evtlog: CEF:0|Microsoft|Microsoft Windows|10.0|4625|An account failed to log on|5|rt={} duser=operator{attempt} dhost=hmi-01 dst=10.10.1.30\n",
+                            rfc3164(now),
+                            now + attempt
+                        );
+                        tcp.write_all(line.as_bytes()).await?;
+                    }
+                }
+                13 => {
+                    // The vendor laptop polls every device in the cell (a scan).
+                    let mut lines = String::new();
+                    for dst in ["10.10.1.10", "10.10.1.11", "10.10.1.12", "10.10.1.20", "10.10.1.30"] {
+                        lines.push_str(&modbus_to(&ts, "10.10.1.50", dst, 3, "READ | HOLDING"));
+                        lines.push('\n');
+                    }
+                    eve.write_all(lines.as_bytes()).await?;
                 }
                 8 => {
                     // Mallory logs on to the EWS behind the door she was refused (octet-counted frame).
@@ -296,8 +325,12 @@ impl Plant {
 }
 
 fn modbus_line(ts: &str, src: &str, code: u8, access: &str) -> String {
+    modbus_to(ts, src, "10.10.1.10", code, access)
+}
+
+fn modbus_to(ts: &str, src: &str, dst: &str, code: u8, access: &str) -> String {
     format!(
-        r#"{{"timestamp":"{ts}","flow_id":7,"event_type":"modbus","src_ip":"{src}","src_port":50200,"dest_ip":"10.10.1.10","dest_port":502,"proto":"TCP","modbus":{{"id":1,"request":{{"transaction_id":1,"protocol_id":0,"unit_id":1,"function_raw":{code},"access_type":"{access}","category":"PUBLIC_ASSIGNED","error_flags":"NONE"}}}}}}"#
+        r#"{{"timestamp":"{ts}","flow_id":7,"event_type":"modbus","src_ip":"{src}","src_port":50200,"dest_ip":"{dst}","dest_port":502,"proto":"TCP","modbus":{{"id":1,"request":{{"transaction_id":1,"protocol_id":0,"unit_id":1,"function_raw":{code},"access_type":"{access}","category":"PUBLIC_ASSIGNED","error_flags":"NONE"}}}}}}"#
     )
 }
 
