@@ -45,6 +45,9 @@ pub struct Config {
     pub ledger: LedgerConfig,
     #[serde(default)]
     pub correlate: EngineConfig,
+    /// Control-room alarm forwarding (`[alarms]`). Default: alarms stand on the board only.
+    #[serde(default)]
+    pub alarms: crate::alarms::AlarmsConfig,
     #[serde(default)]
     pub incidents: IncidentConfig,
     #[serde(default)]
@@ -239,6 +242,7 @@ impl Config {
             bus: BusConfig::default(),
             ledger: LedgerConfig::default(),
             correlate: EngineConfig::default(),
+            alarms: crate::alarms::AlarmsConfig::default(),
             incidents: IncidentConfig::default(),
             ingest: IngestConfig::default(),
             sources: SourcesConfig::default(),

@@ -33,6 +33,8 @@ pub struct DemoOptions {
     pub tick_seconds: f64,
     /// The bus; the embedded one unless given.
     pub bus: Option<BusConfig>,
+    /// Control-room alarm forwarding (none by default).
+    pub alarms: crate::alarms::AlarmsConfig,
 }
 
 /// A running demo.
@@ -126,6 +128,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, Error> {
     // A lively demo: short lateness and idle timeout so absence rules decide quickly.
     cfg.correlate.allowed_lateness_ms = 2_000;
     cfg.correlate.idle_timeout_ms = 10_000;
+    cfg.alarms = opts.alarms;
 
     if let Some(bus) = opts.bus {
         cfg.bus = bus;

@@ -36,6 +36,12 @@ enum Command {
         /// Seconds per plant tick.
         #[arg(long, default_value_t = 1.0)]
         tick_seconds: f64,
+        /// Forward control-room alarms as RFC 5424 syslog over TCP to HOST:PORT.
+        #[arg(long)]
+        alarm_syslog: Option<String>,
+        /// POST control-room alarms as JSON to this http:// URL.
+        #[arg(long)]
+        alarm_webhook: Option<String>,
     },
     /// Run with a configuration file.
     Run {
@@ -123,8 +129,14 @@ fn main() -> ExitCode {
         Command::Verify { path, key } => return verify(&path, key.as_deref()),
         Command::Keygen { out, origin } => keygen(&out, &origin),
         Command::Rules { action, dir, inventory } => return rules(&action, &dir, inventory.as_deref()),
-        Command::Demo { data_dir, http, tick_seconds } => {
-            runtime().and_then(|rt| rt.block_on(run_demo(DemoOptions { data_dir, http, tick_seconds, bus: None })))
+        Command::Demo { data_dir, http, tick_seconds, alarm_syslog, alarm_webhook } => {
+            let alarms = custos::alarms::AlarmsConfig {
+                syslog: alarm_syslog.map(custos::alarms::SyslogTarget::plain),
+                webhook: alarm_webhook.map(custos::alarms::WebhookTarget::new),
+                ..Default::default()
+            };
+            let opts = DemoOptions { data_dir, http, tick_seconds, bus: None, alarms };
+            runtime().and_then(|rt| rt.block_on(run_demo(opts)))
         }
         Command::Replay { source, data_dir, inventory, mapping, json, files } => {
             runtime().and_then(|rt| rt.block_on(replay(&source, data_dir, inventory, mapping, json, files)))

@@ -86,6 +86,7 @@ pub fn render(
     ingest: &IngestMetrics,
     udp_dropped: &AtomicU64,
     alerts: &AtomicU64,
+    alarm_failures: &AtomicU64,
     ledger_records: u64,
     ledger_checkpoint_age_s: Option<f64>,
 ) -> String {
@@ -136,6 +137,13 @@ pub fn render(
     let _ = writeln!(out, "custos_syslog_udp_dropped_total {}", udp_dropped.load(Ordering::Relaxed));
     family(&mut out, "custos_alerts_total", "counter", "Alerts raised by correlation.");
     let _ = writeln!(out, "custos_alerts_total {}", alerts.load(Ordering::Relaxed));
+    family(
+        &mut out,
+        "custos_alarm_delivery_failures_total",
+        "counter",
+        "Failed attempts to deliver an alarm (each is retried until delivered).",
+    );
+    let _ = writeln!(out, "custos_alarm_delivery_failures_total {}", alarm_failures.load(Ordering::Relaxed));
     family(&mut out, "custos_ledger_records", "gauge", "Records durably appended to the ledger.");
     let _ = writeln!(out, "custos_ledger_records {ledger_records}");
     if let Some(age) = ledger_checkpoint_age_s {
@@ -160,7 +168,7 @@ mod tests {
         let sizes = IngestMetrics::sizes(&raws);
         let out: Vec<Ingested> = raws.into_iter().map(|r| normalize(r, &Inventory::default(), 0)).collect();
         m.record_batch(&sizes, &out);
-        let text = render(&m, &AtomicU64::new(3), &AtomicU64::new(0), 7, None);
+        let text = render(&m, &AtomicU64::new(3), &AtomicU64::new(0), &AtomicU64::new(2), 7, None);
         assert!(text.contains("custos_source_lines_total{source=\"fw\",format=\"syslog\"} 2"), "{text}");
         assert!(text.contains("custos_source_bytes_total{source=\"fw\",format=\"syslog\"} 49"), "{text}");
         assert!(text.contains("custos_dead_letters_total{source=\"fw\",format=\"syslog\"} 1"), "{text}");

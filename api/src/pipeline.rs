@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::Error;
+use crate::alarms::{Outbox, spawn_forwarders};
 use crate::auth::TokenStore;
 use crate::config::{BusKind, Config, Roles};
 use crate::deadletter::DeadLetterStore;
@@ -32,6 +33,8 @@ pub struct PipelineStats {
     pub ingest: crate::metrics::IngestMetrics,
     pub dead_letters: AtomicU64,
     pub alerts: AtomicU64,
+    /// Failed alarm deliveries (each retried until it succeeds).
+    pub alarm_failures: Arc<AtomicU64>,
     pub udp_drops: Arc<UdpDrops>,
 }
 
@@ -290,7 +293,11 @@ impl Custos {
             audits.push(system_audit("ledger.recover", serde_json::json!({"reason": "torn tail after an unclean stop", "truncated_bytes": report.truncated_bytes}))?);
         }
         ledger.append(audits).await?;
-        let views = Arc::new(Views::new(cfg.http.recent_events, cfg.incidents.group_window_ms as i64));
+        let views = Arc::new(Views::new(
+            cfg.http.recent_events,
+            cfg.incidents.group_window_ms as i64,
+            cfg.alarms.policy.clone(),
+        ));
         let n = views.rebuild(&ledger_dir)?;
         tracing::info!(records = n, created = report.created, "ledger open");
         let positions = open_positions(&data_dir)?;
@@ -322,6 +329,14 @@ impl Custos {
         };
         let engine = Engine::from_config(inventory, cfg.correlate.clone()).map_err(Error::Rules)?;
         let deadletters = DeadLetterStore::new(data_dir.join("deadletter"));
+        // Alarm forwarding runs beside the evidence stage when a target is configured.
+        let outbox = if cfg.alarms.syslog.is_some() || cfg.alarms.webhook.is_some() {
+            let outbox = Outbox::open(&data_dir.join("alarms"))?;
+            spawn_forwarders(&cfg.alarms, outbox.clone(), stop_rx.clone(), stats.alarm_failures.clone());
+            Some(outbox)
+        } else {
+            None
+        };
         let evidence = tokio::spawn(evidence_stage(
             bus.subscriber(EVENTS)?,
             EvidenceSinks {
@@ -330,6 +345,7 @@ impl Custos {
                 views: views.clone(),
                 stats: stats.clone(),
                 deadletters,
+                outbox: outbox.clone(),
             },
             engine,
             stage_stop,
@@ -490,6 +506,8 @@ async fn normalize_stage(
 
 /// Where the evidence stage puts what it made durable.
 struct EvidenceSinks {
+    /// Where control-room alarms go, when a target is configured.
+    outbox: Option<Arc<Outbox>>,
     ledger: Arc<Ledger>,
     /// Local source positions (when this process also runs the sources).
     positions: Option<Arc<Positions>>,
@@ -514,7 +532,10 @@ async fn evidence_stage(
             },
             _ = tick.tick() => {
                 let alerts = engine.on_tick(now_millis());
-                record_alerts(alerts, &sinks).await
+                match record_alerts(alerts, &sinks).await {
+                    Ok(()) => flood_check(&sinks).await,
+                    Err(e) => Err(e),
+                }
             }
             _ = stopped(&mut stop) => break,
         };
@@ -583,6 +604,24 @@ async fn ledger_batch(
     record_alerts(alerts, sinks).await
 }
 
+/// Puts alarms in the outbox (synced) for the forwarders.
+async fn send_alarms(alarms: &[correlate::Alarm], sinks: &EvidenceSinks) -> Result<(), Error> {
+    match &sinks.outbox {
+        Some(outbox) if !alarms.is_empty() => outbox.append(alarms).await.map_err(|source| Error::Io {
+            what: "alarm outbox",
+            path: "alarms".into(),
+            source,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Ends floods whose rate has fallen (one summary alarm each).
+async fn flood_check(sinks: &EvidenceSinks) -> Result<(), Error> {
+    let alarms = sinks.views.alarms.lock().unwrap_or_else(|e| e.into_inner()).tick(now_millis());
+    send_alarms(&alarms, sinks).await
+}
+
 /// Ledgers alerts and the incidents they open or change, then shows them.
 async fn record_alerts(alerts: Vec<Alert>, sinks: &EvidenceSinks) -> Result<(), Error> {
     let (ledger, views, stats) = (&sinks.ledger, &sinks.views, &sinks.stats);
@@ -606,6 +645,12 @@ async fn record_alerts(alerts: Vec<Alert>, sinks: &EvidenceSinks) -> Result<(), 
         tracing::warn!(rule = %a.rule, incident = %i.id, severity = a.severity_id, summary = %a.summary, "alert");
     }
     stats.alerts.fetch_add(alerts.len() as u64, Ordering::Relaxed);
+    // Alarms only for alerts that are evidence already (ledgered above).
+    let alarms: Vec<correlate::Alarm> = {
+        let mut board = views.alarms.lock().unwrap_or_else(|e| e.into_inner());
+        alerts.iter().flat_map(|a| board.raise(a, now)).collect()
+    };
+    send_alarms(&alarms, sinks).await?;
     views.add_alerts(range.zip(alerts).map(|(index, a)| Stored { index, item: Arc::new(a) }));
     Ok(())
 }

@@ -33,6 +33,8 @@ pub enum Permission {
     ReadLedger,
     ReadMetrics,
     Ingest,
+    /// See, acknowledge and shelve control-room alarms.
+    HandleAlarms,
 }
 
 /// The permission table: which role may do what.
@@ -40,10 +42,9 @@ pub fn permits(role: Role, p: Permission) -> bool {
     use Permission::*;
     match role {
         Role::Admin => true,
-        Role::SocAnalyst | Role::QualityReviewer | Role::Auditor => {
-            matches!(p, ReadIncidents | ReadEvents | ReadLedger)
-        }
-        Role::ControlRoom => matches!(p, ReadIncidents),
+        Role::SocAnalyst => matches!(p, ReadIncidents | ReadEvents | ReadLedger | HandleAlarms),
+        Role::QualityReviewer | Role::Auditor => matches!(p, ReadIncidents | ReadEvents | ReadLedger),
+        Role::ControlRoom => matches!(p, ReadIncidents | HandleAlarms),
         Role::Collector => matches!(p, Ingest),
     }
 }
@@ -147,6 +148,9 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/api/v1/dead-letters", get(list_dead_letters))
         .route("/api/v1/ledger/checkpoint", get(checkpoint))
         .route("/api/v1/ingest/{source}", post(ingest_push))
+        .route("/api/v1/alarms", get(list_alarms))
+        .route("/api/v1/alarms/acknowledge", post(acknowledge_alarm))
+        .route("/api/v1/alarms/shelve", post(shelve_alarm))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(max_body))
@@ -331,6 +335,71 @@ async fn checkpoint(caller: Caller, State(s): State<AppState>) -> Result<Respons
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
 }
 
+/// The alarm board: highest priority first.
+async fn list_alarms(caller: Caller, State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::HandleAlarms)?;
+    let board = s.0.views.alarms.lock().unwrap_or_else(|e| e.into_inner());
+    Ok(Json(json!({"alarms": board.list()})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlarmAction {
+    key: String,
+    /// Why (required for shelving; optional for an acknowledgement).
+    #[serde(default)]
+    reason: String,
+    /// Shelving: for how long, 1 to 1440 minutes.
+    #[serde(default)]
+    minutes: Option<u32>,
+}
+
+fn json_body(body: &Bytes) -> Result<AlarmAction, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("body: {e}")))
+}
+
+/// Ledgers a person's action as an `audit` record: who, what, when, why.
+async fn audit(s: &AppState, who: &Principal, action: &str, reason: &str, details: Value) -> Result<u64, ApiError> {
+    let data = json!({"actor": who.name, "role": who.role, "action": action, "reason": reason, "details": details});
+    let rec = ledger::record::encode(ledger::RecordKind::Audit, now_millis(), &data)
+        .map_err(|_| ApiError::unavailable("cannot record the action"))?;
+    let range = s.0.ledger.append(vec![rec]).await.map_err(|_| ApiError::unavailable("the ledger is not writable"))?;
+    Ok(range.start)
+}
+
+async fn acknowledge_alarm(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::HandleAlarms)?;
+    let a = json_body(&body)?;
+    let state = {
+        let mut board = s.0.views.alarms.lock().unwrap_or_else(|e| e.into_inner());
+        let st =
+            board.acknowledge(&a.key, &caller.0.name, now_millis()).map_err(|e| ApiError::not_found(e.to_string()))?;
+        serde_json::to_value(st).unwrap_or_default()
+    };
+    let index = audit(&s, &caller.0, "alarm.acknowledge", &a.reason, json!({"key": a.key})).await?;
+    Ok(Json(json!({"alarm": state, "audit_index": index})))
+}
+
+async fn shelve_alarm(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::HandleAlarms)?;
+    let a = json_body(&body)?;
+    let minutes = a
+        .minutes
+        .filter(|m| (1..=1440).contains(m))
+        .ok_or_else(|| ApiError::bad_request("minutes is required: shelving expires after 1 to 1440 minutes"))?;
+    let until = now_millis() + i64::from(minutes) * 60_000;
+    let state = {
+        let mut board = s.0.views.alarms.lock().unwrap_or_else(|e| e.into_inner());
+        let st = board.shelve(&a.key, until, &caller.0.name, &a.reason).map_err(|e| match e {
+            correlate::CorrelateError::ReasonRequired => ApiError::bad_request("reason is required to shelve an alarm"),
+            other => ApiError::not_found(other.to_string()),
+        })?;
+        serde_json::to_value(st).unwrap_or_default()
+    };
+    let index = audit(&s, &caller.0, "alarm.shelve", &a.reason, json!({"key": a.key, "until": until})).await?;
+    Ok(Json(json!({"alarm": state, "audit_index": index})))
+}
+
 /// Prometheus metrics; scrapers send a bearer token like any client.
 async fn metrics(caller: Caller, State(s): State<AppState>) -> Result<Response, ApiError> {
     caller.require(Permission::ReadMetrics)?;
@@ -339,7 +408,8 @@ async fn metrics(caller: Caller, State(s): State<AppState>) -> Result<Response, 
         ledger::Checkpoint::parse_body(body).ok().map(|c| (now_millis() - c.time_ms) as f64 / 1000.0)
     });
     let st = &s.0.stats;
-    let text = crate::metrics::render(&st.ingest, &st.udp_drops.0, &st.alerts, s.0.ledger.size(), age);
+    let text =
+        crate::metrics::render(&st.ingest, &st.udp_drops.0, &st.alerts, &st.alarm_failures, s.0.ledger.size(), age);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
 }
 

@@ -22,6 +22,8 @@ pub struct Views {
     dead_letters: RwLock<VecDeque<Stored<DeadLetter>>>,
     alerts: RwLock<VecDeque<Stored<Alert>>>,
     pub incidents: RwLock<IncidentBook>,
+    /// Control-room alarms standing (not rebuilt from the ledger on start).
+    pub alarms: std::sync::Mutex<correlate::AlarmBoard>,
 }
 
 fn push_capped<T>(q: &RwLock<VecDeque<T>>, cap: usize, items: impl IntoIterator<Item = T>) {
@@ -35,13 +37,14 @@ fn push_capped<T>(q: &RwLock<VecDeque<T>>, cap: usize, items: impl IntoIterator<
 }
 
 impl Views {
-    pub fn new(cap: usize, group_window_ms: i64) -> Self {
+    pub fn new(cap: usize, group_window_ms: i64, alarm_policy: correlate::AlarmPolicy) -> Self {
         Self {
             cap: cap.max(1),
             events: RwLock::new(VecDeque::new()),
             dead_letters: RwLock::new(VecDeque::new()),
             alerts: RwLock::new(VecDeque::new()),
             incidents: RwLock::new(IncidentBook::new(group_window_ms)),
+            alarms: std::sync::Mutex::new(correlate::AlarmBoard::new(alarm_policy)),
         }
     }
 

@@ -19,6 +19,8 @@ use tower::ServiceExt;
 
 struct Fixture {
     app: axum::Router,
+    views: Arc<Views>,
+    ledger: Arc<Ledger>,
     tokens: HashMap<Role, String>,
     raw: Subscriber<RawRecord>,
     _dir: tempfile::TempDir,
@@ -37,22 +39,30 @@ async fn fixture() -> Fixture {
         LedgerOptions::default(),
     )
     .expect("ledger");
-    let views = Arc::new(Views::new(100, 3_600_000));
+    let views = Arc::new(Views::new(100, 3_600_000, correlate::AlarmPolicy::default()));
     let mut e = ingest::Event::new(ingest::event::EventClass::PhysicalAccess, 2, 1_000, 2_000, b"raw");
     e.zone = Some("cell-1".into());
     views.add_events([Stored { index: 1, item: Arc::new(e) }]);
     let tokens = Arc::new(TokenStore::open(dir.path().join("tokens.json")).expect("tokens"));
     let issued = ROLES.iter().map(|r| (*r, tokens.issue(&format!("{r:?}"), *r).expect("issue"))).collect();
     let bus = EmbeddedBus::new(8);
+    let ledger = Arc::new(ledger);
     let state = AppState::new(
-        views,
-        Arc::new(ledger),
+        views.clone(),
+        ledger.clone(),
         tokens,
         bus.publisher(RAW).expect("publisher"),
         [("badge".to_owned(), Format::BadgeJson)].into(),
         Arc::new(PipelineStats::default()),
     );
-    Fixture { app: router(state, 1024), tokens: issued, raw: bus.subscriber(RAW).expect("subscriber"), _dir: dir }
+    Fixture {
+        app: router(state, 1024),
+        views,
+        ledger,
+        tokens: issued,
+        raw: bus.subscriber(RAW).expect("subscriber"),
+        _dir: dir,
+    }
 }
 
 async fn call(app: &axum::Router, method: &str, uri: &str, token: Option<&str>, body: &str) -> (StatusCode, Value) {
@@ -80,6 +90,7 @@ async fn health_is_open_everything_else_needs_a_token() {
         "/api/v1/alerts",
         "/api/v1/dead-letters",
         "/api/v1/ledger/checkpoint",
+        "/api/v1/alarms",
         "/metrics",
     ] {
         let (status, body) = call(&f.app, "GET", uri, None, "").await;
@@ -101,6 +112,7 @@ async fn every_role_on_every_route_follows_the_permission_table() {
         ("GET", "/api/v1/ledger/checkpoint", Permission::ReadLedger),
         ("GET", "/metrics", Permission::ReadMetrics),
         ("POST", "/api/v1/ingest/badge", Permission::Ingest),
+        ("GET", "/api/v1/alarms", Permission::HandleAlarms),
     ];
     for role in ROLES {
         for (method, uri, perm) in routes {
@@ -156,4 +168,56 @@ async fn events_filter_and_ingest_keeps_exact_bytes() {
     let (s, _) = call(&f.app, "POST", "/api/v1/ingest/badge", collector, "{\"x\":1}\nnot json\n").await;
     assert_eq!(s, StatusCode::ACCEPTED, "lines that will not parse are accepted and dead-lettered downstream");
     assert_eq!(f.raw.next().await.expect("batch").items.len(), 2);
+}
+
+/// The control room sees, acknowledges and shelves alarms; each action is an
+/// `audit` record; shelving needs a reason and an expiry.
+#[tokio::test]
+async fn alarms_acknowledge_and_shelve_are_audited() {
+    let f = fixture().await;
+    let alert = correlate::Alert {
+        id: "r:1".into(),
+        rule: "r".into(),
+        title: "t".into(),
+        severity_id: 4,
+        attack: vec![],
+        time: 0,
+        entity: correlate::Entity { kind: correlate::EntityKind::Asset, id: "PLC-01".into() },
+        zone: Some("cell-1".into()),
+        events: vec![1],
+        summary: "s".into(),
+    };
+    assert_eq!(f.views.alarms.lock().expect("board").raise(&alert, 0).len(), 1);
+    let cr = Some(f.tokens[&Role::ControlRoom].as_str());
+    let (s, b) = call(&f.app, "GET", "/api/v1/alarms", cr, "").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(b["alarms"][0]["alarm"]["key"], "r/PLC-01");
+    assert_eq!(b["alarms"][0]["alarm"]["priority"], 2);
+    for (uri, body, status) in [
+        ("/api/v1/alarms/shelve", r#"{"key":"r/PLC-01","minutes":30}"#, StatusCode::BAD_REQUEST),
+        ("/api/v1/alarms/shelve", r#"{"key":"r/PLC-01","reason":"x"}"#, StatusCode::BAD_REQUEST),
+        ("/api/v1/alarms/shelve", r#"{"key":"r/PLC-01","reason":"x","minutes":5000}"#, StatusCode::BAD_REQUEST),
+        ("/api/v1/alarms/acknowledge", r#"{"key":"nope"}"#, StatusCode::NOT_FOUND),
+        ("/api/v1/alarms/acknowledge", r#"{"key":1}"#, StatusCode::BAD_REQUEST),
+    ] {
+        assert_eq!(call(&f.app, "POST", uri, cr, body).await.0, status, "{uri} {body}");
+    }
+    let before = f.ledger.size();
+    let (s, b) = call(&f.app, "POST", "/api/v1/alarms/acknowledge", cr, r#"{"key":"r/PLC-01","reason":"seen"}"#).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["alarm"]["acknowledged"][0], "ControlRoom");
+    let (s, b) = call(
+        &f.app,
+        "POST",
+        "/api/v1/alarms/shelve",
+        cr,
+        r#"{"key":"r/PLC-01","reason":"PLC-01 under maintenance","minutes":60}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["alarm"]["shelved"]["reason"], "PLC-01 under maintenance");
+    assert_eq!(f.ledger.size(), before + 2, "two audit records");
+    let auditor = Some(f.tokens[&Role::Auditor].as_str());
+    let (s, _) = call(&f.app, "POST", "/api/v1/alarms/acknowledge", auditor, r#"{"key":"r/PLC-01"}"#).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
 }

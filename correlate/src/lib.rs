@@ -4,6 +4,7 @@
 //! The engine is pure: events arrive with their ledger index, time arrives
 //! through [`Engine::on_tick`]; no clock, no I/O.
 
+mod alarm;
 mod alert;
 mod engine;
 mod incident;
@@ -11,6 +12,7 @@ mod rules;
 pub mod sigma;
 mod watermark;
 
+pub use alarm::{Alarm, AlarmBoard, AlarmKind, AlarmPolicy, AlarmState, Shelf};
 pub use alert::{Alert, Entity, EntityKind};
 pub use engine::{Engine, EngineConfig, EngineStats};
 pub use incident::{Incident, IncidentBook, IncidentState};
@@ -23,4 +25,8 @@ pub enum CorrelateError {
     NoSuchIncident(String),
     #[error("incident {id}: cannot go from {from} to {to}")]
     BadTransition { id: String, from: String, to: String },
+    #[error("alarm {0} is not on the board")]
+    NoSuchAlarm(String),
+    #[error("a reason is required")]
+    ReasonRequired,
 }

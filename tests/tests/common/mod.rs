@@ -57,6 +57,7 @@ fn options(dir: &Path, bus: Option<BusConfig>) -> DemoOptions {
         http: "127.0.0.1:0".parse().expect("addr"),
         tick_seconds: 0.25,
         bus,
+        alarms: Default::default(),
     }
 }
 

@@ -1,0 +1,288 @@
+//! Control-room alarms from alerts, with ISA-18.2 semantics: a priority from
+//! the alert's severity, de-duplication (an alarm standing unacknowledged is
+//! not raised again, its repeats are counted), shelving with an expiry, and
+//! flood suppression per area (above N alarms in M minutes one summary alarm
+//! stands for the rest until the rate falls). Pure: time is passed in.
+
+use std::collections::{HashMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::CorrelateError;
+use crate::alert::Alert;
+
+fn default_flood_alarms() -> usize {
+    10
+}
+fn default_flood_minutes() -> u64 {
+    10
+}
+fn default_priorities() -> [u8; 7] {
+    // OCSF severity 0..6 → ISA-18.2 priority 1 (highest) .. 4.
+    [4, 4, 4, 3, 2, 1, 1]
+}
+
+/// `[alarms]` policy settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmPolicy {
+    /// More than this many alarms in `flood_minutes` in one area is a flood. Default 10.
+    #[serde(default = "default_flood_alarms")]
+    pub flood_alarms: usize,
+    /// Default 10 minutes.
+    #[serde(default = "default_flood_minutes")]
+    pub flood_minutes: u64,
+    /// Alarm priority (1 highest .. 4) for each OCSF severity 0..6.
+    /// Default `[4, 4, 4, 3, 2, 1, 1]`: high → 2, critical and fatal → 1.
+    #[serde(default = "default_priorities")]
+    pub priorities: [u8; 7],
+}
+
+impl Default for AlarmPolicy {
+    fn default() -> Self {
+        Self {
+            flood_alarms: default_flood_alarms(),
+            flood_minutes: default_flood_minutes(),
+            priorities: default_priorities(),
+        }
+    }
+}
+
+/// What an alarm announces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum AlarmKind {
+    /// One alert.
+    Alert { alert: String, rule: String },
+    /// An area went into flood: this alarm stands for the ones that follow.
+    FloodStarted { alarms_in_window: usize },
+    /// The flood is over; `suppressed` alarms were not sent one by one.
+    FloodEnded { suppressed: u64 },
+}
+
+/// An alarm to send to the control room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alarm {
+    /// De-duplication key: rule and entity (or the area for flood alarms).
+    pub key: String,
+    /// 1 (highest) .. 4.
+    pub priority: u8,
+    pub area: String,
+    pub title: String,
+    pub summary: String,
+    /// When it was raised (server time, ms).
+    pub raised_at: i64,
+    #[serde(flatten)]
+    pub kind: AlarmKind,
+}
+
+/// An alarm's standing on the board.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlarmState {
+    pub alarm: Alarm,
+    /// Raised again while standing unacknowledged.
+    pub repeats: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<(String, i64)>,
+    /// Shelved until (ms), by whom and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shelved: Option<Shelf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shelf {
+    pub until: i64,
+    pub by: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Default)]
+struct Area {
+    /// Times of alarms raised in the flood window.
+    recent: VecDeque<i64>,
+    flooding: bool,
+    suppressed: u64,
+}
+
+/// The alarm board: which alarms stand, and which to send.
+#[derive(Debug, Default)]
+pub struct AlarmBoard {
+    policy: AlarmPolicy,
+    standing: HashMap<String, AlarmState>,
+    areas: HashMap<String, Area>,
+}
+
+impl AlarmBoard {
+    pub fn new(policy: AlarmPolicy) -> Self {
+        Self { policy, standing: HashMap::new(), areas: HashMap::new() }
+    }
+
+    fn window_ms(&self) -> i64 {
+        self.policy.flood_minutes as i64 * 60_000
+    }
+
+    /// The alarms to send for `alert` at server time `now` (none, one, or a
+    /// flood summary).
+    pub fn raise(&mut self, alert: &Alert, now: i64) -> Vec<Alarm> {
+        let key = format!("{}/{}", alert.rule, alert.entity.id);
+        let priority = self.policy.priorities[usize::from(alert.severity_id.min(6))];
+        let area = alert.zone.clone().unwrap_or_else(|| "unknown".into());
+        if let Some(s) = self.standing.get_mut(&key) {
+            let shelved = s.shelved.as_ref().is_some_and(|sh| sh.until > now);
+            if shelved || s.acknowledged.is_none() {
+                // Standing unacknowledged, or shelved: counted, not sent again.
+                s.repeats += 1;
+                return Vec::new();
+            }
+        }
+        let alarm = Alarm {
+            key: key.clone(),
+            priority,
+            area: area.clone(),
+            title: alert.title.clone(),
+            summary: alert.summary.clone(),
+            raised_at: now,
+            kind: AlarmKind::Alert { alert: alert.id.clone(), rule: alert.rule.clone() },
+        };
+        self.standing.insert(key, AlarmState { alarm: alarm.clone(), repeats: 0, acknowledged: None, shelved: None });
+        let (limit, window) = (self.policy.flood_alarms, self.window_ms());
+        let a = self.areas.entry(area.clone()).or_default();
+        while a.recent.front().is_some_and(|t| *t <= now - window) {
+            a.recent.pop_front();
+        }
+        a.recent.push_back(now);
+        if a.flooding {
+            a.suppressed += 1;
+            return Vec::new();
+        }
+        if a.recent.len() > limit {
+            a.flooding = true;
+            a.suppressed = 1;
+            return vec![Alarm {
+                key: format!("flood/{area}"),
+                priority: 1,
+                area: area.clone(),
+                title: format!("Alarm flood in {area}"),
+                summary: format!(
+                    "{} alarms in {} minutes in {area}; further alarms there are held on the board until the rate falls",
+                    a.recent.len(),
+                    self.policy.flood_minutes
+                ),
+                raised_at: now,
+                kind: AlarmKind::FloodStarted { alarms_in_window: a.recent.len() },
+            }];
+        }
+        vec![alarm]
+    }
+
+    /// Time passes: floods whose rate has fallen end with one summary each.
+    pub fn tick(&mut self, now: i64) -> Vec<Alarm> {
+        let (limit, window) = (self.policy.flood_alarms, self.window_ms());
+        let mut out = Vec::new();
+        let mut areas: Vec<_> = self.areas.iter_mut().collect();
+        areas.sort_by(|a, b| a.0.cmp(b.0));
+        for (area, a) in areas {
+            while a.recent.front().is_some_and(|t| *t <= now - window) {
+                a.recent.pop_front();
+            }
+            if a.flooding && a.recent.len() <= limit / 2 {
+                a.flooding = false;
+                out.push(Alarm {
+                    key: format!("flood/{area}"),
+                    priority: 3,
+                    area: area.clone(),
+                    title: format!("Alarm flood in {area} is over"),
+                    summary: format!("{} alarms were held on the board during the flood", a.suppressed),
+                    raised_at: now,
+                    kind: AlarmKind::FloodEnded { suppressed: a.suppressed },
+                });
+                a.suppressed = 0;
+            }
+        }
+        out
+    }
+
+    pub fn acknowledge(&mut self, key: &str, by: &str, now: i64) -> Result<&AlarmState, CorrelateError> {
+        let s = self.standing.get_mut(key).ok_or_else(|| CorrelateError::NoSuchAlarm(key.to_owned()))?;
+        s.acknowledged = Some((by.to_owned(), now));
+        Ok(s)
+    }
+
+    /// Shelves `key` until `until` (ms); a reason is required (ISA-18.2 §11).
+    pub fn shelve(&mut self, key: &str, until: i64, by: &str, reason: &str) -> Result<&AlarmState, CorrelateError> {
+        if reason.trim().is_empty() {
+            return Err(CorrelateError::ReasonRequired);
+        }
+        let s = self.standing.get_mut(key).ok_or_else(|| CorrelateError::NoSuchAlarm(key.to_owned()))?;
+        s.shelved = Some(Shelf { until, by: by.to_owned(), reason: reason.to_owned() });
+        Ok(s)
+    }
+
+    /// The board, highest priority first, then newest.
+    pub fn list(&self) -> Vec<&AlarmState> {
+        let mut v: Vec<_> = self.standing.values().collect();
+        v.sort_by(|a, b| a.alarm.priority.cmp(&b.alarm.priority).then(b.alarm.raised_at.cmp(&a.alarm.raised_at)));
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{Entity, EntityKind};
+
+    fn alert(rule: &str, entity: &str, zone: &str, severity_id: u8) -> Alert {
+        Alert {
+            id: format!("{rule}:{entity}"),
+            rule: rule.into(),
+            title: format!("{rule} title"),
+            severity_id,
+            attack: vec![],
+            time: 0,
+            entity: Entity { kind: EntityKind::Asset, id: entity.into() },
+            zone: Some(zone.into()),
+            events: vec![1],
+            summary: "s".into(),
+        }
+    }
+
+    #[test]
+    fn priority_dedup_ack_and_shelve() {
+        let mut b = AlarmBoard::new(AlarmPolicy::default());
+        let a = alert("r", "PLC-01", "cell-1", 5);
+        let sent = b.raise(&a, 0);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].priority, 1, "critical → priority 1");
+        assert!(b.raise(&a, 1).is_empty(), "standing unacknowledged: not sent again");
+        assert_eq!(b.list()[0].repeats, 1);
+        b.acknowledge("r/PLC-01", "op", 2).expect("ack");
+        assert_eq!(b.raise(&a, 3).len(), 1, "after acknowledgement it is raised again");
+        assert!(matches!(b.shelve("r/PLC-01", 100, "op", " "), Err(CorrelateError::ReasonRequired)));
+        b.shelve("r/PLC-01", 100, "op", "sensor under repair").expect("shelve");
+        b.acknowledge("r/PLC-01", "op", 4).expect("ack");
+        assert!(b.raise(&a, 50).is_empty(), "shelved until 100");
+        assert_eq!(b.raise(&a, 101).len(), 1, "shelf expired");
+        assert!(b.acknowledge("nope", "op", 0).is_err());
+    }
+
+    #[test]
+    fn a_flood_is_one_summary_then_an_end() {
+        let policy = AlarmPolicy { flood_alarms: 3, flood_minutes: 1, ..AlarmPolicy::default() };
+        let mut b = AlarmBoard::new(policy);
+        let mut sent = Vec::new();
+        for i in 0..20 {
+            sent.extend(b.raise(&alert("r", &format!("A{i}"), "cell-1", 4), i * 1000));
+        }
+        // Another area is not affected.
+        sent.extend(b.raise(&alert("r", "B", "lab", 4), 20_000));
+        let kinds: Vec<&AlarmKind> = sent.iter().map(|a| &a.kind).collect();
+        assert_eq!(sent.len(), 5, "{kinds:?}");
+        assert!(matches!(sent[3].kind, AlarmKind::FloodStarted { alarms_in_window: 4 }));
+        assert_eq!(sent[4].area, "lab");
+        assert!(b.tick(30_000).is_empty(), "still flooding");
+        let end = b.tick(200_000);
+        assert_eq!(end.len(), 1);
+        assert_eq!(end[0].kind, AlarmKind::FloodEnded { suppressed: 17 });
+        assert_eq!(b.raise(&alert("r", "C", "cell-1", 4), 200_001).len(), 1, "normal again");
+    }
+}
