@@ -298,8 +298,28 @@ impl Custos {
             cfg.incidents.group_window_ms as i64,
             cfg.alarms.policy.clone(),
         ));
-        let n = views.rebuild(&ledger_dir)?;
-        tracing::info!(records = n, created = report.created, "ledger open");
+        // Correlation state is not snapshotted: the ledger is the engine's input
+        // log, so replaying it rebuilds the state exactly. Alert ids are
+        // deterministic; a replayed alert already in the ledger is not raised
+        // again, and one a crash kept from the ledger is raised now.
+        let mut engine = Engine::from_config(inventory.clone(), cfg.correlate.clone()).map_err(Error::Rules)?;
+        let (mut replayed, mut known) = (Vec::new(), std::collections::HashSet::new());
+        let started = std::time::Instant::now();
+        let n = views.rebuild(
+            &ledger_dir,
+            |index, e| replayed.extend(engine.on_event(index, e)),
+            |a| {
+                known.insert(a.id.clone());
+            },
+        )?;
+        let missed: Vec<Alert> = replayed.into_iter().filter(|a| !known.contains(&a.id)).collect();
+        tracing::info!(
+            records = n,
+            created = report.created,
+            replay_ms = started.elapsed().as_millis() as u64,
+            alerts_missed_by_a_crash = missed.len(),
+            "ledger open; correlation state rebuilt by replay"
+        );
         let positions = open_positions(&data_dir)?;
         let tokens =
             Arc::new(TokenStore::open(data_dir.join("tokens.json")).map_err(Error::io("open tokens", &data_dir))?);
@@ -327,7 +347,6 @@ impl Custos {
         } else {
             (Sources::none(), None)
         };
-        let engine = Engine::from_config(inventory, cfg.correlate.clone()).map_err(Error::Rules)?;
         let deadletters = DeadLetterStore::new(data_dir.join("deadletter"));
         // Alarm forwarding runs beside the evidence stage when a target is configured.
         let outbox = if cfg.alarms.syslog.is_some() || cfg.alarms.webhook.is_some() {
@@ -348,6 +367,7 @@ impl Custos {
                 outbox: outbox.clone(),
             },
             engine,
+            missed,
             stage_stop,
         ));
 
@@ -520,8 +540,13 @@ async fn evidence_stage(
     mut events: Subscriber<Ingested>,
     mut sinks: EvidenceSinks,
     mut engine: Engine,
+    missed: Vec<Alert>,
     mut stop: Option<watch::Receiver<bool>>,
 ) {
+    if let Err(e) = record_alerts(missed, &sinks).await {
+        tracing::error!(error = %e, "evidence stage failed: stopping the pipeline");
+        return;
+    }
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -48,8 +48,14 @@ impl Views {
         }
     }
 
-    /// Rebuilds the views from the ledger at `dir`. Returns the records read.
-    pub fn rebuild(&self, dir: &Path) -> Result<u64, LedgerError> {
+    /// Rebuilds the views from the ledger at `dir`, handing each event and
+    /// alert to `on_event` / `on_alert` too. Returns the records read.
+    pub fn rebuild(
+        &self,
+        dir: &Path,
+        mut on_event: impl FnMut(u64, &Event),
+        mut on_alert: impl FnMut(&Alert),
+    ) -> Result<u64, LedgerError> {
         let mut bad = 0u64;
         let n = ledger::for_each_record(dir, |index, bytes| {
             let Ok(rec) = record::decode(bytes) else {
@@ -58,7 +64,10 @@ impl Views {
             };
             match rec.kind {
                 RecordKind::Event => match serde_json::from_value::<Event>(rec.data) {
-                    Ok(e) => self.add_events([Stored { index, item: Arc::new(e) }]),
+                    Ok(e) => {
+                        on_event(index, &e);
+                        self.add_events([Stored { index, item: Arc::new(e) }]);
+                    }
                     Err(_) => bad += 1,
                 },
                 RecordKind::Deadletter => match serde_json::from_value::<DeadLetter>(rec.data) {
@@ -66,7 +75,10 @@ impl Views {
                     Err(_) => bad += 1,
                 },
                 RecordKind::Alert => match serde_json::from_value::<Alert>(rec.data) {
-                    Ok(a) => self.add_alerts([Stored { index, item: Arc::new(a) }]),
+                    Ok(a) => {
+                        on_alert(&a);
+                        self.add_alerts([Stored { index, item: Arc::new(a) }]);
+                    }
                     Err(_) => bad += 1,
                 },
                 RecordKind::Incident => match serde_json::from_value::<Incident>(rec.data) {

@@ -158,6 +158,20 @@ pub async fn demo_end_to_end(bus: Option<BusConfig>) -> tempfile::TempDir {
     d.shutdown().await.expect("clean shutdown");
     let after = ledger::verify_dir(&ledger_dir, None).expect("verifies after restart");
     assert!(after.records > report.records, "the chain and tree keep growing");
+    // The restart rebuilt correlation state by replaying the ledger: no alert twice.
+    let mut ids = Vec::new();
+    ledger::for_each_record(&ledger_dir, |_, bytes| {
+        if let Ok(r) = ledger::record::decode(bytes)
+            && r.kind == ledger::RecordKind::Alert
+        {
+            ids.push(r.data["id"].as_str().unwrap_or_default().to_owned());
+        }
+    })
+    .expect("ledger reads");
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "an alert was ledgered twice");
 
     // Tampering: one changed byte anywhere in a segment is found and named.
     let seg = ledger_dir.join("segments").join(format!("{:020}.seg", 0));
