@@ -303,16 +303,20 @@ impl Custos {
         // deterministic; a replayed alert already in the ledger is not raised
         // again, and one a crash kept from the ledger is raised now.
         let mut engine = Engine::from_config(inventory.clone(), cfg.correlate.clone()).map_err(Error::Rules)?;
-        let (mut replayed, mut known) = (Vec::new(), std::collections::HashSet::new());
+        let (mut replayed, mut known, mut last) = (Vec::new(), std::collections::HashSet::new(), 0);
         let started = std::time::Instant::now();
         let n = views.rebuild(
             &ledger_dir,
-            |index, e| replayed.extend(engine.on_event(index, e)),
+            |index, e| {
+                last = index;
+                replayed.extend(engine.on_event(index, e));
+            },
             |a| {
                 known.insert(a.id.clone());
             },
         )?;
         let missed: Vec<Alert> = replayed.into_iter().filter(|a| !known.contains(&a.id)).collect();
+        engine.suppress_ledgered(known, last);
         tracing::info!(
             records = n,
             created = report.created,

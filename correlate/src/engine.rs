@@ -153,6 +153,11 @@ pub struct Engine {
     pending_writes: BTreeMap<(i64, u64), PendingWrite>,
     /// The Sigma rules (built-in pack or `rules_dir`).
     sigma: Correlator,
+    /// Alerts ledgered before a restart, and the last replayed index: an
+    /// alert made only of replayed events and already ledgered is not raised
+    /// again (the live run decided some on processing-time ticks the replay
+    /// does not have, so they can complete after the replay).
+    ledgered: (std::collections::HashSet<String>, u64),
     stats: EngineStats,
 }
 
@@ -197,6 +202,7 @@ impl Engine {
     pub fn with_rules(inventory: Arc<Inventory>, cfg: EngineConfig, rules: RuleSet) -> Self {
         Self {
             sigma: Correlator::new(Arc::new(rules), cfg.max_keys_per_rule),
+            ledgered: (std::collections::HashSet::new(), 0),
             watermarks: Watermarks::new(cfg.allowed_lateness_ms as i64, cfg.idle_timeout_ms as i64),
             inventory,
             cfg,
@@ -244,8 +250,27 @@ impl Engine {
         }
     }
 
+    /// After replaying the ledger up to `last_index`: `ids` are the alerts it
+    /// holds, which are not to be raised again.
+    pub fn suppress_ledgered(&mut self, ids: std::collections::HashSet<String>, last_index: u64) {
+        self.ledgered = (ids, last_index);
+    }
+
+    fn drop_ledgered(&self, mut alerts: Vec<Alert>) -> Vec<Alert> {
+        let (ids, last) = &self.ledgered;
+        if !ids.is_empty() {
+            alerts.retain(|a| !(a.events.iter().all(|i| i <= last) && ids.contains(&a.id)));
+        }
+        alerts
+    }
+
     /// Feeds one ledgered event. Returns the alerts it completes.
     pub fn on_event(&mut self, index: u64, e: &Event) -> Vec<Alert> {
+        let out = self.on_event_inner(index, e);
+        self.drop_ledgered(out)
+    }
+
+    fn on_event_inner(&mut self, index: u64, e: &Event) -> Vec<Alert> {
         self.stats.events += 1;
         self.now = self.now.max(e.observed_time);
         if self.watermark().is_some_and(|wm| e.time < wm) {
@@ -293,7 +318,8 @@ impl Engine {
     /// Processing time moves on (idle sources stop holding the watermark).
     pub fn on_tick(&mut self, now: i64) -> Vec<Alert> {
         self.now = self.now.max(now);
-        self.advance()
+        let out = self.advance();
+        self.drop_ledgered(out)
     }
 
     fn physical(&mut self, index: u64, e: &Event, out: &mut Vec<Alert>) {

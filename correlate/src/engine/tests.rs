@@ -368,3 +368,25 @@ fn restart_by_replay_gives_the_same_alerts_at_every_cut() {
         }
     }
 }
+
+/// The live run decided a write on a processing-time tick; the replay after a
+/// restart has no such tick, so the write is still pending afterwards. Once
+/// told what the ledger holds, the engine does not raise it a second time.
+#[test]
+fn an_alert_decided_by_a_tick_before_a_restart_is_not_raised_again() {
+    let mut live = Harness::new();
+    let (i, _) = live.modbus(T0, "10.10.1.50", 6, T0);
+    let first = live.engine.on_tick(T0 + 60_000);
+    assert_eq!(rules(&first), ["ot-write-owner-offsite"]);
+
+    let mut restarted = Harness::new();
+    let (j, replayed) = restarted.modbus(T0, "10.10.1.50", 6, T0);
+    assert_eq!(i, j);
+    assert!(replayed.is_empty(), "undecided in the replay");
+    restarted.engine.suppress_ledgered([first[0].id.clone()].into(), j);
+    assert!(restarted.engine.on_tick(T0 + 60_000).is_empty(), "already in the ledger");
+    // A new write (after the replay) still alerts.
+    let (_, a) = restarted.modbus(T0 + 61_000, "10.10.1.50", 6, T0 + 61_000);
+    assert!(a.is_empty());
+    assert_eq!(rules(&restarted.engine.on_tick(T0 + 200_000)), ["ot-write-owner-offsite"]);
+}

@@ -142,6 +142,9 @@ struct FieldCondition {
 
 impl FieldCondition {
     fn matches(&self, e: &Event) -> bool {
+        if self.matchers.is_empty() {
+            return false;
+        }
         let v = self.field.get(e);
         if self.all {
             self.matchers.iter().all(|m| m.matches(v.as_ref()))
@@ -280,6 +283,9 @@ fn field_conditions(v: &Yaml, placeholders: &Placeholders) -> Result<Vec<FieldCo
             Yaml::Sequence(list) => list.iter().map(scalar_text).collect::<Result<_, _>>()?,
             other => vec![scalar_text(other)?],
         };
+        if values.is_empty() {
+            return Err(format!("{key}: no values"));
+        }
         if mods.contains(&"expand") {
             values = expand(values, placeholders)?;
         }
@@ -289,9 +295,8 @@ fn field_conditions(v: &Yaml, placeholders: &Placeholders) -> Result<Vec<FieldCo
             .map(|v| matcher(v.as_deref(), &mods))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("{key}: {e}"))?;
-        if matchers.is_empty() {
-            return Err(format!("{key}: no values"));
-        }
+        // A placeholder the inventory has no values for (no vendors yet) leaves
+        // no matchers: the condition then matches nothing, and the rule loads.
         out.push(FieldCondition { field, matchers, all });
     }
     Ok(out)
@@ -545,6 +550,7 @@ mod tests {
         let v: Yaml = serde_norway::from_str(yaml).map_err(|e| e.to_string())?;
         let mut ph = Placeholders::new();
         ph.insert("plc_assets".into(), vec!["PLC-01".into(), "PLC-02".into()]);
+        ph.insert("no_assets".into(), vec![]);
         Detection::compile(&v, &ph)
     }
 
@@ -568,6 +574,8 @@ mod tests {
             ("sel: {zone: null}\ncondition: sel", true),
             ("sel: {zone|exists: true}\ncondition: sel", false),
             ("sel: {device.asset|expand: '%plc_assets%'}\ncondition: sel", true),
+            ("sel: {device.asset|expand: '%no_assets%'}\ncondition: sel", false),
+            ("sel: {device.asset|expand|all: '%no_assets%'}\ncondition: sel", false),
             ("sel: {fortigate.policyid: 12}\ncondition: sel", true),
             ("kw: [registers]\ncondition: kw", true),
             ("kw: [WRITE to plc]\ncondition: kw", true),
@@ -595,6 +603,7 @@ mod tests {
             ("sel: {x|cidr: 10.0.0.0/40}\ncondition: sel", "prefix too long"),
             ("sel: {x|gt: many}\ncondition: sel", "not an integer"),
             ("sel: {x|expand: '%nope%'}\ncondition: sel", "unknown placeholder"),
+            ("sel: {x: []}\ncondition: sel", "no values"),
         ] {
             let e = det(yaml).expect_err(yaml);
             assert!(e.contains(why), "{yaml}: {e}");
