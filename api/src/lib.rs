@@ -11,6 +11,7 @@ mod error;
 pub mod metrics;
 pub mod pipeline;
 pub mod replay;
+pub mod rules;
 pub mod server;
 pub mod views;
 

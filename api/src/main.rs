@@ -271,6 +271,21 @@ async fn run(config: &std::path::Path, roles: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     let mut c = Custos::start_with_roles(cfg, roles).await.context("custos failed to start")?;
+    // SIGHUP reloads the rules (a bad set is refused; the running rules stay).
+    #[cfg(unix)]
+    {
+        let rules = c.rules.clone();
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("cannot listen for SIGHUP")?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                match rules.reload("SIGHUP").await {
+                    Ok(n) => tracing::info!(rules = n, "SIGHUP: rules reloaded"),
+                    Err(errors) => tracing::error!(?errors, "SIGHUP: rules refused"),
+                }
+            }
+        });
+    }
     tokio::select! {
         _ = shutdown_signal() => {}
         _ = c.stopped() => tracing::error!("a pipeline stage stopped"),

@@ -24,6 +24,7 @@ use crate::alarms::{Outbox, spawn_forwarders};
 use crate::auth::TokenStore;
 use crate::config::{BusKind, Config, Roles};
 use crate::deadletter::DeadLetterStore;
+use crate::rules::{ReloadRequest, RulesReload};
 use crate::server::{self, AppState};
 use crate::views::{Stored, Views};
 
@@ -41,6 +42,8 @@ pub struct PipelineStats {
 /// A started Custos with the ledger and correlation (and, by its roles, the
 /// sources and the API). Call [`Custos::shutdown`] to stop it cleanly.
 pub struct Custos {
+    /// Reloads the Sigma rules (SIGHUP, the API).
+    pub rules: RulesReload,
     /// The API address, when this process serves the API.
     pub http_addr: Option<SocketAddr>,
     pub syslog_udp: Vec<SocketAddr>,
@@ -360,6 +363,7 @@ impl Custos {
         } else {
             None
         };
+        let (rules, reload_rx) = RulesReload::channel();
         let evidence = tokio::spawn(evidence_stage(
             bus.subscriber(EVENTS)?,
             EvidenceSinks {
@@ -372,13 +376,21 @@ impl Custos {
             },
             engine,
             missed,
+            reload_rx,
             stage_stop,
         ));
 
         let (server, http_addr) = if roles.api {
             let push: HashMap<String, Format> = cfg.sources.http.iter().map(|h| (h.name.clone(), h.format)).collect();
-            let state =
-                AppState::new(views.clone(), ledger.clone(), tokens.clone(), raw_out.clone(), push, stats.clone());
+            let state = AppState::new(
+                views.clone(),
+                ledger.clone(),
+                tokens.clone(),
+                raw_out.clone(),
+                push,
+                stats.clone(),
+                rules.clone(),
+            );
             let listener = tokio::net::TcpListener::bind(cfg.http.listen)
                 .await
                 .map_err(|source| Error::Http { addr: cfg.http.listen, source })?;
@@ -401,6 +413,7 @@ impl Custos {
         let raw = roles.ingest.then(|| bus.publisher(RAW)).transpose()?;
         drop(raw_out);
         Ok(Self {
+            rules,
             http_addr,
             syslog_udp: std::mem::take(&mut sources.syslog_udp),
             syslog_tcp: std::mem::take(&mut sources.syslog_tcp),
@@ -545,6 +558,7 @@ async fn evidence_stage(
     mut sinks: EvidenceSinks,
     mut engine: Engine,
     missed: Vec<Alert>,
+    mut reloads: tokio::sync::mpsc::Receiver<ReloadRequest>,
     mut stop: Option<watch::Receiver<bool>>,
 ) {
     if let Err(e) = record_alerts(missed, &sinks).await {
@@ -566,6 +580,7 @@ async fn evidence_stage(
                     Err(e) => Err(e),
                 }
             }
+            Some(r) = reloads.recv() => reload_rules(r, &mut engine, &sinks).await,
             _ = stopped(&mut stop) => break,
         };
         if let Err(e) = result {
@@ -631,6 +646,29 @@ async fn ledger_batch(
     sinks.views.add_events(evs);
     sinks.views.add_dead_letters(dls);
     record_alerts(alerts, sinks).await
+}
+
+/// Loads the configured rules; swaps them in only when the whole set is good.
+async fn reload_rules(r: ReloadRequest, engine: &mut Engine, sinks: &EvidenceSinks) -> Result<(), Error> {
+    let outcome = engine.load_rules();
+    let audit = match &outcome {
+        Ok(set) => serde_json::json!({"actor": r.by, "action": "rules.reload", "details": {"rules": set.rules.len()}}),
+        Err(errors) => {
+            serde_json::json!({"actor": r.by, "action": "rules.reload.refused", "details": {"errors": errors}})
+        }
+    };
+    sinks.ledger.append(vec![record::encode(RecordKind::Audit, now_millis(), &audit)?]).await?;
+    let reply = outcome.map(|set| {
+        let n = set.rules.len();
+        engine.replace_rules(set);
+        tracing::info!(rules = n, by = %r.by, "rules reloaded");
+        n
+    });
+    if let Err(errors) = &reply {
+        tracing::warn!(?errors, by = %r.by, "rule reload refused; the running rules stay");
+    }
+    let _ = r.reply.send(reply);
+    Ok(())
 }
 
 /// Puts alarms in the outbox (synced) for the forwarders.

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 
 use crate::auth::{Principal, Role, TokenStore};
 use crate::pipeline::PipelineStats;
+use crate::rules::RulesReload;
 use crate::views::{Stored, Views};
 
 /// What a request wants to do.
@@ -35,6 +36,8 @@ pub enum Permission {
     Ingest,
     /// See, acknowledge and shelve control-room alarms.
     HandleAlarms,
+    /// Reload the correlation rules.
+    ManageRules,
 }
 
 /// The permission table: which role may do what.
@@ -91,6 +94,7 @@ struct Inner {
     raw: Publisher<RawRecord>,
     push: HashMap<String, Format>,
     stats: Arc<PipelineStats>,
+    rules: RulesReload,
 }
 
 #[derive(Clone)]
@@ -104,8 +108,9 @@ impl AppState {
         raw: Publisher<RawRecord>,
         push: HashMap<String, Format>,
         stats: Arc<PipelineStats>,
+        rules: RulesReload,
     ) -> Self {
-        Self(Arc::new(Inner { views, ledger, tokens, raw, push, stats }))
+        Self(Arc::new(Inner { views, ledger, tokens, raw, push, stats, rules }))
     }
 }
 
@@ -148,6 +153,7 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/api/v1/dead-letters", get(list_dead_letters))
         .route("/api/v1/ledger/checkpoint", get(checkpoint))
         .route("/api/v1/ingest/{source}", post(ingest_push))
+        .route("/api/v1/rules/reload", post(reload_rules))
         .route("/api/v1/alarms", get(list_alarms))
         .route("/api/v1/alarms/acknowledge", post(acknowledge_alarm))
         .route("/api/v1/alarms/shelve", post(shelve_alarm))
@@ -333,6 +339,16 @@ async fn checkpoint(caller: Caller, State(s): State<AppState>) -> Result<Respons
     caller.require(Permission::ReadLedger)?;
     let note = s.0.ledger.latest_checkpoint().ok_or_else(|| ApiError::unavailable("no signed checkpoint yet"))?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
+}
+
+/// Reloads the rules; a set with errors is refused (422) with every message,
+/// and the running rules stay.
+async fn reload_rules(caller: Caller, State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::ManageRules)?;
+    match s.0.rules.reload(&caller.0.name).await {
+        Ok(n) => Ok(Json(json!({"rules": n}))),
+        Err(errors) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_rules", errors.join("\n"))),
+    }
 }
 
 /// The alarm board: highest priority first.

@@ -47,6 +47,13 @@ async fn fixture() -> Fixture {
     let issued = ROLES.iter().map(|r| (*r, tokens.issue(&format!("{r:?}"), *r).expect("issue"))).collect();
     let bus = EmbeddedBus::new(8);
     let ledger = Arc::new(ledger);
+    // The engine's side of rule reloads: this one refuses every set.
+    let (rules, mut reloads) = custos::rules::RulesReload::channel();
+    tokio::spawn(async move {
+        while let Some(r) = reloads.recv().await {
+            let _ = r.reply.send(Err(vec![format!("rules/bad.yml:3: refused for {}", r.by)]));
+        }
+    });
     let state = AppState::new(
         views.clone(),
         ledger.clone(),
@@ -54,6 +61,7 @@ async fn fixture() -> Fixture {
         bus.publisher(RAW).expect("publisher"),
         [("badge".to_owned(), Format::BadgeJson)].into(),
         Arc::new(PipelineStats::default()),
+        rules,
     );
     Fixture {
         app: router(state, 1024),
@@ -220,4 +228,20 @@ async fn alarms_acknowledge_and_shelve_are_audited() {
     let auditor = Some(f.tokens[&Role::Auditor].as_str());
     let (s, _) = call(&f.app, "POST", "/api/v1/alarms/acknowledge", auditor, r#"{"key":"r/PLC-01"}"#).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
+}
+
+/// Only admins reload rules; a refused set answers 422 with every message.
+#[tokio::test]
+async fn rule_reload_is_admin_only_and_refusals_are_explained() {
+    let f = fixture().await;
+    for role in ROLES {
+        let (s, b) = call(&f.app, "POST", "/api/v1/rules/reload", Some(&f.tokens[&role]), "").await;
+        if role == Role::Admin {
+            assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+            assert_eq!(b["error"]["code"], "bad_rules");
+            assert_eq!(b["error"]["message"], "rules/bad.yml:3: refused for Admin");
+        } else {
+            assert_eq!(s, StatusCode::FORBIDDEN, "{role:?}");
+        }
+    }
 }

@@ -199,6 +199,22 @@ impl Engine {
         }
     }
 
+    /// Swaps in a new Sigma rule set. Detection changes at once; Sigma
+    /// correlation windows start empty (the hand-written joins keep their state).
+    pub fn replace_rules(&mut self, rules: RuleSet) {
+        self.sigma = Correlator::new(Arc::new(rules), self.cfg.max_keys_per_rule);
+    }
+
+    /// The rules `cfg.rules_dir` names, or the built-in pack, compiled
+    /// against the engine's inventory.
+    pub fn load_rules(&self) -> Result<RuleSet, Vec<String>> {
+        let placeholders = sigma::placeholders(&self.inventory);
+        match &self.cfg.rules_dir {
+            Some(dir) => sigma::load_dir(dir, &placeholders),
+            None => sigma::builtin::rules(&placeholders),
+        }
+    }
+
     pub fn with_rules(inventory: Arc<Inventory>, cfg: EngineConfig, rules: RuleSet) -> Self {
         Self {
             sigma: Correlator::new(Arc::new(rules), cfg.max_keys_per_rule),
