@@ -5,13 +5,13 @@
 //! order (time, then ledger index). So the alerts do not depend on the order
 //! events arrived in, as long as they arrived within the allowed lateness.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use ingest::Event;
 
 use super::fields::{Field, Value};
-use super::rule::{CorrelationKind, RuleSet};
+use super::rule::{CorrelationKind, Direction, RuleSet};
 use crate::alert::{Entity, EntityKind};
 
 /// A rule's finding, before it becomes an [`crate::Alert`].
@@ -35,6 +35,17 @@ struct Pending {
     value: Option<Arc<str>>,
     /// The entity id from the rule's entity field; the group key otherwise.
     entity: Option<String>,
+    zone: Option<String>,
+}
+
+/// A first-rule match of an absence, waiting for its span to pass.
+#[derive(Debug, Clone)]
+struct Deadline {
+    key: GroupKey,
+    time: i64,
+    /// The span searched for the missing match: `from` ..= the deadline.
+    from: i64,
+    entity: Entity,
     zone: Option<String>,
 }
 
@@ -123,6 +134,8 @@ pub struct Correlator {
     /// Input is mostly in time order, so inserts land at or near the back.
     pending: VecDeque<((i64, u64, usize), Pending)>,
     windows: Vec<HashMap<GroupKey, Window>>,
+    /// Absences waiting for the watermark to pass their span, by its end.
+    deadlines: BTreeMap<(i64, u64, usize), Deadline>,
     /// Watermark at each correlation's last sweep for idle groups.
     swept_at: Vec<i64>,
     max_keys: usize,
@@ -175,6 +188,7 @@ impl Correlator {
             plans,
             entity_fields,
             pending: VecDeque::new(),
+            deadlines: BTreeMap::new(),
             windows,
             swept_at,
             max_keys,
@@ -188,7 +202,9 @@ impl Correlator {
 
     /// Matches waiting for the watermark plus matches held in windows.
     pub fn state_entries(&self) -> usize {
-        self.pending.len() + self.windows.iter().flat_map(HashMap::values).map(|w| w.seen.len()).sum::<usize>()
+        self.pending.len()
+            + self.deadlines.len()
+            + self.windows.iter().flat_map(HashMap::values).map(|w| w.seen.len()).sum::<usize>()
     }
 
     /// Groups held, over all correlation rules.
@@ -298,20 +314,50 @@ impl Correlator {
     }
 
     /// Feeds the matches the watermark `wm` has made final to the windows, in
-    /// event-time order, and drops groups idle for longer than their timespan.
+    /// event-time order, decides absences whose span the watermark has passed
+    /// (interleaved in time order with the matches), and drops groups idle for
+    /// longer than their timespan.
     pub fn advance(&mut self, wm: i64, out: &mut Vec<SigmaHit>) {
-        while self.pending.front().is_some_and(|((time, _, _), _)| *time <= wm) {
+        while let Some(time) = self.pending.front().map(|((t, _, _), _)| *t).filter(|t| *t <= wm) {
+            // A missing match at exactly a span's end still counts: decide
+            // only the spans that ended before this match.
+            self.decide_absences(time - 1, out);
             let Some(((time, index, _), p)) = self.pending.pop_front() else { break };
             self.feed(time, index, p, out);
         }
+        self.decide_absences(wm, out);
         // Idle groups go in a sweep once the watermark has moved half a
         // timespan since the last one: amortised O(1) per event, and a group
         // outlives its last match by at most 1.5 timespans.
         for ((plan, windows), swept) in self.plans.iter().zip(&mut self.windows).zip(&mut self.swept_at) {
             let Some(c) = &self.set.rules[plan.rule].correlation else { continue };
             if wm.saturating_sub(*swept) >= c.timespan_ms / 2 {
-                windows.retain(|_, w| w.last_time() >= wm - c.timespan_ms);
+                windows.retain(|_, w| w.last_time() >= wm - c.keep_ms());
                 *swept = wm;
+            }
+        }
+    }
+
+    /// Absences whose span ended by `upto`: alert unless the missing rule
+    /// matched for the group within the span.
+    fn decide_absences(&mut self, upto: i64, out: &mut Vec<SigmaHit>) {
+        while let Some(entry) = self.deadlines.first_entry() {
+            let (end, index, p) = *entry.key();
+            if end > upto {
+                break;
+            }
+            let d = entry.remove();
+            let plan = &self.plans[p];
+            let seen =
+                self.windows[p].get(&d.key).is_some_and(|w| w.seen.iter().any(|s| s.time >= d.from && s.time <= end));
+            if !seen {
+                out.push(SigmaHit {
+                    rule: plan.rule,
+                    time: d.time,
+                    events: vec![index],
+                    entity: d.entity,
+                    zone: d.zone,
+                });
             }
         }
     }
@@ -335,11 +381,32 @@ impl Correlator {
             Some(w) => w,
             None => windows.entry(p.key.clone()).or_insert_with(|| Window { key: p.key, ..Window::default() }),
         };
-        while w.seen.front().is_some_and(|s| s.time < time - c.timespan_ms) {
+        while w.seen.front().is_some_and(|s| s.time < time - c.keep_ms()) {
             w.pop_front();
+        }
+        if let CorrelationKind::Absence(direction) = c.kind {
+            if p.position == 1 {
+                // The match whose absence is looked for: kept, nothing decided.
+                w.push(Seen { time, index, position: 1, value: None });
+                return;
+            }
+            let span = c.timespan_ms;
+            let entity = Entity { kind: plan.entity.0, id: p.entity.unwrap_or_else(|| w.key.join("/")) };
+            if direction == Direction::Before {
+                // Every match up to `time` has been fed (event-time order).
+                if !w.seen.iter().any(|s| s.time >= time - span && s.time <= time) {
+                    out.push(SigmaHit { rule: plan.rule, time, events: vec![index], entity, zone: p.zone });
+                }
+            } else {
+                let from = if direction == Direction::Around { time - span } else { time };
+                let d = Deadline { key: w.key.clone(), time, from, entity, zone: p.zone };
+                self.deadlines.insert((time + span, index, p.correlation), d);
+            }
+            return;
         }
         w.push(Seen { time, index, position: p.position, value: p.value });
         let fired = match &c.kind {
+            CorrelationKind::Absence(_) => false,
             CorrelationKind::EventCount => w.seen.len() as u64 >= c.min,
             CorrelationKind::ValueCount(_) => w.values.len() as u64 >= c.min,
             CorrelationKind::Temporal => (0..c.rules.len()).all(|i| w.seen.iter().any(|s| s.position == i)),

@@ -33,6 +33,11 @@ mod tests {
         let inv = ingest::Inventory::from_toml("").expect("empty inventory");
         let set = builtin::rules(&placeholders(&inv)).expect("compiles");
         assert!(set.rules.len() >= 20, "{}", set.rules.len());
+        // `generate: [..]` keeps only the named building block alerting.
+        let alerts = |id: &str| set.rules.iter().find(|r| r.id == id).map(|r| r.alerts);
+        assert_eq!(alerts("custos-program-transfer-on-wire"), Some(true));
+        assert_eq!(alerts("custos-plc-program-changed"), Some(false));
+        assert_eq!(alerts("custos-badge-denied"), Some(false));
     }
 
     #[test]
@@ -54,7 +59,7 @@ mod event_time {
 
     use super::*;
 
-    const RULES: &str = "title: d\nid: d\nname: denied\nlogsource: {category: physical_access}\ndetection: {sel: {activity_id: 2}, condition: sel}\n---\ntitle: l\nid: l\nname: logon\nlogsource: {category: authentication}\ndetection: {sel: {activity_id: 1}, condition: sel}\n---\ntitle: count\nid: count\ncorrelation: {type: event_count, rules: [denied], group-by: [actor.person], timespan: 1m, condition: {gte: 3}}\n---\ntitle: values\nid: values\ncorrelation: {type: value_count, rules: [denied], group-by: [actor.person], timespan: 2m, condition: {gte: 2, field: door}}\n---\ntitle: ordered\nid: ordered\ncorrelation: {type: temporal_ordered, rules: [denied, logon], group-by: [actor.person], timespan: 1m}\n---\ntitle: both\nid: both\ncorrelation: {type: temporal, rules: [logon, denied], group-by: [actor.person], timespan: 30s}\n";
+    const RULES: &str = "title: d\nid: d\nname: denied\nlogsource: {category: physical_access}\ndetection: {sel: {activity_id: 2}, condition: sel}\n---\ntitle: l\nid: l\nname: logon\nlogsource: {category: authentication}\ndetection: {sel: {activity_id: 1}, condition: sel}\n---\ntitle: count\nid: count\ncorrelation: {type: event_count, rules: [denied], group-by: [actor.person], timespan: 1m, condition: {gte: 3}}\n---\ntitle: values\nid: values\ncorrelation: {type: value_count, rules: [denied], group-by: [actor.person], timespan: 2m, condition: {gte: 2, field: door}}\n---\ntitle: ordered\nid: ordered\ncorrelation: {type: temporal_ordered, rules: [denied, logon], group-by: [actor.person], timespan: 1m}\n---\ntitle: both\nid: both\ncorrelation: {type: temporal, rules: [logon, denied], group-by: [actor.person], timespan: 30s}\n---\ntitle: no logon after a denial\nid: absent-after\ncustos: {absence: {rule: denied, missing: logon, within: 1m, group-by: [actor.person]}}\n---\ntitle: a logon without a denial before\nid: absent-before\ncustos: {absence: {rule: logon, missing: denied, within: 1m, direction: before, group-by: [actor.person]}}\n---\ntitle: a denial alone\nid: absent-around\ncustos: {absence: {rule: denied, missing: logon, within: 20s, direction: around, group-by: [actor.person]}}\n";
 
     fn events(spec: &[(u8, u8, u8, u16)]) -> Vec<(u64, ingest::Event)> {
         spec.iter()
@@ -111,10 +116,20 @@ mod event_time {
         // p0: denied at door0 (t0), door1 (t10), door0 (t20) → count and values; logon at t25 → ordered and both.
         let got = alerts(&set, &events(&[(0, 0, 0, 0), (0, 0, 1, 10), (0, 0, 0, 20), (1, 0, 0, 25)]));
         let ids: Vec<&str> = got.iter().map(|(id, _)| id.as_str()).collect();
-        assert_eq!(ids, ["both", "count", "ordered", "values"], "{got:?}");
-        assert_eq!(got[1].1, [0, 1, 2]);
-        // A logon before any denial: not ordered, and too far apart for `both`.
+        // The first denial (t0) has no logon within 20 s either side; the later ones do.
+        assert_eq!(ids, ["absent-around", "both", "count", "ordered", "values"], "{got:?}");
+        assert_eq!(got[0].1, [0]);
+        assert_eq!(got[2].1, [0, 1, 2]);
+        // A logon before any denial: not ordered, and too far apart for `both`;
+        // the logon had no denial before it, the denial no logon after it, and
+        // the denial no logon within 20 s either side.
         let got = alerts(&set, &events(&[(1, 1, 0, 0), (0, 1, 0, 50)]));
-        assert!(got.is_empty(), "{got:?}");
+        let ids: Vec<&str> = got.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["absent-after", "absent-around", "absent-before"], "{got:?}");
+        assert_eq!((got[0].1.as_slice(), got[2].1.as_slice()), (&[1u64][..], &[0u64][..]));
+        // A logon 20 s after the denial: present at the span's very end.
+        let got = alerts(&set, &events(&[(0, 2, 0, 0), (1, 2, 0, 20)]));
+        let ids: Vec<&str> = got.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["both", "ordered"], "{got:?}");
     }
 }

@@ -32,6 +32,20 @@ pub enum CorrelationKind {
     ValueCount(String),
     Temporal,
     TemporalOrdered,
+    /// Custos: the first rule's match with no match of the second for the same
+    /// group within `timespan` (`custos.absence`).
+    Absence(Direction),
+}
+
+/// Where the missing match is looked for, relative to the first rule's match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Within the span before it (decided as soon as the watermark reaches it).
+    Before,
+    /// Within the span after it (decided when the watermark passes the span).
+    After,
+    /// Either side.
+    Around,
 }
 
 /// A compiled Sigma correlation rule.
@@ -45,6 +59,17 @@ pub struct Correlation {
     pub timespan_ms: i64,
     /// `gte` threshold (`gt: n` is stored as `n + 1`).
     pub min: u64,
+}
+
+impl Correlation {
+    /// How long a group's matches are kept: an absence looked for on both
+    /// sides needs a span before the first match and one after it.
+    pub fn keep_ms(&self) -> i64 {
+        match self.kind {
+            CorrelationKind::Absence(Direction::Around) => 2 * self.timespan_ms,
+            _ => self.timespan_ms,
+        }
+    }
 }
 
 /// One rule of a set, detection or correlation.
@@ -61,8 +86,9 @@ pub struct SigmaRule {
     pub product: Option<String>,
     pub detection: Option<Detection>,
     pub correlation: Option<Correlation>,
-    /// Whether matches become alerts (a detection rule only a correlation
-    /// uses does not alert on its own unless it says `generate: true`).
+    /// Whether matches become alerts. A detection rule a correlation uses
+    /// does not alert on its own unless a correlation using it says
+    /// `generate: true` (or, in a `custos.absence`, lists it in `generate`).
     pub alerts: bool,
     pub entity: (EntityKind, String),
     pub examples: Vec<Example>,
@@ -232,18 +258,19 @@ impl RuleSet {
             .flat_map(|(i, r)| [Some((r.id.clone(), i)), r.name.clone().map(|n| (n, i))])
             .flatten()
             .collect();
+        let (mut used, mut kept) = (HashSet::new(), HashSet::new());
         for (at, file, c) in pending {
             match Self::link(&c, &index, &rules) {
-                Ok((corr, referenced, generate)) => {
-                    for r in &referenced {
-                        if !generate {
-                            rules[*r].alerts = false;
-                        }
-                    }
+                Ok((corr, referenced, keep)) => {
+                    used.extend(referenced);
+                    kept.extend(keep);
                     rules[at].correlation = Some(corr);
                 }
                 Err(e) => errors.push(located(file, Some("correlation:"), &e)),
             }
+        }
+        for r in used.difference(&kept) {
+            rules[*r].alerts = false;
         }
         if errors.is_empty() { Ok(Self { rules }) } else { Err(errors) }
     }
@@ -306,6 +333,9 @@ impl RuleSet {
         if let Some(corr) = doc.get("correlation") {
             return Ok((rule, Some(corr.clone())));
         }
+        if let Some(absence) = custos.and_then(|c| c.get("absence")) {
+            return Ok((rule, Some(Self::absence_as_correlation(absence).map_err(|e| err(Some("absence:"), e))?)));
+        }
         if let Some(cat) = str_at(doc, &["logsource", "category"]) {
             rule.class_uid = Some(class_of(cat).map_err(|e| err(Some("category:"), e))?);
         }
@@ -319,11 +349,28 @@ impl RuleSet {
         Ok((rule, None))
     }
 
+    /// `custos.absence` in the shape of a correlation, so it links the same way:
+    /// `{rule, missing, within, direction, group-by, aliases}`.
+    fn absence_as_correlation(a: &Yaml) -> Result<Yaml, String> {
+        let mut m = serde_norway::Mapping::new();
+        let get = |k: &str| a.get(k).cloned().ok_or_else(|| format!("absence needs {k}"));
+        m.insert("type".into(), "custos_absence".into());
+        m.insert("rules".into(), Yaml::Sequence(vec![get("rule")?, get("missing")?]));
+        m.insert("timespan".into(), get("within")?);
+        m.insert("direction".into(), a.get("direction").cloned().unwrap_or_else(|| "after".into()));
+        for k in ["group-by", "aliases", "generate"] {
+            if let Some(v) = a.get(k) {
+                m.insert(k.into(), v.clone());
+            }
+        }
+        Ok(Yaml::Mapping(m))
+    }
+
     fn link(
         c: &Yaml,
         index: &HashMap<String, usize>,
         rules: &[SigmaRule],
-    ) -> Result<(Correlation, Vec<usize>, bool), String> {
+    ) -> Result<(Correlation, Vec<usize>, Vec<usize>), String> {
         let kind_name = str_at(c, &["type"]).ok_or("correlation has no type")?;
         let names: Vec<&str> = match c.get("rules") {
             Some(Yaml::Sequence(l)) => l.iter().filter_map(Yaml::as_str).collect(),
@@ -365,7 +412,7 @@ impl RuleSet {
         let timespan_ms = timespan(str_at(c, &["timespan"]).ok_or("correlation needs a timespan")?)?;
         let cond = c.get("condition");
         let min = match cond.and_then(Yaml::as_mapping) {
-            None if matches!(kind_name, "temporal" | "temporal_ordered") => 1,
+            None if matches!(kind_name, "temporal" | "temporal_ordered" | "custos_absence") => 1,
             None => return Err("event_count and value_count need a condition".into()),
             Some(m) => {
                 let num = |k: &str| m.get(k).and_then(Yaml::as_u64);
@@ -386,14 +433,37 @@ impl RuleSet {
             ),
             "temporal" => CorrelationKind::Temporal,
             "temporal_ordered" => CorrelationKind::TemporalOrdered,
+            "custos_absence" => CorrelationKind::Absence(match str_at(c, &["direction"]) {
+                Some("before") => Direction::Before,
+                Some("after") => Direction::After,
+                Some("around") => Direction::Around,
+                other => return Err(format!("absence direction {other:?} is not before, after or around")),
+            }),
             other => {
                 return Err(format!(
                     "correlation type {other:?} is not event_count, value_count, temporal or temporal_ordered"
                 ));
             }
         };
-        let generate = c.get("generate").and_then(Yaml::as_bool).unwrap_or(false);
-        Ok((Correlation { kind, rules: referenced.clone(), group_by, timespan_ms, min }, referenced, generate))
+        // Which referenced rules keep alerting on their own: all (`true`),
+        // none (`false`, the default) or those named.
+        let keep: Vec<usize> = match c.get("generate") {
+            None | Some(Yaml::Bool(false)) => Vec::new(),
+            Some(Yaml::Bool(true)) => referenced.clone(),
+            Some(Yaml::Sequence(l)) => l
+                .iter()
+                .map(|n| {
+                    let name = n.as_str().unwrap_or_default();
+                    index
+                        .get(name)
+                        .copied()
+                        .filter(|i| referenced.contains(i))
+                        .ok_or_else(|| format!("generate names {name:?}, which this correlation does not use"))
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err("generate is true, false or a list of the rules to keep alerting".into()),
+        };
+        Ok((Correlation { kind, rules: referenced.clone(), group_by, timespan_ms, min }, referenced, keep))
     }
 }
 
