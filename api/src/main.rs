@@ -188,7 +188,7 @@ fn rules(action: &str, dir: &std::path::Path, inventory: Option<&std::path::Path
             ExitCode::SUCCESS
         }
         "test" => {
-            let results = correlate::sigma::run_examples(&set);
+            let results = correlate::sigma::run_examples(&set, Some(&std::sync::Arc::new(inv)));
             let failed = results.iter().filter(|r| !r.passed()).count();
             for r in &results {
                 if r.passed() {

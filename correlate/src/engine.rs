@@ -203,6 +203,7 @@ impl Engine {
     /// correlation windows start empty (the hand-written joins keep their state).
     pub fn replace_rules(&mut self, rules: RuleSet) {
         self.sigma = Correlator::new(Arc::new(rules), self.cfg.max_keys_per_rule);
+        self.sigma.set_inventory(self.inventory.clone());
     }
 
     /// The rules `cfg.rules_dir` names, or the built-in pack, compiled
@@ -216,8 +217,10 @@ impl Engine {
     }
 
     pub fn with_rules(inventory: Arc<Inventory>, cfg: EngineConfig, rules: RuleSet) -> Self {
+        let mut sigma = Correlator::new(Arc::new(rules), cfg.max_keys_per_rule);
+        sigma.set_inventory(inventory.clone());
         Self {
-            sigma: Correlator::new(Arc::new(rules), cfg.max_keys_per_rule),
+            sigma,
             ledgered: (std::collections::HashSet::new(), 0),
             watermarks: Watermarks::new(cfg.allowed_lateness_ms as i64, cfg.idle_timeout_ms as i64),
             inventory,

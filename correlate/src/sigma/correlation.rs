@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
-use ingest::Event;
+use ingest::{Event, Inventory};
 
 use super::fields::{Field, Value};
 use super::rule::{CorrelationKind, Direction, RuleSet};
@@ -140,6 +140,10 @@ pub struct Correlator {
     swept_at: Vec<i64>,
     max_keys: usize,
     evicted: u64,
+    /// For `custos.lookup` (maintenance windows, tickets, criticality).
+    inventory: Option<Arc<Inventory>>,
+    /// Each rule's lookup asset field, resolved once.
+    lookup_fields: Vec<Option<Field>>,
 }
 
 impl Correlator {
@@ -179,6 +183,7 @@ impl Correlator {
             rules.sort_unstable();
         }
         let windows = plans.iter().map(|_| HashMap::new()).collect();
+        let lookup_fields = set.rules.iter().map(|r| r.lookup.as_ref().map(|l| Field::resolve(&l.asset))).collect();
         let swept_at = vec![i64::MIN; plans.len()];
         Self {
             set,
@@ -193,6 +198,28 @@ impl Correlator {
             swept_at,
             max_keys,
             evicted: 0,
+            inventory: None,
+            lookup_fields,
+        }
+    }
+
+    /// The inventory `custos.lookup` consults.
+    pub fn set_inventory(&mut self, inventory: Arc<Inventory>) {
+        self.inventory = Some(inventory);
+    }
+
+    /// Does the event pass rule `r`'s inventory lookup (if it has one)?
+    fn lookup_passes(&self, r: usize, e: &Event) -> bool {
+        let (Some(l), Some(field)) = (&self.set.rules[r].lookup, &self.lookup_fields[r]) else { return true };
+        let asset = self.inventory.as_ref().and_then(|inv| Some((inv, inv.asset(&text(field.get(e))?)?)));
+        match asset {
+            // An asset the inventory does not know is in no window, on no ticket, of no criticality.
+            None => l.criticality.is_empty(),
+            Some((inv, a)) => {
+                !(l.unless_maintenance_window && inv.maintenance_window_at(a, e.time).is_some())
+                    && !(l.unless_open_change_ticket && inv.open_ticket_at(a, e.time).is_some())
+                    && (l.criticality.is_empty() || l.criticality.contains(&a.criticality))
+            }
         }
     }
 
@@ -258,7 +285,7 @@ impl Correlator {
             if rule.product.as_deref().is_some_and(|p| !p.eq_ignore_ascii_case(&e.metadata.product)) {
                 continue;
             }
-            if !rule.detection.as_ref().is_some_and(|d| d.matches(e)) {
+            if !rule.detection.as_ref().is_some_and(|d| d.matches(e)) || !self.lookup_passes(r, e) {
                 continue;
             }
             if rule.alerts {

@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use ingest::Event;
 use ingest::event::EventClass;
+use ingest::{Event, Inventory};
 
 use super::correlation::Correlator;
 use super::rule::{Example, RuleSet};
@@ -60,8 +60,16 @@ fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
     }
 }
 
-fn run(set: &Arc<RuleSet>, rule: &str, example: &Example) -> Result<Vec<String>, String> {
+fn run(
+    set: &Arc<RuleSet>,
+    inventory: Option<&Arc<Inventory>>,
+    rule: &str,
+    example: &Example,
+) -> Result<Vec<String>, String> {
     let mut c = Correlator::new(set.clone(), 10_000);
+    if let Some(inv) = inventory {
+        c.set_inventory(inv.clone());
+    }
     let mut hits = Vec::new();
     for (i, v) in example.events.iter().enumerate() {
         let e = example_event(v, i)?;
@@ -73,14 +81,14 @@ fn run(set: &Arc<RuleSet>, rule: &str, example: &Example) -> Result<Vec<String>,
     Ok(got)
 }
 
-/// Runs every example of every rule in `set`.
-pub fn run_examples(set: &Arc<RuleSet>) -> Vec<ExampleResult> {
+/// Runs every example of every rule in `set`, with `inventory` for lookups.
+pub fn run_examples(set: &Arc<RuleSet>, inventory: Option<&Arc<Inventory>>) -> Vec<ExampleResult> {
     let mut out = Vec::new();
     for rule in &set.rules {
         for (i, ex) in rule.examples.iter().enumerate() {
             let mut expected = ex.expect.clone();
             expected.sort();
-            let (got, error) = match run(set, &rule.id, ex) {
+            let (got, error) = match run(set, inventory, &rule.id, ex) {
                 Ok(got) => (got, None),
                 Err(e) => (Vec::new(), Some(e)),
             };

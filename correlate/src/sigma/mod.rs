@@ -44,7 +44,7 @@ mod tests {
     fn every_builtin_rule_passes_its_examples() {
         let inv = ingest::Inventory::from_toml(INVENTORY).expect("inventory");
         let set = Arc::new(builtin::rules(&placeholders(&inv)).expect("built-in rules compile"));
-        let results = run_examples(&set);
+        let results = run_examples(&set, Some(&Arc::new(inv)));
         assert!(results.len() >= set.rules.iter().filter(|r| r.alerts || r.correlation.is_some()).count());
         let failed: Vec<_> = results.iter().filter(|r| !r.passed()).collect();
         assert!(failed.is_empty(), "{failed:#?}");

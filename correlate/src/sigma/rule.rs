@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use ingest::Inventory;
 use ingest::event::severity;
-use ingest::inventory::AssetKind;
+use ingest::inventory::{AssetKind, Criticality};
 use serde::Deserialize;
 use serde_norway::Value as Yaml;
 
@@ -72,6 +72,19 @@ impl Correlation {
     }
 }
 
+/// `custos.lookup`: inventory conditions on the asset a detection is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lookup {
+    /// The field naming the asset (default `device.asset`).
+    pub asset: String,
+    /// No match while a maintenance window covers the asset.
+    pub unless_maintenance_window: bool,
+    /// No match while an open change ticket covers the asset.
+    pub unless_open_change_ticket: bool,
+    /// Only assets of these criticalities (any when empty).
+    pub criticality: Vec<Criticality>,
+}
+
 /// One rule of a set, detection or correlation.
 #[derive(Debug, Clone)]
 pub struct SigmaRule {
@@ -91,6 +104,7 @@ pub struct SigmaRule {
     /// `generate: true` (or, in a `custos.absence`, lists it in `generate`).
     pub alerts: bool,
     pub entity: (EntityKind, String),
+    pub lookup: Option<Lookup>,
     pub examples: Vec<Example>,
 }
 
@@ -315,6 +329,10 @@ impl RuleSet {
                 (kind, field.to_owned())
             }
         };
+        let lookup = match custos.and_then(|c| c.get("lookup")) {
+            None => None,
+            Some(l) => Some(Self::lookup(l).map_err(|e| err(Some("lookup:"), e))?),
+        };
         let mut rule = SigmaRule {
             id,
             name: str_at(doc, &["name"]).map(str::to_owned),
@@ -328,6 +346,7 @@ impl RuleSet {
             correlation: None,
             alerts: true,
             entity,
+            lookup,
             examples,
         };
         if let Some(corr) = doc.get("correlation") {
@@ -347,6 +366,28 @@ impl RuleSet {
             err(needle.as_deref().or(Some("detection:")), format!("detection: {e}"))
         })?);
         Ok((rule, None))
+    }
+
+    /// `custos.lookup: {asset, unless: [maintenance_window, open_change_ticket], criticality: [..]}`.
+    fn lookup(l: &Yaml) -> Result<Lookup, String> {
+        let mut out = Lookup {
+            asset: str_at(l, &["asset"]).unwrap_or("device.asset").to_owned(),
+            unless_maintenance_window: false,
+            unless_open_change_ticket: false,
+            criticality: Vec::new(),
+        };
+        for u in l.get("unless").and_then(Yaml::as_sequence).into_iter().flatten() {
+            match u.as_str() {
+                Some("maintenance_window") => out.unless_maintenance_window = true,
+                Some("open_change_ticket") => out.unless_open_change_ticket = true,
+                other => return Err(format!("unless {other:?} is not maintenance_window or open_change_ticket")),
+            }
+        }
+        if let Some(c) = l.get("criticality") {
+            out.criticality = serde_norway::from_value(c.clone())
+                .map_err(|e| format!("criticality: {e} (a list of low, medium, high, critical)"))?;
+        }
+        Ok(out)
     }
 
     /// `custos.absence` in the shape of a correlation, so it links the same way:
