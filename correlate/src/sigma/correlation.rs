@@ -216,9 +216,10 @@ impl Correlator {
             // An asset the inventory does not know is in no window, on no ticket, of no criticality.
             None => l.criticality.is_empty(),
             Some((inv, a)) => {
-                !(l.unless_maintenance_window && inv.maintenance_window_at(a, e.time).is_some())
-                    && !(l.unless_open_change_ticket && inv.open_ticket_at(a, e.time).is_some())
-                    && (l.criticality.is_empty() || l.criticality.contains(&a.criticality))
+                let in_window = l.unless_maintenance_window && inv.maintenance_window_at(a, e.time).is_some();
+                let on_ticket = l.unless_open_change_ticket && inv.open_ticket_at(a, e.time).is_some();
+                let critical_enough = l.criticality.is_empty() || l.criticality.contains(&a.criticality);
+                !in_window && !on_ticket && critical_enough
             }
         }
     }
