@@ -38,6 +38,8 @@ pub enum Permission {
     HandleAlarms,
     /// Reload the correlation rules.
     ManageRules,
+    /// Move incidents through their states.
+    HandleIncidents,
 }
 
 /// The permission table: which role may do what.
@@ -45,7 +47,7 @@ pub fn permits(role: Role, p: Permission) -> bool {
     use Permission::*;
     match role {
         Role::Admin => true,
-        Role::SocAnalyst => matches!(p, ReadIncidents | ReadEvents | ReadLedger | HandleAlarms),
+        Role::SocAnalyst => matches!(p, ReadIncidents | ReadEvents | ReadLedger | HandleAlarms | HandleIncidents),
         Role::QualityReviewer | Role::Auditor => matches!(p, ReadIncidents | ReadEvents | ReadLedger),
         Role::ControlRoom => matches!(p, ReadIncidents | HandleAlarms),
         Role::Collector => matches!(p, Ingest),
@@ -148,6 +150,7 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/readyz", get(readyz))
         .route("/api/v1/incidents", get(list_incidents))
         .route("/api/v1/incidents/{id}", get(get_incident))
+        .route("/api/v1/incidents/{id}/transition", post(transition_incident))
         .route("/api/v1/events", get(list_events))
         .route("/api/v1/alerts", get(list_alerts))
         .route("/api/v1/dead-letters", get(list_dead_letters))
@@ -339,6 +342,55 @@ async fn checkpoint(caller: Caller, State(s): State<AppState>) -> Result<Respons
     caller.require(Permission::ReadLedger)?;
     let note = s.0.ledger.latest_checkpoint().ok_or_else(|| ApiError::unavailable("no signed checkpoint yet"))?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransitionRequest {
+    /// acknowledged, investigating, closed or false_positive.
+    to: String,
+    reason: String,
+}
+
+/// Moves an incident on (reason required); the new state is an `incident`
+/// record and the action an `audit` record, both in the ledger before the
+/// answer.
+async fn transition_incident(
+    caller: Caller,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::HandleIncidents)?;
+    let req: TransitionRequest =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+    let to = correlate::IncidentState::from_name(&req.to).ok_or_else(|| {
+        ApiError::bad_request(format!("to {:?} is not acknowledged, investigating, closed or false_positive", req.to))
+    })?;
+    let now = now_millis();
+    let (from, inc) = {
+        let mut book = s.0.views.incidents.write().unwrap_or_else(|e| e.into_inner());
+        let from = book.get(&id).map(|i| i.state).ok_or_else(|| ApiError::not_found(format!("no incident {id}")))?;
+        let inc = book.transition(&id, to, &caller.0.name, &req.reason, now).map_err(|e| match e {
+            correlate::CorrelateError::ReasonRequired => ApiError::bad_request("reason is required"),
+            other => ApiError::new(StatusCode::CONFLICT, "bad_transition", other.to_string()),
+        })?;
+        (from, inc)
+    };
+    let records = [
+        ledger::record::encode(ledger::RecordKind::Incident, now, &inc),
+        ledger::record::encode(
+            ledger::RecordKind::Audit,
+            now,
+            &json!({"actor": caller.0.name, "role": caller.0.role, "action": "incident.transition", "reason": req.reason,
+                    "details": {"incident": id, "from": from.as_str(), "to": to.as_str()}}),
+        ),
+    ]
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(|_| ApiError::unavailable("cannot record the transition"))?;
+    let range = s.0.ledger.append(records).await.map_err(|_| ApiError::unavailable("the ledger is not writable"))?;
+    Ok(Json(json!({"incident": incident_json(&inc), "audit_index": range.start + 1})))
 }
 
 /// Reloads the rules; a set with errors is refused (422) with every message,

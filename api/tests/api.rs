@@ -245,3 +245,45 @@ async fn rule_reload_is_admin_only_and_refusals_are_explained() {
         }
     }
 }
+
+/// Incidents move on with a reason; each move is an `incident` and an
+/// `audit` record; illegal moves are 409, bad input 400, other roles 403.
+#[tokio::test]
+async fn incident_transitions_need_a_reason_and_are_audited() {
+    let f = fixture().await;
+    let alert = correlate::Alert {
+        id: "r:1".into(),
+        rule: "r".into(),
+        title: "t".into(),
+        severity_id: 4,
+        attack: vec![],
+        time: 0,
+        entity: correlate::Entity { kind: correlate::EntityKind::Person, id: "mallory".into() },
+        zone: Some("cell-1".into()),
+        events: vec![1],
+        summary: "s".into(),
+    };
+    let id = f.views.incidents.write().expect("book").file(&alert).id;
+    let uri = format!("/api/v1/incidents/{id}/transition");
+    let soc = Some(f.tokens[&Role::SocAnalyst].as_str());
+    for (body, status) in [
+        (r#"{"to":"closed"}"#, StatusCode::BAD_REQUEST),
+        (r#"{"to":"closed","reason":" "}"#, StatusCode::BAD_REQUEST),
+        (r#"{"to":"asleep","reason":"x"}"#, StatusCode::BAD_REQUEST),
+        (r#"{"to":"new","reason":"x"}"#, StatusCode::CONFLICT),
+    ] {
+        assert_eq!(call(&f.app, "POST", &uri, soc, body).await.0, status, "{body}");
+    }
+    let missing = call(&f.app, "POST", "/api/v1/incidents/INC-999/transition", soc, r#"{"to":"closed","reason":"x"}"#);
+    assert_eq!(missing.await.0, StatusCode::NOT_FOUND);
+    let before = f.ledger.size();
+    let (s, b) = call(&f.app, "POST", &uri, soc, r#"{"to":"false_positive","reason":"badge reader fault"}"#).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["incident"]["state"], "false_positive");
+    assert_eq!(b["incident"]["history"][0]["by"], "SocAnalyst");
+    assert_eq!(f.ledger.size(), before + 2, "an incident record and an audit record");
+    let (s, _) = call(&f.app, "POST", &uri, soc, r#"{"to":"investigating","reason":"x"}"#).await;
+    assert_eq!(s, StatusCode::CONFLICT, "final states stay final");
+    let cr = Some(f.tokens[&Role::ControlRoom].as_str());
+    assert_eq!(call(&f.app, "POST", &uri, cr, r#"{"to":"closed","reason":"x"}"#).await.0, StatusCode::FORBIDDEN);
+}

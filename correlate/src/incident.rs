@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::CorrelateError;
 use crate::alert::{Alert, Entity};
 
-/// new → acknowledged → investigating → closed (or closed straight from any open state).
+/// new → acknowledged → investigating → closed or false positive (either
+/// straight from any open state).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentState {
@@ -16,6 +17,7 @@ pub enum IncidentState {
     Acknowledged,
     Investigating,
     Closed,
+    FalsePositive,
 }
 
 impl IncidentState {
@@ -25,13 +27,27 @@ impl IncidentState {
             Self::Acknowledged => "acknowledged",
             Self::Investigating => "investigating",
             Self::Closed => "closed",
+            Self::FalsePositive => "false_positive",
         }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::New, Self::Acknowledged, Self::Investigating, Self::Closed, Self::FalsePositive]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+
+    /// Closed or false positive: no further transitions, no new alerts.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Closed | Self::FalsePositive)
     }
     fn can_go_to(self, to: Self) -> bool {
         use IncidentState::*;
         matches!(
             (self, to),
-            (New, Acknowledged) | (New | Acknowledged, Investigating) | (New | Acknowledged | Investigating, Closed)
+            (New, Acknowledged)
+                | (New | Acknowledged, Investigating)
+                | (New | Acknowledged | Investigating, Closed | FalsePositive)
         )
     }
 }
@@ -97,9 +113,7 @@ impl IncidentBook {
     pub fn file(&mut self, alert: &Alert) -> Incident {
         let window = self.group_window_ms;
         let open = self.incidents.values_mut().find(|i| {
-            i.state != IncidentState::Closed
-                && i.entity == alert.entity
-                && (alert.time - i.last_alert_at).abs() <= window
+            !i.state.is_final() && i.entity == alert.entity && (alert.time - i.last_alert_at).abs() <= window
         });
         match open {
             Some(i) => {
@@ -156,6 +170,9 @@ impl IncidentBook {
         reason: &str,
         at: i64,
     ) -> Result<Incident, CorrelateError> {
+        if reason.trim().is_empty() {
+            return Err(CorrelateError::ReasonRequired);
+        }
         let i = self.incidents.get_mut(id).ok_or_else(|| CorrelateError::NoSuchIncident(id.to_owned()))?;
         if !i.state.can_go_to(to) {
             return Err(CorrelateError::BadTransition {
@@ -224,7 +241,8 @@ mod tests {
             b.transition(&id, IncidentState::New, "ana", "x", 6),
             Err(CorrelateError::BadTransition { .. })
         ));
-        b.transition(&id, IncidentState::Closed, "ana", "badge reader fault", 7).expect("close");
+        assert!(matches!(b.transition(&id, IncidentState::Closed, "ana", " ", 7), Err(CorrelateError::ReasonRequired)));
+        b.transition(&id, IncidentState::FalsePositive, "ana", "badge reader fault", 7).expect("false positive");
         assert!(b.transition(&id, IncidentState::Investigating, "ana", "x", 8).is_err());
         assert!(matches!(
             b.transition("INC-9", IncidentState::Closed, "a", "b", 1),
