@@ -18,6 +18,9 @@ fn fill_endpoint(inv: &Inventory, ep: &mut Endpoint) {
         if ep.hostname.is_none() {
             ep.hostname.clone_from(&a.hostname);
         }
+    } else if let Some(z) = ep.ip.as_ref().and_then(|ip| inv.zone_by_ip(ip)) {
+        // A device the inventory does not list, in a zone's address range.
+        ep.zone = Some(z.id.clone());
     }
 }
 

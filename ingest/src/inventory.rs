@@ -32,6 +32,56 @@ pub struct Zone {
     /// Purdue level (0 process .. 4 business), when known.
     #[serde(default)]
     pub level: Option<u8>,
+    /// Address ranges (`10.10.1.0/24`) of the zone: devices the inventory
+    /// does not list still get their zone from these.
+    #[serde(default)]
+    pub networks: Vec<String>,
+    #[serde(skip)]
+    parsed_networks: Vec<(IpAddr, u8)>,
+}
+
+/// An IEC 62443 conduit: the traffic allowed from one zone into another.
+/// Traffic inside a zone needs no conduit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Conduit {
+    pub id: String,
+    /// Zone id, or `*` for any zone (and addresses in no zone).
+    pub from: String,
+    /// Zone id, or `*`.
+    pub to: String,
+    /// Allowed protocols (`modbus`, `s7comm`, `https`, …); empty = any.
+    #[serde(default)]
+    pub protocols: Vec<String>,
+    /// Allowed industrial function codes; empty = any.
+    #[serde(default)]
+    pub function_codes: Vec<u16>,
+}
+
+impl Conduit {
+    fn carries(&self, from: Option<&str>, to: &str, protocol: Option<&str>, function_code: Option<u16>) -> bool {
+        let zone_ok = |want: &str, got: Option<&str>| want == "*" || Some(want) == got;
+        zone_ok(&self.from, from)
+            && zone_ok(&self.to, Some(to))
+            && (self.protocols.is_empty()
+                || protocol.is_some_and(|p| self.protocols.iter().any(|x| x.eq_ignore_ascii_case(p))))
+            && (self.function_codes.is_empty() || function_code.is_none_or(|c| self.function_codes.contains(&c)))
+    }
+}
+
+/// `ip` in `net/prefix`.
+fn in_network(ip: IpAddr, (net, prefix): (IpAddr, u8)) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            u32::from(a) & mask == u32::from(b) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(b)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            u128::from(a) & mask == u128::from(b) & mask
+        }
+        _ => false,
+    }
 }
 
 /// What an asset is; rules key on engineering workstations and PLCs.
@@ -193,6 +243,8 @@ pub struct Inventory {
     pub maintenance_windows: Vec<MaintenanceWindow>,
     #[serde(default)]
     pub change_tickets: Vec<ChangeTicket>,
+    #[serde(default)]
+    pub conduits: Vec<Conduit>,
     #[serde(skip)]
     index: Index,
 }
@@ -238,8 +290,27 @@ impl Inventory {
 
     fn build(&mut self) -> Result<(), InventoryError> {
         let mut ix = Index::default();
-        for (i, z) in self.zones.iter().enumerate() {
+        for (i, z) in self.zones.iter_mut().enumerate() {
             insert_unique(&mut ix.zone_by_id, z.id.clone(), i, format!("zones[{i}].id"), "zone id")?;
+            z.parsed_networks = z
+                .networks
+                .iter()
+                .map(|n| {
+                    let bad = || {
+                        invalid(
+                            format!("zones[{i}].networks"),
+                            format!("{n:?} is not an address range like 10.10.1.0/24"),
+                        )
+                    };
+                    let (ip, len) = n.split_once('/').ok_or_else(bad)?;
+                    let ip: IpAddr = ip.parse().map_err(|_| bad())?;
+                    let len: u8 = len.parse().map_err(|_| bad())?;
+                    if len > if ip.is_ipv4() { 32 } else { 128 } {
+                        return Err(bad());
+                    }
+                    Ok((ip, len))
+                })
+                .collect::<Result<_, _>>()?;
         }
         for (i, p) in self.people.iter().enumerate() {
             insert_unique(&mut ix.person_by_id, p.id.clone(), i, format!("people[{i}].id"), "person id")?;
@@ -309,8 +380,38 @@ impl Inventory {
                 return Err(invalid(format!("{key}.assets"), format!("unknown asset {a:?}")));
             }
         }
+        for (i, c) in self.conduits.iter().enumerate() {
+            for (end, z) in [("from", &c.from), ("to", &c.to)] {
+                if z != "*" && !ix.zone_by_id.contains_key(z) {
+                    return Err(invalid(format!("conduits[{i}].{end}"), format!("unknown zone {z:?}")));
+                }
+            }
+        }
         self.index = ix;
         Ok(())
+    }
+
+    /// The zone whose networks hold `ip` (the longest prefix wins).
+    pub fn zone_by_ip(&self, ip: &IpAddr) -> Option<&Zone> {
+        self.zones
+            .iter()
+            .flat_map(|z| z.parsed_networks.iter().map(move |n| (z, *n)))
+            .filter(|(_, n)| in_network(*ip, *n))
+            .max_by_key(|(_, (_, len))| *len)
+            .map(|(z, _)| z)
+    }
+
+    /// Whether traffic from zone `from` (`None`: an address in no zone) into
+    /// zone `to` with `protocol` / `function_code` is allowed: inside a zone
+    /// always, across zones only through a conduit that carries it.
+    pub fn conduit_allows(
+        &self,
+        from: Option<&str>,
+        to: &str,
+        protocol: Option<&str>,
+        function_code: Option<u16>,
+    ) -> bool {
+        from == Some(to) || self.conduits.iter().any(|c| c.carries(from, to, protocol, function_code))
     }
 
     pub fn asset(&self, id: &str) -> Option<&Asset> {
@@ -424,6 +525,49 @@ pub(crate) mod tests {
         for (text, key) in cases {
             let e = Inventory::from_toml(&text).expect_err("must fail").to_string();
             assert!(e.contains(key), "{e} should name {key}");
+        }
+    }
+
+    #[test]
+    fn zones_by_network_and_conduits() {
+        let inv = Inventory::from_toml(
+            r#"
+[[zones]]
+id = "cell-1"
+networks = ["10.10.0.0/16", "10.10.1.0/24"]
+[[zones]]
+id = "dmz"
+networks = ["10.10.1.128/25"]
+[[conduits]]
+id = "C1"
+from = "dmz"
+to = "cell-1"
+protocols = ["modbus"]
+function_codes = [3, 4]
+[[conduits]]
+id = "C2"
+from = "*"
+to = "dmz"
+protocols = ["https"]
+"#,
+        )
+        .expect("valid");
+        let zone = |ip: &str| inv.zone_by_ip(&ip.parse().expect("ip")).map(|z| z.id.as_str());
+        assert_eq!(zone("10.10.1.200"), Some("dmz"), "longest prefix wins");
+        assert_eq!(zone("10.10.1.5"), Some("cell-1"));
+        assert_eq!(zone("10.20.0.1"), None);
+        assert!(inv.conduit_allows(Some("cell-1"), "cell-1", Some("s7comm"), Some(0x29)), "inside a zone");
+        assert!(inv.conduit_allows(Some("dmz"), "cell-1", Some("modbus"), Some(3)));
+        assert!(!inv.conduit_allows(Some("dmz"), "cell-1", Some("modbus"), Some(16)), "a write is not carried");
+        assert!(!inv.conduit_allows(Some("dmz"), "cell-1", Some("s7comm"), None));
+        assert!(inv.conduit_allows(None, "dmz", Some("HTTPS"), None), "from anywhere");
+        assert!(!inv.conduit_allows(None, "cell-1", Some("modbus"), Some(3)));
+        for (bad, key) in [
+            ("[[zones]]\nid = \"z\"\nnetworks = [\"10.0.0.0/33\"]", "zones[0].networks"),
+            ("[[zones]]\nid = \"z\"\n[[conduits]]\nid = \"c\"\nfrom = \"z\"\nto = \"nowhere\"", "conduits[0].to"),
+        ] {
+            let e = Inventory::from_toml(bad).expect_err(bad).to_string();
+            assert!(e.contains(key), "{e}");
         }
     }
 }

@@ -7,8 +7,9 @@ use super::detection::Placeholders;
 use super::rule::{RuleSet, parse_file};
 
 /// (file name, text) of every built-in rule file.
-pub const FILES: [(&str, &str); 19] = [
+pub const FILES: [(&str, &str); 20] = [
     ("badge-duress-or-antipassback.yml", include_str!("../../rules/badge-duress-or-antipassback.yml")),
+    ("conduit-violation.yml", include_str!("../../rules/conduit-violation.yml")),
     ("denied-connections-to-plc.yml", include_str!("../../rules/denied-connections-to-plc.yml")),
     ("denied-then-door-forced.yml", include_str!("../../rules/denied-then-door-forced.yml")),
     ("denied-then-logon.yml", include_str!("../../rules/denied-then-logon.yml")),

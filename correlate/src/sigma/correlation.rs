@@ -224,6 +224,16 @@ impl Correlator {
         }
     }
 
+    /// Traffic into a known zone that no conduit carries (inside a zone is
+    /// fine; without an inventory nothing is judged).
+    fn crosses_no_conduit(&self, e: &Event) -> bool {
+        let (Some(inv), Some(to)) = (&self.inventory, e.dst.as_ref().and_then(|d| d.zone.as_deref())) else {
+            return false;
+        };
+        let from = e.src.as_ref().and_then(|s| s.zone.as_deref());
+        !inv.conduit_allows(from, to, e.protocol.as_deref(), e.ot.as_ref().and_then(|o| o.function_code))
+    }
+
     pub fn rules(&self) -> &RuleSet {
         &self.set
     }
@@ -286,7 +296,10 @@ impl Correlator {
             if rule.product.as_deref().is_some_and(|p| !p.eq_ignore_ascii_case(&e.metadata.product)) {
                 continue;
             }
-            if !rule.detection.as_ref().is_some_and(|d| d.matches(e)) || !self.lookup_passes(r, e) {
+            if !rule.detection.as_ref().is_some_and(|d| d.matches(e))
+                || !self.lookup_passes(r, e)
+                || (rule.conduit_violation && !self.crosses_no_conduit(e))
+            {
                 continue;
             }
             if rule.alerts {

@@ -105,6 +105,9 @@ pub struct SigmaRule {
     pub alerts: bool,
     pub entity: (EntityKind, String),
     pub lookup: Option<Lookup>,
+    /// `custos.conduit: violation`: match only traffic between zones that no
+    /// inventory conduit carries (IEC 62443 zones and conduits).
+    pub conduit_violation: bool,
     pub examples: Vec<Example>,
 }
 
@@ -347,6 +350,11 @@ impl RuleSet {
             alerts: true,
             entity,
             lookup,
+            conduit_violation: match custos.and_then(|c| c.get("conduit")) {
+                None => false,
+                Some(Yaml::String(s)) if s == "violation" => true,
+                Some(_) => return Err(err(Some("conduit:"), "conduit takes one value: violation".into())),
+            },
             examples,
         };
         if let Some(corr) = doc.get("correlation") {
