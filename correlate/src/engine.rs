@@ -204,6 +204,7 @@ impl Engine {
     pub fn replace_rules(&mut self, rules: RuleSet) {
         self.sigma = Correlator::new(Arc::new(rules), self.cfg.max_keys_per_rule);
         self.sigma.set_inventory(self.inventory.clone());
+        self.sigma.set_presence_timeout(self.cfg.presence_lookback_ms as i64);
     }
 
     /// The rules `cfg.rules_dir` names, or the built-in pack, compiled
@@ -219,6 +220,7 @@ impl Engine {
     pub fn with_rules(inventory: Arc<Inventory>, cfg: EngineConfig, rules: RuleSet) -> Self {
         let mut sigma = Correlator::new(Arc::new(rules), cfg.max_keys_per_rule);
         sigma.set_inventory(inventory.clone());
+        sigma.set_presence_timeout(cfg.presence_lookback_ms as i64);
         Self {
             sigma,
             ledgered: (std::collections::HashSet::new(), 0),

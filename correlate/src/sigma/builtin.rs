@@ -7,7 +7,7 @@ use super::detection::Placeholders;
 use super::rule::{RuleSet, parse_file};
 
 /// (file name, text) of every built-in rule file.
-pub const FILES: [(&str, &str); 20] = [
+pub const FILES: [(&str, &str); 21] = [
     ("badge-duress-or-antipassback.yml", include_str!("../../rules/badge-duress-or-antipassback.yml")),
     ("conduit-violation.yml", include_str!("../../rules/conduit-violation.yml")),
     ("denied-connections-to-plc.yml", include_str!("../../rules/denied-connections-to-plc.yml")),
@@ -22,6 +22,7 @@ pub const FILES: [(&str, &str); 20] = [
     ("ot-write-from-non-engineering-host.yml", include_str!("../../rules/ot-write-from-non-engineering-host.yml")),
     ("plc-backup-job-error.yml", include_str!("../../rules/plc-backup-job-error.yml")),
     ("plc-changed-since-last-backup.yml", include_str!("../../rules/plc-changed-since-last-backup.yml")),
+    ("presence.yml", include_str!("../../rules/presence.yml")),
     ("program-download-on-the-wire.yml", include_str!("../../rules/program-download-on-the-wire.yml")),
     ("remote-logon-to-ot-host.yml", include_str!("../../rules/remote-logon-to-ot-host.yml")),
     ("repeated-badge-denials.yml", include_str!("../../rules/repeated-badge-denials.yml")),

@@ -11,7 +11,11 @@ use std::sync::Arc;
 use ingest::{Event, Inventory};
 
 use super::fields::{Field, Value};
-use super::rule::{CorrelationKind, Direction, RuleSet};
+use super::presence::Presence;
+use super::rule::{CorrelationKind, Direction, MustBe, PersonFrom, RuleSet};
+
+/// A badge-in counts this long without another badge event.
+const DEFAULT_PRESENCE_TIMEOUT_MS: i64 = 12 * 3_600_000;
 use crate::alert::{Entity, EntityKind};
 
 /// A rule's finding, before it becomes an [`crate::Alert`].
@@ -144,6 +148,20 @@ pub struct Correlator {
     inventory: Option<Arc<Inventory>>,
     /// Each rule's lookup asset field, resolved once.
     lookup_fields: Vec<Option<Field>>,
+    /// Who is on site, from every badge event.
+    presence: Presence,
+    /// Matches of rules with a presence condition, decided once the watermark
+    /// reaches them (all badge events up to then are in).
+    presence_pending: BTreeMap<(i64, u64, usize), PresenceWait>,
+    presence_pruned_at: i64,
+}
+
+/// A match waiting for its presence condition to be decided.
+#[derive(Debug, Clone)]
+struct PresenceWait {
+    person: String,
+    zone: Option<String>,
+    entity: Entity,
 }
 
 impl Correlator {
@@ -200,7 +218,15 @@ impl Correlator {
             evicted: 0,
             inventory: None,
             lookup_fields,
+            presence: Presence::new(DEFAULT_PRESENCE_TIMEOUT_MS),
+            presence_pending: BTreeMap::new(),
+            presence_pruned_at: i64::MIN,
         }
+    }
+
+    /// How long a badge-in counts without another badge event (default 12 h).
+    pub fn set_presence_timeout(&mut self, ms: i64) {
+        self.presence = Presence::new(ms);
     }
 
     /// The inventory `custos.lookup` consults.
@@ -242,6 +268,8 @@ impl Correlator {
     pub fn state_entries(&self) -> usize {
         self.pending.len()
             + self.deadlines.len()
+            + self.presence_pending.len()
+            + self.presence.people()
             + self.windows.iter().flat_map(HashMap::values).map(|w| w.seen.len()).sum::<usize>()
     }
 
@@ -287,6 +315,7 @@ impl Correlator {
     /// Runs detection on one event; alerts of stand-alone rules go to `out`
     /// at once, matches for correlations wait for the watermark.
     pub fn on_event(&mut self, index: u64, e: &Event, out: &mut Vec<SigmaHit>) {
+        self.presence.observe(e);
         let candidates = match self.by_class.iter().find(|(c, _)| *c == e.class_uid) {
             Some((_, rules)) => rules,
             None => &self.any_class,
@@ -302,7 +331,26 @@ impl Correlator {
             {
                 continue;
             }
-            if rule.alerts {
+            if rule.alerts
+                && let Some(check) = &rule.presence
+            {
+                // Decided when the watermark reaches the event.
+                let person = match &check.person {
+                    PersonFrom::Field(f) => text(Field::resolve(f).get(e)),
+                    PersonFrom::OwnerOf(f) => text(Field::resolve(f).get(e))
+                        .and_then(|asset| self.inventory.as_ref()?.asset(&asset)?.owner.clone()),
+                };
+                // Without a person there is no one to place: nothing is decided.
+                if let Some(person) = person {
+                    let (kind, field) = &self.entity_fields[r];
+                    let wait = PresenceWait {
+                        person,
+                        zone: text(Field::resolve(&check.zone).get(e)),
+                        entity: Self::entity(*kind, field, e, "unknown"),
+                    };
+                    self.presence_pending.insert((e.time, index, r), wait);
+                }
+            } else if rule.alerts {
                 let (kind, field) = &self.entity_fields[r];
                 out.push(SigmaHit {
                     rule: r,
@@ -367,6 +415,7 @@ impl Correlator {
             self.feed(time, index, p, out);
         }
         self.decide_absences(wm, out);
+        self.decide_presence(wm, out);
         // Idle groups go in a sweep once the watermark has moved half a
         // timespan since the last one: amortised O(1) per event, and a group
         // outlives its last match by at most 1.5 timespans.
@@ -376,6 +425,33 @@ impl Correlator {
                 windows.retain(|_, w| w.last_time() >= wm - c.keep_ms());
                 *swept = wm;
             }
+        }
+    }
+
+    /// Presence conditions of matches the watermark has reached.
+    fn decide_presence(&mut self, wm: i64, out: &mut Vec<SigmaHit>) {
+        while let Some(entry) = self.presence_pending.first_entry() {
+            let (time, index, r) = *entry.key();
+            if time > wm {
+                break;
+            }
+            let w = entry.remove();
+            let Some(check) = &self.set.rules[r].presence else { continue };
+            let place = self.presence.at(&w.person, time);
+            let in_zone = place.is_some_and(|p| p.zone.is_some() && p.zone == w.zone);
+            let holds = match check.must_be {
+                MustBe::OnSite => place.is_some(),
+                MustBe::OffSite => place.is_none(),
+                MustBe::InZone => in_zone,
+                MustBe::OutsideZone => !in_zone,
+            };
+            if holds {
+                out.push(SigmaHit { rule: r, time, events: vec![index], entity: w.entity, zone: w.zone });
+            }
+        }
+        if wm.saturating_sub(self.presence_pruned_at) >= 60_000 {
+            self.presence.prune(wm);
+            self.presence_pruned_at = wm;
         }
     }
 

@@ -12,6 +12,7 @@ mod correlation;
 mod detection;
 mod examples;
 pub mod fields;
+mod presence;
 mod rule;
 
 pub use correlation::{Correlator, SigmaHit};
@@ -59,13 +60,17 @@ mod event_time {
 
     use super::*;
 
-    const RULES: &str = "title: d\nid: d\nname: denied\nlogsource: {category: physical_access}\ndetection: {sel: {activity_id: 2}, condition: sel}\n---\ntitle: l\nid: l\nname: logon\nlogsource: {category: authentication}\ndetection: {sel: {activity_id: 1}, condition: sel}\n---\ntitle: count\nid: count\ncorrelation: {type: event_count, rules: [denied], group-by: [actor.person], timespan: 1m, condition: {gte: 3}}\n---\ntitle: values\nid: values\ncorrelation: {type: value_count, rules: [denied], group-by: [actor.person], timespan: 2m, condition: {gte: 2, field: door}}\n---\ntitle: ordered\nid: ordered\ncorrelation: {type: temporal_ordered, rules: [denied, logon], group-by: [actor.person], timespan: 1m}\n---\ntitle: both\nid: both\ncorrelation: {type: temporal, rules: [logon, denied], group-by: [actor.person], timespan: 30s}\n---\ntitle: no logon after a denial\nid: absent-after\ncustos: {absence: {rule: denied, missing: logon, within: 1m, group-by: [actor.person]}}\n---\ntitle: a logon without a denial before\nid: absent-before\ncustos: {absence: {rule: logon, missing: denied, within: 1m, direction: before, group-by: [actor.person]}}\n---\ntitle: a denial alone\nid: absent-around\ncustos: {absence: {rule: denied, missing: logon, within: 20s, direction: around, group-by: [actor.person]}}\n";
+    const RULES: &str = "title: d\nid: d\nname: denied\nlogsource: {category: physical_access}\ndetection: {sel: {activity_id: 2}, condition: sel}\n---\ntitle: l\nid: l\nname: logon\nlogsource: {category: authentication}\ndetection: {sel: {activity_id: 1}, condition: sel}\n---\ntitle: count\nid: count\ncorrelation: {type: event_count, rules: [denied], group-by: [actor.person], timespan: 1m, condition: {gte: 3}}\n---\ntitle: values\nid: values\ncorrelation: {type: value_count, rules: [denied], group-by: [actor.person], timespan: 2m, condition: {gte: 2, field: door}}\n---\ntitle: ordered\nid: ordered\ncorrelation: {type: temporal_ordered, rules: [denied, logon], group-by: [actor.person], timespan: 1m}\n---\ntitle: both\nid: both\ncorrelation: {type: temporal, rules: [logon, denied], group-by: [actor.person], timespan: 30s}\n---\ntitle: no logon after a denial\nid: absent-after\ncustos: {absence: {rule: denied, missing: logon, within: 1m, group-by: [actor.person]}}\n---\ntitle: a logon without a denial before\nid: absent-before\ncustos: {absence: {rule: logon, missing: denied, within: 1m, direction: before, group-by: [actor.person]}}\n---\ntitle: a denial alone\nid: absent-around\ncustos: {absence: {rule: denied, missing: logon, within: 20s, direction: around, group-by: [actor.person]}}\n---\ntitle: a logon by someone not on site\nid: logon-off-site\nlogsource: {category: authentication}\ndetection: {sel: {activity_id: 1}, condition: sel}\ncustos: {presence: {person: actor.person, must_be: off_site}}\n";
 
     fn events(spec: &[(u8, u8, u8, u16)]) -> Vec<(u64, ingest::Event)> {
         spec.iter()
             .enumerate()
             .filter_map(|(i, (kind, person, door, secs))| {
-                let (class, activity) = if *kind == 0 { (9001, 2) } else { (3002, 1) };
+                let (class, activity) = match kind {
+                    0 => (9001, 2),
+                    1 => (3002, 1),
+                    _ => (9001, 1),
+                };
                 let v = serde_json::json!({
                     "class_uid": class, "activity_id": activity, "time": 1_795_687_200_000i64 + i64::from(*secs) * 1000,
                     "actor": {"person": format!("p{person}")}, "door": format!("door{door}"),
@@ -92,7 +97,7 @@ mod event_time {
         /// after all have arrived, as within the allowed lateness).
         #[test]
         fn arrival_order_does_not_change_alerts(
-            spec in proptest::collection::vec((0u8..2, 0u8..3, 0u8..3, 0u16..300), 1..40),
+            spec in proptest::collection::vec((0u8..3, 0u8..3, 0u8..3, 0u16..300), 1..40),
             seed in any::<u64>(),
         ) {
             let file = parse_file(std::path::Path::new("p.yml"), RULES).map_err(TestCaseError::fail)?;
@@ -117,7 +122,7 @@ mod event_time {
         let got = alerts(&set, &events(&[(0, 0, 0, 0), (0, 0, 1, 10), (0, 0, 0, 20), (1, 0, 0, 25)]));
         let ids: Vec<&str> = got.iter().map(|(id, _)| id.as_str()).collect();
         // The first denial (t0) has no logon within 20 s either side; the later ones do.
-        assert_eq!(ids, ["absent-around", "both", "count", "ordered", "values"], "{got:?}");
+        assert_eq!(ids, ["absent-around", "both", "count", "logon-off-site", "ordered", "values"], "{got:?}");
         assert_eq!(got[0].1, [0]);
         assert_eq!(got[2].1, [0, 1, 2]);
         // A logon before any denial: not ordered, and too far apart for `both`;
@@ -125,11 +130,15 @@ mod event_time {
         // the denial no logon within 20 s either side.
         let got = alerts(&set, &events(&[(1, 1, 0, 0), (0, 1, 0, 50)]));
         let ids: Vec<&str> = got.iter().map(|(id, _)| id.as_str()).collect();
-        assert_eq!(ids, ["absent-after", "absent-around", "absent-before"], "{got:?}");
+        assert_eq!(ids, ["absent-after", "absent-around", "absent-before", "logon-off-site"], "{got:?}");
         assert_eq!((got[0].1.as_slice(), got[2].1.as_slice()), (&[1u64][..], &[0u64][..]));
         // A logon 20 s after the denial: present at the span's very end.
         let got = alerts(&set, &events(&[(0, 2, 0, 0), (1, 2, 0, 20)]));
         let ids: Vec<&str> = got.iter().map(|(id, _)| id.as_str()).collect();
-        assert_eq!(ids, ["both", "ordered"], "{got:?}");
+        assert_eq!(ids, ["both", "logon-off-site", "ordered"], "{got:?}");
+        // Badged in first (the badge event arriving after the logon): on site.
+        let got = alerts(&set, &events(&[(1, 2, 0, 10), (2, 2, 0, 0)]));
+        let ids: Vec<&str> = got.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["absent-before"], "{got:?}");
     }
 }

@@ -85,6 +85,31 @@ pub struct Lookup {
     pub criticality: Vec<Criticality>,
 }
 
+/// `custos.presence`: the rule alerts only if the person is (or is not) on
+/// site, or in the event's zone, as of the event time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceCheck {
+    /// A field naming the person, or the asset whose inventory owner is meant.
+    pub person: PersonFrom,
+    pub must_be: MustBe,
+    /// The field with the zone for `in_zone` / `outside_zone` (default `zone`).
+    pub zone: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PersonFrom {
+    Field(String),
+    OwnerOf(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MustBe {
+    OnSite,
+    OffSite,
+    InZone,
+    OutsideZone,
+}
+
 /// One rule of a set, detection or correlation.
 #[derive(Debug, Clone)]
 pub struct SigmaRule {
@@ -108,6 +133,7 @@ pub struct SigmaRule {
     /// `custos.conduit: violation`: match only traffic between zones that no
     /// inventory conduit carries (IEC 62443 zones and conduits).
     pub conduit_violation: bool,
+    pub presence: Option<PresenceCheck>,
     pub examples: Vec<Example>,
 }
 
@@ -355,6 +381,10 @@ impl RuleSet {
                 Some(Yaml::String(s)) if s == "violation" => true,
                 Some(_) => return Err(err(Some("conduit:"), "conduit takes one value: violation".into())),
             },
+            presence: match custos.and_then(|c| c.get("presence")) {
+                None => None,
+                Some(p) => Some(Self::presence(p).map_err(|e| err(Some("presence:"), e))?),
+            },
             examples,
         };
         if let Some(corr) = doc.get("correlation") {
@@ -374,6 +404,23 @@ impl RuleSet {
             err(needle.as_deref().or(Some("detection:")), format!("detection: {e}"))
         })?);
         Ok((rule, None))
+    }
+
+    /// `custos.presence: {person | owner_of, must_be, zone}`.
+    fn presence(p: &Yaml) -> Result<PresenceCheck, String> {
+        let person = match (str_at(p, &["person"]), str_at(p, &["owner_of"])) {
+            (Some(f), None) => PersonFrom::Field(f.to_owned()),
+            (None, Some(f)) => PersonFrom::OwnerOf(f.to_owned()),
+            _ => return Err("presence needs one of person (a field) or owner_of (an asset field)".into()),
+        };
+        let must_be = match str_at(p, &["must_be"]) {
+            Some("on_site") => MustBe::OnSite,
+            Some("off_site") => MustBe::OffSite,
+            Some("in_zone") => MustBe::InZone,
+            Some("outside_zone") => MustBe::OutsideZone,
+            other => return Err(format!("must_be {other:?} is not on_site, off_site, in_zone or outside_zone")),
+        };
+        Ok(PresenceCheck { person, must_be, zone: str_at(p, &["zone"]).unwrap_or("zone").to_owned() })
     }
 
     /// `custos.lookup: {asset, unless: [maintenance_window, open_change_ticket], criticality: [..]}`.
