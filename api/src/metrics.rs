@@ -87,6 +87,7 @@ pub fn render(
     udp_dropped: &AtomicU64,
     alerts: &AtomicU64,
     alarm_failures: &AtomicU64,
+    late_events: &AtomicU64,
     ledger_records: u64,
     ledger_checkpoint_age_s: Option<f64>,
 ) -> String {
@@ -139,6 +140,13 @@ pub fn render(
     let _ = writeln!(out, "custos_alerts_total {}", alerts.load(Ordering::Relaxed));
     family(
         &mut out,
+        "custos_late_events_total",
+        "counter",
+        "Events that reached correlation behind the watermark (beyond the allowed lateness).",
+    );
+    let _ = writeln!(out, "custos_late_events_total {}", late_events.load(Ordering::Relaxed));
+    family(
+        &mut out,
         "custos_alarm_delivery_failures_total",
         "counter",
         "Failed attempts to deliver an alarm (each is retried until delivered).",
@@ -168,7 +176,7 @@ mod tests {
         let sizes = IngestMetrics::sizes(&raws);
         let out: Vec<Ingested> = raws.into_iter().map(|r| normalize(r, &Inventory::default(), 0)).collect();
         m.record_batch(&sizes, &out);
-        let text = render(&m, &AtomicU64::new(3), &AtomicU64::new(0), &AtomicU64::new(2), 7, None);
+        let text = render(&m, &AtomicU64::new(3), &AtomicU64::new(0), &AtomicU64::new(2), &AtomicU64::new(1), 7, None);
         assert!(text.contains("custos_source_lines_total{source=\"fw\",format=\"syslog\"} 2"), "{text}");
         assert!(text.contains("custos_source_bytes_total{source=\"fw\",format=\"syslog\"} 49"), "{text}");
         assert!(text.contains("custos_dead_letters_total{source=\"fw\",format=\"syslog\"} 1"), "{text}");

@@ -36,6 +36,8 @@ pub struct PipelineStats {
     pub alerts: AtomicU64,
     /// Failed alarm deliveries (each retried until it succeeds).
     pub alarm_failures: Arc<AtomicU64>,
+    /// Events that reached correlation behind the watermark.
+    pub late_events: AtomicU64,
     pub udp_drops: Arc<UdpDrops>,
 }
 
@@ -631,6 +633,7 @@ async fn ledger_batch(
         match item.record {
             Normalized::Event(e) => {
                 alerts.extend(engine.on_event(index, &e));
+                sinks.stats.late_events.store(engine.late_events(), Ordering::Relaxed);
                 evs.push(Stored { index, item: Arc::from(e) });
             }
             Normalized::DeadLetter(d) => {

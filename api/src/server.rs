@@ -476,8 +476,15 @@ async fn metrics(caller: Caller, State(s): State<AppState>) -> Result<Response, 
         ledger::Checkpoint::parse_body(body).ok().map(|c| (now_millis() - c.time_ms) as f64 / 1000.0)
     });
     let st = &s.0.stats;
-    let text =
-        crate::metrics::render(&st.ingest, &st.udp_drops.0, &st.alerts, &st.alarm_failures, s.0.ledger.size(), age);
+    let text = crate::metrics::render(
+        &st.ingest,
+        &st.udp_drops.0,
+        &st.alerts,
+        &st.alarm_failures,
+        &st.late_events,
+        s.0.ledger.size(),
+        age,
+    );
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
 }
 

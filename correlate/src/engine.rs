@@ -236,6 +236,11 @@ impl Engine {
         }
     }
 
+    /// Events that arrived behind the watermark (cheap, unlike [`Self::stats`]).
+    pub fn late_events(&self) -> u64 {
+        self.stats.late_events
+    }
+
     pub fn stats(&self) -> EngineStats {
         EngineStats {
             state_entries: (self.denials.len()
@@ -321,11 +326,16 @@ impl Engine {
             let rule = &self.sigma.rules().rules[h.rule];
             let key: Vec<String> = h.events.iter().map(u64::to_string).collect();
             self.stats.alerts += 1;
+            // A critical asset raises the severity, as for the hand-written joins.
+            let criticality = match h.entity.kind {
+                EntityKind::Asset => self.inventory.asset(&h.entity.id).map(|a| a.criticality),
+                _ => None,
+            };
             out.push(Alert {
                 id: format!("{}:{}", rule.id, key.join("-")),
                 rule: rule.id.clone(),
                 title: rule.title.clone(),
-                severity_id: rule.severity_id,
+                severity_id: asset_severity(rule.severity_id, criticality),
                 attack: rule.attack.clone(),
                 time: h.time,
                 summary: format!("{}: {} {}", rule.title, entity_word(h.entity.kind), h.entity.id),

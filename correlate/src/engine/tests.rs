@@ -246,6 +246,7 @@ fn builtin_sigma_rules_alert_through_the_engine() {
     assert_eq!(a[0].events, vec![i]);
     assert_eq!(a[0].attack, ["T0855".to_owned(), "T0836".to_owned()]);
     assert_eq!(a[0].entity, Entity { kind: EntityKind::Asset, id: "PLC-01".into() });
+    assert_eq!(a[0].severity_id, severity::CRITICAL, "level high, raised: PLC-01 is critical");
     assert_eq!(a[0].id, format!("custos-ot-write-non-ews:{i}"));
 }
 

@@ -69,6 +69,8 @@ struct Window {
     seen: VecDeque<Seen>,
     /// `value_count`: how often each value occurs in `seen`.
     values: HashMap<Arc<str>, u32>,
+    /// `lt` / `lte` / `eq`: when the group's current window opened.
+    opened: Option<i64>,
 }
 
 impl Window {
@@ -94,6 +96,7 @@ impl Window {
     fn clear(&mut self) {
         self.seen.clear();
         self.values.clear();
+        self.opened = None;
     }
 
     fn last_time(&self) -> i64 {
@@ -140,6 +143,8 @@ pub struct Correlator {
     windows: Vec<HashMap<GroupKey, Window>>,
     /// Absences waiting for the watermark to pass their span, by its end.
     deadlines: BTreeMap<(i64, u64, usize), Deadline>,
+    /// `lt` / `lte` / `eq` windows waiting to be counted, by their end.
+    count_deadlines: BTreeMap<(i64, u64, usize), (GroupKey, Entity, Option<String>)>,
     /// Watermark at each correlation's last sweep for idle groups.
     swept_at: Vec<i64>,
     max_keys: usize,
@@ -212,6 +217,7 @@ impl Correlator {
             entity_fields,
             pending: VecDeque::new(),
             deadlines: BTreeMap::new(),
+            count_deadlines: BTreeMap::new(),
             windows,
             swept_at,
             max_keys,
@@ -268,6 +274,7 @@ impl Correlator {
     pub fn state_entries(&self) -> usize {
         self.pending.len()
             + self.deadlines.len()
+            + self.count_deadlines.len()
             + self.presence_pending.len()
             + self.presence.people()
             + self.windows.iter().flat_map(HashMap::values).map(|w| w.seen.len()).sum::<usize>()
@@ -455,9 +462,35 @@ impl Correlator {
         }
     }
 
+    /// Windows of `lt` / `lte` / `eq` correlations that ended by `upto`:
+    /// counted, alerted on when the threshold holds, and closed.
+    fn decide_counts(&mut self, upto: i64, out: &mut Vec<SigmaHit>) {
+        while let Some(entry) = self.count_deadlines.first_entry() {
+            let (end, _, p) = *entry.key();
+            if end > upto {
+                break;
+            }
+            let (key, entity, zone) = entry.remove();
+            let plan = &self.plans[p];
+            let Some(c) = &self.set.rules[plan.rule].correlation else { continue };
+            let Some(w) = self.windows[p].get_mut(&key) else { continue };
+            let count = match c.kind {
+                CorrelationKind::ValueCount(_) => w.values.len(),
+                _ => w.seen.len(),
+            } as u64;
+            if c.at_end.is_some_and(|t| t.holds(count)) {
+                let events = w.seen.iter().map(|s| s.index).collect();
+                let time = w.last_time();
+                out.push(SigmaHit { rule: plan.rule, time, events, entity, zone });
+            }
+            w.clear();
+        }
+    }
+
     /// Absences whose span ended by `upto`: alert unless the missing rule
     /// matched for the group within the span.
     fn decide_absences(&mut self, upto: i64, out: &mut Vec<SigmaHit>) {
+        self.decide_counts(upto, out);
         while let Some(entry) = self.deadlines.first_entry() {
             let (end, index, p) = *entry.key();
             if end > upto {
@@ -500,6 +533,17 @@ impl Correlator {
         };
         while w.seen.front().is_some_and(|s| s.time < time - c.keep_ms()) {
             w.pop_front();
+        }
+        if c.at_end.is_some() {
+            // Counted when the watermark passes the window's end.
+            if w.opened.is_none() {
+                w.opened = Some(time);
+                let entity = Entity { kind: plan.entity.0, id: p.entity.clone().unwrap_or_else(|| w.key.join("/")) };
+                self.count_deadlines
+                    .insert((time + c.timespan_ms, index, p.correlation), (w.key.clone(), entity, p.zone));
+            }
+            w.push(Seen { time, index, position: p.position, value: p.value });
+            return;
         }
         if let CorrelationKind::Absence(direction) = c.kind {
             if p.position == 1 {

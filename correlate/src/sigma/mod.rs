@@ -60,7 +60,7 @@ mod event_time {
 
     use super::*;
 
-    const RULES: &str = "title: d\nid: d\nname: denied\nlogsource: {category: physical_access}\ndetection: {sel: {activity_id: 2}, condition: sel}\n---\ntitle: l\nid: l\nname: logon\nlogsource: {category: authentication}\ndetection: {sel: {activity_id: 1}, condition: sel}\n---\ntitle: count\nid: count\ncorrelation: {type: event_count, rules: [denied], group-by: [actor.person], timespan: 1m, condition: {gte: 3}}\n---\ntitle: values\nid: values\ncorrelation: {type: value_count, rules: [denied], group-by: [actor.person], timespan: 2m, condition: {gte: 2, field: door}}\n---\ntitle: ordered\nid: ordered\ncorrelation: {type: temporal_ordered, rules: [denied, logon], group-by: [actor.person], timespan: 1m}\n---\ntitle: both\nid: both\ncorrelation: {type: temporal, rules: [logon, denied], group-by: [actor.person], timespan: 30s}\n---\ntitle: no logon after a denial\nid: absent-after\ncustos: {absence: {rule: denied, missing: logon, within: 1m, group-by: [actor.person]}}\n---\ntitle: a logon without a denial before\nid: absent-before\ncustos: {absence: {rule: logon, missing: denied, within: 1m, direction: before, group-by: [actor.person]}}\n---\ntitle: a denial alone\nid: absent-around\ncustos: {absence: {rule: denied, missing: logon, within: 20s, direction: around, group-by: [actor.person]}}\n---\ntitle: a logon by someone not on site\nid: logon-off-site\nlogsource: {category: authentication}\ndetection: {sel: {activity_id: 1}, condition: sel}\ncustos: {presence: {person: actor.person, must_be: off_site}}\n";
+    const RULES: &str = "title: d\nid: d\nname: denied\nlogsource: {category: physical_access}\ndetection: {sel: {activity_id: 2}, condition: sel}\n---\ntitle: l\nid: l\nname: logon\nlogsource: {category: authentication}\ndetection: {sel: {activity_id: 1}, condition: sel}\n---\ntitle: count\nid: count\ncorrelation: {type: event_count, rules: [denied], group-by: [actor.person], timespan: 1m, condition: {gte: 3}}\n---\ntitle: values\nid: values\ncorrelation: {type: value_count, rules: [denied], group-by: [actor.person], timespan: 2m, condition: {gte: 2, field: door}}\n---\ntitle: ordered\nid: ordered\ncorrelation: {type: temporal_ordered, rules: [denied, logon], group-by: [actor.person], timespan: 1m}\n---\ntitle: both\nid: both\ncorrelation: {type: temporal, rules: [logon, denied], group-by: [actor.person], timespan: 30s}\n---\ntitle: no logon after a denial\nid: absent-after\ncustos: {absence: {rule: denied, missing: logon, within: 1m, group-by: [actor.person]}}\n---\ntitle: a logon without a denial before\nid: absent-before\ncustos: {absence: {rule: logon, missing: denied, within: 1m, direction: before, group-by: [actor.person]}}\n---\ntitle: a denial alone\nid: absent-around\ncustos: {absence: {rule: denied, missing: logon, within: 20s, direction: around, group-by: [actor.person]}}\n---\ntitle: a logon by someone not on site\nid: logon-off-site\nlogsource: {category: authentication}\ndetection: {sel: {activity_id: 1}, condition: sel}\ncustos: {presence: {person: actor.person, must_be: off_site}}\n---\ntitle: a lone denial\nid: few\ncorrelation: {type: event_count, rules: [denied], group-by: [actor.person], timespan: 30s, condition: {lt: 2}}\n---\ntitle: exactly three denials\nid: three\ncorrelation: {type: event_count, rules: [denied], group-by: [actor.person], timespan: 30s, condition: {eq: 3}}\n";
 
     fn events(spec: &[(u8, u8, u8, u16)]) -> Vec<(u64, ingest::Event)> {
         spec.iter()
@@ -122,7 +122,8 @@ mod event_time {
         let got = alerts(&set, &events(&[(0, 0, 0, 0), (0, 0, 1, 10), (0, 0, 0, 20), (1, 0, 0, 25)]));
         let ids: Vec<&str> = got.iter().map(|(id, _)| id.as_str()).collect();
         // The first denial (t0) has no logon within 20 s either side; the later ones do.
-        assert_eq!(ids, ["absent-around", "both", "count", "logon-off-site", "ordered", "values"], "{got:?}");
+        assert_eq!(ids, ["absent-around", "both", "count", "logon-off-site", "ordered", "three", "values"], "{got:?}");
+        assert_eq!(got[5].1, [0, 1, 2], "counted over the window the first denial opened");
         assert_eq!(got[0].1, [0]);
         assert_eq!(got[2].1, [0, 1, 2]);
         // A logon before any denial: not ordered, and too far apart for `both`;
@@ -130,12 +131,12 @@ mod event_time {
         // the denial no logon within 20 s either side.
         let got = alerts(&set, &events(&[(1, 1, 0, 0), (0, 1, 0, 50)]));
         let ids: Vec<&str> = got.iter().map(|(id, _)| id.as_str()).collect();
-        assert_eq!(ids, ["absent-after", "absent-around", "absent-before", "logon-off-site"], "{got:?}");
+        assert_eq!(ids, ["absent-after", "absent-around", "absent-before", "few", "logon-off-site"], "{got:?}");
         assert_eq!((got[0].1.as_slice(), got[2].1.as_slice()), (&[1u64][..], &[0u64][..]));
         // A logon 20 s after the denial: present at the span's very end.
         let got = alerts(&set, &events(&[(0, 2, 0, 0), (1, 2, 0, 20)]));
         let ids: Vec<&str> = got.iter().map(|(id, _)| id.as_str()).collect();
-        assert_eq!(ids, ["both", "logon-off-site", "ordered"], "{got:?}");
+        assert_eq!(ids, ["both", "few", "logon-off-site", "ordered"], "{got:?}");
         // Badged in first (the badge event arriving after the logon): on site.
         let got = alerts(&set, &events(&[(1, 2, 0, 10), (2, 2, 0, 0)]));
         let ids: Vec<&str> = got.iter().map(|(id, _)| id.as_str()).collect();

@@ -57,8 +57,29 @@ pub struct Correlation {
     /// Group-by field names per referenced rule (aliases resolved).
     pub group_by: Vec<Vec<String>>,
     pub timespan_ms: i64,
-    /// `gte` threshold (`gt: n` is stored as `n + 1`).
+    /// `gte` threshold (`gt: n` is stored as `n + 1`), for sliding windows.
     pub min: u64,
+    /// `lt` / `lte` / `eq` thresholds: counted over a window opened by a
+    /// group's first match and judged when the watermark passes its end.
+    pub at_end: Option<EndThreshold>,
+}
+
+/// A count judged at the end of a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndThreshold {
+    /// Fewer than n.
+    Below(u64),
+    /// Exactly n.
+    Exactly(u64),
+}
+
+impl EndThreshold {
+    pub fn holds(self, count: u64) -> bool {
+        match self {
+            Self::Below(n) => count < n,
+            Self::Exactly(n) => count == n,
+        }
+    }
 }
 
 impl Correlation {
@@ -507,18 +528,24 @@ impl RuleSet {
             .collect::<Result<Vec<_>, _>>()?;
         let timespan_ms = timespan(str_at(c, &["timespan"]).ok_or("correlation needs a timespan")?)?;
         let cond = c.get("condition");
-        let min = match cond.and_then(Yaml::as_mapping) {
-            None if matches!(kind_name, "temporal" | "temporal_ordered" | "custos_absence") => 1,
+        let (min, at_end) = match cond.and_then(Yaml::as_mapping) {
+            None if matches!(kind_name, "temporal" | "temporal_ordered" | "custos_absence") => (1, None),
             None => return Err("event_count and value_count need a condition".into()),
             Some(m) => {
                 let num = |k: &str| m.get(k).and_then(Yaml::as_u64);
-                match (num("gte"), num("gt")) {
-                    (Some(n), _) => n,
-                    (_, Some(n)) => n + 1,
-                    _ => return Err("condition: only gte and gt thresholds are supported (lt / lte / eq need absence, which the custos block will add)".into()),
+                match (num("gte"), num("gt"), num("lt"), num("lte"), num("eq")) {
+                    (Some(n), ..) => (n, None),
+                    (_, Some(n), ..) => (n + 1, None),
+                    (_, _, Some(n), ..) => (1, Some(EndThreshold::Below(n))),
+                    (_, _, _, Some(n), _) => (1, Some(EndThreshold::Below(n + 1))),
+                    (.., Some(n)) => (1, Some(EndThreshold::Exactly(n))),
+                    _ => return Err("condition needs one of gte, gt, lt, lte or eq with a count".into()),
                 }
             }
         };
+        if at_end.is_some() && !matches!(kind_name, "event_count" | "value_count") {
+            return Err("lt, lte and eq are for event_count and value_count".into());
+        }
         let kind = match kind_name {
             "event_count" => CorrelationKind::EventCount,
             "value_count" => CorrelationKind::ValueCount(
@@ -559,7 +586,7 @@ impl RuleSet {
                 .collect::<Result<_, _>>()?,
             Some(_) => return Err("generate is true, false or a list of the rules to keep alerting".into()),
         };
-        Ok((Correlation { kind, rules: referenced.clone(), group_by, timespan_ms, min }, referenced, keep))
+        Ok((Correlation { kind, rules: referenced.clone(), group_by, timespan_ms, min, at_end }, referenced, keep))
     }
 }
 
