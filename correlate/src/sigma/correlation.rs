@@ -42,6 +42,14 @@ struct Pending {
     zone: Option<String>,
 }
 
+/// An `lt` / `lte` / `eq` window waiting for its end.
+#[derive(Debug, Clone)]
+struct CountWindow {
+    key: GroupKey,
+    entity: Entity,
+    zone: Option<String>,
+}
+
 /// A first-rule match of an absence, waiting for its span to pass.
 #[derive(Debug, Clone)]
 struct Deadline {
@@ -144,7 +152,7 @@ pub struct Correlator {
     /// Absences waiting for the watermark to pass their span, by its end.
     deadlines: BTreeMap<(i64, u64, usize), Deadline>,
     /// `lt` / `lte` / `eq` windows waiting to be counted, by their end.
-    count_deadlines: BTreeMap<(i64, u64, usize), (GroupKey, Entity, Option<String>)>,
+    count_deadlines: BTreeMap<(i64, u64, usize), CountWindow>,
     /// Watermark at each correlation's last sweep for idle groups.
     swept_at: Vec<i64>,
     max_keys: usize,
@@ -470,7 +478,7 @@ impl Correlator {
             if end > upto {
                 break;
             }
-            let (key, entity, zone) = entry.remove();
+            let CountWindow { key, entity, zone } = entry.remove();
             let plan = &self.plans[p];
             let Some(c) = &self.set.rules[plan.rule].correlation else { continue };
             let Some(w) = self.windows[p].get_mut(&key) else { continue };
@@ -539,8 +547,8 @@ impl Correlator {
             if w.opened.is_none() {
                 w.opened = Some(time);
                 let entity = Entity { kind: plan.entity.0, id: p.entity.clone().unwrap_or_else(|| w.key.join("/")) };
-                self.count_deadlines
-                    .insert((time + c.timespan_ms, index, p.correlation), (w.key.clone(), entity, p.zone));
+                let window = CountWindow { key: w.key.clone(), entity, zone: p.zone };
+                self.count_deadlines.insert((time + c.timespan_ms, index, p.correlation), window);
             }
             w.push(Seen { time, index, position: p.position, value: p.value });
             return;
