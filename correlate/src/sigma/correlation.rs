@@ -27,6 +27,8 @@ pub struct SigmaHit {
     pub events: Vec<u64>,
     pub entity: Entity,
     pub zone: Option<String>,
+    /// A correlation's group-by values (what a chained correlation groups by).
+    pub group: Option<GroupKey>,
 }
 
 /// A detection match waiting for the watermark, for one correlation.
@@ -373,6 +375,7 @@ impl Correlator {
                     events: vec![index],
                     entity: Self::entity(*kind, field, e, "unknown"),
                     zone: e.zone.clone(),
+                    group: None,
                 });
             }
             // Keys and values read once per distinct field list, then shared.
@@ -422,15 +425,25 @@ impl Correlator {
     /// (interleaved in time order with the matches), and drops groups idle for
     /// longer than their timespan.
     pub fn advance(&mut self, wm: i64, out: &mut Vec<SigmaHit>) {
-        while let Some(time) = self.pending.front().map(|((t, _, _), _)| *t).filter(|t| *t <= wm) {
-            // A missing match at exactly a span's end still counts: decide
-            // only the spans that ended before this match.
-            self.decide_absences(time - 1, out);
-            let Some(((time, index, _), p)) = self.pending.pop_front() else { break };
-            self.feed(time, index, p, out);
+        let mut fired = Vec::new();
+        loop {
+            while let Some(time) = self.pending.front().map(|((t, _, _), _)| *t).filter(|t| *t <= wm) {
+                // A missing match at exactly a span's end still counts: decide
+                // only the spans that ended before this match.
+                self.decide_absences(time - 1, &mut fired);
+                self.emit(&mut fired, out);
+                let Some(((time, index, _), p)) = self.pending.pop_front() else { break };
+                self.feed(time, index, p, &mut fired);
+                self.emit(&mut fired, out);
+            }
+            self.decide_absences(wm, &mut fired);
+            self.decide_presence(wm, &mut fired);
+            self.emit(&mut fired, out);
+            // Chained correlations may have new matches the watermark covers.
+            if !self.pending.front().is_some_and(|((t, _, _), _)| *t <= wm) {
+                break;
+            }
         }
-        self.decide_absences(wm, out);
-        self.decide_presence(wm, out);
         // Idle groups go in a sweep once the watermark has moved half a
         // timespan since the last one: amortised O(1) per event, and a group
         // outlives its last match by at most 1.5 timespans.
@@ -439,6 +452,40 @@ impl Correlator {
             if wm.saturating_sub(*swept) >= c.timespan_ms / 2 {
                 windows.retain(|_, w| w.last_time() >= wm - c.keep_ms());
                 *swept = wm;
+            }
+        }
+    }
+
+    /// Hands out what fired: correlation alerts also feed the correlations
+    /// chained on them (as matches at the alert's time, grouped by the values
+    /// the alert was grouped by), and only rules that alert reach `out`.
+    fn emit(&mut self, fired: &mut Vec<SigmaHit>, out: &mut Vec<SigmaHit>) {
+        for h in fired.drain(..) {
+            let base = &self.set.rules[h.rule];
+            if let (Some(base_corr), Some(group)) = (&base.correlation, &h.group) {
+                for p in self.used_by[h.rule].clone() {
+                    let plan = &self.plans[p];
+                    let Some(c) = &self.set.rules[plan.rule].correlation else { continue };
+                    let position = c.rules.iter().position(|x| *x == h.rule).unwrap_or(0);
+                    let by_name = |name: &str| {
+                        base_corr.group_names.iter().position(|b| b == name).and_then(|i| group.get(i).cloned())
+                    };
+                    let key: GroupKey = c.group_by[position].iter().map(|n| by_name(n).unwrap_or_default()).collect();
+                    let value = match &c.kind {
+                        CorrelationKind::ValueCount(f) => match by_name(f) {
+                            Some(v) => Some(Arc::from(v)),
+                            None => continue,
+                        },
+                        _ => None,
+                    };
+                    let at = (h.time, h.events.iter().copied().max().unwrap_or(0), p);
+                    let slot = self.pending.partition_point(|(k, _)| *k <= at);
+                    let pending = Pending { correlation: p, key, position, value, entity: None, zone: h.zone.clone() };
+                    self.pending.insert(slot, (at, pending));
+                }
+            }
+            if base.alerts {
+                out.push(h);
             }
         }
     }
@@ -461,7 +508,7 @@ impl Correlator {
                 MustBe::OutsideZone => !in_zone,
             };
             if holds {
-                out.push(SigmaHit { rule: r, time, events: vec![index], entity: w.entity, zone: w.zone });
+                out.push(SigmaHit { rule: r, time, events: vec![index], entity: w.entity, zone: w.zone, group: None });
             }
         }
         if wm.saturating_sub(self.presence_pruned_at) >= 60_000 {
@@ -489,7 +536,7 @@ impl Correlator {
             if c.at_end.is_some_and(|t| t.holds(count)) {
                 let events = w.seen.iter().map(|s| s.index).collect();
                 let time = w.last_time();
-                out.push(SigmaHit { rule: plan.rule, time, events, entity, zone });
+                out.push(SigmaHit { rule: plan.rule, time, events, entity, zone, group: Some(key.clone()) });
             }
             w.clear();
         }
@@ -515,6 +562,7 @@ impl Correlator {
                     events: vec![index],
                     entity: d.entity,
                     zone: d.zone,
+                    group: Some(d.key),
                 });
             }
         }
@@ -564,7 +612,14 @@ impl Correlator {
             if direction == Direction::Before {
                 // Every match up to `time` has been fed (event-time order).
                 if !w.seen.iter().any(|s| s.time >= time - span && s.time <= time) {
-                    out.push(SigmaHit { rule: plan.rule, time, events: vec![index], entity, zone: p.zone });
+                    out.push(SigmaHit {
+                        rule: plan.rule,
+                        time,
+                        events: vec![index],
+                        entity,
+                        zone: p.zone,
+                        group: Some(w.key.clone()),
+                    });
                 }
             } else {
                 let from = if direction == Direction::Around { time - span } else { time };
@@ -594,7 +649,7 @@ impl Correlator {
             // A fired window starts over, so one burst is one alert.
             w.clear();
             let entity = Entity { kind: plan.entity.0, id: p.entity.unwrap_or_else(|| w.key.join("/")) };
-            out.push(SigmaHit { rule: plan.rule, time, events, entity, zone: p.zone });
+            out.push(SigmaHit { rule: plan.rule, time, events, entity, zone: p.zone, group: Some(w.key.clone()) });
         }
     }
 }

@@ -143,3 +143,47 @@ mod event_time {
         assert_eq!(ids, ["absent-before"], "{got:?}");
     }
 }
+
+#[cfg(test)]
+mod chaining {
+    use std::sync::Arc;
+
+    use super::*;
+
+    const RULES: &str = "title: d\nid: d\nname: denied\nlogsource: {category: physical_access}\ndetection: {sel: {activity_id: 2}, condition: sel}\n---\ntitle: burst\nid: burst\nname: burst\ncorrelation: {type: event_count, rules: [denied], group-by: [actor.person], timespan: 1m, condition: {gte: 2}}\n---\ntitle: bursts again\nid: repeat\ncorrelation: {type: event_count, rules: [burst], group-by: [actor.person], timespan: 10m, condition: {gte: 2}}\n";
+
+    fn denial(person: &str, secs: i64, n: usize) -> ingest::Event {
+        let v = serde_json::json!({"class_uid": 9001, "activity_id": 2, "time": 1_795_687_200_000i64 + secs * 1000, "actor": {"person": person}});
+        example_event(&v, n).expect("event")
+    }
+
+    #[test]
+    fn a_correlation_of_correlations() {
+        let file = parse_file(std::path::Path::new("c.yml"), RULES).expect("parses");
+        let set = Arc::new(RuleSet::compile(&[file], &Placeholders::new()).expect("compiles"));
+        assert!(!set.rules[1].alerts, "a chained-on correlation is a building block");
+        let input =
+            [denial("p0", 0, 0), denial("p0", 10, 1), denial("p1", 20, 2), denial("p0", 100, 3), denial("p0", 110, 4)];
+        // Either arrival order.
+        for order in [[0, 1, 2, 3, 4], [4, 2, 3, 0, 1]] {
+            let mut c = Correlator::new(set.clone(), 100);
+            let mut hits = Vec::new();
+            for i in order {
+                c.on_event(i as u64, &input[i], &mut hits);
+            }
+            c.advance(i64::MAX, &mut hits);
+            let got: Vec<(&str, &[u64])> =
+                hits.iter().map(|h| (set.rules[h.rule].id.as_str(), h.events.as_slice())).collect();
+            assert_eq!(got, [("repeat", &[1u64, 4][..])], "{order:?}");
+            assert_eq!(hits[0].entity.id, "p0");
+        }
+    }
+
+    #[test]
+    fn a_cycle_is_refused() {
+        let text = "title: a\nid: a\ncorrelation: {type: event_count, rules: [b], timespan: 1m, condition: {gte: 2}}\n---\ntitle: b\nid: b\ncorrelation: {type: event_count, rules: [a], timespan: 1m, condition: {gte: 2}}\n";
+        let file = parse_file(std::path::Path::new("c.yml"), text).expect("parses");
+        let e = RuleSet::compile(&[file], &Placeholders::new()).expect_err("cycle");
+        assert!(e.iter().any(|m| m.contains("refers back to itself")), "{e:?}");
+    }
+}

@@ -56,6 +56,9 @@ pub struct Correlation {
     pub rules: Vec<usize>,
     /// Group-by field names per referenced rule (aliases resolved).
     pub group_by: Vec<Vec<String>>,
+    /// The group-by names as the rule writes them (aliases not resolved):
+    /// what a correlation chained on this one groups by.
+    pub group_names: Vec<String>,
     pub timespan_ms: i64,
     /// `gte` threshold (`gt: n` is stored as `n + 1`), for sliding windows.
     pub min: u64,
@@ -336,6 +339,24 @@ impl RuleSet {
         for r in used.difference(&kept) {
             rules[*r].alerts = false;
         }
+        // Chains must end in detection rules: a correlation may not reach itself.
+        for (i, r) in rules.iter().enumerate() {
+            let mut stack: Vec<usize> = r.correlation.iter().flat_map(|c| c.rules.clone()).collect();
+            let mut seen = HashSet::new();
+            while let Some(x) = stack.pop() {
+                if x == i {
+                    errors.push(format!(
+                        "{}: correlation {} refers back to itself through its rules",
+                        r.file.display(),
+                        r.id
+                    ));
+                    break;
+                }
+                if seen.insert(x) {
+                    stack.extend(rules[x].correlation.iter().flat_map(|c| c.rules.iter().copied()));
+                }
+            }
+        }
         if errors.is_empty() { Ok(Self { rules }) } else { Err(errors) }
     }
 
@@ -498,9 +519,7 @@ impl RuleSet {
             .iter()
             .map(|n| index.get(*n).copied().ok_or_else(|| format!("correlation refers to unknown rule {n:?}")))
             .collect::<Result<_, _>>()?;
-        if referenced.iter().any(|r| rules[*r].detection.is_none()) {
-            return Err("correlation chaining (a correlation of correlations) is not supported yet".into());
-        }
+
         let group: Vec<String> = match c.get("group-by") {
             Some(Yaml::Sequence(l)) => l.iter().filter_map(Yaml::as_str).map(str::to_owned).collect(),
             None => Vec::new(),
@@ -586,7 +605,12 @@ impl RuleSet {
                 .collect::<Result<_, _>>()?,
             Some(_) => return Err("generate is true, false or a list of the rules to keep alerting".into()),
         };
-        Ok((Correlation { kind, rules: referenced.clone(), group_by, timespan_ms, min, at_end }, referenced, keep))
+        let group_names = group;
+        Ok((
+            Correlation { kind, rules: referenced.clone(), group_by, timespan_ms, min, at_end, group_names },
+            referenced,
+            keep,
+        ))
     }
 }
 
