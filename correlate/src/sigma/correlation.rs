@@ -440,7 +440,7 @@ impl Correlator {
             self.decide_presence(wm, &mut fired);
             self.emit(&mut fired, out);
             // Chained correlations may have new matches the watermark covers.
-            if !self.pending.front().is_some_and(|((t, _, _), _)| *t <= wm) {
+            if self.pending.front().is_none_or(|((t, _, _), _)| *t > wm) {
                 break;
             }
         }
