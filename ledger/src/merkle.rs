@@ -82,29 +82,134 @@ impl Frontier {
     }
 }
 
-/// RFC 9162 §2.1.3.1 inclusion proof for leaf `index` in the tree over `leaves`.
-pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Option<Vec<Hash>> {
-    if index >= leaves.len() {
+/// Where proofs get subtree hashes from: the MTH of leaves `start..end`
+/// (ranges the RFC 9162 recursion asks for). Leaves in memory, or the
+/// ledger's stored tree hashes.
+pub trait Subtrees {
+    fn subtree(&self, start: u64, end: u64) -> Hash;
+}
+
+impl Subtrees for [Hash] {
+    fn subtree(&self, start: u64, end: u64) -> Hash {
+        root(&self[start as usize..end as usize])
+    }
+}
+
+/// Largest power of two strictly smaller than `n` (n ≥ 2), for sizes.
+fn split_u64(n: u64) -> u64 {
+    1 << (u64::BITS - 1 - (n - 1).leading_zeros())
+}
+
+/// RFC 9162 §2.1.3.1 inclusion proof for leaf `index` in the tree of `size`.
+pub fn inclusion_path(tree: &(impl Subtrees + ?Sized), index: u64, size: u64) -> Option<Vec<Hash>> {
+    if index >= size {
         return None;
     }
-    let mut proof = Vec::new();
-    let (mut lo, mut hi, mut m) = (0, leaves.len(), index);
+    let (mut lo, mut hi, mut m) = (0, size, index);
     let mut stack = Vec::new();
     while hi - lo > 1 {
-        let k = split(hi - lo);
+        let k = split_u64(hi - lo);
         if m < k {
-            stack.push(root(&leaves[lo + k..hi]));
+            stack.push(tree.subtree(lo + k, hi));
             hi = lo + k;
         } else {
-            stack.push(root(&leaves[lo..lo + k]));
+            stack.push(tree.subtree(lo, lo + k));
             lo += k;
             m -= k;
         }
     }
-    while let Some(h) = stack.pop() {
-        proof.push(h);
+    stack.reverse();
+    Some(stack)
+}
+
+/// RFC 9162 §2.1.3.1 inclusion proof for leaf `index` in the tree over `leaves`.
+pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Option<Vec<Hash>> {
+    inclusion_path(leaves, index as u64, leaves.len() as u64)
+}
+
+/// RFC 9162 §2.1.4.1 consistency proof from the tree of `old` leaves to the
+/// tree of `new` leaves (`0 < old <= new`); empty when they are equal.
+pub fn consistency_path(tree: &(impl Subtrees + ?Sized), old: u64, new: u64) -> Option<Vec<Hash>> {
+    if old == 0 || old > new {
+        return None;
     }
-    Some(proof)
+    // SUBPROOF(m, D[lo..hi], whole): walk down, collecting from the bottom up.
+    let (mut m, mut lo, hi0) = (old, 0u64, new);
+    let mut hi = hi0;
+    let mut whole = true;
+    let mut tail = Vec::new();
+    loop {
+        let n = hi - lo;
+        if m == n {
+            if !whole {
+                tail.push(tree.subtree(lo, hi));
+            }
+            break;
+        }
+        let k = split_u64(n);
+        if m <= k {
+            tail.push(tree.subtree(lo + k, hi));
+            hi = lo + k;
+        } else {
+            tail.push(tree.subtree(lo, lo + k));
+            lo += k;
+            m -= k;
+            whole = false;
+        }
+    }
+    tail.reverse();
+    Some(tail)
+}
+
+/// RFC 9162 §2.1.4.2: checks that the tree of `new` leaves with `new_root`
+/// extends the tree of `old` leaves with `old_root`. Rejects `old > new`,
+/// proofs of the wrong length and any wrong element.
+pub fn verify_consistency(old: u64, new: u64, proof: &[Hash], old_root: &Hash, new_root: &Hash) -> bool {
+    if old > new {
+        return false;
+    }
+    if old == new {
+        return proof.is_empty() && old_root == new_root;
+    }
+    if old == 0 {
+        // Every tree extends the empty one.
+        return proof.is_empty();
+    }
+    let mut path = proof.iter();
+    let first = if old.is_power_of_two() {
+        *old_root
+    } else {
+        match path.next() {
+            Some(h) => *h,
+            None => return false,
+        }
+    };
+    let (mut fnode, mut snode) = (old - 1, new - 1);
+    while fnode & 1 == 1 {
+        fnode >>= 1;
+        snode >>= 1;
+    }
+    let (mut fr, mut sr) = (first, first);
+    for c in path {
+        if snode == 0 {
+            return false;
+        }
+        if fnode & 1 == 1 || fnode == snode {
+            fr = node_hash(c, &fr);
+            sr = node_hash(c, &sr);
+            if fnode & 1 == 0 {
+                while fnode & 1 == 0 && fnode != 0 {
+                    fnode >>= 1;
+                    snode >>= 1;
+                }
+            }
+        } else {
+            sr = node_hash(&sr, c);
+        }
+        fnode >>= 1;
+        snode >>= 1;
+    }
+    snode == 0 && fr == *old_root && sr == *new_root
 }
 
 /// RFC 9162 §2.1.3.2: checks that `leaf` is at `index` in the tree of `size` with `root`.
@@ -193,7 +298,73 @@ mod tests {
         assert!(!verify_inclusion(0, 8, &leaves[0], &proof[..2], &root8), "short proof is rejected");
     }
 
+    /// The consistency proofs of the RFC 6962 reference implementation's tests.
+    #[test]
+    fn rfc6962_consistency_known_answers() {
+        let leaves = kat_leaves();
+        let hexes = |p: &[Hash]| p.iter().map(hex::encode).collect::<Vec<_>>();
+        for (old, new, want) in [
+            (1u64, 1u64, vec![]),
+            (
+                1,
+                8,
+                vec![
+                    "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+                    "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+                    "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+                ],
+            ),
+            (
+                6,
+                8,
+                vec![
+                    "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+                    "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+                    "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+                ],
+            ),
+            (
+                2,
+                5,
+                vec![
+                    "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+                    "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+                ],
+            ),
+        ] {
+            let proof = consistency_path(&leaves[..new as usize], old, new).unwrap_or_default();
+            assert_eq!(hexes(&proof), want, "consistency {old} → {new}");
+            let (r1, r2) = (root(&leaves[..old as usize]), root(&leaves[..new as usize]));
+            assert!(verify_consistency(old, new, &proof, &r1, &r2));
+            assert!(old == new || !verify_consistency(new, old, &proof, &r2, &r1), "old > new is rejected");
+        }
+        assert!(consistency_path(&leaves[..], 0, 8).is_none());
+        assert!(consistency_path(&leaves[..], 9, 8).is_none());
+    }
+
     proptest! {
+        #[test]
+        fn every_consistency_proof_verifies_and_tamper_fails(n in 1usize..45, seed in any::<u8>()) {
+            let leaves: Vec<Hash> = (0..n).map(|i| leaf_hash(&[seed, i as u8, (i >> 8) as u8])).collect();
+            let r2 = root(&leaves);
+            for m in 1..=n {
+                let r1 = root(&leaves[..m]);
+                let p = consistency_path(&leaves[..], m as u64, n as u64).unwrap_or_default();
+                prop_assert!(verify_consistency(m as u64, n as u64, &p, &r1, &r2));
+                for i in 0..p.len() {
+                    let mut bad = p.clone();
+                    bad[i] = leaf_hash(&bad[i]);
+                    prop_assert!(!verify_consistency(m as u64, n as u64, &bad, &r1, &r2), "element {i} of {m}→{n}");
+                }
+                if !p.is_empty() {
+                    prop_assert!(!verify_consistency(m as u64, n as u64, &p[..p.len() - 1], &r1, &r2), "short");
+                }
+                // A different old tree is not consistent.
+                let other = leaf_hash(&r1);
+                prop_assert!(m == n || !verify_consistency(m as u64, n as u64, &p, &other, &r2));
+            }
+        }
+
         #[test]
         fn every_inclusion_proof_verifies_and_tamper_fails(n in 1usize..70, seed in any::<u8>()) {
             let leaves: Vec<Hash> = (0..n).map(|i| leaf_hash(&[seed, i as u8, (i >> 8) as u8])).collect();
