@@ -7,6 +7,7 @@ pub mod merkle;
 pub mod note;
 pub mod record;
 mod store;
+mod tree;
 mod verify;
 
 use std::path::PathBuf;

@@ -161,6 +161,12 @@ pub fn consistency_path(tree: &(impl Subtrees + ?Sized), old: u64, new: u64) -> 
     Some(tail)
 }
 
+/// RFC 9162 §2.1.4.1 consistency proof between the trees over the first
+/// `old` and `new` of `leaves`.
+pub fn consistency_proof_over(leaves: &[Hash], old: u64, new: u64) -> Option<Vec<Hash>> {
+    consistency_path(leaves.get(..new as usize)?, old, new)
+}
+
 /// RFC 9162 §2.1.4.2: checks that the tree of `new` leaves with `new_root`
 /// extends the tree of `old` leaves with `old_root`. Rejects `old > new`,
 /// proofs of the wrong length and any wrong element.

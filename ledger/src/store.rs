@@ -11,21 +11,22 @@ use std::io::{BufReader, Read, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::LedgerError;
-use crate::merkle::{Frontier, Hash, leaf_hash};
+use crate::merkle::{Frontier, Hash, consistency_path, inclusion_path, leaf_hash};
 use crate::note::{Checkpoint, NoteSigner, VerifierKey, open};
 use crate::record::{KeyRecord, RecordKind, encode};
+use crate::tree::TreeStore;
 
 pub(crate) const SEGMENTS: &str = "segments";
 pub(crate) const CHECKPOINTS: &str = "checkpoints.log";
 pub(crate) const VKEYS: &str = "keys.vkey";
-const FRAME_HEADER: usize = 8;
+pub(crate) const FRAME_HEADER: usize = 8;
 /// Largest record accepted; also bounds what a reader allocates for a frame.
 pub const MAX_RECORD: usize = 16 * 1024 * 1024;
 
@@ -191,6 +192,8 @@ enum Cmd {
 struct Shared {
     size: AtomicU64,
     latest: Mutex<Option<String>>,
+    /// Stored tree hashes for proofs, grown after each synced group.
+    tree: RwLock<TreeStore>,
 }
 
 /// The ledger writer's handle. `append` resolves with the records' indices
@@ -199,6 +202,7 @@ pub struct Ledger {
     tx: mpsc::Sender<Cmd>,
     shared: Arc<Shared>,
     origin: String,
+    dir: PathBuf,
 }
 
 struct Writer {
@@ -208,6 +212,8 @@ struct Writer {
     origin: String,
     segment: File,
     segment_path: PathBuf,
+    /// Index of the first record of the open segment.
+    segment_first: u64,
     segment_len: u64,
     checkpoints: File,
     frontier: Frontier,
@@ -231,10 +237,11 @@ impl Ledger {
         }
         fs::create_dir_all(dir.join(SEGMENTS)).map_err(|e| io(dir, "create ledger directory", e))?;
         let mut report = OpenReport::default();
-        let (frontier, chain) = recover(dir, origin, &mut report)?;
+        let (frontier, chain, tree) = recover(dir, origin, &mut report)?;
         let segments = segment_files(dir)?;
         let segment_path =
             segments.last().map_or_else(|| dir.join(SEGMENTS).join(format!("{:020}.seg", 0)), |(_, p)| p.clone());
+        let segment_first = segments.last().map_or(0, |(first, _)| *first);
         let segment = OpenOptions::new()
             .create(true)
             .append(true)
@@ -247,8 +254,11 @@ impl Ledger {
         sync_dir(dir)?;
         sync_dir(&dir.join(SEGMENTS))?;
         let (notes, _, _) = read_checkpoint_notes(dir)?;
-        let shared =
-            Arc::new(Shared { size: AtomicU64::new(frontier.size()), latest: Mutex::new(notes.last().cloned()) });
+        let shared = Arc::new(Shared {
+            size: AtomicU64::new(frontier.size()),
+            latest: Mutex::new(notes.last().cloned()),
+            tree: RwLock::new(tree),
+        });
         let mut w = Writer {
             dir: dir.to_path_buf(),
             opts: opts.clone(),
@@ -256,6 +266,7 @@ impl Ledger {
             origin: origin.to_owned(),
             segment,
             segment_path,
+            segment_first,
             segment_len,
             checkpoints,
             last_signed_size: notes
@@ -310,7 +321,7 @@ impl Ledger {
                 }
             })
             .map_err(|e| io(dir, "start ticker thread", e))?;
-        Ok((Self { tx, shared, origin: origin.to_owned() }, report))
+        Ok((Self { tx, shared, origin: origin.to_owned(), dir: dir.to_path_buf() }, report))
     }
 
     /// Appends records; resolves with their indices once they are durable.
@@ -333,6 +344,40 @@ impl Ledger {
     }
 
     /// The latest signed checkpoint note.
+    /// RFC 9162 inclusion proof of record `index` in the tree of `size`
+    /// records (a signed checkpoint's size).
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, LedgerError> {
+        let tree = self.shared.tree.read().unwrap_or_else(|e| e.into_inner());
+        if size > tree.size() {
+            return Err(LedgerError::Record(format!("the ledger has {} records, not {size}", tree.size())));
+        }
+        let reader = tree.reader(&self.dir);
+        let proof = inclusion_path(&reader, index, size)
+            .ok_or_else(|| LedgerError::Record(format!("index {index} is not below size {size}")))?;
+        reader.finish(proof)
+    }
+
+    /// RFC 9162 consistency proof from the tree of `old` records to `new`.
+    pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, LedgerError> {
+        let tree = self.shared.tree.read().unwrap_or_else(|e| e.into_inner());
+        if new > tree.size() {
+            return Err(LedgerError::Record(format!("the ledger has {} records, not {new}", tree.size())));
+        }
+        let reader = tree.reader(&self.dir);
+        let proof = consistency_path(&reader, old, new)
+            .ok_or_else(|| LedgerError::Record(format!("no consistency proof from {old} to {new} (0 < old <= new)")))?;
+        reader.finish(proof)
+    }
+
+    /// The bytes of record `index`.
+    pub fn record(&self, index: u64) -> Result<Vec<u8>, LedgerError> {
+        let tree = self.shared.tree.read().unwrap_or_else(|e| e.into_inner());
+        if index >= tree.size() {
+            return Err(LedgerError::Record(format!("no record {index}: the ledger has {}", tree.size())));
+        }
+        tree.reader(&self.dir).record(index)
+    }
+
     pub fn latest_checkpoint(&self) -> Option<String> {
         self.shared.latest.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -351,7 +396,7 @@ fn sync_dir(dir: &Path) -> Result<(), LedgerError> {
 
 /// Rebuilds the tree state from disk, truncating a torn tail of the last
 /// segment. Fails rather than truncate anything a signed checkpoint covers.
-fn recover(dir: &Path, origin: &str, report: &mut OpenReport) -> Result<(Frontier, Hash), LedgerError> {
+fn recover(dir: &Path, origin: &str, report: &mut OpenReport) -> Result<(Frontier, Hash, TreeStore), LedgerError> {
     let segments = segment_files(dir)?;
     report.created = segments.is_empty();
     let (notes, cp_end, cp_fault) = read_checkpoint_notes(dir)?;
@@ -379,6 +424,7 @@ fn recover(dir: &Path, origin: &str, report: &mut OpenReport) -> Result<(Frontie
     }
     let covered = signed.iter().map(|c| c.size).max().unwrap_or(0);
     let mut frontier = Frontier::default();
+    let mut tree = TreeStore::default();
     let mut chain = [0u8; 32];
     let check = |f: &Frontier, chain: &Hash| -> Result<(), LedgerError> {
         for cp in signed.iter().filter(|c| c.size == f.size()) {
@@ -400,10 +446,11 @@ fn recover(dir: &Path, origin: &str, report: &mut OpenReport) -> Result<(Frontie
             });
         }
         let bytes = read_file(path)?;
-        let (end, fault) = read_frames(&bytes, |_, payload| {
+        let (end, fault) = read_frames(&bytes, |at, payload| {
             let leaf = leaf_hash(payload);
             chain = chain_next(&chain, &leaf);
             frontier.push(leaf);
+            tree.push(leaf, *first, at as u64);
             check(&frontier, &chain)
         })?;
         if let Some(fault) = fault {
@@ -430,7 +477,7 @@ fn recover(dir: &Path, origin: &str, report: &mut OpenReport) -> Result<(Frontie
             what: format!("a signed checkpoint covers {covered} records but only {} exist", frontier.size()),
         });
     }
-    Ok((frontier, chain))
+    Ok((frontier, chain, tree))
 }
 
 impl Writer {
@@ -520,15 +567,19 @@ impl Writer {
                 buf.clear();
                 self.roll(start + leaves.len() as u64)?;
             }
+            let at = (self.segment_first, self.segment_len + buf.len() as u64);
             write_frame(&mut buf, r);
-            leaves.push(leaf_hash(r));
+            leaves.push((leaf_hash(r), at));
         }
         self.flush(&buf)?;
         self.segment.sync_data().map_err(|e| io(&self.segment_path, "fdatasync", e))?;
-        for leaf in leaves {
+        let mut tree = self.shared.tree.write().unwrap_or_else(|e| e.into_inner());
+        for (leaf, (segment, offset)) in leaves {
             self.chain = chain_next(&self.chain, &leaf);
             self.frontier.push(leaf);
+            tree.push(leaf, segment, offset);
         }
+        drop(tree);
         self.shared.size.store(self.frontier.size(), Ordering::Release);
         Ok(start..self.frontier.size())
     }
@@ -548,6 +599,7 @@ impl Writer {
             .open(&self.segment_path)
             .map_err(|e| io(&self.segment_path, "create segment", e))?;
         self.segment_len = 0;
+        self.segment_first = first_index;
         sync_dir(&self.dir.join(SEGMENTS))
     }
 

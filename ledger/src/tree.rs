@@ -1,0 +1,204 @@
+//! Stored tree hashes for proofs: the hashes of complete subtrees every four
+//! levels (of 16, 256, 4096, … leaves), and where every 16th record starts.
+//! A subtree hash then costs at most 15 node hashes per stored level, and the
+//! leaf hashes below the lowest stored level come from at most 16 records
+//! read from their segment: a proof needs O(log n) work and a few reads,
+//! however long the ledger. Kept in memory (about 2.2 bytes per record) and
+//! rebuilt when the ledger is opened, which reads every record anyway.
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use crate::LedgerError;
+use crate::merkle::{Hash, Subtrees, leaf_hash, root};
+use crate::store::{FRAME_HEADER, MAX_RECORD, SEGMENTS};
+
+/// Leaves per group at the lowest stored level.
+const GROUP: u64 = 16;
+
+#[derive(Debug, Default)]
+pub(crate) struct TreeStore {
+    /// `levels[j]`: hashes of the complete subtrees of 16^(j+1) leaves, in order.
+    levels: Vec<Vec<Hash>>,
+    /// Leaf hashes of the group of 16 still filling.
+    filling: Vec<Hash>,
+    size: u64,
+    /// For every 16th record: the first index of its segment and its byte offset there.
+    anchors: Vec<(u64, u64)>,
+}
+
+impl TreeStore {
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Takes in the next leaf, stored in segment `segment_first` at `offset`.
+    pub(crate) fn push(&mut self, leaf: Hash, segment_first: u64, offset: u64) {
+        if self.size % GROUP == 0 {
+            self.anchors.push((segment_first, offset));
+        }
+        self.filling.push(leaf);
+        self.size += 1;
+        if self.filling.len() as u64 == GROUP {
+            let h = root(&self.filling);
+            self.filling.clear();
+            self.push_level(0, h);
+        }
+    }
+
+    fn push_level(&mut self, j: usize, h: Hash) {
+        if self.levels.len() == j {
+            self.levels.push(Vec::new());
+        }
+        self.levels[j].push(h);
+        let level = &self.levels[j];
+        if level.len() as u64 % GROUP == 0 {
+            let up = root(&level[level.len() - GROUP as usize..]);
+            self.push_level(j + 1, up);
+        }
+    }
+
+    /// A reader of subtree hashes for proofs over the ledger in `dir`.
+    pub(crate) fn reader<'a>(&'a self, dir: &'a Path) -> TreeReader<'a> {
+        TreeReader { store: self, dir, error: RefCell::new(None) }
+    }
+}
+
+/// Subtree hashes from the store, reading records for the lowest levels.
+/// An I/O error is kept and reported after the proof (`Subtrees` cannot fail).
+pub(crate) struct TreeReader<'a> {
+    store: &'a TreeStore,
+    dir: &'a Path,
+    error: RefCell<Option<LedgerError>>,
+}
+
+impl TreeReader<'_> {
+    pub(crate) fn finish<T>(self, value: T) -> Result<T, LedgerError> {
+        match self.error.into_inner() {
+            Some(e) => Err(e),
+            None => Ok(value),
+        }
+    }
+
+    /// The bytes of record `index`.
+    pub(crate) fn record(&self, index: u64) -> Result<Vec<u8>, LedgerError> {
+        let mut out = None;
+        self.scan(index, index + 1, |_, payload| out = Some(payload))?;
+        out.ok_or(LedgerError::Corrupt { index: Some(index), what: "record not found where the index says".into() })
+    }
+
+    /// The leaf hashes of `start..end` (within one group of 16).
+    fn leaves(&self, start: u64, end: u64) -> Result<Vec<Hash>, LedgerError> {
+        let group = start / GROUP;
+        let first = group * GROUP;
+        if first + GROUP > self.store.size {
+            // The group still filling is in memory.
+            let from = (start - first) as usize;
+            return Ok(self.store.filling[from..from + (end - start) as usize].to_vec());
+        }
+        let mut out = Vec::with_capacity((end - start) as usize);
+        self.scan(start, end, |_, payload| out.push(leaf_hash(&payload)))?;
+        Ok(out)
+    }
+
+    /// Calls `f` with records `start..end` (within one group of 16), read from
+    /// the group's anchor on.
+    fn scan(&self, start: u64, end: u64, mut f: impl FnMut(u64, Vec<u8>)) -> Result<(), LedgerError> {
+        let group = start / GROUP;
+        let first = group * GROUP;
+        let (mut segment_first, offset) = self.store.anchors[group as usize];
+        let mut index = first;
+        let mut file = open_segment(self.dir, segment_first)?;
+        file.1.seek(SeekFrom::Start(offset)).map_err(|e| io(&file.0, e))?;
+        while index < end {
+            let mut header = [0u8; FRAME_HEADER];
+            match file.1.read_exact(&mut header) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && index != segment_first => {
+                    // The group goes on in the next segment.
+                    segment_first = index;
+                    file = open_segment(self.dir, segment_first)?;
+                    continue;
+                }
+                Err(e) => return Err(io(&file.0, e)),
+            }
+            let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+            if len > MAX_RECORD {
+                return Err(LedgerError::Corrupt { index: Some(index), what: format!("frame length {len}") });
+            }
+            let mut payload = vec![0u8; len];
+            file.1.read_exact(&mut payload).map_err(|e| io(&file.0, e))?;
+            if index >= start {
+                f(index, payload);
+            }
+            index += 1;
+        }
+        Ok(())
+    }
+
+    fn try_subtree(&self, start: u64, end: u64) -> Result<Hash, LedgerError> {
+        let n = end - start;
+        if n.is_power_of_two() && start % n == 0 {
+            let height = n.trailing_zeros();
+            let stored = height / 4;
+            if stored == 0 {
+                return Ok(root(&self.leaves(start, end)?));
+            }
+            let width = GROUP.pow(stored);
+            let level = &self.store.levels[stored as usize - 1];
+            return Ok(root(&level[(start / width) as usize..(end / width) as usize]));
+        }
+        let k = 1u64 << (u64::BITS - 1 - (n - 1).leading_zeros());
+        Ok(crate::merkle::node_hash(&self.try_subtree(start, start + k)?, &self.try_subtree(start + k, end)?))
+    }
+}
+
+impl Subtrees for TreeReader<'_> {
+    fn subtree(&self, start: u64, end: u64) -> Hash {
+        match self.try_subtree(start, end) {
+            Ok(h) => h,
+            Err(e) => {
+                self.error.borrow_mut().get_or_insert(e);
+                [0u8; 32]
+            }
+        }
+    }
+}
+
+fn open_segment(dir: &Path, first: u64) -> Result<(PathBuf, File), LedgerError> {
+    let path = dir.join(SEGMENTS).join(format!("{first:020}.seg"));
+    let file = File::open(&path).map_err(|e| io(&path, e))?;
+    Ok((path, file))
+}
+
+fn io(path: &Path, e: std::io::Error) -> LedgerError {
+    LedgerError::Io { path: path.to_path_buf(), what: "read for a proof".into(), source: e }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_levels_hold_the_complete_subtrees() {
+        let leaves: Vec<Hash> = (0..5000u32).map(|i| leaf_hash(&i.to_le_bytes())).collect();
+        let mut store = TreeStore::default();
+        for (i, l) in leaves.iter().enumerate() {
+            store.push(*l, 0, i as u64 * 10);
+        }
+        assert_eq!(store.size(), 5000);
+        assert_eq!(store.levels[0].len(), 312);
+        assert_eq!(store.levels[1].len(), 19);
+        assert_eq!(store.levels[2].len(), 1);
+        assert_eq!(store.levels[0][3], root(&leaves[48..64]));
+        assert_eq!(store.levels[2][0], root(&leaves[..4096]));
+        assert_eq!(store.filling, leaves[4992..]);
+        assert_eq!(store.anchors[2], (0, 320));
+        let reader = store.reader(Path::new("/nonexistent"));
+        assert_eq!(reader.subtree(4096, 4096 + 512), root(&leaves[4096..4096 + 512]), "stored levels only");
+        assert_eq!(reader.subtree(4992, 5000), root(&leaves[4992..]), "the filling group");
+        assert!(reader.error.borrow().is_none());
+    }
+}
