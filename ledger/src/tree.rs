@@ -36,7 +36,7 @@ impl TreeStore {
 
     /// Takes in the next leaf, stored in segment `segment_first` at `offset`.
     pub(crate) fn push(&mut self, leaf: Hash, segment_first: u64, offset: u64) {
-        if self.size % GROUP == 0 {
+        if self.size.is_multiple_of(GROUP) {
             self.anchors.push((segment_first, offset));
         }
         self.filling.push(leaf);
@@ -54,7 +54,7 @@ impl TreeStore {
         }
         self.levels[j].push(h);
         let level = &self.levels[j];
-        if level.len() as u64 % GROUP == 0 {
+        if (level.len() as u64).is_multiple_of(GROUP) {
             let up = root(&level[level.len() - GROUP as usize..]);
             self.push_level(j + 1, up);
         }
@@ -140,7 +140,7 @@ impl TreeReader<'_> {
 
     fn try_subtree(&self, start: u64, end: u64) -> Result<Hash, LedgerError> {
         let n = end - start;
-        if n.is_power_of_two() && start % n == 0 {
+        if n.is_power_of_two() && start.is_multiple_of(n) {
             let height = n.trailing_zeros();
             let stored = height / 4;
             if stored == 0 {
