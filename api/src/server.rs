@@ -155,6 +155,8 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/api/v1/alerts", get(list_alerts))
         .route("/api/v1/dead-letters", get(list_dead_letters))
         .route("/api/v1/ledger/checkpoint", get(checkpoint))
+        .route("/api/v1/ledger/records/{index}", get(ledger_record))
+        .route("/api/v1/ledger/proof/consistency", get(consistency_proof))
         .route("/api/v1/ingest/{source}", post(ingest_push))
         .route("/api/v1/rules/reload", post(reload_rules))
         .route("/api/v1/alarms", get(list_alarms))
@@ -308,6 +310,80 @@ async fn list_events(
     });
     let list: Vec<Value> = events.iter().map(indexed_json).collect();
     Ok(Json(json!({"events": list})))
+}
+
+/// The latest signed checkpoint: its note and the tree size it signs.
+fn signed_checkpoint(s: &AppState) -> Result<(String, u64), ApiError> {
+    let note = s.0.ledger.latest_checkpoint().ok_or_else(|| ApiError::unavailable("no signed checkpoint yet"))?;
+    let body = note.find("\n\n").map(|i| &note[..i + 1]).unwrap_or(&note);
+    let cp =
+        ledger::Checkpoint::parse_body(body).map_err(|_| ApiError::unavailable("the checkpoint cannot be read"))?;
+    Ok((note.clone(), cp.size))
+}
+
+fn hexes(hashes: &[[u8; 32]]) -> Vec<String> {
+    hashes.iter().map(hex::encode).collect()
+}
+
+/// A ledger record with its inclusion proof against the latest signed
+/// checkpoint, so the caller can check it without trusting this server.
+async fn ledger_record(
+    caller: Caller,
+    State(s): State<AppState>,
+    Path(index): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::ReadLedger)?;
+    let index: u64 = index.parse().map_err(|_| ApiError::bad_request(format!("index {index:?} is not a number")))?;
+    let (note, size) = signed_checkpoint(&s)?;
+    if index >= size {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_yet_signed",
+            format!("record {index} is not covered by the latest signed checkpoint (size {size}) yet; retry shortly"),
+        ));
+    }
+    let bytes = s.0.ledger.record(index).map_err(|_| ApiError::unavailable("the record cannot be read"))?;
+    let proof = s.0.ledger.inclusion_proof(index, size).map_err(|_| ApiError::unavailable("no proof"))?;
+    let record: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Ok(Json(json!({
+        "index": index,
+        "record": record,
+        // The exact bytes the leaf hash covers (records are canonical JSON, UTF-8).
+        "record_text": String::from_utf8_lossy(&bytes),
+        "leaf_hash": hex::encode(ledger::merkle::leaf_hash(&bytes)),
+        "tree_size": size,
+        "inclusion_proof": hexes(&proof),
+        "checkpoint": note,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsistencyQuery {
+    old: u64,
+    new: Option<u64>,
+}
+
+/// RFC 9162 consistency proof between two tree sizes (`new` defaults to the
+/// latest signed checkpoint's size).
+async fn consistency_proof(
+    caller: Caller,
+    State(s): State<AppState>,
+    q: Result<Query<ConsistencyQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::ReadLedger)?;
+    let q = q?.0;
+    let (note, size) = signed_checkpoint(&s)?;
+    let new = q.new.unwrap_or(size);
+    if q.old == 0 || q.old > new || new > s.0.ledger.size() {
+        return Err(ApiError::bad_request(format!(
+            "need 0 < old <= new <= {} (old {}, new {new})",
+            s.0.ledger.size(),
+            q.old
+        )));
+    }
+    let proof = s.0.ledger.consistency_proof(q.old, new).map_err(|_| ApiError::unavailable("no proof"))?;
+    Ok(Json(json!({"old": q.old, "new": new, "proof": hexes(&proof), "checkpoint": note})))
 }
 
 #[derive(Debug, Deserialize)]

@@ -287,3 +287,60 @@ async fn incident_transitions_need_a_reason_and_are_audited() {
     let cr = Some(f.tokens[&Role::ControlRoom].as_str());
     assert_eq!(call(&f.app, "POST", &uri, cr, r#"{"to":"closed","reason":"x"}"#).await.0, StatusCode::FORBIDDEN);
 }
+
+/// A record comes with an inclusion proof against the signed checkpoint, and
+/// consistency proofs link tree sizes: both check out with the ledger crate's
+/// verifiers, without trusting the server.
+#[tokio::test]
+async fn ledger_records_and_proofs_verify_offline() {
+    use ledger::merkle::{leaf_hash, verify_consistency, verify_inclusion};
+    let f = fixture().await;
+    let recs: Vec<Vec<u8>> = (0..40)
+        .map(|i| ledger::record::encode(ledger::RecordKind::Audit, i, &serde_json::json!({"n": i})).expect("record"))
+        .collect();
+    f.ledger.append(recs).await.expect("append");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let cp = loop {
+        if let Some(note) = f.ledger.latest_checkpoint() {
+            let body = &note[..note.find("\n\n").map_or(note.len(), |i| i + 1)];
+            let cp = ledger::Checkpoint::parse_body(body).expect("checkpoint");
+            if cp.size >= 41 {
+                break cp;
+            }
+        }
+        assert!(std::time::Instant::now() < until, "no checkpoint covering the records");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let auditor = Some(f.tokens[&Role::Auditor].as_str());
+    let hex32 = |v: &Value| -> [u8; 32] {
+        hex::decode(v.as_str().unwrap_or_default()).ok().and_then(|b| b.try_into().ok()).unwrap_or([0; 32])
+    };
+    let (s, b) = call(&f.app, "GET", "/api/v1/ledger/records/17", auditor, "").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let text = b["record_text"].as_str().unwrap_or_default();
+    let leaf = leaf_hash(text.as_bytes());
+    assert_eq!(hex::encode(leaf), b["leaf_hash"]);
+    let proof: Vec<[u8; 32]> = b["inclusion_proof"].as_array().cloned().unwrap_or_default().iter().map(hex32).collect();
+    assert!(verify_inclusion(17, cp.size, &leaf, &proof, &cp.root), "the proof checks out against the signed root");
+    assert_eq!(b["record"]["kind"], "audit");
+
+    let (s, b0) = call(&f.app, "GET", "/api/v1/ledger/records/0", auditor, "").await;
+    assert_eq!(s, StatusCode::OK);
+    let first_root = leaf_hash(b0["record_text"].as_str().unwrap_or_default().as_bytes());
+    let (s, c) = call(&f.app, "GET", "/api/v1/ledger/proof/consistency?old=1", auditor, "").await;
+    assert_eq!(s, StatusCode::OK, "{c}");
+    let proof: Vec<[u8; 32]> = c["proof"].as_array().cloned().unwrap_or_default().iter().map(hex32).collect();
+    assert!(verify_consistency(1, cp.size, &proof, &first_root, &cp.root));
+
+    for (uri, status) in [
+        ("/api/v1/ledger/records/abc", StatusCode::BAD_REQUEST),
+        ("/api/v1/ledger/records/100000", StatusCode::CONFLICT),
+        ("/api/v1/ledger/proof/consistency?old=0", StatusCode::BAD_REQUEST),
+        ("/api/v1/ledger/proof/consistency?old=5&new=2", StatusCode::BAD_REQUEST),
+        ("/api/v1/ledger/proof/consistency", StatusCode::BAD_REQUEST),
+    ] {
+        assert_eq!(call(&f.app, "GET", uri, auditor, "").await.0, status, "{uri}");
+    }
+    let cr = Some(f.tokens[&Role::ControlRoom].as_str());
+    assert_eq!(call(&f.app, "GET", "/api/v1/ledger/records/1", cr, "").await.0, StatusCode::FORBIDDEN);
+}
