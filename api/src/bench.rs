@@ -108,3 +108,116 @@ pub async fn tcp_syslog(
     consumer.abort();
     Ok(samples)
 }
+
+/// What `custos bench ledger` measured.
+#[derive(Debug, Clone)]
+pub struct LedgerFigures {
+    pub records: u64,
+    pub record_bytes: usize,
+    pub appends_per_s: f64,
+    pub open_s: f64,
+    pub verify_records_per_s: f64,
+    pub proof_p50_us: f64,
+    pub proof_p99_us: f64,
+    pub storage_overhead: f64,
+}
+
+/// Appends `records` records of about `record_bytes` bytes through
+/// `appenders` concurrent callers (each batch of `batch` records is synced
+/// before it is acknowledged; concurrent batches share a sync), then times
+/// reopening, the offline verifier and random inclusion proofs, and compares
+/// the bytes on disk with the records' bytes.
+pub async fn ledger(
+    dir: &std::path::Path,
+    records: u64,
+    record_bytes: usize,
+    appenders: usize,
+    batch: usize,
+) -> Result<LedgerFigures, ledger::LedgerError> {
+    use ledger::{Ledger, LedgerOptions, NoteSigner, RecordKind, record};
+    let origin = "custos.bench/ledger";
+    let key = NoteSigner::generate(origin)?.encode();
+    // Distinct canonical records of the requested size, reused round robin.
+    let template: Vec<Vec<u8>> = (0..1024)
+        .map(|i| {
+            let mut r = record::encode(RecordKind::Audit, i, &serde_json::json!({"n": i, "pad": ""}))?;
+            let pad = record_bytes.saturating_sub(r.len());
+            r = record::encode(RecordKind::Audit, i, &serde_json::json!({"n": i, "pad": "x".repeat(pad)}))?;
+            Ok(r)
+        })
+        .collect::<Result<_, ledger::LedgerError>>()?;
+    let (l, _) = Ledger::open(dir, origin, NoteSigner::parse(&key)?, LedgerOptions::default())?;
+    let l = std::sync::Arc::new(l);
+    let per = records / appenders as u64;
+    let started = std::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for a in 0..appenders {
+        let (l, template) = (l.clone(), template.clone());
+        tasks.spawn(async move {
+            let mut done = 0u64;
+            while done < per {
+                let n = (batch as u64).min(per - done) as usize;
+                let b: Vec<Vec<u8>> = (0..n).map(|i| template[(a * 7 + i) % template.len()].clone()).collect();
+                l.append(b).await?;
+                done += n as u64;
+            }
+            Ok::<_, ledger::LedgerError>(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.map_err(|e| ledger::LedgerError::Failed(e.to_string()))??;
+    }
+    let append_s = started.elapsed().as_secs_f64();
+    let appended = l.size();
+    l.close().await?;
+    drop(l);
+
+    let t = std::time::Instant::now();
+    let (l, _) = Ledger::open(dir, origin, NoteSigner::parse(&key)?, LedgerOptions::default())?;
+    let open_s = t.elapsed().as_secs_f64();
+    let size = l.size();
+    let mut took = Vec::with_capacity(10_000);
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..10_000 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let t = std::time::Instant::now();
+        l.inclusion_proof(seed % size, size)?;
+        took.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    took.sort_by(f64::total_cmp);
+    l.close().await?;
+    drop(l);
+
+    let t = std::time::Instant::now();
+    let report = ledger::verify_dir(dir, None)?;
+    let verify_s = t.elapsed().as_secs_f64();
+
+    let mut payload = 0u64;
+    ledger::for_each_record(dir, |_, r| payload += r.len() as u64)?;
+    let on_disk: u64 = walk_bytes(dir);
+    Ok(LedgerFigures {
+        records: appended,
+        record_bytes: template[0].len(),
+        appends_per_s: appended as f64 / append_s,
+        open_s,
+        verify_records_per_s: report.records as f64 / verify_s,
+        proof_p50_us: took[took.len() / 2],
+        proof_p99_us: took[took.len() * 99 / 100],
+        storage_overhead: on_disk as f64 / payload as f64 - 1.0,
+    })
+}
+
+/// Bytes of every file below `dir`.
+fn walk_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() { walk_bytes(&p) } else { e.metadata().map_or(0, |m| m.len()) }
+        })
+        .sum()
+}
