@@ -8,6 +8,7 @@ pub mod config;
 mod deadletter;
 pub mod demo;
 mod error;
+pub mod evidence;
 pub mod metrics;
 pub mod pipeline;
 pub mod replay;

@@ -48,6 +48,41 @@ fn demo_stops_cleanly_on_sigterm_and_verify_judges_the_ledger() {
     let pinned = Command::new(BIN).arg("verify").arg(&ledger).args(["--key", vkey.trim()]).status().expect("verify");
     assert!(pinned.success(), "verifies against the pinned key");
 
+    // An evidence bundle of everything, checked offline from a copy elsewhere.
+    let bundle = dir.path().join("evidence.tar");
+    let out = Command::new(BIN)
+        .args(["evidence", "export", "--data-dir"])
+        .arg(&data)
+        .args(["--from", "2000-01-01T00:00:00Z", "--to", "2100-01-01T00:00:00Z", "--out"])
+        .arg(&bundle)
+        .output()
+        .expect("export runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let copy = elsewhere.path().join("copy.tar");
+    std::fs::copy(&bundle, &copy).expect("copy");
+    let ok = Command::new(BIN).arg("verify").arg(&copy).output().expect("verify runs");
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success() && text.starts_with("OK: evidence bundle of "),
+        "{text}{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let mut b = std::fs::read(&copy).expect("bundle");
+    let at = b.len() / 2;
+    b[at] ^= 0x01;
+    std::fs::write(&copy, b).expect("write");
+    assert_eq!(Command::new(BIN).arg("verify").arg(&copy).status().expect("verify").code(), Some(1));
+    // The export itself is in the ledger.
+    let verified = Command::new(BIN).arg("verify").arg(&ledger).output().expect("verify");
+    assert!(verified.status.success());
+    let mut exports = 0;
+    ledger::for_each_record(&ledger, |_, r| {
+        exports += usize::from(String::from_utf8_lossy(r).contains("evidence.export"))
+    })
+    .expect("scan");
+    assert_eq!(exports, 1, "the export is an audit record");
+
     let seg = ledger.join("segments").join(format!("{:020}.seg", 0));
     let mut bytes = std::fs::read(&seg).expect("segment");
     let at = bytes.len() / 3;

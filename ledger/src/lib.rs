@@ -3,17 +3,21 @@
 //! checkpoints in the C2SP signed-note format; offline verification.
 //! It depends on no other Custos crate: it stores and proves bytes.
 
+pub mod bundle;
 pub mod merkle;
 pub mod note;
 pub mod record;
+mod snapshot;
 mod store;
 mod tree;
 mod verify;
 
 use std::path::PathBuf;
 
+pub use bundle::{Bundle, BundleRecord, BundleReport, verify_bundle, write_bundle};
 pub use note::{Checkpoint, NoteSigner, VerifierKey};
 pub use record::{KeyRecord, Record, RecordKind};
+pub use snapshot::Snapshot;
 pub use store::{Ledger, LedgerOptions, MAX_RECORD, OpenReport, chain_next, for_each_record};
 pub use verify::{VerifyReport, verify_dir};
 

@@ -203,6 +203,8 @@ pub struct Ledger {
     shared: Arc<Shared>,
     origin: String,
     dir: PathBuf,
+    /// Held (an advisory lock on `LOCK`) while this process writes the ledger.
+    _lock: File,
 }
 
 struct Writer {
@@ -236,6 +238,24 @@ impl Ledger {
             return Err(LedgerError::Note(format!("signing key {} does not sign for origin {origin}", signer.name())));
         }
         fs::create_dir_all(dir.join(SEGMENTS)).map_err(|e| io(dir, "create ledger directory", e))?;
+        // One writer at a time: a second process (a running Custos and a command
+        // line tool) would interleave appends. The lock goes with the process.
+        let lock_path = dir.join("LOCK");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| io(&lock_path, "open", e))?;
+        if let Err(e) = lock.try_lock() {
+            return Err(match e {
+                fs::TryLockError::WouldBlock => LedgerError::Failed(format!(
+                    "the ledger in {} is open in another process (is Custos running?)",
+                    dir.display()
+                )),
+                fs::TryLockError::Error(e) => io(&lock_path, "lock", e),
+            });
+        }
         let mut report = OpenReport::default();
         let (frontier, chain, tree) = recover(dir, origin, &mut report)?;
         let segments = segment_files(dir)?;
@@ -321,7 +341,7 @@ impl Ledger {
                 }
             })
             .map_err(|e| io(dir, "start ticker thread", e))?;
-        Ok((Self { tx, shared, origin: origin.to_owned(), dir: dir.to_path_buf() }, report))
+        Ok((Self { tx, shared, origin: origin.to_owned(), dir: dir.to_path_buf(), _lock: lock }, report))
     }
 
     /// Appends records; resolves with their indices once they are durable.

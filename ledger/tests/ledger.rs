@@ -201,8 +201,69 @@ async fn proofs_from_stored_hashes_match_and_verify() {
     };
     check(&l);
     l.close().await.expect("close");
+    drop(l);
     assert!(std::fs::read_dir(dir.path().join("segments")).expect("segments").count() > 10, "many segments");
     let l = open();
     check(&l);
     l.close().await.expect("close");
+}
+
+/// An evidence bundle verifies offline and fails after a change to any byte.
+#[tokio::test]
+async fn evidence_bundle_verifies_and_every_change_fails() {
+    use ledger::{Bundle, BundleRecord, Snapshot, verify_bundle, write_bundle};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = NoteSigner::generate(ORIGIN).expect("key").encode();
+    write(dir.path(), NoteSigner::parse(&key).expect("key"), &[records(30, "a"), records(25, "b")]).await;
+    let snap = Snapshot::open(dir.path()).expect("snapshot");
+    let (note, cp) = snap.latest_checkpoint().expect("signed");
+    assert_eq!(cp.size, snap.size());
+    let picked: Vec<BundleRecord> = [1u64, 7, 30, 54]
+        .iter()
+        .map(|i| BundleRecord {
+            index: *i,
+            record_text: String::from_utf8(snap.record(*i).expect("record")).expect("utf-8"),
+            inclusion_proof: snap.inclusion_proof(*i, cp.size).expect("proof").iter().map(hex::encode).collect(),
+        })
+        .collect();
+    let bundle = Bundle {
+        checkpoint: note,
+        keys: snap.keys().to_owned(),
+        records: picked,
+        selection: serde_json::json!({"indices": [1, 7, 30, 54]}),
+        report_html: "<html><body>4 records</body></html>".into(),
+    };
+    let bytes = write_bundle(&bundle, &NoteSigner::parse(&key).expect("key")).expect("bundle");
+    let report = verify_bundle(&bytes, None).expect("verifies");
+    assert_eq!((report.records, report.tree_size), (4, 56));
+    assert_eq!(report.kinds.get("audit"), Some(&4));
+    // A pinned key that did not sign it is refused.
+    let other = NoteSigner::generate(ORIGIN).expect("key").verifier();
+    assert!(verify_bundle(&bytes, Some(&[other])).is_err());
+    // Every byte matters: headers, contents, padding.
+    let mut caught = 0;
+    for at in (0..bytes.len()).step_by((bytes.len() / 400).max(1)) {
+        let mut b = bytes.clone();
+        b[at] ^= 0x20;
+        assert!(verify_bundle(&b, None).is_err(), "a change at byte {at} of {} went unnoticed", bytes.len());
+        caught += 1;
+    }
+    assert!(caught >= 300, "{caught} positions");
+    assert!(verify_bundle(&bytes[..bytes.len() - 1], None).is_err(), "a cut bundle");
+}
+
+/// One writer at a time: a second open of the same ledger is refused while
+/// the first is alive, and allowed once it is gone.
+#[tokio::test]
+async fn a_second_writer_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = NoteSigner::generate(ORIGIN).expect("key").encode();
+    let open = || Ledger::open(dir.path(), ORIGIN, NoteSigner::parse(&key).expect("key"), LedgerOptions::default());
+    let (first, _) = open().expect("first");
+    let err = open().err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("open in another process"), "{err}");
+    first.close().await.expect("close");
+    drop(first);
+    let (again, _) = open().expect("after the first is gone");
+    again.close().await.expect("close");
 }

@@ -1,0 +1,92 @@
+//! A read-only view of a ledger directory — for exports and proofs from a
+//! process that is not the writer (the writer may be appending meanwhile; a
+//! half-written tail is simply not part of the view).
+
+use std::path::{Path, PathBuf};
+
+use crate::LedgerError;
+use crate::merkle::{Hash, inclusion_path, leaf_hash};
+use crate::note::Checkpoint;
+use crate::store::{FrameFault, VKEYS, read_checkpoint_notes, read_file, read_frames, segment_files};
+use crate::tree::TreeStore;
+
+pub struct Snapshot {
+    dir: PathBuf,
+    tree: TreeStore,
+    notes: Vec<String>,
+    keys: String,
+}
+
+impl Snapshot {
+    /// Reads the records' tree hashes, the signed checkpoints and the keys.
+    pub fn open(dir: &Path) -> Result<Self, LedgerError> {
+        let mut tree = TreeStore::default();
+        let segments = segment_files(dir)?;
+        for (i, (first, path)) in segments.iter().enumerate() {
+            if *first != tree.size() {
+                return Err(LedgerError::Corrupt {
+                    index: Some(tree.size()),
+                    what: format!("segment {} starts at index {first}", path.display()),
+                });
+            }
+            let bytes = read_file(path)?;
+            let (_, fault) = read_frames(&bytes, |at, payload| {
+                tree.push(leaf_hash(payload), *first, at as u64);
+                Ok(())
+            })?;
+            match fault {
+                None => {}
+                Some(FrameFault::Truncated) if i + 1 == segments.len() => {}
+                Some(f) => {
+                    return Err(LedgerError::Corrupt {
+                        index: Some(tree.size()),
+                        what: format!("{}: {f:?}", path.display()),
+                    });
+                }
+            }
+        }
+        let (notes, _, _) = read_checkpoint_notes(dir)?;
+        let keys_path = dir.join(VKEYS);
+        let keys = std::fs::read_to_string(&keys_path).map_err(|e| LedgerError::Io {
+            path: keys_path,
+            what: "read verifier keys".into(),
+            source: e,
+        })?;
+        Ok(Self { dir: dir.to_owned(), tree, notes, keys })
+    }
+
+    pub fn size(&self) -> u64 {
+        self.tree.size()
+    }
+
+    /// The newest signed checkpoint the records cover, with its parsed body.
+    pub fn latest_checkpoint(&self) -> Option<(String, Checkpoint)> {
+        self.notes.iter().rev().find_map(|n| {
+            let body = &n[..n.find("\n\n")? + 1];
+            let cp = Checkpoint::parse_body(body).ok()?;
+            (cp.size <= self.size()).then(|| (n.clone(), cp))
+        })
+    }
+
+    /// `keys.vkey` as written.
+    pub fn keys(&self) -> &str {
+        &self.keys
+    }
+
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, LedgerError> {
+        if size > self.size() {
+            return Err(LedgerError::Record(format!("the ledger has {} records, not {size}", self.size())));
+        }
+        let reader = self.tree.reader(&self.dir);
+        let proof = inclusion_path(&reader, index, size)
+            .ok_or_else(|| LedgerError::Record(format!("index {index} is not below size {size}")))?;
+        reader.finish(proof)
+    }
+
+    pub fn record(&self, index: u64) -> Result<Vec<u8>, LedgerError> {
+        if index >= self.size() {
+            return Err(LedgerError::Record(format!("no record {index}: the ledger has {}", self.size())));
+        }
+        self.tree.reader(&self.dir).record(index)
+    }
+}
