@@ -286,6 +286,8 @@ impl Custos {
             ));
         }
         let signer = load_or_create_key(&data_dir, &cfg.ledger.origin)?;
+        // A second handle on the key signs evidence bundle manifests.
+        let bundle_signer = NoteSigner::parse(&signer.encode())?;
         let ledger_dir = data_dir.join("ledger");
         let (ledger, report) = Ledger::open(&ledger_dir, &cfg.ledger.origin, signer, LedgerOptions::default())?;
         let ledger = Arc::new(ledger);
@@ -392,7 +394,8 @@ impl Custos {
                 push,
                 stats.clone(),
                 rules.clone(),
-            );
+            )
+            .with_evidence(ledger_dir.clone(), bundle_signer);
             let listener = tokio::net::TcpListener::bind(cfg.http.listen)
                 .await
                 .map_err(|source| Error::Http { addr: cfg.http.listen, source })?;

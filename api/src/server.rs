@@ -40,6 +40,8 @@ pub enum Permission {
     ManageRules,
     /// Move incidents through their states.
     HandleIncidents,
+    /// Export evidence bundles.
+    ExportEvidence,
 }
 
 /// The permission table: which role may do what.
@@ -48,7 +50,7 @@ pub fn permits(role: Role, p: Permission) -> bool {
     match role {
         Role::Admin => true,
         Role::SocAnalyst => matches!(p, ReadIncidents | ReadEvents | ReadLedger | HandleAlarms | HandleIncidents),
-        Role::QualityReviewer | Role::Auditor => matches!(p, ReadIncidents | ReadEvents | ReadLedger),
+        Role::QualityReviewer | Role::Auditor => matches!(p, ReadIncidents | ReadEvents | ReadLedger | ExportEvidence),
         Role::ControlRoom => matches!(p, ReadIncidents | HandleAlarms),
         Role::Collector => matches!(p, Ingest),
     }
@@ -97,6 +99,8 @@ struct Inner {
     push: HashMap<String, Format>,
     stats: Arc<PipelineStats>,
     rules: RulesReload,
+    /// The ledger directory and the key that signs bundle manifests.
+    evidence: Option<(std::path::PathBuf, Arc<ledger::NoteSigner>)>,
 }
 
 #[derive(Clone)]
@@ -112,7 +116,15 @@ impl AppState {
         stats: Arc<PipelineStats>,
         rules: RulesReload,
     ) -> Self {
-        Self(Arc::new(Inner { views, ledger, tokens, raw, push, stats, rules }))
+        Self(Arc::new(Inner { views, ledger, tokens, raw, push, stats, rules, evidence: None }))
+    }
+
+    /// Enables evidence exports from the ledger in `ledger_dir`.
+    pub fn with_evidence(mut self, ledger_dir: std::path::PathBuf, signer: ledger::NoteSigner) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            inner.evidence = Some((ledger_dir, Arc::new(signer)));
+        }
+        self
     }
 }
 
@@ -157,6 +169,7 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/api/v1/ledger/checkpoint", get(checkpoint))
         .route("/api/v1/ledger/records/{index}", get(ledger_record))
         .route("/api/v1/ledger/proof/consistency", get(consistency_proof))
+        .route("/api/v1/evidence/exports", post(export_evidence))
         .route("/api/v1/ingest/{source}", post(ingest_push))
         .route("/api/v1/rules/reload", post(reload_rules))
         .route("/api/v1/alarms", get(list_alarms))
@@ -323,6 +336,33 @@ fn signed_checkpoint(s: &AppState) -> Result<(String, u64), ApiError> {
 
 fn hexes(hashes: &[[u8; 32]]) -> Vec<String> {
     hashes.iter().map(hex::encode).collect()
+}
+
+/// `POST /api/v1/evidence/exports`: a bundle of the selected records with
+/// their proofs (`application/x-tar`); the export is an `audit` record.
+async fn export_evidence(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    caller.require(Permission::ExportEvidence)?;
+    let sel: crate::evidence::Selection =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+    let (dir, signer) = s.0.evidence.clone().ok_or_else(|| ApiError::unavailable("evidence export is not enabled"))?;
+    let by = caller.0.name.clone();
+    let (sel2, by2) = (sel.clone(), by.clone());
+    let export = tokio::task::spawn_blocking(move || crate::evidence::export(&dir, &sel2, &by2, &signer))
+        .await
+        .map_err(|_| ApiError::unavailable("the export stopped"))?
+        .map_err(ApiError::bad_request)?;
+    let details = json!({"from": sel.from, "to": sel.to, "asset": sel.asset, "incident": sel.incident,
+                         "records": export.records, "tree_size": export.tree_size, "sha256": export.sha256});
+    audit(&s, &caller.0, "evidence.export", "", details).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-tar".to_owned()),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"custos-evidence.tar\"".to_owned()),
+            (header::HeaderName::from_static("x-custos-sha256"), export.sha256),
+        ],
+        export.bytes,
+    )
+        .into_response())
 }
 
 /// A ledger record with its inclusion proof against the latest signed

@@ -32,10 +32,11 @@ const ROLES: [Role; 6] =
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let origin = "custos.test/ledger";
+    let key = NoteSigner::generate(origin).expect("key").encode();
     let (ledger, _) = Ledger::open(
         &dir.path().join("ledger"),
         origin,
-        NoteSigner::generate(origin).expect("key"),
+        NoteSigner::parse(&key).expect("key"),
         LedgerOptions::default(),
     )
     .expect("ledger");
@@ -62,7 +63,8 @@ async fn fixture() -> Fixture {
         [("badge".to_owned(), Format::BadgeJson)].into(),
         Arc::new(PipelineStats::default()),
         rules,
-    );
+    )
+    .with_evidence(dir.path().join("ledger"), NoteSigner::parse(&key).expect("key"));
     Fixture {
         app: router(state, 1024),
         views,
@@ -343,4 +345,46 @@ async fn ledger_records_and_proofs_verify_offline() {
     }
     let cr = Some(f.tokens[&Role::ControlRoom].as_str());
     assert_eq!(call(&f.app, "GET", "/api/v1/ledger/records/1", cr, "").await.0, StatusCode::FORBIDDEN);
+}
+
+/// Quality reviewers export bundles through the API; the bundle verifies
+/// offline and the export is an audit record.
+#[tokio::test]
+async fn evidence_export_through_the_api() {
+    let f = fixture().await;
+    let recs: Vec<Vec<u8>> = (0..10)
+        .map(|i| {
+            ledger::record::encode(ledger::RecordKind::Audit, 1_795_687_200_000 + i, &serde_json::json!({"n": i}))
+                .expect("record")
+        })
+        .collect();
+    f.ledger.append(recs).await.expect("append");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while f.ledger.latest_checkpoint().is_none_or(|n| !n.contains("\n11\n")) {
+        assert!(std::time::Instant::now() < until, "no checkpoint of size 11");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let qr = f.tokens[&Role::QualityReviewer].as_str();
+    let body = r#"{"from":"2026-11-26T10:00:00Z","to":"2026-11-26T10:00:00.004Z"}"#;
+    let mut req = Request::builder().method("POST").uri("/api/v1/evidence/exports");
+    req = req.header("authorization", format!("Bearer {qr}"));
+    let resp = f.app.clone().oneshot(req.body(Body::from(body)).expect("request")).await.expect("response");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "application/x-tar");
+    let before = f.ledger.size();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    let report = ledger::verify_bundle(&bytes, None).expect("the bundle verifies offline");
+    assert_eq!(report.records, 5, "records ledgered in the 5 ms asked for");
+    assert!(before >= 12, "the export is an audit record");
+    for (role, body, status) in [
+        (Role::ControlRoom, body, StatusCode::FORBIDDEN),
+        (Role::QualityReviewer, r#"{"from":"yesterday","to":"2026-11-26T10:00:00Z"}"#, StatusCode::BAD_REQUEST),
+        (Role::QualityReviewer, r#"{"from":"2026-11-26T10:00:00Z"}"#, StatusCode::BAD_REQUEST),
+    ] {
+        assert_eq!(
+            call(&f.app, "POST", "/api/v1/evidence/exports", Some(&f.tokens[&role]), body).await.0,
+            status,
+            "{role:?} {body}"
+        );
+    }
 }
