@@ -50,6 +50,16 @@ fn summary(kind: &str, data: &Value) -> String {
             data["reason"].as_str().map(|r| format!(": {r}")).unwrap_or_default()
         ),
         "deadletter" => format!("could not be read: {}", s("reason")),
+        "signature" => format!(
+            "{} by {} ({}) at {}: {} — signs record {} (SHA-256 {})",
+            s("meaning"),
+            s("printed_name"),
+            s("signer"),
+            s("time"),
+            s("reason"),
+            data["record_index"],
+            s("record_sha256")
+        ),
         other => other.to_owned(),
     }
 }

@@ -1,6 +1,7 @@
 //! The `custos` service: configuration, the pipeline that composes ingest,
 //! ledger and correlation, the HTTP API, and the demo plant.
 
+pub mod accounts;
 pub mod alarms;
 pub mod auth;
 pub mod bench;

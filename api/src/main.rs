@@ -125,6 +125,19 @@ enum Command {
         #[arg(long)]
         normalize: bool,
     },
+    /// People who sign: `custos user add NAME --role ROLE --printed-name "…"`
+    /// reads the password from standard input and prints the person's API token.
+    User {
+        /// `add` (or replace).
+        action: String,
+        name: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        printed_name: String,
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
     /// Evidence bundles for inspections.
     Evidence {
         #[command(subcommand)]
@@ -161,6 +174,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Verify { path, key } => return verify(&path, key.as_deref()),
+        Command::User { action, name, role, printed_name, data_dir } => {
+            user(&action, &name, &role, &printed_name, &data_dir)
+        }
         Command::Evidence { action: EvidenceAction::Export { data_dir, from, to, asset, incident, out } } => {
             let sel = custos::evidence::Selection { from, to, asset, incident };
             runtime().and_then(|rt| rt.block_on(evidence_export(&data_dir, &sel, &out)))
@@ -438,6 +454,26 @@ async fn bench(
         let (rss0, rss1) = (steady[0].rss_mib, steady[steady.len() - 1].rss_mib);
         println!("sustained: mean {mean:.0} records/s, min {min:.0}; rss {rss0:.1} → {rss1:.1} MiB");
     }
+    Ok(())
+}
+
+/// `custos user add`: the account (argon2 password hash) and an API token.
+fn user(action: &str, name: &str, role: &str, printed_name: &str, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    anyhow::ensure!(action == "add", "user {action:?}: say add");
+    let role: custos::auth::Role =
+        serde_json::from_value(serde_json::Value::String(role.to_owned())).map_err(|_| {
+            anyhow::anyhow!("--role {role:?}: admin, soc_analyst, quality_reviewer, auditor, control_room or collector")
+        })?;
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password).context("read the password from standard input")?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    std::fs::create_dir_all(data_dir).with_context(|| format!("create {}", data_dir.display()))?;
+    let accounts = custos::accounts::AccountStore::open(data_dir.join("accounts.json"))?;
+    accounts.set(name, printed_name, role, password)?;
+    let tokens = custos::auth::TokenStore::open(data_dir.join("tokens.json"))?;
+    let token = tokens.issue(name, role)?;
+    println!("{token}");
+    eprintln!("account {name} ({printed_name}, {role:?}) saved; the line above is the API token (shown once)");
     Ok(())
 }
 

@@ -334,6 +334,10 @@ impl Custos {
         let positions = open_positions(&data_dir)?;
         let tokens =
             Arc::new(TokenStore::open(data_dir.join("tokens.json")).map_err(Error::io("open tokens", &data_dir))?);
+        let accounts = Arc::new(
+            crate::accounts::AccountStore::open(data_dir.join("accounts.json"))
+                .map_err(Error::io("open accounts", &data_dir))?,
+        );
         let stats = Arc::new(PipelineStats::default());
         let (stop, stop_rx) = watch::channel(false);
         // On a durable bus the stages stop on the signal; on the embedded bus they drain.
@@ -395,7 +399,8 @@ impl Custos {
                 stats.clone(),
                 rules.clone(),
             )
-            .with_evidence(ledger_dir.clone(), bundle_signer);
+            .with_evidence(ledger_dir.clone(), bundle_signer)
+            .with_accounts(accounts.clone());
             let listener = tokio::net::TcpListener::bind(cfg.http.listen)
                 .await
                 .map_err(|source| Error::Http { addr: cfg.http.listen, source })?;

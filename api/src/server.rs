@@ -42,6 +42,8 @@ pub enum Permission {
     HandleIncidents,
     /// Export evidence bundles.
     ExportEvidence,
+    /// Sign records (e-signatures).
+    Sign,
 }
 
 /// The permission table: which role may do what.
@@ -50,7 +52,8 @@ pub fn permits(role: Role, p: Permission) -> bool {
     match role {
         Role::Admin => true,
         Role::SocAnalyst => matches!(p, ReadIncidents | ReadEvents | ReadLedger | HandleAlarms | HandleIncidents),
-        Role::QualityReviewer | Role::Auditor => matches!(p, ReadIncidents | ReadEvents | ReadLedger | ExportEvidence),
+        Role::QualityReviewer => matches!(p, ReadIncidents | ReadEvents | ReadLedger | ExportEvidence | Sign),
+        Role::Auditor => matches!(p, ReadIncidents | ReadEvents | ReadLedger | ExportEvidence),
         Role::ControlRoom => matches!(p, ReadIncidents | HandleAlarms),
         Role::Collector => matches!(p, Ingest),
     }
@@ -101,6 +104,8 @@ struct Inner {
     rules: RulesReload,
     /// The ledger directory and the key that signs bundle manifests.
     evidence: Option<(std::path::PathBuf, Arc<ledger::NoteSigner>)>,
+    /// People's accounts, for e-signatures.
+    accounts: Option<Arc<crate::accounts::AccountStore>>,
 }
 
 #[derive(Clone)]
@@ -116,7 +121,15 @@ impl AppState {
         stats: Arc<PipelineStats>,
         rules: RulesReload,
     ) -> Self {
-        Self(Arc::new(Inner { views, ledger, tokens, raw, push, stats, rules, evidence: None }))
+        Self(Arc::new(Inner { views, ledger, tokens, raw, push, stats, rules, evidence: None, accounts: None }))
+    }
+
+    /// Enables e-signatures against these accounts.
+    pub fn with_accounts(mut self, accounts: Arc<crate::accounts::AccountStore>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            inner.accounts = Some(accounts);
+        }
+        self
     }
 
     /// Enables evidence exports from the ledger in `ledger_dir`.
@@ -170,6 +183,7 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/api/v1/ledger/records/{index}", get(ledger_record))
         .route("/api/v1/ledger/proof/consistency", get(consistency_proof))
         .route("/api/v1/evidence/exports", post(export_evidence))
+        .route("/api/v1/signatures", post(sign_record))
         .route("/api/v1/ingest/{source}", post(ingest_push))
         .route("/api/v1/rules/reload", post(reload_rules))
         .route("/api/v1/alarms", get(list_alarms))
@@ -336,6 +350,64 @@ fn signed_checkpoint(s: &AppState) -> Result<(String, u64), ApiError> {
 
 fn hexes(hashes: &[[u8; 32]]) -> Vec<String> {
     hashes.iter().map(hex::encode).collect()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignRequest {
+    record_index: u64,
+    /// reviewed, approved or responsible.
+    meaning: String,
+    reason: String,
+    /// Entered again for each signature (21 CFR Part 11 §11.200(a)).
+    password: String,
+}
+
+/// An e-signature over a ledger record: the signer's password again, then a
+/// `signature` record with the printed name, meaning, time, reason and the
+/// signed record's index and SHA-256.
+async fn sign_record(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Sign)?;
+    let req: SignRequest = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+    if !matches!(req.meaning.as_str(), "reviewed" | "approved" | "responsible") {
+        return Err(ApiError::bad_request("meaning is reviewed, approved or responsible"));
+    }
+    if req.reason.trim().is_empty() {
+        return Err(ApiError::bad_request("reason is required"));
+    }
+    let accounts = s.0.accounts.clone().ok_or_else(|| ApiError::unavailable("e-signatures are not enabled"))?;
+    let now = now_millis();
+    let (name, password) = (caller.0.name.clone(), req.password.clone());
+    let checked = tokio::task::spawn_blocking(move || accounts.check(&name, &password, now))
+        .await
+        .map_err(|_| ApiError::unavailable("the password check stopped"))?;
+    let account = match checked {
+        Ok(a) => a,
+        Err(e) => {
+            let details = json!({"record_index": req.record_index, "meaning": req.meaning, "why": e.to_string()});
+            audit(&s, &caller.0, "signature.refused", &req.reason, details).await?;
+            return Err(match e {
+                crate::accounts::PasswordError::Locked => ApiError::new(StatusCode::FORBIDDEN, "locked", e.to_string()),
+                crate::accounts::PasswordError::NoAccount(_) => {
+                    ApiError::new(StatusCode::FORBIDDEN, "no_account", "this token's holder has no signing account")
+                }
+                _ => ApiError::new(StatusCode::UNAUTHORIZED, "bad_password", "the password is not right"),
+            });
+        }
+    };
+    let signed =
+        s.0.ledger
+            .record(req.record_index)
+            .map_err(|_| ApiError::not_found(format!("no record {}", req.record_index)))?;
+    let data = json!({
+        "signer": account.name, "printed_name": account.printed_name, "meaning": req.meaning,
+        "time": format_rfc3339(now), "reason": req.reason,
+        "record_index": req.record_index, "record_sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&signed)),
+    });
+    let rec = ledger::record::encode(ledger::RecordKind::Signature, now, &data)
+        .map_err(|_| ApiError::unavailable("cannot record the signature"))?;
+    let range = s.0.ledger.append(vec![rec]).await.map_err(|_| ApiError::unavailable("the ledger is not writable"))?;
+    Ok(Json(json!({"signature_index": range.start, "signature": data})))
 }
 
 /// `POST /api/v1/evidence/exports`: a bundle of the selected records with

@@ -48,6 +48,9 @@ async fn fixture() -> Fixture {
     let issued = ROLES.iter().map(|r| (*r, tokens.issue(&format!("{r:?}"), *r).expect("issue"))).collect();
     let bus = EmbeddedBus::new(8);
     let ledger = Arc::new(ledger);
+    // The quality reviewer's token belongs to a person who can sign.
+    let accounts = Arc::new(custos::accounts::AccountStore::open(dir.path().join("accounts.json")).expect("accounts"));
+    accounts.set("QualityReviewer", "Quinn Adams", Role::QualityReviewer, "correct horse battery").expect("account");
     // The engine's side of rule reloads: this one refuses every set.
     let (rules, mut reloads) = custos::rules::RulesReload::channel();
     tokio::spawn(async move {
@@ -64,7 +67,8 @@ async fn fixture() -> Fixture {
         Arc::new(PipelineStats::default()),
         rules,
     )
-    .with_evidence(dir.path().join("ledger"), NoteSigner::parse(&key).expect("key"));
+    .with_evidence(dir.path().join("ledger"), NoteSigner::parse(&key).expect("key"))
+    .with_accounts(accounts);
     Fixture {
         app: router(state, 1024),
         views,
@@ -386,5 +390,43 @@ async fn evidence_export_through_the_api() {
             status,
             "{role:?} {body}"
         );
+    }
+}
+
+/// An e-signature needs the signer's password again; it is a `signature`
+/// record naming the printed name, meaning, time, reason and the signed
+/// record's index and hash. Wrong passwords are refused and audited.
+#[tokio::test]
+async fn e_signatures_need_the_password_and_are_ledgered() {
+    let f = fixture().await;
+    let rec =
+        ledger::record::encode(ledger::RecordKind::Audit, 1, &serde_json::json!({"batch": "B-42"})).expect("record");
+    let signed_index = f.ledger.append(vec![rec.clone()]).await.expect("append").start;
+    let qr = Some(f.tokens[&Role::QualityReviewer].as_str());
+    let body = |meaning: &str, password: &str| {
+        format!(
+            r#"{{"record_index":{signed_index},"meaning":"{meaning}","reason":"batch record reviewed","password":"{password}"}}"#
+        )
+    };
+    let before = f.ledger.size();
+    let (s, b) = call(&f.app, "POST", "/api/v1/signatures", qr, &body("approved", "wrong password!!")).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("bad_password")));
+    assert_eq!(f.ledger.size(), before + 1, "the refusal is audited");
+    assert_eq!(
+        call(&f.app, "POST", "/api/v1/signatures", qr, &body("liked", "correct horse battery")).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let (s, b) = call(&f.app, "POST", "/api/v1/signatures", qr, &body("approved", "correct horse battery")).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["signature"]["printed_name"], "Quinn Adams");
+    assert_eq!(b["signature"]["meaning"], "approved");
+    assert_eq!(b["signature"]["record_index"], signed_index);
+    assert_eq!(b["signature"]["record_sha256"], hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&rec)));
+    let index = b["signature_index"].as_u64().expect("index");
+    let stored = f.ledger.record(index).expect("signature record");
+    assert!(String::from_utf8_lossy(&stored).contains(r#""kind":"signature""#));
+    for (role, code) in [(Role::Auditor, "forbidden"), (Role::SocAnalyst, "forbidden"), (Role::Admin, "no_account")] {
+        let (s, b) = call(&f.app, "POST", "/api/v1/signatures", Some(&f.tokens[&role]), &body("reviewed", "x")).await;
+        assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some(code)), "{role:?}");
     }
 }
