@@ -100,6 +100,11 @@ impl AccountStore {
         self.save(&map)
     }
 
+    /// The printed name of `name`'s account, if there is one.
+    pub fn printed_name(&self, name: &str) -> Option<String> {
+        self.accounts.read().unwrap_or_else(|e| e.into_inner()).get(name).map(|a| a.printed_name.clone())
+    }
+
     /// Checks `password` for `name` at `now`; counts failures and locks.
     pub fn check(&self, name: &str, password: &str, now: i64) -> Result<Account, PasswordError> {
         let mut map = self.accounts.write().unwrap_or_else(|e| e.into_inner());

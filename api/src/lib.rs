@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod alarms;
+pub mod audit;
 pub mod auth;
 pub mod bench;
 pub mod config;

@@ -493,15 +493,18 @@ async fn evidence_export(
     let by = std::env::var("USER").unwrap_or_else(|_| "command line".into());
     let export = custos::evidence::export(&ledger_dir, sel, &by, &signer).map_err(|e| anyhow::anyhow!(e))?;
     std::fs::write(out, &export.bytes).with_context(|| format!("write {}", out.display()))?;
-    let audit = serde_json::json!({
-        "actor": by, "action": "evidence.export",
-        "details": {"from": sel.from, "to": sel.to, "asset": sel.asset, "incident": sel.incident,
+    let details = serde_json::json!({"from": sel.from, "to": sel.to, "asset": sel.asset, "incident": sel.incident,
                     "records": export.records, "tree_size": export.tree_size, "sha256": export.sha256,
-                    "file": out.display().to_string()},
-    });
-    ledger
-        .append(vec![ledger::record::encode(ledger::RecordKind::Audit, ingest::source::now_millis(), &audit)?])
-        .await?;
+                    "file": out.display().to_string()});
+    let entry = custos::audit::Entry {
+        actor: &by,
+        printed_name: None,
+        role: None,
+        action: "evidence.export",
+        reason: "",
+        details,
+    };
+    ledger.append(vec![custos::audit::encode(&entry)?]).await?;
     ledger.close().await?;
     println!(
         "{}: {} records with inclusion proofs against the signed tree of size {}; sha256 {}",

@@ -485,8 +485,7 @@ impl Custos {
 
 /// An `audit` record of an action Custos took itself.
 fn system_audit(action: &str, details: serde_json::Value) -> Result<Vec<u8>, Error> {
-    let data = serde_json::json!({"actor": "system", "action": action, "details": details});
-    Ok(record::encode(RecordKind::Audit, now_millis(), &data)?)
+    Ok(crate::audit::system(action, details)?)
 }
 
 /// Resolves when `stop` is signalled; never without one.
@@ -662,13 +661,12 @@ async fn ledger_batch(
 /// Loads the configured rules; swaps them in only when the whole set is good.
 async fn reload_rules(r: ReloadRequest, engine: &mut Engine, sinks: &EvidenceSinks) -> Result<(), Error> {
     let outcome = engine.load_rules();
-    let audit = match &outcome {
-        Ok(set) => serde_json::json!({"actor": r.by, "action": "rules.reload", "details": {"rules": set.rules.len()}}),
-        Err(errors) => {
-            serde_json::json!({"actor": r.by, "action": "rules.reload.refused", "details": {"errors": errors}})
-        }
+    let (action, details) = match &outcome {
+        Ok(set) => ("rules.reload", serde_json::json!({"rules": set.rules.len()})),
+        Err(errors) => ("rules.reload.refused", serde_json::json!({"errors": errors})),
     };
-    sinks.ledger.append(vec![record::encode(RecordKind::Audit, now_millis(), &audit)?]).await?;
+    let entry = crate::audit::Entry { actor: &r.by, printed_name: None, role: None, action, reason: "", details };
+    sinks.ledger.append(vec![crate::audit::encode(&entry)?]).await?;
     let reply = outcome.map(|set| {
         let n = set.rules.len();
         engine.replace_rules(set);

@@ -567,12 +567,14 @@ async fn transition_incident(
     };
     let records = [
         ledger::record::encode(ledger::RecordKind::Incident, now, &inc),
-        ledger::record::encode(
-            ledger::RecordKind::Audit,
-            now,
-            &json!({"actor": caller.0.name, "role": caller.0.role, "action": "incident.transition", "reason": req.reason,
-                    "details": {"incident": id, "from": from.as_str(), "to": to.as_str()}}),
-        ),
+        crate::audit::encode(&crate::audit::Entry {
+            actor: &caller.0.name,
+            printed_name: s.0.accounts.as_ref().and_then(|a| a.printed_name(&caller.0.name)).as_deref(),
+            role: Some(caller.0.role),
+            action: "incident.transition",
+            reason: &req.reason,
+            details: json!({"incident": id, "from": from.as_str(), "to": to.as_str()}),
+        }),
     ]
     .into_iter()
     .collect::<Result<Vec<_>, _>>()
@@ -616,9 +618,16 @@ fn json_body(body: &Bytes) -> Result<AlarmAction, ApiError> {
 
 /// Ledgers a person's action as an `audit` record: who, what, when, why.
 async fn audit(s: &AppState, who: &Principal, action: &str, reason: &str, details: Value) -> Result<u64, ApiError> {
-    let data = json!({"actor": who.name, "role": who.role, "action": action, "reason": reason, "details": details});
-    let rec = ledger::record::encode(ledger::RecordKind::Audit, now_millis(), &data)
-        .map_err(|_| ApiError::unavailable("cannot record the action"))?;
+    let printed = s.0.accounts.as_ref().and_then(|a| a.printed_name(&who.name));
+    let entry = crate::audit::Entry {
+        actor: &who.name,
+        printed_name: printed.as_deref(),
+        role: Some(who.role),
+        action,
+        reason,
+        details,
+    };
+    let rec = crate::audit::encode(&entry).map_err(|_| ApiError::unavailable("cannot record the action"))?;
     let range = s.0.ledger.append(vec![rec]).await.map_err(|_| ApiError::unavailable("the ledger is not writable"))?;
     Ok(range.start)
 }

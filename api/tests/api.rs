@@ -430,3 +430,23 @@ async fn e_signatures_need_the_password_and_are_ledgered() {
         assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some(code)), "{role:?}");
     }
 }
+
+/// Audit records name the printed name of people with accounts, the server
+/// time and the clock it came from.
+#[tokio::test]
+async fn audit_records_carry_printed_name_and_clock() {
+    let f = fixture().await;
+    let rec = ledger::record::encode(ledger::RecordKind::Audit, 1, &serde_json::json!({"x": 1})).expect("record");
+    let i = f.ledger.append(vec![rec]).await.expect("append").start;
+    let qr = Some(f.tokens[&Role::QualityReviewer].as_str());
+    let body = format!(r#"{{"record_index":{i},"meaning":"reviewed","reason":"r","password":"not it at all"}}"#);
+    assert_eq!(call(&f.app, "POST", "/api/v1/signatures", qr, &body).await.0, StatusCode::UNAUTHORIZED);
+    let audit = f.ledger.record(f.ledger.size() - 1).expect("audit record");
+    let v: Value = serde_json::from_slice(&audit).expect("json");
+    assert_eq!(v["kind"], "audit");
+    assert_eq!(v["data"]["action"], "signature.refused");
+    assert_eq!(v["data"]["printed_name"], "Quinn Adams");
+    assert_eq!(v["data"]["role"], "quality_reviewer");
+    assert_eq!(v["data"]["clock"]["source"], "system clock, UTC");
+    assert!(v["data"]["time"].as_str().is_some_and(|t| t.ends_with('Z')), "{v}");
+}

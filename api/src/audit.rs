@@ -1,0 +1,48 @@
+//! `audit` records (EU GMP Annex 11 §9, 21 CFR Part 11 §11.10(e)): who — with
+//! the printed name when the actor has an account —, what, when — server
+//! time, with the clock it came from and whether that clock is known to be
+//! synchronised —, why, and the details (old → new where something changed).
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::auth::Role;
+
+/// One audited action.
+pub struct Entry<'a> {
+    pub actor: &'a str,
+    pub printed_name: Option<&'a str>,
+    pub role: Option<Role>,
+    pub action: &'a str,
+    pub reason: &'a str,
+    pub details: Value,
+}
+
+/// The clock the time came from. `synchronized` is true when systemd-timesyncd
+/// reports synchronisation, and null when this cannot be known here.
+pub fn clock() -> Value {
+    let synced = Path::new("/run/systemd/timesync/synchronized").exists().then_some(true);
+    json!({"source": "system clock, UTC", "synchronized": synced})
+}
+
+/// The canonical bytes of the `audit` record for `e`, made now.
+pub fn encode(e: &Entry<'_>) -> Result<Vec<u8>, ledger::LedgerError> {
+    let now = ingest::source::now_millis();
+    let data = json!({
+        "actor": e.actor,
+        "printed_name": e.printed_name,
+        "role": e.role,
+        "action": e.action,
+        "reason": e.reason,
+        "time": ingest::time::format_rfc3339(now),
+        "clock": clock(),
+        "details": e.details,
+    });
+    ledger::record::encode(ledger::RecordKind::Audit, now, &data)
+}
+
+/// An action Custos took itself.
+pub fn system(action: &str, details: Value) -> Result<Vec<u8>, ledger::LedgerError> {
+    encode(&Entry { actor: "system", printed_name: None, role: None, action, reason: "", details })
+}
