@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use custos::config::Roles;
 use custos::demo::{self, DemoOptions};
 use custos::{Config, Custos, IngestNode};
-use ledger::{NoteSigner, VerifierKey, verify_dir};
+use ledger::{NoteSigner, VerifierKey};
 
 /// Custos allocates many small values per record (an event's fields); mimalloc
 /// serves them faster than the system allocator (measured in the parser benches).
@@ -558,7 +558,25 @@ fn verify(path: &std::path::Path, key: Option<&str>) -> ExitCode {
             }
         };
     }
-    match verify_dir(path, trusted.as_deref()) {
+    // A progress line on a terminal; nothing when the output is a pipe or a file.
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let started = std::time::Instant::now();
+    let mut last = started;
+    let mut progress = |done: u64, total: u64| {
+        if tty && (last.elapsed().as_millis() >= 500 || done == total) {
+            last = std::time::Instant::now();
+            let pct = if total == 0 { 100.0 } else { done as f64 * 100.0 / total as f64 };
+            eprint!(
+                "\rverifying: {pct:5.1} % of {:.1} MiB, {:.0} s",
+                total as f64 / 1_048_576.0,
+                started.elapsed().as_secs_f64()
+            );
+            if done == total {
+                eprintln!();
+            }
+        }
+    };
+    match ledger::verify_dir_with_progress(path, trusted.as_deref(), &mut progress) {
         Ok(r) => {
             println!("OK: {} records, {} signed checkpoints, origin {}", r.records, r.checkpoints, r.origin);
             for (kind, n) in &r.kinds {

@@ -40,6 +40,16 @@ fn corrupt(index: Option<u64>, what: impl Into<String>) -> LedgerError {
 /// one of those keys; without, by the keys listed in the ledger, which must
 /// each be introduced by a `key` record.
 pub fn verify_dir(dir: &Path, trusted: Option<&[VerifierKey]>) -> Result<VerifyReport, LedgerError> {
+    verify_dir_with_progress(dir, trusted, &mut |_, _| {})
+}
+
+/// [`verify_dir`], calling `progress(segment bytes checked, segment bytes in
+/// all)` after each segment, for a progress display on large ledgers.
+pub fn verify_dir_with_progress(
+    dir: &Path,
+    trusted: Option<&[VerifierKey]>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<VerifyReport, LedgerError> {
     let listed = read_vkeys(dir)?;
     let (notes, _, fault) = read_checkpoint_notes(dir)?;
     if let Some(f) = fault {
@@ -76,6 +86,8 @@ pub fn verify_dir(dir: &Path, trusted: Option<&[VerifierKey]>) -> Result<VerifyR
         *slot = Some((frontier.root(), chain));
     }
     let segments = segment_files(dir)?;
+    let total: u64 = segments.iter().map(|(_, p)| std::fs::metadata(p).map_or(0, |m| m.len())).sum();
+    let mut done = 0u64;
     for (first, path) in &segments {
         if *first != frontier.size() {
             return Err(corrupt(
@@ -116,6 +128,8 @@ pub fn verify_dir(dir: &Path, trusted: Option<&[VerifierKey]>) -> Result<VerifyR
             };
             return Err(corrupt(Some(frontier.size()), format!("{} at byte {end}: {why}", path.display())));
         }
+        done += bytes.len() as u64;
+        progress(done, total);
     }
     // Keys: the listed ones must each be introduced in the log itself.
     if let Some(k) = listed.iter().find(|k| !introduced.contains(&k.encode())) {
