@@ -59,6 +59,13 @@ impl Frontier {
     }
 
     pub fn push(&mut self, leaf: Hash) {
+        self.push_observed(leaf, |_, _| {});
+    }
+
+    /// `push`, telling `completed(height, hash)` of every perfect subtree the
+    /// leaf completes (the stored tree hashes reuse these instead of hashing
+    /// the same nodes again).
+    pub fn push_observed(&mut self, leaf: Hash, mut completed: impl FnMut(u32, &Hash)) {
         let mut cur = (0u32, leaf);
         while let Some(&(h, left)) = self.peaks.last() {
             if h != cur.0 {
@@ -66,6 +73,7 @@ impl Frontier {
             }
             self.peaks.pop();
             cur = (h + 1, node_hash(&left, &cur.1));
+            completed(cur.0, &cur.1);
         }
         self.peaks.push(cur);
         self.size += 1;

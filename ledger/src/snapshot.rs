@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::LedgerError;
-use crate::merkle::{Hash, inclusion_path, leaf_hash};
+use crate::merkle::{Frontier, Hash, inclusion_path, leaf_hash};
 use crate::note::Checkpoint;
 use crate::store::{FrameFault, VKEYS, read_checkpoint_notes, read_file, read_frames, segment_files};
 use crate::tree::TreeStore;
@@ -21,6 +21,9 @@ impl Snapshot {
     /// Reads the records' tree hashes, the signed checkpoints and the keys.
     pub fn open(dir: &Path) -> Result<Self, LedgerError> {
         let mut tree = TreeStore::default();
+        // The frontier's merges are the subtree hashes the tree store keeps.
+        let mut frontier = Frontier::default();
+        let mut completed = Vec::new();
         let segments = segment_files(dir)?;
         for (i, (first, path)) in segments.iter().enumerate() {
             if *first != tree.size() {
@@ -31,7 +34,10 @@ impl Snapshot {
             }
             let bytes = read_file(path)?;
             let (_, fault) = read_frames(&bytes, |at, payload| {
-                tree.push(leaf_hash(payload), *first, at as u64);
+                let leaf = leaf_hash(payload);
+                completed.clear();
+                frontier.push_observed(leaf, |h, x| completed.push((h, *x)));
+                tree.push(leaf, *first, at as u64, &completed);
                 Ok(())
             })?;
             match fault {

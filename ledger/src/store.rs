@@ -466,11 +466,13 @@ fn recover(dir: &Path, origin: &str, report: &mut OpenReport) -> Result<(Frontie
             });
         }
         let bytes = read_file(path)?;
+        let mut completed = Vec::new();
         let (end, fault) = read_frames(&bytes, |at, payload| {
             let leaf = leaf_hash(payload);
             chain = chain_next(&chain, &leaf);
-            frontier.push(leaf);
-            tree.push(leaf, *first, at as u64);
+            completed.clear();
+            frontier.push_observed(leaf, |h, x| completed.push((h, *x)));
+            tree.push(leaf, *first, at as u64, &completed);
             check(&frontier, &chain)
         })?;
         if let Some(fault) = fault {
@@ -594,10 +596,12 @@ impl Writer {
         self.flush(&buf)?;
         self.segment.sync_data().map_err(|e| io(&self.segment_path, "fdatasync", e))?;
         let mut tree = self.shared.tree.write().unwrap_or_else(|e| e.into_inner());
+        let mut completed = Vec::new();
         for (leaf, (segment, offset)) in leaves {
             self.chain = chain_next(&self.chain, &leaf);
-            self.frontier.push(leaf);
-            tree.push(leaf, segment, offset);
+            completed.clear();
+            self.frontier.push_observed(leaf, |h, x| completed.push((h, *x)));
+            tree.push(leaf, segment, offset, &completed);
         }
         drop(tree);
         self.shared.size.store(self.frontier.size(), Ordering::Release);

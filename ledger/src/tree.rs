@@ -34,29 +34,24 @@ impl TreeStore {
         self.size
     }
 
-    /// Takes in the next leaf, stored in segment `segment_first` at `offset`.
-    pub(crate) fn push(&mut self, leaf: Hash, segment_first: u64, offset: u64) {
+    /// Takes in the next leaf, stored in segment `segment_first` at `offset`,
+    /// with the perfect subtrees it completed in the writer's frontier
+    /// (`(height, hash)`; those at heights 4, 8, 12, … are stored).
+    pub(crate) fn push(&mut self, leaf: Hash, segment_first: u64, offset: u64, completed: &[(u32, Hash)]) {
         if self.size.is_multiple_of(GROUP) {
             self.anchors.push((segment_first, offset));
         }
         self.filling.push(leaf);
         self.size += 1;
+        for (height, hash) in completed.iter().filter(|(h, _)| h % 4 == 0) {
+            let j = (height / 4 - 1) as usize;
+            if self.levels.len() == j {
+                self.levels.push(Vec::new());
+            }
+            self.levels[j].push(*hash);
+        }
         if self.filling.len() as u64 == GROUP {
-            let h = root(&self.filling);
             self.filling.clear();
-            self.push_level(0, h);
-        }
-    }
-
-    fn push_level(&mut self, j: usize, h: Hash) {
-        if self.levels.len() == j {
-            self.levels.push(Vec::new());
-        }
-        self.levels[j].push(h);
-        let level = &self.levels[j];
-        if (level.len() as u64).is_multiple_of(GROUP) {
-            let up = root(&level[level.len() - GROUP as usize..]);
-            self.push_level(j + 1, up);
         }
     }
 
@@ -185,8 +180,11 @@ mod tests {
     fn stored_levels_hold_the_complete_subtrees() {
         let leaves: Vec<Hash> = (0..5000u32).map(|i| leaf_hash(&i.to_le_bytes())).collect();
         let mut store = TreeStore::default();
+        let mut frontier = crate::merkle::Frontier::default();
         for (i, l) in leaves.iter().enumerate() {
-            store.push(*l, 0, i as u64 * 10);
+            let mut completed = Vec::new();
+            frontier.push_observed(*l, |h, x| completed.push((h, *x)));
+            store.push(*l, 0, i as u64 * 10, &completed);
         }
         assert_eq!(store.size(), 5000);
         assert_eq!(store.levels[0].len(), 312);
