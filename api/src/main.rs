@@ -82,6 +82,10 @@ enum Command {
         /// instead of the keys listed in the ledger.
         #[arg(long)]
         key: Option<String>,
+        /// Also check C2SP tlog-cosignatures by this witness key (repeatable);
+        /// checkpoints cosigned by it must verify.
+        #[arg(long)]
+        witness: Vec<String>,
     },
     /// Feed recorded log files through the parsers and print a summary per
     /// format; with --data-dir, through the whole pipeline into that ledger.
@@ -173,7 +177,10 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Verify { path, key } => return verify(&path, key.as_deref()),
+        Command::Verify { path, key, witness } => {
+            let code = verify(&path, key.as_deref());
+            return if code == ExitCode::SUCCESS && !witness.is_empty() { witnesses(&path, &witness) } else { code };
+        }
         Command::User { action, name, role, printed_name, data_dir } => {
             user(&action, &name, &role, &printed_name, &data_dir)
         }
@@ -514,6 +521,59 @@ async fn evidence_export(
         export.sha256
     );
     Ok(())
+}
+
+/// `--witness`: every cosignature by these witnesses must verify; prints how
+/// many checkpoints each cosigned.
+fn witnesses(path: &std::path::Path, keys: &[String]) -> ExitCode {
+    let mut parsed = Vec::new();
+    for k in keys {
+        match ledger::WitnessKey::parse(&std::fs::read_to_string(k).unwrap_or_else(|_| k.clone())) {
+            Ok(w) => parsed.push(w),
+            Err(e) => {
+                eprintln!("custos verify: --witness: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let notes = if path.is_file() {
+        // A bundle has one checkpoint.
+        match ledger::bundle_checkpoint(&std::fs::read(path).unwrap_or_default()) {
+            Ok(n) => vec![n],
+            Err(e) => {
+                eprintln!("custos verify: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        match ledger::checkpoint_notes(path) {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("custos verify: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    let mut counts = vec![0usize; parsed.len()];
+    for note in &notes {
+        match ledger::cosignatures(note, &parsed) {
+            Ok(found) => {
+                for (name, _) in found {
+                    if let Some(i) = parsed.iter().position(|w| w.name == name) {
+                        counts[i] += 1;
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("FAILED: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    for (w, n) in parsed.iter().zip(counts) {
+        println!("  witness {} cosigned {n} of {} checkpoints", w.name, notes.len());
+    }
+    ExitCode::SUCCESS
 }
 
 fn verify(path: &std::path::Path, key: Option<&str>) -> ExitCode {

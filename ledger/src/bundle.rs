@@ -105,6 +105,20 @@ fn tar_of<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Result<Ve
     out.into_inner().map_err(|e| LedgerError::Record(format!("bundle: {e}")))
 }
 
+/// The checkpoint note inside a bundle (for witness checks).
+pub fn bundle_checkpoint(bytes: &[u8]) -> Result<String, LedgerError> {
+    let mut archive = tar::Archive::new(bytes);
+    for entry in archive.entries().map_err(|e| bad(format!("not a bundle: {e}")))? {
+        let mut entry = entry.map_err(|e| bad(format!("not a bundle: {e}")))?;
+        if entry.path().is_ok_and(|p| p.as_os_str() == "checkpoint.txt") {
+            let mut text = String::new();
+            entry.read_to_string(&mut text).map_err(|e| bad(format!("checkpoint.txt: {e}")))?;
+            return Ok(text);
+        }
+    }
+    Err(bad("checkpoint.txt is missing"))
+}
+
 /// What a verified bundle holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BundleReport {

@@ -14,11 +14,11 @@ mod verify;
 
 use std::path::PathBuf;
 
-pub use bundle::{Bundle, BundleRecord, BundleReport, verify_bundle, write_bundle};
-pub use note::{Checkpoint, NoteSigner, VerifierKey};
+pub use bundle::{Bundle, BundleRecord, BundleReport, bundle_checkpoint, verify_bundle, write_bundle};
+pub use note::{Checkpoint, NoteSigner, VerifierKey, WitnessKey, WitnessSigner, cosignatures};
 pub use record::{KeyRecord, Record, RecordKind};
 pub use snapshot::Snapshot;
-pub use store::{Ledger, LedgerOptions, MAX_RECORD, OpenReport, chain_next, for_each_record};
+pub use store::{Ledger, LedgerOptions, MAX_RECORD, OpenReport, chain_next, checkpoint_notes, for_each_record};
 pub use verify::{VerifyReport, verify_dir, verify_dir_with_progress};
 
 /// Every ledger failure; messages name the file or the index.

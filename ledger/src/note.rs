@@ -152,12 +152,14 @@ pub fn open<'a>(note: &'a str, keys: &[VerifierKey]) -> Result<(&'a str, Vec<Str
             .ok_or_else(|| bad(format!("signature line {line:?} does not start with an em dash")))?;
         let (name, b64) = rest.split_once(' ').ok_or_else(|| bad("signature line without a signature"))?;
         let blob = B64.decode(b64).map_err(|e| bad(format!("signature by {name}: {e}")))?;
+        let Some(key) = keys.iter().find(|k| k.name == name && blob.get(..4) == Some(&k.id[..])) else {
+            // A signature or witness cosignature by a key we do not know is not
+            // ours to judge (cosignatures are checked by `cosignatures`).
+            continue;
+        };
         if blob.len() != 68 {
             return Err(bad(format!("signature by {name}: {} bytes, want 68", blob.len())));
         }
-        let Some(key) = keys.iter().find(|k| k.name == name && k.id == blob[..4]) else {
-            continue; // A cosignature by a key we do not know is not ours to judge.
-        };
         let sig = Signature::from_slice(&blob[4..]).map_err(|e| bad(format!("signature by {name}: {e}")))?;
         key.key.verify(body.as_bytes(), &sig).map_err(|_| bad(format!("signature by {name} does not verify")))?;
         signed_by.push(name.to_owned());
@@ -166,6 +168,114 @@ pub fn open<'a>(note: &'a str, keys: &[VerifierKey]) -> Result<(&'a str, Vec<Str
         return Err(bad("note carries no signature by a known key"));
     }
     Ok((body, signed_by))
+}
+
+/// Signature type of C2SP `tlog-cosignature` (cosignature/v1, Ed25519).
+const COSIGNATURE_ALG: u8 = 0x04;
+
+/// A witness's public key: `name+<key id hex>+<base64(0x04 || public key)>`,
+/// key id = SHA-256(name || 0x0A || 0x04 || public key)[..4].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessKey {
+    pub name: String,
+    pub id: [u8; 4],
+    key: VerifyingKey,
+}
+
+fn witness_id(name: &str, public: &[u8; 32]) -> [u8; 4] {
+    let mut h = Sha256::new();
+    h.update(name.as_bytes());
+    h.update([b'\n', COSIGNATURE_ALG]);
+    h.update(public);
+    let d = h.finalize();
+    [d[0], d[1], d[2], d[3]]
+}
+
+impl WitnessKey {
+    pub fn parse(text: &str) -> Result<Self, LedgerError> {
+        let text = text.trim();
+        let mut parts = text.splitn(3, '+');
+        let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(bad(format!("witness key {text:?} is not name+id+key")));
+        };
+        let raw = B64.decode(key_b64).map_err(|e| bad(format!("witness key {name}: {e}")))?;
+        let (alg, public) = raw.split_first().ok_or_else(|| bad("empty witness key"))?;
+        let public: [u8; 32] = public.try_into().map_err(|_| bad(format!("witness key {name}: not 32 bytes")))?;
+        if *alg != COSIGNATURE_ALG {
+            return Err(bad(format!("witness key {name}: type {alg} is not a cosignature/v1 key (4)")));
+        }
+        let id = witness_id(name, &public);
+        if hex::encode(id) != id_hex {
+            return Err(bad(format!("witness key {name}: key id {id_hex} does not match the key")));
+        }
+        let key = VerifyingKey::from_bytes(&public).map_err(|e| bad(format!("witness key {name}: {e}")))?;
+        Ok(Self { name: name.to_owned(), id, key })
+    }
+
+    pub fn encode(&self) -> String {
+        let mut raw = vec![COSIGNATURE_ALG];
+        raw.extend_from_slice(self.key.as_bytes());
+        format!("{}+{}+{}", self.name, hex::encode(self.id), B64.encode(raw))
+    }
+}
+
+/// The message a witness signs: `cosignature/v1`, the time, then the body.
+fn cosigned_message(time: u64, body: &str) -> String {
+    format!("cosignature/v1\ntime {time}\n{body}")
+}
+
+/// Witness cosignatures (C2SP `tlog-cosignature`) on a checkpoint note by the
+/// given witnesses: each found must verify. Returns (witness, time in
+/// seconds) of each; a note without them gives an empty list.
+pub fn cosignatures(note: &str, witnesses: &[WitnessKey]) -> Result<Vec<(String, u64)>, LedgerError> {
+    let split = note.find("\n\n").ok_or_else(|| bad("note has no blank line before its signatures"))?;
+    let (body, sigs) = (&note[..split + 1], &note[split + 2..]);
+    let mut out = Vec::new();
+    for line in sigs.lines() {
+        let Some((name, b64)) = line.strip_prefix(DASH).and_then(|r| r.split_once(' ')) else { continue };
+        let Ok(blob) = B64.decode(b64) else { continue };
+        let Some(w) = witnesses.iter().find(|w| w.name == name && blob.get(..4) == Some(&w.id[..])) else {
+            continue;
+        };
+        if blob.len() != 76 {
+            return Err(bad(format!("cosignature by {name}: {} bytes, want 76", blob.len())));
+        }
+        let time = u64::from_be_bytes(blob[4..12].try_into().map_err(|_| bad("cosignature time"))?);
+        let sig = Signature::from_slice(&blob[12..]).map_err(|e| bad(format!("cosignature by {name}: {e}")))?;
+        w.key
+            .verify(cosigned_message(time, body).as_bytes(), &sig)
+            .map_err(|_| bad(format!("cosignature by witness {name} does not verify")))?;
+        out.push((name.to_owned(), time));
+    }
+    Ok(out)
+}
+
+/// A witness's signing side, for tests and for running a witness.
+pub struct WitnessSigner {
+    name: String,
+    key: SigningKey,
+}
+
+impl WitnessSigner {
+    pub fn from_seed(name: &str, seed: [u8; 32]) -> Self {
+        Self { name: name.to_owned(), key: SigningKey::from_bytes(&seed) }
+    }
+
+    pub fn verifier(&self) -> WitnessKey {
+        let public = self.key.verifying_key();
+        WitnessKey { name: self.name.clone(), id: witness_id(&self.name, public.as_bytes()), key: public }
+    }
+
+    /// Adds this witness's cosignature (at `time`, seconds) to a signed note.
+    pub fn cosign(&self, note: &str, time: u64) -> Result<String, LedgerError> {
+        let split = note.find("\n\n").ok_or_else(|| bad("note has no blank line before its signatures"))?;
+        let body = &note[..split + 1];
+        let sig = self.key.sign(cosigned_message(time, body).as_bytes());
+        let mut blob = self.verifier().id.to_vec();
+        blob.extend_from_slice(&time.to_be_bytes());
+        blob.extend_from_slice(&sig.to_bytes());
+        Ok(format!("{note}{DASH}{} {}\n", self.name, B64.encode(blob)))
+    }
 }
 
 /// A tlog-checkpoint body with Custos' extension lines: the hash-chain head and
@@ -256,5 +366,25 @@ mod tests {
         let s = NoteSigner::parse("PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz")
             .expect("reference signer key");
         assert_eq!(s.verifier(), v);
+    }
+
+    #[test]
+    fn witness_cosignatures_verify_and_do_not_disturb_the_log_signature() {
+        let log = NoteSigner::generate("example.com/log").expect("key");
+        let note = log.sign("example.com/log\n5\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n");
+        let witness = WitnessSigner::from_seed("witness.example", [7u8; 32]);
+        let wkey = WitnessKey::parse(&witness.verifier().encode()).expect("witness key round trips");
+        let cosigned = witness.cosign(&note, 1_795_687_200).expect("cosign");
+        assert!(open(&cosigned, &[log.verifier()]).is_ok(), "the log's own signature still checks");
+        assert_eq!(
+            cosignatures(&cosigned, std::slice::from_ref(&wkey)).expect("verifies"),
+            [("witness.example".to_owned(), 1_795_687_200)]
+        );
+        assert_eq!(cosignatures(&note, std::slice::from_ref(&wkey)).expect("none"), []);
+        let tampered = cosigned.replacen("\n5\n", "\n6\n", 1);
+        assert!(cosignatures(&tampered, std::slice::from_ref(&wkey)).is_err(), "a changed body fails the cosignature");
+        let other = WitnessSigner::from_seed("witness.example", [8u8; 32]).verifier();
+        assert_eq!(cosignatures(&cosigned, &[other]).expect("another key's line is not ours"), []);
+        assert!(WitnessKey::parse(&log.verifier().encode()).is_err(), "a log key is not a witness key");
     }
 }

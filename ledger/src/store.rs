@@ -118,6 +118,12 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, LedgerError> {
 }
 
 /// Reads every checkpoint note in `checkpoints.log` (the file may be missing).
+/// The signed checkpoint notes of the ledger in `dir`, oldest first (a torn
+/// last frame is left out).
+pub fn checkpoint_notes(dir: &Path) -> Result<Vec<String>, LedgerError> {
+    Ok(read_checkpoint_notes(dir)?.0)
+}
+
 pub(crate) fn read_checkpoint_notes(dir: &Path) -> Result<(Vec<String>, usize, Option<FrameFault>), LedgerError> {
     let path = dir.join(CHECKPOINTS);
     let bytes = match fs::read(&path) {
