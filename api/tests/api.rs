@@ -79,6 +79,22 @@ async fn fixture() -> Fixture {
     }
 }
 
+/// A high-severity alert of rule `r` about `id` in cell-1.
+fn alert(kind: correlate::EntityKind, id: &str) -> correlate::Alert {
+    correlate::Alert {
+        id: "r:1".into(),
+        rule: "r".into(),
+        title: "t".into(),
+        severity_id: 4,
+        attack: vec![],
+        time: 0,
+        entity: correlate::Entity { kind, id: id.into() },
+        zone: Some("cell-1".into()),
+        events: vec![1],
+        summary: "s".into(),
+    }
+}
+
 async fn call(app: &axum::Router, method: &str, uri: &str, token: Option<&str>, body: &str) -> (StatusCode, Value) {
     let mut req = Request::builder().method(method).uri(uri);
     if let Some(t) = token {
@@ -189,18 +205,7 @@ async fn events_filter_and_ingest_keeps_exact_bytes() {
 #[tokio::test]
 async fn alarms_acknowledge_and_shelve_are_audited() {
     let f = fixture().await;
-    let alert = correlate::Alert {
-        id: "r:1".into(),
-        rule: "r".into(),
-        title: "t".into(),
-        severity_id: 4,
-        attack: vec![],
-        time: 0,
-        entity: correlate::Entity { kind: correlate::EntityKind::Asset, id: "PLC-01".into() },
-        zone: Some("cell-1".into()),
-        events: vec![1],
-        summary: "s".into(),
-    };
+    let alert = alert(correlate::EntityKind::Asset, "PLC-01");
     assert_eq!(f.views.alarms.lock().expect("board").raise(&alert, 0).len(), 1);
     let cr = Some(f.tokens[&Role::ControlRoom].as_str());
     let (s, b) = call(&f.app, "GET", "/api/v1/alarms", cr, "").await;
@@ -257,18 +262,7 @@ async fn rule_reload_is_admin_only_and_refusals_are_explained() {
 #[tokio::test]
 async fn incident_transitions_need_a_reason_and_are_audited() {
     let f = fixture().await;
-    let alert = correlate::Alert {
-        id: "r:1".into(),
-        rule: "r".into(),
-        title: "t".into(),
-        severity_id: 4,
-        attack: vec![],
-        time: 0,
-        entity: correlate::Entity { kind: correlate::EntityKind::Person, id: "mallory".into() },
-        zone: Some("cell-1".into()),
-        events: vec![1],
-        summary: "s".into(),
-    };
+    let alert = alert(correlate::EntityKind::Person, "mallory");
     let id = f.views.incidents.write().expect("book").file(&alert).id;
     let uri = format!("/api/v1/incidents/{id}/transition");
     let soc = Some(f.tokens[&Role::SocAnalyst].as_str());

@@ -19,13 +19,46 @@ fn bad(what: impl Into<String>) -> LedgerError {
     LedgerError::Note(what.into())
 }
 
-fn key_id(name: &str, public: &[u8; 32]) -> [u8; 4] {
+/// Key id = SHA-256(name || 0x0A || key type || public key)[..4].
+fn typed_key_id(name: &str, key_type: u8, public: &[u8; 32]) -> [u8; 4] {
     let mut h = Sha256::new();
     h.update(name.as_bytes());
-    h.update([b'\n', ED25519_ALG]);
+    h.update([b'\n', key_type]);
     h.update(public);
     let d = h.finalize();
     [d[0], d[1], d[2], d[3]]
+}
+
+fn key_id(name: &str, public: &[u8; 32]) -> [u8; 4] {
+    typed_key_id(name, ED25519_ALG, public)
+}
+
+/// Parses a public key `name+<id hex>+<base64(key type || key)>` of `key_type`,
+/// checking that the id matches; `what` names the kind of key in errors.
+fn parse_public(text: &str, key_type: u8, what: &str) -> Result<(String, [u8; 4], VerifyingKey), LedgerError> {
+    let text = text.trim();
+    let mut parts = text.splitn(3, '+');
+    let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad(format!("{what} {text:?} is not name+id+key")));
+    };
+    let raw = B64.decode(key_b64).map_err(|e| bad(format!("{what} {name}: {e}")))?;
+    let (alg, public) = raw.split_first().ok_or_else(|| bad(format!("empty {what}")))?;
+    let public: [u8; 32] = public.try_into().map_err(|_| bad(format!("{what} {name}: not 32 bytes")))?;
+    if *alg != key_type {
+        return Err(bad(format!("{what} {name}: key type {alg}, want {key_type}")));
+    }
+    let id = typed_key_id(name, key_type, &public);
+    if hex::encode(id) != id_hex {
+        return Err(bad(format!("{what} {name}: key id {id_hex} does not match the key")));
+    }
+    let key = VerifyingKey::from_bytes(&public).map_err(|e| bad(format!("{what} {name}: {e}")))?;
+    Ok((name.to_owned(), id, key))
+}
+
+fn encode_public(name: &str, key_type: u8, id: &[u8; 4], key: &VerifyingKey) -> String {
+    let mut raw = vec![key_type];
+    raw.extend_from_slice(key.as_bytes());
+    format!("{name}+{}+{}", hex::encode(id), B64.encode(raw))
 }
 
 fn valid_name(name: &str) -> bool {
@@ -43,29 +76,12 @@ pub struct VerifierKey {
 impl VerifierKey {
     /// Parses `name+hexid+base64key`, checking that the id matches the key.
     pub fn parse(text: &str) -> Result<Self, LedgerError> {
-        let text = text.trim();
-        let mut parts = text.splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(bad(format!("verifier key {text:?} is not name+id+key")));
-        };
-        let raw = B64.decode(key_b64).map_err(|e| bad(format!("verifier key {name}: {e}")))?;
-        let (alg, public) = raw.split_first().ok_or_else(|| bad("empty verifier key"))?;
-        let public: [u8; 32] = public.try_into().map_err(|_| bad(format!("verifier key {name}: not 32 bytes")))?;
-        if *alg != ED25519_ALG {
-            return Err(bad(format!("verifier key {name}: algorithm {alg} is not Ed25519")));
-        }
-        let id = key_id(name, &public);
-        if hex::encode(id) != id_hex {
-            return Err(bad(format!("verifier key {name}: key id {id_hex} does not match the key")));
-        }
-        let key = VerifyingKey::from_bytes(&public).map_err(|e| bad(format!("verifier key {name}: {e}")))?;
-        Ok(Self { name: name.to_owned(), id, key })
+        let (name, id, key) = parse_public(text, ED25519_ALG, "verifier key")?;
+        Ok(Self { name, id, key })
     }
 
     pub fn encode(&self) -> String {
-        let mut raw = vec![ED25519_ALG];
-        raw.extend_from_slice(self.key.as_bytes());
-        format!("{}+{}+{}", self.name, hex::encode(self.id), B64.encode(raw))
+        encode_public(&self.name, ED25519_ALG, &self.id, &self.key)
     }
 }
 
@@ -183,39 +199,17 @@ pub struct WitnessKey {
 }
 
 fn witness_id(name: &str, public: &[u8; 32]) -> [u8; 4] {
-    let mut h = Sha256::new();
-    h.update(name.as_bytes());
-    h.update([b'\n', COSIGNATURE_ALG]);
-    h.update(public);
-    let d = h.finalize();
-    [d[0], d[1], d[2], d[3]]
+    typed_key_id(name, COSIGNATURE_ALG, public)
 }
 
 impl WitnessKey {
     pub fn parse(text: &str) -> Result<Self, LedgerError> {
-        let text = text.trim();
-        let mut parts = text.splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(bad(format!("witness key {text:?} is not name+id+key")));
-        };
-        let raw = B64.decode(key_b64).map_err(|e| bad(format!("witness key {name}: {e}")))?;
-        let (alg, public) = raw.split_first().ok_or_else(|| bad("empty witness key"))?;
-        let public: [u8; 32] = public.try_into().map_err(|_| bad(format!("witness key {name}: not 32 bytes")))?;
-        if *alg != COSIGNATURE_ALG {
-            return Err(bad(format!("witness key {name}: type {alg} is not a cosignature/v1 key (4)")));
-        }
-        let id = witness_id(name, &public);
-        if hex::encode(id) != id_hex {
-            return Err(bad(format!("witness key {name}: key id {id_hex} does not match the key")));
-        }
-        let key = VerifyingKey::from_bytes(&public).map_err(|e| bad(format!("witness key {name}: {e}")))?;
-        Ok(Self { name: name.to_owned(), id, key })
+        let (name, id, key) = parse_public(text, COSIGNATURE_ALG, "witness key")?;
+        Ok(Self { name, id, key })
     }
 
     pub fn encode(&self) -> String {
-        let mut raw = vec![COSIGNATURE_ALG];
-        raw.extend_from_slice(self.key.as_bytes());
-        format!("{}+{}+{}", self.name, hex::encode(self.id), B64.encode(raw))
+        encode_public(&self.name, COSIGNATURE_ALG, &self.id, &self.key)
     }
 }
 
