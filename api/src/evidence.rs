@@ -50,6 +50,14 @@ fn summary(kind: &str, data: &Value) -> String {
             data["reason"].as_str().map(|r| format!(": {r}")).unwrap_or_default()
         ),
         "deadletter" => format!("could not be read: {}", s("reason")),
+        "retention" => format!(
+            "keep {} records {} days: {} (by {})",
+            s("record_kind"),
+            data["keep_days"],
+            s("reason"),
+            s("set_by")
+        ),
+        "legal_hold" => format!("legal hold: {} (by {})", s("reason"), s("set_by")),
         "signature" => format!(
             "{} by {} ({}) at {}: {} — signs record {} (SHA-256 {})",
             s("meaning"),

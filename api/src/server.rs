@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use ingest::bus::Publisher;
 use ingest::source::now_millis;
-use ingest::time::format_rfc3339;
+use ingest::time::{format_rfc3339, parse_rfc3339};
 use ingest::{Format, RawRecord};
 use ledger::Ledger;
 use serde::Deserialize;
@@ -44,6 +44,10 @@ pub enum Permission {
     ExportEvidence,
     /// Sign records (e-signatures).
     Sign,
+    /// Set retention policies.
+    SetRetention,
+    /// Place legal holds.
+    PlaceLegalHold,
 }
 
 /// The permission table: which role may do what.
@@ -52,7 +56,9 @@ pub fn permits(role: Role, p: Permission) -> bool {
     match role {
         Role::Admin => true,
         Role::SocAnalyst => matches!(p, ReadIncidents | ReadEvents | ReadLedger | HandleAlarms | HandleIncidents),
-        Role::QualityReviewer => matches!(p, ReadIncidents | ReadEvents | ReadLedger | ExportEvidence | Sign),
+        Role::QualityReviewer => {
+            matches!(p, ReadIncidents | ReadEvents | ReadLedger | ExportEvidence | Sign | PlaceLegalHold)
+        }
         Role::Auditor => matches!(p, ReadIncidents | ReadEvents | ReadLedger | ExportEvidence),
         Role::ControlRoom => matches!(p, ReadIncidents | HandleAlarms),
         Role::Collector => matches!(p, Ingest),
@@ -184,6 +190,8 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/api/v1/ledger/proof/consistency", get(consistency_proof))
         .route("/api/v1/evidence/exports", post(export_evidence))
         .route("/api/v1/signatures", post(sign_record))
+        .route("/api/v1/ledger/retention", get(list_retention).post(set_retention))
+        .route("/api/v1/ledger/legal-holds", post(place_legal_hold))
         .route("/api/v1/ingest/{source}", post(ingest_push))
         .route("/api/v1/rules/reload", post(reload_rules))
         .route("/api/v1/alarms", get(list_alarms))
@@ -350,6 +358,90 @@ fn signed_checkpoint(s: &AppState) -> Result<(String, u64), ApiError> {
 
 fn hexes(hashes: &[[u8; 32]]) -> Vec<String> {
     hashes.iter().map(hex::encode).collect()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetentionRequest {
+    /// event, deadletter, alert, incident, audit or signature.
+    record_kind: String,
+    keep_days: u32,
+    reason: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LegalHoldRequest {
+    #[serde(default)]
+    asset: Option<String>,
+    #[serde(default)]
+    incident: Option<String>,
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+    reason: String,
+}
+
+/// Writes a retention or legal-hold record (who, printed name, time, why and
+/// what) and shows it in the views.
+async fn record_policy(s: &AppState, caller: &Caller, kind: ledger::RecordKind, what: Value) -> Result<u64, ApiError> {
+    let now = now_millis();
+    let mut data = json!({
+        "set_by": caller.0.name,
+        "printed_name": s.0.accounts.as_ref().and_then(|a| a.printed_name(&caller.0.name)),
+        "time": format_rfc3339(now),
+    });
+    if let (Some(o), Value::Object(w)) = (data.as_object_mut(), what) {
+        o.extend(w);
+    }
+    let rec = ledger::record::encode(kind, now, &data).map_err(|_| ApiError::unavailable("cannot record it"))?;
+    let range = s.0.ledger.append(vec![rec]).await.map_err(|_| ApiError::unavailable("the ledger is not writable"))?;
+    if let Some(o) = data.as_object_mut() {
+        o.insert("index".into(), range.start.into());
+    }
+    s.0.views.retention.write().unwrap_or_else(|e| e.into_inner()).push(data);
+    Ok(range.start)
+}
+
+async fn set_retention(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::SetRetention)?;
+    let r: RetentionRequest = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+    if !matches!(r.record_kind.as_str(), "event" | "deadletter" | "alert" | "incident" | "audit" | "signature") {
+        return Err(ApiError::bad_request("record_kind is event, deadletter, alert, incident, audit or signature"));
+    }
+    if r.keep_days == 0 || r.reason.trim().is_empty() {
+        return Err(ApiError::bad_request("keep_days (at least 1) and a reason are required"));
+    }
+    let what =
+        json!({"policy": "retention", "record_kind": r.record_kind, "keep_days": r.keep_days, "reason": r.reason});
+    let index = record_policy(&s, &caller, ledger::RecordKind::Retention, what).await?;
+    Ok(Json(json!({"index": index})))
+}
+
+async fn place_legal_hold(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::PlaceLegalHold)?;
+    let h: LegalHoldRequest = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+    if h.reason.trim().is_empty() {
+        return Err(ApiError::bad_request("reason is required"));
+    }
+    for t in [&h.from, &h.to].into_iter().flatten() {
+        parse_rfc3339(t).ok_or_else(|| ApiError::bad_request(format!("{t:?} is not RFC 3339")))?;
+    }
+    if h.asset.is_none() && h.incident.is_none() && h.from.is_none() {
+        return Err(ApiError::bad_request("a hold names an asset, an incident or a time range"));
+    }
+    let what = json!({"policy": "legal_hold", "asset": h.asset, "incident": h.incident, "from": h.from, "to": h.to, "reason": h.reason});
+    let index = record_policy(&s, &caller, ledger::RecordKind::LegalHold, what).await?;
+    Ok(Json(json!({"index": index})))
+}
+
+/// Recorded retention policies and legal holds. Custos deletes nothing: any
+/// future pruning may only remove what a policy allows and no hold covers.
+async fn list_retention(caller: Caller, State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::ReadLedger)?;
+    let all = s.0.views.retention.read().unwrap_or_else(|e| e.into_inner()).clone();
+    Ok(Json(json!({"records": all, "deletion": "none: Custos never deletes ledger records"})))
 }
 
 #[derive(Debug, Deserialize)]

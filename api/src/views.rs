@@ -22,6 +22,8 @@ pub struct Views {
     dead_letters: RwLock<VecDeque<Stored<DeadLetter>>>,
     alerts: RwLock<VecDeque<Stored<Alert>>>,
     pub incidents: RwLock<IncidentBook>,
+    /// Retention policies and legal holds, as recorded (newest last).
+    pub retention: RwLock<Vec<serde_json::Value>>,
     /// Control-room alarms standing (not rebuilt from the ledger on start).
     pub alarms: std::sync::Mutex<correlate::AlarmBoard>,
 }
@@ -44,6 +46,7 @@ impl Views {
             dead_letters: RwLock::new(VecDeque::new()),
             alerts: RwLock::new(VecDeque::new()),
             incidents: RwLock::new(IncidentBook::new(group_window_ms)),
+            retention: RwLock::new(Vec::new()),
             alarms: std::sync::Mutex::new(correlate::AlarmBoard::new(alarm_policy)),
         }
     }
@@ -85,6 +88,13 @@ impl Views {
                     Ok(i) => self.incidents.write().unwrap_or_else(|e| e.into_inner()).restore(i),
                     Err(_) => bad += 1,
                 },
+                RecordKind::Retention | RecordKind::LegalHold => {
+                    let mut data = rec.data;
+                    if let Some(o) = data.as_object_mut() {
+                        o.insert("index".into(), index.into());
+                    }
+                    self.retention.write().unwrap_or_else(|e| e.into_inner()).push(data);
+                }
                 _ => {}
             }
         })?;

@@ -444,3 +444,36 @@ async fn audit_records_carry_printed_name_and_clock() {
     assert_eq!(v["data"]["clock"]["source"], "system clock, UTC");
     assert!(v["data"]["time"].as_str().is_some_and(|t| t.ends_with('Z')), "{v}");
 }
+
+/// Retention policies (admin) and legal holds (admin, quality reviewer) are
+/// ledger records with who and why; nothing is deleted.
+#[tokio::test]
+async fn retention_and_legal_holds_are_recorded() {
+    let f = fixture().await;
+    let admin = Some(f.tokens[&Role::Admin].as_str());
+    let qr = Some(f.tokens[&Role::QualityReviewer].as_str());
+    let policy = r#"{"record_kind":"event","keep_days":3650,"reason":"GMP record retention SOP-12"}"#;
+    let (s, b) = call(&f.app, "POST", "/api/v1/ledger/retention", admin, policy).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(call(&f.app, "POST", "/api/v1/ledger/retention", qr, policy).await.0, StatusCode::FORBIDDEN);
+    let hold = r#"{"asset":"PLC-01","reason":"deviation DEV-7 investigation"}"#;
+    let (s, b) = call(&f.app, "POST", "/api/v1/ledger/legal-holds", qr, hold).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let hold_index = b["index"].as_u64().expect("index");
+    for (uri, body) in [
+        ("/api/v1/ledger/retention", r#"{"record_kind":"everything","keep_days":1,"reason":"x"}"#),
+        ("/api/v1/ledger/retention", r#"{"record_kind":"event","keep_days":0,"reason":"x"}"#),
+        ("/api/v1/ledger/legal-holds", r#"{"reason":"no scope"}"#),
+        ("/api/v1/ledger/legal-holds", r#"{"from":"last week","reason":"x"}"#),
+    ] {
+        assert_eq!(call(&f.app, "POST", uri, admin, body).await.0, StatusCode::BAD_REQUEST, "{body}");
+    }
+    let (s, b) = call(&f.app, "GET", "/api/v1/ledger/retention", Some(f.tokens[&Role::Auditor].as_str()), "").await;
+    assert_eq!(s, StatusCode::OK);
+    let records = b["records"].as_array().cloned().unwrap_or_default();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[1]["printed_name"], "Quinn Adams");
+    assert_eq!(records[1]["asset"], "PLC-01");
+    let stored = f.ledger.record(hold_index).expect("record");
+    assert!(String::from_utf8_lossy(&stored).contains(r#""kind":"legal_hold""#));
+}

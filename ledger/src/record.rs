@@ -23,6 +23,10 @@ pub enum RecordKind {
     Signature,
     /// A checkpoint signing key introduced or retired.
     Key,
+    /// How long records of a kind must be kept (who set it, why).
+    Retention,
+    /// Records that must be kept whatever the retention says (who, why, scope).
+    LegalHold,
 }
 
 /// A record as stored.
