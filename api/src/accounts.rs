@@ -100,6 +100,10 @@ impl AccountStore {
         self.save(&map)
     }
 
+    pub fn get(&self, name: &str) -> Option<Account> {
+        self.accounts.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+    }
+
     /// The printed name of `name`'s account, if there is one.
     pub fn printed_name(&self, name: &str) -> Option<String> {
         self.accounts.read().unwrap_or_else(|e| e.into_inner()).get(name).map(|a| a.printed_name.clone())

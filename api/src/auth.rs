@@ -32,6 +32,15 @@ struct StoredToken {
     name: String,
     role: Role,
     sha256: String,
+    /// Sessions from a login expire (Unix ms); API tokens do not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<i64>,
+}
+
+fn new_token() -> std::io::Result<String> {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| std::io::Error::other(format!("no randomness for a token: {e}")))?;
+    Ok(format!("cus_{}", hex::encode(secret)))
 }
 
 fn hash(token: &str) -> String {
@@ -60,18 +69,35 @@ impl TokenStore {
 
     /// Issues a new token for `name` (replacing that name's earlier token).
     pub fn issue(&self, name: &str, role: Role) -> std::io::Result<String> {
-        let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).map_err(|e| std::io::Error::other(format!("no randomness for a token: {e}")))?;
-        let token = format!("cus_{}", hex::encode(secret));
+        let token = new_token()?;
         self.add(name, role, &token)?;
         Ok(token)
     }
 
-    /// Registers a token the caller already holds (e.g. the demo's saved admin token).
+    /// A session token for `name` that stops working at `expires_at` (Unix
+    /// ms); other tokens of the name stay. Expired sessions are dropped.
+    pub fn issue_session(&self, name: &str, role: Role, now: i64, expires_at: i64) -> std::io::Result<String> {
+        let token = new_token()?;
+        let mut map = self.by_hash.write().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, t| t.expires_at.is_none_or(|e| e > now));
+        map.insert(
+            hash(&token),
+            StoredToken { name: name.to_owned(), role, sha256: hash(&token), expires_at: Some(expires_at) },
+        );
+        self.save(&map)?;
+        Ok(token)
+    }
+
+    /// Registers a token the caller already holds (e.g. the demo's saved admin
+    /// token), replacing the name's earlier API token (sessions stay).
     pub fn add(&self, name: &str, role: Role, token: &str) -> std::io::Result<()> {
         let mut map = self.by_hash.write().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, t| t.name != name);
-        map.insert(hash(token), StoredToken { name: name.to_owned(), role, sha256: hash(token) });
+        map.retain(|_, t| t.name != name || t.expires_at.is_some());
+        map.insert(hash(token), StoredToken { name: name.to_owned(), role, sha256: hash(token), expires_at: None });
+        self.save(&map)
+    }
+
+    fn save(&self, map: &HashMap<String, StoredToken>) -> std::io::Result<()> {
         let mut list: Vec<&StoredToken> = map.values().collect();
         list.sort_by(|a, b| a.name.cmp(&b.name));
         let bytes = serde_json::to_vec_pretty(&list).map_err(std::io::Error::other)?;
@@ -81,8 +107,11 @@ impl TokenStore {
     }
 
     pub fn authenticate(&self, token: &str) -> Option<Principal> {
+        let now = ingest::source::now_millis();
         let map = self.by_hash.read().unwrap_or_else(|e| e.into_inner());
-        map.get(&hash(token)).map(|t| Principal { name: t.name.clone(), role: t.role })
+        map.get(&hash(token))
+            .filter(|t| t.expires_at.is_none_or(|e| e > now))
+            .map(|t| Principal { name: t.name.clone(), role: t.role })
     }
 }
 
@@ -104,5 +133,20 @@ mod tests {
         let t2 = again.issue("ana", Role::SocAnalyst).expect("reissue");
         assert_eq!(again.authenticate(&t), None, "reissuing replaces the old token");
         assert!(again.authenticate(&t2).is_some());
+    }
+
+    #[test]
+    fn sessions_expire_and_leave_api_tokens_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = TokenStore::open(dir.path().join("tokens.json")).expect("open");
+        let api = store.issue("qa1", Role::QualityReviewer).expect("api token");
+        let now = ingest::source::now_millis();
+        let live = store.issue_session("qa1", Role::QualityReviewer, now, now + 60_000).expect("session");
+        let dead = store.issue_session("qa1", Role::QualityReviewer, now, now - 1).expect("expired session");
+        assert!(store.authenticate(&live).is_some());
+        assert_eq!(store.authenticate(&dead), None, "an expired session is refused");
+        assert!(store.authenticate(&api).is_some(), "a login does not end the API token");
+        let api2 = store.issue("qa1", Role::QualityReviewer).expect("reissue");
+        assert!(store.authenticate(&live).is_some() && store.authenticate(&api2).is_some());
     }
 }

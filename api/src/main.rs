@@ -129,16 +129,17 @@ enum Command {
         #[arg(long)]
         normalize: bool,
     },
-    /// People who sign: `custos user add NAME --role ROLE --printed-name "…"`
-    /// reads the password from standard input and prints the person's API token.
+    /// People: `add NAME --role ROLE --printed-name "…"` (password from
+    /// standard input; prints an API token), `passwd NAME` (password from
+    /// standard input), `token NAME` (a new API token, replacing the old one).
     User {
-        /// `add` (or replace).
+        /// add, passwd or token.
         action: String,
         name: String,
         #[arg(long)]
-        role: String,
+        role: Option<String>,
         #[arg(long)]
-        printed_name: String,
+        printed_name: Option<String>,
         #[arg(long)]
         data_dir: PathBuf,
     },
@@ -182,7 +183,7 @@ fn main() -> ExitCode {
             return if code == ExitCode::SUCCESS && !witness.is_empty() { witnesses(&path, &witness) } else { code };
         }
         Command::User { action, name, role, printed_name, data_dir } => {
-            user(&action, &name, &role, &printed_name, &data_dir)
+            user(&action, &name, role.as_deref(), printed_name.as_deref(), &data_dir)
         }
         Command::Evidence { action: EvidenceAction::Export { data_dir, from, to, asset, incident, out } } => {
             let sel = custos::evidence::Selection { from, to, asset, incident };
@@ -464,23 +465,49 @@ async fn bench(
     Ok(())
 }
 
-/// `custos user add`: the account (argon2 password hash) and an API token.
-fn user(action: &str, name: &str, role: &str, printed_name: &str, data_dir: &std::path::Path) -> anyhow::Result<()> {
-    anyhow::ensure!(action == "add", "user {action:?}: say add");
-    let role: custos::auth::Role =
-        serde_json::from_value(serde_json::Value::String(role.to_owned())).map_err(|_| {
-            anyhow::anyhow!("--role {role:?}: admin, soc_analyst, quality_reviewer, auditor, control_room or collector")
-        })?;
-    let mut password = String::new();
-    std::io::stdin().read_line(&mut password).context("read the password from standard input")?;
-    let password = password.trim_end_matches(['\r', '\n']);
+/// `custos user add|passwd|token`: accounts (argon2 password hashes) and API tokens.
+fn user(
+    action: &str,
+    name: &str,
+    role: Option<&str>,
+    printed_name: Option<&str>,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let read_password = || -> anyhow::Result<String> {
+        let mut password = String::new();
+        std::io::stdin().read_line(&mut password).context("read the password from standard input")?;
+        Ok(password.trim_end_matches(['\r', '\n']).to_owned())
+    };
     std::fs::create_dir_all(data_dir).with_context(|| format!("create {}", data_dir.display()))?;
     let accounts = custos::accounts::AccountStore::open(data_dir.join("accounts.json"))?;
-    accounts.set(name, printed_name, role, password)?;
     let tokens = custos::auth::TokenStore::open(data_dir.join("tokens.json"))?;
-    let token = tokens.issue(name, role)?;
-    println!("{token}");
-    eprintln!("account {name} ({printed_name}, {role:?}) saved; the line above is the API token (shown once)");
+    match action {
+        "add" => {
+            let (Some(role), Some(printed_name)) = (role, printed_name) else {
+                anyhow::bail!("user add needs --role and --printed-name");
+            };
+            let role: custos::auth::Role =
+                serde_json::from_value(serde_json::Value::String(role.to_owned())).map_err(|_| {
+                    anyhow::anyhow!(
+                        "--role {role:?}: admin, soc_analyst, quality_reviewer, auditor, control_room or collector"
+                    )
+                })?;
+            accounts.set(name, printed_name, role, &read_password()?)?;
+            println!("{}", tokens.issue(name, role)?);
+            eprintln!("account {name} ({printed_name}, {role:?}) saved; the line above is the API token (shown once)");
+        }
+        "passwd" => {
+            let a = accounts.get(name).ok_or_else(|| anyhow::anyhow!("no account {name}"))?;
+            accounts.set(name, &a.printed_name, a.role, &read_password()?)?;
+            eprintln!("password of {name} changed");
+        }
+        "token" => {
+            let a = accounts.get(name).ok_or_else(|| anyhow::anyhow!("no account {name}"))?;
+            println!("{}", tokens.issue(name, a.role)?);
+            eprintln!("a new API token for {name}; the old one no longer works");
+        }
+        other => anyhow::bail!("user {other:?}: say add, passwd or token"),
+    }
     Ok(())
 }
 

@@ -179,6 +179,7 @@ pub fn router(state: AppState, max_body: usize) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
+        .route("/api/v1/login", post(login))
         .route("/api/v1/incidents", get(list_incidents))
         .route("/api/v1/incidents/{id}", get(get_incident))
         .route("/api/v1/incidents/{id}/transition", post(transition_incident))
@@ -358,6 +359,58 @@ fn signed_checkpoint(s: &AppState) -> Result<(String, u64), ApiError> {
 
 fn hexes(hashes: &[[u8; 32]]) -> Vec<String> {
     hashes.iter().map(hex::encode).collect()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    name: String,
+    password: String,
+}
+
+/// How long a login session lasts.
+const SESSION_MS: i64 = 8 * 3_600_000;
+
+/// `POST /api/v1/login`: a person's name and password for a session token
+/// that expires; repeated failures lock the account. Every attempt is audited.
+async fn login(State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let req: LoginRequest = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+    let accounts = s.0.accounts.clone().ok_or_else(|| ApiError::unavailable("accounts are not enabled"))?;
+    let now = now_millis();
+    let (name, password) = (req.name.clone(), req.password);
+    let checked = tokio::task::spawn_blocking(move || accounts.check(&name, &password, now))
+        .await
+        .map_err(|_| ApiError::unavailable("the password check stopped"))?;
+    let (action, outcome) = match checked {
+        Ok(account) => {
+            let expires_at = now + SESSION_MS;
+            let token =
+                s.0.tokens
+                    .issue_session(&account.name, account.role, now, expires_at)
+                    .map_err(|_| ApiError::unavailable("cannot store the session"))?;
+            let who = Principal { name: account.name.clone(), role: account.role };
+            audit(&s, &who, "login", "", json!({"expires_at": format_rfc3339(expires_at)})).await?;
+            return Ok(Json(json!({"token": token, "role": account.role, "expires_at": format_rfc3339(expires_at)})));
+        }
+        Err(crate::accounts::PasswordError::Locked) => {
+            ("login.refused", ApiError::new(StatusCode::FORBIDDEN, "locked", "the account is locked; try again later"))
+        }
+        Err(_) => (
+            "login.failed",
+            ApiError::new(StatusCode::UNAUTHORIZED, "bad_credentials", "the name or the password is not right"),
+        ),
+    };
+    let entry = crate::audit::Entry {
+        actor: &req.name,
+        printed_name: None,
+        role: None,
+        action,
+        reason: "",
+        details: json!({}),
+    };
+    let rec = crate::audit::encode(&entry).map_err(|_| ApiError::unavailable("cannot record the attempt"))?;
+    s.0.ledger.append(vec![rec]).await.map_err(|_| ApiError::unavailable("the ledger is not writable"))?;
+    Err(outcome)
 }
 
 #[derive(Debug, Deserialize)]

@@ -477,3 +477,24 @@ async fn retention_and_legal_holds_are_recorded() {
     let stored = f.ledger.record(hold_index).expect("record");
     assert!(String::from_utf8_lossy(&stored).contains(r#""kind":"legal_hold""#));
 }
+
+/// People log in with their password for a session token; failures are
+/// audited and say nothing about which part was wrong.
+#[tokio::test]
+async fn login_gives_a_session_and_failures_are_audited() {
+    let f = fixture().await;
+    let (s, b) =
+        call(&f.app, "POST", "/api/v1/login", None, r#"{"name":"QualityReviewer","password":"correct horse battery"}"#)
+            .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["role"], "quality_reviewer");
+    let token = b["token"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(call(&f.app, "GET", "/api/v1/incidents", Some(&token), "").await.0, StatusCode::OK);
+    let before = f.ledger.size();
+    for body in [r#"{"name":"QualityReviewer","password":"nope nope nope"}"#, r#"{"name":"nobody","password":"x"}"#] {
+        let (s, b) = call(&f.app, "POST", "/api/v1/login", None, body).await;
+        assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("bad_credentials")), "{body}");
+    }
+    assert_eq!(f.ledger.size(), before + 2, "each failed login is an audit record");
+    assert_eq!(call(&f.app, "POST", "/api/v1/login", None, "{}").await.0, StatusCode::BAD_REQUEST);
+}
