@@ -601,6 +601,8 @@ async fn ledger_record(
     }
     let bytes = s.0.ledger.record(index).map_err(|_| ApiError::unavailable("the record cannot be read"))?;
     let proof = s.0.ledger.inclusion_proof(index, size).map_err(|_| ApiError::unavailable("no proof"))?;
+    // Who looked at which evidence is evidence too.
+    audit(&s, &caller.0, "evidence.read", "", json!({"record_index": index})).await?;
     let record: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     Ok(Json(json!({
         "index": index,

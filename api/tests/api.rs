@@ -315,8 +315,10 @@ async fn ledger_records_and_proofs_verify_offline() {
     let hex32 = |v: &Value| -> [u8; 32] {
         hex::decode(v.as_str().unwrap_or_default()).ok().and_then(|b| b.try_into().ok()).unwrap_or([0; 32])
     };
+    let before = f.ledger.size();
     let (s, b) = call(&f.app, "GET", "/api/v1/ledger/records/17", auditor, "").await;
     assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(f.ledger.size(), before + 1, "reading evidence is an audit record");
     let text = b["record_text"].as_str().unwrap_or_default();
     let leaf = leaf_hash(text.as_bytes());
     assert_eq!(hex::encode(leaf), b["leaf_hash"]);
