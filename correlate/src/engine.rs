@@ -82,6 +82,8 @@ pub struct EngineStats {
     pub late_events: u64,
     pub alerts: u64,
     pub state_entries: u64,
+    /// Sigma correlation groups dropped because a rule held `max_keys_per_rule`.
+    pub evicted_groups: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -248,6 +250,7 @@ impl Engine {
                 + self.presence.len()
                 + self.pending_writes.len()
                 + self.sigma.state_entries()) as u64,
+            evicted_groups: self.sigma.evicted(),
             ..self.stats
         }
     }

@@ -114,6 +114,23 @@ mod event_time {
         }
     }
 
+    /// A rule holds at most `max_keys` groups; the longest idle go first and
+    /// are counted.
+    #[test]
+    fn groups_are_bounded_per_rule() {
+        let text = "title: d\nid: d\nname: denied\nlogsource: {category: physical_access}\ndetection: {sel: {activity_id: 2}, condition: sel}\n---\ntitle: count\nid: count\ncorrelation: {type: event_count, rules: [denied], group-by: [actor.person], timespan: 1h, condition: {gte: 3}}\n";
+        let file = parse_file(std::path::Path::new("b.yml"), text).expect("parses");
+        let set = Arc::new(RuleSet::compile(&[file], &Placeholders::new()).expect("compiles"));
+        let mut c = Correlator::new(set, 2);
+        let mut hits = Vec::new();
+        for (i, e) in events(&(0..10u8).map(|p| (0, p, 0, u16::from(p))).collect::<Vec<_>>()) {
+            c.on_event(i, &e, &mut hits);
+        }
+        c.advance(1_795_687_200_000 + 20_000, &mut hits);
+        assert!(c.keys() <= 2, "{} groups", c.keys());
+        assert_eq!(c.evicted(), 8, "ten people, room for two");
+    }
+
     #[test]
     fn each_correlation_type_fires() {
         let file = parse_file(std::path::Path::new("p.yml"), RULES).expect("parses");
