@@ -186,3 +186,69 @@ mod tests {
         assert!(text.contains("# TYPE custos_ledger_records gauge\ncustos_ledger_records 7"));
     }
 }
+
+/// Request counts and latencies by route (the route's pattern, not the path,
+/// so ids do not make new series).
+#[derive(Debug, Default)]
+pub struct HttpMetrics {
+    by_route: Mutex<BTreeMap<(String, String), RouteStats>>,
+}
+
+/// Upper bounds (seconds) of the latency histogram's buckets.
+const LATENCY_BUCKETS: [f64; 8] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0];
+
+#[derive(Debug, Default, Clone)]
+struct RouteStats {
+    by_status: BTreeMap<u16, u64>,
+    buckets: [u64; LATENCY_BUCKETS.len()],
+    count: u64,
+    sum_s: f64,
+}
+
+impl HttpMetrics {
+    pub fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        let mut m = self.by_route.lock().unwrap_or_else(|e| e.into_inner());
+        let r = m.entry((route.to_owned(), method.to_owned())).or_default();
+        *r.by_status.entry(status).or_default() += 1;
+        for (bound, n) in LATENCY_BUCKETS.iter().zip(r.buckets.iter_mut()) {
+            if seconds <= *bound {
+                *n += 1;
+            }
+        }
+        r.count += 1;
+        r.sum_s += seconds;
+    }
+
+    /// Prometheus text for `custos_http_requests_total` and
+    /// `custos_http_request_duration_seconds`.
+    pub fn render(&self) -> String {
+        let m = self.by_route.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut out = String::new();
+        family(&mut out, "custos_http_requests_total", "counter", "API requests, by route, method and status.");
+        for ((route, method), r) in &m {
+            for (status, n) in &r.by_status {
+                let _ = writeln!(
+                    out,
+                    "custos_http_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {n}",
+                    escape(route)
+                );
+            }
+        }
+        family(
+            &mut out,
+            "custos_http_request_duration_seconds",
+            "histogram",
+            "API request latency, by route and method.",
+        );
+        for ((route, method), r) in &m {
+            let labels = format!("route=\"{}\",method=\"{method}\"", escape(route));
+            for (bound, n) in LATENCY_BUCKETS.iter().zip(r.buckets) {
+                let _ = writeln!(out, "custos_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {n}");
+            }
+            let _ = writeln!(out, "custos_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}", r.count);
+            let _ = writeln!(out, "custos_http_request_duration_seconds_sum{{{labels}}} {:.6}", r.sum_s);
+            let _ = writeln!(out, "custos_http_request_duration_seconds_count{{{labels}}} {}", r.count);
+        }
+        out
+    }
+}

@@ -39,6 +39,8 @@ pub struct PipelineStats {
     /// Events that reached correlation behind the watermark.
     pub late_events: AtomicU64,
     pub udp_drops: Arc<UdpDrops>,
+    /// API request counts and latencies by route.
+    pub http: crate::metrics::HttpMetrics,
 }
 
 /// A started Custos with the ledger and correlation (and, by its roles, the

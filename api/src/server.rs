@@ -201,7 +201,26 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe_request))
         .with_state(state)
+}
+
+/// Counts and times every request by its route pattern (ids do not make new
+/// series); requests that match no route count as `unmatched`.
+async fn observe_request(
+    State(s): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    s.0.stats.http.observe(&route, &method, response.status().as_u16(), started.elapsed().as_secs_f64());
+    response
 }
 
 async fn readyz(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
@@ -828,7 +847,7 @@ async fn metrics(caller: Caller, State(s): State<AppState>) -> Result<Response, 
         &st.late_events,
         s.0.ledger.size(),
         age,
-    );
+    ) + &st.http.render();
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
 }
 

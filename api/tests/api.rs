@@ -500,3 +500,27 @@ async fn login_gives_a_session_and_failures_are_audited() {
     assert_eq!(f.ledger.size(), before + 2, "each failed login is an audit record");
     assert_eq!(call(&f.app, "POST", "/api/v1/login", None, "{}").await.0, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_pattern() {
+    let f = fixture().await;
+    let admin = Some(f.tokens[&Role::Admin].as_str());
+    for _ in 0..3 {
+        assert_eq!(call(&f.app, "GET", "/api/v1/incidents", admin, "").await.0, StatusCode::OK);
+    }
+    assert_eq!(call(&f.app, "GET", "/api/v1/incidents/INC-404", admin, "").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(call(&f.app, "GET", "/api/v1/incidents/INC-405", admin, "").await.0, StatusCode::NOT_FOUND);
+    let (s, body) = call(&f.app, "GET", "/metrics", admin, "").await;
+    assert_eq!(s, StatusCode::OK);
+    let text = body.as_str().expect("text");
+    assert!(
+        text.contains("custos_http_requests_total{route=\"/api/v1/incidents\",method=\"GET\",status=\"200\"} 3"),
+        "{text}"
+    );
+    // Ids in the path do not make new series.
+    assert!(
+        text.contains("custos_http_requests_total{route=\"/api/v1/incidents/{id}\",method=\"GET\",status=\"404\"} 2"),
+        "{text}"
+    );
+    assert!(text.contains("custos_http_request_duration_seconds_count{route=\"/api/v1/incidents\",method=\"GET\"} 3"));
+}
