@@ -18,6 +18,9 @@ pub enum Error {
     /// Every problem of a rule set, one `file:line: message` per line.
     #[error("correlate.rules_dir has bad rules:\n{}", .0.join("\n"))]
     Rules(Vec<String>),
+    /// The search index or the Parquet archive (views derived from the ledger).
+    #[error("derived views: {0}")]
+    Derived(String),
     #[error("http listener {addr}: {source}")]
     Http { addr: std::net::SocketAddr, source: std::io::Error },
 }

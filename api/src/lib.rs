@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod alarms;
+pub mod archive;
 pub mod audit;
 pub mod auth;
 pub mod bench;
@@ -11,11 +12,14 @@ mod deadletter;
 pub mod demo;
 mod error;
 pub mod evidence;
+pub mod follow;
 pub mod metrics;
 pub mod pipeline;
 pub mod replay;
 pub mod rules;
+pub mod search;
 pub mod server;
+pub mod sql;
 pub mod views;
 
 pub use config::Config;

@@ -87,6 +87,12 @@ enum Command {
         #[arg(long)]
         witness: Vec<String>,
     },
+    /// Rebuild the search index and the Parquet archive of a data directory
+    /// from its ledger (Custos must be stopped).
+    Reindex {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
     /// Feed recorded log files through the parsers and print a summary per
     /// format; with --data-dir, through the whole pipeline into that ledger.
     Replay {
@@ -190,6 +196,7 @@ fn main() -> ExitCode {
             runtime().and_then(|rt| rt.block_on(evidence_export(&data_dir, &sel, &out)))
         }
         Command::Keygen { out, origin } => keygen(&out, &origin),
+        Command::Reindex { data_dir } => reindex(&data_dir),
         Command::Rules { action, dir, inventory } => return rules(&action, &dir, inventory.as_deref()),
         Command::Demo { data_dir, http, tick_seconds, alarm_syslog, alarm_webhook } => {
             let alarms = custos::alarms::AlarmsConfig {
@@ -701,5 +708,19 @@ fn keygen(out: &std::path::Path, origin: &str) -> anyhow::Result<()> {
     std::fs::write(&vkey, format!("{}\n", signer.verifier().encode()))
         .with_context(|| format!("cannot write {}", vkey.display()))?;
     println!("wrote {} (secret) and {}", key.display(), vkey.display());
+    Ok(())
+}
+
+fn reindex(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let n = custos::follow::reindex(data_dir, |i| eprint!("\rreindexing: {i} records"))?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!("\r\x1b[K");
+    println!(
+        "reindexed {n} ledger records into {} and {} in {secs:.1} s ({:.0} records/s)",
+        data_dir.join("index").display(),
+        data_dir.join("archive").display(),
+        n as f64 / secs.max(1e-9)
+    );
     Ok(())
 }

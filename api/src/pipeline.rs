@@ -63,6 +63,8 @@ pub struct Custos {
     sources: Sources,
     normalizer: Option<JoinHandle<()>>,
     evidence: JoinHandle<()>,
+    /// Feeds the search index and the Parquet archive from the ledger.
+    follower: crate::follow::Follower,
     server: Option<JoinHandle<()>>,
 }
 
@@ -333,6 +335,10 @@ impl Custos {
             alerts_missed_by_a_crash = missed.len(),
             "ledger open; correlation state rebuilt by replay"
         );
+        // Search and the Parquet archive follow the ledger from where they stopped.
+        let derived = crate::follow::Derived::open(&data_dir)?;
+        let searcher = derived.searcher();
+        let follower = crate::follow::Follower::spawn(derived, ledger.clone(), Default::default())?;
         let positions = open_positions(&data_dir)?;
         let tokens =
             Arc::new(TokenStore::open(data_dir.join("tokens.json")).map_err(Error::io("open tokens", &data_dir))?);
@@ -402,6 +408,7 @@ impl Custos {
                 rules.clone(),
             )
             .with_evidence(ledger_dir.clone(), bundle_signer)
+            .with_search(searcher, follower.state.clone(), crate::sql::SqlEngine::new(&data_dir.join("archive")))
             .with_accounts(accounts.clone());
             let listener = tokio::net::TcpListener::bind(cfg.http.listen)
                 .await
@@ -440,6 +447,7 @@ impl Custos {
             normalizer,
             evidence,
             server,
+            follower,
         })
     }
 
@@ -481,6 +489,7 @@ impl Custos {
             .await?;
         self.ledger.close().await?;
         tracing::info!(records = self.ledger.size(), "ledger closed with a final checkpoint");
+        self.follower.stop().await;
         Ok(())
     }
 }

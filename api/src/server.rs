@@ -112,6 +112,10 @@ struct Inner {
     evidence: Option<(std::path::PathBuf, Arc<ledger::NoteSigner>)>,
     /// People's accounts, for e-signatures.
     accounts: Option<Arc<crate::accounts::AccountStore>>,
+    /// Search over the index that follows the ledger, and how far it got.
+    search: Option<(crate::search::Searcher, Arc<crate::follow::FollowState>)>,
+    /// SQL over the Parquet archive.
+    sql: Option<crate::sql::SqlEngine>,
 }
 
 #[derive(Clone)]
@@ -127,13 +131,39 @@ impl AppState {
         stats: Arc<PipelineStats>,
         rules: RulesReload,
     ) -> Self {
-        Self(Arc::new(Inner { views, ledger, tokens, raw, push, stats, rules, evidence: None, accounts: None }))
+        Self(Arc::new(Inner {
+            views,
+            ledger,
+            tokens,
+            raw,
+            push,
+            stats,
+            rules,
+            evidence: None,
+            accounts: None,
+            search: None,
+            sql: None,
+        }))
     }
 
     /// Enables e-signatures against these accounts.
     pub fn with_accounts(mut self, accounts: Arc<crate::accounts::AccountStore>) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.0) {
             inner.accounts = Some(accounts);
+        }
+        self
+    }
+
+    /// Enables search and SQL over the views that follow the ledger.
+    pub fn with_search(
+        mut self,
+        searcher: crate::search::Searcher,
+        state: Arc<crate::follow::FollowState>,
+        sql: crate::sql::SqlEngine,
+    ) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            inner.search = Some((searcher, state));
+            inner.sql = Some(sql);
         }
         self
     }
@@ -183,7 +213,10 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/api/v1/incidents", get(list_incidents))
         .route("/api/v1/incidents/{id}", get(get_incident))
         .route("/api/v1/incidents/{id}/transition", post(transition_incident))
+        .route("/api/v1/incidents/{id}/timeline", get(incident_timeline))
         .route("/api/v1/events", get(list_events))
+        .route("/api/v1/search", get(search))
+        .route("/api/v1/query/sql", post(query_sql))
         .route("/api/v1/alerts", get(list_alerts))
         .route("/api/v1/dead-letters", get(list_dead_letters))
         .route("/api/v1/ledger/checkpoint", get(checkpoint))
@@ -230,23 +263,11 @@ async fn readyz(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({"status": "ready", "ledger_size": s.0.ledger.size()})))
 }
 
-fn severity_name(id: u8) -> &'static str {
-    match id {
-        1 => "informational",
-        2 => "low",
-        3 => "medium",
-        4 => "high",
-        5 => "critical",
-        6 => "fatal",
-        _ => "unknown",
-    }
-}
-
 /// An incident as the API shows it: times in RFC 3339 and the severity by name too.
 fn incident_json(i: &correlate::Incident) -> Value {
     let mut v = serde_json::to_value(i).unwrap_or(Value::Null);
     if let Some(o) = v.as_object_mut() {
-        o.insert("severity".into(), severity_name(i.severity_id).into());
+        o.insert("severity".into(), crate::search::severity_name(u64::from(i.severity_id)).into());
         o.insert("opened_at".into(), format_rfc3339(i.opened_at).into());
         o.insert("last_alert_at".into(), format_rfc3339(i.last_alert_at).into());
         o.insert("state".into(), i.state.as_str().into());
@@ -280,7 +301,20 @@ struct IncidentQuery {
     state: Option<String>,
     rule: Option<String>,
     zone: Option<String>,
+    /// At least this severity (informational … fatal).
+    severity: Option<String>,
+    /// Latest alert at or after / before (RFC 3339).
+    from: Option<String>,
+    to: Option<String>,
     limit: Option<usize>,
+}
+
+fn severity_id(name: &str) -> Result<u8, ApiError> {
+    (1..=6u8).find(|id| crate::search::severity_name(u64::from(*id)) == name).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "severity {name:?} is not one of informational, low, medium, high, critical, fatal"
+        ))
+    })
 }
 
 async fn list_incidents(
@@ -291,10 +325,14 @@ async fn list_incidents(
     caller.require(Permission::ReadIncidents)?;
     let Query(q) = q?;
     let n = limit(q.limit)?;
+    let min_severity = q.severity.as_deref().map(severity_id).transpose()?.unwrap_or(0);
+    let (from, to) = (time_param("from", q.from.as_deref())?, time_param("to", q.to.as_deref())?);
     let book = s.0.views.incidents.read().unwrap_or_else(|e| e.into_inner());
     let list: Vec<Value> = book
         .list()
         .into_iter()
+        .filter(|i| i.severity_id >= min_severity)
+        .filter(|i| from.is_none_or(|t| i.last_alert_at >= t) && to.is_none_or(|t| i.last_alert_at < t))
         .filter(|i| q.state.as_deref().is_none_or(|st| i.state.as_str() == st))
         .filter(|i| q.rule.as_deref().is_none_or(|r| i.rules.iter().any(|x| x == r)))
         .filter(|i| q.zone.as_deref().is_none_or(|z| i.zone.as_deref() == Some(z)))
@@ -304,37 +342,73 @@ async fn list_incidents(
     Ok(Json(json!({"incidents": list})))
 }
 
+fn find_incident(s: &AppState, id: &str) -> Result<correlate::Incident, ApiError> {
+    s.0.views
+        .incidents
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("no incident {id}")))
+}
+
+/// The cyber-physical timeline of an incident: its contributing events (from
+/// the recent view, else from the ledger) and its alerts, in event-time order,
+/// each with its ledger index.
+fn timeline(s: &AppState, inc: &correlate::Incident) -> Vec<Value> {
+    let mut items: Vec<(i64, u64, Value)> = Vec::new();
+    for &index in &inc.events {
+        let ev = match s.0.views.event(index) {
+            Some(st) => Some((*st.item).clone()),
+            None => s.0.ledger.record(index).ok().and_then(|b| ledger::record::decode(&b).ok()).and_then(|r| {
+                (r.kind == ledger::RecordKind::Event).then(|| serde_json::from_value::<ingest::Event>(r.data).ok())?
+            }),
+        };
+        if let Some(e) = ev {
+            let mut v = serde_json::to_value(&e).unwrap_or(Value::Null);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("ledger_index".into(), index.into());
+                o.insert("entry".into(), "event".into());
+                o.insert("at".into(), format_rfc3339(e.time).into());
+            }
+            items.push((e.time, index, v));
+        }
+    }
+    for a in s.0.views.alerts(MAX_LIMIT).into_iter().filter(|a| inc.alerts.contains(&a.item.id)) {
+        let mut v = indexed_json(&a);
+        if let Some(o) = v.as_object_mut() {
+            o.insert("entry".into(), "alert".into());
+            o.insert("at".into(), format_rfc3339(a.item.time).into());
+        }
+        items.push((a.item.time, a.index, v));
+    }
+    items.sort_by_key(|(t, i, _)| (*t, *i));
+    items.into_iter().map(|(_, _, v)| v).collect()
+}
+
 async fn get_incident(
     caller: Caller,
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::ReadIncidents)?;
-    let inc =
-        s.0.views
-            .incidents
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(format!("no incident {id}")))?;
-    // The cyber-physical timeline: contributing events in event-time order.
-    let mut timeline: Vec<(i64, Value)> =
-        inc.events.iter().filter_map(|i| s.0.views.event(*i)).map(|st| (st.item.time, indexed_json(&st))).collect();
-    timeline.sort_by_key(|(t, _)| *t);
-    let alerts: Vec<Value> =
-        s.0.views
-            .alerts(MAX_LIMIT)
-            .into_iter()
-            .filter(|a| inc.alerts.contains(&a.item.id))
-            .map(|a| serde_json::to_value(&*a.item).unwrap_or(Value::Null))
-            .collect();
+    let inc = find_incident(&s, &id)?;
     let mut v = incident_json(&inc);
     if let Some(o) = v.as_object_mut() {
-        o.insert("timeline".into(), timeline.into_iter().map(|(_, e)| e).collect::<Vec<_>>().into());
-        o.insert("alert_details".into(), alerts.into());
+        o.insert("timeline".into(), timeline(&s, &inc).into());
     }
     Ok(Json(v))
+}
+
+/// `GET /api/v1/incidents/{id}/timeline`: events and alerts in event-time order.
+async fn incident_timeline(
+    caller: Caller,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::ReadIncidents)?;
+    let inc = find_incident(&s, &id)?;
+    Ok(Json(json!({"incident": inc.id, "timeline": timeline(&s, &inc)})))
 }
 
 #[derive(Debug, Deserialize)]
@@ -365,6 +439,141 @@ async fn list_events(
     });
     let list: Vec<Value> = events.iter().map(indexed_json).collect();
     Ok(Json(json!({"events": list})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchQuery {
+    q: Option<String>,
+    /// RFC 3339; event time from (inclusive) and to (exclusive).
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+    /// Comma-separated facet names.
+    facets: Option<String>,
+}
+
+fn time_param(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+    value
+        .map(|t| {
+            parse_rfc3339(t).ok_or_else(|| ApiError::bad_request(format!("{name}: {t:?} is not an RFC 3339 time")))
+        })
+        .transpose()
+}
+
+/// `GET /api/v1/search`: events, alerts and incidents, newest first, with
+/// their ledger records. Every search is an `audit` record.
+async fn search(
+    caller: Caller,
+    State(s): State<AppState>,
+    q: Result<Query<SearchQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    use crate::search::{Cursor, SearchError, SearchRequest};
+    caller.require(Permission::ReadEvents)?;
+    let Query(q) = q?;
+    let (searcher, state) = s.0.search.clone().ok_or_else(|| ApiError::unavailable("search is not enabled"))?;
+    let req = SearchRequest {
+        q: q.q.clone().unwrap_or_default(),
+        from: time_param("from", q.from.as_deref())?,
+        to: time_param("to", q.to.as_deref())?,
+        limit: limit(q.limit)?,
+        cursor: q.cursor.as_deref().map(Cursor::parse).transpose().map_err(|e| ApiError::bad_request(e.to_string()))?,
+        facets: q.facets.as_deref().map(|f| f.split(',').map(|s| s.trim().to_owned()).collect()).unwrap_or_default(),
+    };
+    if req.q.len() > 4096 {
+        return Err(ApiError::bad_request("q is longer than 4096 bytes"));
+    }
+    let page = tokio::task::spawn_blocking(move || searcher.search(&req))
+        .await
+        .map_err(|_| ApiError::unavailable("the search stopped"))?
+        .map_err(|e| match e {
+            SearchError::Query(m) => ApiError::bad_request(m),
+            SearchError::Index { .. } => {
+                tracing::error!(error = %e, "search failed");
+                ApiError::unavailable("the search index cannot answer now")
+            }
+        })?;
+    let mut hits = Vec::with_capacity(page.hits.len());
+    for h in &page.hits {
+        let rec = s.0.ledger.record(h.index).ok().and_then(|b| ledger::record::decode(&b).ok());
+        let Some(rec) = rec else { continue };
+        hits.push(json!({
+            "ledger_index": h.index, "kind": rec.kind, "time": format_rfc3339(h.time), "record": rec.data,
+        }));
+    }
+    let facets: serde_json::Map<String, Value> = page
+        .facets
+        .iter()
+        .map(|(name, counts)| {
+            (name.clone(), counts.iter().map(|(v, n)| json!({"value": v, "count": n})).collect::<Vec<_>>().into())
+        })
+        .collect();
+    audit(
+        &s,
+        &caller.0,
+        "search",
+        "",
+        json!({"q": q.q, "from": q.from, "to": q.to, "total": page.total, "returned": hits.len()}),
+    )
+    .await?;
+    Ok(Json(json!({
+        "total": page.total,
+        "hits": hits,
+        "next_cursor": page.next_cursor.map(|c| c.encode()),
+        "facets": facets,
+        "searchable_records": state.searchable.load(Ordering::Relaxed),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SqlRequest {
+    sql: String,
+    /// At most this many rows back (default 1000, at most 10000).
+    #[serde(default)]
+    max_rows: Option<usize>,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /api/v1/query/sql`: one read-only query over the Parquet archive.
+/// Every query, answered or refused, is an `audit` record with its text.
+async fn query_sql(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    use crate::sql::{SqlError, SqlLimits};
+    caller.require(Permission::ReadEvents)?;
+    let r: SqlRequest = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+    let max_rows = match r.max_rows {
+        None => 1000,
+        Some(n @ 1..=10_000) => n,
+        Some(_) => return Err(ApiError::bad_request("max_rows must be between 1 and 10000")),
+    };
+    if r.sql.trim().is_empty() || r.sql.len() > 65_536 {
+        return Err(ApiError::bad_request("sql must be a query of at most 65536 bytes"));
+    }
+    let engine = s.0.sql.clone().ok_or_else(|| ApiError::unavailable("sql is not enabled"))?;
+    let started = std::time::Instant::now();
+    let outcome = engine.query(&r.sql, SqlLimits { max_rows, ..SqlLimits::default() }).await;
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    let details = match &outcome {
+        Ok(res) => json!({"sql": r.sql, "rows": res.rows.len(), "truncated": res.truncated, "elapsed_ms": elapsed_ms}),
+        Err(e) => json!({"sql": r.sql, "refused": e.to_string(), "elapsed_ms": elapsed_ms}),
+    };
+    audit(&s, &caller.0, "query.sql", &r.reason, details).await?;
+    match outcome {
+        Ok(res) => Ok(Json(json!({
+            "columns": res.columns.iter().map(|(n, t)| json!({"name": n, "type": t})).collect::<Vec<_>>(),
+            "rows": res.rows,
+            "truncated": res.truncated,
+            "elapsed_ms": elapsed_ms,
+        }))),
+        Err(SqlError::Query(m)) => Err(ApiError::bad_request(m)),
+        Err(e @ SqlError::Timeout(_)) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "timeout", e.to_string())),
+        Err(e @ SqlError::Engine(_)) => {
+            tracing::error!(error = %e, "sql engine failed");
+            Err(ApiError::unavailable("the query could not be run"))
+        }
+    }
 }
 
 /// The latest signed checkpoint: its note and the tree size it signs.

@@ -23,6 +23,8 @@ struct Fixture {
     ledger: Arc<Ledger>,
     tokens: HashMap<Role, String>,
     raw: Subscriber<RawRecord>,
+    follow: Arc<custos::follow::FollowState>,
+    _follower: custos::follow::Follower,
     _dir: tempfile::TempDir,
 }
 
@@ -58,6 +60,15 @@ async fn fixture() -> Fixture {
             let _ = r.reply.send(Err(vec![format!("rules/bad.yml:3: refused for {}", r.by)]));
         }
     });
+    // Search and SQL follow the ledger, publishing at once.
+    let derived = custos::follow::Derived::open(dir.path()).expect("views");
+    let searcher = derived.searcher();
+    let options = custos::follow::FollowOptions {
+        search_commit: std::time::Duration::ZERO,
+        archive_flush: std::time::Duration::ZERO,
+        archive_rows: 1,
+    };
+    let follower = custos::follow::Follower::spawn(derived, ledger.clone(), options).expect("follower");
     let state = AppState::new(
         views.clone(),
         ledger.clone(),
@@ -68,8 +79,11 @@ async fn fixture() -> Fixture {
         rules,
     )
     .with_evidence(dir.path().join("ledger"), NoteSigner::parse(&key).expect("key"))
-    .with_accounts(accounts);
+    .with_accounts(accounts)
+    .with_search(searcher, follower.state.clone(), custos::sql::SqlEngine::new(&dir.path().join("archive")));
     Fixture {
+        follow: follower.state.clone(),
+        _follower: follower,
         app: router(state, 1024),
         views,
         ledger,
@@ -134,19 +148,21 @@ async fn health_is_open_everything_else_needs_a_token() {
 #[tokio::test]
 async fn every_role_on_every_route_follows_the_permission_table() {
     let f = fixture().await;
+    let badge = r#"{"time":"2026-11-26T10:00:00Z","badge":"1","door":"D","result":"granted"}"#;
     let routes = [
-        ("GET", "/api/v1/incidents", Permission::ReadIncidents),
-        ("GET", "/api/v1/alerts", Permission::ReadIncidents),
-        ("GET", "/api/v1/events", Permission::ReadEvents),
-        ("GET", "/api/v1/dead-letters", Permission::ReadEvents),
-        ("GET", "/api/v1/ledger/checkpoint", Permission::ReadLedger),
-        ("GET", "/metrics", Permission::ReadMetrics),
-        ("POST", "/api/v1/ingest/badge", Permission::Ingest),
-        ("GET", "/api/v1/alarms", Permission::HandleAlarms),
+        ("GET", "/api/v1/incidents", Permission::ReadIncidents, ""),
+        ("GET", "/api/v1/alerts", Permission::ReadIncidents, ""),
+        ("GET", "/api/v1/events", Permission::ReadEvents, ""),
+        ("GET", "/api/v1/dead-letters", Permission::ReadEvents, ""),
+        ("GET", "/api/v1/search?q=badge", Permission::ReadEvents, ""),
+        ("POST", "/api/v1/query/sql", Permission::ReadEvents, r#"{"sql": "SELECT 1 AS one"}"#),
+        ("GET", "/api/v1/ledger/checkpoint", Permission::ReadLedger, ""),
+        ("GET", "/metrics", Permission::ReadMetrics, ""),
+        ("POST", "/api/v1/ingest/badge", Permission::Ingest, badge),
+        ("GET", "/api/v1/alarms", Permission::HandleAlarms, ""),
     ];
     for role in ROLES {
-        for (method, uri, perm) in routes {
-            let body = r#"{"time":"2026-11-26T10:00:00Z","badge":"1","door":"D","result":"granted"}"#;
+        for (method, uri, perm, body) in routes {
             let (status, _) = call(&f.app, method, uri, Some(&f.tokens[&role]), body).await;
             if permits(role, perm) {
                 assert!(status.is_success(), "{role:?} {method} {uri} got {status}");
@@ -523,4 +539,150 @@ async fn metrics_count_requests_by_route_pattern() {
         "{text}"
     );
     assert!(text.contains("custos_http_request_duration_seconds_count{route=\"/api/v1/incidents\",method=\"GET\"} 3"));
+}
+
+/// Waits (with a deadline) until search and SQL have every ledger record.
+async fn caught_up(f: &Fixture) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let size = f.ledger.size();
+    while f.follow.searchable.load(std::sync::atomic::Ordering::Relaxed) < size
+        || f.follow.archived.load(std::sync::atomic::Ordering::Relaxed) < size
+    {
+        assert!(std::time::Instant::now() < deadline, "the views did not catch up with the ledger");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+fn plant_events() -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for (i, (zone, person, raw)) in [
+        ("control-room", "alice", "Door CR-1 access denied badge 4711"),
+        ("control-room", "bob", "Door CR-1 access granted badge 4712"),
+        ("cell-1", "alice", "Door C1-2 access granted badge 4711"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut e = ingest::Event::new(
+            ingest::event::EventClass::PhysicalAccess,
+            1,
+            1_795_687_200_000 + i as i64 * 1000,
+            1_795_687_200_000,
+            raw.as_bytes(),
+        );
+        e.zone = Some(zone.into());
+        e.actor_mut().person = Some(person.into());
+        e.message = raw.into();
+        out.push(ledger::record::encode(ledger::RecordKind::Event, 1, &e).expect("encode"));
+    }
+    out
+}
+
+fn last_audit(f: &Fixture) -> Value {
+    let rec = f.ledger.record(f.ledger.size() - 1).expect("record");
+    let rec = ledger::record::decode(&rec).expect("decode");
+    assert_eq!(rec.kind, ledger::RecordKind::Audit);
+    rec.data
+}
+
+#[tokio::test]
+async fn search_finds_events_pages_and_is_audited() {
+    let f = fixture().await;
+    let range = f.ledger.append(plant_events()).await.expect("append");
+    caught_up(&f).await;
+    let analyst = Some(f.tokens[&Role::SocAnalyst].as_str());
+    let (s, b) = call(&f.app, "GET", "/api/v1/search?q=zone:control-room&facets=zone,class", analyst, "").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["total"], 2);
+    assert_eq!(b["hits"][0]["ledger_index"], range.start + 1, "newest first");
+    assert_eq!(b["hits"][0]["record"]["actor"]["person"], "bob");
+    assert_eq!(b["hits"][0]["time"], "2026-11-26T10:00:01.000Z");
+    assert_eq!(b["facets"]["zone"][0], serde_json::json!({"value": "control-room", "count": 2}));
+    let audit = last_audit(&f);
+    assert_eq!((audit["action"].as_str(), audit["details"]["q"].as_str()), (Some("search"), Some("zone:control-room")));
+
+    let (_, b) = call(&f.app, "GET", "/api/v1/search?q=denied%20AND%20person:alice", analyst, "").await;
+    assert_eq!(b["total"], 1);
+    let (_, page1) = call(&f.app, "GET", "/api/v1/search?q=badge&limit=2", analyst, "").await;
+    let cursor = page1["next_cursor"].as_str().expect("cursor").to_owned();
+    let (_, page2) = call(&f.app, "GET", &format!("/api/v1/search?q=badge&limit=2&cursor={cursor}"), analyst, "").await;
+    assert_eq!(page2["hits"].as_array().map(Vec::len), Some(1));
+    assert_eq!(page2["next_cursor"], Value::Null);
+    let (_, b) =
+        call(&f.app, "GET", "/api/v1/search?from=2026-11-26T10:00:01Z&to=2026-11-26T10:00:02Z", analyst, "").await;
+    assert_eq!(b["total"], 1);
+
+    for bad in [
+        "/api/v1/search?q=zone:(",
+        "/api/v1/search?q=colour:red",
+        "/api/v1/search?from=yesterday",
+        "/api/v1/search?cursor=xyz",
+        "/api/v1/search?facets=colour",
+    ] {
+        let (s, b) = call(&f.app, "GET", bad, analyst, "").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {b}");
+        assert_eq!(b["error"]["code"], "bad_request");
+    }
+}
+
+#[tokio::test]
+async fn sql_answers_read_only_queries_and_is_audited() {
+    let f = fixture().await;
+    f.ledger.append(plant_events()).await.expect("append");
+    caught_up(&f).await;
+    let reviewer = Some(f.tokens[&Role::QualityReviewer].as_str());
+    let body =
+        r#"{"sql": "SELECT zone, count(*) AS n FROM events GROUP BY zone ORDER BY zone", "reason": "batch 7 review"}"#;
+    let (s, b) = call(&f.app, "POST", "/api/v1/query/sql", reviewer, body).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["rows"], serde_json::json!([{"zone": "cell-1", "n": 1}, {"zone": "control-room", "n": 2}]));
+    assert_eq!(b["truncated"], false);
+    let audit = last_audit(&f);
+    assert_eq!(audit["action"], "query.sql");
+    assert_eq!(audit["reason"], "batch 7 review");
+    assert!(audit["details"]["sql"].as_str().unwrap_or("").contains("GROUP BY zone"));
+
+    let (_, b) =
+        call(&f.app, "POST", "/api/v1/query/sql", reviewer, r#"{"sql": "SELECT * FROM events", "max_rows": 2}"#).await;
+    assert_eq!((b["rows"].as_array().map(Vec::len), &b["truncated"]), (Some(2), &Value::Bool(true)));
+
+    let (s, b) = call(&f.app, "POST", "/api/v1/query/sql", reviewer, r#"{"sql": "DROP TABLE events"}"#).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert!(last_audit(&f)["details"]["refused"].is_string(), "refused queries are audited too");
+    for bad in [r#"{"sql": ""}"#, r#"{"sql": "SELECT 1", "max_rows": 0}"#, r#"{"query": "SELECT 1"}"#, "not json"] {
+        assert_eq!(call(&f.app, "POST", "/api/v1/query/sql", reviewer, bad).await.0, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let control_room = Some(f.tokens[&Role::ControlRoom].as_str());
+    assert_eq!(
+        call(&f.app, "POST", "/api/v1/query/sql", control_room, r#"{"sql": "SELECT 1"}"#).await.0,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn incidents_filter_and_the_timeline_merges_events_and_alerts() {
+    let f = fixture().await;
+    let a = alert(correlate::EntityKind::Person, "mallory");
+    let id = f.views.incidents.write().expect("book").file(&a).id;
+    f.views.add_alerts([Stored { index: 7, item: Arc::new(a) }]);
+    let soc = Some(f.tokens[&Role::SocAnalyst].as_str());
+    let count = |b: &Value| b["incidents"].as_array().map(Vec::len);
+    let (_, b) = call(&f.app, "GET", "/api/v1/incidents?severity=high&zone=cell-1", soc, "").await;
+    assert_eq!(count(&b), Some(1));
+    let (_, b) = call(&f.app, "GET", "/api/v1/incidents?severity=critical", soc, "").await;
+    assert_eq!(count(&b), Some(0));
+    let (_, b) = call(&f.app, "GET", "/api/v1/incidents?from=2026-01-01T00:00:00Z", soc, "").await;
+    assert_eq!(count(&b), Some(0), "the alert is from 1970");
+    assert_eq!(call(&f.app, "GET", "/api/v1/incidents?severity=bad", soc, "").await.0, StatusCode::BAD_REQUEST);
+
+    let (s, b) = call(&f.app, "GET", &format!("/api/v1/incidents/{id}/timeline"), soc, "").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let entries: Vec<(String, u64)> = b["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .map(|e| (e["entry"].as_str().unwrap_or("").to_owned(), e["ledger_index"].as_u64().unwrap_or(0)))
+        .collect();
+    assert_eq!(entries, vec![("alert".to_owned(), 7), ("event".to_owned(), 1)], "event-time order");
+    assert_eq!(call(&f.app, "GET", "/api/v1/incidents/INC-9/timeline", soc, "").await.0, StatusCode::NOT_FOUND);
 }

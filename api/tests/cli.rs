@@ -48,6 +48,18 @@ fn demo_stops_cleanly_on_sigterm_and_verify_judges_the_ledger() {
     let pinned = Command::new(BIN).arg("verify").arg(&ledger).args(["--key", vkey.trim()]).status().expect("verify");
     assert!(pinned.success(), "verifies against the pinned key");
 
+    // Search and the archive followed the ledger to its end before the stop,
+    // and `reindex` rebuilds both from the ledger alone.
+    let size = ledger::for_each_record(&ledger, |_, _| {}).expect("scan");
+    let position = || std::fs::read_to_string(data.join("archive/POSITION")).expect("archive position");
+    assert_eq!(position(), size.to_string());
+    std::fs::remove_file(data.join("archive/POSITION")).expect("remove");
+    let out = Command::new(BIN).args(["reindex", "--data-dir"]).arg(&data).output().expect("reindex runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.starts_with(&format!("reindexed {size} ledger records")), "{text}");
+    assert_eq!(position(), size.to_string());
+
     // An evidence bundle of everything, checked offline from a copy elsewhere.
     let bundle = dir.path().join("evidence.tar");
     let out = Command::new(BIN)

@@ -404,6 +404,23 @@ impl Ledger {
         tree.reader(&self.dir).record(index)
     }
 
+    /// Calls `f(index, bytes)` for the durable records `start..end`, in order.
+    /// Reads in slices so that appends are not held up behind a long read.
+    pub fn read_range(&self, start: u64, end: u64, mut f: impl FnMut(u64, Vec<u8>)) -> Result<(), LedgerError> {
+        const SLICE: u64 = 4096;
+        let mut at = start;
+        while at < end {
+            let to = end.min(at + SLICE);
+            let tree = self.shared.tree.read().unwrap_or_else(|e| e.into_inner());
+            if to > tree.size() {
+                return Err(LedgerError::Record(format!("no record {}: the ledger has {}", to - 1, tree.size())));
+            }
+            tree.reader(&self.dir).scan(at, to, &mut f)?;
+            at = to;
+        }
+        Ok(())
+    }
+
     pub fn latest_checkpoint(&self) -> Option<String> {
         self.shared.latest.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }

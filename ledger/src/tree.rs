@@ -8,7 +8,7 @@
 
 use std::cell::RefCell;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::LedgerError;
@@ -98,15 +98,18 @@ impl TreeReader<'_> {
         Ok(out)
     }
 
-    /// Calls `f` with records `start..end` (within one group of 16), read from
-    /// the group's anchor on.
-    fn scan(&self, start: u64, end: u64, mut f: impl FnMut(u64, Vec<u8>)) -> Result<(), LedgerError> {
+    /// Calls `f` with records `start..end`, in order, read sequentially from
+    /// the anchor of `start`'s group on.
+    pub(crate) fn scan(&self, start: u64, end: u64, mut f: impl FnMut(u64, Vec<u8>)) -> Result<(), LedgerError> {
         let group = start / GROUP;
         let first = group * GROUP;
         let (mut segment_first, offset) = self.store.anchors[group as usize];
         let mut index = first;
         let mut file = open_segment(self.dir, segment_first)?;
         file.1.seek(SeekFrom::Start(offset)).map_err(|e| io(&file.0, e))?;
+        // Buffered: a proof reads a few records, a follower thousands.
+        let capacity = if end - start > GROUP { 256 << 10 } else { 8 << 10 };
+        let mut file = (file.0, BufReader::with_capacity(capacity, file.1));
         while index < end {
             let mut header = [0u8; FRAME_HEADER];
             match file.1.read_exact(&mut header) {
@@ -114,7 +117,8 @@ impl TreeReader<'_> {
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && index != segment_first => {
                     // The group goes on in the next segment.
                     segment_first = index;
-                    file = open_segment(self.dir, segment_first)?;
+                    let (path, f) = open_segment(self.dir, segment_first)?;
+                    file = (path, BufReader::with_capacity(capacity, f));
                     continue;
                 }
                 Err(e) => return Err(io(&file.0, e)),

@@ -195,6 +195,14 @@ async fn proofs_from_stored_hashes_match_and_verify() {
             assert_eq!(Some(&c), consistency_proof_over(&leaves, size, n).as_ref());
             assert!(verify_consistency(size, n, &c, &r, &root(&leaves)));
         }
+        // Range reads (what the search index and archive follow) cross segments.
+        for (start, end) in [(0, n), (5, 6), (15, 4200.min(n)), (n - 3, n)] {
+            let mut got = Vec::new();
+            l.read_range(start, end, |i, r| got.push((i, r))).expect("read range");
+            let want: Vec<_> = (start..end).map(|i| (i, all[i as usize].clone())).collect();
+            assert_eq!(got, want, "{start}..{end}");
+        }
+        assert!(l.read_range(n - 1, n + 1, |_, _| {}).is_err(), "beyond the ledger");
         assert!(l.inclusion_proof(n, n).is_err(), "index >= size");
         assert!(l.inclusion_proof(0, n + 1).is_err(), "size beyond the ledger");
         assert!(l.record(n).is_err());
