@@ -4,13 +4,15 @@
 #    gcc and make (bundled librdkafka), python3-venv;
 #  - tansu, an Apache Kafka-compatible broker, from crates.io (about 9 minutes
 #    the first time, then cached in ~/.cargo/bin);
-#  - a Python venv with confluent-kafka, the independent Kafka client of the tests.
+#  - a Python venv with confluent-kafka, the independent Kafka client of the tests,
+#    and schemathesis, which checks the running API against its OpenAPI document.
 set -euo pipefail
 
 need=()
 command -v logger >/dev/null 2>&1 || need+=(bsdutils)
 command -v cc >/dev/null 2>&1 || need+=(gcc)
 command -v make >/dev/null 2>&1 || need+=(make)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
@@ -29,4 +31,8 @@ if ! "$venv/bin/python" -c "import confluent_kafka" >/dev/null 2>&1; then
   echo "creating $venv with confluent-kafka"
   python3 -m venv "$venv" || { apt-get install -y -qq python3-venv && python3 -m venv "$venv"; }
   "$venv/bin/pip" install -q confluent-kafka
+fi
+if ! "$venv/bin/schemathesis" --version >/dev/null 2>&1; then
+  echo "installing schemathesis (API contract tests) into $venv"
+  "$venv/bin/pip" install -q schemathesis
 fi

@@ -24,3 +24,5 @@ echo "tansu broker on 127.0.0.1:$port"
 export CUSTOS_TEST_KAFKA_BROKERS="127.0.0.1:$port"
 export CUSTOS_TEST_PYTHON="$venv/bin/python"
 cargo test --workspace --locked --features custos-e2e/kafka "$@"
+# The running API against its OpenAPI document.
+scripts/api-contract.sh

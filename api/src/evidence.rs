@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 /// What to export. Times are RFC 3339; records are chosen by the time they
 /// were ledgered.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Selection {
     pub from: String,

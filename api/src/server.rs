@@ -11,7 +11,6 @@ use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use ingest::bus::Publisher;
 use ingest::source::now_millis;
@@ -20,6 +19,9 @@ use ingest::{Format, RawRecord};
 use ledger::Ledger;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::{Principal, Role, TokenStore};
 use crate::pipeline::PipelineStats;
@@ -90,7 +92,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response()
+        (self.status, Json(ErrorBody { error: ErrorDetail { code: self.code, message: self.message } })).into_response()
     }
 }
 
@@ -205,37 +207,107 @@ impl Caller {
     }
 }
 
+/// Every documented route: handlers and their OpenAPI operations are registered together.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(openapi_json))
+        .routes(routes!(login))
+        .routes(routes!(list_incidents))
+        .routes(routes!(get_incident))
+        .routes(routes!(transition_incident))
+        .routes(routes!(incident_timeline))
+        .routes(routes!(list_events))
+        .routes(routes!(search))
+        .routes(routes!(query_sql))
+        .routes(routes!(list_alerts))
+        .routes(routes!(list_dead_letters))
+        .routes(routes!(checkpoint))
+        .routes(routes!(ledger_record))
+        .routes(routes!(consistency_proof))
+        .routes(routes!(export_evidence))
+        .routes(routes!(sign_record))
+        .routes(routes!(list_retention, set_retention))
+        .routes(routes!(place_legal_hold))
+        .routes(routes!(ingest_push))
+        .routes(routes!(reload_rules))
+        .routes(routes!(list_alarms))
+        .routes(routes!(acknowledge_alarm))
+        .routes(routes!(shelve_alarm))
+        .routes(routes!(metrics))
+}
+
+/// The OpenAPI 3.1 document of every route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().split_for_parts().1
+}
+
 pub fn router(state: AppState, max_body: usize) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/readyz", get(readyz))
-        .route("/api/v1/login", post(login))
-        .route("/api/v1/incidents", get(list_incidents))
-        .route("/api/v1/incidents/{id}", get(get_incident))
-        .route("/api/v1/incidents/{id}/transition", post(transition_incident))
-        .route("/api/v1/incidents/{id}/timeline", get(incident_timeline))
-        .route("/api/v1/events", get(list_events))
-        .route("/api/v1/search", get(search))
-        .route("/api/v1/query/sql", post(query_sql))
-        .route("/api/v1/alerts", get(list_alerts))
-        .route("/api/v1/dead-letters", get(list_dead_letters))
-        .route("/api/v1/ledger/checkpoint", get(checkpoint))
-        .route("/api/v1/ledger/records/{index}", get(ledger_record))
-        .route("/api/v1/ledger/proof/consistency", get(consistency_proof))
-        .route("/api/v1/evidence/exports", post(export_evidence))
-        .route("/api/v1/signatures", post(sign_record))
-        .route("/api/v1/ledger/retention", get(list_retention).post(set_retention))
-        .route("/api/v1/ledger/legal-holds", post(place_legal_hold))
-        .route("/api/v1/ingest/{source}", post(ingest_push))
-        .route("/api/v1/rules/reload", post(reload_rules))
-        .route("/api/v1/alarms", get(list_alarms))
-        .route("/api/v1/alarms/acknowledge", post(acknowledge_alarm))
-        .route("/api/v1/alarms/shelve", post(shelve_alarm))
-        .route("/metrics", get(metrics))
+    routes()
+        .split_for_parts()
+        .0
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe_request))
         .with_state(state)
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Custos API",
+        description = "Security event correlation and GxP audit trail for OT plants. Every route but the health \
+                       probes and login needs `Authorization: Bearer <token>`; errors are `{\"error\": {\"code\", \"message\"}}`."
+    ),
+    components(schemas(ErrorBody, ErrorDetail)),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        doc.components.get_or_insert_with(Default::default).add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("cus_…").build()),
+        );
+    }
+}
+
+/// An error as every route answers it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct ErrorDetail {
+    /// Stable, for programs: bad_request, unauthorized, forbidden, not_found, …
+    code: &'static str,
+    /// For people; never carries internals.
+    message: String,
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "health", summary = "Alive", responses((status = 200, description = "Alive", body = Object)))]
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    tag = "health",
+    summary = "This document",
+    responses((status = 200, description = "OpenAPI 3.1", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody)),
+    security(("bearer" = []))
+)]
+async fn openapi_json(_caller: Caller) -> Response {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let doc = DOC.get_or_init(|| openapi().to_pretty_json().unwrap_or_default());
+    ([(header::CONTENT_TYPE, "application/json")], doc.as_str()).into_response()
 }
 
 /// Counts and times every request by its route pattern (ids do not make new
@@ -256,6 +328,13 @@ async fn observe_request(
     response
 }
 
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    summary = "Ready: the ledger has a signed checkpoint",
+    responses((status = 200, description = "Ready", body = Object), (status = 503, description = "Not available now", body = ErrorBody))
+)]
 async fn readyz(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     if s.0.ledger.latest_checkpoint().is_none() {
         return Err(ApiError::unavailable("no signed checkpoint yet"));
@@ -295,7 +374,8 @@ fn limit(l: Option<usize>) -> Result<usize, ApiError> {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct IncidentQuery {
     state: Option<String>,
@@ -306,6 +386,7 @@ struct IncidentQuery {
     /// Latest alert at or after / before (RFC 3339).
     from: Option<String>,
     to: Option<String>,
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
@@ -317,6 +398,15 @@ fn severity_id(name: &str) -> Result<u8, ApiError> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents",
+    tag = "incidents",
+    summary = "Incidents, newest first, filtered",
+    params(IncidentQuery),
+    responses((status = 200, description = "Incidents", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn list_incidents(
     caller: Caller,
     State(s): State<AppState>,
@@ -386,6 +476,15 @@ fn timeline(s: &AppState, inc: &correlate::Incident) -> Vec<Value> {
     items.into_iter().map(|(_, _, v)| v).collect()
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents/{id}",
+    tag = "incidents",
+    summary = "One incident with its cyber-physical timeline",
+    params(("id" = String, Path, description = "Incident id")),
+    responses((status = 200, description = "Incident", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn get_incident(
     caller: Caller,
     State(s): State<AppState>,
@@ -401,6 +500,15 @@ async fn get_incident(
 }
 
 /// `GET /api/v1/incidents/{id}/timeline`: events and alerts in event-time order.
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents/{id}/timeline",
+    tag = "incidents",
+    summary = "Contributing events and alerts in event-time order",
+    params(("id" = String, Path, description = "Incident id")),
+    responses((status = 200, description = "Timeline", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn incident_timeline(
     caller: Caller,
     State(s): State<AppState>,
@@ -411,9 +519,11 @@ async fn incident_timeline(
     Ok(Json(json!({"incident": inc.id, "timeline": timeline(&s, &inc)})))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct EventQuery {
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     class_uid: Option<u32>,
     zone: Option<String>,
@@ -422,6 +532,15 @@ struct EventQuery {
     asset: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    tag = "events",
+    summary = "Recent events, newest first",
+    params(EventQuery),
+    responses((status = 200, description = "Events", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn list_events(
     caller: Caller,
     State(s): State<AppState>,
@@ -441,13 +560,15 @@ async fn list_events(
     Ok(Json(json!({"events": list})))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct SearchQuery {
     q: Option<String>,
     /// RFC 3339; event time from (inclusive) and to (exclusive).
     from: Option<String>,
     to: Option<String>,
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     cursor: Option<String>,
     /// Comma-separated facet names.
@@ -464,6 +585,15 @@ fn time_param(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> 
 
 /// `GET /api/v1/search`: events, alerts and incidents, newest first, with
 /// their ledger records. Every search is an `audit` record.
+#[utoipa::path(
+    get,
+    path = "/api/v1/search",
+    tag = "search",
+    summary = "Search events, alerts and incidents (audited)",
+    params(SearchQuery),
+    responses((status = 200, description = "A page of hits", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn search(
     caller: Caller,
     State(s): State<AppState>,
@@ -526,12 +656,13 @@ async fn search(
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SqlRequest {
     sql: String,
     /// At most this many rows back (default 1000, at most 10000).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 10000)]
     max_rows: Option<usize>,
     #[serde(default)]
     reason: String,
@@ -539,6 +670,15 @@ struct SqlRequest {
 
 /// `POST /api/v1/query/sql`: one read-only query over the Parquet archive.
 /// Every query, answered or refused, is an `audit` record with its text.
+#[utoipa::path(
+    post,
+    path = "/api/v1/query/sql",
+    tag = "search",
+    summary = "One read-only SQL query over the Parquet archive (audited)",
+    request_body = SqlRequest,
+    responses((status = 200, description = "Columns and rows", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 422, description = "Stopped at the time limit", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn query_sql(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
     use crate::sql::{SqlError, SqlLimits};
     caller.require(Permission::ReadEvents)?;
@@ -589,7 +729,7 @@ fn hexes(hashes: &[[u8; 32]]) -> Vec<String> {
     hashes.iter().map(hex::encode).collect()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginRequest {
     name: String,
@@ -601,6 +741,14 @@ const SESSION_MS: i64 = 8 * 3_600_000;
 
 /// `POST /api/v1/login`: a person's name and password for a session token
 /// that expires; repeated failures lock the account. Every attempt is audited.
+#[utoipa::path(
+    post,
+    path = "/api/v1/login",
+    tag = "accounts",
+    summary = "A session token for a name and password (8 h; lock-out after 5 failures)",
+    request_body = LoginRequest,
+    responses((status = 200, description = "Session token", body = Object), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 401, description = "Wrong name or password", body = ErrorBody), (status = 403, description = "Account locked", body = ErrorBody))
+)]
 async fn login(State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
     let req: LoginRequest = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
     let accounts = s.0.accounts.clone().ok_or_else(|| ApiError::unavailable("accounts are not enabled"))?;
@@ -641,7 +789,7 @@ async fn login(State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, Ap
     Err(outcome)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RetentionRequest {
     /// event, deadletter, alert, incident, audit or signature.
@@ -650,7 +798,7 @@ struct RetentionRequest {
     reason: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LegalHoldRequest {
     #[serde(default)]
@@ -685,6 +833,15 @@ async fn record_policy(s: &AppState, caller: &Caller, kind: ledger::RecordKind, 
     Ok(range.start)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/ledger/retention",
+    tag = "evidence",
+    summary = "Record a retention policy",
+    request_body = RetentionRequest,
+    responses((status = 200, description = "The recorded policy", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn set_retention(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::SetRetention)?;
     let r: RetentionRequest = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
@@ -700,6 +857,15 @@ async fn set_retention(caller: Caller, State(s): State<AppState>, body: Bytes) -
     Ok(Json(json!({"index": index})))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/ledger/legal-holds",
+    tag = "evidence",
+    summary = "Record a legal hold",
+    request_body = LegalHoldRequest,
+    responses((status = 200, description = "The recorded hold", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn place_legal_hold(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::PlaceLegalHold)?;
     let h: LegalHoldRequest = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
@@ -719,17 +885,26 @@ async fn place_legal_hold(caller: Caller, State(s): State<AppState>, body: Bytes
 
 /// Recorded retention policies and legal holds. Custos deletes nothing: any
 /// future pruning may only remove what a policy allows and no hold covers.
+#[utoipa::path(
+    get,
+    path = "/api/v1/ledger/retention",
+    tag = "evidence",
+    summary = "Retention policies and legal holds as recorded",
+    responses((status = 200, description = "Policies and holds", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn list_retention(caller: Caller, State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::ReadLedger)?;
     let all = s.0.views.retention.read().unwrap_or_else(|e| e.into_inner()).clone();
     Ok(Json(json!({"records": all, "deletion": "none: Custos never deletes ledger records"})))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SignRequest {
     record_index: u64,
     /// reviewed, approved or responsible.
+    #[schema(pattern = "^(reviewed|approved|responsible)$")]
     meaning: String,
     reason: String,
     /// Entered again for each signature (21 CFR Part 11 §11.200(a)).
@@ -739,6 +914,15 @@ struct SignRequest {
 /// An e-signature over a ledger record: the signer's password again, then a
 /// `signature` record with the printed name, meaning, time, reason and the
 /// signed record's index and SHA-256.
+#[utoipa::path(
+    post,
+    path = "/api/v1/signatures",
+    tag = "evidence",
+    summary = "E-sign a ledger record (password re-entered)",
+    request_body = SignRequest,
+    responses((status = 200, description = "The signature record", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn sign_record(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::Sign)?;
     let req: SignRequest = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
@@ -785,6 +969,15 @@ async fn sign_record(caller: Caller, State(s): State<AppState>, body: Bytes) -> 
 
 /// `POST /api/v1/evidence/exports`: a bundle of the selected records with
 /// their proofs (`application/x-tar`); the export is an `audit` record.
+#[utoipa::path(
+    post,
+    path = "/api/v1/evidence/exports",
+    tag = "evidence",
+    summary = "An offline-verifiable evidence bundle (audited)",
+    request_body = crate::evidence::Selection,
+    responses((status = 200, description = "The bundle", body = String, content_type = "application/x-tar"), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn export_evidence(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     caller.require(Permission::ExportEvidence)?;
     let sel: crate::evidence::Selection =
@@ -812,6 +1005,15 @@ async fn export_evidence(caller: Caller, State(s): State<AppState>, body: Bytes)
 
 /// A ledger record with its inclusion proof against the latest signed
 /// checkpoint, so the caller can check it without trusting this server.
+#[utoipa::path(
+    get,
+    path = "/api/v1/ledger/records/{index}",
+    tag = "ledger",
+    summary = "A ledger record with its inclusion proof (audited)",
+    params(("index" = u64, Path, description = "Ledger index")),
+    responses((status = 200, description = "Record and proof", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 409, description = "Not yet covered by a signed checkpoint", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn ledger_record(
     caller: Caller,
     State(s): State<AppState>,
@@ -844,15 +1046,26 @@ async fn ledger_record(
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ConsistencyQuery {
+    #[param(minimum = 1)]
     old: u64,
     new: Option<u64>,
 }
 
 /// RFC 9162 consistency proof between two tree sizes (`new` defaults to the
 /// latest signed checkpoint's size).
+#[utoipa::path(
+    get,
+    path = "/api/v1/ledger/proof/consistency",
+    tag = "ledger",
+    summary = "RFC 9162 consistency proof between two tree sizes",
+    params(ConsistencyQuery),
+    responses((status = 200, description = "Proof", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn consistency_proof(
     caller: Caller,
     State(s): State<AppState>,
@@ -873,12 +1086,23 @@ async fn consistency_proof(
     Ok(Json(json!({"old": q.old, "new": new, "proof": hexes(&proof), "checkpoint": note})))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct LimitQuery {
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/alerts",
+    tag = "incidents",
+    summary = "Recent alerts, newest first",
+    params(LimitQuery),
+    responses((status = 200, description = "Alerts", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn list_alerts(
     caller: Caller,
     State(s): State<AppState>,
@@ -890,6 +1114,15 @@ async fn list_alerts(
     Ok(Json(json!({"alerts": list})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/dead-letters",
+    tag = "events",
+    summary = "Recent dead letters with reasons and raw bytes",
+    params(LimitQuery),
+    responses((status = 200, description = "Dead letters", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn list_dead_letters(
     caller: Caller,
     State(s): State<AppState>,
@@ -901,16 +1134,25 @@ async fn list_dead_letters(
     Ok(Json(json!({"dead_letters": list, "total": s.0.stats.dead_letters.load(Ordering::Relaxed)})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/ledger/checkpoint",
+    tag = "ledger",
+    summary = "The latest signed checkpoint (C2SP signed note)",
+    responses((status = 200, description = "Signed note", body = String, content_type = "text/plain"), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn checkpoint(caller: Caller, State(s): State<AppState>) -> Result<Response, ApiError> {
     caller.require(Permission::ReadLedger)?;
     let note = s.0.ledger.latest_checkpoint().ok_or_else(|| ApiError::unavailable("no signed checkpoint yet"))?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TransitionRequest {
     /// acknowledged, investigating, closed or false_positive.
+    #[schema(pattern = "^(acknowledged|investigating|closed|false_positive)$")]
     to: String,
     reason: String,
 }
@@ -918,6 +1160,16 @@ struct TransitionRequest {
 /// Moves an incident on (reason required); the new state is an `incident`
 /// record and the action an `audit` record, both in the ledger before the
 /// answer.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/transition",
+    tag = "incidents",
+    summary = "Move an incident on (reason required; audited)",
+    params(("id" = String, Path, description = "Incident id")),
+    request_body = TransitionRequest,
+    responses((status = 200, description = "The incident after the move", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "The state machine forbids this move", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn transition_incident(
     caller: Caller,
     State(s): State<AppState>,
@@ -960,6 +1212,14 @@ async fn transition_incident(
 
 /// Reloads the rules; a set with errors is refused (422) with every message,
 /// and the running rules stay.
+#[utoipa::path(
+    post,
+    path = "/api/v1/rules/reload",
+    tag = "rules",
+    summary = "Reload the correlation rules (refused sets keep the old ones)",
+    responses((status = 200, description = "Rules loaded", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 422, description = "The rule set was refused", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn reload_rules(caller: Caller, State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::ManageRules)?;
     match s.0.rules.reload(&caller.0.name).await {
@@ -969,13 +1229,21 @@ async fn reload_rules(caller: Caller, State(s): State<AppState>) -> Result<Json<
 }
 
 /// The alarm board: highest priority first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/alarms",
+    tag = "alarms",
+    summary = "Standing control-room alarms",
+    responses((status = 200, description = "Alarms", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn list_alarms(caller: Caller, State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::HandleAlarms)?;
     let board = s.0.views.alarms.lock().unwrap_or_else(|e| e.into_inner());
     Ok(Json(json!({"alarms": board.list()})))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AlarmAction {
     key: String,
@@ -984,6 +1252,7 @@ struct AlarmAction {
     reason: String,
     /// Shelving: for how long, 1 to 1440 minutes.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 1440)]
     minutes: Option<u32>,
 }
 
@@ -1007,6 +1276,15 @@ async fn audit(s: &AppState, who: &Principal, action: &str, reason: &str, detail
     Ok(range.start)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/alarms/acknowledge",
+    tag = "alarms",
+    summary = "Acknowledge an alarm (audited)",
+    request_body = AlarmAction,
+    responses((status = 200, description = "The alarm", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn acknowledge_alarm(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::HandleAlarms)?;
     let a = json_body(&body)?;
@@ -1020,6 +1298,15 @@ async fn acknowledge_alarm(caller: Caller, State(s): State<AppState>, body: Byte
     Ok(Json(json!({"alarm": state, "audit_index": index})))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/alarms/shelve",
+    tag = "alarms",
+    summary = "Shelve an alarm for 1 to 1440 minutes (audited)",
+    request_body = AlarmAction,
+    responses((status = 200, description = "The alarm", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn shelve_alarm(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::HandleAlarms)?;
     let a = json_body(&body)?;
@@ -1041,6 +1328,14 @@ async fn shelve_alarm(caller: Caller, State(s): State<AppState>, body: Bytes) ->
 }
 
 /// Prometheus metrics; scrapers send a bearer token like any client.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    summary = "Prometheus metrics",
+    responses((status = 200, description = "Metrics", body = String, content_type = "text/plain"), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn metrics(caller: Caller, State(s): State<AppState>) -> Result<Response, ApiError> {
     caller.require(Permission::ReadMetrics)?;
     let age = s.0.ledger.latest_checkpoint().and_then(|n| {
@@ -1063,6 +1358,16 @@ async fn metrics(caller: Caller, State(s): State<AppState>) -> Result<Response, 
 /// `POST /api/v1/ingest/{source}`: a JSON object, a JSON array of objects, or
 /// JSON lines. Each record keeps its exact bytes; what does not parse becomes
 /// a dead letter downstream, so nothing sent is lost. 202 = accepted for processing.
+#[utoipa::path(
+    post,
+    path = "/api/v1/ingest/{source}",
+    tag = "ingest",
+    summary = "Push records (JSON object, array or JSON lines)",
+    params(("source" = String, Path, description = "Push source name")),
+    request_body(content = Object, content_type = "application/json", description = "A JSON object, a JSON array of objects, or JSON lines"),
+    responses((status = 202, description = "Accepted for processing", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 413, description = "Body too large", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn ingest_push(
     caller: Caller,
     State(s): State<AppState>,

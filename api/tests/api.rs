@@ -686,3 +686,39 @@ async fn incidents_filter_and_the_timeline_merges_events_and_alerts() {
     assert_eq!(entries, vec![("alert".to_owned(), 7), ("event".to_owned(), 1)], "event-time order");
     assert_eq!(call(&f.app, "GET", "/api/v1/incidents/INC-9/timeline", soc, "").await.0, StatusCode::NOT_FOUND);
 }
+
+/// The OpenAPI document is a contract: a change to it shows in review as a
+/// change to this golden file (`CUSTOS_UPDATE_GOLDEN=1` rewrites it).
+#[tokio::test]
+async fn openapi_document_is_golden_and_every_operation_is_guarded() {
+    let doc = custos::server::openapi().to_pretty_json().expect("json");
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/openapi.json");
+    if std::env::var_os("CUSTOS_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, &doc).expect("write golden");
+    }
+    assert_eq!(doc, std::fs::read_to_string(&golden).expect("golden file"), "the OpenAPI document changed");
+
+    let f = fixture().await;
+    let admin = Some(f.tokens[&Role::Admin].as_str());
+    let (s, served) = call(&f.app, "GET", "/api/v1/openapi.json", admin, "").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(served["openapi"], "3.1.0");
+    assert_eq!(served, serde_json::from_str::<Value>(&doc).expect("doc"));
+
+    // Each documented operation exists (no 404 / 405) and needs a token.
+    let open = ["/healthz", "/readyz", "/api/v1/login"];
+    let mut operations = 0;
+    for (path, item) in served["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("item").keys() {
+            let uri = path.replace("{id}", "INC-1").replace("{index}", "1").replace("{source}", "badge");
+            let (status, _) = call(&f.app, &method.to_uppercase(), &uri, None, "{}").await;
+            operations += 1;
+            if open.contains(&path.as_str()) {
+                assert_ne!(status, StatusCode::UNAUTHORIZED, "{method} {path} is open");
+            } else {
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+            }
+        }
+    }
+    assert_eq!(operations, 27, "every route is documented");
+}

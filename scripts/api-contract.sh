@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The API against its own OpenAPI document: starts `custos demo` (the debug
+# binary the tests built) on a free loopback port, lets schemathesis generate
+# requests for every operation with the admin token, and fails on any server
+# error (5xx), any response that breaks the documented schema, or a wrong
+# content type.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv="${CUSTOS_VENV:-$HOME/.cache/custos-venv}"
+bin="${CUSTOS_BIN:-target/debug/custos}"
+[ -x "$bin" ] || cargo build --locked -p custos
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+work=$(mktemp -d -t custos-contract.XXXXXX)
+"$bin" demo --data-dir "$work/data" --http "127.0.0.1:$port" --tick-seconds 0.5 >"$work/demo.log" 2>&1 &
+demo=$!
+trap 'kill $demo 2>/dev/null || true; wait $demo 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 1 300); do
+  if [ -s "$work/data/demo-token" ] && curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then break; fi
+  if ! kill -0 $demo 2>/dev/null; then cat "$work/demo.log"; echo "custos demo did not start" >&2; exit 1; fi
+  sleep 0.1
+done
+token=$(cat "$work/data/demo-token")
+curl -fs -H "Authorization: Bearer $token" "http://127.0.0.1:$port/api/v1/openapi.json" >"$work/openapi.json"
+"$venv/bin/schemathesis" run "$work/openapi.json" --url "http://127.0.0.1:$port" \
+  -H "Authorization: Bearer $token" \
+  --checks not_a_server_error,response_schema_conformance,content_type_conformance \
+  --max-examples "${CUSTOS_CONTRACT_EXAMPLES:-25}" --no-color
