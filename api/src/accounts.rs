@@ -49,6 +49,47 @@ pub enum PasswordError {
 pub struct AccountStore {
     path: PathBuf,
     accounts: RwLock<BTreeMap<String, Account>>,
+    /// The file as last read or written: `custos user` may change it while Custos runs.
+    seen: FileStamp,
+}
+
+/// A file's modification time and length as last seen, to notice when
+/// another process (the `custos user` command) rewrote it.
+#[derive(Debug, Default)]
+pub struct FileStamp(std::sync::Mutex<Option<(std::time::SystemTime, u64)>>);
+
+impl FileStamp {
+    fn stamp(path: &std::path::Path) -> Option<(std::time::SystemTime, u64)> {
+        let m = std::fs::metadata(path).ok()?;
+        Some((m.modified().ok()?, m.len()))
+    }
+    pub fn of(path: &std::path::Path) -> Self {
+        Self(std::sync::Mutex::new(Self::stamp(path)))
+    }
+    /// Records the file as it is now (after this process wrote it).
+    pub fn set(&self, path: &std::path::Path) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Self::stamp(path);
+    }
+    /// True (once) when the file differs from what was last seen.
+    pub fn changed(&self, path: &std::path::Path) -> bool {
+        let now = Self::stamp(path);
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if *seen == now {
+            return false;
+        }
+        *seen = now;
+        true
+    }
+}
+
+/// A JSON list from `path`; empty when the file does not exist.
+pub fn read_list<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> std::io::Result<Vec<T>> {
+    match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
 }
 
 fn hash_password(password: &str) -> Result<String, PasswordError> {
@@ -63,15 +104,25 @@ fn hash_password(password: &str) -> Result<String, PasswordError> {
 
 impl AccountStore {
     pub fn open(path: PathBuf) -> std::io::Result<Self> {
-        let list: Vec<Account> = match std::fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
-                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(e),
-        };
-        let accounts = list.into_iter().map(|a| (a.name.clone(), a)).collect();
-        Ok(Self { path, accounts: RwLock::new(accounts) })
+        let seen = FileStamp::of(&path);
+        let accounts = Self::read(&path)?;
+        Ok(Self { path, accounts: RwLock::new(accounts), seen })
+    }
+
+    fn read(path: &std::path::Path) -> std::io::Result<BTreeMap<String, Account>> {
+        Ok(read_list::<Account>(path)?.into_iter().map(|a| (a.name.clone(), a)).collect())
+    }
+
+    /// Reads the file again if another process changed it.
+    fn refresh(&self) {
+        if self.seen.changed(&self.path) {
+            match Self::read(&self.path) {
+                Ok(map) => *self.accounts.write().unwrap_or_else(|e| e.into_inner()) = map,
+                Err(e) => {
+                    tracing::error!(error = %e, "accounts file changed but cannot be read; keeping the accounts known")
+                }
+            }
+        }
     }
 
     fn save(&self, accounts: &BTreeMap<String, Account>) -> Result<(), PasswordError> {
@@ -79,7 +130,9 @@ impl AccountStore {
         let bytes = serde_json::to_vec_pretty(&list).map_err(|e| PasswordError::Store(e.to_string()))?;
         let tmp = self.path.with_extension("tmp");
         crate::pipeline::write_private(&tmp, &bytes).map_err(|e| PasswordError::Store(e.to_string()))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| PasswordError::Store(e.to_string()))
+        std::fs::rename(&tmp, &self.path).map_err(|e| PasswordError::Store(e.to_string()))?;
+        self.seen.set(&self.path);
+        Ok(())
     }
 
     /// Adds or replaces an account.
@@ -95,22 +148,26 @@ impl AccountStore {
             failures: 0,
             locked_until: 0,
         };
+        self.refresh();
         let mut map = self.accounts.write().unwrap_or_else(|e| e.into_inner());
         map.insert(name.to_owned(), account);
         self.save(&map)
     }
 
     pub fn get(&self, name: &str) -> Option<Account> {
+        self.refresh();
         self.accounts.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
     }
 
     /// The printed name of `name`'s account, if there is one.
     pub fn printed_name(&self, name: &str) -> Option<String> {
+        self.refresh();
         self.accounts.read().unwrap_or_else(|e| e.into_inner()).get(name).map(|a| a.printed_name.clone())
     }
 
     /// Checks `password` for `name` at `now`; counts failures and locks.
     pub fn check(&self, name: &str, password: &str, now: i64) -> Result<Account, PasswordError> {
+        self.refresh();
         let mut map = self.accounts.write().unwrap_or_else(|e| e.into_inner());
         let a = map.get_mut(name).ok_or_else(|| PasswordError::NoAccount(name.to_owned()))?;
         if a.locked_until > now {
@@ -155,5 +212,24 @@ mod tests {
         assert_eq!(store.check("qa1", "correct horse battery", 2).map(|_| ()), Err(PasswordError::Locked));
         assert!(store.check("qa1", "correct horse battery", 2 + LOCK_MS).is_ok(), "unlocked later");
         assert_eq!(store.check("nobody", "x", 0).map(|_| ()), Err(PasswordError::NoAccount("nobody".into())));
+    }
+
+    /// `custos user add` runs in another process while Custos serves: the
+    /// running stores see the new account and token at the next request.
+    #[test]
+    fn another_process_adding_a_user_is_seen_without_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let running = AccountStore::open(dir.path().join("accounts.json")).expect("open");
+        let tokens = crate::auth::TokenStore::open(dir.path().join("tokens.json")).expect("open");
+        assert!(running.get("sam").is_none());
+        let cli = AccountStore::open(dir.path().join("accounts.json")).expect("open");
+        cli.set("sam", "Sam Okafor", Role::SocAnalyst, "a long passphrase").expect("set");
+        let token = crate::auth::TokenStore::open(dir.path().join("tokens.json"))
+            .expect("open")
+            .issue("sam", Role::SocAnalyst)
+            .expect("issue");
+        assert_eq!(running.printed_name("sam").as_deref(), Some("Sam Okafor"));
+        assert!(running.check("sam", "a long passphrase", 0).is_ok());
+        assert_eq!(tokens.authenticate(&token).map(|p| p.name), Some("sam".to_owned()));
     }
 }

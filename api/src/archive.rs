@@ -171,6 +171,16 @@ impl Archive {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
             Err(e) => return Err(err(format!("read {POSITION}: {e}"))),
         };
+        // A merge a crash interrupted is finished or abandoned; its temporary file goes.
+        for d in partition_dirs(dir).map_err(|e| err(format!("list: {e}")))? {
+            recover_merge(&d)?;
+            for entry in fs::read_dir(&d).map_err(|e| err(format!("list: {e}")))?.flatten() {
+                let name = entry.file_name();
+                if name.to_str().is_some_and(|n| n.starts_with(".part-") && n.ends_with(".tmp")) {
+                    fs::remove_file(entry.path()).map_err(|e| err(format!("remove: {e}")))?;
+                }
+            }
+        }
         // Files of a flush the position does not cover were cut short by a crash.
         for path in part_files(dir).map_err(|e| err(format!("list: {e}")))? {
             if part_range(&path).is_none_or(|(from, _)| from >= committed) {
@@ -212,9 +222,11 @@ impl Archive {
             return Ok(());
         }
         let (from, to) = (self.committed, self.next - 1);
+        let mut written = Vec::new();
         for ((table, partition), rows) in std::mem::take(&mut self.buffer) {
             let dir = self.dir.join(table.name()).join(&partition);
             write_part(&dir, &format!("part-{from:020}-{to:020}.parquet"), table.schema(), &rows)?;
+            written.push((dir, table));
         }
         let tmp = self.dir.join("POSITION.tmp");
         fs::write(&tmp, self.next.to_string())
@@ -222,8 +234,110 @@ impl Archive {
             .map_err(|e| ArchiveError { path: self.dir.join(POSITION), what: format!("write: {e}") })?;
         self.committed = self.next;
         self.rows = 0;
+        for (dir, table) in written {
+            // Only committed files are merged; a failed merge leaves them as they were.
+            if let Err(e) = compact(&dir, table.schema()) {
+                tracing::warn!(error = %e, "archive files not merged");
+            }
+        }
         Ok(())
     }
+}
+
+/// Every directory below `dir` (the partitions and their parents).
+fn partition_dirs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path.clone());
+                out.push(path);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Files of one size tier in a partition before they are merged into one:
+/// a steady trickle of small flushes would otherwise leave thousands of
+/// files for SQL to open. Each row is rewritten about log8(rows) times.
+const MERGE_FAN_IN: usize = 8;
+/// Lists the files a merge replaces while it runs (see [`recover_merge`]).
+const MERGE_JOURNAL: &str = "MERGE";
+
+fn rows_in(path: &Path) -> Result<i64, String> {
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    let file = fs::File::open(path).map_err(|e| e.to_string())?;
+    let reader = SerializedFileReader::new(file).map_err(|e| e.to_string())?;
+    Ok(reader.metadata().file_metadata().num_rows())
+}
+
+/// Merges the files of the fullest size tier of partition `dir` when it has
+/// [`MERGE_FAN_IN`] of them.
+fn compact(dir: &Path, schema: SchemaRef) -> Result<(), ArchiveError> {
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let err = |what: String| ArchiveError { path: dir.to_path_buf(), what };
+    let mut tiers: BTreeMap<u32, Vec<(PathBuf, u64, u64)>> = BTreeMap::new();
+    for entry in fs::read_dir(dir).map_err(|e| err(format!("list: {e}")))? {
+        let path = entry.map_err(|e| err(format!("list: {e}")))?.path();
+        let Some((from, to)) = part_range(&path) else { continue };
+        let rows = rows_in(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+        let tier = (rows.max(1) as u64 / 1024).max(1).ilog(MERGE_FAN_IN as u64);
+        tiers.entry(tier).or_default().push((path, from, to));
+    }
+    let Some(mut inputs) = tiers.into_values().find(|files| files.len() >= MERGE_FAN_IN) else { return Ok(()) };
+    inputs.sort_by_key(|(_, from, _)| *from);
+    let from = inputs.iter().map(|f| f.1).min().unwrap_or(0);
+    let to = inputs.iter().map(|f| f.2).max().unwrap_or(0);
+    let name = format!("part-{from:020}-{to:020}.parquet");
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let file = fs::File::create(&tmp).map_err(|e| err(format!("create: {e}")))?;
+    let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+    let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| err(e.to_string()))?;
+    for (path, _, _) in &inputs {
+        let f = fs::File::open(path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(f)
+            .and_then(|b| b.with_batch_size(65_536).build())
+            .map_err(|e| err(format!("{}: {e}", path.display())))?;
+        for batch in reader {
+            let batch = batch.map_err(|e| err(format!("{}: {e}", path.display())))?;
+            writer.write(&batch).map_err(|e| err(e.to_string()))?;
+        }
+    }
+    writer.into_inner().and_then(|f| f.sync_all().map_err(Into::into)).map_err(|e| err(e.to_string()))?;
+    // Journal, then the merged file, then the inputs go: a crash in between
+    // is finished by `recover_merge` on the next open.
+    let journal: Vec<String> =
+        inputs.iter().filter_map(|(p, _, _)| p.file_name()?.to_str().map(str::to_owned)).collect();
+    let journal = format!("{name}\n{}\n", journal.join("\n"));
+    fs::write(dir.join(MERGE_JOURNAL), journal).map_err(|e| err(format!("journal: {e}")))?;
+    fs::rename(&tmp, dir.join(&name)).map_err(|e| err(format!("rename: {e}")))?;
+    recover_merge(dir)
+}
+
+/// Finishes (or abandons) a merge a crash interrupted: if the merged file is
+/// in place its inputs go, else the merge never happened.
+fn recover_merge(dir: &Path) -> Result<(), ArchiveError> {
+    let err = |what: String| ArchiveError { path: dir.join(MERGE_JOURNAL), what };
+    let journal = match fs::read_to_string(dir.join(MERGE_JOURNAL)) {
+        Ok(j) => j,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(err(e.to_string())),
+    };
+    let mut lines = journal.lines();
+    let merged = lines.next().unwrap_or_default();
+    if dir.join(merged).is_file() {
+        for input in lines.filter(|l| !l.is_empty() && *l != merged) {
+            match fs::remove_file(dir.join(input)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(err(format!("remove {input}: {e}"))),
+            }
+        }
+    }
+    fs::remove_file(dir.join(MERGE_JOURNAL)).map_err(|e| err(e.to_string()))
 }
 
 fn part_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
@@ -421,5 +535,46 @@ mod tests {
         assert_eq!(a.next_index(), 5);
         a.add(3, RecordKind::Event, 5, &ev(0, 4001));
         assert_eq!(a.pending(), 0, "records already archived are not archived again");
+    }
+
+    fn rows_below(dir: &Path) -> i64 {
+        part_files(dir).expect("list").iter().map(|p| rows_in(p).expect("rows")).sum()
+    }
+
+    #[test]
+    fn small_files_are_merged_and_an_interrupted_merge_is_finished() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut a = Archive::open(dir.path()).expect("open");
+        let audit = json!({"actor": "qa", "action": "search", "reason": "", "details": {}});
+        for i in 0..MERGE_FAN_IN as u64 - 1 {
+            a.add(i, RecordKind::Audit, 1_795_687_200_000, &audit);
+            a.flush().expect("flush");
+        }
+        let partition = dir.path().join("audit/day=2026-11-26");
+        assert_eq!(count_files(dir.path()), MERGE_FAN_IN - 1);
+        a.add(100, RecordKind::Audit, 1_795_687_200_000, &audit);
+        a.flush().expect("flush");
+        assert_eq!(count_files(dir.path()), 1, "eight small files became one");
+        assert_eq!(rows_below(dir.path()), MERGE_FAN_IN as i64);
+        let merged = part_files(dir.path()).expect("list")[0].clone();
+        assert_eq!(part_range(&merged), Some((0, 100)));
+
+        // A crash after the merged file was renamed into place but before its
+        // inputs went: the journal names them, and opening removes them.
+        let input = partition.join("part-00000000000000000200-00000000000000000200.parquet");
+        fs::copy(&merged, &input).expect("copy");
+        let name = merged.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        fs::write(
+            partition.join(MERGE_JOURNAL),
+            format!("{name}\npart-00000000000000000200-00000000000000000200.parquet\n"),
+        )
+        .expect("journal");
+        fs::write(dir.path().join(POSITION), "201").expect("position");
+        fs::write(partition.join(".part-x.parquet.tmp"), b"half").expect("tmp");
+        let a = Archive::open(dir.path()).expect("reopen");
+        assert!(!input.exists() && !partition.join(MERGE_JOURNAL).exists());
+        assert!(!partition.join(".part-x.parquet.tmp").exists());
+        assert_eq!(rows_below(dir.path()), MERGE_FAN_IN as i64, "no row twice");
+        assert_eq!(a.next_index(), 201);
     }
 }

@@ -52,19 +52,32 @@ fn hash(token: &str) -> String {
 pub struct TokenStore {
     path: PathBuf,
     by_hash: RwLock<HashMap<String, StoredToken>>,
+    /// The file as last read or written: `custos user` may change it while Custos runs.
+    seen: crate::accounts::FileStamp,
 }
 
 impl TokenStore {
     pub fn open(path: PathBuf) -> std::io::Result<Self> {
-        let tokens: Vec<StoredToken> = match std::fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
-                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(e),
-        };
-        let by_hash = tokens.into_iter().map(|t| (t.sha256.clone(), t)).collect();
-        Ok(Self { path, by_hash: RwLock::new(by_hash) })
+        let seen = crate::accounts::FileStamp::of(&path);
+        let by_hash = Self::read(&path)?;
+        Ok(Self { path, by_hash: RwLock::new(by_hash), seen })
+    }
+
+    fn read(path: &std::path::Path) -> std::io::Result<HashMap<String, StoredToken>> {
+        let tokens: Vec<StoredToken> = crate::accounts::read_list(path)?;
+        Ok(tokens.into_iter().map(|t| (t.sha256.clone(), t)).collect())
+    }
+
+    /// Reads the file again if another process changed it.
+    fn refresh(&self) {
+        if self.seen.changed(&self.path) {
+            match Self::read(&self.path) {
+                Ok(map) => *self.by_hash.write().unwrap_or_else(|e| e.into_inner()) = map,
+                Err(e) => {
+                    tracing::error!(error = %e, "tokens file changed but cannot be read; keeping the tokens known")
+                }
+            }
+        }
     }
 
     /// Issues a new token for `name` (replacing that name's earlier token).
@@ -78,6 +91,7 @@ impl TokenStore {
     /// ms); other tokens of the name stay. Expired sessions are dropped.
     pub fn issue_session(&self, name: &str, role: Role, now: i64, expires_at: i64) -> std::io::Result<String> {
         let token = new_token()?;
+        self.refresh();
         let mut map = self.by_hash.write().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, t| t.expires_at.is_none_or(|e| e > now));
         map.insert(
@@ -91,6 +105,7 @@ impl TokenStore {
     /// Registers a token the caller already holds (e.g. the demo's saved admin
     /// token), replacing the name's earlier API token (sessions stay).
     pub fn add(&self, name: &str, role: Role, token: &str) -> std::io::Result<()> {
+        self.refresh();
         let mut map = self.by_hash.write().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, t| t.name != name || t.expires_at.is_some());
         map.insert(hash(token), StoredToken { name: name.to_owned(), role, sha256: hash(token), expires_at: None });
@@ -103,11 +118,14 @@ impl TokenStore {
         let bytes = serde_json::to_vec_pretty(&list).map_err(std::io::Error::other)?;
         let tmp = self.path.with_extension("tmp");
         std::fs::write(&tmp, bytes)?;
-        std::fs::rename(&tmp, &self.path)
+        std::fs::rename(&tmp, &self.path)?;
+        self.seen.set(&self.path);
+        Ok(())
     }
 
     pub fn authenticate(&self, token: &str) -> Option<Principal> {
         let now = ingest::source::now_millis();
+        self.refresh();
         let map = self.by_hash.read().unwrap_or_else(|e| e.into_inner());
         map.get(&hash(token))
             .filter(|t| t.expires_at.is_none_or(|e| e > now))

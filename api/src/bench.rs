@@ -221,3 +221,177 @@ fn walk_bytes(dir: &std::path::Path) -> u64 {
         })
         .sum()
 }
+
+/// What `custos bench views` measured.
+#[derive(Debug, Clone)]
+pub struct ViewsFigures {
+    pub records: u64,
+    /// Records fed through the follower's path (decode, index, archive) per second.
+    pub indexed_per_s: f64,
+    pub index_bytes: u64,
+    pub archive_bytes: u64,
+    /// (query, p50 ms, p99 ms, hits)
+    pub searches: Vec<(String, f64, f64, usize)>,
+    /// (query, each run in ms)
+    pub sql: Vec<(String, Vec<f64>)>,
+}
+
+const BENCH_ZONES: [&str; 8] =
+    ["cell-1", "cell-2", "cell-3", "cell-4", "control-room", "qc-lab", "utilities", "warehouse"];
+
+/// Ledger bytes of synthetic plant event `i` of `n`, spread over 30 days.
+fn bench_event(i: u64, n: u64) -> Result<Vec<u8>, ledger::LedgerError> {
+    use serde_json::json;
+    let t = 1_793_000_000_000 + (i as i128 * 30 * 86_400_000 / n.max(1) as i128) as i64;
+    let zone = BENCH_ZONES[((i % 8 + i / 40) % 8) as usize];
+    let person = format!("p-{}", (i / 3) % 200);
+    let host = (i * 31) % 250;
+    let (class, activity, raw, extra) = match i % 20 {
+        0..=11 => (
+            4001,
+            6,
+            format!(
+                "date=2026-11-26 devname=FGT-{zone} srcip=10.10.{}.{host} dstip=10.10.{}.10 dstport=502 action=accept service=Modbus",
+                i % 8,
+                i % 8
+            ),
+            json!({"src": {"ip": format!("10.10.{}.{host}", i % 8), "port": 40000 + (i % 20000), "zone": zone},
+                   "dst": {"ip": format!("10.10.{}.10", i % 8), "port": 502, "asset": format!("PLC-{:02}", i % 50), "zone": zone},
+                   "protocol": "modbus", "action_id": 1}),
+        ),
+        12..=15 => (
+            9001,
+            if i.is_multiple_of(97) { 2 } else { 1 },
+            format!(
+                "{{\"badge\":\"{}\",\"door\":\"{zone}-door\",\"result\":\"{}\"}}",
+                4000 + (i * 7919) % 200,
+                if i.is_multiple_of(97) { "denied" } else { "granted" }
+            ),
+            json!({"actor": {"person": person, "credential_uid": format!("{}", 4000 + (i * 7919) % 200)}, "door": format!("{zone}-door")}),
+        ),
+        16..=18 => (
+            3002,
+            1,
+            format!("EWS login user={person} host=ews-{} result=success", i % 20),
+            json!({"actor": {"user": person, "person": person}, "dst": {"hostname": format!("ews-{}", i % 20), "zone": zone}}),
+        ),
+        _ => (
+            if i % 40 == 19 { 5019 } else { 2004 },
+            1,
+            format!(
+                "CEF:0|Claroty|CTD|4.6|56|Unauthorized PLC program download|9|src=10.10.{}.{host} dst=10.10.{}.10",
+                i % 8,
+                i % 8
+            ),
+            json!({"finding": {"title": "Unauthorized PLC program download", "uid": "56"}, "device": {"asset": format!("PLC-{:02}", i % 50)}}),
+        ),
+    };
+    let mut data = json!({
+        "class_uid": class, "category_uid": class / 1000, "activity_id": activity, "type_uid": class * 100 + activity,
+        "time": t, "observed_time": t + 150, "severity_id": if class == 2004 { 4 } else { 1 },
+        "message": raw.chars().take(60).collect::<String>(), "zone": zone, "raw": raw,
+        "metadata": {"product": "bench", "source": "bench", "parser": "bench"},
+    });
+    if let (Some(d), Some(e)) = (data.as_object_mut(), extra.as_object()) {
+        d.extend(e.clone());
+    }
+    ledger::record::encode(ledger::RecordKind::Event, t + 200, &data)
+}
+
+/// Feeds `records` synthetic events through the search index and the Parquet
+/// archive in `dir` (the follower's work, without the ledger's), then times
+/// searches and SQL over them.
+pub async fn views(dir: &std::path::Path, records: u64) -> Result<ViewsFigures, crate::Error> {
+    use crate::search::SearchRequest;
+    let mut d = crate::follow::Derived::open(dir)?;
+    let mut fed = std::time::Duration::ZERO;
+    let chunk = 50_000u64;
+    let mut at = 0u64;
+    while at < records {
+        let end = records.min(at + chunk);
+        let batch: Vec<Vec<u8>> = (at..end).map(|i| bench_event(i, records)).collect::<Result<_, _>>()?;
+        let t = std::time::Instant::now();
+        for (i, bytes) in (at..end).zip(&batch) {
+            d.feed(i, bytes)?;
+        }
+        d.commit(false)?;
+        fed += t.elapsed();
+        at = end;
+    }
+    let t = std::time::Instant::now();
+    d.commit(true)?;
+    fed += t.elapsed();
+    let searcher = d.searcher();
+    let day = 1_793_000_000_000 + 10 * 86_400_000;
+    let searches: Vec<(&str, SearchRequest)> = vec![
+        ("zone:cell-3", SearchRequest { q: "zone:cell-3".into(), ..Default::default() }),
+        (
+            "person:p-17 AND class:physical_access",
+            SearchRequest { q: "person:p-17 AND class:physical_access".into(), ..Default::default() },
+        ),
+        ("denied (full text)", SearchRequest { q: "denied".into(), ..Default::default() }),
+        (
+            "\"program download\" AND zone:qc-lab",
+            SearchRequest { q: "\"program download\" AND zone:qc-lab".into(), ..Default::default() },
+        ),
+        (
+            "src_ip:[10.10.3.0 TO 10.10.3.255] AND dst_port:502",
+            SearchRequest { q: "src_ip:[10.10.3.0 TO 10.10.3.255] AND dst_port:502".into(), ..Default::default() },
+        ),
+        (
+            "zone:cell-3, one day",
+            SearchRequest {
+                q: "zone:cell-3".into(),
+                from: Some(day),
+                to: Some(day + 86_400_000),
+                ..Default::default()
+            },
+        ),
+        (
+            "person:p-17 + facets",
+            SearchRequest {
+                q: "person:p-17".into(),
+                facets: vec!["zone".into(), "class".into(), "asset".into(), "severity".into()],
+                ..Default::default()
+            },
+        ),
+        ("everything, newest 50", SearchRequest::default()),
+    ];
+    let mut search_figures = Vec::new();
+    for (name, mut req) in searches {
+        req.limit = 50;
+        let mut took = Vec::new();
+        let mut hits = 0;
+        for _ in 0..40 {
+            let t = std::time::Instant::now();
+            let page = searcher.search(&req).map_err(|e| crate::Error::Derived(e.to_string()))?;
+            took.push(t.elapsed().as_secs_f64() * 1e3);
+            hits = page.total;
+        }
+        took.sort_by(f64::total_cmp);
+        search_figures.push((name.to_owned(), took[took.len() / 2], took[took.len() * 99 / 100], hits));
+    }
+    let sql = crate::sql::SqlEngine::new(&dir.join("archive"));
+    let mut sql_figures = Vec::new();
+    for q in [
+        "SELECT day, zone, count(*) AS n FROM events GROUP BY day, zone ORDER BY day, zone",
+        "SELECT actor_person, count(*) AS n FROM events WHERE class = 9001 AND zone = 'control-room' GROUP BY 1 ORDER BY n DESC LIMIT 10",
+        "SELECT device_asset, date_trunc('month', time) AS month, count(*) FROM events WHERE class = 5019 GROUP BY 1, 2",
+    ] {
+        let mut runs = Vec::new();
+        for _ in 0..5 {
+            let t = std::time::Instant::now();
+            sql.query(q, crate::sql::SqlLimits::default()).await.map_err(|e| crate::Error::Derived(e.to_string()))?;
+            runs.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        sql_figures.push((q.to_owned(), runs));
+    }
+    Ok(ViewsFigures {
+        records,
+        indexed_per_s: records as f64 / fed.as_secs_f64(),
+        index_bytes: walk_bytes(&dir.join("index")),
+        archive_bytes: walk_bytes(&dir.join("archive")),
+        searches: search_figures,
+        sql: sql_figures,
+    })
+}

@@ -118,9 +118,9 @@ enum Command {
     /// Measure throughput: `tcp-syslog` (senders → source → bus) or `ledger`
     /// (appends with group commit, reopen, verify, proofs, storage overhead).
     Bench {
-        /// What to measure: `tcp-syslog` or `ledger`.
+        /// What to measure: `tcp-syslog`, `ledger` or `views` (search and SQL).
         what: String,
-        /// ledger: records to append.
+        /// ledger: records to append; views: events to index.
         #[arg(long, default_value_t = 1_000_000)]
         records: u64,
         /// ledger: directory to write in (default: a temporary one, removed after).
@@ -455,7 +455,37 @@ async fn bench(
         }
         return Ok(());
     }
-    anyhow::ensure!(what == "tcp-syslog", "unknown bench {what:?}: tcp-syslog or ledger");
+    if what == "views" {
+        let scratch = std::env::temp_dir().join(format!("custos-bench-views-{}", std::process::id()));
+        let remove = dir.is_none();
+        let dir = dir.unwrap_or_else(|| scratch.clone());
+        println!(
+            "views: {records} synthetic events over 30 days into the search index and the archive in {}",
+            dir.display()
+        );
+        let f = custos::bench::views(&dir, records).await?;
+        println!(
+            "  indexing          {:.0} events/s (decode, index, archive; one follower thread + tantivy's writer)",
+            f.indexed_per_s
+        );
+        println!(
+            "  on disk           index {:.0} MiB, archive {:.0} MiB",
+            f.index_bytes as f64 / 1048576.0,
+            f.archive_bytes as f64 / 1048576.0
+        );
+        for (q, p50, p99, hits) in &f.searches {
+            println!("  search  p50 {p50:>7.2} ms  p99 {p99:>7.2} ms  {hits:>9} hits  {q}");
+        }
+        for (q, runs) in &f.sql {
+            let list: Vec<String> = runs.iter().map(|r| format!("{r:.0}")).collect();
+            println!("  sql     {} ms  {q}", list.join(" / "));
+        }
+        if remove {
+            std::fs::remove_dir_all(&scratch).with_context(|| format!("remove {}", scratch.display()))?;
+        }
+        return Ok(());
+    }
+    anyhow::ensure!(what == "tcp-syslog", "unknown bench {what:?}: tcp-syslog, ledger or views");
     println!("tcp-syslog: {connections} sender connection(s), {seconds} s, normalise: {normalize}");
     let samples = custos::bench::tcp_syslog(seconds, connections, normalize, std::time::Duration::from_secs(5), |s| {
         println!("  t={:>6.1}s  {:>10.0} records/s  rss {:>7.1} MiB", s.at_s, s.records_per_s, s.rss_mib);
