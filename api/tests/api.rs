@@ -127,6 +127,9 @@ async fn call(app: &axum::Router, method: &str, uri: &str, token: Option<&str>, 
 async fn health_is_open_everything_else_needs_a_token() {
     let f = fixture().await;
     assert_eq!(call(&f.app, "GET", "/healthz", None, "").await.0, StatusCode::OK);
+    let (s, b) = call(&f.app, "GET", "/readyz", None, "").await;
+    assert_eq!((s, b["status"].as_str()), (StatusCode::OK, Some("ready")), "a signed checkpoint exists: {b}");
+    assert_eq!(b["ledger_size"], f.ledger.size());
     for uri in [
         "/api/v1/incidents",
         "/api/v1/incidents/INC-1",
