@@ -14,11 +14,16 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType as T, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::json::ReaderBuilder;
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
+use ingest::Event;
 use ledger::RecordKind;
 use serde_json::{Map, Value};
+
+mod columns;
+use columns::EventColumns;
 
 /// The tables, their partition columns, and what the rows come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -155,7 +160,9 @@ pub struct Archive {
     /// Next ledger index to archive (what `POSITION` says).
     committed: u64,
     next: u64,
-    /// Rows waiting for the next flush, by table and partition directory.
+    /// Events waiting for the next flush, by partition (UTC day number, class).
+    events: BTreeMap<(i64, u32), EventColumns>,
+    /// Rows of the other tables waiting for the next flush, by table and partition directory.
     buffer: BTreeMap<(Table, String), Vec<Value>>,
     rows: usize,
 }
@@ -187,7 +194,14 @@ impl Archive {
                 fs::remove_file(&path).map_err(|e| err(format!("remove {}: {e}", path.display())))?;
             }
         }
-        Ok(Self { dir: dir.to_path_buf(), committed, next: committed, buffer: BTreeMap::new(), rows: 0 })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            committed,
+            next: committed,
+            events: BTreeMap::new(),
+            buffer: BTreeMap::new(),
+            rows: 0,
+        })
     }
 
     pub fn next_index(&self) -> u64 {
@@ -204,13 +218,25 @@ impl Archive {
         self.rows
     }
 
-    /// Buffers ledger record `index`; kinds without a table only move the position.
+    /// Buffers the event in ledger record `index`.
+    pub fn add_event(&mut self, index: u64, recorded_at: i64, event: &Event) {
+        if index < self.next {
+            return;
+        }
+        self.next = index + 1;
+        let partition = (event.time.div_euclid(DAY_MS), event.class_uid);
+        self.events.entry(partition).or_default().append(index, recorded_at, event);
+        self.rows += 1;
+    }
+
+    /// Buffers ledger record `index` of another kind; kinds without a table
+    /// only move the position.
     pub fn add(&mut self, index: u64, kind: RecordKind, recorded_at: i64, data: &Value) {
         if index < self.next {
             return;
         }
         self.next = index + 1;
-        let Some(table) = Table::of(kind) else { return };
+        let Some(table) = Table::of(kind).filter(|t| *t != Table::Events) else { return };
         let Some((partition, row)) = row(table, index, recorded_at, data) else { return };
         self.buffer.entry((table, partition)).or_default().push(Value::Object(row));
         self.rows += 1;
@@ -222,10 +248,19 @@ impl Archive {
             return Ok(());
         }
         let (from, to) = (self.committed, self.next - 1);
+        let name = format!("part-{from:020}-{to:020}.parquet");
         let mut written = Vec::new();
+        for ((day_number, class), columns) in std::mem::take(&mut self.events) {
+            let partition = format!("day={}/class={class}", day(day_number * DAY_MS));
+            let dir = self.dir.join(Table::Events.name()).join(&partition);
+            let batch = columns.finish().map_err(|e| ArchiveError { path: dir.clone(), what: e.to_string() })?;
+            write_batch(&dir, &name, Table::Events.schema(), &batch)?;
+            written.push((dir, Table::Events));
+        }
         for ((table, partition), rows) in std::mem::take(&mut self.buffer) {
             let dir = self.dir.join(table.name()).join(&partition);
-            write_part(&dir, &format!("part-{from:020}-{to:020}.parquet"), table.schema(), &rows)?;
+            let batch = json_batch(&dir, table.schema(), &rows)?;
+            write_batch(&dir, &name, table.schema(), &batch)?;
             written.push((dir, table));
         }
         let tmp = self.dir.join("POSITION.tmp");
@@ -363,26 +398,26 @@ fn part_range(path: &Path) -> Option<(u64, u64)> {
     Some((a.parse().ok()?, b.parse().ok()?))
 }
 
-fn write_part(dir: &Path, name: &str, schema: SchemaRef, rows: &[Value]) -> Result<(), ArchiveError> {
-    let err = |what: String| ArchiveError { path: dir.join(name), what };
-    fs::create_dir_all(dir).map_err(|e| err(format!("create: {e}")))?;
-    let mut decoder = ReaderBuilder::new(schema.clone())
-        .with_batch_size(rows.len().max(1))
-        .build_decoder()
-        .map_err(|e| err(e.to_string()))?;
-    if decoder.serialize(rows).is_err() {
-        // A row this schema cannot hold (a ledger written by another version):
-        // archive the others and say which were left out.
-        decoder = ReaderBuilder::new(schema.clone())
+/// The rows (JSON objects named like the columns) as one batch.
+fn json_batch(dir: &Path, schema: SchemaRef, rows: &[Value]) -> Result<RecordBatch, ArchiveError> {
+    let err = |what: String| ArchiveError { path: dir.to_path_buf(), what };
+    let decoder = || {
+        ReaderBuilder::new(schema.clone())
             .with_batch_size(rows.len().max(1))
             .build_decoder()
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| err(e.to_string()))
+    };
+    let mut all = decoder()?;
+    if all.serialize(rows).is_err() {
+        // A row this schema cannot hold (a ledger written by another version):
+        // archive the others and say which were left out.
+        all = decoder()?;
         for r in rows {
             let fits = ReaderBuilder::new(schema.clone())
                 .build_decoder()
                 .and_then(|mut d| d.serialize(std::slice::from_ref(r)).and_then(|()| d.flush()));
             match fits {
-                Ok(_) => decoder.serialize(std::slice::from_ref(r)).map_err(|e| err(format!("rows: {e}")))?,
+                Ok(_) => all.serialize(std::slice::from_ref(r)).map_err(|e| err(format!("rows: {e}")))?,
                 Err(e) => tracing::warn!(
                     ledger_index = r.get("ledger_index").and_then(serde_json::Value::as_u64),
                     error = %e,
@@ -391,18 +426,24 @@ fn write_part(dir: &Path, name: &str, schema: SchemaRef, rows: &[Value]) -> Resu
             }
         }
     }
-    let batch = decoder.flush().map_err(|e| err(format!("rows: {e}")))?;
+    Ok(all.flush().map_err(|e| err(format!("rows: {e}")))?.unwrap_or_else(|| RecordBatch::new_empty(schema)))
+}
+
+/// Writes `batch` as `dir/name`, whole or not at all.
+fn write_batch(dir: &Path, name: &str, schema: SchemaRef, batch: &RecordBatch) -> Result<(), ArchiveError> {
+    let err = |what: String| ArchiveError { path: dir.join(name), what };
+    fs::create_dir_all(dir).map_err(|e| err(format!("create: {e}")))?;
     let tmp = dir.join(format!(".{name}.tmp"));
     let file = fs::File::create(&tmp).map_err(|e| err(format!("create: {e}")))?;
     let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
     let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| err(e.to_string()))?;
-    if let Some(batch) = batch {
-        writer.write(&batch).map_err(|e| err(e.to_string()))?;
-    }
+    writer.write(batch).map_err(|e| err(e.to_string()))?;
     let file = writer.into_inner().map_err(|e| err(e.to_string()))?;
     file.sync_all().map_err(|e| err(format!("sync: {e}")))?;
     fs::rename(&tmp, dir.join(name)).map_err(|e| err(format!("rename: {e}")))
 }
+
+const DAY_MS: i64 = 86_400_000;
 
 fn day(ms: i64) -> String {
     ingest::time::format_rfc3339(ms).get(..10).unwrap_or("1970-01-01").to_owned()
@@ -423,37 +464,8 @@ fn row(table: Table, index: u64, recorded_at: i64, d: &Value) -> Option<(String,
     row.insert("ledger_index".into(), index.into());
     row.insert("recorded_at".into(), recorded_at.into());
     let partition = match table {
-        Table::Events => {
-            for (k, v) in src {
-                match (k.as_str(), v) {
-                    ("unmapped", v) => {
-                        row.insert(k.clone(), json_text(Some(v)));
-                    }
-                    ("raw", Value::String(s)) => {
-                        row.insert(k.clone(), hex::encode(s.as_bytes()).into());
-                    }
-                    ("raw", Value::Object(o)) => {
-                        use base64::Engine as _;
-                        let bytes = o
-                            .get("base64")
-                            .and_then(Value::as_str)
-                            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-                            .unwrap_or_default();
-                        row.insert(k.clone(), hex::encode(bytes).into());
-                    }
-                    (_, Value::Object(inner)) => {
-                        for (ik, iv) in inner {
-                            row.insert(format!("{k}_{ik}"), iv.clone());
-                        }
-                    }
-                    _ => {
-                        row.insert(k.clone(), v.clone());
-                    }
-                }
-            }
-            let class = src.get("class_uid").and_then(Value::as_u64).unwrap_or(0);
-            format!("day={}/class={class}", day(src.get("time").and_then(Value::as_i64).unwrap_or(recorded_at)))
-        }
+        // Events are typed and go through `EventColumns`.
+        Table::Events => return None,
         Table::Alerts | Table::IncidentHistory => {
             for (k, v) in src {
                 match k.as_str() {
@@ -503,16 +515,18 @@ mod tests {
     fn records_land_in_day_and_class_partitions_once() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut a = Archive::open(dir.path()).expect("open");
-        let ev = |t: i64, class: u64| {
-            json!({"class_uid": class, "category_uid": class / 1000, "activity_id": 1, "type_uid": class * 100 + 1,
-                   "time": t, "observed_time": t, "severity_id": 1, "message": "m", "zone": "cell-1",
-                   "src": {"ip": "10.0.0.1", "port": 502}, "unmapped": {"k": "v"},
-                   "raw": {"base64": "/w=="}, "metadata": {"product": "p", "source": "s", "parser": "x"}})
+        let ev = |t: i64, class: ingest::event::EventClass| {
+            let mut e = Event::new(class, 1, t, t, b"\xff");
+            e.zone = Some("cell-1".into());
+            e.src_mut().ip = "10.0.0.1".parse().ok();
+            e.unmapped.insert("k", "v");
+            e
         };
+        use ingest::event::EventClass::{NetworkActivity, PhysicalAccess};
         a.add(0, RecordKind::Key, 0, &json!({}));
-        a.add(1, RecordKind::Event, 5, &ev(1_795_687_200_000, 4001));
-        a.add(2, RecordKind::Event, 5, &ev(1_795_687_200_000 + 86_400_000, 4001));
-        a.add(3, RecordKind::Event, 5, &ev(1_795_687_200_000, 9001));
+        a.add_event(1, 5, &ev(1_795_687_200_000, NetworkActivity));
+        a.add_event(2, 5, &ev(1_795_687_200_000 + 86_400_000, NetworkActivity));
+        a.add_event(3, 5, &ev(1_795_687_200_000, PhysicalAccess));
         a.add(
             4,
             RecordKind::Audit,
@@ -533,7 +547,7 @@ mod tests {
         let mut a = Archive::open(dir.path()).expect("reopen");
         assert!(!stray.exists());
         assert_eq!(a.next_index(), 5);
-        a.add(3, RecordKind::Event, 5, &ev(0, 4001));
+        a.add_event(3, 5, &ev(0, NetworkActivity));
         assert_eq!(a.pending(), 0, "records already archived are not archived again");
     }
 

@@ -32,35 +32,181 @@ impl Default for FollowOptions {
 }
 /// Records read from the ledger per step.
 const STEP: u64 = 8192;
+/// Records handed to the archive thread at a time.
+const ARCHIVE_CHUNK: usize = 1024;
+
+/// A record for the archive.
+// Events are nearly every item: boxing them would cost an allocation each,
+// and the other variant is rare.
+#[allow(clippy::large_enum_variant)]
+enum ArchiveItem {
+    Event(u64, i64, ingest::Event),
+    Other(u64, ledger::RecordKind, i64, serde_json::Value),
+}
+
+enum ArchiveJob {
+    Items(Vec<ArchiveItem>),
+    /// Write what is buffered now, then answer.
+    Flush(std::sync::mpsc::SyncSender<Result<(), String>>),
+}
+
+/// The archive on a thread of its own: building columns and writing Parquet
+/// cost about what indexing costs, so the two run side by side.
+struct ArchiveWorker {
+    tx: Option<std::sync::mpsc::SyncSender<ArchiveJob>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    chunk: Vec<ArchiveItem>,
+    /// Next ledger index to hand over.
+    next: u64,
+    /// What `POSITION` says, as the thread last wrote it.
+    committed: Arc<AtomicU64>,
+    /// Why the thread stopped, when it failed.
+    failed: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl ArchiveWorker {
+    fn spawn(mut archive: Archive, options: FollowOptions) -> Result<Self, Error> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<ArchiveJob>(8);
+        let committed = Arc::new(AtomicU64::new(archive.committed()));
+        let failed = Arc::new(std::sync::Mutex::new(None));
+        let next = archive.next_index();
+        let (pos, why) = (committed.clone(), failed.clone());
+        let thread = std::thread::Builder::new()
+            .name("custos-archive".into())
+            .spawn(move || {
+                let mut last_flush = Instant::now();
+                let flush = |archive: &mut Archive| {
+                    archive.flush().map_err(|e| e.to_string())?;
+                    pos.store(archive.committed(), Ordering::Relaxed);
+                    Ok::<(), String>(())
+                };
+                let result = loop {
+                    // Wakes up to write files on time when nothing new comes.
+                    let job = match rx.recv_timeout(options.archive_flush.max(Duration::from_millis(20))) {
+                        Ok(job) => Some(job),
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break Ok(()),
+                    };
+                    match job {
+                        Some(ArchiveJob::Items(items)) => {
+                            for item in items {
+                                match item {
+                                    ArchiveItem::Event(i, at, e) => archive.add_event(i, at, &e),
+                                    ArchiveItem::Other(i, kind, at, data) => archive.add(i, kind, at, &data),
+                                }
+                            }
+                        }
+                        Some(ArchiveJob::Flush(reply)) => {
+                            let r = flush(&mut archive);
+                            last_flush = Instant::now();
+                            let failed = r.is_err();
+                            let _ = reply.send(r.clone());
+                            if failed {
+                                break r;
+                            }
+                            continue;
+                        }
+                        None => {}
+                    }
+                    if archive.pending() >= options.archive_rows || last_flush.elapsed() >= options.archive_flush {
+                        if let Err(e) = flush(&mut archive) {
+                            break Err(e);
+                        }
+                        last_flush = Instant::now();
+                    }
+                };
+                if let Err(e) = result {
+                    tracing::error!(error = %e, "the Parquet archive stopped following the ledger");
+                    *why.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
+                }
+            })
+            .map_err(|e| Error::Derived(format!("start archive thread: {e}")))?;
+        Ok(Self {
+            tx: Some(tx),
+            thread: Some(thread),
+            chunk: Vec::with_capacity(ARCHIVE_CHUNK),
+            next,
+            committed,
+            failed,
+        })
+    }
+
+    fn add(&mut self, item: ArchiveItem) -> Result<(), Error> {
+        let index = match &item {
+            ArchiveItem::Event(i, ..) | ArchiveItem::Other(i, ..) => *i,
+        };
+        if index < self.next {
+            return Ok(());
+        }
+        self.next = index + 1;
+        self.chunk.push(item);
+        if self.chunk.len() >= ARCHIVE_CHUNK {
+            self.hand_over()?;
+        }
+        Ok(())
+    }
+
+    fn send(&self, job: ArchiveJob) -> Result<(), Error> {
+        let stopped = || {
+            let why = self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+            Error::Derived(format!("archive: {}", why.unwrap_or_else(|| "the archive thread stopped".into())))
+        };
+        self.tx.as_ref().ok_or_else(stopped)?.send(job).map_err(|_| stopped())
+    }
+
+    fn hand_over(&mut self) -> Result<(), Error> {
+        if self.chunk.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(ARCHIVE_CHUNK));
+        self.send(ArchiveJob::Items(chunk))
+    }
+
+    /// Hands over what is waiting; with `wait`, also writes it and returns once `POSITION` moved.
+    fn flush(&mut self, wait: bool) -> Result<(), Error> {
+        self.hand_over()?;
+        if wait {
+            let (reply, answer) = std::sync::mpsc::sync_channel(1);
+            self.send(ArchiveJob::Flush(reply))?;
+            answer
+                .recv()
+                .map_err(|_| Error::Derived("archive: the archive thread stopped".into()))?
+                .map_err(|e| Error::Derived(format!("archive: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ArchiveWorker {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
 
 pub struct Derived {
     search: SearchIndex,
-    archive: Archive,
+    archive: ArchiveWorker,
     last_commit: Instant,
-    last_flush: Instant,
-    pub options: FollowOptions,
+    options: FollowOptions,
     /// Records the views could not read (a newer version's records), skipped.
     pub unreadable: u64,
 }
 
 impl Derived {
     /// Opens `<data>/index` and `<data>/archive`.
-    pub fn open(data_dir: &Path) -> Result<Self, Error> {
+    pub fn open(data_dir: &Path, options: FollowOptions) -> Result<Self, Error> {
         let search = SearchIndex::open(&data_dir.join("index")).map_err(|e| Error::Derived(e.to_string()))?;
         let archive = Archive::open(&data_dir.join("archive")).map_err(|e| Error::Derived(e.to_string()))?;
-        Ok(Self {
-            search,
-            archive,
-            last_commit: Instant::now(),
-            last_flush: Instant::now(),
-            options: FollowOptions::default(),
-            unreadable: 0,
-        })
+        let archive = ArchiveWorker::spawn(archive, options)?;
+        Ok(Self { search, archive, last_commit: Instant::now(), options, unreadable: 0 })
     }
 
     /// The first ledger index one of the views still needs.
     pub fn next_index(&self) -> u64 {
-        self.search.next_index().min(self.archive.next_index())
+        self.search.next_index().min(self.archive.next)
     }
 
     /// Ledger records search answers for (its last commit's position).
@@ -70,7 +216,7 @@ impl Derived {
 
     /// Ledger records the archive's files hold.
     pub fn archived(&self) -> u64 {
-        self.archive.committed()
+        self.archive.committed.load(Ordering::Relaxed)
     }
 
     fn publish(&self, state: &FollowState) {
@@ -82,38 +228,67 @@ impl Derived {
         self.search.searcher()
     }
 
-    /// Feeds ledger record `index`.
+    /// Feeds ledger record `index`. Events (nearly every record) are read
+    /// straight into the event type; the few other kinds as JSON.
     pub fn feed(&mut self, index: u64, bytes: &[u8]) -> Result<(), Error> {
-        let record = match ledger::record::decode(bytes) {
-            Ok(r) => r,
-            Err(_) => {
-                self.unreadable += 1;
-                // Skipped, but the positions move on: the record stays in the ledger.
-                self.search.add(index, ledger::RecordKind::Key, &serde_json::Value::Null).ok();
-                self.archive.add(index, ledger::RecordKind::Key, 0, &serde_json::Value::Null);
-                return Ok(());
+        use ledger::RecordKind;
+        use ledger::record::Record;
+        let derived = |e: crate::search::SearchError| Error::Derived(e.to_string());
+        // Read as an event first, in one pass: nearly every record is one,
+        // and other kinds fail at their first field that is not an event's.
+        match serde_json::from_slice::<Record<ingest::Event>>(bytes) {
+            Ok(r) if r.kind == RecordKind::Event => {
+                self.search.add_event(index, &r.data).map_err(derived)?;
+                return self.archive.add(ArchiveItem::Event(index, r.recorded_at, r.data));
             }
-        };
-        self.search.add(index, record.kind, &record.data).map_err(|e| Error::Derived(e.to_string()))?;
-        self.archive.add(index, record.kind, record.recorded_at, &record.data);
-        Ok(())
+            _ => {}
+        }
+        match serde_json::from_slice::<Record<serde_json::Value>>(bytes) {
+            Ok(r) if r.kind == RecordKind::Event => {
+                tracing::warn!(ledger_index = index, "event of another version left out of search and SQL");
+            }
+            Ok(r) => {
+                self.search.add(index, r.kind, &r.data).map_err(derived)?;
+                return self.archive.add(ArchiveItem::Other(index, r.kind, r.recorded_at, r.data));
+            }
+            Err(_) => {}
+        }
+        // Unreadable here (a newer version's record): skipped, but the
+        // positions move on; the record stays in the ledger.
+        self.unreadable += 1;
+        self.search.add(index, RecordKind::Key, &serde_json::Value::Null).map_err(derived)?;
+        self.archive.add(ArchiveItem::Other(index, RecordKind::Key, 0, serde_json::Value::Null))
     }
 
-    /// Commits search and flushes the archive when due (or now, with `force`).
-    pub fn commit(&mut self, force: bool) -> Result<(), Error> {
-        let now = Instant::now();
-        let o = self.options;
-        if force || now - self.last_commit >= o.search_commit {
-            self.search.commit().map_err(|e| Error::Derived(e.to_string()))?;
-            self.last_commit = now;
+    /// Commits search when due and hands records to the archive thread (which
+    /// writes files on its own schedule). While more than [`CATCH_UP`] records
+    /// wait (`behind`), search commits every [`CATCH_UP_COMMIT`]: each commit
+    /// stalls indexing, and freshness cannot be had until caught up anyway.
+    pub fn commit(&mut self, behind: u64) -> Result<(), Error> {
+        let every = if behind > CATCH_UP { CATCH_UP_COMMIT } else { self.options.search_commit };
+        if self.last_commit.elapsed() >= every {
+            self.commit_search()?;
         }
-        if force || now - self.last_flush >= o.archive_flush || self.archive.pending() >= o.archive_rows {
-            self.archive.flush().map_err(|e| Error::Derived(e.to_string()))?;
-            self.last_flush = now;
-        }
+        self.archive.flush(false)
+    }
+
+    /// Commits search and writes the archive's files now.
+    pub fn commit_all(&mut self) -> Result<(), Error> {
+        self.commit_search()?;
+        self.archive.flush(true)
+    }
+
+    fn commit_search(&mut self) -> Result<(), Error> {
+        self.search.commit().map_err(|e| Error::Derived(e.to_string()))?;
+        self.last_commit = Instant::now();
         Ok(())
     }
 }
+
+/// Records waiting in the ledger beyond which the views are catching up.
+const CATCH_UP: u64 = 65_536;
+/// How often search commits while catching up.
+const CATCH_UP_COMMIT: Duration = Duration::from_secs(10);
 
 /// What the follower shares with the API and the metrics.
 #[derive(Debug, Default)]
@@ -132,8 +307,7 @@ pub struct Follower {
 }
 
 impl Follower {
-    pub fn spawn(mut derived: Derived, ledger: Arc<Ledger>, options: FollowOptions) -> Result<Self, Error> {
-        derived.options = options;
+    pub fn spawn(mut derived: Derived, ledger: Arc<Ledger>) -> Result<Self, Error> {
         let state = Arc::new(FollowState::default());
         derived.publish(&state);
         let shared = state.clone();
@@ -174,13 +348,13 @@ fn follow(d: &mut Derived, ledger: &Ledger, state: &FollowState) -> Result<(), E
             if let Some(e) = failed {
                 return Err(e);
             }
-            d.commit(false)?;
+            d.commit(size.saturating_sub(d.next_index()))?;
+        } else if stopping {
+            d.commit_all()?;
+            d.publish(state);
+            return Ok(());
         } else {
-            d.commit(stopping)?;
-            if stopping {
-                d.publish(state);
-                return Ok(());
-            }
+            d.commit(0)?;
             std::thread::sleep(Duration::from_millis(20));
         }
         d.publish(state);
@@ -202,13 +376,13 @@ pub fn reindex(data_dir: &Path, mut progress: impl FnMut(u64)) -> Result<u64, Er
             std::fs::remove_dir_all(&path).map_err(Error::io("remove", &path))?;
         }
     }
-    let mut d = Derived::open(data_dir)?;
+    let mut d = Derived::open(data_dir, FollowOptions::default())?;
     let mut failed = None;
     let n = ledger::for_each_record(&data_dir.join("ledger"), |i, bytes| {
         if failed.is_none() {
             failed = d.feed(i, bytes).err();
             if failed.is_none() && i % STEP == 0 {
-                failed = d.commit(false).err();
+                failed = d.commit(u64::MAX).err();
                 progress(i);
             }
         }
@@ -216,6 +390,6 @@ pub fn reindex(data_dir: &Path, mut progress: impl FnMut(u64)) -> Result<u64, Er
     if let Some(e) = failed {
         return Err(e);
     }
-    d.commit(true)?;
+    d.commit_all()?;
     Ok(n)
 }

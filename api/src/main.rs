@@ -460,12 +460,12 @@ async fn bench(
         let remove = dir.is_none();
         let dir = dir.unwrap_or_else(|| scratch.clone());
         println!(
-            "views: {records} synthetic events over 30 days into the search index and the archive in {}",
+            "views: {records} synthetic events over 30 days into a ledger, then search index and archive, in {}",
             dir.display()
         );
         let f = custos::bench::views(&dir, records).await?;
         println!(
-            "  indexing          {:.0} events/s (decode, index, archive; one follower thread + tantivy's writer)",
+            "  indexing          {:.0} events/s (custos reindex: read the ledger, decode, index, archive)",
             f.indexed_per_s
         );
         println!(

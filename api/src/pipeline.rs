@@ -336,9 +336,9 @@ impl Custos {
             "ledger open; correlation state rebuilt by replay"
         );
         // Search and the Parquet archive follow the ledger from where they stopped.
-        let derived = crate::follow::Derived::open(&data_dir)?;
+        let derived = crate::follow::Derived::open(&data_dir, Default::default())?;
         let searcher = derived.searcher();
-        let follower = crate::follow::Follower::spawn(derived, ledger.clone(), Default::default())?;
+        let follower = crate::follow::Follower::spawn(derived, ledger.clone())?;
         let positions = open_positions(&data_dir)?;
         let tokens =
             Arc::new(TokenStore::open(data_dir.join("tokens.json")).map_err(Error::io("open tokens", &data_dir))?);

@@ -10,16 +10,19 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
+use ingest::Event;
 use serde_json::{Value, json};
 use tantivy::aggregation::agg_req::Aggregations;
 use tantivy::aggregation::agg_result::AggregationResults;
 use tantivy::aggregation::{AggContextParams, AggregationCollector, AggregationLimitsGuard};
 use tantivy::collector::sort_key::SortByStaticFastValue;
-use tantivy::collector::{Count, TopDocs};
+use tantivy::collector::{Collector, Count, TopDocs};
 use tantivy::directory::MmapDirectory;
-use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
-use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TEXT};
-use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term};
+use tantivy::query::{AllQuery, BooleanQuery, EnableScoring, Occur, Query, QueryParser, RangeQuery, Weight};
+use tantivy::schema::{FAST, Field, INDEXED, NumericOptions, STRING, Schema, TEXT, TextOptions};
+use tantivy::{
+    DocSet, Index, IndexReader, IndexWriter, Order, ReloadPolicy, SegmentReader, TERMINATED, TantivyDocument, Term,
+};
 
 /// Fields a query can name. Keyword fields match whole values exactly.
 pub const KEYWORD_FIELDS: [&str; 24] = [
@@ -101,22 +104,68 @@ impl Cursor {
 pub struct SearchPage {
     pub hits: Vec<Cursor>,
     pub total: usize,
+    /// `false` when `total` is a lower bound (see [`TOTAL_EXACT_UP_TO`]).
+    pub total_exact: bool,
     pub next_cursor: Option<Cursor>,
     /// Facet name → [(value, count)], largest first.
     pub facets: Vec<(String, Vec<(String, u64)>)>,
 }
 
-struct Fields {
-    time: Field,
-    ledger_index: Field,
-    id: Field,
-    message: Field,
-    raw: Field,
+/// Every field's handle, looked up once rather than by name per value.
+macro_rules! fields {
+    ($($name:ident),* $(,)?) => {
+        struct Fields {
+            $($name: Field,)*
+        }
+
+        impl Fields {
+            fn of(schema: &Schema) -> tantivy::Result<Self> {
+                Ok(Self { $($name: schema.get_field(stringify!($name))?,)* })
+            }
+        }
+    };
 }
+
+fields!(
+    time,
+    ledger_index,
+    class_uid,
+    activity_id,
+    severity_id,
+    src_port,
+    dst_port,
+    src_ip,
+    dst_ip,
+    kind,
+    id,
+    class,
+    severity,
+    zone,
+    asset,
+    hostname,
+    user,
+    person,
+    badge,
+    door,
+    area,
+    protocol,
+    ot_function,
+    ot_access,
+    rule,
+    state,
+    entity,
+    attack,
+    source,
+    parser,
+    product,
+    vendor,
+    finding,
+    message,
+    raw,
+);
 
 pub struct SearchIndex {
     path: PathBuf,
-    index: Index,
     reader: IndexReader,
     writer: IndexWriter,
     parser: QueryParser,
@@ -129,15 +178,21 @@ pub struct SearchIndex {
 
 fn schema() -> Schema {
     let mut b = Schema::builder();
-    b.add_i64_field("time", INDEXED | FAST);
+    // Columns (FAST) only where sorting and facets need them: each costs
+    // indexing time, and ranges on the others use the terms dictionary.
+    // Time and ledger index are unique per document: as columns only (ranges
+    // read them there) they keep the terms dictionary small.
+    b.add_i64_field("time", FAST);
     for name in U64_FIELDS {
-        b.add_u64_field(name, INDEXED | FAST);
+        let options: NumericOptions = if name == "ledger_index" { FAST.into() } else { INDEXED.into() };
+        b.add_u64_field(name, options);
     }
     for name in IP_FIELDS {
-        b.add_ip_addr_field(name, INDEXED | FAST);
+        b.add_ip_addr_field(name, INDEXED);
     }
     for name in KEYWORD_FIELDS {
-        b.add_text_field(name, STRING | FAST);
+        let options: TextOptions = if FACETS.contains(&name) { STRING | FAST } else { STRING };
+        b.add_text_field(name, options);
     }
     b.add_text_field("message", TEXT);
     b.add_text_field("raw", TEXT);
@@ -149,7 +204,16 @@ impl SearchIndex {
     pub fn open(dir: &Path) -> Result<Self, SearchError> {
         let err = |what: String| SearchError::Index { path: dir.to_path_buf(), what };
         std::fs::create_dir_all(dir).map_err(|e| err(format!("create: {e}")))?;
-        let mmap = MmapDirectory::open(dir).map_err(|e| err(e.to_string()))?;
+        let mut mmap = MmapDirectory::open(dir).map_err(|e| err(e.to_string()))?;
+        if Index::exists(&mmap).map_err(|e| err(e.to_string()))?
+            && Index::open(mmap.clone()).map_err(|e| err(e.to_string()))?.schema() != schema()
+        {
+            // An index an earlier version wrote: it is derived, so it is rebuilt
+            // from the ledger (the position starts again at 0).
+            tracing::warn!(path = %dir.display(), "search index has another layout; rebuilding it from the ledger");
+            std::fs::remove_dir_all(dir).and_then(|()| std::fs::create_dir_all(dir)).map_err(|e| err(e.to_string()))?;
+            mmap = MmapDirectory::open(dir).map_err(|e| err(e.to_string()))?;
+        }
         let index = Index::open_or_create(mmap, schema()).map_err(|e| err(e.to_string()))?;
         let committed = index
             .load_metas()
@@ -157,7 +221,7 @@ impl SearchIndex {
             .payload
             .and_then(|p| p.parse::<u64>().ok())
             .unwrap_or(0);
-        let writer = index.writer_with_num_threads(1, 96 << 20).map_err(|e| {
+        let writer = index.writer_with_num_threads(2, 192 << 20).map_err(|e| {
             err(match e {
                 tantivy::TantivyError::LockFailure(..) => "is locked by another process (is Custos running?)".into(),
                 e => e.to_string(),
@@ -165,18 +229,10 @@ impl SearchIndex {
         })?;
         let reader =
             index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(|e| err(e.to_string()))?;
-        let s = index.schema();
-        let field = |name: &str| s.get_field(name).map_err(|e| err(e.to_string()));
-        let f = Fields {
-            time: field("time")?,
-            ledger_index: field("ledger_index")?,
-            id: field("id")?,
-            message: field("message")?,
-            raw: field("raw")?,
-        };
+        let f = Fields::of(&index.schema()).map_err(|e| err(e.to_string()))?;
         let mut parser = QueryParser::for_index(&index, vec![f.message, f.raw]);
         parser.set_conjunction_by_default();
-        Ok(Self { path: dir.to_path_buf(), index, reader, writer, parser, f, committed, next: committed, pending: 0 })
+        Ok(Self { path: dir.to_path_buf(), reader, writer, parser, f, committed, next: committed, pending: 0 })
     }
 
     /// The next ledger index this index wants.
@@ -194,14 +250,25 @@ impl SearchIndex {
         self.pending
     }
 
-    /// Indexes ledger record `index` (of `kind`, with `data`). Records of other
-    /// kinds only move the position on.
+    /// Indexes the event in ledger record `index`.
+    pub fn add_event(&mut self, index: u64, event: &Event) -> Result<(), SearchError> {
+        if index < self.next {
+            return Ok(());
+        }
+        self.next = index + 1;
+        self.writer.add_document(event_document(&self.f, index, event)).map_err(|e| self.error(e))?;
+        self.pending += 1;
+        Ok(())
+    }
+
+    /// Indexes ledger record `index` of another `kind` (alerts and incident
+    /// versions); records search does not cover only move the position on.
     pub fn add(&mut self, index: u64, kind: ledger::RecordKind, data: &Value) -> Result<(), SearchError> {
         if index < self.next {
             return Ok(());
         }
         self.next = index + 1;
-        let Some(doc) = document(&self.index.schema(), index, kind, data) else {
+        let Some(doc) = finding_document(&self.f, index, kind, data) else {
             return Ok(());
         };
         if kind == ledger::RecordKind::Incident
@@ -275,8 +342,10 @@ impl Searcher {
             let same_time = BooleanQuery::new(vec![
                 (
                     Occur::Must,
-                    Box::new(TermQuery::new(Term::from_field_i64(self.time, c.time), IndexRecordOption::Basic))
-                        as Box<dyn Query>,
+                    Box::new(RangeQuery::new(
+                        Bound::Included(Term::from_field_i64(self.time, c.time)),
+                        Bound::Included(Term::from_field_i64(self.time, c.time)),
+                    )) as Box<dyn Query>,
                 ),
                 (
                     Occur::Must,
@@ -292,16 +361,10 @@ impl Searcher {
         }
         let query = BooleanQuery::new(clauses);
         let limit = req.limit.max(1);
-        let top = TopDocs::with_limit(limit).order_by((
-            (SortByStaticFastValue::<i64>::for_field("time"), Order::Desc),
-            (SortByStaticFastValue::<u64>::for_field("ledger_index"), Order::Desc),
-        ));
         let searcher = self.reader.searcher();
         let internal =
             |e: tantivy::TantivyError| SearchError::Index { path: PathBuf::from("index"), what: e.to_string() };
-        let (top, total) = searcher.search(&query, &(top, Count)).map_err(internal)?;
-        let hits: Vec<Cursor> =
-            top.into_iter().filter_map(|((t, i), _)| Some(Cursor { time: t?, index: i? })).collect();
+        let (hits, total, total_exact) = self.top(&searcher, &query, req, limit).map_err(internal)?;
         let next_cursor = (hits.len() == limit && total > limit).then(|| hits.last().copied()).flatten();
         let mut facets = Vec::new();
         if !req.facets.is_empty() {
@@ -327,8 +390,88 @@ impl Searcher {
                 facets.push((name.clone(), counts));
             }
         }
-        Ok(SearchPage { hits, total, next_cursor, facets })
+        Ok(SearchPage { hits, total, total_exact, next_cursor, facets })
     }
+
+    /// The newest `limit` hits and the number of hits (exact up to
+    /// [`TOTAL_EXACT_UP_TO`]). Segments are visited newest first and those
+    /// that cannot hold one of the newest hits are only counted, so a query
+    /// matching millions of events costs about what the newest segments cost.
+    fn top(
+        &self,
+        searcher: &tantivy::Searcher,
+        query: &dyn Query,
+        req: &SearchRequest,
+        limit: usize,
+    ) -> tantivy::Result<(Vec<Cursor>, usize, bool)> {
+        let top = TopDocs::with_limit(limit).order_by((
+            (SortByStaticFastValue::<i64>::for_field("time"), Order::Desc),
+            (SortByStaticFastValue::<u64>::for_field("ledger_index"), Order::Desc),
+        ));
+        let collector = (top, Count);
+        let weight = query.weight(EnableScoring::disabled_from_searcher(searcher))?;
+        let mut segments = Vec::new();
+        for (ord, reader) in searcher.segment_readers().iter().enumerate() {
+            let time = reader.fast_fields().i64("time")?;
+            let (min, max) = (time.min_value(), time.max_value());
+            let outside = reader.num_docs() == 0
+                || req.from.is_some_and(|f| max < f)
+                || req.to.is_some_and(|t| min >= t)
+                || req.cursor.is_some_and(|c| min > c.time);
+            if !outside {
+                segments.push((ord as u32, reader, max));
+            }
+        }
+        segments.sort_by_key(|s| std::cmp::Reverse(s.2));
+        let mut best = Vec::new();
+        let (mut total, mut exact) = (0usize, true);
+        for (ord, reader, max) in segments {
+            let full = best.len() == limit;
+            let newest_enough = best.last().and_then(|(key, _): &((Option<i64>, Option<u64>), _)| key.0);
+            if full && newest_enough.is_some_and(|t| max < t) {
+                // Nothing here is newer than the hits in hand: only count.
+                if total < TOTAL_EXACT_UP_TO {
+                    let (n, complete) = count_up_to(weight.as_ref(), reader, TOTAL_EXACT_UP_TO - total)?;
+                    total += n;
+                    exact &= complete;
+                } else {
+                    exact = false;
+                }
+                continue;
+            }
+            let fruit = collector.collect_segment(weight.as_ref(), ord, reader)?;
+            let (segment_top, n) = collector.merge_fruits(vec![fruit])?;
+            total += n;
+            best.extend(segment_top);
+            best.sort_by_key(|b| std::cmp::Reverse(b.0));
+            best.truncate(limit);
+        }
+        let hits = best.into_iter().filter_map(|((t, i), _)| Some(Cursor { time: t?, index: i? })).collect();
+        Ok((hits, total, exact))
+    }
+}
+
+/// Hits are counted exactly up to this many; beyond it `total` is a lower
+/// bound (`total_exact` false), as counting millions would cost more than the
+/// search. Facets and SQL count exactly.
+pub const TOTAL_EXACT_UP_TO: usize = 10_000;
+
+/// Matching live documents in a segment, stopping at `cap`; `false` when it stopped.
+fn count_up_to(weight: &dyn Weight, reader: &SegmentReader, cap: usize) -> tantivy::Result<(usize, bool)> {
+    let mut scorer = weight.scorer(reader, 1.0)?;
+    let alive = reader.alive_bitset();
+    let mut n = 0;
+    let mut doc = scorer.doc();
+    while doc != TERMINATED {
+        if alive.is_none_or(|a| a.is_alive(doc)) {
+            n += 1;
+            if n >= cap {
+                return Ok((n, scorer.advance() == TERMINATED));
+            }
+        }
+        doc = scorer.advance();
+    }
+    Ok((n, true))
 }
 
 fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
@@ -363,121 +506,131 @@ pub fn severity_name(id: u64) -> &'static str {
     }
 }
 
-/// The document for a ledger record, or `None` for kinds search does not cover.
-fn document(schema: &Schema, index: u64, kind: ledger::RecordKind, d: &Value) -> Option<TantivyDocument> {
-    use ledger::RecordKind as K;
-    let mut doc = TantivyDocument::new();
-    let field = |name: &str| schema.get_field(name).ok();
-    let text = |doc: &mut TantivyDocument, name: &str, value: Option<&str>| {
-        if let (Some(f), Some(v)) = (field(name), value.filter(|v| !v.is_empty())) {
-            doc.add_text(f, v);
+/// A document being built; values that are absent or empty are left out.
+struct Doc {
+    doc: TantivyDocument,
+}
+
+impl Doc {
+    /// The fields every document has.
+    fn new(f: &Fields, kind: &str, index: u64, time: i64, severity: u64) -> Self {
+        let mut d = Self { doc: TantivyDocument::new() };
+        d.text(f.kind, Some(kind));
+        d.doc.add_i64(f.time, time);
+        d.doc.add_u64(f.ledger_index, index);
+        d.doc.add_u64(f.severity_id, severity);
+        d.text(f.severity, Some(severity_name(severity)));
+        d
+    }
+
+    fn text(&mut self, field: Field, value: Option<&str>) {
+        if let Some(v) = value.filter(|v| !v.is_empty()) {
+            self.doc.add_text(field, v);
         }
-    };
+    }
+
+    fn ip(&mut self, field: Field, value: Option<IpAddr>) {
+        if let Some(ip) = value {
+            self.doc.add_ip_addr(field, ipv6(ip));
+        }
+    }
+
+    /// Adds each distinct value once.
+    fn distinct<'v>(&mut self, field: Field, values: impl IntoIterator<Item = Option<&'v str>>) {
+        let mut seen: Vec<&str> = Vec::new();
+        for v in values.into_iter().flatten() {
+            if !seen.contains(&v) {
+                seen.push(v);
+                self.text(field, Some(v));
+            }
+        }
+    }
+}
+
+/// The document for an event.
+fn event_document(f: &Fields, index: u64, e: &Event) -> TantivyDocument {
+    let mut d = Doc::new(f, "event", index, e.time, u64::from(e.severity_id));
+    let class = u64::from(e.class_uid);
+    d.doc.add_u64(f.class_uid, class);
+    d.text(f.class, Some(class_name(class)));
+    d.doc.add_u64(f.activity_id, u64::from(e.activity_id));
+    let (src, dst, device) = (e.src.as_ref(), e.dst.as_ref(), e.device.as_ref());
+    d.distinct(f.zone, [e.zone.as_deref(), src.and_then(|s| s.zone.as_deref()), dst.and_then(|s| s.zone.as_deref())]);
+    d.distinct(
+        f.asset,
+        [
+            src.and_then(|s| s.asset.as_deref()),
+            dst.and_then(|s| s.asset.as_deref()),
+            device.and_then(|s| s.asset.as_deref()),
+        ],
+    );
+    d.distinct(
+        f.hostname,
+        [
+            src.and_then(|s| s.hostname.as_deref()),
+            dst.and_then(|s| s.hostname.as_deref()),
+            device.and_then(|s| s.hostname.as_deref()),
+        ],
+    );
+    d.ip(f.src_ip, src.and_then(|s| s.ip));
+    d.ip(f.dst_ip, dst.and_then(|s| s.ip));
+    if let Some(p) = src.and_then(|s| s.port) {
+        d.doc.add_u64(f.src_port, u64::from(p));
+    }
+    if let Some(p) = dst.and_then(|s| s.port) {
+        d.doc.add_u64(f.dst_port, u64::from(p));
+    }
+    let actor = e.actor.as_ref();
+    d.text(f.user, actor.and_then(|a| a.user.as_deref()));
+    d.text(f.person, actor.and_then(|a| a.person.as_deref()));
+    d.text(f.badge, actor.and_then(|a| a.credential_uid.as_deref()));
+    d.text(f.door, e.door.as_deref());
+    d.text(f.area, e.area.as_deref());
+    d.text(f.protocol, e.protocol.as_deref());
+    if let Some(ot) = &e.ot {
+        d.text(f.ot_function, ot.function.as_deref());
+        let access = match ot.access {
+            ingest::event::OtAccess::Read => "read",
+            ingest::event::OtAccess::Write => "write",
+            ingest::event::OtAccess::Other => "other",
+        };
+        d.text(f.ot_access, Some(access));
+    }
+    d.text(f.finding, e.finding.as_ref().map(|f| f.title.as_str()));
+    d.text(f.source, Some(&e.metadata.source));
+    d.text(f.parser, Some(&e.metadata.parser));
+    d.text(f.product, Some(&e.metadata.product));
+    d.text(f.vendor, e.metadata.vendor.as_deref());
+    d.text(f.message, Some(&e.message));
+    // Non-UTF-8 raw bytes are searchable as far as they read as text.
+    d.text(f.raw, Some(&String::from_utf8_lossy(&e.raw.0)));
+    d.doc
+}
+
+/// The document for an alert or an incident version; `None` for other kinds.
+fn finding_document(f: &Fields, index: u64, kind: ledger::RecordKind, v: &Value) -> Option<TantivyDocument> {
+    use ledger::RecordKind as K;
     let (kind_name, time) = match kind {
-        K::Event => ("event", at(d, &["time"])?.as_i64()?),
-        K::Alert => ("alert", at(d, &["time"])?.as_i64()?),
-        K::Incident => ("incident", at(d, &["last_alert_at"])?.as_i64()?),
+        K::Alert => ("alert", at(v, &["time"])?.as_i64()?),
+        K::Incident => ("incident", at(v, &["last_alert_at"])?.as_i64()?),
         _ => return None,
     };
-    text(&mut doc, "kind", Some(kind_name));
-    doc.add_i64(field("time")?, time);
-    doc.add_u64(field("ledger_index")?, index);
-    let severity = at(d, &["severity_id"]).and_then(Value::as_u64).unwrap_or(0);
-    doc.add_u64(field("severity_id")?, severity);
-    text(&mut doc, "severity", Some(severity_name(severity)));
-    let mut zones: Vec<&str> = Vec::new();
-    fn add_zone<'a>(z: Option<&'a str>, zones: &mut Vec<&'a str>) {
-        if let Some(z) = z
-            && !zones.contains(&z)
-        {
-            zones.push(z);
-        }
+    let severity = at(v, &["severity_id"]).and_then(Value::as_u64).unwrap_or(0);
+    let mut d = Doc::new(f, kind_name, index, time, severity);
+    d.text(f.id, text_at(v, &["id"]));
+    d.text(f.zone, text_at(v, &["zone"]));
+    d.text(f.entity, text_at(v, &["entity", "id"]));
+    d.text(f.state, text_at(v, &["state"]));
+    match at(v, &["rules"]).and_then(Value::as_array) {
+        Some(rules) => rules.iter().for_each(|r| d.text(f.rule, r.as_str())),
+        None => d.text(f.rule, text_at(v, &["rule"])),
     }
-    match kind {
-        K::Event => {
-            let class = at(d, &["class_uid"]).and_then(Value::as_u64).unwrap_or(0);
-            doc.add_u64(field("class_uid")?, class);
-            text(&mut doc, "class", Some(class_name(class)));
-            doc.add_u64(field("activity_id")?, at(d, &["activity_id"]).and_then(Value::as_u64).unwrap_or(0));
-            for z in [text_at(d, &["zone"]), text_at(d, &["src", "zone"]), text_at(d, &["dst", "zone"])] {
-                add_zone(z, &mut zones);
-            }
-            let mut assets = Vec::new();
-            let mut hosts = Vec::new();
-            for side in ["src", "dst", "device"] {
-                for (list, key) in [(&mut assets, "asset"), (&mut hosts, "hostname")] {
-                    if let Some(v) = text_at(d, &[side, key])
-                        && !list.contains(&v)
-                    {
-                        list.push(v);
-                    }
-                }
-            }
-            for a in assets {
-                text(&mut doc, "asset", Some(a));
-            }
-            for h in hosts {
-                text(&mut doc, "hostname", Some(h));
-            }
-            for (name, side) in [("src_ip", "src"), ("dst_ip", "dst")] {
-                if let Some(ip) = text_at(d, &[side, "ip"]).and_then(|s| s.parse::<IpAddr>().ok()) {
-                    doc.add_ip_addr(field(name)?, ipv6(ip));
-                }
-            }
-            for (name, side) in [("src_port", "src"), ("dst_port", "dst")] {
-                if let Some(p) = at(d, &[side, "port"]).and_then(Value::as_u64) {
-                    doc.add_u64(field(name)?, p);
-                }
-            }
-            text(&mut doc, "user", text_at(d, &["actor", "user"]));
-            text(&mut doc, "person", text_at(d, &["actor", "person"]));
-            text(&mut doc, "badge", text_at(d, &["actor", "credential_uid"]));
-            text(&mut doc, "door", text_at(d, &["door"]));
-            text(&mut doc, "area", text_at(d, &["area"]));
-            text(&mut doc, "protocol", text_at(d, &["protocol"]));
-            text(&mut doc, "ot_function", text_at(d, &["ot", "function"]));
-            text(&mut doc, "ot_access", text_at(d, &["ot", "access"]));
-            text(&mut doc, "finding", text_at(d, &["finding", "title"]));
-            text(&mut doc, "source", text_at(d, &["metadata", "source"]));
-            text(&mut doc, "parser", text_at(d, &["metadata", "parser"]));
-            text(&mut doc, "product", text_at(d, &["metadata", "product"]));
-            text(&mut doc, "vendor", text_at(d, &["metadata", "vendor"]));
-            text(&mut doc, "message", text_at(d, &["message"]));
-            match at(d, &["raw"]) {
-                Some(Value::String(s)) => text(&mut doc, "raw", Some(s)),
-                // Non-UTF-8 raw bytes: searchable as far as they read as text.
-                Some(Value::Object(o)) => {
-                    if let Some(b) = o.get("base64").and_then(Value::as_str)
-                        && let Ok(bytes) = base64_decode(b)
-                    {
-                        text(&mut doc, "raw", Some(&String::from_utf8_lossy(&bytes)));
-                    }
-                }
-                _ => {}
-            }
-        }
-        K::Alert | K::Incident => {
-            text(&mut doc, "id", text_at(d, &["id"]));
-            add_zone(text_at(d, &["zone"]), &mut zones);
-            text(&mut doc, "entity", text_at(d, &["entity", "id"]));
-            text(&mut doc, "state", text_at(d, &["state"]));
-            let rules = at(d, &["rules"]).and_then(Value::as_array);
-            match rules {
-                Some(rules) => rules.iter().for_each(|r| text(&mut doc, "rule", r.as_str())),
-                None => text(&mut doc, "rule", text_at(d, &["rule"])),
-            }
-            for t in at(d, &["attack"]).and_then(Value::as_array).into_iter().flatten() {
-                text(&mut doc, "attack", t.as_str());
-            }
-            let message = [text_at(d, &["title"]), text_at(d, &["summary"])].into_iter().flatten().collect::<Vec<_>>();
-            text(&mut doc, "message", Some(&message.join(" — ")));
-        }
-        _ => {}
+    for t in at(v, &["attack"]).and_then(Value::as_array).into_iter().flatten() {
+        d.text(f.attack, t.as_str());
     }
-    for z in zones {
-        text(&mut doc, "zone", Some(z));
-    }
-    Some(doc)
+    let message = [text_at(v, &["title"]), text_at(v, &["summary"])].into_iter().flatten().collect::<Vec<_>>();
+    d.text(f.message, Some(&message.join(" — ")));
+    Some(d.doc)
 }
 
 fn ipv6(ip: IpAddr) -> Ipv6Addr {
@@ -487,20 +640,19 @@ fn ipv6(ip: IpAddr) -> Ipv6Addr {
     }
 }
 
-fn base64_decode(s: &str) -> Result<Vec<u8>, ()> {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.decode(s).map_err(|_| ())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use ledger::RecordKind as K;
 
-    fn event(time: i64, zone: &str, user: &str, raw: &str) -> Value {
-        json!({"class_uid": 3002, "activity_id": 1, "time": time, "severity_id": 1, "zone": zone,
-               "actor": {"user": user}, "src": {"ip": "10.0.0.7", "asset": "EWS-1"},
-               "message": "logon", "raw": raw, "metadata": {"source": "s", "parser": "p", "product": "x"}})
+    fn event(time: i64, zone: &str, user: &str, raw: &str) -> Event {
+        let mut e = Event::new(ingest::event::EventClass::Authentication, 1, time, time, raw.as_bytes());
+        e.zone = Some(zone.into());
+        e.actor_mut().user = Some(user.into());
+        e.src_mut().ip = "10.0.0.7".parse().ok();
+        e.src_mut().asset = Some("EWS-1".into());
+        e.message = "logon".into();
+        e
     }
 
     #[test]
@@ -509,12 +661,12 @@ mod tests {
         let mut ix = SearchIndex::open(dir.path()).expect("open");
         for i in 0..25u64 {
             let zone = if i % 5 == 0 { "control-room" } else { "cell-1" };
-            ix.add(
-                i,
-                K::Event,
-                &event(1000 + (i as i64 / 2), zone, &format!("u{}", i % 3), &format!("logon ok seq={i}")),
-            )
-            .expect("add");
+            ix.add_event(i, &event(1000 + (i as i64 / 2), zone, &format!("u{}", i % 3), &format!("logon ok seq={i}")))
+                .expect("add");
+            if i == 8 || i == 16 {
+                // Several segments: the newest-first walk must cross them.
+                ix.commit().expect("commit");
+            }
         }
         ix.add(25, K::Audit, &json!({"actor": "x"})).expect("other kinds move the position");
         ix.commit().expect("commit");
@@ -553,6 +705,41 @@ mod tests {
         assert_eq!(page.facets[1], ("class".into(), vec![("authentication".into(), 25)]));
         let bad = SearchRequest { facets: vec!["colour".into()], ..req("") };
         assert!(matches!(s.search(&bad), Err(SearchError::Query(_))));
+    }
+
+    #[test]
+    fn large_counts_stop_at_the_cap_and_say_so() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ix = SearchIndex::open(dir.path()).expect("open");
+        let old = TOTAL_EXACT_UP_TO as u64 + 5;
+        for i in 0..old {
+            ix.add_event(i, &event(1_000 + i as i64, "cell-1", "u", "old")).expect("add");
+        }
+        ix.commit().expect("commit");
+        for i in old..old + 10 {
+            ix.add_event(i, &event(1_000_000 + i as i64, "cell-1", "u", "new")).expect("add");
+        }
+        ix.commit().expect("commit");
+        let s = ix.searcher();
+        let page = s.search(&SearchRequest { limit: 5, ..Default::default() }).expect("search");
+        assert_eq!(
+            page.hits.iter().map(|h| h.index).collect::<Vec<_>>(),
+            (old + 5..old + 10).rev().collect::<Vec<_>>()
+        );
+        assert_eq!((page.total, page.total_exact), (TOTAL_EXACT_UP_TO, false));
+        assert!(page.next_cursor.is_some());
+        // Old events only: exact if one segment holds them all (the writer's
+        // threads may have split them), else capped, and said so.
+        let page = s.search(&SearchRequest { to: Some(1_000_000), limit: 5, ..Default::default() }).expect("search");
+        assert_eq!(page.hits[0].index, old - 1);
+        assert!(
+            [(old as usize, true), (TOTAL_EXACT_UP_TO, false)].contains(&(page.total, page.total_exact)),
+            "{} {}",
+            page.total,
+            page.total_exact
+        );
+        let page = s.search(&SearchRequest { q: "new".into(), limit: 50, ..Default::default() }).expect("search");
+        assert_eq!((page.total, page.total_exact), (10, true));
     }
 
     #[test]

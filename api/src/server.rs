@@ -649,6 +649,7 @@ async fn search(
     .await?;
     Ok(Json(json!({
         "total": page.total,
+        "total_exact": page.total_exact,
         "hits": hits,
         "next_cursor": page.next_cursor.map(|c| c.encode()),
         "facets": facets,

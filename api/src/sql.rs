@@ -158,11 +158,12 @@ mod tests {
         for i in 0..30u64 {
             let zone = if i % 3 == 0 { "control-room" } else { "cell-1" };
             let t = DAY + (i as i64 % 2) * 86_400_000;
-            let e = json!({"class_uid": 9001, "category_uid": 9, "activity_id": 1, "type_uid": 900_101,
-                           "time": t, "observed_time": t, "severity_id": 1, "message": "granted", "zone": zone,
-                           "actor": {"person": "alice"}, "raw": "x",
-                           "metadata": {"product": "p", "source": "s", "parser": "badge-json"}});
-            a.add(i, RecordKind::Event, t, &e);
+            let mut e = ingest::Event::new(ingest::event::EventClass::PhysicalAccess, 1, t, t, b"x");
+            e.message = "granted".into();
+            e.zone = Some(zone.into());
+            e.actor_mut().person = Some("alice".into());
+            e.metadata.parser = "badge-json".into();
+            a.add_event(i, t, &e);
         }
         let inc = |state: &str| {
             json!({"id": "INC-1", "rule": "r", "rules": ["r"], "title": "t", "severity_id": 4, "state": state,

@@ -61,14 +61,14 @@ async fn fixture() -> Fixture {
         }
     });
     // Search and SQL follow the ledger, publishing at once.
-    let derived = custos::follow::Derived::open(dir.path()).expect("views");
-    let searcher = derived.searcher();
     let options = custos::follow::FollowOptions {
         search_commit: std::time::Duration::ZERO,
         archive_flush: std::time::Duration::ZERO,
         archive_rows: 1,
     };
-    let follower = custos::follow::Follower::spawn(derived, ledger.clone(), options).expect("follower");
+    let derived = custos::follow::Derived::open(dir.path(), options).expect("views");
+    let searcher = derived.searcher();
+    let follower = custos::follow::Follower::spawn(derived, ledger.clone()).expect("follower");
     let state = AppState::new(
         views.clone(),
         ledger.clone(),
