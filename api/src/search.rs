@@ -328,7 +328,12 @@ impl Searcher {
         if req.q.trim().is_empty() {
             clauses.push((Occur::Must, Box::new(AllQuery)));
         } else {
-            let q = self.parser.parse_query(&req.q).map_err(|e| SearchError::Query(e.to_string()))?;
+            let q = self.parser.parse_query(&req.q).map_err(|e| match e {
+                tantivy::query::QueryParserError::FieldNotIndexed(f) if f == "ledger_index" => {
+                    SearchError::Query("ledger_index takes ranges only, e.g. ledger_index:[5 TO 5]".into())
+                }
+                e => SearchError::Query(e.to_string()),
+            })?;
             clauses.push((Occur::Must, q));
         }
         if req.from.is_some() || req.to.is_some() {
@@ -698,6 +703,8 @@ mod tests {
         assert_eq!(s.search(&ranged).expect("time range").total, 4);
         assert!(matches!(s.search(&req("zone:(")), Err(SearchError::Query(_))));
         assert!(matches!(s.search(&req("colour:red")), Err(SearchError::Query(_))));
+        assert_eq!(s.search(&req("ledger_index:[3 TO 4]")).expect("range").total, 2);
+        assert!(matches!(s.search(&req("ledger_index:3")), Err(SearchError::Query(m)) if m.contains("ranges only")));
 
         let faceted = SearchRequest { facets: vec!["zone".into(), "class".into()], ..req("") };
         let page = s.search(&faceted).expect("facets");
