@@ -279,20 +279,31 @@ impl Archive {
     }
 }
 
-/// Every directory below `dir` (the partitions and their parents).
-fn partition_dirs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
+/// Every directory below `dir` (the partitions and their parents) and every
+/// `part-*` file in them.
+fn walk(dir: &Path) -> std::io::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let (mut dirs, mut files) = (Vec::new(), Vec::new());
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for entry in fs::read_dir(&d)? {
             let path = entry?.path();
             if path.is_dir() {
                 stack.push(path.clone());
-                out.push(path);
+                dirs.push(path);
+            } else if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("part-")) {
+                files.push(path);
             }
         }
     }
-    Ok(out)
+    Ok((dirs, files))
+}
+
+fn partition_dirs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    walk(dir).map(|(dirs, _)| dirs)
+}
+
+fn part_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    walk(dir).map(|(_, files)| files)
 }
 
 /// Files of one size tier in a partition before they are merged into one:
@@ -373,22 +384,6 @@ fn recover_merge(dir: &Path) -> Result<(), ArchiveError> {
         }
     }
     fs::remove_file(dir.join(MERGE_JOURNAL)).map_err(|e| err(e.to_string()))
-}
-
-fn part_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in fs::read_dir(&d)? {
-            let path = entry?.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("part-")) {
-                out.push(path);
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// `(from, to)` of `part-<from>-<to>.parquet`.
