@@ -128,9 +128,7 @@ impl AccountStore {
     fn save(&self, accounts: &BTreeMap<String, Account>) -> Result<(), PasswordError> {
         let list: Vec<&Account> = accounts.values().collect();
         let bytes = serde_json::to_vec_pretty(&list).map_err(|e| PasswordError::Store(e.to_string()))?;
-        let tmp = self.path.with_extension("tmp");
-        crate::pipeline::write_private(&tmp, &bytes).map_err(|e| PasswordError::Store(e.to_string()))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| PasswordError::Store(e.to_string()))?;
+        ingest::source::replace_file(&self.path, &bytes).map_err(|e| PasswordError::Store(e.to_string()))?;
         self.seen.set(&self.path);
         Ok(())
     }

@@ -209,12 +209,7 @@ impl Outbox {
     }
 
     fn save_position(&self, sink: &str, at: u64) -> std::io::Result<()> {
-        use std::io::Write;
-        let tmp = self.dir.join(format!("{sink}.sent.tmp"));
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(at.to_string().as_bytes())?;
-        f.sync_data()?;
-        std::fs::rename(tmp, self.position_path(sink))
+        ingest::source::replace_file(&self.position_path(sink), at.to_string().as_bytes())
     }
 }
 

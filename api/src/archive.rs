@@ -263,10 +263,9 @@ impl Archive {
             write_batch(&dir, &name, table.schema(), &batch)?;
             written.push((dir, table));
         }
-        let tmp = self.dir.join("POSITION.tmp");
-        fs::write(&tmp, self.next.to_string())
-            .and_then(|()| fs::rename(&tmp, self.dir.join(POSITION)))
-            .map_err(|e| ArchiveError { path: self.dir.join(POSITION), what: format!("write: {e}") })?;
+        let position = self.dir.join(POSITION);
+        ingest::source::replace_file(&position, self.next.to_string().as_bytes())
+            .map_err(|e| ArchiveError { path: position, what: format!("write: {e}") })?;
         self.committed = self.next;
         self.rows = 0;
         for (dir, table) in written {

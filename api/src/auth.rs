@@ -116,9 +116,7 @@ impl TokenStore {
         let mut list: Vec<&StoredToken> = map.values().collect();
         list.sort_by(|a, b| a.name.cmp(&b.name));
         let bytes = serde_json::to_vec_pretty(&list).map_err(std::io::Error::other)?;
-        let tmp = self.path.with_extension("tmp");
-        std::fs::write(&tmp, bytes)?;
-        std::fs::rename(&tmp, &self.path)?;
+        ingest::source::replace_file(&self.path, &bytes)?;
         self.seen.set(&self.path);
         Ok(())
     }

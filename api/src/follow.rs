@@ -65,7 +65,7 @@ struct ArchiveWorker {
 }
 
 impl ArchiveWorker {
-    fn spawn(mut archive: Archive, options: FollowOptions) -> Result<Self, Error> {
+    fn spawn(archive: Archive, options: FollowOptions) -> Result<Self, Error> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<ArchiveJob>(8);
         let committed = Arc::new(AtomicU64::new(archive.committed()));
         let failed = Arc::new(std::sync::Mutex::new(None));
@@ -74,48 +74,7 @@ impl ArchiveWorker {
         let thread = std::thread::Builder::new()
             .name("custos-archive".into())
             .spawn(move || {
-                let mut last_flush = Instant::now();
-                let flush = |archive: &mut Archive| {
-                    archive.flush().map_err(|e| e.to_string())?;
-                    pos.store(archive.committed(), Ordering::Relaxed);
-                    Ok::<(), String>(())
-                };
-                let result = loop {
-                    // Wakes up to write files on time when nothing new comes.
-                    let job = match rx.recv_timeout(options.archive_flush.max(Duration::from_millis(20))) {
-                        Ok(job) => Some(job),
-                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
-                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break Ok(()),
-                    };
-                    match job {
-                        Some(ArchiveJob::Items(items)) => {
-                            for item in items {
-                                match item {
-                                    ArchiveItem::Event(i, at, e) => archive.add_event(i, at, &e),
-                                    ArchiveItem::Other(i, kind, at, data) => archive.add(i, kind, at, &data),
-                                }
-                            }
-                        }
-                        Some(ArchiveJob::Flush(reply)) => {
-                            let r = flush(&mut archive);
-                            last_flush = Instant::now();
-                            let failed = r.is_err();
-                            let _ = reply.send(r.clone());
-                            if failed {
-                                break r;
-                            }
-                            continue;
-                        }
-                        None => {}
-                    }
-                    if archive.pending() >= options.archive_rows || last_flush.elapsed() >= options.archive_flush {
-                        if let Err(e) = flush(&mut archive) {
-                            break Err(e);
-                        }
-                        last_flush = Instant::now();
-                    }
-                };
-                if let Err(e) = result {
+                if let Err(e) = run_archive(archive, rx, options, &pos) {
                     tracing::error!(error = %e, "the Parquet archive stopped following the ledger");
                     *why.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
                 }
@@ -174,6 +133,47 @@ impl ArchiveWorker {
                 .map_err(|e| Error::Derived(format!("archive: {e}")))?;
         }
         Ok(())
+    }
+}
+
+/// The archive thread: buffers what comes and writes files when due or asked.
+fn run_archive(
+    mut archive: Archive,
+    jobs: std::sync::mpsc::Receiver<ArchiveJob>,
+    options: FollowOptions,
+    committed: &AtomicU64,
+) -> Result<(), String> {
+    use std::sync::mpsc::RecvTimeoutError;
+    let flush = |archive: &mut Archive| {
+        archive.flush().map_err(|e| e.to_string())?;
+        committed.store(archive.committed(), Ordering::Relaxed);
+        Ok::<Instant, String>(Instant::now())
+    };
+    let mut last_flush = Instant::now();
+    // Wakes up to write files on time when nothing new comes.
+    let wake = options.archive_flush.max(Duration::from_millis(20));
+    loop {
+        match jobs.recv_timeout(wake) {
+            Ok(ArchiveJob::Items(items)) => {
+                for item in items {
+                    match item {
+                        ArchiveItem::Event(i, at, e) => archive.add_event(i, at, &e),
+                        ArchiveItem::Other(i, kind, at, data) => archive.add(i, kind, at, &data),
+                    }
+                }
+            }
+            Ok(ArchiveJob::Flush(reply)) => {
+                let written = flush(&mut archive);
+                let _ = reply.send(written.clone().map(|_| ()));
+                last_flush = written?;
+                continue;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        }
+        if archive.pending() >= options.archive_rows || last_flush.elapsed() >= options.archive_flush {
+            last_flush = flush(&mut archive)?;
+        }
     }
 }
 

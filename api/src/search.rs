@@ -540,13 +540,11 @@ impl Doc {
         }
     }
 
-    /// Adds each distinct value once.
-    fn distinct<'v>(&mut self, field: Field, values: impl IntoIterator<Item = Option<&'v str>>) {
-        let mut seen: Vec<&str> = Vec::new();
-        for v in values.into_iter().flatten() {
-            if !seen.contains(&v) {
-                seen.push(v);
-                self.text(field, Some(v));
+    /// Adds each distinct value once (no allocation: this runs per event).
+    fn distinct<const N: usize>(&mut self, field: Field, values: [Option<&str>; N]) {
+        for (i, v) in values.iter().enumerate() {
+            if v.is_some() && !values[..i].contains(v) {
+                self.text(field, *v);
             }
         }
     }

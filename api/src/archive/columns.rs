@@ -4,11 +4,10 @@
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, BinaryBuilder, ListBuilder, StringBuilder, TimestampMillisecondBuilder, UInt8Builder, UInt16Builder,
-    UInt32Builder, UInt64Builder,
+    ArrayBuilder, ArrayRef, BinaryBuilder, ListBuilder, StringBuilder, TimestampMillisecondBuilder, UInt8Builder,
+    UInt16Builder, UInt32Builder, UInt64Builder,
 };
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -74,10 +73,10 @@ impl EndpointColumns {
         text(zone, e.and_then(|e| e.zone.as_deref()));
     }
 
-    fn finish(mut self, out: &mut Vec<ArrayRef>) {
-        out.push(Arc::new(self.ip.finish()));
-        out.push(Arc::new(self.port.finish()));
-        out.extend(self.text.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+    fn finish(&mut self, take: &mut impl FnMut(&mut dyn ArrayBuilder)) {
+        take(&mut self.ip);
+        take(&mut self.port);
+        self.text.iter_mut().for_each(|b| take(b));
     }
 }
 
@@ -237,34 +236,33 @@ impl EventColumns {
     /// The rows as one batch of [`Table::Events`]' schema.
     pub fn finish(mut self) -> Result<RecordBatch, ArrowError> {
         let mut out: Vec<ArrayRef> = Vec::with_capacity(60);
-        out.push(Arc::new(self.recorded_at.finish()));
-        out.push(Arc::new(self.ledger_index.finish()));
-        out.extend(self.ids.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
-        out.push(Arc::new(self.type_uid.finish()));
-        out.push(Arc::new(self.time.finish()));
-        out.push(Arc::new(self.observed_time.finish()));
-        out.push(Arc::new(self.severity_id.finish()));
-        out.push(Arc::new(self.status_id.finish()));
-        out.push(Arc::new(self.action_id.finish()));
-        out.push(Arc::new(self.message.finish()));
-        out.extend(self.actor.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
-        self.src.finish(&mut out);
-        self.dst.finish(&mut out);
-        out.extend(self.device.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
-        out.extend(self.place.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
-        out.push(Arc::new(self.ot_function_code.finish()));
-        out.push(Arc::new(self.ot_function.finish()));
-        out.push(Arc::new(self.ot_unit_id.finish()));
-        out.push(Arc::new(self.ot_address.finish()));
-        out.push(Arc::new(self.ot_access.finish()));
-        out.extend(self.finding.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
-        out.extend(self.change.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
-        out.push(Arc::new(self.changed_files.finish()));
-        out.extend(self.change_previous.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
-        out.push(Arc::new(self.changed_since_previous.finish()));
-        out.extend(self.metadata.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
-        out.push(Arc::new(self.unmapped.finish()));
-        out.push(Arc::new(self.raw.finish()));
+        let mut take = |b: &mut dyn ArrayBuilder| out.push(b.finish());
+        take(&mut self.recorded_at);
+        take(&mut self.ledger_index);
+        self.ids.iter_mut().for_each(|b| take(b));
+        take(&mut self.type_uid);
+        take(&mut self.time);
+        take(&mut self.observed_time);
+        take(&mut self.severity_id);
+        take(&mut self.status_id);
+        take(&mut self.action_id);
+        take(&mut self.message);
+        self.actor.iter_mut().for_each(|b| take(b));
+        self.src.finish(&mut take);
+        self.dst.finish(&mut take);
+        self.device.iter_mut().chain(&mut self.place).for_each(|b| take(b));
+        take(&mut self.ot_function_code);
+        take(&mut self.ot_function);
+        take(&mut self.ot_unit_id);
+        take(&mut self.ot_address);
+        take(&mut self.ot_access);
+        self.finding.iter_mut().chain(&mut self.change).for_each(|b| take(b));
+        take(&mut self.changed_files);
+        self.change_previous.iter_mut().for_each(|b| take(b));
+        take(&mut self.changed_since_previous);
+        self.metadata.iter_mut().for_each(|b| take(b));
+        take(&mut self.unmapped);
+        take(&mut self.raw);
         RecordBatch::try_new(Table::Events.schema(), out)
     }
 }

@@ -8,7 +8,7 @@ pub mod tail;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub use positions::Positions;
+pub use positions::{Positions, replace_file};
 
 use crate::time::Millis;
 

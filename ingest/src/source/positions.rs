@@ -3,7 +3,7 @@
 //! restart neither loses nor repeats a record.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// Positions kept in one JSON file, replaced atomically on each commit.
@@ -44,16 +44,26 @@ impl Positions {
         if !changed {
             return Ok(());
         }
-        let tmp = self.path.with_extension("tmp");
         let bytes = serde_json::to_vec_pretty(&*map).map_err(std::io::Error::other)?;
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_data()?;
-        }
-        std::fs::rename(&tmp, &self.path)
+        replace_file(&self.path, &bytes)
     }
+}
+
+/// Replaces `path` with `bytes` whole or not at all: written beside it as
+/// `<path>.tmp` (owner-only on Unix: some of these files hold credentials'
+/// hashes), synced, then renamed over it. State files (positions, tokens,
+/// accounts) all go through here.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_data()?;
+    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]
