@@ -265,8 +265,7 @@ impl Derived {
     /// wait (`behind`), search commits every [`CATCH_UP_COMMIT`]: each commit
     /// stalls indexing, and freshness cannot be had until caught up anyway.
     pub fn commit(&mut self, behind: u64) -> Result<(), Error> {
-        let every = if behind > CATCH_UP { CATCH_UP_COMMIT } else { self.options.search_commit };
-        if self.last_commit.elapsed() >= every {
+        if self.last_commit.elapsed() >= search_commit_every(behind, &self.options) {
             self.commit_search()?;
         }
         self.archive.flush(false)
@@ -289,6 +288,10 @@ impl Derived {
 const CATCH_UP: u64 = 65_536;
 /// How often search commits while catching up.
 const CATCH_UP_COMMIT: Duration = Duration::from_secs(10);
+
+fn search_commit_every(behind: u64, options: &FollowOptions) -> Duration {
+    if behind > CATCH_UP { CATCH_UP_COMMIT.max(options.search_commit) } else { options.search_commit }
+}
 
 /// What the follower shares with the API and the metrics.
 #[derive(Debug, Default)]
@@ -392,4 +395,19 @@ pub fn reindex(data_dir: &Path, mut progress: impl FnMut(u64)) -> Result<u64, Er
     }
     d.commit_all()?;
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_commits_less_often_while_far_behind() {
+        let o = FollowOptions::default();
+        assert_eq!(search_commit_every(0, &o), Duration::from_secs(1));
+        assert_eq!(search_commit_every(CATCH_UP, &o), Duration::from_secs(1));
+        assert_eq!(search_commit_every(CATCH_UP + 1, &o), CATCH_UP_COMMIT);
+        let slow = FollowOptions { search_commit: Duration::from_secs(30), ..o };
+        assert_eq!(search_commit_every(u64::MAX, &slow), Duration::from_secs(30), "never more often than asked");
+    }
 }

@@ -748,6 +748,25 @@ mod tests {
     }
 
     #[test]
+    fn an_index_of_another_layout_is_rebuilt_from_the_ledger() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let mut b = Schema::builder();
+            b.add_text_field("raw", TEXT);
+            let old = Index::create_in_dir(dir.path(), b.build()).expect("old index");
+            let mut w: IndexWriter = old.writer_with_num_threads(1, 15_000_000).expect("writer");
+            let mut commit = w.prepare_commit().expect("prepare");
+            commit.set_payload("500");
+            commit.commit().expect("commit");
+        }
+        let mut ix = SearchIndex::open(dir.path()).expect("open");
+        assert_eq!(ix.next_index(), 0, "the old index's position does not count");
+        ix.add_event(0, &event(1, "cell-1", "u", "x")).expect("add");
+        ix.commit().expect("commit");
+        assert_eq!(ix.searcher().search(&SearchRequest { limit: 5, ..Default::default() }).expect("search").total, 1);
+    }
+
+    #[test]
     fn an_incident_is_one_document_and_the_position_survives_reopen() {
         let dir = tempfile::tempdir().expect("tempdir");
         let inc = |state: &str, t: i64| {

@@ -318,18 +318,13 @@ async fn ledger_records_and_proofs_verify_offline() {
         .map(|i| ledger::record::encode(ledger::RecordKind::Audit, i, &serde_json::json!({"n": i})).expect("record"))
         .collect();
     f.ledger.append(recs).await.expect("append");
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let cp = loop {
-        if let Some(note) = f.ledger.latest_checkpoint() {
-            let body = &note[..note.find("\n\n").map_or(note.len(), |i| i + 1)];
-            let cp = ledger::Checkpoint::parse_body(body).expect("checkpoint");
-            if cp.size >= 41 {
-                break cp;
-            }
-        }
-        assert!(std::time::Instant::now() < until, "no checkpoint covering the records");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let covering = || {
+        let note = f.ledger.latest_checkpoint()?;
+        let body = &note[..note.find("\n\n").map_or(note.len(), |i| i + 1)];
+        Some(ledger::Checkpoint::parse_body(body).expect("checkpoint")).filter(|cp| cp.size >= 41)
     };
+    eventually("no checkpoint covering the records", 10, || covering().is_some()).await;
+    let cp = covering().expect("checkpoint");
     let auditor = Some(f.tokens[&Role::Auditor].as_str());
     let hex32 = |v: &Value| -> [u8; 32] {
         hex::decode(v.as_str().unwrap_or_default()).ok().and_then(|b| b.try_into().ok()).unwrap_or([0; 32])
@@ -378,11 +373,8 @@ async fn evidence_export_through_the_api() {
         })
         .collect();
     f.ledger.append(recs).await.expect("append");
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while f.ledger.latest_checkpoint().is_none_or(|n| !n.contains("\n11\n")) {
-        assert!(std::time::Instant::now() < until, "no checkpoint of size 11");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    eventually("no checkpoint of size 11", 10, || f.ledger.latest_checkpoint().is_some_and(|n| n.contains("\n11\n")))
+        .await;
     let qr = f.tokens[&Role::QualityReviewer].as_str();
     let body = r#"{"from":"2026-11-26T10:00:00Z","to":"2026-11-26T10:00:00.004Z"}"#;
     let mut req = Request::builder().method("POST").uri("/api/v1/evidence/exports");
@@ -544,16 +536,23 @@ async fn metrics_count_requests_by_route_pattern() {
     assert!(text.contains("custos_http_request_duration_seconds_count{route=\"/api/v1/incidents\",method=\"GET\"} 3"));
 }
 
-/// Waits (with a deadline) until search and SQL have every ledger record.
-async fn caught_up(f: &Fixture) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let size = f.ledger.size();
-    while f.follow.searchable.load(std::sync::atomic::Ordering::Relaxed) < size
-        || f.follow.archived.load(std::sync::atomic::Ordering::Relaxed) < size
-    {
-        assert!(std::time::Instant::now() < deadline, "the views did not catch up with the ledger");
+/// Polls `ready` until it holds; fails with `what` after `secs` seconds.
+async fn eventually(what: &str, secs: u64, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !ready() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+}
+
+/// Waits until search and SQL have every ledger record.
+async fn caught_up(f: &Fixture) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let size = f.ledger.size();
+    eventually("the views did not catch up with the ledger", 20, || {
+        f.follow.searchable.load(Relaxed) >= size && f.follow.archived.load(Relaxed) >= size
+    })
+    .await;
 }
 
 fn plant_events() -> Vec<Vec<u8>> {
