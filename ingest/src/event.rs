@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::time::Millis;
 
 mod unmapped;
-pub use unmapped::{FieldValue, NewValue, Unmapped};
+pub use unmapped::{FieldValue, NewValue, Prefixed, Unmapped};
 
 /// OCSF event classes Custos emits. `PhysicalAccess` is Custos' extension class:
 /// OCSF has no physical-access class yet (ocsf-schema issue 1735 proposes category 9).

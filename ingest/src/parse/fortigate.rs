@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use super::syslog::Message;
 use super::{ParseContext, ParseError, contains_ignore_case, kv};
-use crate::event::{Endpoint, Event, EventClass, Finding, action, activity, severity, status};
+use crate::event::{Endpoint, Event, EventClass, Finding, Unmapped, action, activity, severity, status};
 use crate::time::{epoch_to_millis, parse_offset, parse_rfc3339};
 
 const P: &str = "fortigate";
@@ -32,7 +32,37 @@ fn proto_name(p: &str) -> String {
     }
 }
 
-/// The fields the mapping reads; everything else goes to `unmapped`.
+// Field names as `kv::key_word`s, matched as numbers (`eventtime`, nine bytes, by name).
+const DATE: u64 = kv::key_word("date");
+const TIME: u64 = kv::key_word("time");
+const TZ: u64 = kv::key_word("tz");
+const TYPE: u64 = kv::key_word("type");
+const ACTION: u64 = kv::key_word("action");
+const LEVEL: u64 = kv::key_word("level");
+const MSG: u64 = kv::key_word("msg");
+const LOGDESC: u64 = kv::key_word("logdesc");
+const ATTACK: u64 = kv::key_word("attack");
+const ATTACKID: u64 = kv::key_word("attackid");
+const USER: u64 = kv::key_word("user");
+const SRCUSER: u64 = kv::key_word("srcuser");
+const SRCIP: u64 = kv::key_word("srcip");
+const SRCPORT: u64 = kv::key_word("srcport");
+const SRCMAC: u64 = kv::key_word("srcmac");
+const DSTIP: u64 = kv::key_word("dstip");
+const DSTPORT: u64 = kv::key_word("dstport");
+const DSTMAC: u64 = kv::key_word("dstmac");
+const DEVNAME: u64 = kv::key_word("devname");
+const SRCNAME: u64 = kv::key_word("srcname");
+const STATUS: u64 = kv::key_word("status");
+const VIRUS: u64 = kv::key_word("virus");
+const SUBTYPE: u64 = kv::key_word("subtype");
+const LOGID: u64 = kv::key_word("logid");
+const DEVID: u64 = kv::key_word("devid");
+const APP: u64 = kv::key_word("app");
+const SERVICE: u64 = kv::key_word("service");
+const PROTO: u64 = kv::key_word("proto");
+
+/// The fields the mapping reads and does not keep in `unmapped`.
 #[derive(Default)]
 struct Known<'a> {
     date: Option<Cow<'a, str>>,
@@ -56,6 +86,26 @@ struct Known<'a> {
     devname: Option<Cow<'a, str>>,
 }
 
+/// Vendor fields the mapping reads that are also kept in `unmapped`.
+#[derive(Default)]
+struct Vendor<'a> {
+    srcname: Option<Cow<'a, str>>,
+    status: Option<Cow<'a, str>>,
+    virus: Option<Cow<'a, str>>,
+    subtype: Option<Cow<'a, str>>,
+    logid: Option<Cow<'a, str>>,
+    devid: Option<Cow<'a, str>>,
+    app: Option<Cow<'a, str>>,
+    service: Option<Cow<'a, str>>,
+    proto: Option<Cow<'a, str>>,
+}
+
+impl Vendor<'_> {
+    fn get<'s>(field: &'s Option<Cow<'_, str>>) -> Option<&'s str> {
+        field.as_deref().filter(|v| !v.is_empty())
+    }
+}
+
 /// Maps a FortiGate key=value body to an event in one pass over its pairs;
 /// `None` when the body is not FortiGate's (not key=value, or without the
 /// `logid` and `devid` every FortiGate log carries).
@@ -65,73 +115,80 @@ pub fn parse(
     header: &Message<'_>,
     ctx: &ParseContext<'_>,
 ) -> Option<Result<Event, ParseError>> {
-    let mut k = Known::default();
-    // Read by the mapping and also kept as vendor fields, by position in `rest`.
-    let (mut srcname, mut status_v, mut virus, mut subtype, mut logid, mut devid, mut app, mut service, mut proto) =
-        (None, None, None, None, None, None, None, None, None);
-    let mut rest: Vec<(&str, Cow<'_, str>)> = Vec::with_capacity(32);
+    let (mut k, mut v) = (Known::default(), Vendor::default());
+    // Sized from the body: its vendor fields are a part of it, each name
+    // stored with the prefix (`fortigate.`, ten bytes) on a field a dozen bytes long.
+    let mut unmapped = Unmapped::with_capacity(body.len() / 12, body.len() + body.len() / 12 * 10);
     let mut pairs = kv::Pairs::new(body);
-    for (key, v) in pairs.by_ref() {
-        let slot = match key {
-            "date" => &mut k.date,
-            "time" => &mut k.time,
-            "eventtime" => &mut k.eventtime,
-            "tz" => &mut k.tz,
-            "type" => &mut k.kind,
-            "action" => &mut k.action,
-            "level" => &mut k.level,
-            "msg" => &mut k.msg,
-            "logdesc" => &mut k.logdesc,
-            "attack" => &mut k.attack,
-            "attackid" => &mut k.attackid,
-            "user" | "srcuser" => &mut k.user,
-            "srcip" => &mut k.srcip,
-            "srcport" => &mut k.srcport,
-            "srcmac" => &mut k.srcmac,
-            "dstip" => &mut k.dstip,
-            "dstport" => &mut k.dstport,
-            "dstmac" => &mut k.dstmac,
-            "devname" => &mut k.devname,
-            other => {
-                let at = Some(rest.len());
-                match other {
-                    "srcname" => srcname = at,
-                    "status" => status_v = at,
-                    "virus" => virus = at,
-                    "subtype" => subtype = at,
-                    "logid" => logid = at,
-                    "devid" => devid = at,
-                    "app" => app = at,
-                    "service" => service = at,
-                    "proto" => proto = at,
-                    _ => {}
-                }
-                rest.push((other, v));
+    // Vendor fields go straight to `unmapped`, without a list in between.
+    let mut vendor = unmapped.prefixed("fortigate.");
+    for pair in pairs.by_ref() {
+        let (word, key, value) = (pair.word, pair.key, pair.value());
+        let slot = match word {
+            DATE => &mut k.date,
+            TIME => &mut k.time,
+            0 if key == "eventtime" => &mut k.eventtime,
+            TZ => &mut k.tz,
+            TYPE => &mut k.kind,
+            ACTION => &mut k.action,
+            LEVEL => &mut k.level,
+            MSG => &mut k.msg,
+            LOGDESC => &mut k.logdesc,
+            ATTACK => &mut k.attack,
+            ATTACKID => &mut k.attackid,
+            USER | SRCUSER => &mut k.user,
+            SRCIP => &mut k.srcip,
+            SRCPORT => &mut k.srcport,
+            SRCMAC => &mut k.srcmac,
+            DSTIP => &mut k.dstip,
+            DSTPORT => &mut k.dstport,
+            DSTMAC => &mut k.dstmac,
+            DEVNAME => &mut k.devname,
+            _ => {
+                // As in `unmapped`, the last of repeated fields counts.
+                let read = match word {
+                    SRCNAME => &mut v.srcname,
+                    STATUS => &mut v.status,
+                    VIRUS => &mut v.virus,
+                    SUBTYPE => &mut v.subtype,
+                    LOGID => &mut v.logid,
+                    DEVID => &mut v.devid,
+                    APP => &mut v.app,
+                    SERVICE => &mut v.service,
+                    PROTO => &mut v.proto,
+                    _ => {
+                        vendor.push(key, value);
+                        continue;
+                    }
+                };
+                *read = Some(value.clone());
+                vendor.push(key, value);
                 continue;
             }
         };
-        if slot.is_none() && !v.is_empty() {
-            *slot = Some(v);
+        if slot.is_none() && !value.is_empty() {
+            *slot = Some(value);
         }
     }
-    if pairs.malformed() || logid.is_none() || devid.is_none() {
+    drop(vendor);
+    if pairs.malformed() || v.logid.is_none() || v.devid.is_none() {
         return None;
     }
-    Some(map(k, &rest, [srcname, status_v, virus, subtype, logid, devid, app, service, proto], raw, header, ctx))
+    Some(map(k, &v, unmapped, raw, header, ctx))
 }
 
-/// The event from the pairs `parse` sorted out; `at` holds the positions in
-/// `rest` of the vendor fields the mapping also reads.
+/// The event from the fields `parse` sorted out.
 fn map(
     k: Known<'_>,
-    rest: &[(&str, Cow<'_, str>)],
-    at: [Option<usize>; 9],
+    v: &Vendor<'_>,
+    unmapped: Unmapped,
     raw: &[u8],
     header: &Message<'_>,
     ctx: &ParseContext<'_>,
 ) -> Result<Event, ParseError> {
-    let field = |i: Option<usize>| i.map(|i| rest[i].1.as_ref()).filter(|v| !v.is_empty());
-    let [srcname, status_v, virus, subtype, logid, devid, app, service, proto] = at.map(field);
+    let [srcname, status_v, virus, subtype, logid, devid, app, service, proto] =
+        [&v.srcname, &v.status, &v.virus, &v.subtype, &v.logid, &v.devid, &v.app, &v.service, &v.proto]
+            .map(Vendor::get);
     let time = if let Some(t) = k.eventtime.as_deref() {
         let n: i64 = t.parse().map_err(|_| ParseError::new(P, format!("eventtime {t:?} is not a number")))?;
         epoch_to_millis(n)
@@ -185,7 +242,7 @@ fn map(
     d.vendor = Some("Fortinet".into());
     d.model = devid.map(str::to_owned);
     d.kind = Some("firewall".into());
-    e.unmapped.extend_prefixed("fortigate.", rest.iter().map(|(key, v)| (*key, v.as_ref())));
+    e.unmapped = unmapped;
     Ok(e)
 }
 
@@ -216,6 +273,20 @@ mod tests {
         let e = Format::Syslog.parse(line, &CTX).expect("parses");
         assert_eq!(Some(e.time), crate::time::parse_rfc3339("2026-11-26T10:00:00Z"));
         assert_eq!(e.action_id, Some(1));
+    }
+
+    #[test]
+    fn escapes_long_names_and_repeated_fields() {
+        let line = br#"<189>Nov 26 10:00:00 fw01 devid="FG-A" logid="1" type="utm" attackid=42 attack="say \"hi\"" a_rather_long_vendor_key=x devid="FG-B" level="alert""#;
+        let e = Format::Syslog.parse(line, &CTX).expect("parses");
+        let finding = e.finding.as_ref().expect("utm is a finding");
+        assert_eq!(finding.title, r#"say "hi""#);
+        assert_eq!(finding.uid.as_deref(), Some("42"));
+        assert_eq!(e.unmapped.get_str("fortigate.a_rather_long_vendor_key"), Some("x"));
+        // The last of a repeated vendor field counts, in the mapping and in `unmapped`.
+        assert_eq!(e.device.as_ref().and_then(|d| d.model.as_deref()), Some("FG-B"));
+        assert_eq!(e.unmapped.get_str("fortigate.devid"), Some("FG-B"));
+        assert_eq!(e.severity_id, crate::event::severity::CRITICAL);
     }
 
     #[test]
