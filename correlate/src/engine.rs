@@ -367,7 +367,7 @@ impl Engine {
                 );
             }
             activity::BADGE_DENIED => {
-                let Some(zone) = e.zone.clone() else { return };
+                let Some(zone) = e.zone.as_deref().map(String::from) else { return };
                 let key = (person.clone(), zone.clone());
                 let window = self.cfg.login_window_ms as i64;
                 let matches: Vec<Seen> = self.logins.between(&key, e.time, e.time + window).copied().collect();
@@ -385,7 +385,11 @@ impl Engine {
             return;
         }
         let on_ews = e.device.as_ref().and_then(|d| d.kind.as_deref()) == Some(AssetKind::Ews.as_str());
-        let (Some(person), Some(zone), true) = (e.person().map(str::to_owned), e.zone.clone(), on_ews) else { return };
+        let (Some(person), Some(zone), true) =
+            (e.person().map(str::to_owned), e.zone.as_deref().map(String::from), on_ews)
+        else {
+            return;
+        };
         let key = (person.clone(), zone.clone());
         let window = self.cfg.login_window_ms as i64;
         let matches: Vec<Seen> = self.denials.between(&key, e.time - window, e.time).copied().collect();
@@ -434,8 +438,8 @@ impl Engine {
             Hit {
                 severity_id: asset_severity(severity::HIGH, asset.as_ref().map(|a| a.criticality)),
                 time: e.time,
-                entity: Entity { kind: EntityKind::Asset, id: asset_id.clone() },
-                zone: e.zone.clone(),
+                entity: Entity { kind: EntityKind::Asset, id: asset_id.to_string() },
+                zone: e.zone.as_deref().map(String::from),
                 events: vec![index],
                 summary: format!("{asset_id} differs from its released program ({files}) with no maintenance window or open change ticket{who}"),
             },
@@ -450,7 +454,14 @@ impl Engine {
         let dst_asset = e.device.as_ref().and_then(|d| d.asset.clone()).unwrap_or_default();
         self.pending_writes.insert(
             (e.time, index),
-            PendingWrite { time: e.time, index, person, src_asset, dst_asset, zone: e.zone.clone() },
+            PendingWrite {
+                time: e.time,
+                index,
+                person,
+                src_asset: String::from(src_asset),
+                dst_asset: String::from(dst_asset),
+                zone: e.zone.as_deref().map(String::from),
+            },
         );
     }
 

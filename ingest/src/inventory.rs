@@ -2,6 +2,7 @@
 //! change tickets, read from a TOML file. Enrichment and correlation join on it.
 //! Loading checks every cross-reference and names the key that is wrong.
 
+use crate::event::Text;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -26,7 +27,7 @@ fn invalid(key: String, problem: impl Into<String>) -> InventoryError {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Zone {
-    pub id: String,
+    pub id: Text,
     #[serde(default)]
     pub name: String,
     /// Purdue level (0 process .. 4 business), when known.
@@ -128,15 +129,15 @@ pub enum Criticality {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Asset {
-    pub id: String,
+    pub id: Text,
     #[serde(default)]
-    pub hostname: Option<String>,
+    pub hostname: Option<Text>,
     #[serde(default)]
     pub ip: Vec<IpAddr>,
     #[serde(default)]
     pub mac: Option<String>,
     pub kind: AssetKind,
-    pub zone: String,
+    pub zone: Text,
     #[serde(default)]
     pub criticality: Criticality,
     /// The person responsible for (or assigned to) this host.
@@ -145,13 +146,13 @@ pub struct Asset {
     #[serde(default)]
     pub vendor: Option<String>,
     #[serde(default)]
-    pub model: Option<String>,
+    pub model: Option<Text>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Person {
-    pub id: String,
+    pub id: Text,
     #[serde(default)]
     pub name: String,
     #[serde(default)]
@@ -172,8 +173,8 @@ pub struct Door {
     pub id: String,
     #[serde(default)]
     pub name: String,
-    pub area: String,
-    pub zone: String,
+    pub area: Text,
+    pub zone: Text,
 }
 
 /// A period in which changes to the named assets (or every asset of the named
@@ -291,7 +292,7 @@ impl Inventory {
     fn build(&mut self) -> Result<(), InventoryError> {
         let mut ix = Index::default();
         for (i, z) in self.zones.iter_mut().enumerate() {
-            insert_unique(&mut ix.zone_by_id, z.id.clone(), i, format!("zones[{i}].id"), "zone id")?;
+            insert_unique(&mut ix.zone_by_id, z.id.to_string(), i, format!("zones[{i}].id"), "zone id")?;
             z.parsed_networks = z
                 .networks
                 .iter()
@@ -313,7 +314,7 @@ impl Inventory {
                 .collect::<Result<_, _>>()?;
         }
         for (i, p) in self.people.iter().enumerate() {
-            insert_unique(&mut ix.person_by_id, p.id.clone(), i, format!("people[{i}].id"), "person id")?;
+            insert_unique(&mut ix.person_by_id, p.id.to_string(), i, format!("people[{i}].id"), "person id")?;
             for b in &p.badges {
                 insert_unique(
                     &mut ix.person_by_badge,
@@ -334,8 +335,8 @@ impl Inventory {
             }
         }
         for (i, a) in self.assets.iter().enumerate() {
-            insert_unique(&mut ix.asset_by_id, a.id.clone(), i, format!("assets[{i}].id"), "asset id")?;
-            if !ix.zone_by_id.contains_key(&a.zone) {
+            insert_unique(&mut ix.asset_by_id, a.id.to_string(), i, format!("assets[{i}].id"), "asset id")?;
+            if !ix.zone_by_id.contains_key(a.zone.as_str()) {
                 return Err(invalid(format!("assets[{i}].zone"), format!("unknown zone {:?}", a.zone)));
             }
             if let Some(o) = &a.owner
@@ -346,11 +347,11 @@ impl Inventory {
             for ip in &a.ip {
                 insert_unique(&mut ix.asset_by_ip, *ip, i, format!("assets[{i}].ip"), &format!("ip {ip}"))?;
             }
-            ix.asset_by_host.insert(a.id.to_ascii_lowercase(), i);
+            ix.asset_by_host.insert(a.id.as_str().to_ascii_lowercase(), i);
             if let Some(h) = &a.hostname {
                 insert_unique(
                     &mut ix.asset_by_host,
-                    h.to_ascii_lowercase(),
+                    h.as_str().to_ascii_lowercase(),
                     i,
                     format!("assets[{i}].hostname"),
                     &format!("hostname {h:?}"),
@@ -358,8 +359,8 @@ impl Inventory {
             }
         }
         for (i, d) in self.doors.iter().enumerate() {
-            insert_unique(&mut ix.door_by_id, d.id.clone(), i, format!("doors[{i}].id"), "door id")?;
-            if !ix.zone_by_id.contains_key(&d.zone) {
+            insert_unique(&mut ix.door_by_id, d.id.to_string(), i, format!("doors[{i}].id"), "door id")?;
+            if !ix.zone_by_id.contains_key(d.zone.as_str()) {
                 return Err(invalid(format!("doors[{i}].zone"), format!("unknown zone {:?}", d.zone)));
             }
         }
@@ -445,14 +446,17 @@ impl Inventory {
     /// The maintenance window covering a change to `asset` at `t`, if any.
     pub fn maintenance_window_at(&self, asset: &Asset, t: Millis) -> Option<&MaintenanceWindow> {
         self.maintenance_windows.iter().find(|w| {
-            (w.assets.contains(&asset.id) || w.zones.contains(&asset.zone)) && (w.span.0..=w.span.1).contains(&t)
+            (w.assets.iter().any(|a| *a == asset.id) || w.zones.iter().any(|z| *z == asset.zone))
+                && (w.span.0..=w.span.1).contains(&t)
         })
     }
 
     /// The open change ticket covering a change to `asset` at `t`, if any.
     pub fn open_ticket_at(&self, asset: &Asset, t: Millis) -> Option<&ChangeTicket> {
         self.change_tickets.iter().find(|c| {
-            c.state == TicketState::Open && c.assets.contains(&asset.id) && (c.span.0..=c.span.1).contains(&t)
+            c.state == TicketState::Open
+                && c.assets.iter().any(|a| *a == asset.id)
+                && (c.span.0..=c.span.1).contains(&t)
         })
     }
 }

@@ -301,10 +301,10 @@ mod tests {
         let ep = |n: u8| Endpoint {
             ip: Some(IpAddr::from([10, 0, 0, n])),
             port: Some(u16::from(n) * 100),
-            mac: Some(format!("mac{n}")),
-            hostname: Some(format!("host{n}")),
-            asset: Some(format!("asset{n}")),
-            zone: Some(format!("zone{n}")),
+            mac: Some(format!("mac{n}").into()),
+            hostname: Some(format!("host{n}").into()),
+            asset: Some(format!("asset{n}").into()),
+            zone: Some(format!("zone{n}").into()),
         };
         e.src = Some(ep(1));
         e.dst = Some(ep(2));

@@ -374,7 +374,7 @@ impl Correlator {
                     time: e.time,
                     events: vec![index],
                     entity: Self::entity(*kind, field, e, "unknown"),
-                    zone: e.zone.clone(),
+                    zone: e.zone.as_deref().map(String::from),
                     group: None,
                 });
             }
@@ -414,8 +414,20 @@ impl Correlator {
                     Some((last, _)) if *last > at => self.pending.partition_point(|(k, _)| *k <= at),
                     _ => self.pending.len(),
                 };
-                self.pending
-                    .insert(slot, (at, Pending { correlation: p, key, position, value, entity, zone: e.zone.clone() }));
+                self.pending.insert(
+                    slot,
+                    (
+                        at,
+                        Pending {
+                            correlation: p,
+                            key,
+                            position,
+                            value,
+                            entity,
+                            zone: e.zone.as_deref().map(String::from),
+                        },
+                    ),
+                );
             }
         }
     }

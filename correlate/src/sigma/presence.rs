@@ -44,7 +44,9 @@ impl Presence {
             || e.unmapped.get_str("badge.direction").is_some_and(|d| d.eq_ignore_ascii_case("out"));
         let place = match e.activity_id {
             _ if leaving => None,
-            activity::BADGE_GRANTED => Some(Place { zone: e.zone.clone(), area: e.area.clone() }),
+            activity::BADGE_GRANTED => {
+                Some(Place { zone: e.zone.as_deref().map(String::from), area: e.area.as_deref().map(String::from) })
+            }
             _ => return,
         };
         let marks = self.people.entry(person.to_owned()).or_default();
@@ -85,7 +87,7 @@ mod tests {
         let mut e = Event::new(EventClass::PhysicalAccess, activity_id, t, t, b"badge");
         e.actor_mut().person = Some(person.into());
         e.zone = Some(zone.into());
-        e.area = Some(format!("{zone}-area"));
+        e.area = Some(format!("{zone}-area").into());
         e.unmapped.insert("badge.direction", direction);
         e
     }

@@ -186,10 +186,10 @@ fn located(file: &RuleFile, needle: Option<&str>, msg: &str) -> String {
 pub fn placeholders(inv: &Inventory) -> Placeholders {
     let mut p = Placeholders::new();
     for a in &inv.assets {
-        p.entry(format!("{}_assets", a.kind.as_str())).or_default().push(a.id.clone());
+        p.entry(format!("{}_assets", a.kind.as_str())).or_default().push(a.id.to_string());
     }
-    p.insert("vendor_people".into(), inv.people.iter().filter(|x| x.vendor).map(|x| x.id.clone()).collect());
-    p.insert("zones".into(), inv.zones.iter().map(|z| z.id.clone()).collect());
+    p.insert("vendor_people".into(), inv.people.iter().filter(|x| x.vendor).map(|x| x.id.to_string()).collect());
+    p.insert("zones".into(), inv.zones.iter().map(|z| z.id.to_string()).collect());
     for kind in [AssetKind::Plc, AssetKind::Hmi, AssetKind::Ews] {
         p.entry(format!("{}_assets", kind.as_str())).or_default();
     }

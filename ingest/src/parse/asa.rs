@@ -5,6 +5,7 @@
 
 use super::syslog::Message;
 use super::{ParseContext, ParseError};
+use crate::event::Text;
 use crate::event::{Event, EventClass, action, activity, status};
 
 const P: &str = "cisco-asa";
@@ -78,7 +79,7 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
             e.protocol = words
                 .iter()
                 .find(|w| matches!(w.to_ascii_lowercase().as_str(), "tcp" | "udp" | "icmp"))
-                .map(|w| w.to_ascii_lowercase());
+                .map(|w| crate::event::ascii_lowercase(w));
             if let Some(acl) = after(&words, "access-group").or_else(|| after(&words, "access-list")) {
                 e.unmapped.insert("asa.acl", acl.trim_matches('"'));
             }
@@ -92,7 +93,7 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
                     .find_map(|p| p.trim().strip_prefix(name))
                     .map(|v| v.trim_start_matches([' ', '=']).trim().to_owned())
             };
-            e.actor_mut().user = field("user =").or_else(|| field("user"));
+            e.actor_mut().user = field("user =").or_else(|| field("user")).map(Text::from);
             if let Some(ip) = field("user IP =").and_then(|v| v.parse().ok()) {
                 e.src_mut().ip = Some(ip);
             }
@@ -107,7 +108,7 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
     e.metadata.vendor = Some("Cisco".into());
     e.metadata.product = if tag.starts_with("FTD") { "Firepower Threat Defense".into() } else { "ASA".into() };
     e.metadata.parser = "syslog/cisco-asa".into();
-    e.message = text.to_owned();
+    e.message = Text::from(text);
     e.unmapped.insert("asa.message_id", id);
     Ok(e)
 }

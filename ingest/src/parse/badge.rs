@@ -4,6 +4,7 @@
 //! Optional: `person`, `name`, `direction` (`in` / `out`), `controller`; anything
 //! else is kept in `unmapped`.
 
+use crate::event::Text;
 use serde_json::Value;
 
 use super::{ParseContext, ParseError};
@@ -43,20 +44,20 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
     let door = text("door").ok_or_else(|| err("missing door"))?;
     let mut e = Event::new(EventClass::PhysicalAccess, activity_id, time, ctx.received_at, bytes);
     e.severity_id = sev;
-    e.door = Some(door.to_owned());
+    e.door = Some(Text::from(door));
     e.status_id = match activity_id {
         activity::BADGE_GRANTED => Some(status::SUCCESS),
         activity::BADGE_DENIED => Some(status::FAILURE),
         _ => None,
     };
     if let Some(badge) = text("badge") {
-        e.actor_mut().credential_uid = Some(badge.to_owned());
+        e.actor_mut().credential_uid = Some(Text::from(badge));
     }
     if let Some(person) = text("person") {
-        e.actor_mut().person = Some(person.to_owned());
+        e.actor_mut().person = Some(Text::from(person));
     }
     let reason = text("reason").map(|r| format!(": {r}")).unwrap_or_default();
-    e.message = format!("{result} at {door}{reason}");
+    e.message = compact_str::format_compact!("{result} at {door}{reason}");
     e.metadata.product = text("controller").map_or("PACS".into(), |c| c.to_owned().into());
     e.metadata.parser = P.into();
     for (k, val) in obj {

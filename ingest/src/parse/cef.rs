@@ -2,6 +2,7 @@
 //! `CEF:Version|Vendor|Product|Version|SignatureID|Name|Severity|Extension`.
 //! `\|` and `\\` are escaped in the header; `\=`, `\\`, `\n`, `\r` in the extension.
 
+use crate::event::Text;
 use std::borrow::Cow;
 
 use super::syslog::Message;
@@ -247,10 +248,10 @@ pub fn parse(
     };
     let mut e = Event::new(class, activity_id, time, ctx.received_at, raw);
     e.severity_id = severity_id(&cef.severity);
-    e.message = k.msg.unwrap_or(name).to_owned();
+    e.message = Text::from(k.msg.unwrap_or(name));
     e.metadata.vendor = Some(cef.vendor.clone().into_owned().into());
     e.metadata.product = cef.product.clone().into_owned().into();
-    e.metadata.version = Some(cef.product_version.clone().into_owned());
+    e.metadata.version = Some(Text::from(cef.product_version.as_ref()));
     e.metadata.parser = "syslog/cef".into();
     let user = match class {
         EventClass::Authentication => {
@@ -279,16 +280,16 @@ pub fn parse(
         }
         _ => {
             e.finding =
-                Some(Finding { uid: Some(sig.to_owned()), title: name.to_owned(), category: k.cat.map(str::to_owned) });
+                Some(Finding { uid: Some(Text::from(sig)), title: Text::from(name), category: k.cat.map(Text::from) });
             k.suser
         }
     };
     if let Some(u) = user {
-        e.actor_mut().user = Some(u.to_owned());
+        e.actor_mut().user = Some(Text::from(u));
     }
     e.src = Endpoint::from_fields(k.src, k.spt, k.smac, k.shost);
     e.dst = Endpoint::from_fields(k.dst, k.dpt, k.dmac, k.dhost);
-    e.protocol = k.app.or(k.proto).map(str::to_ascii_lowercase);
+    e.protocol = k.app.or(k.proto).map(crate::event::ascii_lowercase);
     if class == EventClass::Authentication
         && let Some(dst) = &e.dst
     {

@@ -1,6 +1,7 @@
 //! Suricata EVE JSON records: `alert`, `flow`, `anomaly`, `modbus`, `dnp3`, `enip`.
 //! OT details (function code, unit id, read / write) go into `ot`.
 
+use crate::event::Text;
 use std::borrow::Cow;
 
 use serde_json::value::RawValue;
@@ -129,7 +130,7 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
         "enip" => "suricata-eve/enip".into(),
         other => format!("suricata-eve/{other}").into(),
     };
-    e.message = event_type.to_owned();
+    e.message = Text::from(event_type);
     if let Some(ip) = text_of(&obj, "src_ip").and_then(|s| s.parse().ok()) {
         e.src_mut().ip = Some(ip);
         e.src_mut().port = u16_of(json::member(&obj, "src_port"));
@@ -142,7 +143,7 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
         .filter(|p| p != "failed")
         .or(matches!(event_type, "modbus" | "dnp3" | "enip").then_some(Cow::Borrowed(event_type)))
         .or_else(|| text_of(&obj, "proto"))
-        .map(|p| p.to_ascii_lowercase());
+        .map(|p| crate::event::ascii_lowercase(&p));
     match (event_type, &section) {
         ("alert", Some(a)) => {
             e.severity_id = match json::member(a, "severity").and_then(json::unsigned) {
@@ -156,19 +157,20 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
                 Some("allowed") => Some(action::ALLOWED),
                 _ => None,
             };
-            let title = text_of(a, "signature").map_or_else(|| "Suricata alert".to_owned(), Cow::into_owned);
+            let title = text_of(a, "signature").map_or_else(|| Text::from("Suricata alert"), Text::from);
             e.message.clone_from(&title);
             e.finding = Some(Finding {
                 uid: json::member(a, "signature_id")
-                    .map(|s| json::text(s).map_or_else(|| s.get().to_owned(), Cow::into_owned)),
+                    .map(|s| json::text(s).map_or_else(|| s.get().to_owned(), Cow::into_owned))
+                    .map(Text::from),
                 title,
-                category: text_of(a, "category").map(Cow::into_owned),
+                category: text_of(a, "category").map(Text::from),
             });
         }
         ("anomaly", Some(a)) => {
-            let title = text_of(a, "event").map_or_else(|| "anomaly".to_owned(), Cow::into_owned);
+            let title = text_of(a, "event").map_or_else(|| Text::from("anomaly"), Text::from);
             e.severity_id = severity::LOW;
-            e.finding = Some(Finding { uid: None, title, category: text_of(a, "type").map(Cow::into_owned) });
+            e.finding = Some(Finding { uid: None, title, category: text_of(a, "type").map(Text::from) });
         }
         ("modbus", Some(m)) => e.ot = modbus_ot(m),
         ("dnp3", Some(d)) => e.ot = dnp3_ot(d),
@@ -176,7 +178,10 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
         _ => {}
     }
     if let Some(op) = &e.ot {
-        e.message = format!("{event_type} {}", if op.access == OtAccess::Write { "write" } else { "operation" });
+        e.message = compact_str::format_compact!(
+            "{event_type} {}",
+            if op.access == OtAccess::Write { "write" } else { "operation" }
+        );
     }
     // The rest goes to `unmapped`: strings as text, anything else as its JSON text.
     let rest = obj.iter().filter(|(k, _)| !MAPPED.contains(&k.0.as_ref())).map(|(k, v)| {

@@ -4,6 +4,7 @@
 
 use super::syslog::Message;
 use super::{ParseContext, ParseError};
+use crate::event::Text;
 use crate::event::{Event, EventClass, action, activity, severity};
 
 const P: &str = "filterlog";
@@ -53,10 +54,10 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
     e.metadata.product = "filterlog".into();
     e.metadata.vendor = Some("pfSense/OPNsense".into());
     e.metadata.parser = "syslog/filterlog".into();
-    e.message = format!("{act} {dir} on {iface} ({reason})");
+    e.message = compact_str::format_compact!("{act} {dir} on {iface} ({reason})");
     e.src_mut().ip = Some(src);
     e.dst_mut().ip = Some(dst);
-    e.protocol = Some(proto.clone());
+    e.protocol = Some(Text::from(proto.clone()));
     let tail = src_at + 2;
     if matches!(proto.as_str(), "tcp" | "udp") {
         e.src_mut().port = f.get(tail).and_then(|v| v.parse().ok());

@@ -1,6 +1,7 @@
 //! FortiGate (FortiOS) key=value logs: `type` traffic, utm and event;
 //! `eventtime` in s, ms, µs or ns; `date`/`time` with `tz` otherwise.
 
+use crate::event::Text;
 use std::borrow::Cow;
 
 use super::syslog::Message;
@@ -22,13 +23,13 @@ fn severity_id(level: &str) -> u8 {
 }
 
 /// IANA protocol number to name for the protocols firewalls log most.
-fn proto_name(p: &str) -> String {
+fn proto_name(p: &str) -> Text {
     match p {
         "1" => "icmp".into(),
         "6" => "tcp".into(),
         "17" => "udp".into(),
         "58" => "ipv6-icmp".into(),
-        other => other.to_ascii_lowercase(),
+        other => crate::event::ascii_lowercase(other),
     }
 }
 
@@ -216,14 +217,14 @@ fn map(
     e.metadata.vendor = Some("Fortinet".into());
     e.metadata.product = "FortiGate".into();
     e.metadata.parser = "syslog/fortigate".into();
-    e.message = k.msg.as_deref().or(k.logdesc.as_deref()).unwrap_or(kind).to_owned();
+    e.message = Text::from(k.msg.as_deref().or(k.logdesc.as_deref()).unwrap_or(kind));
     match class {
         EventClass::NetworkActivity => e.action_id = Some(if denied { action::DENIED } else { action::ALLOWED }),
         EventClass::DetectionFinding => {
             e.finding = Some(Finding {
-                uid: k.attackid.as_deref().or(logid).map(str::to_owned),
-                title: k.attack.as_deref().or(virus).or(k.msg.as_deref()).unwrap_or("FortiGate UTM event").to_owned(),
-                category: subtype.map(str::to_owned),
+                uid: k.attackid.as_deref().or(logid).map(Text::from),
+                title: Text::from(k.attack.as_deref().or(virus).or(k.msg.as_deref()).unwrap_or("FortiGate UTM event")),
+                category: subtype.map(Text::from),
             });
         }
         EventClass::Authentication => {
@@ -232,15 +233,15 @@ fn map(
         _ => {}
     }
     if let Some(u) = k.user.as_deref() {
-        e.actor_mut().user = Some(u.to_owned());
+        e.actor_mut().user = Some(Text::from(u));
     }
     e.src = Endpoint::from_fields(k.srcip.as_deref(), k.srcport.as_deref(), k.srcmac.as_deref(), srcname);
     e.dst = Endpoint::from_fields(k.dstip.as_deref(), k.dstport.as_deref(), k.dstmac.as_deref(), None);
-    e.protocol = app.or(service).map(str::to_ascii_lowercase).or_else(|| proto.map(proto_name));
+    e.protocol = app.or(service).map(crate::event::ascii_lowercase).or_else(|| proto.map(proto_name));
     let d = e.device_mut();
-    d.hostname = k.devname.as_deref().map(str::to_owned);
+    d.hostname = k.devname.as_deref().map(Text::from);
     d.vendor = Some("Fortinet".into());
-    d.model = devid.map(str::to_owned);
+    d.model = devid.map(Text::from);
     d.kind = Some("firewall".into());
     e.unmapped = unmapped;
     Ok(e)

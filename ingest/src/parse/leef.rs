@@ -4,6 +4,7 @@
 
 use super::syslog::Message;
 use super::{ParseContext, ParseError};
+use crate::event::Text;
 use crate::event::{Endpoint, Event, EventClass, Finding, action, activity, severity, status};
 use crate::time::{epoch_to_millis, parse_rfc3339};
 
@@ -87,9 +88,9 @@ pub fn parse(
     let mut e = Event::new(class, activity_id, time, ctx.received_at, raw);
     e.metadata.vendor = Some(vendor.to_owned().into());
     e.metadata.product = product.to_owned().into();
-    e.metadata.version = Some(product_version.to_owned());
+    e.metadata.version = Some(Text::from(product_version));
     e.metadata.parser = "leef".into();
-    e.message = event_id.to_owned();
+    e.message = Text::from(event_id);
     e.severity_id = match get("sev").and_then(|s| s.parse::<u8>().ok()) {
         Some(0..=2) => severity::LOW,
         Some(3..=5) => severity::MEDIUM,
@@ -111,14 +112,14 @@ pub fn parse(
         }
         _ => {
             e.finding = Some(Finding {
-                uid: Some(event_id.to_owned()),
-                title: event_id.to_owned(),
-                category: get("cat").map(str::to_owned),
+                uid: Some(Text::from(event_id)),
+                title: Text::from(event_id),
+                category: get("cat").map(Text::from),
             })
         }
     }
     if let Some(u) = get("usrName") {
-        e.actor_mut().user = Some(u.to_owned());
+        e.actor_mut().user = Some(Text::from(u));
     }
     e.src = Endpoint::from_fields(get("src"), get("srcPort"), get("srcMAC"), None);
     e.dst = Endpoint::from_fields(get("dst"), get("dstPort"), get("dstMAC"), None);
@@ -127,7 +128,7 @@ pub fn parse(
     {
         e.device_mut().ip = dst.ip;
     }
-    e.protocol = get("proto").map(str::to_ascii_lowercase);
+    e.protocol = get("proto").map(crate::event::ascii_lowercase);
     const MAPPED: [&str; 12] =
         ["devTime", "sev", "usrName", "src", "srcPort", "srcMAC", "dst", "dstPort", "dstMAC", "proto", "action", "cat"];
     for (k, v) in order {

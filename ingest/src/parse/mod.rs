@@ -20,6 +20,7 @@ pub mod plc;
 pub mod syslog;
 pub mod zeek;
 
+use crate::event::Text;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, Raw};
@@ -179,7 +180,7 @@ impl Format {
             Self::PlcBackup => plc::parse(bytes, ctx),
             Self::OctoplantJob => plc::parse_job(bytes, ctx),
         }?;
-        event.metadata.source = ctx.source.to_owned();
+        event.metadata.source = Text::from(ctx.source);
         Ok(event)
     }
 }

@@ -4,6 +4,7 @@
 
 use super::syslog::Message;
 use super::{ParseContext, ParseError};
+use crate::event::Text;
 use crate::event::{Event, EventClass, action, activity, severity};
 
 const P: &str = "netfilter";
@@ -60,7 +61,7 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
     e.metadata.product = "netfilter".into();
     e.metadata.vendor = Some("Linux".into());
     e.metadata.parser = "syslog/netfilter".into();
-    e.message = if prefix.is_empty() { "netfilter log".to_owned() } else { prefix.to_owned() };
+    e.message = if prefix.is_empty() { Text::from("netfilter log") } else { Text::from(prefix) };
     e.src_mut().ip = Some(src);
     e.src_mut().port = get("SPT").and_then(|v| v.parse().ok());
     e.dst_mut().ip = Some(dst);
@@ -69,11 +70,11 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
         // MAC= is dst(6) : src(6) : ethertype(2) as colon-separated hex.
         let octets: Vec<&str> = mac.split(':').collect();
         if octets.len() >= 12 {
-            e.dst_mut().mac = Some(octets[..6].join(":"));
-            e.src_mut().mac = Some(octets[6..12].join(":"));
+            e.dst_mut().mac = Some(Text::from(octets[..6].join(":")));
+            e.src_mut().mac = Some(Text::from(octets[6..12].join(":")));
         }
     }
-    e.protocol = get("PROTO").map(str::to_ascii_lowercase);
+    e.protocol = get("PROTO").map(crate::event::ascii_lowercase);
     let rest = pairs.iter().filter(|(k, _)| !matches!(*k, "SRC" | "DST" | "SPT" | "DPT" | "PROTO"));
     e.unmapped.extend_prefixed("netfilter.", rest.copied());
     if !flags.is_empty() {

@@ -2,6 +2,7 @@
 //! events, Lenel OnGuard access events, and delimited exports (Genetec
 //! Security Center, C•CURE 9000 or any other) read through a [`BadgeMapping`].
 
+use crate::event::Text;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
@@ -43,10 +44,14 @@ fn build(parser: &'static str, b: Badge<'_>, raw: &[u8], ctx: &ParseContext<'_>)
         _ => None,
     };
     let reason = b.reason.or(inline_reason).filter(|r| !r.is_empty());
-    e.message = format!("{word} at {}{}", b.door, reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default());
-    e.door = Some(b.door);
+    e.message = compact_str::format_compact!(
+        "{word} at {}{}",
+        b.door,
+        reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+    );
+    e.door = Some(Text::from(b.door));
     if let Some(badge) = b.badge.filter(|x| !x.is_empty()) {
-        e.actor_mut().credential_uid = Some(badge);
+        e.actor_mut().credential_uid = Some(Text::from(badge));
     }
     if let Some(name) = b.person_name.filter(|x| !x.is_empty()) {
         e.unmapped.insert("badge.person_name", name);

@@ -1,6 +1,7 @@
 //! Palo Alto Networks PAN-OS syslog CSV, TRAFFIC and THREAT logs (positional
 //! fields per "Syslog field descriptions"; quoted fields may hold commas).
 
+use crate::event::Text;
 use std::borrow::Cow;
 
 use super::syslog::Message;
@@ -52,9 +53,10 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
     e.src_mut().port = g(24).and_then(|v| v.parse().ok());
     e.dst_mut().port = g(25).and_then(|v| v.parse().ok());
     if let Some(u) = g(12) {
-        e.actor_mut().user = Some(u.to_owned());
+        e.actor_mut().user = Some(Text::from(u));
     }
-    e.protocol = g(14).filter(|a| *a != "incomplete" && *a != "not-applicable").or(g(29)).map(str::to_ascii_lowercase);
+    e.protocol =
+        g(14).filter(|a| *a != "incomplete" && *a != "not-applicable").or(g(29)).map(crate::event::ascii_lowercase);
     if kind == "THREAT" {
         let sev = g(34).unwrap_or("");
         e.severity_id = match sev {
@@ -65,15 +67,12 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
             _ => severity::INFORMATIONAL,
         };
         let threat = g(32).unwrap_or("threat");
-        e.message = threat.to_owned();
-        e.finding = Some(Finding {
-            uid: Some(threat.to_owned()),
-            title: threat.to_owned(),
-            category: g(33).map(str::to_owned),
-        });
+        e.message = Text::from(threat);
+        e.finding =
+            Some(Finding { uid: Some(Text::from(threat)), title: Text::from(threat), category: g(33).map(Text::from) });
     } else {
         e.severity_id = if denied { severity::LOW } else { severity::INFORMATIONAL };
-        e.message = format!("{} {act}", g(4).unwrap_or("traffic"));
+        e.message = compact_str::format_compact!("{} {act}", g(4).unwrap_or("traffic"));
     }
     const NAMES: [(usize, &str); 11] = [
         (2, "serial"),

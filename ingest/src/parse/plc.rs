@@ -3,6 +3,7 @@
 //! `{"asset": "PLC-01", "backup": "2026-11-26T10-00-00", "time": RFC 3339,
 //!   "compared_with": "released", "result": "different", "changed_files": [...], "user": "..."}`.
 
+use crate::event::Text;
 use serde::Deserialize;
 
 use super::{ParseContext, ParseError};
@@ -50,18 +51,18 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
     let mut e = Event::new(EventClass::DeviceConfigStateChange, activity::CONFIG_LOG, time, ctx.received_at, bytes);
     e.severity_id = sev;
     e.message = match r.result.as_str() {
-        "different" => format!(
+        "different" => compact_str::format_compact!(
             "{} program differs from the {} version ({} files changed)",
             r.asset,
             r.compared_with,
             r.changed_files.len()
         ),
-        "equal" => format!("{} program equals the {} version", r.asset, r.compared_with),
-        _ => format!("{} backup comparison failed", r.asset),
+        "equal" => compact_str::format_compact!("{} program equals the {} version", r.asset, r.compared_with),
+        _ => compact_str::format_compact!("{} backup comparison failed", r.asset),
     };
-    e.device_mut().asset = Some(r.asset);
+    e.device_mut().asset = Some(Text::from(r.asset));
     if let Some(user) = r.user {
-        e.actor_mut().user = Some(user);
+        e.actor_mut().user = Some(Text::from(user));
     }
     if let Some(reason) = r.reason {
         e.unmapped.insert("plc.reason", reason);
@@ -113,9 +114,9 @@ pub fn parse_job(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseErr
         .unwrap_or_default();
     let mut e = Event::new(EventClass::DeviceConfigStateChange, activity::CONFIG_LOG, time, ctx.received_at, bytes);
     e.severity_id = sev;
-    e.message = format!("{asset}: {result} vs released ({} blocks changed)", changed.len());
-    e.device_mut().asset = Some(asset);
-    e.actor = first(&["user"]).map(|u| crate::event::Actor { user: Some(u), ..Default::default() });
+    e.message = compact_str::format_compact!("{asset}: {result} vs released ({} blocks changed)", changed.len());
+    e.device_mut().asset = Some(Text::from(asset));
+    e.actor = first(&["user"]).map(|u| crate::event::Actor { user: Some(Text::from(u)), ..Default::default() });
     if let Some(c) = first(&["comment", "reason"]) {
         e.unmapped.insert("plc.reason", c);
     }

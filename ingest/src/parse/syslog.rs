@@ -1,6 +1,7 @@
 //! Syslog headers, RFC 5424 (with structured data) and RFC 3164, and the body
 //! dispatch: CEF, FortiGate key=value, or plain text.
 
+use crate::event::Text;
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
@@ -50,8 +51,9 @@ fn nil(s: &str) -> Option<&str> {
 
 /// Splits off the next space-delimited token.
 fn token<'a>(s: &'a str, what: &str) -> Result<(&'a str, &'a str), ParseError> {
-    let (t, rest) = s.split_once(' ').ok_or_else(|| err(format!("message ends before {what}")))?;
-    Ok((t, rest))
+    // A byte search: `split_once(' ')` compares each hit through a `memcmp` call.
+    let at = s.bytes().position(|c| c == b' ').ok_or_else(|| err(format!("message ends before {what}")))?;
+    Ok((&s[..at], &s[at + 1..]))
 }
 
 /// Parses the header of one syslog message (one frame, without the transport framing).
@@ -244,16 +246,31 @@ pub fn severity_id(syslog_severity: u8) -> u8 {
     }
 }
 
-/// Where a format's marker starts in a message body (every message is
-/// searched for several, so the searchers are built once).
-fn find(body: &str, marker: &'static LazyLock<memchr::memmem::Finder<'static>>) -> Option<usize> {
-    marker.find(body.as_bytes())
-}
-static CEF_MARKER: LazyLock<memchr::memmem::Finder<'static>> = LazyLock::new(|| memchr::memmem::Finder::new("CEF:"));
+// Every message body is searched for format markers, so the searchers are built once.
+/// `EF:` ends both `CEF:` and `LEEF:`, so one pass over the body finds either.
+static EF_MARKER: LazyLock<memchr::memmem::Finder<'static>> = LazyLock::new(|| memchr::memmem::Finder::new("EF:"));
 /// Every FortiGate log has a `logid`; other key=value bodies skip the full read.
 static FORTIGATE_MARKER: LazyLock<memchr::memmem::Finder<'static>> =
     LazyLock::new(|| memchr::memmem::Finder::new("logid="));
-static LEEF_MARKER: LazyLock<memchr::memmem::Finder<'static>> = LazyLock::new(|| memchr::memmem::Finder::new("LEEF:"));
+
+/// A CEF or LEEF header in `body`: the first `CEF:` anywhere wins over a `LEEF:`.
+fn cef_or_leef(body: &str) -> Option<(usize, bool)> {
+    let b = body.as_bytes();
+    let mut leef = None;
+    let mut from = 0;
+    // `find` per hit rather than `find_iter`, which copies the searcher each call.
+    while let Some(n) = EF_MARKER.find(&b[from..]) {
+        let at = from + n;
+        if at >= 1 && b[at - 1] == b'C' {
+            return Some((at - 1, true));
+        }
+        if leef.is_none() && at >= 2 && &b[at - 2..at] == b"LE" {
+            leef = Some((at - 2, false));
+        }
+        from = at + 3;
+    }
+    leef
+}
 
 /// Parses a syslog message and its body into one event.
 pub fn parse_event(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> {
@@ -264,15 +281,19 @@ pub fn parse_event(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseE
         Err(_) => String::from_utf8_lossy(m.msg),
     };
     let body = body.trim_end_matches(['\r', '\n']);
-    let mut event = if let Some(start) = find(body, &CEF_MARKER) {
-        cef::parse(&body[start..], bytes, Some(&m), ctx)?
-    } else if let Some(start) = find(body, &LEEF_MARKER) {
-        leef::parse(&body[start..], bytes, Some(&m), ctx)?
+    let mut event = if let Some((start, is_cef)) = cef_or_leef(body) {
+        if is_cef {
+            cef::parse(&body[start..], bytes, Some(&m), ctx)?
+        } else {
+            leef::parse(&body[start..], bytes, Some(&m), ctx)?
+        }
     } else if m.app_name == Some("filterlog") {
         filterlog::parse(body, bytes, &m, ctx)?
     } else if asa::looks_like(body) {
         asa::parse(body, bytes, &m, ctx)?
-    } else if let Some(fortigate) = find(body, &FORTIGATE_MARKER).and_then(|_| fortigate::parse(body, bytes, &m, ctx)) {
+    } else if let Some(fortigate) =
+        FORTIGATE_MARKER.find(body.as_bytes()).and_then(|_| fortigate::parse(body, bytes, &m, ctx))
+    {
         fortigate?
     } else if netfilter::looks_like(body) {
         netfilter::parse(body, bytes, &m, ctx)?
@@ -282,13 +303,13 @@ pub fn parse_event(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseE
         let mut e =
             Event::new(EventClass::Base, activity::OTHER, m.time.unwrap_or(ctx.received_at), ctx.received_at, bytes);
         e.severity_id = severity_id(m.severity);
-        e.message = body.to_owned();
+        e.message = Text::from(body);
         e.metadata.product = m.app_name.map_or("syslog".into(), |a| a.to_owned().into());
         e.metadata.parser = "syslog/text".into();
         e
     };
     if event.device.is_none() {
-        event.device_mut().hostname = m.hostname.map(str::to_owned);
+        event.device_mut().hostname = m.hostname.map(Text::from);
     }
     for sd in &m.structured_data {
         for (k, v) in &sd.params {
@@ -305,6 +326,14 @@ pub fn parse_event(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cef_wins_over_leef_and_one_scan_finds_either() {
+        assert_eq!(cef_or_leef("LEEF:2.0|x CEF:0|y"), Some((11, true)));
+        assert_eq!(cef_or_leef("tag: LEEF:1.0|a|b"), Some((5, false)));
+        assert_eq!(cef_or_leef("EF: xEF: nothing"), None);
+        assert_eq!(cef_or_leef("CEF:0|a"), Some((0, true)));
+    }
 
     const CTX: ParseContext<'static> = ParseContext::new("t", 1_795_000_000_000);
 

@@ -2,6 +2,7 @@
 //! header, whatever the Zeek version) and JSON: `conn`, `modbus`, `dnp3`, and the
 //! CISA ICSNPP `s7comm`, `s7comm_upload_download`, `enip` and `cip` logs.
 
+use crate::event::Text;
 use serde_json::{Map, Value};
 
 use super::{ParseContext, ParseError};
@@ -246,7 +247,7 @@ fn map_record(
         "cip" => (s("cip_service"), "cip"),
         _ => (None, s("proto").unwrap_or("unknown")),
     };
-    e.protocol = Some(protocol.to_ascii_lowercase());
+    e.protocol = Some(crate::event::ascii_lowercase(protocol));
     if let Some(f) = function {
         let op = OtOperation {
             function_code: rec
@@ -263,11 +264,11 @@ fn map_record(
                 .and_then(|c| u32::try_from(c).ok()),
             access: access_from_name(f),
         };
-        e.message = format!("{protocol} {f}");
+        e.message = compact_str::format_compact!("{protocol} {f}");
         e.ot = Some(op);
     } else {
-        e.message = format!("{kind} {}", s("conn_state").unwrap_or(""));
-        e.message = e.message.trim().to_owned();
+        e.message = compact_str::format_compact!("{kind} {}", s("conn_state").unwrap_or(""));
+        e.message = Text::from(e.message.trim());
     }
     if kind == "s7comm_upload_download" && e.ot.as_ref().is_some_and(|o| o.access == OtAccess::Write) {
         // A program block download seen on the wire: worth a finding of its own.
@@ -275,7 +276,7 @@ fn map_record(
         e.finding = Some(Finding {
             uid: None,
             title: "S7 program block download".into(),
-            category: s("block_type").map(str::to_owned),
+            category: s("block_type").map(Text::from),
         });
     }
     if let Some(x) = s("exception").or(s("error_class")) {
