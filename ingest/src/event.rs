@@ -153,15 +153,42 @@ impl Endpoint {
         mac: Option<&str>,
         hostname: Option<&str>,
     ) -> Option<Self> {
-        let ep = Self {
-            ip: ip.and_then(|v| v.parse().ok()),
-            port: port.and_then(|v| v.parse().ok()),
-            mac: mac.map(Text::from),
-            hostname: hostname.map(Text::from),
-            ..Self::default()
-        };
-        (ep != Self::default()).then_some(ep)
+        let (ip, port) = (ip.and_then(parse_ip), port.and_then(|v| v.parse().ok()));
+        if ip.is_none() && port.is_none() && mac.is_none() && hostname.is_none() {
+            return None;
+        }
+        Some(Self { ip, port, mac: mac.map(Text::from), hostname: hostname.map(Text::from), ..Self::default() })
     }
+}
+
+/// An IP address as sources write it. Dotted IPv4, nearly every address in
+/// a plant's logs, is read here in one pass; anything else by the standard
+/// parser, which tries IPv4 and then IPv6 (twice the time, measured).
+pub fn parse_ip(text: &str) -> Option<IpAddr> {
+    let b = text.as_bytes();
+    let (mut octets, mut n, mut value, mut digits) = ([0u8; 4], 0, 0u32, 0);
+    for &c in b {
+        match c {
+            b'0'..=b'9' if digits < 3 => {
+                // A leading zero is ambiguous (octal to some), so the standard parser decides.
+                if digits == 1 && value == 0 {
+                    return text.parse().ok();
+                }
+                value = value * 10 + u32::from(c - b'0');
+                digits += 1;
+            }
+            b'.' if digits > 0 && n < 3 => {
+                octets[n] = u8::try_from(value).ok()?;
+                (n, value, digits) = (n + 1, 0, 0);
+            }
+            _ => return text.parse().ok(),
+        }
+    }
+    if n != 3 || digits == 0 {
+        return text.parse().ok();
+    }
+    octets[3] = u8::try_from(value).ok()?;
+    Some(IpAddr::from(octets))
 }
 
 /// The asset the event is about (target of a login, PLC whose program changed).
@@ -487,6 +514,15 @@ pub fn arrow_schema() -> arrow_schema::Schema {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn parse_ip_agrees_with_the_standard_parser(text in "[0-9a-f.:]{0,20}", v4 in proptest::prelude::any::<[u8; 4]>()) {
+            proptest::prop_assert_eq!(parse_ip(&text), text.parse::<IpAddr>().ok(), "{}", text);
+            let dotted = format!("{}.{}.{}.{}", v4[0], v4[1], v4[2], v4[3]);
+            proptest::prop_assert_eq!(parse_ip(&dotted), Some(IpAddr::from(v4)));
+        }
+    }
 
     fn sample() -> Event {
         let mut e = Event::new(EventClass::Authentication, activity::AUTH_LOGON, 1000, 2000, b"line \xff");

@@ -131,11 +131,11 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
         other => format!("suricata-eve/{other}").into(),
     };
     e.message = Text::from(event_type);
-    if let Some(ip) = text_of(&obj, "src_ip").and_then(|s| s.parse().ok()) {
+    if let Some(ip) = text_of(&obj, "src_ip").and_then(|s| crate::event::parse_ip(&s)) {
         e.src_mut().ip = Some(ip);
         e.src_mut().port = u16_of(json::member(&obj, "src_port"));
     }
-    if let Some(ip) = text_of(&obj, "dest_ip").and_then(|s| s.parse().ok()) {
+    if let Some(ip) = text_of(&obj, "dest_ip").and_then(|s| crate::event::parse_ip(&s)) {
         e.dst_mut().ip = Some(ip);
         e.dst_mut().port = u16_of(json::member(&obj, "dest_port"));
     }

@@ -48,8 +48,8 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
     e.metadata.product = "PAN-OS".into();
     e.metadata.parser = if kind == "TRAFFIC" { "syslog/pan-os/traffic".into() } else { "syslog/pan-os/threat".into() };
     e.action_id = Some(if denied { action::DENIED } else { action::ALLOWED });
-    e.src_mut().ip = g(7).and_then(|v| v.parse().ok());
-    e.dst_mut().ip = g(8).and_then(|v| v.parse().ok());
+    e.src_mut().ip = g(7).and_then(crate::event::parse_ip);
+    e.dst_mut().ip = g(8).and_then(crate::event::parse_ip);
     e.src_mut().port = g(24).and_then(|v| v.parse().ok());
     e.dst_mut().port = g(25).and_then(|v| v.parse().ok());
     if let Some(u) = g(12) {

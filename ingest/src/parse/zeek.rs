@@ -219,7 +219,7 @@ fn map_record(
         .and_then(|t| ts_millis(t).ok_or_else(|| err(format!("bad ts {t}"))))?;
     let kind = log_kind(path, rec);
     let s = |k: &str| rec.get(k).and_then(Value::as_str).filter(|v| !v.is_empty());
-    let ip = |k: &str| s(k).and_then(|v| v.parse().ok());
+    let ip = |k: &str| s(k).and_then(crate::event::parse_ip);
     let port = |k: &str| rec.get(k).and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok());
     let class = if rec.contains_key("id.orig_h") { EventClass::NetworkActivity } else { EventClass::Base };
     let activity_id = match (class, kind.as_str()) {
