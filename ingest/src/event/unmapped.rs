@@ -134,11 +134,32 @@ pub struct Prefixed<'u, 'p> {
     unmapped: &'u mut Unmapped,
     prefix: &'p str,
     old: usize,
+    /// Sort keys of the fields pushed with `push_keyed`, while all have one.
+    keys: [u64; KEYED],
+    keyed: bool,
 }
+
+/// How many fields a batch sorts by their integer keys.
+const KEYED: usize = 32;
 
 impl Prefixed<'_, '_> {
     #[inline]
     pub fn push<'v>(&mut self, name: &str, value: impl Into<NewValue<'v>>) {
+        self.keyed = false;
+        let entry = self.unmapped.push(self.prefix, name, value.into());
+        self.unmapped.fields.push(entry);
+    }
+
+    /// `push` with `name`'s sort key: its bytes big-endian in a `u64`,
+    /// zero-padded, for names of one to eight bytes; 0 for others. A batch
+    /// whose fields all have keys is sorted by comparing integers, not names.
+    #[inline]
+    pub fn push_keyed<'v>(&mut self, key: u64, name: &str, value: impl Into<NewValue<'v>>) {
+        let at = self.unmapped.fields.len() - self.old;
+        match self.keys.get_mut(at) {
+            Some(k) if key != 0 => *k = key,
+            _ => self.keyed = false,
+        }
         let entry = self.unmapped.push(self.prefix, name, value.into());
         self.unmapped.fields.push(entry);
     }
@@ -146,7 +167,21 @@ impl Prefixed<'_, '_> {
 
 impl Drop for Prefixed<'_, '_> {
     fn drop(&mut self) {
-        self.unmapped.place_new(self.old, self.prefix);
+        let new = &mut self.unmapped.fields[self.old..];
+        let sorted = self.keyed && new.len() <= KEYED;
+        if sorted {
+            // Insertion sort, keys and fields swapped together; stable.
+            let keys = &mut self.keys[..new.len()];
+            for i in 1..keys.len() {
+                let mut j = i;
+                while j > 0 && keys[j - 1] > keys[j] {
+                    keys.swap(j - 1, j);
+                    new.swap(j - 1, j);
+                    j -= 1;
+                }
+            }
+        }
+        self.unmapped.place_new(self.old, self.prefix, sorted);
     }
 }
 
@@ -226,12 +261,13 @@ impl Unmapped {
     /// when the batch is dropped, instead of an ordered insert per field.
     pub fn prefixed<'u, 'p>(&'u mut self, prefix: &'p str) -> Prefixed<'u, 'p> {
         let old = self.fields.len();
-        Prefixed { unmapped: self, prefix, old }
+        Prefixed { unmapped: self, prefix, old, keys: [0; KEYED], keyed: true }
     }
 
-    /// Sorts the fields from `old` on into place; of two fields with one
-    /// name, the later replaces the earlier.
-    fn place_new(&mut self, old: usize, prefix: &str) {
+    /// Sorts the fields from `old` on into place (`sorted`: they are sorted
+    /// among themselves already); of two fields with one name, the later
+    /// replaces the earlier.
+    fn place_new(&mut self, old: usize, prefix: &str, sorted: bool) {
         let text = self.text.as_bytes();
         let name = |e: &Entry| name_bytes(text, e.name);
         // Stable sorts, so that of two fields with one name the later stays
@@ -239,7 +275,9 @@ impl Unmapped {
         // sorted by what follows it; a sort of sorted runs is one pass.
         let skip = prefix.len();
         let suffix = |e: &Entry| name(e).get(skip..).unwrap_or_default();
-        self.fields[old..].sort_by(|a, b| name_cmp(suffix(a), suffix(b)));
+        if !sorted {
+            self.fields[old..].sort_by(|a, b| name_cmp(suffix(a), suffix(b)));
+        }
         if old > 0 {
             self.fields.sort_by(|a, b| name_cmp(name(a), name(b)));
         }
@@ -438,6 +476,31 @@ mod tests {
         assert_eq!(u.get("c"), Some(FieldValue::Int(7)));
         assert_eq!(u.get("c"), Some(FieldValue::Json(&7.into())), "equal as JSON");
         assert!(!u.contains_key("a"));
+    }
+
+    #[test]
+    fn keyed_batch_matches_inserts() {
+        let fields = [("zz", "1"), ("a", "2"), ("zz", "3"), ("m", "4"), ("a_longer_name", "5"), ("ab", "6")];
+        let key = |n: &str| if n.len() <= 8 { crate::parse::kv::key_word(n).swap_bytes() } else { 0 };
+        for skip_long in [true, false] {
+            let mut keyed = Unmapped::default();
+            keyed.insert("p.m", "0");
+            let mut one = Unmapped::default();
+            one.insert("p.m", "0");
+            {
+                let mut batch = keyed.prefixed("p.");
+                for (k, v) in fields.iter().filter(|(k, _)| !(skip_long && k.len() > 8)) {
+                    batch.push_keyed(key(k), k, *v);
+                    one.insert_prefixed("p.", k, *v);
+                }
+            }
+            assert_eq!(keyed, one, "skip_long {skip_long}");
+            assert_eq!(keyed.get_str("p.zz"), Some("3"));
+            let names: Vec<&str> = keyed.iter().map(|(k, _)| k).collect();
+            let mut sorted = names.clone();
+            sorted.sort_unstable();
+            assert_eq!(names, sorted);
+        }
     }
 
     #[test]

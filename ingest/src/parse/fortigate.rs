@@ -158,12 +158,12 @@ pub fn parse(
                     SERVICE => &mut v.service,
                     PROTO => &mut v.proto,
                     _ => {
-                        vendor.push(key, value);
+                        vendor.push_keyed(word.swap_bytes(), key, value);
                         continue;
                     }
                 };
                 *read = Some(value.clone());
-                vendor.push(key, value);
+                vendor.push_keyed(word.swap_bytes(), key, value);
                 continue;
             }
         };
