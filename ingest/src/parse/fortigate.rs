@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use super::syslog::Message;
 use super::{ParseContext, ParseError, contains_ignore_case, kv};
 use crate::event::{Endpoint, Event, EventClass, Finding, Unmapped, action, activity, severity, status};
-use crate::time::{epoch_to_millis, parse_offset, parse_rfc3339};
+use crate::time::{Millis, epoch_to_millis, parse_offset, parse_rfc3339};
 
 const P: &str = "fortigate";
 
@@ -175,10 +175,11 @@ pub fn parse(
     if pairs.malformed() || v.logid.is_none() || v.devid.is_none() {
         return None;
     }
-    Some(map(k, &v, unmapped, raw, header, ctx))
+    map(k, &v, unmapped, raw, header, ctx)
 }
 
-/// The event from the fields `parse` sorted out.
+/// The event from the fields `parse` sorted out. It returns what `parse`
+/// does, so that the event is built in its caller's slot (a ~1 KB move less).
 fn map(
     k: Known<'_>,
     v: &Vendor<'_>,
@@ -186,20 +187,13 @@ fn map(
     raw: &[u8],
     header: &Message<'_>,
     ctx: &ParseContext<'_>,
-) -> Result<Event, ParseError> {
+) -> Option<Result<Event, ParseError>> {
     let [srcname, status_v, virus, subtype, logid, devid, app, service, proto] =
         [&v.srcname, &v.status, &v.virus, &v.subtype, &v.logid, &v.devid, &v.app, &v.service, &v.proto]
             .map(Vendor::get);
-    let time = if let Some(t) = k.eventtime.as_deref() {
-        let n: i64 = t.parse().map_err(|_| ParseError::new(P, format!("eventtime {t:?} is not a number")))?;
-        epoch_to_millis(n)
-    } else if let (Some(d), Some(t)) = (k.date.as_deref(), k.time.as_deref()) {
-        let offset = k.tz.as_deref().and_then(parse_offset).unwrap_or(ctx.default_offset_min);
-        let sign = if offset < 0 { '-' } else { '+' };
-        let iso = format!("{d}T{t}{sign}{:02}:{:02}", offset.abs() / 60, offset.abs() % 60);
-        parse_rfc3339(&iso).ok_or_else(|| ParseError::new(P, format!("bad date/time {d:?} {t:?}")))?
-    } else {
-        header.time.unwrap_or(ctx.received_at)
+    let time = match event_time(&k, header, ctx) {
+        Ok(time) => time,
+        Err(e) => return Some(Err(e)),
     };
     let kind = k.kind.as_deref().unwrap_or("");
     let act = k.action.as_deref().unwrap_or("");
@@ -244,7 +238,22 @@ fn map(
     d.model = devid.map(Text::from);
     d.kind = Some("firewall".into());
     e.unmapped = unmapped;
-    Ok(e)
+    Some(Ok(e))
+}
+
+/// `eventtime` (s, ms, µs or ns), else `date` and `time` in `tz`, else the syslog header's time.
+fn event_time(k: &Known<'_>, header: &Message<'_>, ctx: &ParseContext<'_>) -> Result<Millis, ParseError> {
+    Ok(if let Some(t) = k.eventtime.as_deref() {
+        let n: i64 = t.parse().map_err(|_| ParseError::new(P, format!("eventtime {t:?} is not a number")))?;
+        epoch_to_millis(n)
+    } else if let (Some(d), Some(t)) = (k.date.as_deref(), k.time.as_deref()) {
+        let offset = k.tz.as_deref().and_then(parse_offset).unwrap_or(ctx.default_offset_min);
+        let sign = if offset < 0 { '-' } else { '+' };
+        let iso = format!("{d}T{t}{sign}{:02}:{:02}", offset.abs() / 60, offset.abs() % 60);
+        parse_rfc3339(&iso).ok_or_else(|| ParseError::new(P, format!("bad date/time {d:?} {t:?}")))?
+    } else {
+        header.time.unwrap_or(ctx.received_at)
+    })
 }
 
 #[cfg(test)]
