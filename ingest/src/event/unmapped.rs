@@ -440,13 +440,69 @@ impl<'de> Deserialize<'de> for Unmapped {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Unmapped, A::Error> {
                 let mut u = Unmapped::default();
-                while let Some((k, v)) = map.next_entry::<std::borrow::Cow<'de, str>, serde_json::Value>()? {
-                    u.insert(&k, v);
+                // Appended and sorted once (they are written sorted, so that is one pass).
+                let mut batch = u.prefixed("");
+                while let Some((k, ValueIn(v))) = map.next_entry::<std::borrow::Cow<'de, str>, ValueIn<'de>>()? {
+                    batch.push(&k, v);
                 }
+                drop(batch);
                 Ok(u)
             }
         }
         d.deserialize_map(Fields)
+    }
+}
+
+/// A vendor field's value as read: text borrowed from the input where it
+/// can be, no JSON tree but for nested values. Reading a value as a
+/// `serde_json::Value` allocated a string per field, a large part of
+/// reading events back from the ledger for search and the archive.
+struct ValueIn<'de>(NewValue<'de>);
+
+impl<'de> Deserialize<'de> for ValueIn<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+        use serde::de::{Error, SeqAccess};
+        use serde_json::Value;
+
+        struct Any;
+        impl<'de> Visitor<'de> for Any {
+            type Value = ValueIn<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_borrowed_str<E: Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(ValueIn(NewValue::Text(v)))
+            }
+            fn visit_str<E: Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(ValueIn(NewValue::Owned(v.to_owned())))
+            }
+            fn visit_string<E: Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(ValueIn(NewValue::Owned(v)))
+            }
+            fn visit_bool<E: Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(ValueIn(NewValue::Json(v.into())))
+            }
+            fn visit_i64<E: Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(ValueIn(NewValue::Json(v.into())))
+            }
+            fn visit_u64<E: Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(ValueIn(NewValue::Json(v.into())))
+            }
+            fn visit_f64<E: Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(ValueIn(NewValue::Json(v.into())))
+            }
+            fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
+                Ok(ValueIn(NewValue::Json(Value::Null)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                Value::deserialize(SeqAccessDeserializer::new(seq)).map(|v| ValueIn(NewValue::Json(v)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                Value::deserialize(MapAccessDeserializer::new(map)).map(|v| ValueIn(NewValue::Json(v)))
+            }
+        }
+        d.deserialize_any(Any)
     }
 }
 
@@ -521,6 +577,24 @@ mod tests {
         assert_eq!(names, ["p.a", "p.m", "p.z", "q"]);
         assert_eq!(bulk.get_str("p.z"), Some("3"));
         assert_eq!(bulk.get_str("p.m"), Some("4"));
+    }
+
+    #[test]
+    fn reads_every_json_value_borrowed_or_not() {
+        let text = r#"{"z":"plain","e":"say \"hi\"","n":-7,"big":18446744073709551615,"f":1.5,"b":true,"nil":null,"arr":[1,"x"],"obj":{"k":{"j":2}},"z":"later"}"#;
+        let borrowed: Unmapped = serde_json::from_str(text).expect("reads");
+        let streamed: Unmapped = serde_json::from_reader(text.as_bytes()).expect("reads");
+        assert_eq!(borrowed, streamed);
+        let names: Vec<&str> = borrowed.iter().map(|(k, _)| k).collect();
+        assert_eq!(names, ["arr", "b", "big", "e", "f", "n", "nil", "obj", "z"]);
+        assert_eq!(borrowed.get_str("z"), Some("later"), "the later of a repeated name counts");
+        assert_eq!(borrowed.get_str("e"), Some(r#"say "hi""#));
+        let json = serde_json::to_value(&borrowed).expect("writes");
+        assert_eq!(json["big"], serde_json::json!(18_446_744_073_709_551_615_u64));
+        assert_eq!(json["obj"], serde_json::json!({"k": {"j": 2}}));
+        assert_eq!(json["arr"], serde_json::json!([1, "x"]));
+        assert_eq!(json["nil"], serde_json::Value::Null);
+        assert_eq!(json["f"], serde_json::json!(1.5));
     }
 
     #[test]
