@@ -14,6 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::time::Millis;
 
 mod unmapped;
+pub use unmapped::{FieldValue, NewValue, Prefixed, Unmapped};
 
 /// Text in the contract: names, addresses, short messages. Up to 24 bytes are
 /// kept inline, without an allocation, and most of an event's text is that
@@ -26,7 +27,9 @@ pub fn ascii_lowercase(s: &str) -> Text {
     t.make_ascii_lowercase();
     t
 }
-pub use unmapped::{FieldValue, NewValue, Prefixed, Unmapped};
+
+/// `format!` for `Text`: short results are built inline.
+pub use compact_str::format_compact as format_text;
 
 /// OCSF event classes Custos emits. `PhysicalAccess` is Custos' extension class:
 /// OCSF has no physical-access class yet (ocsf-schema issue 1735 proposes category 9).

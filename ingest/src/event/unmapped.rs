@@ -13,6 +13,8 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
+use crate::parse::kv::word8;
+
 /// One vendor field's value: text as the source wrote it, or JSON (numbers,
 /// nested objects of JSON sources), as a value or as the source's JSON text.
 #[derive(Debug, Clone, Copy)]
@@ -151,7 +153,7 @@ impl Prefixed<'_, '_> {
     }
 
     /// `push` with `name`'s sort key: its bytes big-endian in a `u64`,
-    /// zero-padded, for names of one to eight bytes; 0 for others. A batch
+    /// zero-padded, for names of one to eight bytes; 0 for none. A batch
     /// whose fields all have keys is sorted by comparing integers, not names.
     #[inline]
     pub fn push_keyed<'v>(&mut self, key: u64, name: &str, value: impl Into<NewValue<'v>>) {
@@ -350,7 +352,7 @@ impl Unmapped {
     }
 
     fn str(&self, s: Span) -> &str {
-        span(&self.text, s)
+        self.text.get(s.range()).unwrap_or_default()
     }
 
     fn value(&self, slot: Slot) -> FieldValue<'_> {
@@ -369,10 +371,6 @@ impl Span {
     }
 }
 
-fn span(text: &str, s: Span) -> &str {
-    text.get(s.range()).unwrap_or_default()
-}
-
 /// A name's bytes, for comparing (no char boundary checks).
 fn name_bytes(text: &[u8], s: Span) -> &[u8] {
     text.get(s.range()).unwrap_or_default()
@@ -385,19 +383,13 @@ fn name_bytes(text: &[u8], s: Span) -> &[u8] {
 fn name_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
     let (mut x, mut y) = (a.chunks_exact(8), b.chunks_exact(8));
     for (p, q) in x.by_ref().zip(y.by_ref()) {
-        let (p, q) = (u64::from_be_bytes(word(p)), u64::from_be_bytes(word(q)));
+        let (p, q) = (u64::from_be_bytes(word8(p)), u64::from_be_bytes(word8(q)));
         if p != q {
             return p.cmp(&q);
         }
     }
     let done = a.len().min(b.len()) / 8 * 8;
     a[done..].iter().cmp(b[done..].iter())
-}
-
-fn word(chunk: &[u8]) -> [u8; 8] {
-    let mut w = [0; 8];
-    w.copy_from_slice(chunk);
-    w
 }
 
 /// `text` (JSON checked when it was stored) as a raw JSON value.

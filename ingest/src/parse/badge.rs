@@ -57,7 +57,7 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
         e.actor_mut().person = Some(Text::from(person));
     }
     let reason = text("reason").map(|r| format!(": {r}")).unwrap_or_default();
-    e.message = compact_str::format_compact!("{result} at {door}{reason}");
+    e.message = crate::event::format_text!("{result} at {door}{reason}");
     e.metadata.product = text("controller").map_or("PACS".into(), |c| c.to_owned().into());
     e.metadata.parser = P.into();
     for (k, val) in obj {

@@ -161,8 +161,7 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
             e.message.clone_from(&title);
             e.finding = Some(Finding {
                 uid: json::member(a, "signature_id")
-                    .map(|s| json::text(s).map_or_else(|| s.get().to_owned(), Cow::into_owned))
-                    .map(Text::from),
+                    .map(|s| json::text(s).map_or_else(|| Text::from(s.get()), Text::from)),
                 title,
                 category: text_of(a, "category").map(Text::from),
             });
@@ -178,7 +177,7 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
         _ => {}
     }
     if let Some(op) = &e.ot {
-        e.message = compact_str::format_compact!(
+        e.message = crate::event::format_text!(
             "{event_type} {}",
             if op.access == OtAccess::Write { "write" } else { "operation" }
         );

@@ -4,7 +4,6 @@
 
 use super::syslog::Message;
 use super::{ParseContext, ParseError};
-use crate::event::Text;
 use crate::event::{Event, EventClass, action, activity, severity};
 
 const P: &str = "filterlog";
@@ -33,7 +32,7 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
         "6" => (12, 15), // class, flow label, hop limit, proto name, proto id, length, src, dst
         v => return Err(err(format!("ip version {v:?} is neither 4 nor 6"))),
     };
-    let proto = at(proto_at, "protocol")?.to_ascii_lowercase();
+    let proto = crate::event::ascii_lowercase(at(proto_at, "protocol")?);
     let src = at(src_at, "source address")?.parse().map_err(|_| err(format!("bad source address {:?}", f[src_at])))?;
     let dst = at(src_at + 1, "destination address")?
         .parse()
@@ -54,10 +53,10 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
     e.metadata.product = "filterlog".into();
     e.metadata.vendor = Some("pfSense/OPNsense".into());
     e.metadata.parser = "syslog/filterlog".into();
-    e.message = compact_str::format_compact!("{act} {dir} on {iface} ({reason})");
+    e.message = crate::event::format_text!("{act} {dir} on {iface} ({reason})");
     e.src_mut().ip = Some(src);
     e.dst_mut().ip = Some(dst);
-    e.protocol = Some(Text::from(proto.clone()));
+    e.protocol = Some(proto.clone());
     let tail = src_at + 2;
     if matches!(proto.as_str(), "tcp" | "udp") {
         e.src_mut().port = f.get(tail).and_then(|v| v.parse().ok());

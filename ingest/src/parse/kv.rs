@@ -147,7 +147,9 @@ impl<'a> Pairs<'a> {
     }
 }
 
-fn word8(b: &[u8]) -> [u8; 8] {
+/// Eight bytes as an array. `copy_from_slice`, not `try_into`: the latter
+/// measured 5% slower on FortiGate lines as compiled.
+pub(crate) fn word8(b: &[u8]) -> [u8; 8] {
     let mut w = [0; 8];
     w.copy_from_slice(b);
     w

@@ -44,7 +44,7 @@ fn build(parser: &'static str, b: Badge<'_>, raw: &[u8], ctx: &ParseContext<'_>)
         _ => None,
     };
     let reason = b.reason.or(inline_reason).filter(|r| !r.is_empty());
-    e.message = compact_str::format_compact!(
+    e.message = crate::event::format_text!(
         "{word} at {}{}",
         b.door,
         reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()

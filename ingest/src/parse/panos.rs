@@ -72,7 +72,7 @@ pub fn parse(body: &str, raw: &[u8], header: &Message<'_>, ctx: &ParseContext<'_
             Some(Finding { uid: Some(Text::from(threat)), title: Text::from(threat), category: g(33).map(Text::from) });
     } else {
         e.severity_id = if denied { severity::LOW } else { severity::INFORMATIONAL };
-        e.message = compact_str::format_compact!("{} {act}", g(4).unwrap_or("traffic"));
+        e.message = crate::event::format_text!("{} {act}", g(4).unwrap_or("traffic"));
     }
     const NAMES: [(usize, &str); 11] = [
         (2, "serial"),

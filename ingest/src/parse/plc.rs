@@ -51,14 +51,14 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
     let mut e = Event::new(EventClass::DeviceConfigStateChange, activity::CONFIG_LOG, time, ctx.received_at, bytes);
     e.severity_id = sev;
     e.message = match r.result.as_str() {
-        "different" => compact_str::format_compact!(
+        "different" => crate::event::format_text!(
             "{} program differs from the {} version ({} files changed)",
             r.asset,
             r.compared_with,
             r.changed_files.len()
         ),
-        "equal" => compact_str::format_compact!("{} program equals the {} version", r.asset, r.compared_with),
-        _ => compact_str::format_compact!("{} backup comparison failed", r.asset),
+        "equal" => crate::event::format_text!("{} program equals the {} version", r.asset, r.compared_with),
+        _ => crate::event::format_text!("{} backup comparison failed", r.asset),
     };
     e.device_mut().asset = Some(Text::from(r.asset));
     if let Some(user) = r.user {
@@ -114,7 +114,7 @@ pub fn parse_job(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseErr
         .unwrap_or_default();
     let mut e = Event::new(EventClass::DeviceConfigStateChange, activity::CONFIG_LOG, time, ctx.received_at, bytes);
     e.severity_id = sev;
-    e.message = compact_str::format_compact!("{asset}: {result} vs released ({} blocks changed)", changed.len());
+    e.message = crate::event::format_text!("{asset}: {result} vs released ({} blocks changed)", changed.len());
     e.device_mut().asset = Some(Text::from(asset));
     e.actor = first(&["user"]).map(|u| crate::event::Actor { user: Some(Text::from(u)), ..Default::default() });
     if let Some(c) = first(&["comment", "reason"]) {

@@ -264,10 +264,10 @@ fn map_record(
                 .and_then(|c| u32::try_from(c).ok()),
             access: access_from_name(f),
         };
-        e.message = compact_str::format_compact!("{protocol} {f}");
+        e.message = crate::event::format_text!("{protocol} {f}");
         e.ot = Some(op);
     } else {
-        e.message = compact_str::format_compact!("{kind} {}", s("conn_state").unwrap_or(""));
+        e.message = crate::event::format_text!("{kind} {}", s("conn_state").unwrap_or(""));
         e.message = Text::from(e.message.trim());
     }
     if kind == "s7comm_upload_download" && e.ot.as_ref().is_some_and(|o| o.access == OtAccess::Write) {
