@@ -54,6 +54,9 @@ enum ArchiveJob {
 /// cost about what indexing costs, so the two run side by side.
 struct ArchiveWorker {
     tx: Option<std::sync::mpsc::SyncSender<ArchiveJob>>,
+    /// Emptied chunks coming back, so a chunk's megabyte is not allocated
+    /// (and its pages faulted in) afresh for every 1,024 records.
+    spent: std::sync::mpsc::Receiver<Vec<ArchiveItem>>,
     thread: Option<std::thread::JoinHandle<()>>,
     chunk: Vec<ArchiveItem>,
     /// Next ledger index to hand over.
@@ -67,6 +70,7 @@ struct ArchiveWorker {
 impl ArchiveWorker {
     fn spawn(archive: Archive, options: FollowOptions) -> Result<Self, Error> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<ArchiveJob>(8);
+        let (give_back, spent) = std::sync::mpsc::sync_channel(8);
         let committed = Arc::new(AtomicU64::new(archive.committed()));
         let failed = Arc::new(std::sync::Mutex::new(None));
         let next = archive.next_index();
@@ -74,7 +78,7 @@ impl ArchiveWorker {
         let thread = std::thread::Builder::new()
             .name("custos-archive".into())
             .spawn(move || {
-                if let Err(e) = run_archive(archive, rx, options, &pos) {
+                if let Err(e) = run_archive(archive, rx, &give_back, options, &pos) {
                     tracing::error!(error = %e, "the Parquet archive stopped following the ledger");
                     *why.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
                 }
@@ -82,6 +86,7 @@ impl ArchiveWorker {
             .map_err(|e| Error::Derived(format!("start archive thread: {e}")))?;
         Ok(Self {
             tx: Some(tx),
+            spent,
             thread: Some(thread),
             chunk: Vec::with_capacity(ARCHIVE_CHUNK),
             next,
@@ -117,7 +122,8 @@ impl ArchiveWorker {
         if self.chunk.is_empty() {
             return Ok(());
         }
-        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(ARCHIVE_CHUNK));
+        let next = self.spent.try_recv().unwrap_or_else(|_| Vec::with_capacity(ARCHIVE_CHUNK));
+        let chunk = std::mem::replace(&mut self.chunk, next);
         self.send(ArchiveJob::Items(chunk))
     }
 
@@ -140,6 +146,7 @@ impl ArchiveWorker {
 fn run_archive(
     mut archive: Archive,
     jobs: std::sync::mpsc::Receiver<ArchiveJob>,
+    give_back: &std::sync::mpsc::SyncSender<Vec<ArchiveItem>>,
     options: FollowOptions,
     committed: &AtomicU64,
 ) -> Result<(), String> {
@@ -154,13 +161,15 @@ fn run_archive(
     let wake = options.archive_flush.max(Duration::from_millis(20));
     loop {
         match jobs.recv_timeout(wake) {
-            Ok(ArchiveJob::Items(items)) => {
-                for item in items {
+            Ok(ArchiveJob::Items(mut items)) => {
+                for item in items.drain(..) {
                     match item {
                         ArchiveItem::Event(i, at, e) => archive.add_event(i, at, &e),
                         ArchiveItem::Other(i, kind, at, data) => archive.add(i, kind, at, &data),
                     }
                 }
+                // Kept only while the follower has room for it.
+                let _ = give_back.try_send(items);
             }
             Ok(ArchiveJob::Flush(reply)) => {
                 let written = flush(&mut archive);

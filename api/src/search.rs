@@ -19,7 +19,7 @@ use tantivy::collector::sort_key::SortByStaticFastValue;
 use tantivy::collector::{Collector, Count, TopDocs};
 use tantivy::directory::MmapDirectory;
 use tantivy::query::{AllQuery, BooleanQuery, EnableScoring, Occur, Query, QueryParser, RangeQuery, Weight};
-use tantivy::schema::{FAST, Field, INDEXED, NumericOptions, STRING, Schema, TEXT, TextOptions};
+use tantivy::schema::{FAST, Field, IpAddrOptions, NumericOptions, STRING, Schema, TEXT, TextOptions};
 use tantivy::{
     DocSet, Index, IndexReader, IndexWriter, Order, ReloadPolicy, SegmentReader, TERMINATED, TantivyDocument, Term,
 };
@@ -184,19 +184,31 @@ fn schema() -> Schema {
     // read them there) they keep the terms dictionary small.
     b.add_i64_field("time", FAST);
     for name in U64_FIELDS {
-        let options: NumericOptions = if name == "ledger_index" { FAST.into() } else { INDEXED.into() };
+        let options = if name == "ledger_index" { FAST.into() } else { NumericOptions::default().set_indexed() };
         b.add_u64_field(name, options);
     }
     for name in IP_FIELDS {
-        b.add_ip_addr_field(name, INDEXED);
+        b.add_ip_addr_field(name, IpAddrOptions::default().set_indexed());
     }
     for name in KEYWORD_FIELDS {
-        let options: TextOptions = if FACETS.contains(&name) { STRING | FAST } else { STRING };
-        b.add_text_field(name, options);
+        b.add_text_field(name, without_norms(if FACETS.contains(&name) { STRING | FAST } else { STRING }));
     }
-    b.add_text_field("message", TEXT);
-    b.add_text_field("raw", TEXT);
+    b.add_text_field("message", without_norms(TEXT));
+    b.add_text_field("raw", without_norms(TEXT));
     b.build()
+}
+
+/// Hits are sorted by time, never scored, so no field keeps norms: they
+/// cost a byte per field per document, and time on every document indexed.
+/// (Numeric and address fields have none unless asked.)
+fn without_norms(options: TextOptions) -> TextOptions {
+    match options.get_indexing_options() {
+        Some(indexing) => {
+            let indexing = indexing.clone().set_fieldnorms(false);
+            options.set_indexing_options(indexing)
+        }
+        None => options,
+    }
 }
 
 impl SearchIndex {
