@@ -46,7 +46,27 @@ async fn wait_for_incidents(addr: SocketAddr, token: &str, deadline: Duration) -
         if RULES.iter().all(|r| have(r)) {
             return incidents;
         }
-        assert!(Instant::now() < until, "incidents after {deadline:?}: {incidents:#?}");
+        if Instant::now() >= until {
+            // Say how far each source got, so a stall can be placed (a source,
+            // the bus, correlation) from the failure alone.
+            let metrics =
+                http_request(addr, "GET", "/metrics", Some(token), None).await.map(|r| r.1).unwrap_or_default();
+            let progress: Vec<&str> = metrics
+                .lines()
+                .filter(|l| {
+                    [
+                        "custos_source_lines_total",
+                        "custos_parser_events_total",
+                        "custos_late_events_total",
+                        "custos_ledger_records",
+                    ]
+                    .iter()
+                    .any(|m| l.starts_with(m))
+                })
+                .collect();
+            let rules: Vec<&Value> = incidents.iter().map(|i| &i["rules"]).collect();
+            panic!("incidents after {deadline:?}: rules {rules:?}\npipeline: {progress:#?}");
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
