@@ -253,14 +253,14 @@ impl Archive {
         for ((day_number, class), columns) in std::mem::take(&mut self.events) {
             let partition = format!("day={}/class={class}", day(day_number * DAY_MS));
             let dir = self.dir.join(Table::Events.name()).join(&partition);
-            let batch = columns.finish().map_err(|e| ArchiveError { path: dir.clone(), what: e.to_string() })?;
-            write_batch(&dir, &name, Table::Events.schema(), &batch)?;
+            let batches = columns.finish().map_err(|e| ArchiveError { path: dir.clone(), what: e.to_string() })?;
+            write_batches(&dir, &name, Table::Events.schema(), &batches)?;
             written.push((dir, Table::Events));
         }
         for ((table, partition), rows) in std::mem::take(&mut self.buffer) {
             let dir = self.dir.join(table.name()).join(&partition);
             let batch = json_batch(&dir, table.schema(), &rows)?;
-            write_batch(&dir, &name, table.schema(), &batch)?;
+            write_batches(&dir, &name, table.schema(), std::slice::from_ref(&batch))?;
             written.push((dir, table));
         }
         let position = self.dir.join(POSITION);
@@ -423,15 +423,17 @@ fn json_batch(dir: &Path, schema: SchemaRef, rows: &[Value]) -> Result<RecordBat
     Ok(all.flush().map_err(|e| err(format!("rows: {e}")))?.unwrap_or_else(|| RecordBatch::new_empty(schema)))
 }
 
-/// Writes `batch` as `dir/name`, whole or not at all.
-fn write_batch(dir: &Path, name: &str, schema: SchemaRef, batch: &RecordBatch) -> Result<(), ArchiveError> {
+/// Writes `batches` as one file `dir/name`, whole or not at all.
+fn write_batches(dir: &Path, name: &str, schema: SchemaRef, batches: &[RecordBatch]) -> Result<(), ArchiveError> {
     let err = |what: String| ArchiveError { path: dir.join(name), what };
     fs::create_dir_all(dir).map_err(|e| err(format!("create: {e}")))?;
     let tmp = dir.join(format!(".{name}.tmp"));
     let file = fs::File::create(&tmp).map_err(|e| err(format!("create: {e}")))?;
     let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
     let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| err(e.to_string()))?;
-    writer.write(batch).map_err(|e| err(e.to_string()))?;
+    for batch in batches {
+        writer.write(batch).map_err(|e| err(e.to_string()))?;
+    }
     let file = writer.into_inner().map_err(|e| err(e.to_string()))?;
     file.sync_all().map_err(|e| err(format!("sync: {e}")))?;
     fs::rename(&tmp, dir.join(name)).map_err(|e| err(format!("rename: {e}")))

@@ -306,18 +306,43 @@ impl Serialize for Raw {
 
 impl<'de> Deserialize<'de> for Raw {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Form {
-            Text(String),
-            Binary { base64: String },
-        }
-        match Form::deserialize(d)? {
-            Form::Text(t) => Ok(Raw(t.into_bytes())),
-            Form::Binary { base64 } => {
-                base64::engine::general_purpose::STANDARD.decode(base64).map(Raw).map_err(serde::de::Error::custom)
+        // A visitor rather than an untagged enum: serde buffers an untagged
+        // value before trying its forms, which cost a copy of every raw record.
+        struct Form;
+
+        impl<'de> serde::de::Visitor<'de> for Form {
+            type Value = Raw;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(r#"a string or {"base64": "..."}"#)
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Raw, E> {
+                Ok(Raw(text.as_bytes().to_vec()))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Raw, E> {
+                Ok(Raw(text.into_bytes()))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
+                let mut bytes = None;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if key != "base64" || bytes.is_some() {
+                        return Err(serde::de::Error::custom(format!("raw: unexpected field {key:?}")));
+                    }
+                    let text = map.next_value::<std::borrow::Cow<'de, str>>()?;
+                    bytes = Some(
+                        base64::engine::general_purpose::STANDARD
+                            .decode(text.as_bytes())
+                            .map_err(serde::de::Error::custom)?,
+                    );
+                }
+                bytes.map(Raw).ok_or_else(|| serde::de::Error::missing_field("base64"))
             }
         }
+
+        d.deserialize_any(Form)
     }
 }
 
@@ -566,6 +591,16 @@ mod tests {
         let back: Event = serde_json::from_str(&json).expect("round trip");
         assert_eq!(back, e);
         assert_eq!(back.raw.0, b"line \xff");
+    }
+
+    #[test]
+    fn raw_reads_text_escapes_and_base64_and_refuses_anything_else() {
+        let raw = |json: &str| serde_json::from_str::<Raw>(json).map(|r| r.0).map_err(|e| e.to_string());
+        assert_eq!(raw(r#""a=1 b=\"x\"""#), Ok(b"a=1 b=\"x\"".to_vec()));
+        assert_eq!(raw(r#"{"base64":"bGluZSD/"}"#), Ok(b"line \xff".to_vec()));
+        for bad in [r#"{"base64":"%%"}"#, r#"{"hex":"00"}"#, r#"{}"#, "7", r#"{"base64":"AA==","base64":"AA=="}"#] {
+            assert!(raw(bad).is_err(), "{bad} must be refused");
+        }
     }
 
     /// Every leaf of the JSON form has an Arrow column named by its path with `_`.
