@@ -7,7 +7,8 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, file)) = data.split_first() else { return };
-    let format = [ingest::Format::ZeekTsv, ingest::Format::GenetecCsv, ingest::Format::CcureCsv][usize::from(selector) % 3];
+    let format =
+        [ingest::Format::ZeekTsv, ingest::Format::GenetecCsv, ingest::Format::CcureCsv][usize::from(selector) % 3];
     for (header, line) in ingest::source::tail::split_records(file, format) {
         let mut raw = ingest::RawRecord::new("fuzz".into(), format, 1_795_000_000_000, line.to_vec());
         raw.header = header;
