@@ -65,11 +65,7 @@ struct EndpointColumns {
 
 impl EndpointColumns {
     fn with_capacity(rows: usize) -> Self {
-        Self {
-            ip: strings(rows),
-            port: UInt16Builder::with_capacity(rows),
-            text: std::array::from_fn(|_| strings(rows)),
-        }
+        Self { ip: strings(rows), port: UInt16Builder::with_capacity(rows), text: texts(rows) }
     }
 
     fn append(&mut self, e: Option<&Endpoint>) {
