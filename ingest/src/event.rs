@@ -327,16 +327,14 @@ impl<'de> Deserialize<'de> for Raw {
 
             fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
                 let mut bytes = None;
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                use crate::parse::json::Text;
+                while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
                     if key != "base64" || bytes.is_some() {
                         return Err(serde::de::Error::custom(format!("raw: unexpected field {key:?}")));
                     }
-                    let text = map.next_value::<std::borrow::Cow<'de, str>>()?;
-                    bytes = Some(
-                        base64::engine::general_purpose::STANDARD
-                            .decode(text.as_bytes())
-                            .map_err(serde::de::Error::custom)?,
-                    );
+                    let Text(text) = map.next_value::<Text<'de>>()?;
+                    let decoded = base64::engine::general_purpose::STANDARD.decode(text.as_bytes());
+                    bytes = Some(decoded.map_err(serde::de::Error::custom)?);
                 }
                 bytes.map(Raw).ok_or_else(|| serde::de::Error::missing_field("base64"))
             }

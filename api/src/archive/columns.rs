@@ -92,7 +92,7 @@ const CHUNK_ROWS: usize = 8192;
 /// Rows of the events table being built for one partition. Columns are built
 /// in chunks of [`CHUNK_ROWS`]: one column grown to a whole flush (up to
 /// 250,000 rows) was copied and freshly faulted in at every doubling, which
-/// cost about a third of the archive's time.
+/// cost 29% of the archive thread's time.
 #[derive(Default)]
 pub struct EventColumns {
     full: Vec<Chunk>,
