@@ -411,9 +411,10 @@ impl Searcher {
     }
 
     /// The newest `limit` hits and the number of hits (exact up to
-    /// [`TOTAL_EXACT_UP_TO`]). Segments are visited newest first and those
-    /// that cannot hold one of the newest hits are only counted, so a query
-    /// matching millions of events costs about what the newest segments cost.
+    /// [`TOTAL_EXACT_UP_TO`]). Segments are visited newest first; those that
+    /// cannot hold one of the newest hits are only counted, and in the others
+    /// only events at or after a time bound are ranked (see [`rank_bound`]), so
+    /// a query matching millions of events costs about what the newest events cost.
     fn top(
         &self,
         searcher: &tantivy::Searcher,
@@ -426,7 +427,8 @@ impl Searcher {
             (SortByStaticFastValue::<u64>::for_field("ledger_index"), Order::Desc),
         ));
         let collector = (top, Count);
-        let weight = query.weight(EnableScoring::disabled_from_searcher(searcher))?;
+        let scoring = EnableScoring::disabled_from_searcher(searcher);
+        let weight = query.weight(scoring)?;
         let mut segments = Vec::new();
         for (ord, reader) in searcher.segment_readers().iter().enumerate() {
             let time = reader.fast_fields().i64("time")?;
@@ -436,42 +438,98 @@ impl Searcher {
                 || req.to.is_some_and(|t| min >= t)
                 || req.cursor.is_some_and(|c| min > c.time);
             if !outside {
-                segments.push((ord as u32, reader, max));
+                segments.push((ord as u32, reader, min, max));
             }
         }
-        segments.sort_by_key(|s| std::cmp::Reverse(s.2));
-        let mut best = Vec::new();
+        segments.sort_by_key(|s| std::cmp::Reverse(s.3));
+        let mut best: Vec<(SortKey, tantivy::DocAddress)> = Vec::new();
         let (mut total, mut exact) = (0usize, true);
-        for (ord, reader, max) in segments {
-            let full = best.len() == limit;
-            let newest_enough = best.last().and_then(|(key, _): &((Option<i64>, Option<u64>), _)| key.0);
-            if full && newest_enough.is_some_and(|t| max < t) {
+        for (ord, reader, min, max) in segments {
+            let oldest_kept = (best.len() == limit).then(|| best.last().and_then(|b| b.0.0)).flatten();
+            if oldest_kept.is_some_and(|t| max < t) {
                 // Nothing here is newer than the hits in hand: only count.
-                if total < TOTAL_EXACT_UP_TO {
-                    let (n, complete) = count_up_to(weight.as_ref(), reader, TOTAL_EXACT_UP_TO - total)?;
-                    total += n;
-                    exact &= complete;
-                } else {
-                    exact = false;
-                }
+                count_more(weight.as_ref(), reader, &mut total, &mut exact)?;
                 continue;
             }
-            let fruit = collector.collect_segment(weight.as_ref(), ord, reader)?;
-            let (segment_top, n) = collector.merge_fruits(vec![fruit])?;
-            total += n;
-            best.extend(segment_top);
-            best.sort_by_key(|b| std::cmp::Reverse(b.0));
-            best.truncate(limit);
+            let merge = |best: &mut Vec<_>, fruit| -> tantivy::Result<usize> {
+                let (segment_top, n): (Vec<_>, usize) = collector.merge_fruits(vec![fruit])?;
+                best.extend(segment_top);
+                best.sort_by_key(|b| std::cmp::Reverse(b.0));
+                best.truncate(limit);
+                Ok(n)
+            };
+            // The scorer's estimate of its matches (an upper bound for most queries).
+            let matches = weight.scorer(reader, 1.0)?.size_hint() as usize;
+            let bound = rank_bound(oldest_kept, limit - best.len(), matches, min, max);
+            if let Some(from) = bound {
+                let recent = BooleanQuery::new(vec![
+                    (Occur::Must, query.box_clone()),
+                    (
+                        Occur::Must,
+                        Box::new(RangeQuery::new(
+                            Bound::Included(Term::from_field_i64(self.time, from)),
+                            Bound::Unbounded,
+                        )),
+                    ),
+                ]);
+                let mut ranked = best.clone();
+                merge(&mut ranked, collector.collect_segment(recent.weight(scoring)?.as_ref(), ord, reader)?)?;
+                // Exact when the page is full of hits at or after the bound:
+                // everything left out is older than all of them.
+                if ranked.len() == limit && ranked.last().and_then(|b| b.0.0).is_some_and(|t| t >= from) {
+                    best = ranked;
+                    count_more(weight.as_ref(), reader, &mut total, &mut exact)?;
+                    continue;
+                }
+            }
+            total += merge(&mut best, collector.collect_segment(weight.as_ref(), ord, reader)?)?;
         }
         let hits = best.into_iter().filter_map(|((t, i), _)| Some(Cursor { time: t?, index: i? })).collect();
         Ok((hits, total, exact))
     }
 }
 
+/// The event time from which a segment's hits are worth ranking, if any.
+/// Ranking costs per match and bounding by time costs a scan of the time
+/// column, so a segment with few `matches` is ranked whole. Otherwise, with
+/// a full page in hand (`oldest_kept`), only hits at or after its oldest can
+/// enter it; while `wanted` places are still empty, the bound is a guess, from
+/// the matches' density over the segment's time span, of a window holding
+/// 8 × `wanted` of them, and the caller ranks the whole segment when the
+/// window held too few.
+fn rank_bound(oldest_kept: Option<i64>, wanted: usize, matches: usize, min: i64, max: i64) -> Option<i64> {
+    /// Below this many matches, ranking a whole segment is cheap (tiny in
+    /// tests, so that their few documents walk the bounded paths too).
+    const MANY: usize = if cfg!(test) { 8 } else { 32_768 };
+    if matches < MANY {
+        return None;
+    }
+    if let Some(t) = oldest_kept {
+        return Some(t);
+    }
+    let span = (max as i128 - min as i128 + 1) * (8 * wanted as i128) / matches as i128;
+    Some((max as i128 - span).max(min as i128) as i64).filter(|&from| from > min)
+}
+
+/// A hit's place: (time, ledger index), newest first.
+type SortKey = (Option<i64>, Option<u64>);
+
 /// Hits are counted exactly up to this many; beyond it `total` is a lower
 /// bound (`total_exact` false), as counting millions would cost more than the
 /// search. Facets and SQL count exactly.
 pub const TOTAL_EXACT_UP_TO: usize = 10_000;
+
+/// Adds a segment's matches to `total` while it is below the cap.
+fn count_more(weight: &dyn Weight, reader: &SegmentReader, total: &mut usize, exact: &mut bool) -> tantivy::Result<()> {
+    if *total < TOTAL_EXACT_UP_TO {
+        let (n, complete) = count_up_to(weight, reader, TOTAL_EXACT_UP_TO - *total)?;
+        *total += n;
+        *exact &= complete;
+    } else {
+        *exact = false;
+    }
+    Ok(())
+}
 
 /// Matching live documents in a segment, stopping at `cap`; `false` when it stopped.
 fn count_up_to(weight: &dyn Weight, reader: &SegmentReader, cap: usize) -> tantivy::Result<(usize, bool)> {
@@ -757,6 +815,45 @@ mod tests {
         );
         let page = s.search(&SearchRequest { q: "new".into(), limit: 50, ..Default::default() }).expect("search");
         assert_eq!((page.total, page.total_exact), (10, true));
+    }
+
+    #[test]
+    fn ranking_from_a_guessed_time_bound_gives_the_same_newest_hits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ix = SearchIndex::open(dir.path()).expect("open");
+        // Dense old events and a few far newer ones in the same segments. For
+        // `cell-1` (old events only) a window guessed from the density holds
+        // no hit, and the whole segment is ranked after all.
+        let time = |i: u64| if i % 10 == 9 { 1_000_000 + i as i64 } else { i as i64 };
+        let qc_lab = |i: u64| i % 10 == 9 || i.is_multiple_of(7);
+        for i in 0..60u64 {
+            let zone = if qc_lab(i) { "qc-lab" } else { "cell-1" };
+            ix.add_event(i, &event(time(i), zone, "u", "x")).expect("add");
+        }
+        ix.commit().expect("commit");
+        let s = ix.searcher();
+        let newest = |pick: &dyn Fn(u64) -> bool, n: usize| {
+            let mut all: Vec<u64> = (0..60).filter(|&i| pick(i)).collect();
+            all.sort_by_key(|&i| std::cmp::Reverse((time(i), i)));
+            all.truncate(n);
+            all
+        };
+        for limit in [1, 3, 6, 10, 25, 60] {
+            let page = s.search(&SearchRequest { limit, ..Default::default() }).expect("search");
+            assert_eq!(page.hits.iter().map(|h| h.index).collect::<Vec<_>>(), newest(&|_| true, limit), "{limit}");
+            assert_eq!(page.total, 60);
+            for (zone, pick) in [("qc-lab", &qc_lab as &dyn Fn(u64) -> bool), ("cell-1", &|i| !qc_lab(i))] {
+                let page = s.search(&SearchRequest { q: format!("zone:{zone}"), limit, ..Default::default() });
+                let page = page.expect("search");
+                assert_eq!(page.hits.iter().map(|h| h.index).collect::<Vec<_>>(), newest(pick, limit), "{zone}");
+                assert_eq!(page.total, newest(pick, 60).len());
+            }
+        }
+        assert_eq!(rank_bound(Some(5), 0, 1 << 20, 0, 100), Some(5), "a full page bounds every later segment");
+        assert_eq!(rank_bound(Some(5), 0, 4, 0, 100), None, "few matches are ranked whole");
+        assert_eq!(rank_bound(None, 10, 4, 0, 100), None, "few matches are ranked whole");
+        assert_eq!(rank_bound(None, 10, 1000, 0, 999), Some(919), "about 80 of 1,000 evenly spread matches");
+        assert_eq!(rank_bound(None, 200, 1000, 0, 999), None, "a window as wide as the segment");
     }
 
     #[test]
