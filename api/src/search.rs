@@ -460,7 +460,11 @@ impl Searcher {
             };
             // The scorer's estimate of its matches (an upper bound for most queries).
             let matches = weight.scorer(reader, 1.0)?.size_hint() as usize;
-            let bound = rank_bound(oldest_kept, limit - best.len(), matches, min, max);
+            // Where the window of a guess may lie: within the segment and the request.
+            let newest = [Some(max), req.to.map(|t| t.saturating_sub(1)), req.cursor.map(|c| c.time)];
+            let newest = newest.into_iter().flatten().min().unwrap_or(max);
+            let oldest = req.from.map_or(min, |f| f.max(min));
+            let bound = rank_bound(oldest_kept, limit - best.len(), matches, max.saturating_sub(min), (oldest, newest));
             if let Some(from) = bound {
                 let recent = BooleanQuery::new(vec![
                     (Occur::Must, query.box_clone()),
@@ -493,11 +497,12 @@ impl Searcher {
 /// Ranking costs per match and bounding by time costs a scan of the time
 /// column, so a segment with few `matches` is ranked whole. Otherwise, with
 /// a full page in hand (`oldest_kept`), only hits at or after its oldest can
-/// enter it; while `wanted` places are still empty, the bound is a guess, from
-/// the matches' density over the segment's time span, of a window holding
-/// 8 × `wanted` of them, and the caller ranks the whole segment when the
-/// window held too few.
-fn rank_bound(oldest_kept: Option<i64>, wanted: usize, matches: usize, min: i64, max: i64) -> Option<i64> {
+/// enter it; while `wanted` places are still empty, the bound is a guess: a
+/// window ending at the newest time a hit may have (`range`, the segment's
+/// times within the request's) that holds 8 × `wanted` matches if they are
+/// spread evenly over the segment's time `span`. The caller ranks the whole
+/// segment when the window held too few.
+fn rank_bound(oldest_kept: Option<i64>, wanted: usize, matches: usize, span: i64, range: (i64, i64)) -> Option<i64> {
     /// Below this many matches, ranking a whole segment is cheap (tiny in
     /// tests, so that their few documents walk the bounded paths too).
     const MANY: usize = if cfg!(test) { 8 } else { 32_768 };
@@ -507,8 +512,9 @@ fn rank_bound(oldest_kept: Option<i64>, wanted: usize, matches: usize, min: i64,
     if let Some(t) = oldest_kept {
         return Some(t);
     }
-    let span = (max as i128 - min as i128 + 1) * (8 * wanted as i128) / matches as i128;
-    Some((max as i128 - span).max(min as i128) as i64).filter(|&from| from > min)
+    let window = (span as i128 + 1) * (8 * wanted as i128) / matches as i128;
+    let from = (range.1 as i128 - window).max(i64::MIN as i128) as i64;
+    (from > range.0).then_some(from)
 }
 
 /// A hit's place: (time, ledger index), newest first.
@@ -848,12 +854,31 @@ mod tests {
                 assert_eq!(page.hits.iter().map(|h| h.index).collect::<Vec<_>>(), newest(pick, limit), "{zone}");
                 assert_eq!(page.total, newest(pick, 60).len());
             }
+            // A time range and cursor paging bound the window too.
+            let (from, to) = (10, 1_000_030);
+            let ranged = SearchRequest { from: Some(from), to: Some(to), limit, ..Default::default() };
+            let page = s.search(&ranged).expect("search");
+            let within = |i: u64| (from..to).contains(&time(i));
+            assert_eq!(page.hits.iter().map(|h| h.index).collect::<Vec<_>>(), newest(&within, limit), "{limit}");
+            let (mut seen, mut r) =
+                (Vec::new(), SearchRequest { q: "zone:cell-1".into(), limit, ..Default::default() });
+            loop {
+                let page = s.search(&r).expect("page");
+                seen.extend(page.hits.iter().map(|h| h.index));
+                match page.next_cursor {
+                    Some(c) => r.cursor = Some(c),
+                    None => break,
+                }
+            }
+            assert_eq!(seen, newest(&|i| !qc_lab(i), 60), "paging by {limit}");
         }
-        assert_eq!(rank_bound(Some(5), 0, 1 << 20, 0, 100), Some(5), "a full page bounds every later segment");
-        assert_eq!(rank_bound(Some(5), 0, 4, 0, 100), None, "few matches are ranked whole");
-        assert_eq!(rank_bound(None, 10, 4, 0, 100), None, "few matches are ranked whole");
-        assert_eq!(rank_bound(None, 10, 1000, 0, 999), Some(919), "about 80 of 1,000 evenly spread matches");
-        assert_eq!(rank_bound(None, 200, 1000, 0, 999), None, "a window as wide as the segment");
+        assert_eq!(rank_bound(Some(5), 0, 1 << 20, 100, (0, 100)), Some(5), "a full page bounds every later segment");
+        assert_eq!(rank_bound(Some(5), 0, 4, 100, (0, 100)), None, "few matches are ranked whole");
+        assert_eq!(rank_bound(None, 10, 4, 100, (0, 100)), None, "few matches are ranked whole");
+        assert_eq!(rank_bound(None, 10, 1000, 999, (0, 999)), Some(919), "about 80 of 1,000 evenly spread matches");
+        assert_eq!(rank_bound(None, 10, 1000, 999, (0, 499)), Some(419), "ending where the request ends");
+        assert_eq!(rank_bound(None, 10, 1000, 999, (450, 499)), None, "a request narrower than the window");
+        assert_eq!(rank_bound(None, 200, 1000, 999, (0, 999)), None, "a window as wide as the segment");
     }
 
     #[test]
