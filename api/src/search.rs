@@ -495,7 +495,7 @@ impl Searcher {
 
 /// The event time from which a segment's hits are worth ranking, if any.
 /// Ranking costs per match and bounding by time costs a scan of the time
-/// column, so a segment with few `matches` is ranked whole. Otherwise, with
+/// column, so a segment with few `matches` in the request's `range` is ranked whole. Otherwise, with
 /// a full page in hand (`oldest_kept`), only hits at or after its oldest can
 /// enter it; while `wanted` places are still empty, the bound is a guess: a
 /// window ending at the newest time a hit may have (`range`, the segment's
@@ -506,7 +506,10 @@ fn rank_bound(oldest_kept: Option<i64>, wanted: usize, matches: usize, span: i64
     /// Below this many matches, ranking a whole segment is cheap (tiny in
     /// tests, so that their few documents walk the bounded paths too).
     const MANY: usize = if cfg!(test) { 8 } else { 32_768 };
-    if matches < MANY {
+    // Matches expected within the range (a time range makes the scorer's
+    // estimate, which ignores it, far too high).
+    let in_range = matches as i128 * (range.1 as i128 - range.0 as i128 + 1).max(0) / (span as i128 + 1);
+    if in_range < MANY as i128 {
         return None;
     }
     if let Some(t) = oldest_kept {
@@ -875,6 +878,7 @@ mod tests {
         assert_eq!(rank_bound(Some(5), 0, 1 << 20, 100, (0, 100)), Some(5), "a full page bounds every later segment");
         assert_eq!(rank_bound(Some(5), 0, 4, 100, (0, 100)), None, "few matches are ranked whole");
         assert_eq!(rank_bound(None, 10, 4, 100, (0, 100)), None, "few matches are ranked whole");
+        assert_eq!(rank_bound(Some(5), 0, 100, 999, (0, 49)), None, "few matches within the range");
         assert_eq!(rank_bound(None, 10, 1000, 999, (0, 999)), Some(919), "about 80 of 1,000 evenly spread matches");
         assert_eq!(rank_bound(None, 10, 1000, 999, (0, 499)), Some(419), "ending where the request ends");
         assert_eq!(rank_bound(None, 10, 1000, 999, (450, 499)), None, "a request narrower than the window");
