@@ -462,7 +462,7 @@ impl Searcher {
             let matches = weight.scorer(reader, 1.0)?.size_hint() as usize;
             // Where the window of a guess may lie: within the segment and the request.
             let newest = [Some(max), req.to.map(|t| t.saturating_sub(1)), req.cursor.map(|c| c.time)];
-            let newest = newest.into_iter().flatten().min().unwrap_or(max);
+            let newest = newest.into_iter().flatten().fold(max, i64::min);
             let oldest = req.from.map_or(min, |f| f.max(min));
             let bound = rank_bound(oldest_kept, limit - best.len(), matches, max.saturating_sub(min), (oldest, newest));
             if let Some(from) = bound {
@@ -495,13 +495,13 @@ impl Searcher {
 
 /// The event time from which a segment's hits are worth ranking, if any.
 /// Ranking costs per match and bounding by time costs a scan of the time
-/// column, so a segment with few `matches` in the request's `range` is ranked whole. Otherwise, with
-/// a full page in hand (`oldest_kept`), only hits at or after its oldest can
-/// enter it; while `wanted` places are still empty, the bound is a guess: a
-/// window ending at the newest time a hit may have (`range`, the segment's
-/// times within the request's) that holds 8 × `wanted` matches if they are
-/// spread evenly over the segment's time `span`. The caller ranks the whole
-/// segment when the window held too few.
+/// column, so a segment with few `matches` within `range` (the segment's
+/// times that the request allows) is ranked whole. Otherwise, with a full
+/// page in hand (`oldest_kept`), only hits at or after its oldest can enter
+/// it; while `wanted` places are still empty, the bound is a guess: a window
+/// ending at the range's newest time that holds 8 × `wanted` matches if they
+/// are spread evenly over the segment's time `span`. The caller ranks the
+/// whole segment when the window held too few.
 fn rank_bound(oldest_kept: Option<i64>, wanted: usize, matches: usize, span: i64, range: (i64, i64)) -> Option<i64> {
     /// Below this many matches, ranking a whole segment is cheap (tiny in
     /// tests, so that their few documents walk the bounded paths too).
