@@ -727,6 +727,24 @@ mod tests {
     use super::*;
     use ledger::RecordKind as K;
 
+    /// The ledger indexes of a page's hits, in order.
+    fn indexes(page: &SearchPage) -> Vec<u64> {
+        page.hits.iter().map(|h| h.index).collect()
+    }
+
+    /// Every hit of `r`, page by page along the cursors.
+    fn page_through(s: &Searcher, mut r: SearchRequest) -> Vec<u64> {
+        let mut seen = Vec::new();
+        loop {
+            let page = s.search(&r).expect("page");
+            seen.extend(indexes(&page));
+            match page.next_cursor {
+                Some(c) => r.cursor = Some(c),
+                None => return seen,
+            }
+        }
+    }
+
     fn event(time: i64, zone: &str, user: &str, raw: &str) -> Event {
         let mut e = Event::new(ingest::event::EventClass::Authentication, 1, time, time, raw.as_bytes());
         e.zone = Some(zone.into());
@@ -758,20 +776,10 @@ mod tests {
 
         let page = s.search(&req("zone:control-room")).expect("search");
         assert_eq!(page.total, 5);
-        assert_eq!(page.hits.iter().map(|h| h.index).collect::<Vec<_>>(), vec![20, 15, 10, 5, 0]);
+        assert_eq!(indexes(&page), vec![20, 15, 10, 5, 0]);
 
         // Cursor paging walks every hit once, newest first, ties broken by index.
-        let mut seen = Vec::new();
-        let mut r = req("");
-        loop {
-            let page = s.search(&r).expect("page");
-            seen.extend(page.hits.iter().map(|h| h.index));
-            match page.next_cursor {
-                Some(c) => r.cursor = Some(c),
-                None => break,
-            }
-        }
-        assert_eq!(seen, (0..25).rev().collect::<Vec<_>>());
+        assert_eq!(page_through(&s, req("")), (0..25).rev().collect::<Vec<_>>());
 
         assert_eq!(s.search(&req("user:u1 AND raw:seq=4")).expect("search").total, 1);
         assert_eq!(s.search(&req("\"ok seq=13\"")).expect("phrase").hits[0].index, 13);
@@ -806,10 +814,7 @@ mod tests {
         ix.commit().expect("commit");
         let s = ix.searcher();
         let page = s.search(&SearchRequest { limit: 5, ..Default::default() }).expect("search");
-        assert_eq!(
-            page.hits.iter().map(|h| h.index).collect::<Vec<_>>(),
-            (old + 5..old + 10).rev().collect::<Vec<_>>()
-        );
+        assert_eq!(indexes(&page), (old + 5..old + 10).rev().collect::<Vec<_>>());
         assert_eq!((page.total, page.total_exact), (TOTAL_EXACT_UP_TO, false));
         assert!(page.next_cursor.is_some());
         // Old events only: exact if one segment holds them all (the writer's
@@ -849,12 +854,12 @@ mod tests {
         };
         for limit in [1, 3, 6, 10, 25, 60] {
             let page = s.search(&SearchRequest { limit, ..Default::default() }).expect("search");
-            assert_eq!(page.hits.iter().map(|h| h.index).collect::<Vec<_>>(), newest(&|_| true, limit), "{limit}");
+            assert_eq!(indexes(&page), newest(&|_| true, limit), "{limit}");
             assert_eq!(page.total, 60);
             for (zone, pick) in [("qc-lab", &qc_lab as &dyn Fn(u64) -> bool), ("cell-1", &|i| !qc_lab(i))] {
                 let page = s.search(&SearchRequest { q: format!("zone:{zone}"), limit, ..Default::default() });
                 let page = page.expect("search");
-                assert_eq!(page.hits.iter().map(|h| h.index).collect::<Vec<_>>(), newest(pick, limit), "{zone}");
+                assert_eq!(indexes(&page), newest(pick, limit), "{zone}");
                 assert_eq!(page.total, newest(pick, 60).len());
             }
             // A time range and cursor paging bound the window too.
@@ -862,18 +867,9 @@ mod tests {
             let ranged = SearchRequest { from: Some(from), to: Some(to), limit, ..Default::default() };
             let page = s.search(&ranged).expect("search");
             let within = |i: u64| (from..to).contains(&time(i));
-            assert_eq!(page.hits.iter().map(|h| h.index).collect::<Vec<_>>(), newest(&within, limit), "{limit}");
-            let (mut seen, mut r) =
-                (Vec::new(), SearchRequest { q: "zone:cell-1".into(), limit, ..Default::default() });
-            loop {
-                let page = s.search(&r).expect("page");
-                seen.extend(page.hits.iter().map(|h| h.index));
-                match page.next_cursor {
-                    Some(c) => r.cursor = Some(c),
-                    None => break,
-                }
-            }
-            assert_eq!(seen, newest(&|i| !qc_lab(i), 60), "paging by {limit}");
+            assert_eq!(indexes(&page), newest(&within, limit), "{limit}");
+            let cell_1 = SearchRequest { q: "zone:cell-1".into(), limit, ..Default::default() };
+            assert_eq!(page_through(&s, cell_1), newest(&|i| !qc_lab(i), 60), "paging by {limit}");
         }
         assert_eq!(rank_bound(Some(5), 0, 1 << 20, 100, (0, 100)), Some(5), "a full page bounds every later segment");
         assert_eq!(rank_bound(Some(5), 0, 4, 100, (0, 100)), None, "few matches are ranked whole");
