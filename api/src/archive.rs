@@ -339,7 +339,7 @@ fn compact(dir: &Path, schema: SchemaRef) -> Result<(), ArchiveError> {
     let name = format!("part-{from:020}-{to:020}.parquet");
     let tmp = dir.join(format!(".{name}.tmp"));
     let file = fs::File::create(&tmp).map_err(|e| err(format!("create: {e}")))?;
-    let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+    let props = writer_properties();
     let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| err(e.to_string()))?;
     for (path, _, _) in &inputs {
         let f = fs::File::open(path).map_err(|e| err(format!("{}: {e}", path.display())))?;
@@ -423,13 +423,28 @@ fn json_batch(dir: &Path, schema: SchemaRef, rows: &[Value]) -> Result<RecordBat
     Ok(all.flush().map_err(|e| err(format!("rows: {e}")))?.unwrap_or_else(|| RecordBatch::new_empty(schema)))
 }
 
+/// Snappy, and no dictionary for the columns whose values are unique per row
+/// (ledger index, times, the raw record): their dictionary would be tried and
+/// dropped for every page, hashing every value on the way. The raw record
+/// keeps no statistics: it is never a range to prune by, and comparing its
+/// bytes cost more than the rest of its column.
+fn writer_properties() -> WriterProperties {
+    use datafusion::parquet::file::properties::EnabledStatistics;
+    use datafusion::parquet::schema::types::ColumnPath;
+    let mut b = WriterProperties::builder().set_compression(Compression::SNAPPY);
+    for unique in ["ledger_index", "recorded_at", "time", "observed_time", "raw"] {
+        b = b.set_column_dictionary_enabled(ColumnPath::from(unique), false);
+    }
+    b.set_column_statistics_enabled(ColumnPath::from("raw"), EnabledStatistics::None).build()
+}
+
 /// Writes `batches` as one file `dir/name`, whole or not at all.
 fn write_batches(dir: &Path, name: &str, schema: SchemaRef, batches: &[RecordBatch]) -> Result<(), ArchiveError> {
     let err = |what: String| ArchiveError { path: dir.join(name), what };
     fs::create_dir_all(dir).map_err(|e| err(format!("create: {e}")))?;
     let tmp = dir.join(format!(".{name}.tmp"));
     let file = fs::File::create(&tmp).map_err(|e| err(format!("create: {e}")))?;
-    let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+    let props = writer_properties();
     let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| err(e.to_string()))?;
     for batch in batches {
         writer.write(batch).map_err(|e| err(e.to_string()))?;
