@@ -6,6 +6,8 @@
 //! where it stopped and `custos reindex` rebuilds it from nothing. An incident
 //! has one document, its latest recorded version.
 
+mod words;
+
 use std::net::{IpAddr, Ipv6Addr};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -227,6 +229,7 @@ impl SearchIndex {
             mmap = MmapDirectory::open(dir).map_err(|e| err(e.to_string()))?;
         }
         let index = Index::open_or_create(mmap, schema()).map_err(|e| err(e.to_string()))?;
+        index.tokenizers().register("default", words::Words::default());
         let committed = index
             .load_metas()
             .map_err(|e| err(e.to_string()))?
@@ -684,8 +687,12 @@ fn event_document(f: &Fields, index: u64, e: &Event) -> TantivyDocument {
     d.text(f.product, Some(&e.metadata.product));
     d.text(f.vendor, e.metadata.vendor.as_deref());
     d.text(f.message, Some(&e.message));
-    // Non-UTF-8 raw bytes are searchable as far as they read as text.
-    d.text(f.raw, Some(&String::from_utf8_lossy(&e.raw.0)));
+    // Non-UTF-8 raw bytes are searchable as far as they read as text (the
+    // strict check first: it is several times faster on the usual text).
+    match std::str::from_utf8(&e.raw.0) {
+        Ok(raw) => d.text(f.raw, Some(raw)),
+        Err(_) => d.text(f.raw, Some(&String::from_utf8_lossy(&e.raw.0))),
+    }
     d.doc
 }
 
