@@ -20,6 +20,7 @@ use tantivy::aggregation::{AggContextParams, AggregationCollector, AggregationLi
 use tantivy::collector::sort_key::SortByStaticFastValue;
 use tantivy::collector::{Collector, Count, TopDocs};
 use tantivy::directory::MmapDirectory;
+use tantivy::indexer::UserOperation;
 use tantivy::query::{AllQuery, BooleanQuery, EnableScoring, Occur, Query, QueryParser, RangeQuery, Weight};
 use tantivy::schema::{FAST, Field, IpAddrOptions, NumericOptions, STRING, Schema, TEXT, TextOptions};
 use tantivy::{
@@ -176,7 +177,14 @@ pub struct SearchIndex {
     committed: u64,
     next: u64,
     pending: usize,
+    /// Operations handed to the writer [`BATCH`] at a time: each hand-over
+    /// is a channel send and, often, a thread woken.
+    batch: Vec<UserOperation>,
 }
+
+/// Operations per hand-over to tantivy's indexing threads. Its channel holds
+/// 10,000 hand-overs, so this also bounds the documents waiting there.
+const BATCH: usize = 8;
 
 fn schema() -> Schema {
     let mut b = Schema::builder();
@@ -247,7 +255,17 @@ impl SearchIndex {
         let f = Fields::of(&index.schema()).map_err(|e| err(e.to_string()))?;
         let mut parser = QueryParser::for_index(&index, vec![f.message, f.raw]);
         parser.set_conjunction_by_default();
-        Ok(Self { path: dir.to_path_buf(), reader, writer, parser, f, committed, next: committed, pending: 0 })
+        Ok(Self {
+            path: dir.to_path_buf(),
+            reader,
+            writer,
+            parser,
+            f,
+            committed,
+            next: committed,
+            pending: 0,
+            batch: Vec::with_capacity(BATCH),
+        })
     }
 
     /// The next ledger index this index wants.
@@ -271,9 +289,24 @@ impl SearchIndex {
             return Ok(());
         }
         self.next = index + 1;
-        self.writer.add_document(event_document(&self.f, index, event)).map_err(|e| self.error(e))?;
-        self.pending += 1;
+        let doc = event_document(&self.f, index, event);
+        self.push(UserOperation::Add(doc))
+    }
+
+    fn push(&mut self, op: UserOperation) -> Result<(), SearchError> {
+        if let UserOperation::Add(_) = op {
+            self.pending += 1;
+        }
+        self.batch.push(op);
+        if self.batch.len() >= BATCH {
+            self.hand_over()?;
+        }
         Ok(())
+    }
+
+    fn hand_over(&mut self) -> Result<(), SearchError> {
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        self.writer.run(batch).map(drop).map_err(|e| self.error(e))
     }
 
     /// Indexes ledger record `index` of another `kind` (alerts and incident
@@ -290,11 +323,9 @@ impl SearchIndex {
             && let Some(id) = data.get("id").and_then(Value::as_str)
         {
             // One document per incident: its latest version.
-            self.writer.delete_term(Term::from_field_text(self.f.id, id));
+            self.push(UserOperation::Delete(Term::from_field_text(self.f.id, id)))?;
         }
-        self.writer.add_document(doc).map_err(|e| self.error(e))?;
-        self.pending += 1;
-        Ok(())
+        self.push(UserOperation::Add(doc))
     }
 
     /// Makes what was added searchable and durable, with the position.
@@ -302,6 +333,7 @@ impl SearchIndex {
         if self.next == self.committed && self.pending == 0 {
             return Ok(());
         }
+        self.hand_over()?;
         let path = self.path.clone();
         let error = |e: tantivy::TantivyError| SearchError::Index { path: path.clone(), what: e.to_string() };
         let mut prepared = self.writer.prepare_commit().map_err(error)?;
