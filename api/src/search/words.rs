@@ -151,4 +151,13 @@ mod tests {
             assert_eq!(tokens(Words::default().into(), &text), tokens(default_chain(), &text), "{text:?}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_gives_the_default_tokenizers_words(
+            text in "([a-zA-Z0-9]{0,45}|[ -~]{0,6}|[\\PC]{0,3}|[\t\n\r\u{0}\u{7f}])*"
+        ) {
+            proptest::prop_assert_eq!(tokens(Words::default().into(), &text), tokens(default_chain(), &text));
+        }
+    }
 }
