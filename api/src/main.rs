@@ -182,8 +182,9 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// Memory freed is kept 10 s before it goes back to the OS (mimalloc's
 /// default: 1 s). The search index and the archive build segments and column
 /// chunks in cycles of a few seconds: memory given back between two cycles
-/// was faulted in and zeroed afresh by the next (`custos reindex`: −10% CPU,
-/// −12% time, +10% peak memory). A `MIMALLOC_PURGE_DELAY` the operator sets wins.
+/// was faulted in and zeroed afresh by the next (`custos reindex`: up to −10%
+/// CPU, +12% peak memory; README, Performance). A `MIMALLOC_PURGE_DELAY` the
+/// operator sets wins.
 fn keep_freed_memory() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         #[allow(unsafe_code)]
