@@ -305,8 +305,9 @@ impl SearchIndex {
     }
 
     fn hand_over(&mut self) -> Result<(), SearchError> {
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
-        self.writer.run(batch).map(drop).map_err(|e| self.error(e))
+        // Drained, not replaced: the batch's buffer serves the next eight.
+        let handed = self.writer.run(self.batch.drain(..)).map(drop);
+        handed.map_err(|e| self.error(e))
     }
 
     /// Indexes ledger record `index` of another `kind` (alerts and incident
