@@ -161,6 +161,28 @@ pub fn render(
     out
 }
 
+/// How far the views that follow the ledger have got: the records search
+/// and SQL answer over, and how many ledger records each has still to take
+/// in (the gauge to alert on when indexing falls behind ingestion).
+pub fn render_views(ledger_records: u64, searchable: u64, archived: u64) -> String {
+    let mut out = String::new();
+    family(
+        &mut out,
+        "custos_view_records",
+        "gauge",
+        "Ledger records a view covers (search: searchable; archive: visible to SQL).",
+    );
+    let views = [("search", searchable), ("archive", archived)];
+    for (view, n) in views {
+        let _ = writeln!(out, "custos_view_records{{view=\"{view}\"}} {n}");
+    }
+    family(&mut out, "custos_view_lag_records", "gauge", "Ledger records a view has not taken in yet.");
+    for (view, n) in views {
+        let _ = writeln!(out, "custos_view_lag_records{{view=\"{view}\"}} {}", ledger_records.saturating_sub(n));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +206,18 @@ mod tests {
         assert!(text.contains("custos_source_lag_seconds{source=\"fw\",format=\"syslog\"} 1.000"), "{text}");
         assert!(text.contains("custos_syslog_udp_dropped_total 3"));
         assert!(text.contains("# TYPE custos_ledger_records gauge\ncustos_ledger_records 7"));
+    }
+
+    #[test]
+    fn views_report_their_position_and_lag() {
+        let text = render_views(1_000, 900, 1_000);
+        assert!(text.contains("# TYPE custos_view_records gauge\n"), "{text}");
+        assert!(text.contains("custos_view_records{view=\"search\"} 900\n"), "{text}");
+        assert!(text.contains("custos_view_records{view=\"archive\"} 1000\n"), "{text}");
+        assert!(text.contains("custos_view_lag_records{view=\"search\"} 100\n"), "{text}");
+        assert!(text.contains("custos_view_lag_records{view=\"archive\"} 0\n"), "{text}");
+        // A position read just before the ledger's size never shows as negative lag.
+        assert!(render_views(5, 6, 5).contains("custos_view_lag_records{view=\"search\"} 0\n"));
     }
 }
 

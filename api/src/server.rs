@@ -1353,6 +1353,14 @@ async fn metrics(caller: Caller, State(s): State<AppState>) -> Result<Response, 
         s.0.ledger.size(),
         age,
     ) + &st.http.render();
+    let text = match &s.0.search {
+        Some((_, views)) => {
+            let (searchable, archived) =
+                (views.searchable.load(Ordering::Relaxed), views.archived.load(Ordering::Relaxed));
+            text + &crate::metrics::render_views(s.0.ledger.size(), searchable, archived)
+        }
+        None => text,
+    };
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
 }
 

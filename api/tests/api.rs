@@ -536,6 +536,23 @@ async fn metrics_count_requests_by_route_pattern() {
     assert!(text.contains("custos_http_request_duration_seconds_count{route=\"/api/v1/incidents\",method=\"GET\"} 3"));
 }
 
+#[tokio::test]
+async fn metrics_show_how_far_search_and_archive_have_got() {
+    let f = fixture().await;
+    f.ledger.append(plant_events()).await.expect("append");
+    caught_up(&f).await;
+    let size = f.ledger.size();
+    assert!(size >= 3);
+    let admin = Some(f.tokens[&Role::Admin].as_str());
+    let (s, body) = call(&f.app, "GET", "/metrics", admin, "").await;
+    assert_eq!(s, StatusCode::OK);
+    let text = body.as_str().expect("text");
+    for view in ["search", "archive"] {
+        assert!(text.contains(&format!("custos_view_records{{view=\"{view}\"}} {size}\n")), "{view}: {text}");
+        assert!(text.contains(&format!("custos_view_lag_records{{view=\"{view}\"}} 0\n")), "{view}: {text}");
+    }
+}
+
 /// Polls `ready` until it holds; fails with `what` after `secs` seconds.
 async fn eventually(what: &str, secs: u64, mut ready: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
