@@ -182,6 +182,19 @@ pub struct SearchIndex {
     batch: Vec<UserOperation>,
 }
 
+/// Levels a query may nest. tantivy's query parser and its queries recurse
+/// once per level: 500 parentheses overflowed a 2 MiB thread stack, which
+/// aborts the process. Nobody writes more than a handful.
+const MAX_NESTING: usize = 64;
+
+/// An upper bound on how deep `q` nests: every `(` (a field's group too) and
+/// every `NOT`, wherever they are. Counting only unquoted ones would need
+/// the parser's exact rules for quotes and escapes, and a mistake there would
+/// let a deep query through.
+fn nesting(q: &str) -> usize {
+    q.matches('(').count() + q.matches("NOT").count()
+}
+
 /// Operations per hand-over to tantivy's indexing threads. Its channel holds
 /// 10,000 hand-overs, so this also bounds the documents waiting there.
 const BATCH: usize = 8;
@@ -376,6 +389,12 @@ impl Searcher {
         if req.q.trim().is_empty() {
             clauses.push((Occur::Must, Box::new(AllQuery)));
         } else {
+            let depth = nesting(&req.q);
+            if depth > MAX_NESTING {
+                return Err(SearchError::Query(format!(
+                    "the query has {depth} parentheses and NOTs; at most {MAX_NESTING} are accepted"
+                )));
+            }
             let q = self.parser.parse_query(&req.q).map_err(|e| match e {
                 tantivy::query::QueryParserError::FieldNotIndexed(f) if f == "ledger_index" => {
                     SearchError::Query("ledger_index takes ranges only, e.g. ledger_index:[5 TO 5]".into())
@@ -793,6 +812,48 @@ mod tests {
         e.src_mut().asset = Some("EWS-1".into());
         e.message = "logon".into();
         e
+    }
+
+    /// The deepest queries the limit lets through run on a thread with a
+    /// worker's default 2 MiB stack (a debug build's frames are the largest);
+    /// one level more is refused before the parser sees it.
+    #[test]
+    fn nesting_limit_keeps_deep_queries_off_the_stack() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ix = SearchIndex::open(dir.path()).expect("open");
+        ix.add_event(0, &event(1_000, "cell-1", "alice", "login a b")).expect("add");
+        ix.commit().expect("commit");
+        let s = ix.searcher();
+        let n = MAX_NESTING;
+        let deepest = [
+            "(".repeat(n) + "a" + &")".repeat(n),
+            "raw:(".repeat(n) + "a" + &")".repeat(n),
+            "(b OR ".repeat(n) + "a" + &")".repeat(n),
+            "a AND ".to_owned() + &"NOT (".repeat(n / 2) + "b" + &")".repeat(n / 2),
+            "x AND ".to_owned() + &"NOT ".repeat(n) + "a",
+        ];
+        for q in &deepest {
+            assert_eq!(nesting(q), n, "{q}");
+        }
+        let answers = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                let search = |q: String| s.search(&SearchRequest { q, limit: 10, ..Default::default() });
+                let at_limit: Vec<_> = deepest.into_iter().map(|q| search(q).map(|p| p.total)).collect();
+                (at_limit, search("(".repeat(n + 1) + "a" + &")".repeat(n + 1)).map(|p| p.total))
+            })
+            .expect("thread")
+            .join()
+            .expect("no overflow");
+        let totals: Vec<_> = answers.0.into_iter().map(|r| r.map_err(|e| e.to_string())).collect();
+        // Each answers (what nested NOTs match is tantivy's business); the groups find the event.
+        assert!(totals.iter().all(Result::is_ok), "{totals:?}");
+        assert_eq!(totals[..3], [Ok(1), Ok(1), Ok(1)]);
+        let refused = answers.1.expect_err("past the limit").to_string();
+        assert!(refused.contains("65 parentheses and NOTs; at most 64"), "{refused}");
+        // Quoted or not, every parenthesis counts: a quote cannot hide nesting.
+        assert_eq!(nesting(r#"("a)" ("b)" c"#), 2);
+        assert_eq!(nesting("NOTICE NOT(a)"), 3);
     }
 
     #[test]

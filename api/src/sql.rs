@@ -97,6 +97,13 @@ impl SqlEngine {
 
     /// Runs one read-only query.
     pub async fn query(&self, sql: &str, limits: SqlLimits) -> Result<SqlResult, SqlError> {
+        let operators = operators(sql)?;
+        if operators > MAX_OPERATORS {
+            return Err(SqlError::Query(format!(
+                "the query has {operators} operators; at most {MAX_OPERATORS} are accepted \
+                 (write long lists of alternatives as `IN (...)`)"
+            )));
+        }
         let ctx = self.session(&limits).await?;
         let read_only = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
         let run = async {
@@ -133,6 +140,74 @@ impl SqlEngine {
         let columns = schema.fields().iter().map(|f| (f.name().clone(), f.data_type().to_string())).collect();
         Ok(SqlResult { columns, rows, truncated })
     }
+}
+
+/// Operators one query may hold. DataFusion copies and drops expression
+/// trees recursively, without the stack checks its planner has: a chain of a
+/// thousand `OR`s overflowed a 2 MiB thread stack, which aborts the process.
+/// Counting tokens before anything is parsed bounds every such tree.
+const MAX_OPERATORS: usize = 128;
+
+/// Tokens of `sql` that can nest an expression or a query one level deeper:
+/// operators, casts, `CASE`, set operations and joins. Literals, names,
+/// commas and parentheses (the parser limits those to 50 levels) do not count,
+/// so `IN` lists and long select lists are not limited.
+fn operators(sql: &str) -> Result<usize, SqlError> {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::keywords::Keyword as K;
+    use datafusion::sql::sqlparser::tokenizer::{Token as T, Tokenizer};
+    let tokens = Tokenizer::new(&GenericDialect {}, sql).tokenize().map_err(|e| SqlError::Query(e.to_string()))?;
+    let nests = |t: &T| match t {
+        T::Word(w) => matches!(
+            w.keyword,
+            K::AND
+                | K::OR
+                | K::XOR
+                | K::NOT
+                | K::IS
+                | K::LIKE
+                | K::ILIKE
+                | K::SIMILAR
+                | K::BETWEEN
+                | K::CASE
+                | K::UNION
+                | K::INTERSECT
+                | K::EXCEPT
+                | K::JOIN
+                | K::AT
+                | K::COLLATE
+        ),
+        T::EOF
+        | T::Number(..)
+        | T::Char(_)
+        | T::SingleQuotedString(_)
+        | T::DoubleQuotedString(_)
+        | T::TripleSingleQuotedString(_)
+        | T::TripleDoubleQuotedString(_)
+        | T::DollarQuotedString(_)
+        | T::SingleQuotedByteStringLiteral(_)
+        | T::DoubleQuotedByteStringLiteral(_)
+        | T::TripleSingleQuotedByteStringLiteral(_)
+        | T::TripleDoubleQuotedByteStringLiteral(_)
+        | T::SingleQuotedRawStringLiteral(_)
+        | T::DoubleQuotedRawStringLiteral(_)
+        | T::TripleSingleQuotedRawStringLiteral(_)
+        | T::TripleDoubleQuotedRawStringLiteral(_)
+        | T::NationalStringLiteral(_)
+        | T::EscapedStringLiteral(_)
+        | T::UnicodeStringLiteral(_)
+        | T::HexStringLiteral(_)
+        | T::Comma
+        | T::Whitespace(_)
+        | T::LParen
+        | T::RParen
+        | T::Period
+        | T::SemiColon
+        | T::Placeholder(_) => false,
+        // `*` in `SELECT *` and `count(*)` counts too: a few per query.
+        _ => true,
+    };
+    Ok(tokens.iter().filter(|t| nests(t)).count())
 }
 
 /// DataFusion's message without its internal prefixes.
@@ -181,6 +256,61 @@ mod tests {
         );
         a.flush().expect("flush");
         dir
+    }
+
+    #[test]
+    fn operators_are_counted_outside_literals_and_comments() {
+        let sql = "SELECT count(*) FROM events WHERE zone IN ('a+b', 'c OR d', 'e') AND person = 'x' -- a OR b";
+        assert_eq!(operators(sql).expect("tokens"), 3, "*, AND and =");
+        assert_eq!(operators("SELECT a::int::int FROM t WHERE NOT (x BETWEEN 1 AND 2)").expect("tokens"), 5);
+        assert!(operators("SELECT 'unclosed").is_err());
+    }
+
+    /// `terms` alternatives joined by OR: `2 * terms` operators with `count(*)`.
+    fn alternatives(terms: usize) -> String {
+        let any: Vec<String> = (0..terms).map(|i| format!("zone = 'z{i}'")).collect();
+        format!("SELECT count(*) AS n FROM events WHERE {}", any.join(" OR "))
+    }
+
+    /// A query at the limit runs on a thread with a worker's default 2 MiB
+    /// stack (a debug build's frames are the largest); one past it is refused
+    /// before DataFusion sees it.
+    #[test]
+    fn operator_limit_keeps_deep_queries_off_the_stack() {
+        let dir = archive();
+        let path = dir.path().to_path_buf();
+        let answer = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                let sql = SqlEngine::new(&path);
+                let n = MAX_OPERATORS;
+                // Each as deep as the limit lets it be.
+                let deepest = [
+                    format!("SELECT {}1 AS x", "1 + ".repeat(n)),
+                    format!("SELECT {}1 AS x", "- ".repeat(n)),
+                    format!("SELECT 1{} AS x", "::bigint".repeat(n)),
+                    format!("SELECT {}true AS x", "NOT ".repeat(n)),
+                ];
+                for q in deepest {
+                    assert_eq!(operators(&q).expect("tokens"), n, "{q}");
+                    match rt.block_on(sql.query(&q, SqlLimits::default())) {
+                        Ok(_) => {}
+                        // The parser refuses prefix chains itself: an error, not an abort.
+                        Err(SqlError::Query(_)) if q.starts_with("SELECT - ") || q.starts_with("SELECT NOT") => {}
+                        Err(e) => panic!("{e}: {}", &q[..40]),
+                    }
+                }
+                let at_limit = rt.block_on(sql.query(&alternatives(n / 2), SqlLimits::default()));
+                let past = rt.block_on(sql.query(&alternatives(n / 2 + 1), SqlLimits::default()));
+                (at_limit.map(|r| r.rows), past.map(|r| r.rows))
+            })
+            .expect("thread")
+            .join()
+            .expect("no overflow");
+        assert_eq!(answer.0.expect("at the limit"), vec![json!({"n": 0})]);
+        let refused = answer.1.expect_err("past the limit").to_string();
+        assert!(refused.contains("130 operators; at most 128"), "{refused}");
     }
 
     #[tokio::test]

@@ -642,6 +642,11 @@ async fn search_finds_events_pages_and_is_audited() {
         assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {b}");
         assert_eq!(b["error"]["code"], "bad_request");
     }
+    // Nesting deep enough to overflow the parser's stack is refused, and the server stays up.
+    let deep = format!("/api/v1/search?q={}a{}", "%28".repeat(500), "%29".repeat(500));
+    let (s, b) = call(&f.app, "GET", &deep, analyst, "").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert!(b["error"]["message"].as_str().is_some_and(|m| m.contains("500 parentheses")), "{b}");
 }
 
 #[tokio::test]
@@ -671,6 +676,11 @@ async fn sql_answers_read_only_queries_and_is_audited() {
     for bad in [r#"{"sql": ""}"#, r#"{"sql": "SELECT 1", "max_rows": 0}"#, r#"{"query": "SELECT 1"}"#, "not json"] {
         assert_eq!(call(&f.app, "POST", "/api/v1/query/sql", reviewer, bad).await.0, StatusCode::BAD_REQUEST, "{bad}");
     }
+    // An expression deep enough to overflow DataFusion's stack is refused, and the server stays up.
+    let deep = format!(r#"{{"sql": "SELECT {}1 AS n"}}"#, "1+".repeat(200));
+    let (s, b) = call(&f.app, "POST", "/api/v1/query/sql", reviewer, &deep).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert!(b["error"]["message"].as_str().is_some_and(|m| m.contains("200 operators")), "{b}");
     let control_room = Some(f.tokens[&Role::ControlRoom].as_str());
     assert_eq!(
         call(&f.app, "POST", "/api/v1/query/sql", control_room, r#"{"sql": "SELECT 1"}"#).await.0,

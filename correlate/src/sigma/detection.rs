@@ -421,7 +421,13 @@ struct ConditionParser<'a> {
     tokens: Vec<String>,
     at: usize,
     names: &'a [&'a str],
+    /// `not`s and parentheses open where the parser is.
+    depth: usize,
 }
+
+/// Levels a condition may nest: the parser and every match recurse once per
+/// level, and a rule file nesting thousands would overflow the stack.
+const MAX_CONDITION_DEPTH: usize = 64;
 
 impl<'a> ConditionParser<'a> {
     fn new(text: &str, names: &'a [&'a str]) -> Result<Self, String> {
@@ -445,7 +451,7 @@ impl<'a> ConditionParser<'a> {
         if tokens.is_empty() {
             return Err("condition is empty".into());
         }
-        Ok(Self { tokens, at: 0, names })
+        Ok(Self { tokens, at: 0, names, depth: 0 })
     }
 
     fn peek(&self) -> Option<&str> {
@@ -484,11 +490,25 @@ impl<'a> ConditionParser<'a> {
         Ok(if parts.len() == 1 { parts.remove(0) } else { Condition::And(parts) })
     }
 
+    /// Parses with `part` one level deeper, refusing past [`MAX_CONDITION_DEPTH`].
+    fn deeper(&mut self, part: fn(&mut Self) -> Result<Condition, String>) -> Result<Condition, String> {
+        if self.depth == MAX_CONDITION_DEPTH {
+            return Err(format!("condition: nests deeper than {MAX_CONDITION_DEPTH} levels of `not` and parentheses"));
+        }
+        self.depth += 1;
+        let c = part(self);
+        self.depth -= 1;
+        c
+    }
+
     fn unary(&mut self) -> Result<Condition, String> {
         match self.next().as_deref() {
-            Some("not") => Ok(Condition::Not(Box::new(self.unary()?))),
+            Some("not") => {
+                let c = self.deeper(Self::unary)?;
+                Ok(Condition::Not(Box::new(c)))
+            }
             Some("(") => {
-                let c = self.or()?;
+                let c = self.deeper(Self::or)?;
                 match self.next().as_deref() {
                     Some(")") => Ok(c),
                     _ => Err("condition: missing )".into()),
@@ -608,5 +628,20 @@ mod tests {
             let e = det(yaml).expect_err(yaml);
             assert!(e.contains(why), "{yaml}: {e}");
         }
+    }
+
+    #[test]
+    fn conditions_nest_64_levels_and_no_deeper() {
+        let event = event();
+        let nested = |levels: usize| {
+            let (nots, parens) = (levels / 2 + 1, levels - levels / 2 - 1);
+            format!("sel: {{x: 1}}\ncondition: {}{}sel{}", "not ".repeat(nots), "(".repeat(parens), ")".repeat(parens))
+        };
+        let d = det(&nested(MAX_CONDITION_DEPTH)).expect("at the limit");
+        assert!(d.matches(&event), "33 nots of a selection that does not match");
+        let e = det(&nested(MAX_CONDITION_DEPTH + 1)).expect_err("past the limit");
+        assert!(e.contains("deeper than 64"), "{e}");
+        // A rule file nesting many thousands is refused, not a stack overflow.
+        assert!(det(&nested(100_000)).is_err());
     }
 }
