@@ -249,6 +249,7 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .0
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(answer_panics))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe_request))
         .with_state(state)
 }
@@ -326,6 +327,32 @@ async fn observe_request(
     let response = next.run(request).await;
     s.0.stats.http.observe(&route, &method, response.status().as_u16(), started.elapsed().as_secs_f64());
     response
+}
+
+/// A handler that panics (a bug, here or in a library) answers 500 with a
+/// JSON error like any other, instead of the connection closing without an
+/// answer; the panic is logged with its route. (Handler state is behind
+/// poison-tolerant locks, so the server goes on serving.)
+async fn answer_panics(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use futures_util::FutureExt as _;
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    match std::panic::AssertUnwindSafe(next.run(request)).catch_unwind().await {
+        Ok(response) => response,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(%method, path, panic = what, "request handler panicked");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the server failed on this request; it is logged",
+            )
+            .into_response()
+        }
+    }
 }
 
 #[utoipa::path(
@@ -1407,4 +1434,32 @@ async fn ingest_push(
     let batch: Vec<RawRecord> = pieces.into_iter().map(|p| RawRecord::new(name.clone(), format, now, p)).collect();
     s.0.raw.publish(batch).await.map_err(|_| ApiError::unavailable("ingest is shutting down"))?;
     Ok((StatusCode::ACCEPTED, Json(json!({"accepted": n}))).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt as _;
+
+    async fn boom() -> &'static str {
+        panic!("boom")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_as_json() {
+        let app = Router::new()
+            .route("/boom", axum::routing::get(boom))
+            .route("/fine", axum::routing::get(|| async { "fine" }))
+            .layer(axum::middleware::from_fn(answer_panics));
+        let ask = |path: &'static str| {
+            app.clone().oneshot(axum::http::Request::get(path).body(axum::body::Body::empty()).expect("request"))
+        };
+        let response = ask("/boom").await.expect("answered");
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.expect("body");
+        let body: Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(body["error"]["code"], "internal");
+        assert!(!body.to_string().contains("boom"), "the panic's text stays in the log: {body}");
+        assert_eq!(ask("/fine").await.expect("answered").status(), StatusCode::OK, "and the next request is served");
+    }
 }
