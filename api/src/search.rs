@@ -183,7 +183,7 @@ pub struct SearchIndex {
 }
 
 /// Levels a query may nest. tantivy's query parser and its queries recurse
-/// once per level: 500 parentheses overflowed a 2 MiB thread stack, which
+/// once per level: 500 parentheses overflowed a 2 MiB thread stack (debug build), which
 /// aborts the process. Nobody writes more than a handful.
 const MAX_NESTING: usize = 64;
 

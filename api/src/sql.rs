@@ -144,7 +144,7 @@ impl SqlEngine {
 
 /// Operators one query may hold. DataFusion copies and drops expression
 /// trees recursively, without the stack checks its planner has: a chain of a
-/// thousand `OR`s overflowed a 2 MiB thread stack, which aborts the process.
+/// thousand `OR`s overflowed a 2 MiB thread stack (debug build), which aborts the process.
 /// Counting tokens before anything is parsed bounds every such tree.
 const MAX_OPERATORS: usize = 128;
 
