@@ -182,6 +182,9 @@ pub struct SearchIndex {
     batch: Vec<UserOperation>,
 }
 
+/// Longest query accepted, in bytes.
+const MAX_QUERY_BYTES: usize = 4096;
+
 /// Levels a query may nest. tantivy's query parser and its queries recurse
 /// once per level: 500 parentheses overflowed a 2 MiB thread stack (debug build), which
 /// aborts the process. Nobody writes more than a handful.
@@ -386,6 +389,9 @@ pub struct Searcher {
 impl Searcher {
     pub fn search(&self, req: &SearchRequest) -> Result<SearchPage, SearchError> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        if req.q.len() > MAX_QUERY_BYTES {
+            return Err(SearchError::Query(format!("q is longer than {MAX_QUERY_BYTES} bytes")));
+        }
         if req.q.trim().is_empty() {
             clauses.push((Occur::Must, Box::new(AllQuery)));
         } else {
@@ -823,7 +829,7 @@ mod tests {
         let mut ix = SearchIndex::open(dir.path()).expect("open");
         ix.add_event(0, &event(1_000, "cell-1", "alice", "login a b")).expect("add");
         ix.commit().expect("commit");
-        let s = ix.searcher();
+        let (s, s_long) = (ix.searcher(), ix.searcher());
         let n = MAX_NESTING;
         let deepest = [
             "(".repeat(n) + "a" + &")".repeat(n),
@@ -851,6 +857,8 @@ mod tests {
         assert_eq!(totals[..3], [Ok(1), Ok(1), Ok(1)]);
         let refused = answers.1.expect_err("past the limit").to_string();
         assert!(refused.contains("65 parentheses and NOTs; at most 64"), "{refused}");
+        let long = s_long.search(&SearchRequest { q: "a ".repeat(2049), limit: 1, ..Default::default() });
+        assert!(long.expect_err("too long").to_string().contains("longer than 4096 bytes"));
         // Quoted or not, every parenthesis counts: a quote cannot hide nesting.
         assert_eq!(nesting(r#"("a)" ("b)" c"#), 2);
         assert_eq!(nesting("NOTICE NOT(a)"), 3);
