@@ -218,14 +218,15 @@ impl Archive {
         self.rows
     }
 
-    /// Buffers the event in ledger record `index`.
-    pub fn add_event(&mut self, index: u64, recorded_at: i64, event: &Event) {
+    /// Buffers the event in ledger record `index`; `unmapped` is its vendor
+    /// fields' JSON text when the caller has it (else they are written from `event`).
+    pub fn add_event(&mut self, index: u64, recorded_at: i64, event: &Event, unmapped: Option<&str>) {
         if index < self.next {
             return;
         }
         self.next = index + 1;
         let partition = (event.time.div_euclid(DAY_MS), event.class_uid);
-        self.events.entry(partition).or_default().append(index, recorded_at, event);
+        self.events.entry(partition).or_default().append(index, recorded_at, event, unmapped);
         self.rows += 1;
     }
 
@@ -535,9 +536,9 @@ mod tests {
         };
         use ingest::event::EventClass::{NetworkActivity, PhysicalAccess};
         a.add(0, RecordKind::Key, 0, &json!({}));
-        a.add_event(1, 5, &ev(1_795_687_200_000, NetworkActivity));
-        a.add_event(2, 5, &ev(1_795_687_200_000 + 86_400_000, NetworkActivity));
-        a.add_event(3, 5, &ev(1_795_687_200_000, PhysicalAccess));
+        a.add_event(1, 5, &ev(1_795_687_200_000, NetworkActivity), None);
+        a.add_event(2, 5, &ev(1_795_687_200_000 + 86_400_000, NetworkActivity), None);
+        a.add_event(3, 5, &ev(1_795_687_200_000, PhysicalAccess), None);
         a.add(
             4,
             RecordKind::Audit,
@@ -558,7 +559,7 @@ mod tests {
         let mut a = Archive::open(dir.path()).expect("reopen");
         assert!(!stray.exists());
         assert_eq!(a.next_index(), 5);
-        a.add_event(3, 5, &ev(0, NetworkActivity));
+        a.add_event(3, 5, &ev(0, NetworkActivity), None);
         assert_eq!(a.pending(), 0, "records already archived are not archived again");
     }
 

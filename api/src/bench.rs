@@ -239,10 +239,15 @@ pub struct ViewsFigures {
 const BENCH_ZONES: [&str; 8] =
     ["cell-1", "cell-2", "cell-3", "cell-4", "control-room", "qc-lab", "utilities", "warehouse"];
 
+/// When bench event `i` of `n` happened: spread evenly over 30 days.
+fn bench_time(i: u64, n: u64) -> i64 {
+    1_793_000_000_000 + (i as i128 * 30 * 86_400_000 / n.max(1) as i128) as i64
+}
+
 /// Ledger bytes of synthetic plant event `i` of `n`, spread over 30 days.
 fn bench_event(i: u64, n: u64) -> Result<Vec<u8>, ledger::LedgerError> {
     use serde_json::json;
-    let t = 1_793_000_000_000 + (i as i128 * 30 * 86_400_000 / n.max(1) as i128) as i64;
+    let t = bench_time(i, n);
     let zone = BENCH_ZONES[((i % 8 + i / 40) % 8) as usize];
     let person = format!("p-{}", (i / 3) % 200);
     let host = (i * 31) % 250;
@@ -298,19 +303,176 @@ fn bench_event(i: u64, n: u64) -> Result<Vec<u8>, ledger::LedgerError> {
     ledger::record::encode(ledger::RecordKind::Event, t + 200, &data)
 }
 
-/// Appends `records` synthetic events to a real ledger in `dir`, times the
-/// follower's work over it (`custos reindex`: read, decode, index, archive),
-/// then times searches and SQL over the result.
-pub async fn views(dir: &std::path::Path, records: u64) -> Result<ViewsFigures, crate::Error> {
+/// Which events `custos bench views` indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchEvents {
+    /// Written directly as event JSON: short raw records (83–140 bytes) and a
+    /// message of the raw record's first 60 characters; about 560 ledger bytes each.
+    Synthetic,
+    /// Made by the real parsers and normaliser (enriched from an inventory of
+    /// 8 zones, 50 PLCs, 20 workstations and 200 people) from a plant's mix of
+    /// full FortiGate traffic logs, Suricata EVE flows, Modbus requests and
+    /// alerts, badge reads and Windows logons as CEF: about 1,500 ledger bytes each.
+    Parsed,
+}
+
+/// The inventory parsed bench events are enriched from.
+fn bench_inventory() -> String {
+    use std::fmt::Write as _;
+    let mut t = String::new();
+    for (z, zone) in BENCH_ZONES.iter().enumerate() {
+        let _ = write!(
+            t,
+            "[[zones]]\nid = \"{zone}\"\nname = \"{zone}\"\nlevel = {}\nnetworks = [\"10.10.{z}.0/24\"]\n\n\
+             [[doors]]\nid = \"{zone}-door\"\nname = \"{zone} door\"\narea = \"{zone}\"\nzone = \"{zone}\"\n\n",
+            1 + z % 3
+        );
+    }
+    for a in 0..50 {
+        let _ = write!(
+            t,
+            "[[assets]]\nid = \"PLC-{a:02}\"\nip = [\"10.10.{}.{}\"]\nkind = \"plc\"\nzone = \"{}\"\n\n",
+            a % 8,
+            10 + a / 8,
+            BENCH_ZONES[a % 8]
+        );
+    }
+    for w in 0..20 {
+        let _ = write!(
+            t,
+            "[[assets]]\nid = \"EWS-{w:02}\"\nhostname = \"ews-{w}\"\nip = [\"10.10.{}.{}\"]\nkind = \"workstation\"\nzone = \"{}\"\n\n",
+            w % 8,
+            200 + w,
+            BENCH_ZONES[w % 8]
+        );
+    }
+    for p in 0..200 {
+        let _ = write!(
+            t,
+            "[[people]]\nid = \"p-{p}\"\nname = \"Person {p}\"\nbadges = [\"{}\"]\naccounts = [\"p-{p}\"]\n\n",
+            4000 + p
+        );
+    }
+    t
+}
+
+/// Raw record `i` of `n` of a plant's mix, spread over 30 days: its format and bytes.
+fn plant_record(i: u64, n: u64) -> (ingest::Format, Vec<u8>) {
+    use ingest::Format;
+    let t = bench_time(i, n);
+    let ts = ingest::time::format_rfc3339(t);
+    let z = (i % 8 + i / 40) % 8;
+    let zone = BENCH_ZONES[z as usize];
+    let (host, plc, port) = (30 + (i * 31) % 150, 10 + (i / 8) % 7, 40_000 + i % 20_000);
+    let person = (i / 3) % 200;
+    match i % 20 {
+        0..=8 => (
+            Format::Syslog,
+            format!(
+                r#"<189>1 {ts} fgt-{zone} - - - - date={} time={} devname="FGT-{zone}" devid="FG100FTK2000000{z}" eventtime={t}000000 tz="+0000" logid="0000000013" type="traffic" subtype="forward" level="notice" vd="root" srcip=10.10.{z}.{host} srcport={port} srcintf="port{z}" srcintfrole="lan" dstip=10.10.{z}.{plc} dstport=502 dstintf="port9" dstintfrole="lan" srccountry="Reserved" dstcountry="Reserved" sessionid={} proto=6 action="accept" policyid={} policytype="policy" poluuid="8a1e5c2e-6f0b-51ef-1c3e-2b1c9d{:06}" service="Modbus" trandisp="noop" duration={} sentbyte={} rcvdbyte={} sentpkt={} rcvdpkt={} appcat="unscanned""#,
+                &ts[..10],
+                &ts[11..19],
+                1_000_000 + i,
+                12 + z,
+                z,
+                1 + i % 120,
+                180 + i % 900,
+                96 + i % 500,
+                4 + i % 9,
+                4 + i % 7
+            )
+            .into_bytes(),
+        ),
+        9..=11 => (
+            Format::SuricataEve,
+            format!(
+                r#"{{"timestamp":"{}+0000","flow_id":{},"in_iface":"eth{z}","event_type":"flow","src_ip":"10.10.{z}.{host}","src_port":{port},"dest_ip":"10.10.{z}.{plc}","dest_port":502,"proto":"TCP","app_proto":"modbus","flow":{{"pkts_toserver":{},"pkts_toclient":4,"bytes_toserver":{},"bytes_toclient":260,"start":"{ts}","end":"{ts}","age":0,"state":"closed","reason":"timeout","alerted":false}},"tcp":{{"tcp_flags":"1b","tcp_flags_ts":"1b","tcp_flags_tc":"1b","syn":true,"fin":true,"psh":true,"ack":true,"state":"closed"}}}}"#,
+                &ts[..23],
+                1_000_000_000 + i,
+                4 + i % 9,
+                280 + i % 700
+            )
+            .into_bytes(),
+        ),
+        12..=14 => (
+            Format::SuricataEve,
+            format!(
+                r#"{{"timestamp":"{}+0000","flow_id":{},"in_iface":"eth{z}","event_type":"modbus","src_ip":"10.10.{z}.{host}","src_port":{port},"dest_ip":"10.10.{z}.{plc}","dest_port":502,"proto":"TCP","modbus":{{"id":{},"request":{{"transaction_id":{},"protocol_id":0,"unit_id":1,"function_raw":{},"access_type":"{}","category":"PUBLIC_ASSIGNED","error_flags":"NONE"}}}}}}"#,
+                &ts[..23],
+                1_000_000_000 + i,
+                i % 1000,
+                i % 65536,
+                if i.is_multiple_of(29) { 16 } else { 3 },
+                if i.is_multiple_of(29) { "WRITE | HOLDING" } else { "READ | HOLDING" }
+            )
+            .into_bytes(),
+        ),
+        15 | 16 => (
+            Format::BadgeJson,
+            format!(
+                r#"{{"time":"{ts}","badge":"{}","door":"{zone}-door","result":"{}","direction":"in","controller":"PACS-GW-{z}"}}"#,
+                4000 + person,
+                if i.is_multiple_of(97) { "denied" } else { "granted" }
+            )
+            .into_bytes(),
+        ),
+        17 | 18 => (
+            Format::Syslog,
+            format!(
+                "<14>1 {ts} ews-{} Microsoft-Windows-Security-Auditing 4 4624 - CEF:0|Microsoft|Microsoft Windows|10.0|4624|An account was successfully logged on|3|rt={t} duser=p-{person} dhost=ews-{} dst=10.10.{}.{} src=10.10.{z}.{host} cs2Label=LogonType cs2={}",
+                i % 20,
+                i % 20,
+                i % 20 % 8,
+                200 + i % 20,
+                if i.is_multiple_of(3) { 10 } else { 2 }
+            )
+            .into_bytes(),
+        ),
+        _ => (
+            Format::SuricataEve,
+            format!(
+                r#"{{"timestamp":"{}+0000","flow_id":{},"in_iface":"eth{z}","event_type":"alert","src_ip":"10.10.{z}.{host}","src_port":{port},"dest_ip":"10.10.{z}.{plc}","dest_port":502,"proto":"TCP","alert":{{"action":"allowed","gid":1,"signature_id":{},"rev":1,"signature":"ET SCADA Modbus write from non-engineering host","category":"Attempted Administrator Privilege Gain","severity":{}}}}}"#,
+                &ts[..23],
+                1_000_000_000 + i,
+                2_100_100 + i % 7,
+                1 + i % 3
+            )
+            .into_bytes(),
+        ),
+    }
+}
+
+/// Appends `records` events to a real ledger in `dir`, times the follower's
+/// work over it (`custos reindex`: read, decode, index, archive), then times
+/// searches and SQL over the result.
+pub async fn views(dir: &std::path::Path, records: u64, events: BenchEvents) -> Result<ViewsFigures, crate::Error> {
     use crate::search::SearchRequest;
     use ledger::{Ledger, LedgerOptions, NoteSigner};
     let origin = "custos.bench/views";
     let key = NoteSigner::generate(origin)?.encode();
     let (l, _) = Ledger::open(&dir.join("ledger"), origin, NoteSigner::parse(&key)?, LedgerOptions::default())?;
+    let inventory =
+        Arc::new(Inventory::from_toml(&bench_inventory()).map_err(|e| crate::Error::Derived(e.to_string()))?);
+    let mut normalizer = Normalizer::new(inventory, 0);
+    let source: Arc<str> = "bench".into();
+    let mut parsed = |i: u64| {
+        let (format, bytes) = plant_record(i, records);
+        let received = bench_time(i, records) + 150;
+        match normalizer.normalize(ingest::RawRecord::new(source.clone(), format, received, bytes)).record {
+            ingest::Normalized::Event(e) => Ok(ledger::record::encode(ledger::RecordKind::Event, received + 50, &e)?),
+            ingest::Normalized::DeadLetter(d) => Err(crate::Error::Derived(format!("bench record {i}: {}", d.reason))),
+        }
+    };
     let mut at = 0u64;
     while at < records {
         let end = records.min(at + 10_000);
-        l.append((at..end).map(|i| bench_event(i, records)).collect::<Result<_, _>>()?).await?;
+        let batch = match events {
+            BenchEvents::Synthetic => {
+                (at..end).map(|i| Ok(bench_event(i, records)?)).collect::<Result<_, crate::Error>>()?
+            }
+            BenchEvents::Parsed => (at..end).map(&mut parsed).collect::<Result<_, crate::Error>>()?,
+        };
+        l.append(batch).await?;
         at = end;
     }
     l.close().await?;
@@ -396,4 +558,29 @@ pub async fn views(dir: &std::path::Path, records: u64) -> Result<ViewsFigures, 
         searches: search_figures,
         sql: sql_figures,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_of_plant_record_parses_into_an_enriched_event() {
+        let inventory = Arc::new(Inventory::from_toml(&bench_inventory()).expect("bench inventory"));
+        let mut normalizer = Normalizer::new(inventory, 0);
+        let mut classes = std::collections::BTreeSet::new();
+        for i in 0..40 {
+            let (format, bytes) = plant_record(i, 40);
+            let received = bench_time(i, 40) + 150;
+            let ingest::Normalized::Event(e) =
+                normalizer.normalize(ingest::RawRecord::new("bench".into(), format, received, bytes)).record
+            else {
+                panic!("record {i} became a dead letter");
+            };
+            assert!(e.zone.is_some(), "record {i} has no zone");
+            assert_eq!(e.time / 1000, bench_time(i, 40) / 1000, "record {i}: the time is read from its own text");
+            classes.insert(e.class_uid);
+        }
+        assert_eq!(classes.into_iter().collect::<Vec<_>>(), [2004, 3002, 4001, 9001]);
+    }
 }

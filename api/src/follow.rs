@@ -12,6 +12,9 @@ use ledger::Ledger;
 use crate::Error;
 use crate::archive::Archive;
 use crate::search::{SearchIndex, Searcher};
+use ledger_event::LedgerEvent;
+
+mod ledger_event;
 
 /// How often the views publish what they have.
 #[derive(Debug, Clone, Copy)]
@@ -40,7 +43,8 @@ const ARCHIVE_CHUNK: usize = 1024;
 // and the other variant is rare.
 #[allow(clippy::large_enum_variant)]
 enum ArchiveItem {
-    Event(u64, i64, ingest::Event),
+    /// Ledger index, recorded at, the event, and its vendor fields as the ledger's JSON text.
+    Event(u64, i64, ingest::Event, Option<Box<str>>),
     Other(u64, ledger::RecordKind, i64, serde_json::Value),
 }
 
@@ -164,7 +168,7 @@ fn run_archive(
             Ok(ArchiveJob::Items(mut items)) => {
                 for item in items.drain(..) {
                     match item {
-                        ArchiveItem::Event(i, at, e) => archive.add_event(i, at, &e),
+                        ArchiveItem::Event(i, at, e, unmapped) => archive.add_event(i, at, &e, unmapped.as_deref()),
                         ArchiveItem::Other(i, kind, at, data) => archive.add(i, kind, at, &data),
                     }
                 }
@@ -248,10 +252,11 @@ impl Derived {
         let text = std::str::from_utf8(bytes).unwrap_or_default();
         // Read as an event first, in one pass: nearly every record is one,
         // and other kinds fail at their first field that is not an event's.
-        match serde_json::from_str::<Record<ingest::Event>>(text) {
+        match serde_json::from_str::<Record<LedgerEvent>>(text) {
             Ok(r) if r.kind == RecordKind::Event => {
-                self.search.add_event(index, &r.data).map_err(derived)?;
-                return self.archive.add(ArchiveItem::Event(index, r.recorded_at, r.data));
+                let LedgerEvent { event, unmapped } = r.data;
+                self.search.add_event(index, &event).map_err(derived)?;
+                return self.archive.add(ArchiveItem::Event(index, r.recorded_at, event, unmapped));
             }
             _ => {}
         }
@@ -412,6 +417,60 @@ pub fn reindex(data_dir: &Path, mut progress: impl FnMut(u64)) -> Result<u64, Er
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Through a real ledger and `reindex`: the archive's `unmapped` column is
+    /// the ledger's own text of the vendor fields, and search still finds the event.
+    #[tokio::test]
+    async fn the_archive_keeps_vendor_fields_as_the_ledger_holds_them() {
+        use ingest::event::EventClass;
+        use ledger::{LedgerOptions, NoteSigner, RecordKind};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let origin = "custos.test/follow";
+        let key = NoteSigner::generate(origin).expect("key").encode();
+        let (l, _) = Ledger::open(
+            &dir.path().join("ledger"),
+            origin,
+            NoteSigner::parse(&key).expect("key"),
+            LedgerOptions::default(),
+        )
+        .expect("ledger");
+        let mut with = ingest::Event::new(EventClass::NetworkActivity, 6, 1_795_687_200_000, 1_795_687_200_001, b"x");
+        with.zone = Some("cell-1".into());
+        with.unmapped.insert("fortigate.policyid", "12");
+        with.unmapped.insert("fortigate.msg", "quote \" tab \t ü");
+        with.unmapped.insert("eve.flow", serde_json::json!({"z": 1, "a": [true, null]}));
+        let without = ingest::Event::new(EventClass::NetworkActivity, 6, 1_795_687_200_002, 1_795_687_200_003, b"y");
+        let records: Vec<Vec<u8>> = [&with, &without]
+            .iter()
+            .map(|e| ledger::record::encode(RecordKind::Event, 5, e).expect("encode"))
+            .collect();
+        l.append(records.clone()).await.expect("append");
+        l.close().await.expect("close");
+        drop(l);
+        let data_dir = dir.path().to_path_buf();
+        tokio::task::spawn_blocking(move || reindex(&data_dir, |_| {})).await.expect("join").expect("reindex");
+
+        let ledger_text: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&records[0]).expect("record");
+        let sql = crate::sql::SqlEngine::new(&dir.path().join("archive"));
+        let r = sql
+            .query("SELECT ledger_index, unmapped FROM events ORDER BY ledger_index", Default::default())
+            .await
+            .expect("sql");
+        assert_eq!(r.rows.len(), 2);
+        let column = r.rows[0]["unmapped"].as_str().expect("text").to_owned();
+        let record = std::str::from_utf8(&records[0]).expect("utf-8");
+        assert!(record.contains(&format!("\"unmapped\":{column}")), "{column} is not the ledger's text");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&column).expect("json"), ledger_text["data"]["unmapped"]);
+        assert!(r.rows[1]["unmapped"].is_null(), "an event without vendor fields has none");
+
+        let d = Derived::open(dir.path(), FollowOptions::default()).expect("views");
+        let page = d
+            .searcher()
+            .search(&crate::search::SearchRequest { q: "zone:cell-1".into(), ..Default::default() })
+            .expect("search");
+        assert_eq!(page.total, 1);
+    }
 
     #[test]
     fn search_commits_less_often_while_far_behind() {

@@ -134,6 +134,10 @@ enum Command {
         /// Also parse and enrich every record (the normaliser).
         #[arg(long)]
         normalize: bool,
+        /// views: `synthetic` (short hand-made events) or `parsed` (a plant's
+        /// mix made by the real parsers and normaliser; longer records).
+        #[arg(long, default_value = "synthetic")]
+        events: String,
     },
     /// People: `add NAME --role ROLE --printed-name "…"` (password from
     /// standard input; prints an API token), `passwd NAME` (password from
@@ -232,8 +236,8 @@ fn main() -> ExitCode {
         Command::Replay { source, data_dir, inventory, mapping, json, files } => {
             runtime().and_then(|rt| rt.block_on(replay(&source, data_dir, inventory, mapping, json, files)))
         }
-        Command::Bench { what, seconds, connections, normalize, records, dir } => {
-            runtime().and_then(|rt| rt.block_on(bench(&what, seconds, connections, normalize, records, dir)))
+        Command::Bench { what, seconds, connections, normalize, records, dir, events } => {
+            runtime().and_then(|rt| rt.block_on(bench(&what, seconds, connections, normalize, records, dir, &events)))
         }
         Command::Run { config, roles } => runtime().and_then(|rt| rt.block_on(run(&config, &roles))),
     };
@@ -456,6 +460,7 @@ async fn bench(
     normalize: bool,
     records: u64,
     dir: Option<PathBuf>,
+    events: &str,
 ) -> anyhow::Result<()> {
     if what == "ledger" {
         let scratch = std::env::temp_dir().join(format!("custos-bench-ledger-{}", std::process::id()));
@@ -481,11 +486,17 @@ async fn bench(
         let scratch = std::env::temp_dir().join(format!("custos-bench-views-{}", std::process::id()));
         let remove = dir.is_none();
         let dir = dir.unwrap_or_else(|| scratch.clone());
+        let events = match events {
+            "synthetic" => custos::bench::BenchEvents::Synthetic,
+            "parsed" => custos::bench::BenchEvents::Parsed,
+            other => anyhow::bail!("unknown --events {other:?}: synthetic or parsed"),
+        };
         println!(
-            "views: {records} synthetic events over 30 days into a ledger, then search index and archive, in {}",
+            "views: {records} {} events over 30 days into a ledger, then search index and archive, in {}",
+            if events == custos::bench::BenchEvents::Parsed { "parsed" } else { "synthetic" },
             dir.display()
         );
-        let f = custos::bench::views(&dir, records).await?;
+        let f = custos::bench::views(&dir, records, events).await?;
         println!(
             "  indexing          {:.0} events/s (custos reindex: read the ledger, decode, index, archive)",
             f.indexed_per_s

@@ -238,7 +238,7 @@ mod tests {
             e.zone = Some(zone.into());
             e.actor_mut().person = Some("alice".into());
             e.metadata.parser = "badge-json".into();
-            a.add_event(i, t, &e);
+            a.add_event(i, t, &e, None);
         }
         let inc = |state: &str| {
             json!({"id": "INC-1", "rule": "r", "rules": ["r"], "title": "t", "severity_id": 4, "state": state,

@@ -129,12 +129,15 @@ pub struct EventColumns {
 }
 
 impl EventColumns {
-    pub fn append(&mut self, index: u64, recorded_at: i64, e: &Event) {
+    /// Adds a row. `unmapped` is the event's vendor fields as JSON text when
+    /// the caller has it (the follower takes it from the ledger); when `None`
+    /// they are written from `e`.
+    pub fn append(&mut self, index: u64, recorded_at: i64, e: &Event, unmapped: Option<&str>) {
         if self.building.ledger_index.len() >= CHUNK_ROWS {
             let next = Chunk::with_capacity(CHUNK_ROWS);
             self.full.push(std::mem::replace(&mut self.building, next));
         }
-        self.building.append(index, recorded_at, e);
+        self.building.append(index, recorded_at, e, unmapped);
     }
 
     /// The rows as batches of [`Table::Events`]' schema, oldest first.
@@ -224,7 +227,7 @@ impl Chunk {
         }
     }
 
-    fn append(&mut self, index: u64, recorded_at: i64, e: &Event) {
+    fn append(&mut self, index: u64, recorded_at: i64, e: &Event, unmapped: Option<&str>) {
         self.recorded_at.append_value(recorded_at);
         self.ledger_index.append_value(index);
         for (b, v) in self.ids.iter_mut().zip([e.class_uid, e.category_uid, e.activity_id]) {
@@ -288,12 +291,10 @@ impl Chunk {
         text(version, m.version.as_deref());
         source.append_value(&m.source);
         parser.append_value(&m.parser);
-        if e.unmapped.is_empty() {
-            self.unmapped.append_null();
-        } else {
-            // Serialized into the column's buffer, like the addresses.
-            let _ = serde_json::to_writer(StringWriter(&mut self.unmapped), &e.unmapped);
-            self.unmapped.append_value("");
+        match unmapped {
+            Some(json) => self.unmapped.append_value(json),
+            None if e.unmapped.is_empty() => self.unmapped.append_null(),
+            None => self.unmapped.append_value(serde_json::to_string(&e.unmapped).unwrap_or_default()),
         }
         self.raw.append_value(&e.raw.0);
     }
@@ -329,22 +330,6 @@ impl Chunk {
         take(&mut self.unmapped);
         take(&mut self.raw);
         RecordBatch::try_new(Table::Events.schema(), out)
-    }
-}
-
-/// `io::Write` into the value being built in a string column.
-struct StringWriter<'a>(&'a mut StringBuilder);
-
-impl std::io::Write for StringWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        // serde_json writes whole UTF-8 sequences per call.
-        let s = std::str::from_utf8(buf).map_err(std::io::Error::other)?;
-        self.0.write_str(s).map_err(std::io::Error::other)?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 
@@ -417,8 +402,8 @@ mod tests {
     fn each_column_holds_its_field() {
         let e = full_event();
         let mut cols = EventColumns::default();
-        cols.append(9, 1_700_000_000_003, &e);
-        cols.append(10, 1_700_000_000_004, &Event::new(EventClass::Authentication, 1, 5, 6, b"\xff"));
+        cols.append(9, 1_700_000_000_003, &e, None);
+        cols.append(10, 1_700_000_000_004, &Event::new(EventClass::Authentication, 1, 5, 6, b"\xff"), None);
         let batches = cols.finish().expect("batch");
         assert_eq!(batches.len(), 1);
         let batch = &batches[0];
@@ -464,7 +449,7 @@ mod tests {
         let mut cols = EventColumns::default();
         let rows = 2 * CHUNK_ROWS + 5;
         for i in 0..rows as u64 {
-            cols.append(i, 7, &Event::new(EventClass::Authentication, 1, i as i64, i as i64, b"r"));
+            cols.append(i, 7, &Event::new(EventClass::Authentication, 1, i as i64, i as i64, b"r"), None);
         }
         let batches = cols.finish().expect("batches");
         assert_eq!(batches.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(), [CHUNK_ROWS, CHUNK_ROWS, 5]);
