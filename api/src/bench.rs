@@ -364,7 +364,8 @@ fn plant_record(i: u64, n: u64) -> (ingest::Format, Vec<u8>) {
     let z = (i % 8 + i / 40) % 8;
     let zone = BENCH_ZONES[z as usize];
     let (host, plc, port) = (30 + (i * 31) % 150, 10 + (i / 8) % 7, 40_000 + i % 20_000);
-    let person = (i / 3) % 200;
+    // Each badge read and logon of a block of 20 records is by one person.
+    let person = (i / 20) % 200;
     match i % 20 {
         0..=8 => (
             Format::Syslog,
