@@ -159,6 +159,42 @@ mod tests {
         assert_eq!(r.recorded_at, 7);
     }
 
+    /// Every event the parsers' golden files hold (vendor fields of every
+    /// format: nested JSON, escapes, non-ASCII) reads back the same both ways.
+    #[test]
+    fn every_golden_event_reads_back_the_same_with_vendor_fields_aside() {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ingest/fixtures");
+        let (mut events, mut with_vendor_fields) = (0, 0);
+        for dir in std::fs::read_dir(&fixtures).expect("fixtures") {
+            for file in std::fs::read_dir(dir.expect("entry").path()).into_iter().flatten() {
+                let path = file.expect("entry").path();
+                if path.extension().is_none_or(|x| x != "json") {
+                    continue;
+                }
+                let items: Vec<serde_json::Value> =
+                    serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("golden json");
+                for item in items.into_iter().filter(|i| i["kind"] == "event") {
+                    let e: Event = serde_json::from_value(item["record"].clone()).expect("golden event");
+                    let (r, bytes) = read(&e);
+                    let mut rest = e.clone();
+                    rest.unmapped = Default::default();
+                    assert_eq!(r.data.event, rest, "{}", path.display());
+                    match r.data.unmapped {
+                        Some(text) => {
+                            with_vendor_fields += 1;
+                            assert!(String::from_utf8_lossy(&bytes).contains(&format!("\"unmapped\":{text}")));
+                            let back: serde_json::Value = serde_json::from_str(&text).expect("json");
+                            assert_eq!(back, serde_json::to_value(&e.unmapped).expect("json"), "{}", path.display());
+                        }
+                        None => assert!(e.unmapped.is_empty(), "{}", path.display()),
+                    }
+                    events += 1;
+                }
+            }
+        }
+        assert!(events >= 60 && with_vendor_fields >= 50, "{events} events, {with_vendor_fields} with vendor fields");
+    }
+
     #[test]
     fn an_event_without_vendor_fields_has_none() {
         let e = event_with(&[]);
