@@ -12,7 +12,7 @@ use ledger::Ledger;
 use crate::Error;
 use crate::archive::Archive;
 use crate::search::{SearchIndex, Searcher};
-use ledger_event::LedgerEvent;
+pub use ledger_event::LedgerEvent;
 
 mod ledger_event;
 
