@@ -306,7 +306,7 @@ fn bench_event(i: u64, n: u64) -> Result<Vec<u8>, ledger::LedgerError> {
 /// Which events `custos bench views` indexes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BenchEvents {
-    /// Written directly as event JSON: short raw records (83–140 bytes) and a
+    /// Written directly as event JSON: short raw records (45–116 bytes) and a
     /// message of the raw record's first 60 characters; about 560 ledger bytes each.
     Synthetic,
     /// Made by the real parsers and normaliser (enriched from an inventory of

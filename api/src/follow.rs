@@ -426,14 +426,9 @@ mod tests {
         use ledger::{LedgerOptions, NoteSigner, RecordKind};
         let dir = tempfile::tempdir().expect("tempdir");
         let origin = "custos.test/follow";
-        let key = NoteSigner::generate(origin).expect("key").encode();
-        let (l, _) = Ledger::open(
-            &dir.path().join("ledger"),
-            origin,
-            NoteSigner::parse(&key).expect("key"),
-            LedgerOptions::default(),
-        )
-        .expect("ledger");
+        let signer = NoteSigner::generate(origin).expect("key");
+        let (l, _) =
+            Ledger::open(&dir.path().join("ledger"), origin, signer, LedgerOptions::default()).expect("ledger");
         let mut with = ingest::Event::new(EventClass::NetworkActivity, 6, 1_795_687_200_000, 1_795_687_200_001, b"x");
         with.zone = Some("cell-1".into());
         with.unmapped.insert("fortigate.policyid", "12");
