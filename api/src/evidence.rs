@@ -16,7 +16,9 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Selection {
+    #[schema(format = DateTime)]
     pub from: String,
+    #[schema(format = DateTime)]
     pub to: String,
     #[serde(default)]
     pub asset: Option<String>,

@@ -816,8 +816,12 @@ async fn login(State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, Ap
 #[serde(deny_unknown_fields)]
 struct RetentionRequest {
     /// event, deadletter, alert, incident, audit or signature.
+    #[schema(pattern = "^(event|deadletter|alert|incident|audit|signature)$")]
     record_kind: String,
+    #[schema(minimum = 1)]
     keep_days: u32,
+    /// Why; not blank.
+    #[schema(min_length = 1)]
     reason: String,
 }
 
@@ -828,10 +832,16 @@ struct LegalHoldRequest {
     asset: Option<String>,
     #[serde(default)]
     incident: Option<String>,
+    /// RFC 3339.
     #[serde(default)]
+    #[schema(format = DateTime)]
     from: Option<String>,
+    /// RFC 3339.
     #[serde(default)]
+    #[schema(format = DateTime)]
     to: Option<String>,
+    /// Why; not blank.
+    #[schema(min_length = 1)]
     reason: String,
 }
 
@@ -929,6 +939,8 @@ struct SignRequest {
     /// reviewed, approved or responsible.
     #[schema(pattern = "^(reviewed|approved|responsible)$")]
     meaning: String,
+    /// Why; not blank.
+    #[schema(min_length = 1)]
     reason: String,
     /// Entered again for each signature (21 CFR Part 11 §11.200(a)).
     password: String,
@@ -1177,6 +1189,8 @@ struct TransitionRequest {
     /// acknowledged, investigating, closed or false_positive.
     #[schema(pattern = "^(acknowledged|investigating|closed|false_positive)$")]
     to: String,
+    /// Why; not blank.
+    #[schema(min_length = 1)]
     reason: String,
 }
 
@@ -1268,18 +1282,26 @@ async fn list_alarms(caller: Caller, State(s): State<AppState>) -> Result<Json<V
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AlarmAction {
+struct AcknowledgeRequest {
     key: String,
-    /// Why (required for shelving; optional for an acknowledgement).
+    /// Why (optional for an acknowledgement).
     #[serde(default)]
     reason: String,
-    /// Shelving: for how long, 1 to 1440 minutes.
-    #[serde(default)]
-    #[schema(minimum = 1, maximum = 1440)]
-    minutes: Option<u32>,
 }
 
-fn json_body(body: &Bytes) -> Result<AlarmAction, ApiError> {
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ShelveRequest {
+    key: String,
+    /// Why; not blank (shelving hides an alarm from the operator).
+    #[schema(min_length = 1)]
+    reason: String,
+    /// For how long: 1 to 1440 minutes.
+    #[schema(minimum = 1, maximum = 1440)]
+    minutes: u32,
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("body: {e}")))
 }
 
@@ -1304,13 +1326,13 @@ async fn audit(s: &AppState, who: &Principal, action: &str, reason: &str, detail
     path = "/api/v1/alarms/acknowledge",
     tag = "alarms",
     summary = "Acknowledge an alarm (audited)",
-    request_body = AlarmAction,
+    request_body = AcknowledgeRequest,
     responses((status = 200, description = "The alarm", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn acknowledge_alarm(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::HandleAlarms)?;
-    let a = json_body(&body)?;
+    let a: AcknowledgeRequest = json_body(&body)?;
     let state = {
         let mut board = s.0.views.alarms.lock().unwrap_or_else(|e| e.into_inner());
         let st =
@@ -1326,18 +1348,17 @@ async fn acknowledge_alarm(caller: Caller, State(s): State<AppState>, body: Byte
     path = "/api/v1/alarms/shelve",
     tag = "alarms",
     summary = "Shelve an alarm for 1 to 1440 minutes (audited)",
-    request_body = AlarmAction,
+    request_body = ShelveRequest,
     responses((status = 200, description = "The alarm", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn shelve_alarm(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::HandleAlarms)?;
-    let a = json_body(&body)?;
-    let minutes = a
-        .minutes
-        .filter(|m| (1..=1440).contains(m))
-        .ok_or_else(|| ApiError::bad_request("minutes is required: shelving expires after 1 to 1440 minutes"))?;
-    let until = now_millis() + i64::from(minutes) * 60_000;
+    let a: ShelveRequest = json_body(&body)?;
+    if !(1..=1440).contains(&a.minutes) {
+        return Err(ApiError::bad_request("shelving expires after 1 to 1440 minutes"));
+    }
+    let until = now_millis() + i64::from(a.minutes) * 60_000;
     let state = {
         let mut board = s.0.views.alarms.lock().unwrap_or_else(|e| e.into_inner());
         let st = board.shelve(&a.key, until, &caller.0.name, &a.reason).map_err(|e| match e {

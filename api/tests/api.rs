@@ -235,6 +235,8 @@ async fn alarms_acknowledge_and_shelve_are_audited() {
         ("/api/v1/alarms/shelve", r#"{"key":"r/PLC-01","minutes":30}"#, StatusCode::BAD_REQUEST),
         ("/api/v1/alarms/shelve", r#"{"key":"r/PLC-01","reason":"x"}"#, StatusCode::BAD_REQUEST),
         ("/api/v1/alarms/shelve", r#"{"key":"r/PLC-01","reason":"x","minutes":5000}"#, StatusCode::BAD_REQUEST),
+        ("/api/v1/alarms/shelve", r#"{"key":"r/PLC-01","reason":" ","minutes":30}"#, StatusCode::BAD_REQUEST),
+        ("/api/v1/alarms/acknowledge", r#"{"key":"r/PLC-01","minutes":30}"#, StatusCode::BAD_REQUEST),
         ("/api/v1/alarms/acknowledge", r#"{"key":"nope"}"#, StatusCode::NOT_FOUND),
         ("/api/v1/alarms/acknowledge", r#"{"key":1}"#, StatusCode::BAD_REQUEST),
     ] {
