@@ -228,6 +228,7 @@ pub struct ViewsFigures {
     pub records: u64,
     /// Records fed through the follower's path (decode, index, archive) per second.
     pub indexed_per_s: f64,
+    pub ledger_bytes: u64,
     pub index_bytes: u64,
     pub archive_bytes: u64,
     /// (query, p50 ms, p99 ms, hits, "≥" when more were not counted)
@@ -554,6 +555,7 @@ pub async fn views(dir: &std::path::Path, records: u64, events: BenchEvents) -> 
     Ok(ViewsFigures {
         records,
         indexed_per_s,
+        ledger_bytes: walk_bytes(&dir.join("ledger")),
         index_bytes: walk_bytes(&dir.join("index")),
         archive_bytes: walk_bytes(&dir.join("archive")),
         searches: search_figures,

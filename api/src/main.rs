@@ -502,7 +502,9 @@ async fn bench(
             f.indexed_per_s
         );
         println!(
-            "  on disk           index {:.0} MiB, archive {:.0} MiB",
+            "  on disk           ledger {:.0} MiB ({:.0} bytes per event), index {:.0} MiB, archive {:.0} MiB",
+            f.ledger_bytes as f64 / 1048576.0,
+            f.ledger_bytes as f64 / f.records.max(1) as f64,
             f.index_bytes as f64 / 1048576.0,
             f.archive_bytes as f64 / 1048576.0
         );
