@@ -240,16 +240,24 @@ pub struct ViewsFigures {
 const BENCH_ZONES: [&str; 8] =
     ["cell-1", "cell-2", "cell-3", "cell-4", "control-room", "qc-lab", "utilities", "warehouse"];
 
+/// When the bench's 30 days begin, Unix ms.
+const BENCH_START: i64 = 1_793_000_000_000;
+
 /// When bench event `i` of `n` happened: spread evenly over 30 days.
 fn bench_time(i: u64, n: u64) -> i64 {
-    1_793_000_000_000 + (i as i128 * 30 * 86_400_000 / n.max(1) as i128) as i64
+    BENCH_START + (i as i128 * 30 * 86_400_000 / n.max(1) as i128) as i64
+}
+
+/// The zone of bench event `i`: runs of 40 events move from zone to zone.
+fn bench_zone(i: u64) -> usize {
+    ((i % 8 + i / 40) % 8) as usize
 }
 
 /// Ledger bytes of synthetic plant event `i` of `n`, spread over 30 days.
 fn bench_event(i: u64, n: u64) -> Result<Vec<u8>, ledger::LedgerError> {
     use serde_json::json;
     let t = bench_time(i, n);
-    let zone = BENCH_ZONES[((i % 8 + i / 40) % 8) as usize];
+    let zone = BENCH_ZONES[bench_zone(i)];
     let person = format!("p-{}", (i / 3) % 200);
     let host = (i * 31) % 250;
     let (class, activity, raw, extra) = match i % 20 {
@@ -305,7 +313,7 @@ fn bench_event(i: u64, n: u64) -> Result<Vec<u8>, ledger::LedgerError> {
 }
 
 /// Which events `custos bench views` indexes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub enum BenchEvents {
     /// Written directly as event JSON: short raw records (45–116 bytes) and a
     /// message of the raw record's first 60 characters; about 560 ledger bytes each.
@@ -362,8 +370,8 @@ fn plant_record(i: u64, n: u64) -> (ingest::Format, Vec<u8>) {
     use ingest::Format;
     let t = bench_time(i, n);
     let ts = ingest::time::format_rfc3339(t);
-    let z = (i % 8 + i / 40) % 8;
-    let zone = BENCH_ZONES[z as usize];
+    let z = bench_zone(i);
+    let zone = BENCH_ZONES[z];
     let (host, plc, port) = (30 + (i * 31) % 150, 10 + (i / 8) % 7, 40_000 + i % 20_000);
     // Each badge read and logon of a block of 20 records is by one person.
     let person = (i / 20) % 200;
@@ -451,8 +459,7 @@ pub async fn views(dir: &std::path::Path, records: u64, events: BenchEvents) -> 
     use crate::search::SearchRequest;
     use ledger::{Ledger, LedgerOptions, NoteSigner};
     let origin = "custos.bench/views";
-    let key = NoteSigner::generate(origin)?.encode();
-    let (l, _) = Ledger::open(&dir.join("ledger"), origin, NoteSigner::parse(&key)?, LedgerOptions::default())?;
+    let (l, _) = Ledger::open(&dir.join("ledger"), origin, NoteSigner::generate(origin)?, LedgerOptions::default())?;
     let inventory =
         Arc::new(Inventory::from_toml(&bench_inventory()).map_err(|e| crate::Error::Derived(e.to_string()))?);
     let mut normalizer = Normalizer::new(inventory, 0);
@@ -486,7 +493,7 @@ pub async fn views(dir: &std::path::Path, records: u64, events: BenchEvents) -> 
     let indexed_per_s = indexed as f64 / started.elapsed().as_secs_f64();
     let d = crate::follow::Derived::open(dir, Default::default())?;
     let searcher = d.searcher();
-    let day = 1_793_000_000_000 + 10 * 86_400_000;
+    let day = BENCH_START + 10 * 86_400_000;
     let searches: Vec<(&str, SearchRequest)> = vec![
         ("zone:cell-3", SearchRequest { q: "zone:cell-3".into(), ..Default::default() }),
         (

@@ -486,17 +486,16 @@ async fn bench(
         let scratch = std::env::temp_dir().join(format!("custos-bench-views-{}", std::process::id()));
         let remove = dir.is_none();
         let dir = dir.unwrap_or_else(|| scratch.clone());
-        let events = match events {
+        let kind = match events {
             "synthetic" => custos::bench::BenchEvents::Synthetic,
             "parsed" => custos::bench::BenchEvents::Parsed,
             other => anyhow::bail!("unknown --events {other:?}: synthetic or parsed"),
         };
         println!(
-            "views: {records} {} events over 30 days into a ledger, then search index and archive, in {}",
-            if events == custos::bench::BenchEvents::Parsed { "parsed" } else { "synthetic" },
+            "views: {records} {events} events over 30 days into a ledger, then search index and archive, in {}",
             dir.display()
         );
-        let f = custos::bench::views(&dir, records, events).await?;
+        let f = custos::bench::views(&dir, records, kind).await?;
         println!(
             "  indexing          {:.0} events/s (custos reindex: read the ledger, decode, index, archive)",
             f.indexed_per_s
