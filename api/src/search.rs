@@ -256,6 +256,8 @@ impl SearchIndex {
         let f = Fields::of(&index.schema()).map_err(|e| err(e.to_string()))?;
         let mut parser = QueryParser::for_index(&index, vec![f.message, f.raw]);
         parser.set_conjunction_by_default();
+        // Only for prefixes: `query` refuses the user's own regexes.
+        parser.allow_regexes();
         Ok(Self {
             path: dir.to_path_buf(),
             reader,

@@ -1,17 +1,24 @@
-//! What a query means: tantivy's Lucene-like grammar, with its limits, and
-//! with exclusions meaning "everything but".
+//! What a query means: tantivy's Lucene-like grammar, with its limits, read
+//! as Lucene's and Elasticsearch's users mean it. The parsed query is
+//! rewritten before tantivy reads it:
 //!
-//! tantivy reads `a AND NOT b` as `a AND (NOT b)`, and `a OR NOT b` as
-//! `a OR (NOT b)`; a group of nothing but exclusions matches no document in
-//! tantivy, so both found nothing (and a query of exclusions only was
-//! refused). A user means what Lucene's and Elasticsearch's users mean: a
-//! group of exclusions is everything but them. The parsed query is rewritten
-//! to say so before tantivy reads it.
+//! - tantivy reads `a AND NOT b` as `a AND (NOT b)`, and a group of nothing
+//!   but exclusions matches no document there, so `a AND NOT b` found nothing,
+//!   `a OR NOT b` found `a`, and `NOT b` was refused. A group of exclusions
+//!   now excludes from everything.
+//! - `hostname:EWS*` searched for the term `EWS*` and found nothing: a
+//!   trailing `*` is now a prefix (a leading or inner one is refused).
+//! - `user:*` (the field has a value) needs a column, which most fields do
+//!   not keep: it failed as a server error. Where there is no column it is
+//!   now every term of the field.
 
 use tantivy::query::{Occur, Query, QueryParser, QueryParserError};
-use tantivy::query_grammar::{self, UserInputAst, UserInputLeaf};
+use tantivy::query_grammar::{self, Delimiter, UserInputAst, UserInputBound, UserInputLeaf, UserInputLiteral};
 
-use super::SearchError;
+use super::{FACETS, IP_FIELDS, KEYWORD_FIELDS, SearchError, U64_FIELDS};
+
+/// The fields a term without a field searches.
+pub(super) const FULL_TEXT_FIELDS: [&str; 2] = ["message", "raw"];
 
 /// Longest query accepted, in bytes.
 pub(super) const MAX_QUERY_BYTES: usize = 4096;
@@ -40,8 +47,9 @@ pub(super) fn parse(parser: &QueryParser, q: &str) -> Result<Box<dyn Query>, Sea
             "the query has {depth} parentheses and NOTs; at most {MAX_NESTING} are accepted"
         )));
     }
-    let ast = query_grammar::parse_query(q).map_err(|_| QueryParserError::SyntaxError(q.to_owned()));
-    ast.and_then(|ast| parser.build_query_from_user_input_ast(everything_but(ast))).map_err(|e| match e {
+    let ast = query_grammar::parse_query(q).map_err(|_| SearchError::Query(format!("Syntax Error: {q}")))?;
+    let ast = everything_but(meant(ast)?);
+    parser.build_query_from_user_input_ast(ast).map_err(|e| match e {
         QueryParserError::FieldNotIndexed(f) if f == "ledger_index" => {
             SearchError::Query("ledger_index takes ranges only, e.g. ledger_index:[5 TO 5]".into())
         }
@@ -79,6 +87,102 @@ fn everything_but(ast: UserInputAst) -> UserInputAst {
     }
 }
 
+/// `ast` with its wildcards and "has a value" leaves in terms tantivy reads
+/// as the user means them; user regexes are refused (a regex can walk every
+/// term of the raw records).
+fn meant(ast: UserInputAst) -> Result<UserInputAst, SearchError> {
+    Ok(match ast {
+        UserInputAst::Leaf(leaf) => match *leaf {
+            UserInputLeaf::Literal(literal) if literal.delimiter == Delimiter::None && literal.phrase.contains('*') => {
+                prefix(literal)?
+            }
+            UserInputLeaf::Exists { field } => has_a_value(field)?,
+            UserInputLeaf::Regex { .. } => {
+                return Err(SearchError::Query("regexes are not accepted; a term may end in * (prefix)".into()));
+            }
+            leaf => UserInputAst::Leaf(Box::new(leaf)),
+        },
+        UserInputAst::Boost(inner, boost) => UserInputAst::Boost(Box::new(meant(*inner)?), boost),
+        UserInputAst::Clause(children) => UserInputAst::Clause(
+            children.into_iter().map(|(o, c)| Ok((o, meant(c)?))).collect::<Result<_, SearchError>>()?,
+        ),
+    })
+}
+
+/// `field:*`. tantivy answers it from the field's column, which only the
+/// facets, time and ledger index have; elsewhere it is every term of the
+/// field (any word, any number, any address).
+fn has_a_value(field: String) -> Result<UserInputAst, SearchError> {
+    let from = |lowest: &str| UserInputLeaf::Range {
+        field: Some(field.clone()),
+        lower: UserInputBound::Inclusive(lowest.into()),
+        upper: UserInputBound::Unbounded,
+    };
+    let leaf = match field.as_str() {
+        f if FACETS.contains(&f) || f == "time" || f == "ledger_index" => UserInputLeaf::Exists { field },
+        f if KEYWORD_FIELDS.contains(&f) || FULL_TEXT_FIELDS.contains(&f) => {
+            UserInputLeaf::Regex { field: Some(field), pattern: ".*".into() }
+        }
+        f if U64_FIELDS.contains(&f) => from("0"),
+        f if IP_FIELDS.contains(&f) => from("::"),
+        _ => return Err(no_such_field(&field)),
+    };
+    Ok(UserInputAst::from(leaf))
+}
+
+/// tantivy's words for a field the schema does not have.
+fn no_such_field(field: &str) -> SearchError {
+    SearchError::Query(QueryParserError::FieldDoesNotExist(field.into()).to_string())
+}
+
+/// A term ending in `*`: every term of the field that starts with the rest.
+/// On keyword fields that is a prefix of the whole value; on full-text fields,
+/// of a word (lower case, as words are indexed), or, when the rest is several
+/// words, a phrase whose last word is a prefix.
+fn prefix(literal: UserInputLiteral) -> Result<UserInputAst, SearchError> {
+    let Some(start) = literal.phrase.strip_suffix('*').filter(|s| !s.is_empty() && !s.contains('*')) else {
+        return Err(SearchError::Query(format!(
+            "{:?}: * may only end a term (a prefix, e.g. hostname:EWS*); quote a value that holds *",
+            literal.phrase
+        )));
+    };
+    let regex = |field: &str, start: &str| {
+        UserInputAst::from(UserInputLeaf::Regex { field: Some(field.into()), pattern: regex::escape(start) + ".*" })
+    };
+    let fields = match literal.field_name.as_deref() {
+        Some(field) if KEYWORD_FIELDS.contains(&field) => return Ok(regex(field, start)),
+        Some(field) if FULL_TEXT_FIELDS.contains(&field) => vec![field],
+        Some(field) if U64_FIELDS.contains(&field) || IP_FIELDS.contains(&field) => {
+            return Err(SearchError::Query(format!(
+                "{field}:{}: numbers and addresses take ranges, not prefixes (e.g. {field}:[a TO b])",
+                literal.phrase
+            )));
+        }
+        Some(field) => return Err(no_such_field(field)),
+        None => FULL_TEXT_FIELDS.to_vec(),
+    };
+    let words = start.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).count();
+    let last_is_whole = !start.ends_with(char::is_alphanumeric);
+    let per_field = |field: &str| match (words, last_is_whole) {
+        (0, _) => None,
+        (1, false) => Some(regex(field, &start.trim_start_matches(|c: char| !c.is_alphanumeric()).to_lowercase())),
+        // `10.0.*`: the words 10 and 0, the last one whole.
+        (_, whole) => Some(UserInputAst::from(UserInputLeaf::Literal(UserInputLiteral {
+            field_name: Some(field.into()),
+            phrase: start.into(),
+            delimiter: Delimiter::DoubleQuotes,
+            slop: 0,
+            prefix: !whole,
+        }))),
+    };
+    let alternatives: Option<Vec<_>> = fields.iter().map(|f| per_field(f).map(|q| (Some(Occur::Should), q))).collect();
+    match alternatives {
+        Some(mut one) if one.len() == 1 => Ok(one.remove(0).1),
+        Some(many) => Ok(UserInputAst::Clause(many)),
+        None => Err(SearchError::Query(format!("{:?}: a prefix needs a letter or digit before *", literal.phrase))),
+    }
+}
+
 fn only_exclusions(clauses: &[(Option<Occur>, UserInputAst)]) -> bool {
     !clauses.is_empty() && clauses.iter().all(|(o, _)| *o == Some(Occur::MustNot))
 }
@@ -90,7 +194,7 @@ mod tests {
     use proptest::prelude::*;
     use proptest::test_runner::{Config, TestRunner};
 
-    use crate::search::{SearchIndex, SearchRequest, Searcher};
+    use crate::search::{SearchError, SearchIndex, SearchRequest, Searcher};
 
     /// 27 events, one for each (zone, user, word of the raw record) of three
     /// each; ledger index `9 * zone + 3 * user + word`.
@@ -135,6 +239,64 @@ mod tests {
         for (q, want) in cases {
             assert_eq!(matches(&s, q), want, "{q}");
         }
+    }
+
+    #[test]
+    fn a_trailing_star_is_a_prefix() {
+        let (_dir, s) = plant();
+        let cases: [(&str, BTreeSet<u64>); 10] = [
+            ("zone:z*", events(|_, _, _| true)),
+            ("user:u1*", events(|_, u, _| u == 1)),
+            // Keywords are matched as written; words are indexed in lower case.
+            ("zone:Z*", BTreeSet::new()),
+            ("W1*", events(|_, _, w| w == 1)),
+            ("raw:logo*", events(|_, _, _| true)),
+            ("message:logo*", BTreeSet::new()),
+            ("raw:logon-w1*", events(|_, _, w| w == 1)),
+            ("raw:logon.*", events(|_, _, _| true)),
+            ("\"logon w\"*", events(|_, _, _| true)),
+            ("user:u1* AND NOT w0*", events(|_, u, w| u == 1 && w != 0)),
+        ];
+        for (q, want) in cases {
+            assert_eq!(matches(&s, q), want, "{q}");
+        }
+        for (q, says) in [
+            ("*gon", "* may only end a term"),
+            ("raw:lo*on", "* may only end a term"),
+            ("raw:.*", "needs a letter or digit"),
+            ("raw:/lo.*/", "regexes are not accepted"),
+            ("src_port:50*", "take ranges, not prefixes"),
+            ("colour:re*", "colour"),
+        ] {
+            let refused = s.search(&SearchRequest { q: q.into(), limit: 5, ..Default::default() });
+            let message = refused.expect_err(q).to_string();
+            assert!(message.contains(says), "{q}: {message}");
+        }
+    }
+
+    #[test]
+    fn field_star_finds_the_events_where_the_field_has_a_value() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ix = SearchIndex::open(dir.path()).expect("open");
+        for i in 0..4u64 {
+            let mut e = ingest::Event::new(ingest::event::EventClass::Authentication, 1, 1_000, 1_000, b"logon");
+            if i % 2 == 0 {
+                e.actor_mut().user = Some("alice".into());
+                e.zone = Some("cell-1".into());
+                e.src_mut().port = Some(4_000);
+            }
+            ix.add_event(i, &e).expect("add");
+        }
+        ix.commit().expect("commit");
+        let s = ix.searcher();
+        // user: a keyword without a column; zone: a facet with one; src_port: a number.
+        for q in ["user:*", "zone:*", "src_port:*", "user:* AND zone:*"] {
+            assert_eq!(matches(&s, q), BTreeSet::from([0, 2]), "{q}");
+        }
+        assert_eq!(matches(&s, "NOT user:*"), BTreeSet::from([1, 3]));
+        assert_eq!(matches(&s, "raw:*").len(), 4);
+        let unknown = s.search(&SearchRequest { q: "colour:*".into(), limit: 5, ..Default::default() });
+        assert!(matches!(unknown, Err(SearchError::Query(m)) if m.contains("colour")));
     }
 
     /// A query over the plant's fields, and the events it means.
