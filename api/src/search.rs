@@ -6,6 +6,7 @@
 //! where it stopped and `custos reindex` rebuilds it from nothing. An incident
 //! has one document, its latest recorded version.
 
+mod deadline;
 mod query;
 mod words;
 
@@ -67,6 +68,8 @@ pub const FACETS: [&str; 5] = ["kind", "class", "zone", "asset", "severity"];
 pub enum SearchError {
     #[error("query: {0}")]
     Query(String),
+    #[error("the search ran longer than {0:?} and was stopped; narrow it (a time range, a field, fewer facets)")]
+    Timeout(std::time::Duration),
     #[error("search index {}: {what}", path.display())]
     Index { path: PathBuf, what: String },
 }
@@ -83,7 +86,12 @@ pub struct SearchRequest {
     /// Continue after this hit (the previous page's `next_cursor`).
     pub cursor: Option<Cursor>,
     pub facets: Vec<String>,
+    /// How long the search may run; [`TIME_LIMIT`] if not given.
+    pub time_limit: Option<std::time::Duration>,
 }
+
+/// How long a search may run unless its request says otherwise.
+pub const TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Where a page ended: hits are sorted by event time, then ledger index, newest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -409,12 +417,15 @@ impl Searcher {
                 BooleanQuery::new(vec![(Occur::Should, Box::new(earlier)), (Occur::Should, Box::new(same_time))]);
             clauses.push((Occur::Must, Box::new(after)));
         }
-        let query = BooleanQuery::new(clauses);
+        let time_limit = req.time_limit.unwrap_or(TIME_LIMIT);
+        let deadline = deadline::Deadline::at(std::time::Instant::now() + time_limit);
+        let query = deadline.bound(Box::new(BooleanQuery::new(clauses)));
+        let query = query.as_ref();
         let limit = req.limit.max(1);
         let searcher = self.reader.searcher();
         let internal =
             |e: tantivy::TantivyError| SearchError::Index { path: PathBuf::from("index"), what: e.to_string() };
-        let (hits, total, total_exact) = self.top(&searcher, &query, req, limit).map_err(internal)?;
+        let (hits, total, total_exact) = self.top(&searcher, query, req, limit).map_err(internal)?;
         let next_cursor = (hits.len() == limit && total > limit).then(|| hits.last().copied()).flatten();
         let mut facets = Vec::new();
         if !req.facets.is_empty() {
@@ -429,7 +440,7 @@ impl Searcher {
                 serde_json::from_value(Value::Object(aggs)).map_err(|e| SearchError::Query(format!("facets: {e}")))?;
             let ctx = AggContextParams::new(AggregationLimitsGuard::default(), Default::default());
             let res: AggregationResults =
-                searcher.search(&query, &AggregationCollector::from_aggs(aggs, ctx)).map_err(internal)?;
+                searcher.search(query, &AggregationCollector::from_aggs(aggs, ctx)).map_err(internal)?;
             let res = serde_json::to_value(res).unwrap_or_default();
             for name in &req.facets {
                 let buckets = res[name.as_str()]["buckets"].as_array().cloned().unwrap_or_default();
@@ -439,6 +450,9 @@ impl Searcher {
                     .collect();
                 facets.push((name.clone(), counts));
             }
+        }
+        if deadline.cut_short() {
+            return Err(SearchError::Timeout(time_limit));
         }
         Ok(SearchPage { hits, total, total_exact, next_cursor, facets })
     }
@@ -879,6 +893,22 @@ mod tests {
         assert_eq!(page.facets[1], ("class".into(), vec![("authentication".into(), 25)]));
         let bad = SearchRequest { facets: vec!["colour".into()], ..req("") };
         assert!(matches!(s.search(&bad), Err(SearchError::Query(_))));
+    }
+
+    #[test]
+    fn a_search_past_its_time_limit_is_stopped_and_says_so() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ix = SearchIndex::open(dir.path()).expect("open");
+        for i in 0..3u64 {
+            ix.add_event(i, &event(1_000 + i as i64, "cell-1", "u", "logon")).expect("add");
+        }
+        ix.commit().expect("commit");
+        let s = ix.searcher();
+        let req = |time_limit| SearchRequest { q: "logon".into(), limit: 5, time_limit, ..Default::default() };
+        let stopped = s.search(&req(Some(std::time::Duration::ZERO))).expect_err("no time at all");
+        assert!(matches!(stopped, SearchError::Timeout(d) if d.is_zero()), "{stopped}");
+        assert!(stopped.to_string().contains("was stopped; narrow it"));
+        assert_eq!(s.search(&req(None)).expect("within the default limit").total, 3);
     }
 
     #[test]

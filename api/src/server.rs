@@ -616,7 +616,7 @@ fn time_param(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> 
     tag = "search",
     summary = "Search events, alerts and incidents (audited)",
     params(SearchQuery),
-    responses((status = 200, description = "A page of hits", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    responses((status = 200, description = "A page of hits", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 422, description = "Stopped at the time limit", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn search(
@@ -635,12 +635,14 @@ async fn search(
         limit: limit(q.limit)?,
         cursor: q.cursor.as_deref().map(Cursor::parse).transpose().map_err(|e| ApiError::bad_request(e.to_string()))?,
         facets: q.facets.as_deref().map(|f| f.split(',').map(|s| s.trim().to_owned()).collect()).unwrap_or_default(),
+        time_limit: None,
     };
     let page = tokio::task::spawn_blocking(move || searcher.search(&req))
         .await
         .map_err(|_| ApiError::unavailable("the search stopped"))?
         .map_err(|e| match e {
             SearchError::Query(m) => ApiError::bad_request(m),
+            e @ SearchError::Timeout(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "timeout", e.to_string()),
             SearchError::Index { .. } => {
                 tracing::error!(error = %e, "search failed");
                 ApiError::unavailable("the search index cannot answer now")
