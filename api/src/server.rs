@@ -403,6 +403,10 @@ fn limit(l: Option<usize>) -> Result<usize, ApiError> {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct IncidentQuery {
+    /// One state or several, comma-separated (`new,acknowledged,investigating`: the open ones).
+    #[param(
+        pattern = "^(new|acknowledged|investigating|closed|false_positive)(,(new|acknowledged|investigating|closed|false_positive))*$"
+    )]
     state: Option<String>,
     rule: Option<String>,
     zone: Option<String>,
@@ -421,6 +425,20 @@ fn severity_id(name: &str) -> Result<u8, ApiError> {
             "severity {name:?} is not one of informational, low, medium, high, critical, fatal"
         ))
     })
+}
+
+/// `new,acknowledged`: the states named, each one that exists.
+fn incident_states(names: &str) -> Result<Vec<correlate::IncidentState>, ApiError> {
+    names
+        .split(',')
+        .map(|name| {
+            correlate::IncidentState::from_name(name.trim()).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "state {name:?} is not one of new, acknowledged, investigating, closed, false_positive"
+                ))
+            })
+        })
+        .collect()
 }
 
 #[utoipa::path(
@@ -442,13 +460,14 @@ async fn list_incidents(
     let n = limit(q.limit)?;
     let min_severity = q.severity.as_deref().map(severity_id).transpose()?.unwrap_or(0);
     let (from, to) = (time_param("from", q.from.as_deref())?, time_param("to", q.to.as_deref())?);
+    let states = q.state.as_deref().map(incident_states).transpose()?;
     let book = s.0.views.incidents.read().unwrap_or_else(|e| e.into_inner());
     let list: Vec<Value> = book
         .list()
         .into_iter()
         .filter(|i| i.severity_id >= min_severity)
         .filter(|i| from.is_none_or(|t| i.last_alert_at >= t) && to.is_none_or(|t| i.last_alert_at < t))
-        .filter(|i| q.state.as_deref().is_none_or(|st| i.state.as_str() == st))
+        .filter(|i| states.as_ref().is_none_or(|st| st.contains(&i.state)))
         .filter(|i| q.rule.as_deref().is_none_or(|r| i.rules.iter().any(|x| x == r)))
         .filter(|i| q.zone.as_deref().is_none_or(|z| i.zone.as_deref() == Some(z)))
         .take(n)

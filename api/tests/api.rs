@@ -705,6 +705,16 @@ async fn incidents_filter_and_the_timeline_merges_events_and_alerts() {
     let (_, b) = call(&f.app, "GET", "/api/v1/incidents?from=2026-01-01T00:00:00Z", soc, "").await;
     assert_eq!(count(&b), Some(0), "the alert is from 1970");
     assert_eq!(call(&f.app, "GET", "/api/v1/incidents?severity=bad", soc, "").await.0, StatusCode::BAD_REQUEST);
+    let (_, b) = call(&f.app, "GET", "/api/v1/incidents?state=new", soc, "").await;
+    assert_eq!(count(&b), Some(1));
+    let (_, b) = call(&f.app, "GET", "/api/v1/incidents?state=acknowledged,investigating", soc, "").await;
+    assert_eq!(count(&b), Some(0));
+    let (_, b) = call(&f.app, "GET", "/api/v1/incidents?state=closed,new", soc, "").await;
+    assert_eq!(count(&b), Some(1));
+    // A misspelt state is a 400 naming the states, not an empty list.
+    let (s, b) = call(&f.app, "GET", "/api/v1/incidents?state=open", soc, "").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(b["error"]["message"].as_str().is_some_and(|m| m.contains("\"open\" is not one of new,")), "{b}");
 
     let (s, b) = call(&f.app, "GET", &format!("/api/v1/incidents/{id}/timeline"), soc, "").await;
     assert_eq!(s, StatusCode::OK, "{b}");
