@@ -656,17 +656,28 @@ async fn search(
         facets: q.facets.as_deref().map(|f| f.split(',').map(|s| s.trim().to_owned()).collect()).unwrap_or_default(),
         time_limit: None,
     };
-    let page = tokio::task::spawn_blocking(move || searcher.search(&req))
+    let outcome = tokio::task::spawn_blocking(move || searcher.search(&req))
         .await
-        .map_err(|_| ApiError::unavailable("the search stopped"))?
-        .map_err(|e| match e {
-            SearchError::Query(m) => ApiError::bad_request(m),
-            e @ SearchError::Timeout(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "timeout", e.to_string()),
-            SearchError::Index { .. } => {
-                tracing::error!(error = %e, "search failed");
-                ApiError::unavailable("the search index cannot answer now")
-            }
-        })?;
+        .map_err(|_| ApiError::unavailable("the search stopped"))?;
+    let page = match outcome {
+        Ok(page) => page,
+        Err(e) => {
+            let refused = match e {
+                SearchError::Query(m) => ApiError::bad_request(m),
+                e @ SearchError::Timeout(_) => {
+                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "timeout", e.to_string())
+                }
+                SearchError::Index { .. } => {
+                    tracing::error!(error = %e, "search failed");
+                    ApiError::unavailable("the search index cannot answer now")
+                }
+            };
+            // A refused search is an access attempt too, as a refused SQL query is.
+            let details = json!({"q": q.q, "from": q.from, "to": q.to, "refused": refused.message});
+            audit(&s, &caller.0, "search", "", details).await?;
+            return Err(refused);
+        }
+    };
     let mut hits = Vec::with_capacity(page.hits.len());
     for h in &page.hits {
         let rec = s.0.ledger.record(h.index).ok().and_then(|b| ledger::record::decode(&b).ok());

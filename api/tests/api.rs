@@ -644,6 +644,14 @@ async fn search_finds_events_pages_and_is_audited() {
         assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {b}");
         assert_eq!(b["error"]["code"], "bad_request");
     }
+    // A query the index refuses is audited with what was asked and why it was refused.
+    let audit = last_audit(&f);
+    assert_eq!((audit["action"].as_str(), audit["details"]["q"].as_str()), (Some("search"), None));
+    assert!(audit["details"]["refused"].as_str().is_some_and(|m| m.contains("colour")), "{audit}");
+    call(&f.app, "GET", "/api/v1/search?q=zone:(", analyst, "").await;
+    let audit = last_audit(&f);
+    assert_eq!((audit["details"]["q"].as_str(), audit["actor"].as_str()), (Some("zone:("), Some("SocAnalyst")));
+    assert!(audit["details"]["refused"].as_str().is_some_and(|m| m.contains("Syntax Error")), "{audit}");
     // Nesting deep enough to overflow the parser's stack is refused, and the server stays up.
     let deep = format!("/api/v1/search?q={}a{}", "%28".repeat(500), "%29".repeat(500));
     let (s, b) = call(&f.app, "GET", &deep, analyst, "").await;
