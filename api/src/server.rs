@@ -1078,7 +1078,7 @@ async fn export_evidence(caller: Caller, State(s): State<AppState>, body: Bytes)
     tag = "ledger",
     summary = "A ledger record with its inclusion proof (audited)",
     params(("index" = u64, Path, description = "Ledger index")),
-    responses((status = 200, description = "Record and proof", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 409, description = "Not yet covered by a signed checkpoint", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    responses((status = 200, description = "Record and proof", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Not yet covered by a signed checkpoint", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn ledger_record(
@@ -1089,6 +1089,10 @@ async fn ledger_record(
     caller.require(Permission::ReadLedger)?;
     let index: u64 = index.parse().map_err(|_| ApiError::bad_request(format!("index {index:?} is not a number")))?;
     let (note, size) = signed_checkpoint(&s)?;
+    let held = s.0.ledger.size();
+    if index >= held {
+        return Err(ApiError::not_found(format!("no record {index}: the ledger holds {held} records, from index 0")));
+    }
     if index >= size {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
