@@ -88,12 +88,15 @@ pub struct SearchRequest {
     pub facets: Vec<String>,
     /// How long the search may run; [`TIME_LIMIT`] if not given.
     pub time_limit: Option<std::time::Duration>,
+    /// Oldest hits first instead of newest first.
+    pub oldest_first: bool,
 }
 
 /// How long a search may run unless its request says otherwise.
 pub const TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Where a page ended: hits are sorted by event time, then ledger index, newest first.
+/// Where a page ended: hits are sorted by event time, then ledger index,
+/// newest first (or oldest first, as the request asked).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
     pub time: i64,
@@ -111,7 +114,7 @@ impl Cursor {
     }
 }
 
-/// A page of hits: `(time, ledger index)` of each, newest first.
+/// A page of hits: `(time, ledger index)` of each, in the request's order.
 #[derive(Debug, Clone, Default)]
 pub struct SearchPage {
     pub hits: Vec<Cursor>,
@@ -395,26 +398,20 @@ impl Searcher {
             clauses.push((Occur::Must, Box::new(RangeQuery::new(lower, upper))));
         }
         if let Some(c) = req.cursor {
-            // Strictly after the cursor in (time, index) descending order.
-            let earlier = RangeQuery::new(Bound::Unbounded, Bound::Excluded(Term::from_field_i64(self.time, c.time)));
+            // Strictly after the cursor in the page order: an earlier (later) time,
+            // or the same time and a lower (higher) ledger index.
+            let (time, index) = (Term::from_field_i64(self.time, c.time), Term::from_field_u64(self.index, c.index));
+            let beyond = |term: Term| match req.oldest_first {
+                false => RangeQuery::new(Bound::Unbounded, Bound::Excluded(term)),
+                true => RangeQuery::new(Bound::Excluded(term), Bound::Unbounded),
+            };
+            let same_time = RangeQuery::new(Bound::Included(time.clone()), Bound::Included(time.clone()));
             let same_time = BooleanQuery::new(vec![
-                (
-                    Occur::Must,
-                    Box::new(RangeQuery::new(
-                        Bound::Included(Term::from_field_i64(self.time, c.time)),
-                        Bound::Included(Term::from_field_i64(self.time, c.time)),
-                    )) as Box<dyn Query>,
-                ),
-                (
-                    Occur::Must,
-                    Box::new(RangeQuery::new(
-                        Bound::Unbounded,
-                        Bound::Excluded(Term::from_field_u64(self.index, c.index)),
-                    )),
-                ),
+                (Occur::Must, Box::new(same_time) as Box<dyn Query>),
+                (Occur::Must, Box::new(beyond(index))),
             ]);
             let after =
-                BooleanQuery::new(vec![(Occur::Should, Box::new(earlier)), (Occur::Should, Box::new(same_time))]);
+                BooleanQuery::new(vec![(Occur::Should, Box::new(beyond(time))), (Occur::Should, Box::new(same_time))]);
             clauses.push((Occur::Must, Box::new(after)));
         }
         let time_limit = req.time_limit.unwrap_or(TIME_LIMIT);
@@ -457,11 +454,15 @@ impl Searcher {
         Ok(SearchPage { hits, total, total_exact, next_cursor, facets })
     }
 
-    /// The newest `limit` hits and the number of hits (exact up to
-    /// [`TOTAL_EXACT_UP_TO`]). Segments are visited newest first; those that
-    /// cannot hold one of the newest hits are only counted, and in the others
-    /// only events at or after a time bound are ranked (see [`rank_bound`]), so
-    /// a query matching millions of events costs about what the newest events cost.
+    /// The first `limit` hits in the page order and the number of hits (exact
+    /// up to [`TOTAL_EXACT_UP_TO`]). Segments are visited in that order; those
+    /// that cannot hold one of the first hits are only counted, and in the others
+    /// only events on the near side of a time bound are ranked (see
+    /// [`rank_bound`]), so a query matching millions of events costs about what
+    /// the first events cost.
+    ///
+    /// The bounds are worked out in a "rank time" that grows towards the front
+    /// of the page: the event time newest first, its negation oldest first.
     fn top(
         &self,
         searcher: &tantivy::Searcher,
@@ -469,9 +470,12 @@ impl Searcher {
         req: &SearchRequest,
         limit: usize,
     ) -> tantivy::Result<(Vec<Cursor>, usize, bool)> {
+        let asc = req.oldest_first;
+        let rank = |t: i64| if asc { t.saturating_neg() } else { t };
+        let order = if asc { Order::Asc } else { Order::Desc };
         let top = TopDocs::with_limit(limit).order_by((
-            (SortByStaticFastValue::<i64>::for_field("time"), Order::Desc),
-            (SortByStaticFastValue::<u64>::for_field("ledger_index"), Order::Desc),
+            (SortByStaticFastValue::<i64>::for_field("time"), order),
+            (SortByStaticFastValue::<u64>::for_field("ledger_index"), order),
         ));
         let collector = (top, Count);
         let scoring = EnableScoring::disabled_from_searcher(searcher);
@@ -483,51 +487,62 @@ impl Searcher {
             let outside = reader.num_docs() == 0
                 || req.from.is_some_and(|f| max < f)
                 || req.to.is_some_and(|t| min >= t)
-                || req.cursor.is_some_and(|c| min > c.time);
+                || req.cursor.is_some_and(|c| if asc { max < c.time } else { min > c.time });
             if !outside {
                 segments.push((ord as u32, reader, min, max));
             }
         }
-        segments.sort_by_key(|s| std::cmp::Reverse(s.3));
+        // The segment's front and back in rank time.
+        let span = |min: i64, max: i64| if asc { (rank(min), rank(max)) } else { (max, min) };
+        segments.sort_by_key(|s| std::cmp::Reverse(span(s.2, s.3).0));
+        let in_page_order = |a: &SortKey, b: &SortKey| if asc { a.cmp(b) } else { b.cmp(a) };
         let mut best: Vec<(SortKey, tantivy::DocAddress)> = Vec::new();
         let (mut total, mut exact) = (0usize, true);
         for (ord, reader, min, max) in segments {
-            let oldest_kept = (best.len() == limit).then(|| best.last().and_then(|b| b.0.0)).flatten();
-            if oldest_kept.is_some_and(|t| max < t) {
-                // Nothing here is newer than the hits in hand: only count.
+            let (front, back) = span(min, max);
+            // The last hit of a full page, in rank time.
+            let last_kept = (best.len() == limit).then(|| best.last().and_then(|b| b.0.0)).flatten().map(rank);
+            if last_kept.is_some_and(|t| front < t) {
+                // Nothing here comes before the hits in hand: only count.
                 count_more(weight.as_ref(), reader, &mut total, &mut exact)?;
                 continue;
             }
-            let merge = |best: &mut Vec<_>, fruit| -> tantivy::Result<usize> {
+            let merge = |best: &mut Vec<(SortKey, _)>, fruit| -> tantivy::Result<usize> {
                 let (segment_top, n): (Vec<_>, usize) = collector.merge_fruits(vec![fruit])?;
                 best.extend(segment_top);
-                best.sort_by_key(|b| std::cmp::Reverse(b.0));
+                best.sort_by(|a, b| in_page_order(&a.0, &b.0));
                 best.truncate(limit);
                 Ok(n)
             };
             // The scorer's estimate of its matches (an upper bound for most queries).
             let matches = weight.scorer(reader, 1.0)?.size_hint() as usize;
             // Where the window of a guess may lie: within the segment and the request.
-            let newest = [Some(max), req.to.map(|t| t.saturating_sub(1)), req.cursor.map(|c| c.time)];
-            let newest = newest.into_iter().flatten().fold(max, i64::min);
-            let oldest = req.from.map_or(min, |f| f.max(min));
-            let bound = rank_bound(oldest_kept, limit - best.len(), matches, max.saturating_sub(min), (oldest, newest));
+            let last = req.to.map(|t| t.saturating_sub(1));
+            let (newest, oldest) = match asc {
+                false => (
+                    [Some(max), last, req.cursor.map(|c| c.time)].into_iter().flatten().fold(max, i64::min),
+                    req.from.map_or(min, |f| f.max(min)),
+                ),
+                true => (
+                    last.map_or(max, |t| t.min(max)),
+                    [Some(min), req.from, req.cursor.map(|c| c.time)].into_iter().flatten().fold(min, i64::max),
+                ),
+            };
+            let range = if asc { (rank(newest), rank(oldest)) } else { (oldest, newest) };
+            let bound = rank_bound(last_kept, limit - best.len(), matches, front.saturating_sub(back), range);
             if let Some(from) = bound {
-                let recent = BooleanQuery::new(vec![
-                    (Occur::Must, query.box_clone()),
-                    (
-                        Occur::Must,
-                        Box::new(RangeQuery::new(
-                            Bound::Included(Term::from_field_i64(self.time, from)),
-                            Bound::Unbounded,
-                        )),
-                    ),
-                ]);
+                let near = match asc {
+                    false => RangeQuery::new(Bound::Included(Term::from_field_i64(self.time, from)), Bound::Unbounded),
+                    true => {
+                        RangeQuery::new(Bound::Unbounded, Bound::Included(Term::from_field_i64(self.time, rank(from))))
+                    }
+                };
+                let recent = BooleanQuery::new(vec![(Occur::Must, query.box_clone()), (Occur::Must, Box::new(near))]);
                 let mut ranked = best.clone();
                 merge(&mut ranked, collector.collect_segment(recent.weight(scoring)?.as_ref(), ord, reader)?)?;
-                // Exact when the page is full of hits at or after the bound:
-                // everything left out is older than all of them.
-                if ranked.len() == limit && ranked.last().and_then(|b| b.0.0).is_some_and(|t| t >= from) {
+                // Exact when the page is full of hits on the near side of the
+                // bound: everything left out comes after all of them.
+                if ranked.len() == limit && ranked.last().and_then(|b| b.0.0).is_some_and(|t| rank(t) >= from) {
                     best = ranked;
                     count_more(weight.as_ref(), reader, &mut total, &mut exact)?;
                     continue;
@@ -874,8 +889,12 @@ mod tests {
         assert_eq!(page.total, 5);
         assert_eq!(indexes(&page), vec![20, 15, 10, 5, 0]);
 
-        // Cursor paging walks every hit once, newest first, ties broken by index.
+        // Cursor paging walks every hit once, newest first, ties broken by index,
+        // or oldest first.
         assert_eq!(page_through(&s, req("")), (0..25).rev().collect::<Vec<_>>());
+        assert_eq!(page_through(&s, SearchRequest { oldest_first: true, ..req("") }), (0..25).collect::<Vec<_>>());
+        let oldest = SearchRequest { oldest_first: true, ..req("zone:control-room") };
+        assert_eq!(indexes(&s.search(&oldest).expect("search")), vec![0, 5, 10, 15, 20]);
 
         assert_eq!(s.search(&req("user:u1 AND raw:seq=4")).expect("search").total, 1);
         assert_eq!(s.search(&req("\"ok seq=13\"")).expect("phrase").hits[0].index, 13);
@@ -944,44 +963,53 @@ mod tests {
     }
 
     #[test]
-    fn ranking_from_a_guessed_time_bound_gives_the_same_newest_hits() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut ix = SearchIndex::open(dir.path()).expect("open");
-        // Dense old events and a few far newer ones in the same segments. For
+    fn ranking_from_a_guessed_time_bound_gives_the_same_first_hits() {
+        // Dense old events and a few far newer ones in the same segments, and
+        // the same mirrored in time (so that both orders meet both shapes). For
         // `cell-1` (old events only) a window guessed from the density holds
         // no hit, and the whole segment is ranked after all.
-        let time = |i: u64| if i % 10 == 9 { 1_000_000 + i as i64 } else { i as i64 };
-        let qc_lab = |i: u64| i % 10 == 9 || i.is_multiple_of(7);
-        for i in 0..60u64 {
-            let zone = if qc_lab(i) { "qc-lab" } else { "cell-1" };
-            ix.add_event(i, &event(time(i), zone, "u", "x")).expect("add");
-        }
-        ix.commit().expect("commit");
-        let s = ix.searcher();
-        let newest = |pick: &dyn Fn(u64) -> bool, n: usize| {
-            let mut all: Vec<u64> = (0..60).filter(|&i| pick(i)).collect();
-            all.sort_by_key(|&i| std::cmp::Reverse((time(i), i)));
-            all.truncate(n);
-            all
-        };
-        for limit in [1, 3, 6, 10, 25, 60] {
-            let page = s.search(&SearchRequest { limit, ..Default::default() }).expect("search");
-            assert_eq!(indexes(&page), newest(&|_| true, limit), "{limit}");
-            assert_eq!(page.total, 60);
-            for (zone, pick) in [("qc-lab", &qc_lab as &dyn Fn(u64) -> bool), ("cell-1", &|i| !qc_lab(i))] {
-                let page = s.search(&SearchRequest { q: format!("zone:{zone}"), limit, ..Default::default() });
-                let page = page.expect("search");
-                assert_eq!(indexes(&page), newest(pick, limit), "{zone}");
-                assert_eq!(page.total, newest(pick, 60).len());
+        let dense_old = |i: u64| if i % 10 == 9 { 1_000_000 + i as i64 } else { i as i64 };
+        let dense_new = |i: u64| 2_000_000 - dense_old(i);
+        for time in [&dense_old as &dyn Fn(u64) -> i64, &dense_new] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut ix = SearchIndex::open(dir.path()).expect("open");
+            let qc_lab = |i: u64| i % 10 == 9 || i.is_multiple_of(7);
+            for i in 0..60u64 {
+                let zone = if qc_lab(i) { "qc-lab" } else { "cell-1" };
+                ix.add_event(i, &event(time(i), zone, "u", "x")).expect("add");
             }
-            // A time range and cursor paging bound the window too.
-            let (from, to) = (10, 1_000_030);
-            let ranged = SearchRequest { from: Some(from), to: Some(to), limit, ..Default::default() };
-            let page = s.search(&ranged).expect("search");
-            let within = |i: u64| (from..to).contains(&time(i));
-            assert_eq!(indexes(&page), newest(&within, limit), "{limit}");
-            let cell_1 = SearchRequest { q: "zone:cell-1".into(), limit, ..Default::default() };
-            assert_eq!(page_through(&s, cell_1), newest(&|i| !qc_lab(i), 60), "paging by {limit}");
+            ix.commit().expect("commit");
+            let s = ix.searcher();
+            for oldest_first in [false, true] {
+                let first = |pick: &dyn Fn(u64) -> bool, n: usize| {
+                    let mut all: Vec<u64> = (0..60).filter(|&i| pick(i)).collect();
+                    all.sort_by_key(|&i| (time(i), i));
+                    if !oldest_first {
+                        all.reverse();
+                    }
+                    all.truncate(n);
+                    all
+                };
+                let req = |q: &str, limit| SearchRequest { q: q.into(), limit, oldest_first, ..Default::default() };
+                for limit in [1, 3, 6, 10, 25, 60] {
+                    let page = s.search(&req("", limit)).expect("search");
+                    assert_eq!(indexes(&page), first(&|_| true, limit), "{limit} {oldest_first}");
+                    assert_eq!(page.total, 60);
+                    for (zone, pick) in [("qc-lab", &qc_lab as &dyn Fn(u64) -> bool), ("cell-1", &|i| !qc_lab(i))] {
+                        let page = s.search(&req(&format!("zone:{zone}"), limit)).expect("search");
+                        assert_eq!(indexes(&page), first(pick, limit), "{zone} {oldest_first}");
+                        assert_eq!(page.total, first(pick, 60).len());
+                    }
+                    // A time range and cursor paging bound the window too.
+                    for (from, to) in [(10, 1_000_030), (999_990, 1_999_995)] {
+                        let ranged = SearchRequest { from: Some(from), to: Some(to), ..req("", limit) };
+                        let within = |i: u64| (from..to).contains(&time(i));
+                        assert_eq!(indexes(&s.search(&ranged).expect("search")), first(&within, limit), "{limit}");
+                    }
+                    let cell_1 = req("zone:cell-1", limit);
+                    assert_eq!(page_through(&s, cell_1), first(&|i| !qc_lab(i), 60), "paging by {limit}");
+                }
+            }
         }
         assert_eq!(rank_bound(Some(5), 0, 1 << 20, 100, (0, 100)), Some(5), "a full page bounds every later segment");
         assert_eq!(rank_bound(Some(5), 0, 4, 100, (0, 100)), None, "few matches are ranked whole");

@@ -614,9 +614,13 @@ struct SearchQuery {
     to: Option<String>,
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// The previous page's `next_cursor`, with the same `order`.
     cursor: Option<String>,
     /// Comma-separated facet names.
     facets: Option<String>,
+    /// `newest` first (the default) or `oldest` first, by event time then ledger index.
+    #[param(pattern = "^(newest|oldest)$")]
+    order: Option<String>,
 }
 
 fn time_param(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
@@ -655,6 +659,11 @@ async fn search(
         cursor: q.cursor.as_deref().map(Cursor::parse).transpose().map_err(|e| ApiError::bad_request(e.to_string()))?,
         facets: q.facets.as_deref().map(|f| f.split(',').map(|s| s.trim().to_owned()).collect()).unwrap_or_default(),
         time_limit: None,
+        oldest_first: match q.order.as_deref() {
+            None | Some("newest") => false,
+            Some("oldest") => true,
+            Some(other) => return Err(ApiError::bad_request(format!("order {other:?} is not newest or oldest"))),
+        },
     };
     let outcome = tokio::task::spawn_blocking(move || searcher.search(&req))
         .await

@@ -633,6 +633,8 @@ async fn search_finds_events_pages_and_is_audited() {
     let (_, b) =
         call(&f.app, "GET", "/api/v1/search?from=2026-11-26T10:00:01Z&to=2026-11-26T10:00:02Z", analyst, "").await;
     assert_eq!(b["total"], 1);
+    let (_, b) = call(&f.app, "GET", "/api/v1/search?q=zone:control-room&order=oldest", analyst, "").await;
+    assert_eq!(b["hits"][0]["ledger_index"], range.start, "oldest first");
 
     for bad in [
         "/api/v1/search?q=zone:(",
@@ -640,6 +642,7 @@ async fn search_finds_events_pages_and_is_audited() {
         "/api/v1/search?from=yesterday",
         "/api/v1/search?cursor=xyz",
         "/api/v1/search?facets=colour",
+        "/api/v1/search?order=sideways",
     ] {
         let (s, b) = call(&f.app, "GET", bad, analyst, "").await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {b}");
