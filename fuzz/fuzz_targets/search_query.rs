@@ -1,5 +1,5 @@
 #![no_main]
-//! Untrusted search requests (`q`, then a cursor and facets on the next lines)
+//! Untrusted search requests (`q`, then a cursor, facets and `oldest` on the next lines)
 //! against a small index, on a thread with a server worker's 2 MiB stack: a
 //! page or a clear query error, never a panic or a stack overflow.
 
@@ -33,7 +33,7 @@ fn searcher() -> &'static Searcher {
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let mut lines = text.splitn(3, '\n');
+    let mut lines = text.splitn(4, '\n');
     let q = lines.next().unwrap_or_default().to_owned();
     let cursor = match lines.next().filter(|c| !c.is_empty()).map(Cursor::parse) {
         Some(Ok(c)) => Some(c),
@@ -41,7 +41,8 @@ fuzz_target!(|data: &[u8]| {
         None => None,
     };
     let facets = lines.next().map(|f| f.split(',').map(str::to_owned).collect()).unwrap_or_default();
-    let request = SearchRequest { q, cursor, facets, limit: 5, ..Default::default() };
+    let oldest_first = lines.next() == Some("oldest");
+    let request = SearchRequest { q, cursor, facets, oldest_first, limit: 5, ..Default::default() };
     let searcher = searcher().clone();
     std::thread::Builder::new()
         .stack_size(2 << 20)
