@@ -82,6 +82,10 @@ impl ApiError {
     fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
+    /// A search or query stopped at its time limit.
+    fn timeout(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "timeout", message)
+    }
     fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
@@ -433,9 +437,8 @@ fn incident_states(names: &str) -> Result<Vec<correlate::IncidentState>, ApiErro
         .split(',')
         .map(|name| {
             correlate::IncidentState::from_name(name.trim()).ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "state {name:?} is not one of new, acknowledged, investigating, closed, false_positive"
-                ))
+                let states: Vec<_> = correlate::IncidentState::ALL.iter().map(|s| s.as_str()).collect();
+                ApiError::bad_request(format!("state {name:?} is not one of {}", states.join(", ")))
             })
         })
         .collect()
@@ -673,9 +676,7 @@ async fn search(
         Err(e) => {
             let refused = match e {
                 SearchError::Query(m) => ApiError::bad_request(m),
-                e @ SearchError::Timeout(_) => {
-                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "timeout", e.to_string())
-                }
+                e @ SearchError::Timeout(_) => ApiError::timeout(e.to_string()),
                 SearchError::Index { .. } => {
                     tracing::error!(error = %e, "search failed");
                     ApiError::unavailable("the search index cannot answer now")
@@ -772,7 +773,7 @@ async fn query_sql(caller: Caller, State(s): State<AppState>, body: Bytes) -> Re
             "elapsed_ms": elapsed_ms,
         }))),
         Err(SqlError::Query(m)) => Err(ApiError::bad_request(m)),
-        Err(e @ SqlError::Timeout(_)) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "timeout", e.to_string())),
+        Err(e @ SqlError::Timeout(_)) => Err(ApiError::timeout(e.to_string())),
         Err(e @ SqlError::Engine(_)) => {
             tracing::error!(error = %e, "sql engine failed");
             Err(ApiError::unavailable("the query could not be run"))

@@ -21,6 +21,8 @@ pub enum IncidentState {
 }
 
 impl IncidentState {
+    pub const ALL: [Self; 5] = [Self::New, Self::Acknowledged, Self::Investigating, Self::Closed, Self::FalsePositive];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::New => "new",
@@ -32,9 +34,7 @@ impl IncidentState {
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
-        [Self::New, Self::Acknowledged, Self::Investigating, Self::Closed, Self::FalsePositive]
-            .into_iter()
-            .find(|s| s.as_str() == name)
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
     }
 
     /// Closed or false positive: no further transitions, no new alerts.
