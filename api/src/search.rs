@@ -516,18 +516,12 @@ impl Searcher {
             };
             // The scorer's estimate of its matches (an upper bound for most queries).
             let matches = weight.scorer(reader, 1.0)?.size_hint() as usize;
-            // Where the window of a guess may lie: within the segment and the request.
-            let last = req.to.map(|t| t.saturating_sub(1));
-            let (newest, oldest) = match asc {
-                false => (
-                    [Some(max), last, req.cursor.map(|c| c.time)].into_iter().flatten().fold(max, i64::min),
-                    req.from.map_or(min, |f| f.max(min)),
-                ),
-                true => (
-                    last.map_or(max, |t| t.min(max)),
-                    [Some(min), req.from, req.cursor.map(|c| c.time)].into_iter().flatten().fold(min, i64::max),
-                ),
-            };
+            // Where the window of a guess may lie: within the segment and the
+            // request, whose cursor bounds the side the page continues from.
+            let cursor = req.cursor.map(|c| c.time);
+            let (to, from) = (req.to.map(|t| t.saturating_sub(1)), req.from);
+            let newest = [to, cursor.filter(|_| !asc)].into_iter().flatten().fold(max, i64::min);
+            let oldest = [from, cursor.filter(|_| asc)].into_iter().flatten().fold(min, i64::max);
             let range = if asc { (rank(newest), rank(oldest)) } else { (oldest, newest) };
             let bound = rank_bound(last_kept, limit - best.len(), matches, front.saturating_sub(back), range);
             if let Some(from) = bound {
