@@ -20,13 +20,14 @@ use tantivy::aggregation::agg_req::Aggregations;
 use tantivy::aggregation::agg_result::AggregationResults;
 use tantivy::aggregation::{AggContextParams, AggregationCollector, AggregationLimitsGuard};
 use tantivy::collector::sort_key::SortByStaticFastValue;
-use tantivy::collector::{Collector, Count, TopDocs};
+use tantivy::collector::{Collector, Count, SegmentCollector, TopDocs};
 use tantivy::directory::MmapDirectory;
 use tantivy::indexer::UserOperation;
-use tantivy::query::{AllQuery, BooleanQuery, EnableScoring, Occur, Query, QueryParser, RangeQuery, Weight};
+use tantivy::query::{AllQuery, BooleanQuery, EnableScoring, Occur, Query, QueryParser, RangeQuery, Scorer};
 use tantivy::schema::{FAST, Field, IpAddrOptions, NumericOptions, STRING, Schema, TEXT, TextOptions};
 use tantivy::{
-    DocSet, Index, IndexReader, IndexWriter, Order, ReloadPolicy, SegmentReader, TERMINATED, TantivyDocument, Term,
+    COLLECT_BLOCK_BUFFER_LEN, DocSet, Index, IndexReader, IndexWriter, Order, ReloadPolicy, SegmentReader, TERMINATED,
+    TantivyDocument, Term,
 };
 
 /// Fields a query can name. Keyword fields match whole values exactly.
@@ -504,7 +505,7 @@ impl Searcher {
             let last_kept = (best.len() == limit).then(|| best.last().and_then(|b| b.0.0)).flatten().map(rank);
             if last_kept.is_some_and(|t| front < t) {
                 // Nothing here comes before the hits in hand: only count.
-                count_more(weight.as_ref(), reader, &mut total, &mut exact)?;
+                count_more(|| weight.scorer(reader, 1.0), reader, &mut total, &mut exact)?;
                 continue;
             }
             let merge = |best: &mut Vec<(SortKey, _)>, fruit| -> tantivy::Result<usize> {
@@ -514,8 +515,10 @@ impl Searcher {
                 best.truncate(limit);
                 Ok(n)
             };
-            // The scorer's estimate of its matches (an upper bound for most queries).
-            let matches = weight.scorer(reader, 1.0)?.size_hint() as usize;
+            // The scorer's estimate of its matches (an upper bound for most
+            // queries). The scorer is kept: a prefix's costs as much to make as to read.
+            let scorer = weight.scorer(reader, 1.0)?;
+            let matches = scorer.size_hint() as usize;
             // Where the window of a guess may lie: within the segment and the
             // request, whose cursor bounds the side the page continues from.
             let cursor = req.cursor.map(|c| c.time);
@@ -538,11 +541,11 @@ impl Searcher {
                 // bound: everything left out comes after all of them.
                 if ranked.len() == limit && ranked.last().and_then(|b| b.0.0).is_some_and(|t| rank(t) >= from) {
                     best = ranked;
-                    count_more(weight.as_ref(), reader, &mut total, &mut exact)?;
+                    count_more(|| Ok(scorer), reader, &mut total, &mut exact)?;
                     continue;
                 }
             }
-            total += merge(&mut best, collector.collect_segment(weight.as_ref(), ord, reader)?)?;
+            total += merge(&mut best, collect_scorer(&collector, ord, reader, scorer)?)?;
         }
         let hits = best.into_iter().filter_map(|((t, i), _)| Some(Cursor { time: t?, index: i? })).collect();
         Ok((hits, total, exact))
@@ -584,10 +587,16 @@ type SortKey = (Option<i64>, Option<u64>);
 /// search. Facets and SQL count exactly.
 pub const TOTAL_EXACT_UP_TO: usize = 10_000;
 
-/// Adds a segment's matches to `total` while it is below the cap.
-fn count_more(weight: &dyn Weight, reader: &SegmentReader, total: &mut usize, exact: &mut bool) -> tantivy::Result<()> {
+/// Adds a segment's matches to `total` while it is below the cap (`scorer`
+/// is only made then).
+fn count_more(
+    scorer: impl FnOnce() -> tantivy::Result<Box<dyn Scorer>>,
+    reader: &SegmentReader,
+    total: &mut usize,
+    exact: &mut bool,
+) -> tantivy::Result<()> {
     if *total < TOTAL_EXACT_UP_TO {
-        let (n, complete) = count_up_to(weight, reader, TOTAL_EXACT_UP_TO - *total)?;
+        let (n, complete) = count_up_to(scorer()?, reader, TOTAL_EXACT_UP_TO - *total);
         *total += n;
         *exact &= complete;
     } else {
@@ -597,8 +606,7 @@ fn count_more(weight: &dyn Weight, reader: &SegmentReader, total: &mut usize, ex
 }
 
 /// Matching live documents in a segment, stopping at `cap`; `false` when it stopped.
-fn count_up_to(weight: &dyn Weight, reader: &SegmentReader, cap: usize) -> tantivy::Result<(usize, bool)> {
-    let mut scorer = weight.scorer(reader, 1.0)?;
+fn count_up_to(mut scorer: Box<dyn Scorer>, reader: &SegmentReader, cap: usize) -> (usize, bool) {
     let alive = reader.alive_bitset();
     let mut n = 0;
     let mut doc = scorer.doc();
@@ -606,12 +614,37 @@ fn count_up_to(weight: &dyn Weight, reader: &SegmentReader, cap: usize) -> tanti
         if alive.is_none_or(|a| a.is_alive(doc)) {
             n += 1;
             if n >= cap {
-                return Ok((n, scorer.advance() == TERMINATED));
+                return (n, scorer.advance() == TERMINATED);
             }
         }
         doc = scorer.advance();
     }
-    Ok((n, true))
+    (n, true)
+}
+
+/// What `collector` makes of a segment's live matches, read from `scorer`
+/// a block at a time as tantivy's `collect_segment` reads them, without
+/// making the scorer again.
+fn collect_scorer<C: Collector>(
+    collector: &C,
+    ord: u32,
+    reader: &SegmentReader,
+    mut scorer: Box<dyn Scorer>,
+) -> tantivy::Result<<C::Child as SegmentCollector>::Fruit> {
+    let mut segment = collector.for_segment(ord, reader)?;
+    let alive = reader.alive_bitset();
+    let mut block = [0; COLLECT_BLOCK_BUFFER_LEN];
+    loop {
+        let n = scorer.fill_buffer(&mut block);
+        if n == 0 {
+            break;
+        }
+        match alive {
+            None => segment.collect_block(&block[..n]),
+            Some(alive) => block[..n].iter().filter(|&&d| alive.is_alive(d)).for_each(|&d| segment.collect(d, 0.0)),
+        }
+    }
+    Ok(segment.harvest())
 }
 
 fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
