@@ -654,19 +654,40 @@ async fn search(
     caller.require(Permission::ReadEvents)?;
     let Query(q) = q?;
     let (searcher, state) = s.0.search.clone().ok_or_else(|| ApiError::unavailable("search is not enabled"))?;
-    let req = SearchRequest {
-        q: q.q.clone().unwrap_or_default(),
-        from: time_param("from", q.from.as_deref())?,
-        to: time_param("to", q.to.as_deref())?,
-        limit: limit(q.limit)?,
-        cursor: q.cursor.as_deref().map(Cursor::parse).transpose().map_err(|e| ApiError::bad_request(e.to_string()))?,
-        facets: q.facets.as_deref().map(|f| f.split(',').map(|s| s.trim().to_owned()).collect()).unwrap_or_default(),
-        time_limit: None,
-        oldest_first: match q.order.as_deref() {
-            None | Some("newest") => false,
-            Some("oldest") => true,
-            Some(other) => return Err(ApiError::bad_request(format!("order {other:?} is not newest or oldest"))),
-        },
+    let req = || -> Result<SearchRequest, ApiError> {
+        Ok(SearchRequest {
+            q: q.q.clone().unwrap_or_default(),
+            from: time_param("from", q.from.as_deref())?,
+            to: time_param("to", q.to.as_deref())?,
+            limit: limit(q.limit)?,
+            cursor: q
+                .cursor
+                .as_deref()
+                .map(Cursor::parse)
+                .transpose()
+                .map_err(|e| ApiError::bad_request(e.to_string()))?,
+            facets: q
+                .facets
+                .as_deref()
+                .map(|f| f.split(',').map(|s| s.trim().to_owned()).collect())
+                .unwrap_or_default(),
+            time_limit: None,
+            oldest_first: match q.order.as_deref() {
+                None | Some("newest") => false,
+                Some("oldest") => true,
+                Some(other) => return Err(ApiError::bad_request(format!("order {other:?} is not newest or oldest"))),
+            },
+        })
+    };
+    // A refused search is an access attempt too, as a refused SQL query is.
+    let refuse = |refused: ApiError| async {
+        let details = json!({"q": q.q, "from": q.from, "to": q.to, "refused": refused.message});
+        audit(&s, &caller.0, "search", "", details).await?;
+        Err::<Json<Value>, _>(refused)
+    };
+    let req = match req() {
+        Ok(req) => req,
+        Err(refused) => return refuse(refused).await,
     };
     let outcome = tokio::task::spawn_blocking(move || searcher.search(&req))
         .await
@@ -682,10 +703,7 @@ async fn search(
                     ApiError::unavailable("the search index cannot answer now")
                 }
             };
-            // A refused search is an access attempt too, as a refused SQL query is.
-            let details = json!({"q": q.q, "from": q.from, "to": q.to, "refused": refused.message});
-            audit(&s, &caller.0, "search", "", details).await?;
-            return Err(refused);
+            return refuse(refused).await;
         }
     };
     let mut hits = Vec::with_capacity(page.hits.len());

@@ -648,10 +648,16 @@ async fn search_finds_events_pages_and_is_audited() {
         assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {b}");
         assert_eq!(b["error"]["code"], "bad_request");
     }
-    // A query the index refuses is audited with what was asked and why it was refused.
+    // A refused search is audited with what was asked and why it was refused,
+    // whether its parameters or the index refused it.
     let audit = last_audit(&f);
     assert_eq!((audit["action"].as_str(), audit["details"]["q"].as_str()), (Some("search"), None));
-    assert!(audit["details"]["refused"].as_str().is_some_and(|m| m.contains("colour")), "{audit}");
+    assert!(audit["details"]["refused"].as_str().is_some_and(|m| m.contains("sideways")), "{audit}");
+    let before = f.ledger.size();
+    call(&f.app, "GET", "/api/v1/search?from=yesterday", analyst, "").await;
+    let audit = last_audit(&f);
+    assert_eq!((f.ledger.size(), audit["details"]["from"].as_str()), (before + 1, Some("yesterday")));
+    assert!(audit["details"]["refused"].as_str().is_some_and(|m| m.contains("RFC 3339")), "{audit}");
     call(&f.app, "GET", "/api/v1/search?q=zone:(", analyst, "").await;
     let audit = last_audit(&f);
     assert_eq!((audit["details"]["q"].as_str(), audit["actor"].as_str()), (Some("zone:("), Some("SocAnalyst")));
