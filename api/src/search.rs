@@ -266,7 +266,9 @@ impl SearchIndex {
         let reader =
             index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(|e| err(e.to_string()))?;
         let f = Fields::of(&index.schema()).map_err(|e| err(e.to_string()))?;
-        let mut parser = QueryParser::for_index(&index, vec![f.message, f.raw]);
+        let full_text = query::FULL_TEXT_FIELDS.iter().map(|name| index.schema().get_field(name));
+        let full_text = full_text.collect::<tantivy::Result<_>>().map_err(|e| err(e.to_string()))?;
+        let mut parser = QueryParser::for_index(&index, full_text);
         parser.set_conjunction_by_default();
         // Only for prefixes: `query` refuses the user's own regexes.
         parser.allow_regexes();
@@ -552,16 +554,17 @@ impl Searcher {
     }
 }
 
-/// The event time from which a segment's hits are worth ranking, if any.
-/// Ranking costs per match and bounding by time costs a scan of the time
-/// column, so a segment with few `matches` within `range` (the segment's
-/// times that the request allows) is ranked whole. Otherwise, with a full
-/// page in hand (`oldest_kept`), only hits at or after its oldest can enter
-/// it; while `wanted` places are still empty, the bound is a guess: a window
-/// ending at the range's newest time that holds 8 × `wanted` matches if they
-/// are spread evenly over the segment's time `span`. The caller ranks the
-/// whole segment when the window held too few.
-fn rank_bound(oldest_kept: Option<i64>, wanted: usize, matches: usize, span: i64, range: (i64, i64)) -> Option<i64> {
+/// The rank time (see [`Searcher::top`]: larger is nearer the front of the
+/// page) from which a segment's hits are worth ranking, if any. Ranking costs
+/// per match and bounding by time costs a scan of the time column, so a
+/// segment with few `matches` within `range` (the segment's rank times that
+/// the request allows) is ranked whole. Otherwise, with a full page in hand
+/// (`last_kept`, its last hit), only hits at or before it in the page order
+/// can enter it; while `wanted` places are still empty, the bound is a guess:
+/// a window ending at the front of the range that holds 8 × `wanted` matches
+/// if they are spread evenly over the segment's time `span`. The caller ranks
+/// the whole segment when the window held too few.
+fn rank_bound(last_kept: Option<i64>, wanted: usize, matches: usize, span: i64, range: (i64, i64)) -> Option<i64> {
     /// Below this many matches, ranking a whole segment is cheap (tiny in
     /// tests, so that their few documents walk the bounded paths too).
     const MANY: usize = if cfg!(test) { 8 } else { 32_768 };
@@ -571,7 +574,7 @@ fn rank_bound(oldest_kept: Option<i64>, wanted: usize, matches: usize, span: i64
     if in_range < MANY as i128 {
         return None;
     }
-    if let Some(t) = oldest_kept {
+    if let Some(t) = last_kept {
         return Some(t);
     }
     let window = (span as i128 + 1) * (8 * wanted as i128) / matches as i128;
@@ -579,7 +582,7 @@ fn rank_bound(oldest_kept: Option<i64>, wanted: usize, matches: usize, span: i64
     (from > range.0).then_some(from)
 }
 
-/// A hit's place: (time, ledger index), newest first.
+/// A hit's place: (time, ledger index).
 type SortKey = (Option<i64>, Option<u64>);
 
 /// Hits are counted exactly up to this many; beyond it `total` is a lower

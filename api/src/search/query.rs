@@ -162,25 +162,23 @@ fn prefix(literal: UserInputLiteral) -> Result<UserInputAst, SearchError> {
         None => FULL_TEXT_FIELDS.to_vec(),
     };
     let words = start.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).count();
+    if words == 0 {
+        return Err(SearchError::Query(format!("{:?}: a prefix needs a letter or digit before *", literal.phrase)));
+    }
     let last_is_whole = !start.ends_with(char::is_alphanumeric);
     let per_field = |field: &str| match (words, last_is_whole) {
-        (0, _) => None,
-        (1, false) => Some(regex(field, &start.trim_start_matches(|c: char| !c.is_alphanumeric()).to_lowercase())),
+        (1, false) => regex(field, &start.trim_start_matches(|c: char| !c.is_alphanumeric()).to_lowercase()),
         // `10.0.*`: the words 10 and 0, the last one whole.
-        (_, whole) => Some(UserInputAst::from(UserInputLeaf::Literal(UserInputLiteral {
+        (_, whole) => UserInputAst::from(UserInputLeaf::Literal(UserInputLiteral {
             field_name: Some(field.into()),
             phrase: start.into(),
             delimiter: Delimiter::DoubleQuotes,
             slop: 0,
             prefix: !whole,
-        }))),
+        })),
     };
-    let alternatives: Option<Vec<_>> = fields.iter().map(|f| per_field(f).map(|q| (Some(Occur::Should), q))).collect();
-    match alternatives {
-        Some(mut one) if one.len() == 1 => Ok(one.remove(0).1),
-        Some(many) => Ok(UserInputAst::Clause(many)),
-        None => Err(SearchError::Query(format!("{:?}: a prefix needs a letter or digit before *", literal.phrase))),
-    }
+    let mut alternatives: Vec<_> = fields.iter().map(|f| (Some(Occur::Should), per_field(f))).collect();
+    Ok(if alternatives.len() == 1 { alternatives.remove(0).1 } else { UserInputAst::Clause(alternatives) })
 }
 
 fn only_exclusions(clauses: &[(Option<Occur>, UserInputAst)]) -> bool {
@@ -244,7 +242,7 @@ mod tests {
     #[test]
     fn a_trailing_star_is_a_prefix() {
         let (_dir, s) = plant();
-        let cases: [(&str, BTreeSet<u64>); 10] = [
+        let cases: [(&str, BTreeSet<u64>); 11] = [
             ("zone:z*", events(|_, _, _| true)),
             ("user:u1*", events(|_, u, _| u == 1)),
             // Keywords are matched as written; words are indexed in lower case.
@@ -256,6 +254,8 @@ mod tests {
             ("raw:logon.*", events(|_, _, _| true)),
             ("\"logon w\"*", events(|_, _, _| true)),
             ("user:u1* AND NOT w0*", events(|_, u, w| u == 1 && w != 0)),
+            // Quoted, a * is part of the value.
+            ("zone:\"z*\"", BTreeSet::new()),
         ];
         for (q, want) in cases {
             assert_eq!(matches(&s, q), want, "{q}");
