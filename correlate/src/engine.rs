@@ -90,6 +90,15 @@ pub struct EngineStats {
 struct Seen {
     time: i64,
     index: u64,
+    /// A logon that has raised its badge-denied alert: one alert per logon,
+    /// however many denials precede it or arrive late.
+    alerted: bool,
+}
+
+impl Seen {
+    fn at(time: i64, index: u64) -> Self {
+        Seen { time, index, alerted: false }
+    }
 }
 
 /// What a rule found; [`Engine::alert`] turns it into an [`Alert`].
@@ -127,6 +136,14 @@ impl KeyedSeen {
     }
     fn between<'a>(&'a self, key: &(String, String), from: i64, to: i64) -> impl Iterator<Item = &'a Seen> + 'a {
         self.0.get(key).into_iter().flat_map(move |q| q.iter().filter(move |e| e.time >= from && e.time <= to))
+    }
+    fn between_mut<'a>(
+        &'a mut self,
+        key: &(String, String),
+        from: i64,
+        to: i64,
+    ) -> impl Iterator<Item = &'a mut Seen> + 'a {
+        self.0.get_mut(key).into_iter().flat_map(move |q| q.iter_mut().filter(move |e| e.time >= from && e.time <= to))
     }
     fn evict_before(&mut self, t: i64) {
         self.0.retain(|_, q| {
@@ -360,21 +377,26 @@ impl Engine {
         let Some(person) = e.person().map(str::to_owned) else { return };
         match e.activity_id {
             activity::BADGE_GRANTED => {
-                self.presence.insert(
-                    (person, String::new()),
-                    Seen { time: e.time, index },
-                    self.cfg.max_entries_per_key,
-                );
+                self.presence.insert((person, String::new()), Seen::at(e.time, index), self.cfg.max_entries_per_key);
             }
             activity::BADGE_DENIED => {
                 let Some(zone) = e.zone.as_deref().map(String::from) else { return };
                 let key = (person.clone(), zone.clone());
-                let window = self.cfg.login_window_ms as i64;
-                let matches: Vec<Seen> = self.logins.between(&key, e.time, e.time + window).copied().collect();
-                for login in matches {
-                    out.push(self.badge_login_alert(&person, &zone, Seen { time: e.time, index }, login));
+                let (denial, window) = (Seen::at(e.time, index), self.cfg.login_window_ms as i64);
+                // Delivered after logons it precedes: those not yet alerted on alert now.
+                let logons: Vec<Seen> = self
+                    .logins
+                    .between_mut(&key, e.time, e.time + window)
+                    .filter(|login| !login.alerted)
+                    .map(|login| {
+                        login.alerted = true;
+                        *login
+                    })
+                    .collect();
+                for login in logons {
+                    out.push(self.badge_login_alert(&person, &zone, &[denial], login));
                 }
-                self.denials.insert(key, Seen { time: e.time, index }, self.cfg.max_entries_per_key);
+                self.denials.insert(key, denial, self.cfg.max_entries_per_key);
             }
             _ => {}
         }
@@ -392,15 +414,26 @@ impl Engine {
         };
         let key = (person.clone(), zone.clone());
         let window = self.cfg.login_window_ms as i64;
-        let matches: Vec<Seen> = self.denials.between(&key, e.time - window, e.time).copied().collect();
-        for denial in matches {
-            out.push(self.badge_login_alert(&person, &zone, denial, Seen { time: e.time, index }));
+        let denials: Vec<Seen> = self.denials.between(&key, e.time - window, e.time).copied().collect();
+        let mut login = Seen::at(e.time, index);
+        if !denials.is_empty() {
+            out.push(self.badge_login_alert(&person, &zone, &denials, login));
+            login.alerted = true;
         }
-        self.logins.insert(key, Seen { time: e.time, index }, self.cfg.max_entries_per_key);
+        self.logins.insert(key, login, self.cfg.max_entries_per_key);
     }
 
-    fn badge_login_alert(&mut self, person: &str, zone: &str, denial: Seen, login: Seen) -> Alert {
-        let gap = (login.time - denial.time) / 1000;
+    /// One alert per logon, with every denial in the window before it (in
+    /// event-time order) as its evidence: three denials and a logon are one
+    /// act to investigate, not three alerts.
+    fn badge_login_alert(&mut self, person: &str, zone: &str, denials: &[Seen], login: Seen) -> Alert {
+        let last = denials.last().map_or(login.time, |d| d.time);
+        let gap = (login.time - last) / 1000;
+        let denied = match denials.len() {
+            1 => format!("was denied at a door of zone {zone}"),
+            n => format!("was denied {n} times at doors of zone {zone}"),
+        };
+        let later = if denials.len() == 1 { "later" } else { "after the last denial" };
         self.alert(
             &BADGE_DENIED_THEN_EWS_LOGIN,
             Hit {
@@ -408,8 +441,10 @@ impl Engine {
                 time: login.time,
                 entity: Entity { kind: EntityKind::Person, id: person.to_owned() },
                 zone: Some(zone.to_owned()),
-                events: vec![denial.index, login.index],
-                summary: format!("{person} was denied at a door of zone {zone}, then logged on to an engineering workstation there {gap} s later"),
+                events: denials.iter().chain([&login]).map(|s| s.index).collect(),
+                summary: format!(
+                    "{person} {denied}, then logged on to an engineering workstation there {gap} s {later}"
+                ),
             },
         )
     }

@@ -144,6 +144,35 @@ fn badge_login_in_either_arrival_order() {
     assert_eq!(rules(&a), ["badge-denied-then-ews-login"]);
 }
 
+/// Three denials, then a logon: one alert holding all four events, and a
+/// denial delivered late for that logon adds none. Logons seen before any
+/// denial alert, each once, when a denial before them arrives.
+#[test]
+fn badge_login_alerts_once_per_logon() {
+    let mut h = Harness::new();
+    let denials: Vec<u64> = (0..3).map(|k| h.badge(T0 + k * 1_000, "4711", "denied", T0 + k * 1_000).0).collect();
+    let (login, a) = h.login(T0 + 5_000, "mallory", "ews-01", "4624", T0 + 5_000);
+    assert_eq!(rules(&a), ["badge-denied-then-ews-login"]);
+    assert_eq!(a[0].events, [denials.clone(), vec![login]].concat());
+    assert_eq!(
+        a[0].summary,
+        "mallory was denied 3 times at doors of zone cell-1, then logged on to an engineering workstation there 3 s after the last denial"
+    );
+    assert!(h.badge(T0 + 4_000, "4711", "denied", T0 + 6_000).1.is_empty(), "late denial, logon already alerted");
+    // A second logon is a second act: one more alert, with the four denials before it.
+    let (_, a) = h.login(T0 + 9_000, "mallory", "ews-01", "4624", T0 + 9_000);
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].events.len(), 5);
+
+    let mut h = Harness::new();
+    let (first, a) = h.login(T0 + 60_000, "mallory", "ews-01", "4624", T0 + 60_000);
+    assert!(a.is_empty());
+    let (second, _) = h.login(T0 + 70_000, "mallory", "ews-01", "4624", T0 + 70_000);
+    let (deny, a) = h.badge(T0, "4711", "denied", T0 + 71_000);
+    assert_eq!(a.iter().map(|a| a.events.clone()).collect::<Vec<_>>(), [vec![deny, first], vec![deny, second]]);
+    assert!(h.badge(T0 + 1_000, "4711", "denied", T0 + 72_000).1.is_empty(), "both logons already alerted");
+}
+
 #[test]
 fn badge_login_negative_cases() {
     let mut h = Harness::new();
