@@ -202,9 +202,11 @@ impl AlarmBoard {
         out
     }
 
+    /// Acknowledges `key`; an alarm already acknowledged keeps its first
+    /// acknowledgement (who saw it first, and when, is what the board shows).
     pub fn acknowledge(&mut self, key: &str, by: &str, now: i64) -> Result<&AlarmState, CorrelateError> {
         let s = self.standing.get_mut(key).ok_or_else(|| CorrelateError::NoSuchAlarm(key.to_owned()))?;
-        s.acknowledged = Some((by.to_owned(), now));
+        s.acknowledged.get_or_insert_with(|| (by.to_owned(), now));
         Ok(s)
     }
 
@@ -256,6 +258,8 @@ mod tests {
         assert!(b.raise(&a, 1).is_empty(), "standing unacknowledged: not sent again");
         assert_eq!(b.list()[0].repeats, 1);
         b.acknowledge("r/PLC-01", "op", 2).expect("ack");
+        let again = b.acknowledge("r/PLC-01", "second-op", 3).expect("ack again");
+        assert_eq!(again.acknowledged, Some(("op".to_owned(), 2)), "the first acknowledgement stands");
         assert_eq!(b.raise(&a, 3).len(), 1, "after acknowledgement it is raised again");
         assert!(matches!(b.shelve("r/PLC-01", 100, "op", " "), Err(CorrelateError::ReasonRequired)));
         b.shelve("r/PLC-01", 100, "op", "sensor under repair").expect("shelve");
