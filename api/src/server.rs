@@ -1397,13 +1397,15 @@ async fn audit(s: &AppState, who: &Principal, action: &str, reason: &str, detail
 async fn acknowledge_alarm(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::HandleAlarms)?;
     let a: AcknowledgeRequest = json_body(&body)?;
+    let at = now_millis();
     let state = {
         let mut board = s.0.views.alarms.lock().unwrap_or_else(|e| e.into_inner());
-        let st =
-            board.acknowledge(&a.key, &caller.0.name, now_millis()).map_err(|e| ApiError::not_found(e.to_string()))?;
+        let st = board.acknowledge(&a.key, &caller.0.name, at).map_err(|e| ApiError::not_found(e.to_string()))?;
         serde_json::to_value(st).unwrap_or_default()
     };
-    let index = audit(&s, &caller.0, "alarm.acknowledge", &a.reason, json!({"key": a.key})).await?;
+    // The board's time goes into the record, so a restart rebuilds it exactly.
+    let details = json!({"key": a.key, "acknowledged_at": at});
+    let index = audit(&s, &caller.0, "alarm.acknowledge", &a.reason, details).await?;
     Ok(Json(json!({"alarm": state, "audit_index": index})))
 }
 

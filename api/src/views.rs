@@ -24,7 +24,7 @@ pub struct Views {
     pub incidents: RwLock<IncidentBook>,
     /// Retention policies and legal holds, as recorded (newest last).
     pub retention: RwLock<Vec<serde_json::Value>>,
-    /// Control-room alarms standing (not rebuilt from the ledger on start).
+    /// Control-room alarms standing, with their acknowledgements and shelves.
     pub alarms: std::sync::Mutex<correlate::AlarmBoard>,
 }
 
@@ -36,6 +36,27 @@ fn push_capped<T>(q: &RwLock<VecDeque<T>>, cap: usize, items: impl IntoIterator<
         }
         q.push_back(item);
     }
+}
+
+/// Applies an `alarm.acknowledge` or `alarm.shelve` audit record to the board.
+/// An alarm no longer standing (raised anew since) is left as it is.
+fn replay_alarm_action(board: &mut correlate::AlarmBoard, audit: &serde_json::Value, recorded_at: i64) {
+    let (Some(action), Some(actor), Some(key)) =
+        (audit["action"].as_str(), audit["actor"].as_str(), audit["details"]["key"].as_str())
+    else {
+        return;
+    };
+    let _not_standing = match action {
+        "alarm.acknowledge" => {
+            let at = audit["details"]["acknowledged_at"].as_i64().unwrap_or(recorded_at);
+            board.acknowledge(key, actor, at).map(drop)
+        }
+        "alarm.shelve" => match audit["details"]["until"].as_i64() {
+            Some(until) => board.shelve(key, until, actor, audit["reason"].as_str().unwrap_or_default()).map(drop),
+            None => Ok(()),
+        },
+        _ => Ok(()),
+    };
 }
 
 impl Views {
@@ -53,6 +74,11 @@ impl Views {
 
     /// Rebuilds the views from the ledger at `dir`, handing each event and
     /// alert to `on_event` / `on_alert` too. Returns the records read.
+    ///
+    /// The alarm board is replayed as it ran: each alert raised at the time it
+    /// was ledgered (so floods start and end as they did), each acknowledgement
+    /// and shelving from its `audit` record. Nothing is sent again: those
+    /// alarms went out, or wait in the outbox, before the stop.
     pub fn rebuild(
         &self,
         dir: &Path,
@@ -60,11 +86,15 @@ impl Views {
         mut on_alert: impl FnMut(&Alert),
     ) -> Result<u64, LedgerError> {
         let mut bad = 0u64;
+        let mut board = self.alarms.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last_recorded = None;
         let n = ledger::for_each_record(dir, |index, bytes| {
             let Ok(rec) = record::decode(bytes) else {
                 bad += 1;
                 return;
             };
+            let at = rec.recorded_at;
+            last_recorded = Some(at);
             match rec.kind {
                 RecordKind::Event => match serde_json::from_value::<Event>(rec.data) {
                     Ok(e) => {
@@ -80,6 +110,8 @@ impl Views {
                 RecordKind::Alert => match serde_json::from_value::<Alert>(rec.data) {
                     Ok(a) => {
                         on_alert(&a);
+                        board.tick(at);
+                        board.raise(&a, at);
                         self.add_alerts([Stored { index, item: Arc::new(a) }]);
                     }
                     Err(_) => bad += 1,
@@ -95,9 +127,13 @@ impl Views {
                     }
                     self.retention.write().unwrap_or_else(|e| e.into_inner()).push(data);
                 }
+                RecordKind::Audit => replay_alarm_action(&mut board, &rec.data, at),
                 _ => {}
             }
         })?;
+        if let Some(at) = last_recorded {
+            board.tick(at);
+        }
         if bad > 0 {
             tracing::warn!(records = bad, "ledger records that this version cannot read were skipped in the views");
         }
@@ -131,5 +167,78 @@ impl Views {
     pub fn alerts(&self, limit: usize) -> Vec<Stored<Alert>> {
         let q = self.alerts.read().unwrap_or_else(|e| e.into_inner());
         q.iter().rev().take(limit).cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use correlate::{AlarmPolicy, Entity, EntityKind};
+    use ledger::{Ledger, LedgerOptions, NoteSigner};
+    use serde_json::json;
+
+    fn alert(rule: &str, entity: &str, zone: &str, n: u64) -> Alert {
+        Alert {
+            id: format!("{rule}:{n}"),
+            rule: rule.into(),
+            title: rule.into(),
+            severity_id: 5,
+            attack: Vec::new(),
+            time: 0,
+            entity: Entity { kind: EntityKind::Asset, id: entity.into() },
+            zone: Some(zone.into()),
+            events: vec![n],
+            summary: String::new(),
+        }
+    }
+
+    /// After a restart the board is the one the control room left: standing
+    /// alarms with their repeats, the first acknowledgement at its own time, a
+    /// shelf, and a flood that ended before the stop is not ended twice.
+    #[tokio::test]
+    async fn the_alarm_board_is_rebuilt_from_the_ledger() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let origin = "custos.test/views";
+        let (l, _) =
+            Ledger::open(dir.path(), origin, NoteSigner::generate(origin).expect("key"), LedgerOptions::default())
+                .expect("ledger");
+        let rec = |kind, at, data: serde_json::Value| ledger::record::encode(kind, at, &data).expect("encode");
+        let raised = |at, a: Alert| rec(RecordKind::Alert, at, serde_json::to_value(a).expect("json"));
+        let acted = |at, action: &str, reason: &str, details| {
+            rec(RecordKind::Audit, at, json!({"actor": "op", "action": action, "reason": reason, "details": details}))
+        };
+        let records = vec![
+            raised(1_000, alert("ids", "PLC-01", "cell-1", 1)),
+            acted(1_600, "alarm.acknowledge", "", json!({"key": "ids/PLC-01", "acknowledged_at": 1_500})),
+            acted(1_700, "alarm.acknowledge", "", json!({"key": "ids/PLC-01", "acknowledged_at": 1_650})),
+            acted(1_800, "alarm.acknowledge", "", json!({"key": "gone/X"})),
+            raised(2_000, alert("sweep", "LAPTOP-7", "lab", 2)),
+            acted(2_100, "alarm.shelve", "vendor audit", json!({"key": "sweep/LAPTOP-7", "until": 9_000_000})),
+            raised(2_200, alert("sweep", "LAPTOP-7", "lab", 3)),
+            // Three alarms in a minute flood cell-2 (policy: more than two).
+            raised(3_000, alert("door", "D1", "cell-2", 4)),
+            raised(3_001, alert("door", "D2", "cell-2", 5)),
+            raised(3_002, alert("door", "D3", "cell-2", 6)),
+            // Ten minutes later, the last record before the stop.
+            acted(603_002, "login", "", json!({})),
+        ];
+        l.append(records).await.expect("append");
+        l.close().await.expect("close");
+        drop(l);
+
+        let policy = AlarmPolicy { flood_alarms: 2, flood_minutes: 1, ..AlarmPolicy::default() };
+        let views = Views::new(10, 3_600_000, policy);
+        views.rebuild(dir.path(), |_, _| {}, |_| {}).expect("rebuild");
+        let mut board = views.alarms.lock().expect("board");
+        let by_key = |b: &correlate::AlarmBoard, k: &str| b.list().into_iter().find(|s| s.alarm.key == k).cloned();
+        let ids = by_key(&board, "ids/PLC-01").expect("ids alarm standing");
+        assert_eq!(ids.acknowledged, Some(("op".to_owned(), 1_500)), "the first acknowledgement, at the board's time");
+        let sweep = by_key(&board, "sweep/LAPTOP-7").expect("sweep alarm standing");
+        assert_eq!(sweep.shelved.as_ref().map(|s| (s.until, s.reason.as_str())), Some((9_000_000, "vendor audit")));
+        assert_eq!(sweep.repeats, 1, "raised again while shelved");
+        assert!(by_key(&board, "gone/X").is_none());
+        assert_eq!(board.list().len(), 5);
+        assert!(board.tick(603_003).is_empty(), "the flood ended before the stop, and is not ended again");
+        assert_eq!(board.raise(&alert("door", "D4", "cell-2", 7), 603_004).len(), 1, "cell-2 is not flooding");
     }
 }

@@ -152,6 +152,14 @@ pub async fn demo_end_to_end(bus: Option<BusConfig>) -> tempfile::TempDir {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // The control room shelves the forced-door alarm; the board keeps it across the restart.
+    let door = "custos-door-forced-control-room/cell-1";
+    let shelve = format!(r#"{{"key":"{door}","reason":"door contact under repair","minutes":60}}"#);
+    let (status, body) = http_request(addr, "POST", "/api/v1/alarms/shelve", Some(&token), Some(shelve.as_bytes()))
+        .await
+        .expect("shelve");
+    assert_eq!(status, 200, "{body}");
+
     let size_before = d.custos.ledger.size();
     d.shutdown().await.expect("clean shutdown");
     let ledger_dir = dir.path().join("ledger");
@@ -168,6 +176,13 @@ pub async fn demo_end_to_end(bus: Option<BusConfig>) -> tempfile::TempDir {
     let again =
         get(d.http_addr, "/api/v1/incidents", &token).await["incidents"].as_array().cloned().unwrap_or_default();
     assert!(again.len() >= 3, "incidents restored from the ledger: {again:?}");
+    let board = get(d.http_addr, "/api/v1/alarms", &token).await["alarms"].as_array().cloned().unwrap_or_default();
+    let shelved = board.iter().find(|a| a["alarm"]["key"] == door).map(|a| a["shelved"].clone());
+    assert_eq!(
+        shelved.as_ref().map(|s| (&s["by"], &s["reason"])),
+        Some((&Value::from("demo-admin"), &Value::from("door contact under repair"))),
+        "the alarm board rebuilt from the ledger: {board:?}"
+    );
     let resumed = d.custos.ledger.size();
     assert!(resumed > report.records, "the restart is itself audited");
     let until = Instant::now() + Duration::from_secs(30);
