@@ -40,6 +40,9 @@ enum EvidenceAction {
         asset: Option<String>,
         #[arg(long)]
         incident: Option<String>,
+        /// Why (an inspection, a batch release): in the bundle and the audit record.
+        #[arg(long)]
+        reason: Option<String>,
         #[arg(long)]
         out: PathBuf,
     },
@@ -217,8 +220,8 @@ fn main() -> ExitCode {
         Command::User { action, name, role, printed_name, data_dir } => {
             user(&action, &name, role.as_deref(), printed_name.as_deref(), &data_dir)
         }
-        Command::Evidence { action: EvidenceAction::Export { data_dir, from, to, asset, incident, out } } => {
-            let sel = custos::evidence::Selection { from, to, asset, incident };
+        Command::Evidence { action: EvidenceAction::Export { data_dir, from, to, asset, incident, reason, out } } => {
+            let sel = custos::evidence::Selection { from, to, asset, incident, reason };
             runtime().and_then(|rt| rt.block_on(evidence_export(&data_dir, &sel, &out)))
         }
         Command::Keygen { out, origin } => keygen(&out, &origin),
@@ -606,7 +609,7 @@ async fn evidence_export(
         printed_name: None,
         role: None,
         action: "evidence.export",
-        reason: "",
+        reason: sel.reason.as_deref().unwrap_or_default(),
         details,
     };
     ledger.append(vec![custos::audit::encode(&entry)?]).await?;

@@ -1086,7 +1086,7 @@ async fn export_evidence(caller: Caller, State(s): State<AppState>, body: Bytes)
         .map_err(ApiError::bad_request)?;
     let details = json!({"from": sel.from, "to": sel.to, "asset": sel.asset, "incident": sel.incident,
                          "records": export.records, "tree_size": export.tree_size, "sha256": export.sha256});
-    audit(&s, &caller.0, "evidence.export", "", details).await?;
+    audit(&s, &caller.0, "evidence.export", sel.reason.as_deref().unwrap_or_default(), details).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/x-tar".to_owned()),

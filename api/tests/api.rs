@@ -379,7 +379,7 @@ async fn evidence_export_through_the_api() {
     eventually("no checkpoint of size 11", 10, || f.ledger.latest_checkpoint().is_some_and(|n| n.contains("\n11\n")))
         .await;
     let qr = f.tokens[&Role::QualityReviewer].as_str();
-    let body = r#"{"from":"2026-11-26T10:00:00Z","to":"2026-11-26T10:00:00.004Z"}"#;
+    let body = r#"{"from":"2026-11-26T10:00:00Z","to":"2026-11-26T10:00:00.004Z","reason":"batch 7 release review"}"#;
     let mut req = Request::builder().method("POST").uri("/api/v1/evidence/exports");
     req = req.header("authorization", format!("Bearer {qr}"));
     let resp = f.app.clone().oneshot(req.body(Body::from(body)).expect("request")).await.expect("response");
@@ -390,6 +390,9 @@ async fn evidence_export_through_the_api() {
     let report = ledger::verify_bundle(&bytes, None).expect("the bundle verifies offline");
     assert_eq!(report.records, 5, "records ledgered in the 5 ms asked for");
     assert!(before >= 12, "the export is an audit record");
+    let audit: Value = serde_json::from_slice(&f.ledger.record(before - 1).expect("audit record")).expect("json");
+    assert_eq!(audit["data"]["action"], "evidence.export");
+    assert_eq!(audit["data"]["reason"], "batch 7 release review", "why, with who and what");
     for (role, body, status) in [
         (Role::ControlRoom, body, StatusCode::FORBIDDEN),
         (Role::QualityReviewer, r#"{"from":"yesterday","to":"2026-11-26T10:00:00Z"}"#, StatusCode::BAD_REQUEST),

@@ -50,6 +50,22 @@ pub fn decode(bytes: &[u8]) -> Result<Record<serde_json::Value>, LedgerError> {
     serde_json::from_slice(bytes).map_err(|e| LedgerError::Record(format!("not a ledger record: {e}")))
 }
 
+/// A record's kind and time read from the end of its canonical text, without
+/// parsing its data: in RFC 8785 form `recorded_at` is the last key and `kind`
+/// the one before it. `None` when the text does not end that way; then
+/// [`decode`] answers.
+pub fn peek(bytes: &[u8]) -> Option<(RecordKind, i64)> {
+    const AT: &[u8] = b",\"recorded_at\":";
+    const KIND: &[u8] = b",\"kind\":";
+    let body = bytes.strip_suffix(b"}")?;
+    let at = body.windows(AT.len()).rposition(|w| w == AT)?;
+    let recorded_at = std::str::from_utf8(&body[at + AT.len()..]).ok()?.parse().ok()?;
+    let head = &body[..at];
+    let k = head.windows(KIND.len()).rposition(|w| w == KIND)?;
+    let kind = serde_json::from_slice(&head[k + KIND.len()..]).ok()?;
+    Some((kind, recorded_at))
+}
+
 /// The data of a `key` record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -76,5 +92,34 @@ mod tests {
         );
         assert_eq!(decode(&bytes).expect("decode").kind, RecordKind::Audit);
         assert!(decode(br#"{"kind":"gossip","recorded_at":1,"data":{}}"#).is_err());
+    }
+
+    proptest::proptest! {
+        /// `peek` reads what `decode` reads from every canonical record, whatever
+        /// its data holds (including text that looks like the envelope's keys).
+        #[test]
+        fn peek_agrees_with_decode(
+            kind in proptest::sample::select(vec![RecordKind::Event, RecordKind::Alert, RecordKind::Incident, RecordKind::LegalHold]),
+            // RFC 8785 numbers are doubles: times are exact within ±2^53 ms.
+            recorded_at in -(1i64 << 53)..(1i64 << 53),
+            text in r#"(,"kind":"audit"|,"recorded_at":9|[a-z"}{,:0-9\\])*"#,
+        ) {
+            let bytes = encode(kind, recorded_at, &serde_json::json!({"text": text, "n": [1, {"recorded_at": 2}]})).expect("encode");
+            proptest::prop_assert_eq!(peek(&bytes), Some((kind, recorded_at)));
+            let d = decode(&bytes).expect("decode");
+            proptest::prop_assert_eq!((d.kind, d.recorded_at), (kind, recorded_at));
+        }
+    }
+
+    #[test]
+    fn peek_declines_what_is_not_canonical() {
+        for text in [
+            &br#"{"kind":"audit","recorded_at":1,"data":{}}"#[..],
+            b"",
+            b"}",
+            br#"{"data":1,"kind":"gossip","recorded_at":1}"#,
+        ] {
+            assert_eq!(peek(text), None, "{}", String::from_utf8_lossy(text));
+        }
     }
 }

@@ -89,6 +89,23 @@ impl Snapshot {
         reader.finish(proof)
     }
 
+    /// Inclusion proofs of many records against one tree size, sharing the
+    /// work nearby records have in common (a bundle of a day's records).
+    pub fn inclusion_proofs(&self, indices: &[u64], size: u64) -> Result<Vec<Vec<Hash>>, LedgerError> {
+        if size > self.size() {
+            return Err(LedgerError::Record(format!("the ledger has {} records, not {size}", self.size())));
+        }
+        let reader = self.tree.memo_reader(&self.dir);
+        let proofs = indices
+            .iter()
+            .map(|&index| {
+                inclusion_path(&reader, index, size)
+                    .ok_or_else(|| LedgerError::Record(format!("index {index} is not below size {size}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        reader.finish(proofs)
+    }
+
     pub fn record(&self, index: u64) -> Result<Vec<u8>, LedgerError> {
         if index >= self.size() {
             return Err(LedgerError::Record(format!("no record {index}: the ledger has {}", self.size())));

@@ -7,6 +7,7 @@
 //! rebuilt when the ledger is opened, which reads every record anyway.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -57,7 +58,13 @@ impl TreeStore {
 
     /// A reader of subtree hashes for proofs over the ledger in `dir`.
     pub(crate) fn reader<'a>(&'a self, dir: &'a Path) -> TreeReader<'a> {
-        TreeReader { store: self, dir, error: RefCell::new(None) }
+        TreeReader { store: self, dir, error: RefCell::new(None), memo: None }
+    }
+
+    /// A reader for many proofs at once: the subtree hashes and leaf groups
+    /// it works out are kept, as proofs of nearby records share most of them.
+    pub(crate) fn memo_reader<'a>(&'a self, dir: &'a Path) -> TreeReader<'a> {
+        TreeReader { memo: Some(RefCell::default()), ..self.reader(dir) }
     }
 }
 
@@ -67,6 +74,15 @@ pub(crate) struct TreeReader<'a> {
     store: &'a TreeStore,
     dir: &'a Path,
     error: RefCell<Option<LedgerError>>,
+    memo: Option<RefCell<Memo>>,
+}
+
+/// What a memo reader has worked out: subtree hashes by range, and the leaf
+/// hashes of whole groups of 16 read from their segment.
+#[derive(Default)]
+struct Memo {
+    subtrees: HashMap<(u64, u64), Hash>,
+    groups: HashMap<u64, Vec<Hash>>,
 }
 
 impl TreeReader<'_> {
@@ -93,9 +109,17 @@ impl TreeReader<'_> {
             let from = (start - first) as usize;
             return Ok(self.store.filling[from..from + (end - start) as usize].to_vec());
         }
-        let mut out = Vec::with_capacity((end - start) as usize);
-        self.scan(start, end, |_, payload| out.push(leaf_hash(&payload)))?;
-        Ok(out)
+        let Some(memo) = &self.memo else {
+            let mut out = Vec::with_capacity((end - start) as usize);
+            self.scan(start, end, |_, payload| out.push(leaf_hash(&payload)))?;
+            return Ok(out);
+        };
+        if !memo.borrow().groups.contains_key(&group) {
+            let mut all = Vec::with_capacity(GROUP as usize);
+            self.scan(first, first + GROUP, |_, payload| all.push(leaf_hash(&payload)))?;
+            memo.borrow_mut().groups.insert(group, all);
+        }
+        Ok(memo.borrow().groups[&group][(start - first) as usize..(end - first) as usize].to_vec())
     }
 
     /// Calls `f` with records `start..end`, in order, read sequentially from
@@ -156,8 +180,16 @@ impl TreeReader<'_> {
 
 impl Subtrees for TreeReader<'_> {
     fn subtree(&self, start: u64, end: u64) -> Hash {
+        if let Some(h) = self.memo.as_ref().and_then(|m| m.borrow().subtrees.get(&(start, end)).copied()) {
+            return h;
+        }
         match self.try_subtree(start, end) {
-            Ok(h) => h,
+            Ok(h) => {
+                if let Some(m) = &self.memo {
+                    m.borrow_mut().subtrees.insert((start, end), h);
+                }
+                h
+            }
             Err(e) => {
                 self.error.borrow_mut().get_or_insert(e);
                 [0u8; 32]

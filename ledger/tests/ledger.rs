@@ -213,6 +213,17 @@ async fn proofs_from_stored_hashes_match_and_verify() {
     assert!(std::fs::read_dir(dir.path().join("segments")).expect("segments").count() > 10, "many segments");
     let l = open();
     check(&l);
+    // A snapshot's batch of proofs (one memo for all) equals the proofs one by one.
+    let snap = ledger::Snapshot::open(dir.path()).expect("snapshot");
+    let n = snap.size();
+    for size in [1, 17, 256, n / 2 + 5, n] {
+        let indices: Vec<u64> = (0..size).chain([0, size - 1, size / 2]).collect();
+        let batch = snap.inclusion_proofs(&indices, size).expect("proofs");
+        for (i, p) in indices.iter().zip(&batch) {
+            assert_eq!(p, &snap.inclusion_proof(*i, size).expect("proof"), "{i} in {size}");
+        }
+    }
+    assert!(snap.inclusion_proofs(&[n], n).is_err(), "index >= size");
     l.close().await.expect("close");
 }
 
