@@ -105,13 +105,29 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    pub fn encode(&self) -> String {
-        format!("{}_{}", self.time, self.index)
+    /// The text handed to clients; it names the order it was issued in, as
+    /// "after this hit" means the opposite in the other order.
+    pub fn encode(&self, oldest_first: bool) -> String {
+        let order = if oldest_first { "_oldest" } else { "" };
+        format!("{}_{}{order}", self.time, self.index)
     }
-    pub fn parse(s: &str) -> Result<Self, SearchError> {
+    /// Reads a cursor for a request in `oldest_first` order; one issued for
+    /// the other order is refused, saying which order to pass.
+    pub fn parse(s: &str, oldest_first: bool) -> Result<Self, SearchError> {
         let bad = || SearchError::Query(format!("cursor {s:?} is not one this server issued"));
-        let (t, i) = s.split_once('_').ok_or_else(bad)?;
-        Ok(Self { time: t.parse().map_err(|_| bad())?, index: i.parse().map_err(|_| bad())? })
+        let (position, issued_oldest) = match s.strip_suffix("_oldest") {
+            Some(p) => (p, true),
+            None => (s, false),
+        };
+        let (t, i) = position.split_once('_').ok_or_else(bad)?;
+        let cursor = Self { time: t.parse().map_err(|_| bad())?, index: i.parse().map_err(|_| bad())? };
+        if issued_oldest != oldest_first {
+            let issued = if issued_oldest { "oldest" } else { "newest" };
+            return Err(SearchError::Query(format!(
+                "cursor {s:?} continues a search with order={issued}: pass order={issued} with it"
+            )));
+        }
+        Ok(cursor)
     }
 }
 

@@ -617,7 +617,8 @@ struct SearchQuery {
     to: Option<String>,
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
-    /// The previous page's `next_cursor`, with the same `order`.
+    /// The previous page's `next_cursor`; it continues in the order it was
+    /// issued for, and is refused with the other `order`.
     cursor: Option<String>,
     /// Comma-separated facet names.
     facets: Option<String>,
@@ -655,6 +656,11 @@ async fn search(
     let Query(q) = q?;
     let (searcher, state) = s.0.search.clone().ok_or_else(|| ApiError::unavailable("search is not enabled"))?;
     let req = || -> Result<SearchRequest, ApiError> {
+        let oldest_first = match q.order.as_deref() {
+            None | Some("newest") => false,
+            Some("oldest") => true,
+            Some(other) => return Err(ApiError::bad_request(format!("order {other:?} is not newest or oldest"))),
+        };
         Ok(SearchRequest {
             q: q.q.clone().unwrap_or_default(),
             from: time_param("from", q.from.as_deref())?,
@@ -663,7 +669,7 @@ async fn search(
             cursor: q
                 .cursor
                 .as_deref()
-                .map(Cursor::parse)
+                .map(|c| Cursor::parse(c, oldest_first))
                 .transpose()
                 .map_err(|e| ApiError::bad_request(e.to_string()))?,
             facets: q
@@ -672,11 +678,7 @@ async fn search(
                 .map(|f| f.split(',').map(|s| s.trim().to_owned()).collect())
                 .unwrap_or_default(),
             time_limit: None,
-            oldest_first: match q.order.as_deref() {
-                None | Some("newest") => false,
-                Some("oldest") => true,
-                Some(other) => return Err(ApiError::bad_request(format!("order {other:?} is not newest or oldest"))),
-            },
+            oldest_first,
         })
     };
     // A refused search is an access attempt too, as a refused SQL query is.
@@ -689,6 +691,7 @@ async fn search(
         Ok(req) => req,
         Err(refused) => return refuse(refused).await,
     };
+    let oldest_first = req.oldest_first;
     let outcome = tokio::task::spawn_blocking(move || searcher.search(&req))
         .await
         .map_err(|_| ApiError::unavailable("the search stopped"))?;
@@ -733,7 +736,7 @@ async fn search(
         "total": page.total,
         "total_exact": page.total_exact,
         "hits": hits,
-        "next_cursor": page.next_cursor.map(|c| c.encode()),
+        "next_cursor": page.next_cursor.map(|c| c.encode(oldest_first)),
         "facets": facets,
         "searchable_records": state.searchable.load(Ordering::Relaxed),
     })))

@@ -638,6 +638,19 @@ async fn search_finds_events_pages_and_is_audited() {
     assert_eq!(b["total"], 1);
     let (_, b) = call(&f.app, "GET", "/api/v1/search?q=zone:control-room&order=oldest", analyst, "").await;
     assert_eq!(b["hits"][0]["ledger_index"], range.start, "oldest first");
+    // A cursor names the order it continues; with the other order it is refused, saying which.
+    let (_, page1) = call(&f.app, "GET", "/api/v1/search?q=badge&limit=2&order=oldest", analyst, "").await;
+    let oldest_cursor = page1["next_cursor"].as_str().expect("cursor").to_owned();
+    let next = format!("/api/v1/search?q=badge&limit=2&order=oldest&cursor={oldest_cursor}");
+    let (_, page2) = call(&f.app, "GET", &next, analyst, "").await;
+    assert_eq!(page2["hits"].as_array().map(Vec::len), Some(1));
+    for (order, cursor, wanted) in [("newest", &oldest_cursor, "oldest"), ("oldest", &cursor, "newest")] {
+        let (s, b) =
+            call(&f.app, "GET", &format!("/api/v1/search?q=badge&order={order}&cursor={cursor}"), analyst, "").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+        let message = b["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.ends_with(&format!("pass order={wanted} with it")), "{message}");
+    }
 
     for bad in [
         "/api/v1/search?q=zone:(",

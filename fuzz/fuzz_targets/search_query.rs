@@ -33,15 +33,15 @@ fn searcher() -> &'static Searcher {
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let mut lines = text.splitn(4, '\n');
-    let q = lines.next().unwrap_or_default().to_owned();
-    let cursor = match lines.next().filter(|c| !c.is_empty()).map(Cursor::parse) {
+    let lines: Vec<&str> = text.splitn(4, '\n').collect();
+    let q = lines[0].to_owned();
+    let oldest_first = lines.get(3) == Some(&"oldest");
+    let cursor = match lines.get(1).filter(|c| !c.is_empty()).map(|c| Cursor::parse(c, oldest_first)) {
         Some(Ok(c)) => Some(c),
         Some(Err(_)) => return,
         None => None,
     };
-    let facets = lines.next().map(|f| f.split(',').map(str::to_owned).collect()).unwrap_or_default();
-    let oldest_first = lines.next() == Some("oldest");
+    let facets = lines.get(2).map(|f| f.split(',').map(|s| (*s).to_owned()).collect()).unwrap_or_default();
     let request = SearchRequest { q, cursor, facets, oldest_first, limit: 5, ..Default::default() };
     let searcher = searcher().clone();
     std::thread::Builder::new()
