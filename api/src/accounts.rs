@@ -16,6 +16,9 @@ use crate::auth::Role;
 const MAX_FAILURES: u32 = 5;
 /// How long it stays locked.
 const LOCK_MS: i64 = 15 * 60_000;
+/// Names without an account whose failures are counted (so they lock as an
+/// account would, and a lock-out does not tell a guesser the name exists).
+const MAX_UNKNOWN_NAMES: usize = 10_000;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,6 +54,29 @@ pub struct AccountStore {
     accounts: RwLock<BTreeMap<String, Account>>,
     /// The file as last read or written: `custos user` may change it while Custos runs.
     seen: FileStamp,
+    /// Failures and lock-outs of names without an account: `(failures, locked_until)`.
+    unknown: std::sync::Mutex<std::collections::HashMap<String, (u32, i64)>>,
+}
+
+/// An argon2id hash of a random password, checked against for names without
+/// an account: a wrong name then costs the same time as a wrong password.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| {
+        let mut password = [0u8; 32];
+        // Without randomness the decoy is a hash of zeros: still a full argon2 check.
+        let _ = getrandom::fill(&mut password);
+        hash_password(&hex::encode(password)).unwrap_or_default()
+    })
+}
+
+/// Counts one failure in `(failures, locked_until)`; locks after [`MAX_FAILURES`].
+fn count_failure(state: (&mut u32, &mut i64), now: i64) {
+    *state.0 += 1;
+    if *state.0 >= MAX_FAILURES {
+        *state.0 = 0;
+        *state.1 = now + LOCK_MS;
+    }
 }
 
 /// A file's modification time and length as last seen, to notice when
@@ -106,7 +132,7 @@ impl AccountStore {
     pub fn open(path: PathBuf) -> std::io::Result<Self> {
         let seen = FileStamp::of(&path);
         let accounts = Self::read(&path)?;
-        Ok(Self { path, accounts: RwLock::new(accounts), seen })
+        Ok(Self { path, accounts: RwLock::new(accounts), seen, unknown: Default::default() })
     }
 
     fn read(path: &std::path::Path) -> std::io::Result<BTreeMap<String, Account>> {
@@ -167,7 +193,10 @@ impl AccountStore {
     pub fn check(&self, name: &str, password: &str, now: i64) -> Result<Account, PasswordError> {
         self.refresh();
         let mut map = self.accounts.write().unwrap_or_else(|e| e.into_inner());
-        let a = map.get_mut(name).ok_or_else(|| PasswordError::NoAccount(name.to_owned()))?;
+        let Some(a) = map.get_mut(name) else {
+            drop(map);
+            return Err(self.check_unknown(name, password, now));
+        };
         if a.locked_until > now {
             return Err(PasswordError::Locked);
         }
@@ -179,13 +208,29 @@ impl AccountStore {
             self.save(&map)?;
             return Ok(a);
         }
-        a.failures += 1;
-        if a.failures >= MAX_FAILURES {
-            a.failures = 0;
-            a.locked_until = now + LOCK_MS;
-        }
+        count_failure((&mut a.failures, &mut a.locked_until), now);
         self.save(&map)?;
         Err(PasswordError::Wrong)
+    }
+
+    /// A name without an account: the same work and the same lock-out as a
+    /// wrong password, so neither timing nor a lock tells that it does not exist.
+    fn check_unknown(&self, name: &str, password: &str, now: i64) -> PasswordError {
+        let decoy = PasswordHash::new(decoy_hash());
+        let _never = decoy.is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok());
+        let mut unknown = self.unknown.lock().unwrap_or_else(|e| e.into_inner());
+        if unknown.len() >= MAX_UNKNOWN_NAMES && !unknown.contains_key(name) {
+            unknown.retain(|_, (_, locked_until)| *locked_until > now);
+            if unknown.len() >= MAX_UNKNOWN_NAMES {
+                unknown.clear();
+            }
+        }
+        let (failures, locked_until) = unknown.entry(name.to_owned()).or_default();
+        if *locked_until > now {
+            return PasswordError::Locked;
+        }
+        count_failure((failures, locked_until), now);
+        PasswordError::NoAccount(name.to_owned())
     }
 }
 
@@ -209,7 +254,12 @@ mod tests {
         }
         assert_eq!(store.check("qa1", "correct horse battery", 2).map(|_| ()), Err(PasswordError::Locked));
         assert!(store.check("qa1", "correct horse battery", 2 + LOCK_MS).is_ok(), "unlocked later");
-        assert_eq!(store.check("nobody", "x", 0).map(|_| ()), Err(PasswordError::NoAccount("nobody".into())));
+        // A name without an account locks as an account does.
+        for _ in 0..MAX_FAILURES {
+            assert_eq!(store.check("nobody", "x", 0).map(|_| ()), Err(PasswordError::NoAccount("nobody".into())));
+        }
+        assert_eq!(store.check("nobody", "x", 1).map(|_| ()), Err(PasswordError::Locked));
+        assert_eq!(store.check("nobody", "x", 1 + LOCK_MS).map(|_| ()), Err(PasswordError::NoAccount("nobody".into())));
     }
 
     /// `custos user add` runs in another process while Custos serves: the

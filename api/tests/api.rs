@@ -516,6 +516,15 @@ async fn login_gives_a_session_and_failures_are_audited() {
     }
     assert_eq!(f.ledger.size(), before + 2, "each failed login is an audit record");
     assert_eq!(call(&f.app, "POST", "/api/v1/login", None, "{}").await.0, StatusCode::BAD_REQUEST);
+    // A guessed name locks as a real one does: a lock-out does not tell that a name exists.
+    for name in ["QualityReviewer", "nobody"] {
+        let body = format!(r#"{{"name":"{name}","password":"nope nope nope"}}"#);
+        let mut codes = Vec::new();
+        for _ in 0..5 {
+            codes.push(call(&f.app, "POST", "/api/v1/login", None, &body).await.1["error"]["code"].clone());
+        }
+        assert_eq!(codes.last().and_then(Value::as_str), Some("locked"), "{name}: {codes:?}");
+    }
 }
 
 #[tokio::test]
