@@ -30,6 +30,16 @@ pub struct Selection {
     pub reason: Option<String>,
 }
 
+/// Why an export failed: its selection, which the caller can change, or the
+/// ledger, which is the server's problem (its message names files).
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("{0}")]
+    Selection(String),
+    #[error(transparent)]
+    Ledger(#[from] ledger::LedgerError),
+}
+
 /// A made bundle and what it holds.
 pub struct Export {
     pub bytes: Vec<u8>,
@@ -122,7 +132,7 @@ fn envelope(bytes: &[u8]) -> Option<(RecordKind, i64)> {
 
 /// A first pass for an incident's selection: its alerts and events come
 /// before the incident records that name them.
-fn incident_members(ledger_dir: &Path, size: u64, id: &str) -> Result<IncidentMembers, String> {
+fn incident_members(ledger_dir: &Path, size: u64, id: &str) -> Result<IncidentMembers, ExportError> {
     let mut m = IncidentMembers { versions: BTreeSet::new(), events: BTreeSet::new(), alerts: BTreeSet::new() };
     ledger::for_each_record(ledger_dir, |index, bytes| {
         if index >= size || envelope(bytes).is_none_or(|(kind, _)| kind != RecordKind::Incident) {
@@ -136,17 +146,16 @@ fn incident_members(ledger_dir: &Path, size: u64, id: &str) -> Result<IncidentMe
                 rec.data["alerts"].as_array().into_iter().flatten().filter_map(|a| a.as_str().map(str::to_owned)),
             );
         }
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     if m.versions.is_empty() {
-        return Err(format!("no incident {id:?} in the signed ledger"));
+        return Err(ExportError::Selection(format!("no incident {id:?} in the signed ledger")));
     }
     Ok(m)
 }
 
 /// Chooses the records and builds the bundle from the ledger in `ledger_dir`,
 /// its manifest signed with `signer`.
-pub fn export(ledger_dir: &Path, sel: &Selection, by: &str, signer: &NoteSigner) -> Result<Export, String> {
+pub fn export(ledger_dir: &Path, sel: &Selection, by: &str, signer: &NoteSigner) -> Result<Export, ExportError> {
     export_at_most(ledger_dir, sel, by, signer, MAX_BUNDLE_RECORDS)
 }
 
@@ -156,14 +165,15 @@ fn export_at_most(
     by: &str,
     signer: &NoteSigner,
     max_records: usize,
-) -> Result<Export, String> {
-    let from = parse_rfc3339(&sel.from).ok_or_else(|| format!("from {:?} is not RFC 3339", sel.from))?;
-    let to = parse_rfc3339(&sel.to).ok_or_else(|| format!("to {:?} is not RFC 3339", sel.to))?;
+) -> Result<Export, ExportError> {
+    let bad = ExportError::Selection;
+    let from = parse_rfc3339(&sel.from).ok_or_else(|| bad(format!("from {:?} is not RFC 3339", sel.from)))?;
+    let to = parse_rfc3339(&sel.to).ok_or_else(|| bad(format!("to {:?} is not RFC 3339", sel.to)))?;
     if from > to {
-        return Err("from is after to".into());
+        return Err(bad("from is after to".into()));
     }
-    let snap = Snapshot::open(ledger_dir).map_err(|e| e.to_string())?;
-    let (note, cp) = snap.latest_checkpoint().ok_or("the ledger has no signed checkpoint yet")?;
+    let snap = Snapshot::open(ledger_dir)?;
+    let (note, cp) = snap.latest_checkpoint().ok_or_else(|| bad("the ledger has no signed checkpoint yet".into()))?;
     let incident = match sel.incident.as_deref() {
         Some(id) => Some(incident_members(ledger_dir, cp.size, id)?),
         None => None,
@@ -212,15 +222,14 @@ fn export_at_most(
                 text: text.into_owned(),
             });
         }
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     if too_many {
-        return Err(format!(
+        return Err(bad(format!(
             "the selection holds more than {max_records} records, too many for one bundle: narrow the time range or choose an asset"
-        ));
+        )));
     }
     let indices: Vec<u64> = chosen.iter().map(|c| c.index).collect();
-    let proofs = snap.inclusion_proofs(&indices, cp.size).map_err(|e| e.to_string())?;
+    let proofs = snap.inclusion_proofs(&indices, cp.size)?;
     let mut records = Vec::with_capacity(chosen.len());
     let mut rows = String::new();
     for (c, proof) in chosen.into_iter().zip(proofs) {
@@ -267,7 +276,7 @@ fn export_at_most(
     );
     let n = records.len();
     let bundle = Bundle { checkpoint: note, keys: snap.keys().to_owned(), records, selection, report_html };
-    let bytes = write_bundle(&bundle, signer).map_err(|e| e.to_string())?;
+    let bytes = write_bundle(&bundle, signer)?;
     let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
     Ok(Export { bytes, records: n, tree_size: cp.size, sha256 })
 }
@@ -330,7 +339,7 @@ mod tests {
         let text = String::from_utf8_lossy(&e.bytes);
         assert_eq!(text.matches("superseded by a later version").count(), 1, "version 1 of INC-1");
         assert!(text.contains("for: inspection 2026-12"), "the reason is in the report");
-        let err = export(dir.path(), &selection(None, Some("INC-9")), "quinn", &signer).err();
+        let err = export(dir.path(), &selection(None, Some("INC-9")), "quinn", &signer).err().map(|e| e.to_string());
         assert_eq!(err.as_deref(), Some("no incident \"INC-9\" in the signed ledger"));
     }
 
@@ -350,7 +359,10 @@ mod tests {
     async fn a_selection_too_large_for_one_bundle_is_refused() {
         let (dir, signer) = ledger().await;
         assert!(export_at_most(dir.path(), &selection(None, None), "quinn", &signer, 6).is_ok(), "six of at most six");
-        let err = export_at_most(dir.path(), &selection(None, None), "quinn", &signer, 5).err().unwrap_or_default();
+        let err = export_at_most(dir.path(), &selection(None, None), "quinn", &signer, 5)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.starts_with("the selection holds more than 5 records, too many for one bundle"), "{err}");
     }
 }

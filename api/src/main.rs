@@ -599,7 +599,7 @@ async fn evidence_export(
     let (ledger, _) = ledger::Ledger::open(&ledger_dir, signer.name(), NoteSigner::parse(&key)?, Default::default())
         .context("the export needs the ledger to itself (stop Custos first)")?;
     let by = std::env::var("USER").unwrap_or_else(|_| "command line".into());
-    let export = custos::evidence::export(&ledger_dir, sel, &by, &signer).map_err(|e| anyhow::anyhow!(e))?;
+    let export = custos::evidence::export(&ledger_dir, sel, &by, &signer)?;
     std::fs::write(out, &export.bytes).with_context(|| format!("write {}", out.display()))?;
     let details = serde_json::json!({"from": sel.from, "to": sel.to, "asset": sel.asset, "incident": sel.incident,
                     "records": export.records, "tree_size": export.tree_size, "sha256": export.sha256,

@@ -1086,7 +1086,13 @@ async fn export_evidence(caller: Caller, State(s): State<AppState>, body: Bytes)
     let export = tokio::task::spawn_blocking(move || crate::evidence::export(&dir, &sel2, &by2, &signer))
         .await
         .map_err(|_| ApiError::unavailable("the export stopped"))?
-        .map_err(ApiError::bad_request)?;
+        .map_err(|e| match e {
+            crate::evidence::ExportError::Selection(m) => ApiError::bad_request(m),
+            crate::evidence::ExportError::Ledger(e) => {
+                tracing::error!(error = %e, "evidence export failed");
+                ApiError::unavailable("the ledger cannot be read for an export now")
+            }
+        })?;
     let details = json!({"from": sel.from, "to": sel.to, "asset": sel.asset, "incident": sel.incident,
                          "records": export.records, "tree_size": export.tree_size, "sha256": export.sha256});
     audit(&s, &caller.0, "evidence.export", sel.reason.as_deref().unwrap_or_default(), details).await?;
