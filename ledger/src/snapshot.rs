@@ -79,18 +79,8 @@ impl Snapshot {
         &self.keys
     }
 
-    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, LedgerError> {
-        if size > self.size() {
-            return Err(LedgerError::Record(format!("the ledger has {} records, not {size}", self.size())));
-        }
-        let reader = self.tree.reader(&self.dir);
-        let proof = inclusion_path(&reader, index, size)
-            .ok_or_else(|| LedgerError::Record(format!("index {index} is not below size {size}")))?;
-        reader.finish(proof)
-    }
-
-    /// Inclusion proofs of many records against one tree size, sharing the
-    /// work nearby records have in common (a bundle of a day's records).
+    /// Inclusion proofs of records against one tree size, sharing the work
+    /// nearby records have in common (a bundle of a day's records).
     pub fn inclusion_proofs(&self, indices: &[u64], size: u64) -> Result<Vec<Vec<Hash>>, LedgerError> {
         if size > self.size() {
             return Err(LedgerError::Record(format!("the ledger has {} records, not {size}", self.size())));
