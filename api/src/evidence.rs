@@ -98,7 +98,7 @@ pub const MAX_BUNDLE_RECORDS: usize = 100_000;
 /// parsed data is not kept: a parsed record takes several times its text).
 struct Chosen {
     index: u64,
-    kind: String,
+    kind: RecordKind,
     recorded_at: i64,
     summary: String,
     /// The incident's id, for an incident record.
@@ -212,11 +212,10 @@ fn export_at_most(
             };
         if wanted {
             too_many = chosen.len() == max_records;
-            let kind = format!("{kind:?}").to_ascii_lowercase();
             chosen.push(Chosen {
                 index,
-                summary: summary(&kind, &rec.data),
-                incident: rec.data["id"].as_str().filter(|_| kind == "incident").map(str::to_owned),
+                summary: summary(kind.name(), &rec.data),
+                incident: rec.data["id"].as_str().filter(|_| kind == RecordKind::Incident).map(str::to_owned),
                 kind,
                 recorded_at,
                 text: text.into_owned(),
@@ -239,7 +238,7 @@ fn export_at_most(
         rows.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{flag}</tr>\n",
             c.index,
-            c.kind,
+            c.kind.name(),
             format_rfc3339(c.recorded_at),
             html_escape(&c.summary)
         ));
@@ -288,7 +287,7 @@ mod tests {
 
     /// After the ledger's key record (index 0): two events (about PLC-01 and
     /// PLC-02), an alert and two versions of the incident it opened, and an
-    /// unrelated audit record.
+    /// unrelated audit record, then a legal hold.
     async fn ledger() -> (tempfile::TempDir, NoteSigner) {
         let dir = tempfile::tempdir().expect("tempdir");
         let origin = "custos.test/evidence";
@@ -307,6 +306,7 @@ mod tests {
                 5_000,
                 json!({"id": "INC-1", "state": "closed", "events": [1], "alerts": ["r:1"]}),
             ),
+            rec(RecordKind::LegalHold, 6_000, json!({"reason": "FDA inquiry", "set_by": "quinn"})),
         ];
         l.append(records).await.expect("append");
         l.close().await.expect("close signs a checkpoint");
@@ -347,7 +347,12 @@ mod tests {
     async fn a_time_range_and_an_asset_choose_records() {
         let (dir, signer) = ledger().await;
         let all = export(dir.path(), &selection(None, None), "quinn", &signer).expect("export");
-        assert_eq!(indices(&all), [1, 2, 3, 4, 5, 6]);
+        assert_eq!(indices(&all), [1, 2, 3, 4, 5, 6, 7]);
+        let report = ledger::verify_bundle(&all.bytes, None).expect("verifies");
+        assert_eq!(report.kinds.get("legal_hold"), Some(&1), "{:?}", report.kinds);
+        assert!(String::from_utf8_lossy(&all.bytes).contains(
+            "<td>legal_hold</td><td>1970-01-01T00:00:06.000Z</td><td>legal hold: FDA inquiry (by quinn)</td>"
+        ));
         let plc = export(dir.path(), &selection(Some("PLC-01"), None), "quinn", &signer).expect("export");
         assert_eq!(indices(&plc), [1]);
         let mut early = selection(None, None);
@@ -358,11 +363,14 @@ mod tests {
     #[tokio::test]
     async fn a_selection_too_large_for_one_bundle_is_refused() {
         let (dir, signer) = ledger().await;
-        assert!(export_at_most(dir.path(), &selection(None, None), "quinn", &signer, 6).is_ok(), "six of at most six");
-        let err = export_at_most(dir.path(), &selection(None, None), "quinn", &signer, 5)
+        assert!(
+            export_at_most(dir.path(), &selection(None, None), "quinn", &signer, 7).is_ok(),
+            "seven of at most seven"
+        );
+        let err = export_at_most(dir.path(), &selection(None, None), "quinn", &signer, 6)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(err.starts_with("the selection holds more than 5 records, too many for one bundle"), "{err}");
+        assert!(err.starts_with("the selection holds more than 6 records, too many for one bundle"), "{err}");
     }
 }

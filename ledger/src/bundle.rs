@@ -206,7 +206,7 @@ pub fn verify_bundle(bytes: &[u8], trusted: Option<&[VerifierKey]>) -> Result<Bu
             )));
         }
         let rec = crate::record::decode(r.record_text.as_bytes()).map_err(|e| at(e.to_string()))?;
-        *kinds.entry(format!("{:?}", rec.kind).to_ascii_lowercase()).or_insert(0u64) += 1;
+        *kinds.entry(rec.kind.name().to_owned()).or_insert(0u64) += 1;
         count += 1;
     }
     Ok(BundleReport { records: count, tree_size: cp.size, origin: cp.origin, kinds, signed_by })

@@ -29,6 +29,23 @@ pub enum RecordKind {
     LegalHold,
 }
 
+impl RecordKind {
+    /// The name records carry in their `kind` field (`legal_hold`).
+    pub fn name(self) -> &'static str {
+        match self {
+            RecordKind::Event => "event",
+            RecordKind::Deadletter => "deadletter",
+            RecordKind::Alert => "alert",
+            RecordKind::Incident => "incident",
+            RecordKind::Audit => "audit",
+            RecordKind::Signature => "signature",
+            RecordKind::Key => "key",
+            RecordKind::Retention => "retention",
+            RecordKind::LegalHold => "legal_hold",
+        }
+    }
+}
+
 /// A record as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -108,6 +125,14 @@ mod tests {
             proptest::prop_assert_eq!(peek(&bytes), Some((kind, recorded_at)));
             let d = decode(&bytes).expect("decode");
             proptest::prop_assert_eq!((d.kind, d.recorded_at), (kind, recorded_at));
+        }
+    }
+
+    #[test]
+    fn names_are_the_stored_kinds() {
+        use RecordKind::*;
+        for kind in [Event, Deadletter, Alert, Incident, Audit, Signature, Key, Retention, LegalHold] {
+            assert_eq!(serde_json::to_value(kind).expect("json"), kind.name());
         }
     }
 

@@ -110,9 +110,7 @@ pub fn verify_dir_with_progress(
                 }
                 introduced.push(k.vkey);
             }
-            let kind =
-                serde_json::to_value(rec.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-            *kinds.entry(kind).or_default() += 1;
+            *kinds.entry(rec.kind.name().to_owned()).or_default() += 1;
             let leaf = leaf_hash(payload);
             chain = chain_next(&chain, &leaf);
             frontier.push(leaf);
