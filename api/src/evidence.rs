@@ -48,33 +48,43 @@ pub struct Export {
     pub sha256: String,
 }
 
+impl Export {
+    /// What the export's `audit` record says of it (its reason is the record's why).
+    pub fn audit_details(&self, sel: &Selection) -> Value {
+        json!({"from": sel.from, "to": sel.to, "asset": sel.asset, "incident": sel.incident,
+               "records": self.records, "tree_size": self.tree_size, "sha256": self.sha256})
+    }
+}
+
 fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// One line saying what a record is, for people.
-fn summary(kind: &str, data: &Value) -> String {
+fn summary(kind: RecordKind, data: &Value) -> String {
     let s = |k: &str| data[k].as_str().unwrap_or_default().to_owned();
     match kind {
-        "event" => format!("{} (class {}, source {})", s("message"), data["class_uid"], data["metadata"]["source"]),
-        "alert" => format!("{}: {}", s("rule"), s("summary")),
-        "incident" => format!("{} {} — {}", s("id"), s("state"), s("title")),
-        "audit" => format!(
+        RecordKind::Event => {
+            format!("{} (class {}, source {})", s("message"), data["class_uid"], data["metadata"]["source"])
+        }
+        RecordKind::Alert => format!("{}: {}", s("rule"), s("summary")),
+        RecordKind::Incident => format!("{} {} — {}", s("id"), s("state"), s("title")),
+        RecordKind::Audit => format!(
             "{} by {}{}",
             s("action"),
             data["actor"],
             data["reason"].as_str().map(|r| format!(": {r}")).unwrap_or_default()
         ),
-        "deadletter" => format!("could not be read: {}", s("reason")),
-        "retention" => format!(
+        RecordKind::Deadletter => format!("could not be read: {}", s("reason")),
+        RecordKind::Retention => format!(
             "keep {} records {} days: {} (by {})",
             s("record_kind"),
             data["keep_days"],
             s("reason"),
             s("set_by")
         ),
-        "legal_hold" => format!("legal hold: {} (by {})", s("reason"), s("set_by")),
-        "signature" => format!(
+        RecordKind::LegalHold => format!("legal hold: {} (by {})", s("reason"), s("set_by")),
+        RecordKind::Signature => format!(
             "{} by {} ({}) at {}: {} — signs record {} (SHA-256 {})",
             s("meaning"),
             s("printed_name"),
@@ -84,7 +94,7 @@ fn summary(kind: &str, data: &Value) -> String {
             data["record_index"],
             s("record_sha256")
         ),
-        other => other.to_owned(),
+        RecordKind::Key => kind.name().to_owned(),
     }
 }
 
@@ -214,7 +224,7 @@ fn export_at_most(
             too_many = chosen.len() == max_records;
             chosen.push(Chosen {
                 index,
-                summary: summary(kind.name(), &rec.data),
+                summary: summary(kind, &rec.data),
                 incident: rec.data["id"].as_str().filter(|_| kind == RecordKind::Incident).map(str::to_owned),
                 kind,
                 recorded_at,

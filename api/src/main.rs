@@ -601,9 +601,8 @@ async fn evidence_export(
     let by = std::env::var("USER").unwrap_or_else(|_| "command line".into());
     let export = custos::evidence::export(&ledger_dir, sel, &by, &signer)?;
     std::fs::write(out, &export.bytes).with_context(|| format!("write {}", out.display()))?;
-    let details = serde_json::json!({"from": sel.from, "to": sel.to, "asset": sel.asset, "incident": sel.incident,
-                    "records": export.records, "tree_size": export.tree_size, "sha256": export.sha256,
-                    "file": out.display().to_string()});
+    let mut details = export.audit_details(sel);
+    details["file"] = out.display().to_string().into();
     let entry = custos::audit::Entry {
         actor: &by,
         printed_name: None,

@@ -1093,8 +1093,7 @@ async fn export_evidence(caller: Caller, State(s): State<AppState>, body: Bytes)
                 ApiError::unavailable("the ledger cannot be read for an export now")
             }
         })?;
-    let details = json!({"from": sel.from, "to": sel.to, "asset": sel.asset, "incident": sel.incident,
-                         "records": export.records, "tree_size": export.tree_size, "sha256": export.sha256});
+    let details = export.audit_details(&sel);
     audit(&s, &caller.0, "evidence.export", sel.reason.as_deref().unwrap_or_default(), details).await?;
     Ok((
         [
