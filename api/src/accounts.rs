@@ -190,48 +190,68 @@ impl AccountStore {
     }
 
     /// Checks `password` for `name` at `now`; counts failures and locks.
+    ///
+    /// The attempt is counted as a failure before the slow argon2 check (about
+    /// 15 ms) and taken back when the password is right: the accounts are not
+    /// locked while the hash is computed, so one login does not hold up every
+    /// other, and guesses sent in parallel still lock the account after
+    /// [`MAX_FAILURES`].
     pub fn check(&self, name: &str, password: &str, now: i64) -> Result<Account, PasswordError> {
         self.refresh();
-        let mut map = self.accounts.write().unwrap_or_else(|e| e.into_inner());
-        let Some(a) = map.get_mut(name) else {
-            drop(map);
-            return Err(self.check_unknown(name, password, now));
+        let (hash, before) = {
+            let mut map = self.accounts.write().unwrap_or_else(|e| e.into_inner());
+            let Some(a) = map.get_mut(name) else {
+                drop(map);
+                return Err(self.check_unknown(name, password, now));
+            };
+            if a.locked_until > now {
+                return Err(PasswordError::Locked);
+            }
+            let before = (a.failures, a.locked_until);
+            count_failure((&mut a.failures, &mut a.locked_until), now);
+            (a.password.clone(), before)
         };
-        if a.locked_until > now {
-            return Err(PasswordError::Locked);
-        }
-        let ok = PasswordHash::new(&a.password)
-            .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok());
-        if ok {
-            a.failures = 0;
-            let a = a.clone();
+        let ok = verify_password(&hash, password);
+        let mut map = self.accounts.write().unwrap_or_else(|e| e.into_inner());
+        // Removed while the hash was checked: as if it had never been there.
+        let a = map.get_mut(name).ok_or_else(|| PasswordError::NoAccount(name.to_owned()))?;
+        if !ok {
             self.save(&map)?;
-            return Ok(a);
+            return Err(PasswordError::Wrong);
         }
-        count_failure((&mut a.failures, &mut a.locked_until), now);
-        self.save(&map)?;
-        Err(PasswordError::Wrong)
+        (a.failures, a.locked_until) = (0, 0);
+        let a = a.clone();
+        if before != (0, 0) {
+            self.save(&map)?;
+        }
+        Ok(a)
     }
 
     /// A name without an account: the same work and the same lock-out as a
     /// wrong password, so neither timing nor a lock tells that it does not exist.
     fn check_unknown(&self, name: &str, password: &str, now: i64) -> PasswordError {
-        let decoy = PasswordHash::new(decoy_hash());
-        let _never = decoy.is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok());
-        let mut unknown = self.unknown.lock().unwrap_or_else(|e| e.into_inner());
-        if unknown.len() >= MAX_UNKNOWN_NAMES && !unknown.contains_key(name) {
-            unknown.retain(|_, (_, locked_until)| *locked_until > now);
-            if unknown.len() >= MAX_UNKNOWN_NAMES {
-                unknown.clear();
+        {
+            let mut unknown = self.unknown.lock().unwrap_or_else(|e| e.into_inner());
+            if unknown.len() >= MAX_UNKNOWN_NAMES && !unknown.contains_key(name) {
+                unknown.retain(|_, (_, locked_until)| *locked_until > now);
+                if unknown.len() >= MAX_UNKNOWN_NAMES {
+                    unknown.clear();
+                }
             }
+            let (failures, locked_until) = unknown.entry(name.to_owned()).or_default();
+            if *locked_until > now {
+                return PasswordError::Locked;
+            }
+            count_failure((failures, locked_until), now);
         }
-        let (failures, locked_until) = unknown.entry(name.to_owned()).or_default();
-        if *locked_until > now {
-            return PasswordError::Locked;
-        }
-        count_failure((failures, locked_until), now);
+        let _never = verify_password(decoy_hash(), password);
         PasswordError::NoAccount(name.to_owned())
     }
+}
+
+/// Whether `password` matches the argon2 PHC string `hash`.
+fn verify_password(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
 }
 
 #[cfg(test)]
@@ -260,6 +280,35 @@ mod tests {
         }
         assert_eq!(store.check("nobody", "x", 1).map(|_| ()), Err(PasswordError::Locked));
         assert_eq!(store.check("nobody", "x", 1 + LOCK_MS).map(|_| ()), Err(PasswordError::NoAccount("nobody".into())));
+    }
+
+    /// The hash is checked outside the lock, so guesses can arrive together:
+    /// each is counted before its check, and no more than [`MAX_FAILURES`]
+    /// are ever checked before the lock.
+    #[test]
+    fn guesses_sent_together_still_lock_after_the_limit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = std::sync::Arc::new(AccountStore::open(dir.path().join("accounts.json")).expect("open"));
+        store.set("qa1", "Quinn Adams", Role::QualityReviewer, "correct horse battery").expect("set");
+        for name in ["qa1", "nobody"] {
+            let results: Vec<_> = (0..3 * MAX_FAILURES)
+                .map(|_| {
+                    let store = store.clone();
+                    std::thread::spawn(move || store.check(name, "wrong", 5).map(|_| ()))
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|t| t.join().expect("thread"))
+                .collect();
+            let locked = results.iter().filter(|r| **r == Err(PasswordError::Locked)).count();
+            assert_eq!(locked, 2 * MAX_FAILURES as usize, "{name}: {results:?}");
+        }
+        // A right password after a wrong one clears the count, and is saved.
+        assert!(store.check("qa1", "correct horse battery", 5 + LOCK_MS).is_ok());
+        assert_eq!(store.check("qa1", "wrong", 5 + LOCK_MS).map(|_| ()), Err(PasswordError::Wrong));
+        assert!(store.check("qa1", "correct horse battery", 5 + LOCK_MS).is_ok());
+        let reopened = AccountStore::open(dir.path().join("accounts.json")).expect("reopen");
+        assert_eq!(reopened.get("qa1").map(|a| (a.failures, a.locked_until)), Some((0, 0)));
     }
 
     /// `custos user add` runs in another process while Custos serves: the
