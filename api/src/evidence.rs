@@ -36,6 +36,15 @@ pub struct Selection {
 pub enum ExportError {
     #[error("{0}")]
     Selection(String),
+    /// Nothing signed matches: an unknown incident, a misspelt asset, a
+    /// range before the plant's first record. An empty bundle would read as
+    /// evidence that nothing happened, so none is made.
+    #[error("{0}")]
+    NoRecords(String),
+    /// The records asked for are not yet under a signed checkpoint (one is
+    /// signed every second while records arrive): the caller retries.
+    #[error("{0}")]
+    NotSigned(String),
     #[error(transparent)]
     Ledger(#[from] ledger::LedgerError),
 }
@@ -158,7 +167,7 @@ fn incident_members(ledger_dir: &Path, size: u64, id: &str) -> Result<IncidentMe
         }
     })?;
     if m.versions.is_empty() {
-        return Err(ExportError::Selection(format!("no incident {id:?} in the signed ledger")));
+        return Err(ExportError::NoRecords(format!("no incident {id:?} in the signed ledger")));
     }
     Ok(m)
 }
@@ -183,7 +192,9 @@ fn export_at_most(
         return Err(bad("from is after to".into()));
     }
     let snap = Snapshot::open(ledger_dir)?;
-    let (note, cp) = snap.latest_checkpoint().ok_or_else(|| bad("the ledger has no signed checkpoint yet".into()))?;
+    let (note, cp) = snap
+        .latest_checkpoint()
+        .ok_or_else(|| ExportError::NotSigned("the ledger has no signed checkpoint yet; retry shortly".into()))?;
     let incident = match sel.incident.as_deref() {
         Some(id) => Some(incident_members(ledger_dir, cp.size, id)?),
         None => None,
@@ -193,9 +204,15 @@ fn export_at_most(
     // newest version, to flag the superseded ones.
     let mut chosen: Vec<Chosen> = Vec::new();
     let mut newest_version: HashMap<String, u64> = HashMap::new();
-    let mut too_many = false;
+    let (mut too_many, mut unsigned_in_range) = (false, false);
     ledger::for_each_record(ledger_dir, |index, bytes| {
-        if index >= cp.size || too_many {
+        if index >= cp.size {
+            // Records after the checkpoint are left out; whether one falls in
+            // the range tells "not signed yet" from "nothing there".
+            unsigned_in_range |= envelope(bytes).is_some_and(|(_, at)| (from..=to).contains(&at));
+            return;
+        }
+        if too_many {
             return;
         }
         // Most records are neither chosen nor an incident: their kind and time
@@ -235,6 +252,23 @@ fn export_at_most(
     if too_many {
         return Err(bad(format!(
             "the selection holds more than {max_records} records, too many for one bundle: narrow the time range or choose an asset"
+        )));
+    }
+    if chosen.is_empty() && unsigned_in_range && sel.incident.is_none() {
+        return Err(ExportError::NotSigned(format!(
+            "records ledgered from {} to {} are not yet under a signed checkpoint (size {}); retry shortly",
+            sel.from, sel.to, cp.size
+        )));
+    }
+    if chosen.is_empty() {
+        let about = match (&sel.incident, &sel.asset) {
+            (Some(id), _) => format!(" belongs to incident {id:?}"),
+            (None, Some(a)) => format!(" names asset {a:?} (spelt exactly as events carry it)"),
+            (None, None) => String::new(),
+        };
+        return Err(ExportError::NoRecords(format!(
+            "no record ledgered from {} to {} under the signed checkpoint (size {}){about}",
+            sel.from, sel.to, cp.size
         )));
     }
     let indices: Vec<u64> = chosen.iter().map(|c| c.index).collect();

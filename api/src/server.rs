@@ -394,6 +394,15 @@ fn indexed_json<T: serde::Serialize>(stored: &Stored<T>) -> Value {
 
 const MAX_LIMIT: usize = 1000;
 
+/// A caller's own time limit, `timeout_ms`: at most the server's `max`.
+fn timeout_param(ms: Option<u64>, max: std::time::Duration) -> Result<Option<std::time::Duration>, ApiError> {
+    match ms {
+        None => Ok(None),
+        Some(ms @ 1..) if u128::from(ms) <= max.as_millis() => Ok(Some(std::time::Duration::from_millis(ms))),
+        Some(_) => Err(ApiError::bad_request(format!("timeout_ms must be between 1 and {}", max.as_millis()))),
+    }
+}
+
 fn limit(l: Option<usize>) -> Result<usize, ApiError> {
     match l {
         None => Ok(100),
@@ -625,6 +634,9 @@ struct SearchQuery {
     /// `newest` first (the default) or `oldest` first, by event time then ledger index.
     #[param(pattern = "^(newest|oldest)$")]
     order: Option<String>,
+    /// Stop with 422 after this many milliseconds (default and most 10000).
+    #[param(minimum = 1, maximum = 10000)]
+    timeout_ms: Option<u64>,
 }
 
 fn time_param(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
@@ -677,7 +689,7 @@ async fn search(
                 .as_deref()
                 .map(|f| f.split(',').map(|s| s.trim().to_owned()).collect())
                 .unwrap_or_default(),
-            time_limit: None,
+            time_limit: timeout_param(q.timeout_ms, crate::search::TIME_LIMIT)?,
             oldest_first,
         })
     };
@@ -750,6 +762,10 @@ struct SqlRequest {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 10000)]
     max_rows: Option<usize>,
+    /// Stop with 422 after this many milliseconds (default and most 30000).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 30000)]
+    timeout_ms: Option<u64>,
     #[serde(default)]
     reason: String,
 }
@@ -777,9 +793,11 @@ async fn query_sql(caller: Caller, State(s): State<AppState>, body: Bytes) -> Re
     if r.sql.trim().is_empty() || r.sql.len() > 65_536 {
         return Err(ApiError::bad_request("sql must be a query of at most 65536 bytes"));
     }
+    let defaults = SqlLimits::default();
+    let timeout = timeout_param(r.timeout_ms, defaults.timeout)?.unwrap_or(defaults.timeout);
     let engine = s.0.sql.clone().ok_or_else(|| ApiError::unavailable("sql is not enabled"))?;
     let started = std::time::Instant::now();
-    let outcome = engine.query(&r.sql, SqlLimits { max_rows, ..SqlLimits::default() }).await;
+    let outcome = engine.query(&r.sql, SqlLimits { max_rows, timeout, ..defaults }).await;
     let elapsed_ms = started.elapsed().as_millis() as u64;
     let details = match &outcome {
         Ok(res) => json!({"sql": r.sql, "rows": res.rows.len(), "truncated": res.truncated, "elapsed_ms": elapsed_ms}),
@@ -804,11 +822,17 @@ async fn query_sql(caller: Caller, State(s): State<AppState>, body: Bytes) -> Re
 
 /// The latest signed checkpoint: its note and the tree size it signs.
 fn signed_checkpoint(s: &AppState) -> Result<(String, u64), ApiError> {
-    let note = s.0.ledger.latest_checkpoint().ok_or_else(|| ApiError::unavailable("no signed checkpoint yet"))?;
+    let note = s.0.ledger.latest_checkpoint().ok_or_else(not_yet_signed)?;
     let body = note.find("\n\n").map(|i| &note[..i + 1]).unwrap_or(&note);
     let cp =
         ledger::Checkpoint::parse_body(body).map_err(|_| ApiError::unavailable("the checkpoint cannot be read"))?;
     Ok((note.clone(), cp.size))
+}
+
+/// The ledger has no signed checkpoint yet (one is signed within a second of
+/// the first records): the caller retries.
+fn not_yet_signed() -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, "not_yet_signed", "the ledger has no signed checkpoint yet; retry shortly")
 }
 
 fn hexes(hashes: &[[u8; 32]]) -> Vec<String> {
@@ -1073,7 +1097,7 @@ async fn sign_record(caller: Caller, State(s): State<AppState>, body: Bytes) -> 
     tag = "evidence",
     summary = "An offline-verifiable evidence bundle (audited)",
     request_body = crate::evidence::Selection,
-    responses((status = 200, description = "The bundle", body = String, content_type = "application/x-tar"), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    responses((status = 200, description = "The bundle", body = String, content_type = "application/x-tar"), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "No signed record matches the selection (an unknown incident, a misspelt asset, an empty range)", body = ErrorBody), (status = 409, description = "No signed checkpoint yet; retry shortly", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn export_evidence(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
@@ -1088,6 +1112,8 @@ async fn export_evidence(caller: Caller, State(s): State<AppState>, body: Bytes)
         .map_err(|_| ApiError::unavailable("the export stopped"))?
         .map_err(|e| match e {
             crate::evidence::ExportError::Selection(m) => ApiError::bad_request(m),
+            crate::evidence::ExportError::NoRecords(m) => ApiError::not_found(m),
+            crate::evidence::ExportError::NotSigned(m) => ApiError::new(StatusCode::CONFLICT, "not_yet_signed", m),
             crate::evidence::ExportError::Ledger(e) => {
                 tracing::error!(error = %e, "evidence export failed");
                 ApiError::unavailable("the ledger cannot be read for an export now")
@@ -1170,7 +1196,7 @@ struct ConsistencyQuery {
     tag = "ledger",
     summary = "RFC 9162 consistency proof between two tree sizes",
     params(ConsistencyQuery),
-    responses((status = 200, description = "Proof", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    responses((status = 200, description = "Proof", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 409, description = "No signed checkpoint yet; retry shortly", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn consistency_proof(
@@ -1246,12 +1272,12 @@ async fn list_dead_letters(
     path = "/api/v1/ledger/checkpoint",
     tag = "ledger",
     summary = "The latest signed checkpoint (C2SP signed note)",
-    responses((status = 200, description = "Signed note", body = String, content_type = "text/plain"), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    responses((status = 200, description = "Signed note", body = String, content_type = "text/plain"), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 409, description = "No signed checkpoint yet; retry shortly", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn checkpoint(caller: Caller, State(s): State<AppState>) -> Result<Response, ApiError> {
     caller.require(Permission::ReadLedger)?;
-    let note = s.0.ledger.latest_checkpoint().ok_or_else(|| ApiError::unavailable("no signed checkpoint yet"))?;
+    let note = s.0.ledger.latest_checkpoint().ok_or_else(not_yet_signed)?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
 }
 

@@ -32,16 +32,15 @@ const ROLES: [Role; 6] =
     [Role::Admin, Role::SocAnalyst, Role::QualityReviewer, Role::Auditor, Role::ControlRoom, Role::Collector];
 
 async fn fixture() -> Fixture {
+    fixture_with(LedgerOptions::default()).await
+}
+
+async fn fixture_with(options: LedgerOptions) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let origin = "custos.test/ledger";
     let key = NoteSigner::generate(origin).expect("key").encode();
-    let (ledger, _) = Ledger::open(
-        &dir.path().join("ledger"),
-        origin,
-        NoteSigner::parse(&key).expect("key"),
-        LedgerOptions::default(),
-    )
-    .expect("ledger");
+    let (ledger, _) = Ledger::open(&dir.path().join("ledger"), origin, NoteSigner::parse(&key).expect("key"), options)
+        .expect("ledger");
     let views = Arc::new(Views::new(100, 3_600_000, correlate::AlarmPolicy::default()));
     let mut e = ingest::Event::new(ingest::event::EventClass::PhysicalAccess, 2, 1_000, 2_000, b"raw");
     e.zone = Some("cell-1".into());
@@ -397,12 +396,43 @@ async fn evidence_export_through_the_api() {
         (Role::ControlRoom, body, StatusCode::FORBIDDEN),
         (Role::QualityReviewer, r#"{"from":"yesterday","to":"2026-11-26T10:00:00Z"}"#, StatusCode::BAD_REQUEST),
         (Role::QualityReviewer, r#"{"from":"2026-11-26T10:00:00Z"}"#, StatusCode::BAD_REQUEST),
+        // Nothing signed matches: no empty bundle that reads as "nothing happened".
+        (
+            Role::Auditor,
+            r#"{"from":"2026-11-26T10:00:00Z","to":"2026-11-26T10:01:00Z","asset":"PLC-99"}"#,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Role::Auditor,
+            r#"{"from":"2026-11-26T10:00:00Z","to":"2026-11-26T10:01:00Z","incident":"INC-9"}"#,
+            StatusCode::NOT_FOUND,
+        ),
+        (Role::Auditor, r#"{"from":"2020-01-01T00:00:00Z","to":"2020-01-02T00:00:00Z"}"#, StatusCode::NOT_FOUND),
     ] {
         assert_eq!(
             call(&f.app, "POST", "/api/v1/evidence/exports", Some(&f.tokens[&role]), body).await.0,
             status,
             "{role:?} {body}"
         );
+    }
+}
+
+/// Until a checkpoint covers them, records wait: reading one or exporting
+/// its time range answers 409 (retry), neither a server error nor an empty
+/// bundle.
+#[tokio::test]
+async fn evidence_not_yet_signed_is_a_409() {
+    let options = LedgerOptions { checkpoint_interval: std::time::Duration::from_secs(3600), ..Default::default() };
+    let f = fixture_with(options).await;
+    let rec = ledger::record::encode(ledger::RecordKind::Audit, 1_795_687_200_000, &serde_json::json!({"n": 1}));
+    f.ledger.append(vec![rec.expect("record")]).await.expect("append");
+    assert!(f.ledger.latest_checkpoint().is_some_and(|n| n.contains("\n1\n")), "only the key record is signed");
+    let auditor = Some(f.tokens[&Role::Auditor].as_str());
+    let export = r#"{"from":"2026-11-26T10:00:00Z","to":"2026-11-26T11:00:00Z"}"#;
+    for (method, uri, body) in [("GET", "/api/v1/ledger/records/1", ""), ("POST", "/api/v1/evidence/exports", export)] {
+        let (s, b) = call(&f.app, method, uri, auditor, body).await;
+        assert_eq!(s, StatusCode::CONFLICT, "{uri}: {b}");
+        assert_eq!(b["error"]["code"], "not_yet_signed", "{uri}");
     }
 }
 
@@ -667,6 +697,8 @@ async fn search_finds_events_pages_and_is_audited() {
         "/api/v1/search?from=yesterday",
         "/api/v1/search?cursor=xyz",
         "/api/v1/search?facets=colour",
+        "/api/v1/search?timeout_ms=0",
+        "/api/v1/search?timeout_ms=10001",
         "/api/v1/search?order=sideways",
     ] {
         let (s, b) = call(&f.app, "GET", bad, analyst, "").await;
@@ -726,6 +758,15 @@ async fn sql_answers_read_only_queries_and_is_audited() {
     let (s, b) = call(&f.app, "POST", "/api/v1/query/sql", reviewer, &deep).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
     assert!(b["error"]["message"].as_str().is_some_and(|m| m.contains("200 operators")), "{b}");
+    // A query past its time limit (here the caller's own) is stopped: 422, audited.
+    let slow = r#"{"sql": "SELECT count(*) FROM generate_series(1, 100000000000)", "timeout_ms": 50}"#;
+    let (s, b) = call(&f.app, "POST", "/api/v1/query/sql", reviewer, slow).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("timeout")), "{b}");
+    assert!(last_audit(&f)["details"]["refused"].as_str().is_some_and(|m| m.contains("longer than")));
+    for timeout in ["0", "30001"] {
+        let body = format!(r#"{{"sql": "SELECT 1", "timeout_ms": {timeout}}}"#);
+        assert_eq!(call(&f.app, "POST", "/api/v1/query/sql", reviewer, &body).await.0, StatusCode::BAD_REQUEST);
+    }
     let control_room = Some(f.tokens[&Role::ControlRoom].as_str());
     assert_eq!(
         call(&f.app, "POST", "/api/v1/query/sql", control_room, r#"{"sql": "SELECT 1"}"#).await.0,
