@@ -180,24 +180,49 @@ impl Outbox {
     }
 
     /// The alarms after byte `from`, with the offset after each.
+    /// Only the bytes after `from` are read: the outbox keeps every alarm
+    /// ever sent, and a forwarder wakes for each new one.
     async fn read_from(&self, from: u64) -> std::io::Result<Vec<(Alarm, u64)>> {
-        let bytes = match tokio::fs::read(self.path()).await {
-            Ok(b) => b,
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let mut file = match tokio::fs::File::open(self.path()).await {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
+        let start = file.seek(std::io::SeekFrom::Start(from)).await?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).await?;
         let mut out = Vec::new();
-        let mut at = usize::try_from(from).unwrap_or(usize::MAX).min(bytes.len());
+        let mut at = 0;
         while let Some(n) = bytes[at..].iter().position(|b| *b == b'\n') {
             let line = &bytes[at..at + n];
             at += n + 1;
+            let offset = start + at as u64;
             match serde_json::from_slice::<Alarm>(line) {
-                Ok(a) => out.push((a, at as u64)),
+                Ok(a) => out.push((a, offset)),
                 // A line we cannot read is skipped loudly, not retried forever.
-                Err(e) => tracing::error!(error = %e, offset = at, "unreadable alarm in the outbox"),
+                Err(e) => tracing::error!(error = %e, offset, "unreadable alarm in the outbox"),
             }
         }
         Ok(out)
+    }
+
+    /// Those of `alarms` the outbox does not already end with: for each, the
+    /// outbox's last alarm with its key is of another kind, or there is none.
+    /// A flood that ended after the last ledger record before a stop was
+    /// announced then; one that ended while stopped is announced now.
+    pub async fn not_yet_sent(&self, alarms: Vec<Alarm>) -> std::io::Result<Vec<Alarm>> {
+        if alarms.is_empty() {
+            return Ok(alarms);
+        }
+        let mut last: std::collections::HashMap<String, Alarm> = std::collections::HashMap::new();
+        for (a, _) in self.read_from(0).await? {
+            last.insert(a.key.clone(), a);
+        }
+        let same_kind = |a: &Alarm| {
+            last.get(&a.key).is_some_and(|l| std::mem::discriminant(&l.kind) == std::mem::discriminant(&a.kind))
+        };
+        Ok(alarms.into_iter().filter(|a| !same_kind(a)).collect())
     }
 
     fn position_path(&self, sink: &str) -> PathBuf {
@@ -386,5 +411,34 @@ mod tests {
         assert_eq!(len.parse::<usize>().ok(), Some(msg.len()));
         assert!(msg.starts_with("<162>1 2026-11-26T10:00:00"), "{msg}");
         assert!(msg.contains(r#"key="r/PLC \"1\"" priority="1" area="cell-1\]""#), "{msg}");
+    }
+
+    /// A flood's end found again at a restart is sent only if the outbox
+    /// does not already end with it; forwarders read on from their offset.
+    #[tokio::test]
+    async fn a_flood_end_is_sent_once_across_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outbox = Outbox::open(dir.path()).expect("outbox");
+        let flood = |area: &str, kind| Alarm {
+            key: format!("flood/{area}"),
+            priority: 1,
+            area: area.into(),
+            title: "t".into(),
+            summary: "s".into(),
+            raised_at: 1,
+            kind,
+        };
+        let (started, ended) = (
+            correlate::AlarmKind::FloodStarted { alarms_in_window: 11 },
+            correlate::AlarmKind::FloodEnded { suppressed: 3 },
+        );
+        outbox.append(&[flood("cell-1", started.clone()), flood("cell-2", started)]).await.expect("append");
+        outbox.append(&[flood("cell-1", ended.clone())]).await.expect("append");
+        let found = vec![flood("cell-1", ended.clone()), flood("cell-2", ended.clone()), flood("lab", ended)];
+        let unsent = outbox.not_yet_sent(found).await.expect("read");
+        assert_eq!(unsent.iter().map(|a| a.area.as_str()).collect::<Vec<_>>(), ["cell-2", "lab"]);
+        let all = outbox.read_from(0).await.expect("read");
+        let after_first = outbox.read_from(all[0].1).await.expect("read");
+        assert_eq!(after_first, all[1..], "read on from a forwarder's offset");
     }
 }

@@ -316,7 +316,7 @@ impl Custos {
         let mut engine = Engine::from_config(inventory.clone(), cfg.correlate.clone()).map_err(Error::Rules)?;
         let (mut replayed, mut known, mut last) = (Vec::new(), std::collections::HashSet::new(), 0);
         let started = std::time::Instant::now();
-        let n = views.rebuild(
+        let (n, last_tick) = views.rebuild(
             &ledger_dir,
             |index, e| {
                 last = index;
@@ -374,6 +374,10 @@ impl Custos {
         // Alarm forwarding runs beside the evidence stage when a target is configured.
         let outbox = if cfg.alarms.syslog.is_some() || cfg.alarms.webhook.is_some() {
             let outbox = Outbox::open(&data_dir.join("alarms"))?;
+            // Floods that ended while Custos was stopped end now, unless
+            // announced before the stop.
+            let ended = outbox.not_yet_sent(last_tick).await.map_err(Error::io("alarm outbox", &data_dir))?;
+            outbox.append(&ended).await.map_err(Error::io("alarm outbox", &data_dir))?;
             spawn_forwarders(&cfg.alarms, outbox.clone(), stop_rx.clone(), stats.alarm_failures.clone());
             Some(outbox)
         } else {

@@ -73,18 +73,22 @@ impl Views {
     }
 
     /// Rebuilds the views from the ledger at `dir`, handing each event and
-    /// alert to `on_event` / `on_alert` too. Returns the records read.
+    /// alert to `on_event` / `on_alert` too. Returns the records read and the
+    /// alarms of the board's last tick, at the last record's time (the start
+    /// of this run, which ledgers `service.start` first): floods that ended
+    /// while Custos was stopped, or after its last record before the stop.
     ///
     /// The alarm board is replayed as it ran: each alert raised at the time it
     /// was ledgered (so floods start and end as they did), each acknowledgement
-    /// and shelving from its `audit` record. Nothing is sent again: those
-    /// alarms went out, or wait in the outbox, before the stop.
+    /// and shelving from its `audit` record. Nothing before the last tick is
+    /// sent again: those alarms went out, or wait in the outbox, before the
+    /// stop; whether the last tick's went out only the outbox can tell.
     pub fn rebuild(
         &self,
         dir: &Path,
         mut on_event: impl FnMut(u64, &Event),
         mut on_alert: impl FnMut(&Alert),
-    ) -> Result<u64, LedgerError> {
+    ) -> Result<(u64, Vec<correlate::Alarm>), LedgerError> {
         let mut bad = 0u64;
         let mut board = self.alarms.lock().unwrap_or_else(|e| e.into_inner());
         let mut last_recorded = None;
@@ -131,13 +135,11 @@ impl Views {
                 _ => {}
             }
         })?;
-        if let Some(at) = last_recorded {
-            board.tick(at);
-        }
+        let last_tick = last_recorded.map(|at| board.tick(at)).unwrap_or_default();
         if bad > 0 {
             tracing::warn!(records = bad, "ledger records that this version cannot read were skipped in the views");
         }
-        Ok(n)
+        Ok((n, last_tick))
     }
 
     pub fn add_events(&self, items: impl IntoIterator<Item = Stored<Event>>) {
@@ -228,7 +230,11 @@ mod tests {
 
         let policy = AlarmPolicy { flood_alarms: 2, flood_minutes: 1, ..AlarmPolicy::default() };
         let views = Views::new(10, 3_600_000, policy);
-        views.rebuild(dir.path(), |_, _| {}, |_| {}).expect("rebuild");
+        let (_, last_tick) = views.rebuild(dir.path(), |_, _| {}, |_| {}).expect("rebuild");
+        // The flood ended after the last alert: the last tick found it, and
+        // only the outbox can tell whether it was announced before the stop.
+        let ended: Vec<_> = last_tick.iter().map(|a| (a.key.as_str(), &a.kind)).collect();
+        assert_eq!(ended, [("flood/cell-2", &correlate::AlarmKind::FloodEnded { suppressed: 1 })]);
         let mut board = views.alarms.lock().expect("board");
         let by_key = |b: &correlate::AlarmBoard, k: &str| b.list().into_iter().find(|s| s.alarm.key == k).cloned();
         let ids = by_key(&board, "ids/PLC-01").expect("ids alarm standing");
@@ -237,7 +243,7 @@ mod tests {
         assert_eq!(sweep.shelved.as_ref().map(|s| (s.until, s.reason.as_str())), Some((9_000_000, "vendor audit")));
         assert_eq!(sweep.repeats, 1, "raised again while shelved");
         assert!(by_key(&board, "gone/X").is_none());
-        assert_eq!(board.list().len(), 5);
+        assert_eq!(board.list().len(), 6, "five alarms and the flood's end");
         assert!(board.tick(603_003).is_empty(), "the flood ended before the stop, and is not ended again");
         assert_eq!(board.raise(&alert("door", "D4", "cell-2", 7), 603_004).len(), 1, "cell-2 is not flooding");
     }

@@ -256,6 +256,14 @@ async fn alarms_acknowledge_and_shelve_are_audited() {
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["alarm"]["shelved"]["reason"], "PLC-01 under maintenance");
     assert_eq!(f.ledger.size(), before + 2, "two audit records");
+    // A second acknowledgement is recorded as who did it; the board keeps the first.
+    let soc = Some(f.tokens[&Role::SocAnalyst].as_str());
+    let (s, b) =
+        call(&f.app, "POST", "/api/v1/alarms/acknowledge", soc, r#"{"key":"r/PLC-01","reason":"me too"}"#).await;
+    assert_eq!((s, &b["alarm"]["acknowledged"][0]), (StatusCode::OK, &Value::from("ControlRoom")), "{b}");
+    let audit = last_audit(&f);
+    assert_eq!((audit["actor"].as_str(), audit["action"].as_str()), (Some("SocAnalyst"), Some("alarm.acknowledge")));
+    assert_eq!((audit["reason"].as_str(), audit["details"]["key"].as_str()), (Some("me too"), Some("r/PLC-01")));
     let auditor = Some(f.tokens[&Role::Auditor].as_str());
     let (s, _) = call(&f.app, "POST", "/api/v1/alarms/acknowledge", auditor, r#"{"key":"r/PLC-01"}"#).await;
     assert_eq!(s, StatusCode::FORBIDDEN);

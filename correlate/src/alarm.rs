@@ -2,7 +2,9 @@
 //! the alert's severity, de-duplication (an alarm standing unacknowledged is
 //! not raised again, its repeats are counted), shelving with an expiry, and
 //! flood suppression per area (above N alarms in M minutes one summary alarm
-//! stands for the rest until the rate falls). Pure: time is passed in.
+//! stands for the rest until the rate falls), and acknowledged alarms leaving
+//! the board once quiet for a while (an alert has no return to normal).
+//! Pure: time is passed in.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -16,6 +18,9 @@ fn default_flood_alarms() -> usize {
 }
 fn default_flood_minutes() -> u64 {
     10
+}
+fn default_clear_acknowledged_minutes() -> u64 {
+    60
 }
 fn default_priorities() -> [u8; 7] {
     // OCSF severity 0..6 → ISA-18.2 priority 1 (highest) .. 4.
@@ -36,6 +41,11 @@ pub struct AlarmPolicy {
     /// Default `[4, 4, 4, 3, 2, 1, 1]`: high → 2, critical and fatal → 1.
     #[serde(default = "default_priorities")]
     pub priorities: [u8; 7],
+    /// An acknowledged alarm not raised again (nor shelved) for this long
+    /// leaves the board: alerts never return to normal, so without this the
+    /// board would only grow. 0 keeps them until raised again. Default 60.
+    #[serde(default = "default_clear_acknowledged_minutes")]
+    pub clear_acknowledged_minutes: u64,
 }
 
 impl Default for AlarmPolicy {
@@ -44,6 +54,7 @@ impl Default for AlarmPolicy {
             flood_alarms: default_flood_alarms(),
             flood_minutes: default_flood_minutes(),
             priorities: default_priorities(),
+            clear_acknowledged_minutes: default_clear_acknowledged_minutes(),
         }
     }
 }
@@ -144,7 +155,7 @@ impl AlarmBoard {
             raised_at: now,
             kind: AlarmKind::Alert { alert: alert.id.clone(), rule: alert.rule.clone() },
         };
-        self.standing.insert(key, AlarmState { alarm: alarm.clone(), repeats: 0, acknowledged: None, shelved: None });
+        self.stand(alarm.clone());
         let (limit, window) = (self.policy.flood_alarms, self.window_ms());
         let a = self.areas.entry(area.clone()).or_default();
         while a.recent.front().is_some_and(|t| *t <= now - window) {
@@ -158,7 +169,7 @@ impl AlarmBoard {
         if a.recent.len() > limit {
             a.flooding = true;
             a.suppressed = 1;
-            return vec![Alarm {
+            let flood = Alarm {
                 key: format!("flood/{area}"),
                 priority: 1,
                 area: area.clone(),
@@ -170,14 +181,34 @@ impl AlarmBoard {
                 ),
                 raised_at: now,
                 kind: AlarmKind::FloodStarted { alarms_in_window: a.recent.len() },
-            }];
+            };
+            self.stand(flood.clone());
+            return vec![flood];
         }
         vec![alarm]
     }
 
-    /// Time passes: floods whose rate has fallen end with one summary each.
+    /// Puts `alarm` on the board unacknowledged, in place of one with its key.
+    fn stand(&mut self, alarm: Alarm) {
+        let state = AlarmState { alarm, repeats: 0, acknowledged: None, shelved: None };
+        self.standing.insert(state.alarm.key.clone(), state);
+    }
+
+    /// Time passes: floods whose rate has fallen end with one summary each
+    /// (it takes the flood alarm's place on the board), and acknowledged
+    /// alarms quiet for `clear_acknowledged_minutes` leave the board.
     pub fn tick(&mut self, now: i64) -> Vec<Alarm> {
         let (limit, window) = (self.policy.flood_alarms, self.window_ms());
+        let clear_before = now.saturating_sub(self.policy.clear_acknowledged_minutes as i64 * 60_000);
+        if self.policy.clear_acknowledged_minutes > 0 {
+            let areas = &self.areas;
+            self.standing.retain(|key, s| {
+                let flooding =
+                    key.strip_prefix("flood/").is_some_and(|area| areas.get(area).is_some_and(|a| a.flooding));
+                let shelved = s.shelved.as_ref().is_some_and(|sh| sh.until > now);
+                flooding || shelved || s.acknowledged.as_ref().is_none_or(|(_, at)| *at > clear_before)
+            });
+        }
         let mut out = Vec::new();
         let mut areas: Vec<_> = self.areas.iter_mut().collect();
         areas.sort_by(|a, b| a.0.cmp(b.0));
@@ -198,6 +229,9 @@ impl AlarmBoard {
                 });
                 a.suppressed = 0;
             }
+        }
+        for alarm in &out {
+            self.stand(alarm.clone());
         }
         out
     }
@@ -283,10 +317,53 @@ mod tests {
         assert_eq!(sent.len(), 5, "{kinds:?}");
         assert!(matches!(sent[3].kind, AlarmKind::FloodStarted { alarms_in_window: 4 }));
         assert_eq!(sent[4].area, "lab");
+        let flood = |b: &AlarmBoard| b.list().into_iter().find(|s| s.alarm.key == "flood/cell-1").cloned();
+        assert!(matches!(flood(&b).map(|s| s.alarm.kind), Some(AlarmKind::FloodStarted { .. })), "it stands");
         assert!(b.tick(30_000).is_empty(), "still flooding");
         let end = b.tick(200_000);
         assert_eq!(end.len(), 1);
         assert_eq!(end[0].kind, AlarmKind::FloodEnded { suppressed: 17 });
+        assert_eq!(flood(&b).map(|s| s.alarm), Some(end[0].clone()), "the end takes the flood alarm's place");
         assert_eq!(b.raise(&alert("r", "C", "cell-1", 4), 200_001).len(), 1, "normal again");
+    }
+
+    /// Alerts never return to normal: an acknowledged alarm leaves the board
+    /// once quiet for the policy's time; one unacknowledged, shelved, or
+    /// standing for a flood still going on stays.
+    #[test]
+    fn acknowledged_alarms_leave_the_board_once_quiet() {
+        let policy =
+            AlarmPolicy { flood_alarms: 2, flood_minutes: 1, clear_acknowledged_minutes: 1, ..AlarmPolicy::default() };
+        let mut b = AlarmBoard::new(policy);
+        let keys = |b: &AlarmBoard| {
+            let mut k: Vec<String> = b.list().into_iter().map(|s| s.alarm.key.clone()).collect();
+            k.sort();
+            k
+        };
+        b.raise(&alert("r", "acked", "lab", 4), 0);
+        b.raise(&alert("r", "open", "office", 4), 0);
+        b.raise(&alert("r", "shelved", "yard", 4), 0);
+        b.acknowledge("r/acked", "op", 1_000).expect("ack");
+        b.acknowledge("r/shelved", "op", 1_000).expect("ack");
+        b.shelve("r/shelved", 500_000, "op", "maintenance").expect("shelve");
+        for i in 0..3 {
+            b.raise(&alert("door", &format!("D{i}"), "cell-1", 4), 10_000 + i);
+        }
+        b.acknowledge("flood/cell-1", "op", 11_000).expect("the flood alarm is on the board");
+        b.tick(60_999);
+        assert!(keys(&b).contains(&"r/acked".to_owned()), "not yet a minute since its acknowledgement");
+        // Cell-1 keeps flooding: its flood alarm stays though acknowledged.
+        b.raise(&alert("door", "D9", "cell-1", 4), 65_000);
+        b.raise(&alert("door", "D8", "cell-1", 4), 66_000);
+        b.tick(71_001);
+        assert_eq!(
+            keys(&b),
+            ["door/D0", "door/D1", "door/D2", "door/D8", "door/D9", "flood/cell-1", "r/open", "r/shelved"]
+        );
+        // Once the shelf has expired the acknowledged alarm goes too; the flood's end stands.
+        assert_eq!(b.tick(500_001).len(), 1, "cell-1's flood ended");
+        assert_eq!(keys(&b), ["door/D0", "door/D1", "door/D2", "door/D8", "door/D9", "flood/cell-1", "r/open"]);
+        // Raised again after it left, an alarm is new and sent.
+        assert_eq!(b.raise(&alert("r", "acked", "lab", 4), 500_002).len(), 1);
     }
 }
