@@ -4,10 +4,10 @@
 //! `custos evidence export` and `POST /api/v1/evidence/exports`.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::Path;
+use std::ops::Range;
 
 use ingest::time::{format_rfc3339, parse_rfc3339};
-use ledger::{Bundle, BundleRecord, NoteSigner, RecordKind, Snapshot, record, write_bundle};
+use ledger::{Block, Bundle, BundleRecord, NoteSigner, RecordKind, Snapshot, record, write_bundle};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -142,6 +142,33 @@ impl IncidentMembers {
             || self.events.contains(&index)
             || (kind == RecordKind::Alert && data["id"].as_str().is_some_and(|id| self.alerts.contains(id)))
     }
+    /// Whether `block` may hold one of the incident's records.
+    fn may_be_in(&self, block: &Block) -> bool {
+        block.holds(RecordKind::Incident)
+            || block.holds(RecordKind::Alert)
+            || self.events.range(block.start..block.end).next().is_some()
+    }
+}
+
+/// The index ranges of the blocks `wanted` keeps, adjacent ones merged, below `size`.
+fn runs(blocks: &[Block], size: u64, wanted: impl Fn(&Block) -> bool) -> Vec<Range<u64>> {
+    let mut out: Vec<Range<u64>> = Vec::new();
+    for b in blocks.iter().filter(|b| b.start < size && wanted(b)) {
+        let end = b.end.min(size);
+        match out.last_mut() {
+            Some(last) if last.end == b.start => last.end = end,
+            _ => out.push(b.start..end),
+        }
+    }
+    out
+}
+
+/// Calls `f` with every record of `runs`, in order.
+fn scan_runs(snap: &Snapshot, runs: &[Range<u64>], mut f: impl FnMut(u64, Vec<u8>)) -> Result<(), ExportError> {
+    for run in runs {
+        snap.scan(run.start, run.end, &mut f)?;
+    }
+    Ok(())
 }
 
 /// A record's kind and time, read cheaply when the record is canonical.
@@ -149,15 +176,16 @@ fn envelope(bytes: &[u8]) -> Option<(RecordKind, i64)> {
     record::peek(bytes).or_else(|| record::decode(bytes).ok().map(|r| (r.kind, r.recorded_at)))
 }
 
-/// A first pass for an incident's selection: its alerts and events come
-/// before the incident records that name them.
-fn incident_members(ledger_dir: &Path, size: u64, id: &str) -> Result<IncidentMembers, ExportError> {
+/// A first pass for an incident's selection, over the blocks that hold
+/// incident records: its alerts and events come before the records naming them.
+fn incident_members(snap: &Snapshot, size: u64, id: &str) -> Result<IncidentMembers, ExportError> {
     let mut m = IncidentMembers { versions: BTreeSet::new(), events: BTreeSet::new(), alerts: BTreeSet::new() };
-    ledger::for_each_record(ledger_dir, |index, bytes| {
-        if index >= size || envelope(bytes).is_none_or(|(kind, _)| kind != RecordKind::Incident) {
+    let incident_blocks = runs(snap.blocks(), size, |b| b.holds(RecordKind::Incident));
+    scan_runs(snap, &incident_blocks, |index, bytes| {
+        if envelope(&bytes).is_none_or(|(kind, _)| kind != RecordKind::Incident) {
             return;
         }
-        let Ok(rec) = record::decode(bytes) else { return };
+        let Ok(rec) = record::decode(&bytes) else { return };
         if rec.data["id"].as_str() == Some(id) {
             m.versions.insert(index);
             m.events.extend(rec.data["events"].as_array().into_iter().flatten().filter_map(Value::as_u64));
@@ -172,14 +200,26 @@ fn incident_members(ledger_dir: &Path, size: u64, id: &str) -> Result<IncidentMe
     Ok(m)
 }
 
-/// Chooses the records and builds the bundle from the ledger in `ledger_dir`,
-/// its manifest signed with `signer`.
-pub fn export(ledger_dir: &Path, sel: &Selection, by: &str, signer: &NoteSigner) -> Result<Export, ExportError> {
-    export_at_most(ledger_dir, sel, by, signer, MAX_BUNDLE_RECORDS)
+/// Whether a record after the signed size `size` was ledgered in `from..=to`:
+/// "not signed yet" rather than "nothing there".
+fn unsigned_in_range(snap: &Snapshot, size: u64, from: i64, to: i64) -> Result<bool, ExportError> {
+    let tail = runs(snap.blocks(), u64::MAX, |b| b.end > size && b.overlaps(from, to));
+    let tail: Vec<Range<u64>> = tail.into_iter().map(|r| r.start.max(size)..r.end.min(snap.size())).collect();
+    let mut found = false;
+    scan_runs(snap, &tail, |_, bytes| found |= envelope(&bytes).is_some_and(|(_, at)| (from..=to).contains(&at)))?;
+    Ok(found)
+}
+
+/// Chooses the records of `snap` (the running ledger's view, or a ledger
+/// directory read by itself) and builds the bundle, its manifest signed
+/// with `signer`. Only the blocks of records that can hold chosen ones are
+/// read (see [`Block`]), so a day's export does not read a year's ledger.
+pub fn export(snap: &Snapshot, sel: &Selection, by: &str, signer: &NoteSigner) -> Result<Export, ExportError> {
+    export_at_most(snap, sel, by, signer, MAX_BUNDLE_RECORDS)
 }
 
 fn export_at_most(
-    ledger_dir: &Path,
+    snap: &Snapshot,
     sel: &Selection,
     by: &str,
     signer: &NoteSigner,
@@ -191,33 +231,34 @@ fn export_at_most(
     if from > to {
         return Err(bad("from is after to".into()));
     }
-    let snap = Snapshot::open(ledger_dir)?;
     let (note, cp) = snap
         .latest_checkpoint()
         .ok_or_else(|| ExportError::NotSigned("the ledger has no signed checkpoint yet; retry shortly".into()))?;
     let incident = match sel.incident.as_deref() {
-        Some(id) => Some(incident_members(ledger_dir, cp.size, id)?),
+        Some(id) => Some(incident_members(snap, cp.size, id)?),
         None => None,
     };
-    // One pass over the records under the checkpoint: only the chosen ones are
-    // kept (a ledger of months does not fit in memory), and each incident's
-    // newest version, to flag the superseded ones.
+    // The blocks that may hold a chosen record, and for a time range those
+    // after its start holding incident records: a later version of a chosen
+    // incident flags it as superseded.
+    let blocks = snap.blocks();
+    let first_in_range = blocks.iter().find(|b| b.overlaps(from, to)).map_or(u64::MAX, |b| b.start);
+    let to_read = runs(blocks, cp.size, |b| match &incident {
+        Some(members) => members.may_be_in(b),
+        None => b.overlaps(from, to) || (b.holds(RecordKind::Incident) && b.start >= first_in_range),
+    });
+    // One pass: only the chosen records are kept (a ledger of months does not
+    // fit in memory), and each incident's newest version.
     let mut chosen: Vec<Chosen> = Vec::new();
     let mut newest_version: HashMap<String, u64> = HashMap::new();
-    let (mut too_many, mut unsigned_in_range) = (false, false);
-    ledger::for_each_record(ledger_dir, |index, bytes| {
-        if index >= cp.size {
-            // Records after the checkpoint are left out; whether one falls in
-            // the range tells "not signed yet" from "nothing there".
-            unsigned_in_range |= envelope(bytes).is_some_and(|(_, at)| (from..=to).contains(&at));
-            return;
-        }
+    let mut too_many = false;
+    scan_runs(snap, &to_read, |index, bytes| {
         if too_many {
             return;
         }
         // Most records are neither chosen nor an incident: their kind and time
         // are read from the text's end, and only the others are parsed.
-        let Some((kind, recorded_at)) = envelope(bytes) else { return };
+        let Some((kind, recorded_at)) = envelope(&bytes) else { return };
         let maybe = match &incident {
             Some(members) => members.may_hold(index, kind),
             None => (from..=to).contains(&recorded_at),
@@ -225,13 +266,13 @@ fn export_at_most(
         if !maybe && kind != RecordKind::Incident {
             return;
         }
-        let Ok(rec) = record::decode(bytes) else { return };
+        let Ok(rec) = record::decode(&bytes) else { return };
         if kind == RecordKind::Incident
             && let Some(id) = rec.data["id"].as_str()
         {
             newest_version.insert(id.to_owned(), index);
         }
-        let text = String::from_utf8_lossy(bytes);
+        let text = String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         let wanted = maybe
             && match &incident {
                 Some(members) => members.holds(index, kind, &rec.data),
@@ -245,7 +286,7 @@ fn export_at_most(
                 incident: rec.data["id"].as_str().filter(|_| kind == RecordKind::Incident).map(str::to_owned),
                 kind,
                 recorded_at,
-                text: text.into_owned(),
+                text,
             });
         }
     })?;
@@ -254,7 +295,7 @@ fn export_at_most(
             "the selection holds more than {max_records} records, too many for one bundle: narrow the time range or choose an asset"
         )));
     }
-    if chosen.is_empty() && unsigned_in_range && sel.incident.is_none() {
+    if chosen.is_empty() && sel.incident.is_none() && unsigned_in_range(snap, cp.size, from, to)? {
         return Err(ExportError::NotSigned(format!(
             "records ledgered from {} to {} are not yet under a signed checkpoint (size {}); retry shortly",
             sel.from, sel.to, cp.size
@@ -332,7 +373,7 @@ mod tests {
     /// After the ledger's key record (index 0): two events (about PLC-01 and
     /// PLC-02), an alert and two versions of the incident it opened, and an
     /// unrelated audit record, then a legal hold.
-    async fn ledger() -> (tempfile::TempDir, NoteSigner) {
+    async fn ledger() -> (tempfile::TempDir, Snapshot, NoteSigner) {
         let dir = tempfile::tempdir().expect("tempdir");
         let origin = "custos.test/evidence";
         let key = NoteSigner::generate(origin).expect("key").encode();
@@ -354,7 +395,9 @@ mod tests {
         ];
         l.append(records).await.expect("append");
         l.close().await.expect("close signs a checkpoint");
-        (dir, signer())
+        // Read by itself, as `custos evidence export` did before it held the ledger.
+        let snap = Snapshot::open(dir.path()).expect("snapshot");
+        (dir, snap, signer())
     }
 
     fn selection(asset: Option<&str>, incident: Option<&str>) -> Selection {
@@ -377,41 +420,96 @@ mod tests {
 
     #[tokio::test]
     async fn an_incident_brings_its_alerts_events_and_versions() {
-        let (dir, signer) = ledger().await;
-        let e = export(dir.path(), &selection(None, Some("INC-1")), "quinn", &signer).expect("export");
+        let (_dir, snap, signer) = ledger().await;
+        let e = export(&snap, &selection(None, Some("INC-1")), "quinn", &signer).expect("export");
         assert_eq!(indices(&e), [1, 3, 4, 6]);
         let text = String::from_utf8_lossy(&e.bytes);
         assert_eq!(text.matches("superseded by a later version").count(), 1, "version 1 of INC-1");
         assert!(text.contains("for: inspection 2026-12"), "the reason is in the report");
-        let err = export(dir.path(), &selection(None, Some("INC-9")), "quinn", &signer).err().map(|e| e.to_string());
+        let err = export(&snap, &selection(None, Some("INC-9")), "quinn", &signer).err().map(|e| e.to_string());
         assert_eq!(err.as_deref(), Some("no incident \"INC-9\" in the signed ledger"));
     }
 
     #[tokio::test]
     async fn a_time_range_and_an_asset_choose_records() {
-        let (dir, signer) = ledger().await;
-        let all = export(dir.path(), &selection(None, None), "quinn", &signer).expect("export");
+        let (_dir, snap, signer) = ledger().await;
+        let all = export(&snap, &selection(None, None), "quinn", &signer).expect("export");
         assert_eq!(indices(&all), [1, 2, 3, 4, 5, 6, 7]);
         let report = ledger::verify_bundle(&all.bytes, None).expect("verifies");
         assert_eq!(report.kinds.get("legal_hold"), Some(&1), "{:?}", report.kinds);
         assert!(String::from_utf8_lossy(&all.bytes).contains(
             "<td>legal_hold</td><td>1970-01-01T00:00:06.000Z</td><td>legal hold: FDA inquiry (by quinn)</td>"
         ));
-        let plc = export(dir.path(), &selection(Some("PLC-01"), None), "quinn", &signer).expect("export");
+        let plc = export(&snap, &selection(Some("PLC-01"), None), "quinn", &signer).expect("export");
         assert_eq!(indices(&plc), [1]);
         let mut early = selection(None, None);
         early.to = "1970-01-01T00:00:02Z".into();
-        assert_eq!(indices(&export(dir.path(), &early, "quinn", &signer).expect("export")), [1, 2]);
+        assert_eq!(indices(&export(&snap, &early, "quinn", &signer).expect("export")), [1, 2]);
+    }
+
+    /// Over blocks of records, the export reads only those that can hold
+    /// chosen ones, and chooses exactly what a full pass would: a record
+    /// whose clock stepped back is found in a later block, and a chosen
+    /// incident version is flagged though its successor lies past the range.
+    #[tokio::test]
+    async fn blocks_out_of_range_are_skipped_without_losing_a_record() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let origin = "custos.test/evidence";
+        let signer = NoteSigner::generate(origin).expect("key");
+        let (l, _) = Ledger::open(
+            dir.path(),
+            origin,
+            NoteSigner::parse(&signer.encode()).expect("key"),
+            LedgerOptions::default(),
+        )
+        .expect("ledger");
+        let rec = |kind, at, data: Value| record::encode(kind, at, &data).expect("encode");
+        let mut times = Vec::new();
+        let records: Vec<Vec<u8>> = (0..5_000i64)
+            .map(|i| {
+                let at = match i {
+                    4_500 => 100_500, // the clock stepped back: in the range, three blocks on
+                    _ => i * 1_000,
+                };
+                times.push(at);
+                match i {
+                    149 => rec(RecordKind::Alert, at, json!({"id": "r:7", "events": [148]})),
+                    150 | 4_800 => {
+                        rec(RecordKind::Incident, at, json!({"id": "INC-7", "events": [149], "alerts": ["r:7"]}))
+                    }
+                    _ => rec(RecordKind::Event, at, json!({"n": i})),
+                }
+            })
+            .collect();
+        l.append(records).await.expect("append");
+        l.close().await.expect("close signs a checkpoint");
+        let snap = l.snapshot().expect("snapshot");
+        assert_eq!(snap.blocks().len(), 5, "5,001 records in blocks of 1,024");
+        let range = Selection {
+            from: format_rfc3339(100_000),
+            to: format_rfc3339(200_000),
+            asset: None,
+            incident: None,
+            reason: None,
+        };
+        let e = export(&snap, &range, "quinn", &signer).expect("export");
+        let expected: Vec<u64> =
+            (0..5_000).filter(|i| (100_000..=200_000).contains(&times[*i])).map(|i| i as u64 + 1).collect();
+        assert_eq!(indices(&e), expected);
+        assert!(expected.contains(&4_501));
+        let text = String::from_utf8_lossy(&e.bytes);
+        assert!(text.contains("<tr><td>151</td><td>incident</td><td>1970-01-01T00:02:30.000Z</td><td>INC-7  — </td><td class=flag>superseded by a later version</td>"));
+        assert_eq!(text.matches("superseded by a later version").count(), 1, "only version 1 of INC-7");
+        let incident = Selection { incident: Some("INC-7".into()), ..range };
+        let e = export(&snap, &incident, "quinn", &signer).expect("export");
+        assert_eq!(indices(&e), [149, 150, 151, 4_801], "its event, alert and both versions");
     }
 
     #[tokio::test]
     async fn a_selection_too_large_for_one_bundle_is_refused() {
-        let (dir, signer) = ledger().await;
-        assert!(
-            export_at_most(dir.path(), &selection(None, None), "quinn", &signer, 7).is_ok(),
-            "seven of at most seven"
-        );
-        let err = export_at_most(dir.path(), &selection(None, None), "quinn", &signer, 6)
+        let (_dir, snap, signer) = ledger().await;
+        assert!(export_at_most(&snap, &selection(None, None), "quinn", &signer, 7).is_ok(), "seven of at most seven");
+        let err = export_at_most(&snap, &selection(None, None), "quinn", &signer, 6)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();

@@ -599,7 +599,7 @@ async fn evidence_export(
     let (ledger, _) = ledger::Ledger::open(&ledger_dir, signer.name(), NoteSigner::parse(&key)?, Default::default())
         .context("the export needs the ledger to itself (stop Custos first)")?;
     let by = std::env::var("USER").unwrap_or_else(|_| "command line".into());
-    let export = custos::evidence::export(&ledger_dir, sel, &by, &signer)?;
+    let export = custos::evidence::export(&ledger.snapshot()?, sel, &by, &signer)?;
     std::fs::write(out, &export.bytes).with_context(|| format!("write {}", out.display()))?;
     let mut details = export.audit_details(sel);
     details["file"] = out.display().to_string().into();

@@ -411,7 +411,7 @@ impl Custos {
                 stats.clone(),
                 rules.clone(),
             )
-            .with_evidence(ledger_dir.clone(), bundle_signer)
+            .with_evidence(bundle_signer)
             .with_search(searcher, follower.state.clone(), crate::sql::SqlEngine::new(&data_dir.join("archive")))
             .with_accounts(accounts.clone());
             let listener = tokio::net::TcpListener::bind(cfg.http.listen)

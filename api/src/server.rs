@@ -114,8 +114,8 @@ struct Inner {
     push: HashMap<String, Format>,
     stats: Arc<PipelineStats>,
     rules: RulesReload,
-    /// The ledger directory and the key that signs bundle manifests.
-    evidence: Option<(std::path::PathBuf, Arc<ledger::NoteSigner>)>,
+    /// The key that signs bundle manifests.
+    evidence: Option<Arc<ledger::NoteSigner>>,
     /// People's accounts, for e-signatures.
     accounts: Option<Arc<crate::accounts::AccountStore>>,
     /// Search over the index that follows the ledger, and how far it got.
@@ -174,10 +174,10 @@ impl AppState {
         self
     }
 
-    /// Enables evidence exports from the ledger in `ledger_dir`.
-    pub fn with_evidence(mut self, ledger_dir: std::path::PathBuf, signer: ledger::NoteSigner) -> Self {
+    /// Enables evidence exports, their bundles signed with `signer`.
+    pub fn with_evidence(mut self, signer: ledger::NoteSigner) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.0) {
-            inner.evidence = Some((ledger_dir, Arc::new(signer)));
+            inner.evidence = Some(Arc::new(signer));
         }
         self
     }
@@ -1104,21 +1104,23 @@ async fn export_evidence(caller: Caller, State(s): State<AppState>, body: Bytes)
     caller.require(Permission::ExportEvidence)?;
     let sel: crate::evidence::Selection =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
-    let (dir, signer) = s.0.evidence.clone().ok_or_else(|| ApiError::unavailable("evidence export is not enabled"))?;
+    let signer = s.0.evidence.clone().ok_or_else(|| ApiError::unavailable("evidence export is not enabled"))?;
+    let ledger = s.0.ledger.clone();
     let by = caller.0.name.clone();
     let (sel2, by2) = (sel.clone(), by.clone());
-    let export = tokio::task::spawn_blocking(move || crate::evidence::export(&dir, &sel2, &by2, &signer))
-        .await
-        .map_err(|_| ApiError::unavailable("the export stopped"))?
-        .map_err(|e| match e {
-            crate::evidence::ExportError::Selection(m) => ApiError::bad_request(m),
-            crate::evidence::ExportError::NoRecords(m) => ApiError::not_found(m),
-            crate::evidence::ExportError::NotSigned(m) => ApiError::new(StatusCode::CONFLICT, "not_yet_signed", m),
-            crate::evidence::ExportError::Ledger(e) => {
-                tracing::error!(error = %e, "evidence export failed");
-                ApiError::unavailable("the ledger cannot be read for an export now")
-            }
-        })?;
+    let export =
+        tokio::task::spawn_blocking(move || crate::evidence::export(&ledger.snapshot()?, &sel2, &by2, &signer))
+            .await
+            .map_err(|_| ApiError::unavailable("the export stopped"))?
+            .map_err(|e| match e {
+                crate::evidence::ExportError::Selection(m) => ApiError::bad_request(m),
+                crate::evidence::ExportError::NoRecords(m) => ApiError::not_found(m),
+                crate::evidence::ExportError::NotSigned(m) => ApiError::new(StatusCode::CONFLICT, "not_yet_signed", m),
+                crate::evidence::ExportError::Ledger(e) => {
+                    tracing::error!(error = %e, "evidence export failed");
+                    ApiError::unavailable("the ledger cannot be read for an export now")
+                }
+            })?;
     let details = export.audit_details(&sel);
     audit(&s, &caller.0, "evidence.export", sel.reason.as_deref().unwrap_or_default(), details).await?;
     Ok((

@@ -77,7 +77,7 @@ async fn fixture_with(options: LedgerOptions) -> Fixture {
         Arc::new(PipelineStats::default()),
         rules,
     )
-    .with_evidence(dir.path().join("ledger"), NoteSigner::parse(&key).expect("key"))
+    .with_evidence(NoteSigner::parse(&key).expect("key"))
     .with_accounts(accounts)
     .with_search(searcher, follower.state.clone(), custos::sql::SqlEngine::new(&dir.path().join("archive")));
     Fixture {

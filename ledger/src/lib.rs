@@ -19,6 +19,7 @@ pub use note::{Checkpoint, NoteSigner, VerifierKey, WitnessKey, WitnessSigner, c
 pub use record::{KeyRecord, Record, RecordKind};
 pub use snapshot::Snapshot;
 pub use store::{Ledger, LedgerOptions, MAX_RECORD, OpenReport, chain_next, checkpoint_notes, for_each_record};
+pub use tree::Block;
 pub use verify::{VerifyReport, verify_dir, verify_dir_with_progress};
 
 /// Every ledger failure; messages name the file or the index.

@@ -8,7 +8,13 @@ use crate::LedgerError;
 use crate::merkle::{Frontier, Hash, inclusion_path, leaf_hash};
 use crate::note::Checkpoint;
 use crate::store::{FrameFault, VKEYS, read_checkpoint_notes, read_file, read_frames, segment_files};
-use crate::tree::TreeStore;
+use crate::tree::{Block, TreeStore};
+
+/// `keys.vkey` as written.
+pub(crate) fn read_keys(dir: &Path) -> Result<String, LedgerError> {
+    let path = dir.join(VKEYS);
+    std::fs::read_to_string(&path).map_err(|e| LedgerError::Io { path, what: "read verifier keys".into(), source: e })
+}
 
 pub struct Snapshot {
     dir: PathBuf,
@@ -37,7 +43,7 @@ impl Snapshot {
                 let leaf = leaf_hash(payload);
                 completed.clear();
                 frontier.push_observed(leaf, |h, x| completed.push((h, *x)));
-                tree.push(leaf, *first, at as u64, &completed);
+                tree.push(leaf, *first, at as u64, &completed, crate::record::peek(payload));
                 Ok(())
             })?;
             match fault {
@@ -52,13 +58,28 @@ impl Snapshot {
             }
         }
         let (notes, _, _) = read_checkpoint_notes(dir)?;
-        let keys_path = dir.join(VKEYS);
-        let keys = std::fs::read_to_string(&keys_path).map_err(|e| LedgerError::Io {
-            path: keys_path,
-            what: "read verifier keys".into(),
-            source: e,
-        })?;
-        Ok(Self { dir: dir.to_owned(), tree, notes, keys })
+        Ok(Self::from_parts(dir, tree, notes, read_keys(dir)?))
+    }
+
+    pub(crate) fn from_parts(dir: &Path, tree: TreeStore, notes: Vec<String>, keys: String) -> Self {
+        Self { dir: dir.to_owned(), tree, notes, keys }
+    }
+
+    /// The records in blocks of 1,024, each with the span of their ledger
+    /// times and their kinds, so a reader skips what cannot hold its records.
+    pub fn blocks(&self) -> &[Block] {
+        self.tree.blocks()
+    }
+
+    /// Calls `f(index, bytes)` for records `start..end`, read in order.
+    pub fn scan(&self, start: u64, end: u64, f: impl FnMut(u64, Vec<u8>)) -> Result<(), LedgerError> {
+        if end > self.size() {
+            return Err(LedgerError::Record(format!("no record {}: the ledger has {}", end - 1, self.size())));
+        }
+        if start >= end {
+            return Ok(());
+        }
+        self.tree.reader(&self.dir).scan(start, end, f)
     }
 
     pub fn size(&self) -> u64 {

@@ -17,11 +17,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::LedgerError;
 use crate::merkle::{Frontier, Hash, consistency_path, inclusion_path, leaf_hash};
 use crate::note::{Checkpoint, NoteSigner, VerifierKey, open};
 use crate::record::{KeyRecord, RecordKind, encode};
 use crate::tree::TreeStore;
+use crate::{LedgerError, Snapshot};
 
 pub(crate) const SEGMENTS: &str = "segments";
 pub(crate) const CHECKPOINTS: &str = "checkpoints.log";
@@ -395,6 +395,17 @@ impl Ledger {
         reader.finish(proof)
     }
 
+    /// A read-only view of the ledger as it is now, for an export while
+    /// records keep arriving: its latest signed checkpoint and the records it
+    /// covers (and those after), without reading or hashing them again.
+    pub fn snapshot(&self) -> Result<Snapshot, LedgerError> {
+        // The note first: the tree taken after it covers at least its size.
+        let note = self.latest_checkpoint();
+        let tree = self.shared.tree.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let keys = crate::snapshot::read_keys(&self.dir)?;
+        Ok(Snapshot::from_parts(&self.dir, tree, note.into_iter().collect(), keys))
+    }
+
     /// The bytes of record `index`.
     pub fn record(&self, index: u64) -> Result<Vec<u8>, LedgerError> {
         let tree = self.shared.tree.read().unwrap_or_else(|e| e.into_inner());
@@ -495,7 +506,7 @@ fn recover(dir: &Path, origin: &str, report: &mut OpenReport) -> Result<(Frontie
             chain = chain_next(&chain, &leaf);
             completed.clear();
             frontier.push_observed(leaf, |h, x| completed.push((h, *x)));
-            tree.push(leaf, *first, at as u64, &completed);
+            tree.push(leaf, *first, at as u64, &completed, crate::record::peek(payload));
             check(&frontier, &chain)
         })?;
         if let Some(fault) = fault {
@@ -614,17 +625,17 @@ impl Writer {
             }
             let at = (self.segment_first, self.segment_len + buf.len() as u64);
             write_frame(&mut buf, r);
-            leaves.push((leaf_hash(r), at));
+            leaves.push((leaf_hash(r), at, crate::record::peek(r)));
         }
         self.flush(&buf)?;
         self.segment.sync_data().map_err(|e| io(&self.segment_path, "fdatasync", e))?;
         let mut tree = self.shared.tree.write().unwrap_or_else(|e| e.into_inner());
         let mut completed = Vec::new();
-        for (leaf, (segment, offset)) in leaves {
+        for (leaf, (segment, offset), envelope) in leaves {
             self.chain = chain_next(&self.chain, &leaf);
             completed.clear();
             self.frontier.push_observed(leaf, |h, x| completed.push((h, *x)));
-            tree.push(leaf, segment, offset, &completed);
+            tree.push(leaf, segment, offset, &completed, envelope);
         }
         drop(tree);
         self.shared.size.store(self.frontier.size(), Ordering::Release);

@@ -5,6 +5,12 @@
 //! read from their segment: a proof needs O(log n) work and a few reads,
 //! however long the ledger. Kept in memory (about 2.2 bytes per record) and
 //! rebuilt when the ledger is opened, which reads every record anyway.
+//!
+//! Beside them, for each block of 1,024 records, the span of their ledger
+//! times and the kinds among them ([`Block`]): an export of a day, or of an
+//! incident, reads only the blocks that can hold its records. Computed from
+//! the records themselves and never written down, so no file can hide a
+//! record from a reader.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -14,12 +20,51 @@ use std::path::{Path, PathBuf};
 
 use crate::LedgerError;
 use crate::merkle::{Hash, Subtrees, leaf_hash, root};
+use crate::record::RecordKind;
 use crate::store::{FRAME_HEADER, MAX_RECORD, SEGMENTS};
 
 /// Leaves per group at the lowest stored level.
 const GROUP: u64 = 16;
+/// Records per [`Block`].
+const BLOCK: u64 = 1024;
 
-#[derive(Debug, Default)]
+/// What records `start..end` hold: the span of their ledger times and their
+/// kinds. A record whose kind and time cannot be read from its end (not in
+/// canonical form) makes its block span all times and all kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Block {
+    pub start: u64,
+    pub end: u64,
+    pub min_recorded_at: i64,
+    pub max_recorded_at: i64,
+    kinds: u16,
+}
+
+impl Block {
+    fn new(start: u64) -> Self {
+        Self { start, end: start, min_recorded_at: i64::MAX, max_recorded_at: i64::MIN, kinds: 0 }
+    }
+    fn push(&mut self, envelope: Option<(RecordKind, i64)>) {
+        let (kinds, min, max) = match envelope {
+            Some((kind, at)) => (1 << kind as u16, at, at),
+            None => (u16::MAX, i64::MIN, i64::MAX),
+        };
+        self.kinds |= kinds;
+        self.min_recorded_at = self.min_recorded_at.min(min);
+        self.max_recorded_at = self.max_recorded_at.max(max);
+        self.end += 1;
+    }
+    /// Whether a record ledgered in `from..=to` (Unix ms) may be here.
+    pub fn overlaps(&self, from: i64, to: i64) -> bool {
+        self.min_recorded_at <= to && from <= self.max_recorded_at
+    }
+    /// Whether a record of `kind` may be here.
+    pub fn holds(&self, kind: RecordKind) -> bool {
+        self.kinds & (1 << kind as u16) != 0
+    }
+}
+
+#[derive(Debug, Default, Clone)]
 pub(crate) struct TreeStore {
     /// `levels[j]`: hashes of the complete subtrees of 16^(j+1) leaves, in order.
     levels: Vec<Vec<Hash>>,
@@ -28,6 +73,7 @@ pub(crate) struct TreeStore {
     size: u64,
     /// For every 16th record: the first index of its segment and its byte offset there.
     anchors: Vec<(u64, u64)>,
+    blocks: Vec<Block>,
 }
 
 impl TreeStore {
@@ -37,10 +83,24 @@ impl TreeStore {
 
     /// Takes in the next leaf, stored in segment `segment_first` at `offset`,
     /// with the perfect subtrees it completed in the writer's frontier
-    /// (`(height, hash)`; those at heights 4, 8, 12, … are stored).
-    pub(crate) fn push(&mut self, leaf: Hash, segment_first: u64, offset: u64, completed: &[(u32, Hash)]) {
+    /// (`(height, hash)`; those at heights 4, 8, 12, … are stored), and the
+    /// record's kind and time ([`crate::record::peek`]).
+    pub(crate) fn push(
+        &mut self,
+        leaf: Hash,
+        segment_first: u64,
+        offset: u64,
+        completed: &[(u32, Hash)],
+        envelope: Option<(RecordKind, i64)>,
+    ) {
         if self.size.is_multiple_of(GROUP) {
             self.anchors.push((segment_first, offset));
+        }
+        if self.size.is_multiple_of(BLOCK) {
+            self.blocks.push(Block::new(self.size));
+        }
+        if let Some(block) = self.blocks.last_mut() {
+            block.push(envelope);
         }
         self.filling.push(leaf);
         self.size += 1;
@@ -54,6 +114,11 @@ impl TreeStore {
         if self.filling.len() as u64 == GROUP {
             self.filling.clear();
         }
+    }
+
+    /// The blocks of records, in order.
+    pub(crate) fn blocks(&self) -> &[Block] {
+        &self.blocks
     }
 
     /// A reader of subtree hashes for proofs over the ledger in `dir`.
@@ -220,7 +285,7 @@ mod tests {
         for (i, l) in leaves.iter().enumerate() {
             let mut completed = Vec::new();
             frontier.push_observed(*l, |h, x| completed.push((h, *x)));
-            store.push(*l, 0, i as u64 * 10, &completed);
+            store.push(*l, 0, i as u64 * 10, &completed, Some((RecordKind::Event, i as i64)));
         }
         assert_eq!(store.size(), 5000);
         assert_eq!(store.levels[0].len(), 312);
@@ -228,6 +293,14 @@ mod tests {
         assert_eq!(store.levels[2].len(), 1);
         assert_eq!(store.levels[0][3], root(&leaves[48..64]));
         assert_eq!(store.levels[2][0], root(&leaves[..4096]));
+        let blocks = store.blocks();
+        assert_eq!(blocks.len(), 5);
+        assert_eq!(
+            (blocks[4].start, blocks[4].end, blocks[4].min_recorded_at, blocks[4].max_recorded_at),
+            (4096, 5000, 4096, 4999)
+        );
+        assert!(blocks[1].overlaps(2047, 2047) && !blocks[1].overlaps(2048, 9000) && !blocks[1].overlaps(0, 1023));
+        assert!(blocks[0].holds(RecordKind::Event) && !blocks[0].holds(RecordKind::Incident));
         assert_eq!(store.filling, leaves[4992..]);
         assert_eq!(store.anchors[2], (0, 320));
         let reader = store.reader(Path::new("/nonexistent"));
