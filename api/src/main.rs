@@ -599,7 +599,9 @@ async fn evidence_export(
     let (ledger, _) = ledger::Ledger::open(&ledger_dir, signer.name(), NoteSigner::parse(&key)?, Default::default())
         .context("the export needs the ledger to itself (stop Custos first)")?;
     let by = std::env::var("USER").unwrap_or_else(|_| "command line".into());
+    let started = std::time::Instant::now();
     let export = custos::evidence::export(&ledger.snapshot()?, sel, &by, &signer)?;
+    let took = started.elapsed();
     std::fs::write(out, &export.bytes).with_context(|| format!("write {}", out.display()))?;
     let mut details = export.audit_details(sel);
     details["file"] = out.display().to_string().into();
@@ -614,11 +616,12 @@ async fn evidence_export(
     ledger.append(vec![custos::audit::encode(&entry)?]).await?;
     ledger.close().await?;
     println!(
-        "{}: {} records with inclusion proofs against the signed tree of size {}; sha256 {}",
+        "{}: {} records with inclusion proofs against the signed tree of size {}; sha256 {} (made in {:.2} s)",
         out.display(),
         export.records,
         export.tree_size,
-        export.sha256
+        export.sha256,
+        took.as_secs_f64()
     );
     Ok(())
 }

@@ -720,20 +720,18 @@ async fn record_alerts(alerts: Vec<Alert>, sinks: &EvidenceSinks) -> Result<(), 
         return Ok(());
     }
     let now = now_millis();
-    let incidents: Vec<correlate::Incident> = {
-        let mut book = views.incidents.write().unwrap_or_else(|e| e.into_inner());
-        alerts.iter().map(|a| book.file(a)).collect()
-    };
-    let mut records = Vec::with_capacity(alerts.len() * 2);
+    // One version of each incident the batch changed, after all of it.
+    let filed = views.incidents.write().unwrap_or_else(|e| e.into_inner()).file_all(&alerts);
+    let mut records = Vec::with_capacity(alerts.len() + filed.changed.len());
     for a in &alerts {
         records.push(record::encode(RecordKind::Alert, now, a)?);
     }
-    for i in &incidents {
+    for i in &filed.changed {
         records.push(record::encode(RecordKind::Incident, now, i)?);
     }
     let range = ledger.append(records).await?;
-    for (a, i) in alerts.iter().zip(&incidents) {
-        tracing::warn!(rule = %a.rule, incident = %i.id, severity = a.severity_id, summary = %a.summary, "alert");
+    for (a, incident) in alerts.iter().zip(&filed.incident_of) {
+        tracing::warn!(rule = %a.rule, %incident, severity = a.severity_id, summary = %a.summary, "alert");
     }
     stats.alerts.fetch_add(alerts.len() as u64, Ordering::Relaxed);
     // Alarms only for alerts that are evidence already (ledgered above).

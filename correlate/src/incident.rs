@@ -3,6 +3,12 @@
 
 use std::collections::BTreeMap;
 
+/// Alerts one incident takes; the next alert about its entity opens a new
+/// incident that `continues` it. Each version of an incident is ledgered
+/// whole, so without a bound a rule firing all day on one host would make
+/// every version longer than the last (quadratic ledger growth).
+pub const MAX_ALERTS_PER_INCIDENT: usize = 1_000;
+
 use serde::{Deserialize, Serialize};
 
 use crate::CorrelateError;
@@ -85,6 +91,19 @@ pub struct Incident {
     pub events: Vec<u64>,
     #[serde(default)]
     pub history: Vec<Transition>,
+    /// The incident this one continues, which had taken
+    /// [`MAX_ALERTS_PER_INCIDENT`] alerts about the same entity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continues: Option<String>,
+}
+
+/// What filing a batch of alerts did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filed {
+    /// The incident each alert went to, in the alerts' order.
+    pub incident_of: Vec<String>,
+    /// Each incident opened or changed, once, as it stands after the batch.
+    pub changed: Vec<Incident>,
 }
 
 /// Open incidents and their grouping. Rebuilt from the ledger's incident records on start.
@@ -111,9 +130,33 @@ impl IncidentBook {
 
     /// Files an alert; returns the new or changed incident.
     pub fn file(&mut self, alert: &Alert) -> Incident {
+        let id = self.file_one(alert);
+        self.incidents[&id].clone()
+    }
+
+    /// Files a batch of alerts; each incident they change is returned once,
+    /// so a burst of alerts about one entity makes one new version, not one
+    /// per alert.
+    pub fn file_all(&mut self, alerts: &[Alert]) -> Filed {
+        let incident_of: Vec<String> = alerts.iter().map(|a| self.file_one(a)).collect();
+        let mut seen = std::collections::HashSet::new();
+        let changed =
+            incident_of.iter().filter(|id| seen.insert(id.as_str())).map(|id| self.incidents[id].clone()).collect();
+        Filed { incident_of, changed }
+    }
+
+    /// Files an alert; returns its incident's id.
+    fn file_one(&mut self, alert: &Alert) -> String {
         let window = self.group_window_ms;
+        let mut full = None;
         let open = self.incidents.values_mut().find(|i| {
-            !i.state.is_final() && i.entity == alert.entity && (alert.time - i.last_alert_at).abs() <= window
+            let joins =
+                !i.state.is_final() && i.entity == alert.entity && (alert.time - i.last_alert_at).abs() <= window;
+            if joins && i.alerts.len() >= MAX_ALERTS_PER_INCIDENT {
+                full = Some(i.id.clone());
+                return false;
+            }
+            joins
         });
         match open {
             Some(i) => {
@@ -134,7 +177,7 @@ impl IncidentBook {
                         i.events.push(*e);
                     }
                 }
-                i.clone()
+                i.id.clone()
             }
             None => {
                 let id = format!("INC-{:06}", self.next_seq);
@@ -154,9 +197,10 @@ impl IncidentBook {
                     alerts: vec![alert.id.clone()],
                     events: alert.events.clone(),
                     history: Vec::new(),
+                    continues: full,
                 };
-                self.incidents.insert(id, i.clone());
-                i
+                self.incidents.insert(id.clone(), i);
+                id
             }
         }
     }
@@ -229,6 +273,25 @@ mod tests {
         assert_eq!(same.events, vec![1_000, 2_000]);
         assert_ne!(b.file(&alert("a3", "r1", "bob", 2_000, 3)).id, a.id, "another person");
         assert_ne!(b.file(&alert("a4", "r1", "mallory", 10_000_000, 3)).id, a.id, "much later");
+    }
+
+    /// A burst about one entity is one new version per batch; a full
+    /// incident is continued by a new one that says so.
+    #[test]
+    fn a_batch_makes_one_version_per_incident_and_full_ones_are_continued() {
+        let mut b = IncidentBook::new(3_600_000);
+        let burst: Vec<Alert> = (0..MAX_ALERTS_PER_INCIDENT as i64 + 5)
+            .map(|t| alert(&format!("a{t}"), "r1", "mallory", t, 3))
+            .chain([alert("b1", "r1", "bob", 1, 3)])
+            .collect();
+        let filed = b.file_all(&burst);
+        assert_eq!(filed.incident_of.len(), burst.len());
+        let ids: Vec<&str> = filed.changed.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["INC-000001", "INC-000002", "INC-000003"], "mallory's full one, its continuation, bob's");
+        assert_eq!(filed.changed[0].alerts.len(), MAX_ALERTS_PER_INCIDENT);
+        assert_eq!((filed.changed[1].alerts.len(), filed.changed[1].continues.as_deref()), (5, Some("INC-000001")));
+        assert_eq!(filed.incident_of[MAX_ALERTS_PER_INCIDENT], "INC-000002");
+        assert_eq!(filed.changed[2].continues, None);
     }
 
     #[test]
