@@ -498,17 +498,21 @@ fn find_incident(s: &AppState, id: &str) -> Result<correlate::Incident, ApiError
         .ok_or_else(|| ApiError::not_found(format!("no incident {id}")))
 }
 
-/// The cyber-physical timeline of an incident: its contributing events (from
-/// the recent view, else from the ledger) and its alerts, in event-time order,
-/// each with its ledger index.
+/// Record `index` of the ledger as a `T`, when it is of `kind`.
+fn ledgered<T: serde::de::DeserializeOwned>(s: &AppState, index: u64, kind: ledger::RecordKind) -> Option<T> {
+    let r = ledger::record::decode(&s.0.ledger.record(index).ok()?).ok()?;
+    (r.kind == kind).then(|| serde_json::from_value(r.data).ok())?
+}
+
+/// The cyber-physical timeline of an incident: its contributing events and
+/// its alerts (from the recent views, else from the ledger), in event-time
+/// order, each with its ledger index.
 fn timeline(s: &AppState, inc: &correlate::Incident) -> Vec<Value> {
     let mut items: Vec<(i64, u64, Value)> = Vec::new();
     for &index in &inc.events {
         let ev = match s.0.views.event(index) {
             Some(st) => Some((*st.item).clone()),
-            None => s.0.ledger.record(index).ok().and_then(|b| ledger::record::decode(&b).ok()).and_then(|r| {
-                (r.kind == ledger::RecordKind::Event).then(|| serde_json::from_value::<ingest::Event>(r.data).ok())?
-            }),
+            None => ledgered::<ingest::Event>(s, index, ledger::RecordKind::Event),
         };
         if let Some(e) = ev {
             let mut v = serde_json::to_value(&e).unwrap_or(Value::Null);
@@ -520,7 +524,11 @@ fn timeline(s: &AppState, inc: &correlate::Incident) -> Vec<Value> {
             items.push((e.time, index, v));
         }
     }
-    for a in s.0.views.alerts(MAX_LIMIT).into_iter().filter(|a| inc.alerts.contains(&a.item.id)) {
+    let alerts = inc.alerts.iter().filter_map(|id| match s.0.views.alert(id)? {
+        Ok(recent) => Some(recent),
+        Err(index) => ledgered(s, index, ledger::RecordKind::Alert).map(|a| Stored { index, item: Arc::new(a) }),
+    });
+    for a in alerts {
         let mut v = indexed_json(&a);
         if let Some(o) = v.as_object_mut() {
             o.insert("entry".into(), "alert".into());

@@ -1,7 +1,7 @@
 //! In-memory read views the API serves from: recent events, alerts and the
 //! incident book. They are derived from the ledger and rebuilt from it on start.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
@@ -21,6 +21,10 @@ pub struct Views {
     events: RwLock<VecDeque<Stored<Event>>>,
     dead_letters: RwLock<VecDeque<Stored<DeadLetter>>>,
     alerts: RwLock<VecDeque<Stored<Alert>>>,
+    /// Every alert's ledger index by its id (about 100 bytes an alert): an
+    /// incident names its alerts by id, and its timeline reads the older ones
+    /// back from the ledger.
+    alert_index: RwLock<HashMap<String, u64>>,
     pub incidents: RwLock<IncidentBook>,
     /// Retention policies and legal holds, as recorded (newest last).
     pub retention: RwLock<Vec<serde_json::Value>>,
@@ -66,6 +70,7 @@ impl Views {
             events: RwLock::new(VecDeque::new()),
             dead_letters: RwLock::new(VecDeque::new()),
             alerts: RwLock::new(VecDeque::new()),
+            alert_index: RwLock::new(HashMap::new()),
             incidents: RwLock::new(IncidentBook::new(group_window_ms)),
             retention: RwLock::new(Vec::new()),
             alarms: std::sync::Mutex::new(correlate::AlarmBoard::new(alarm_policy)),
@@ -149,6 +154,10 @@ impl Views {
         push_capped(&self.dead_letters, self.cap, items);
     }
     pub fn add_alerts(&self, items: impl IntoIterator<Item = Stored<Alert>>) {
+        let items: Vec<Stored<Alert>> = items.into_iter().collect();
+        let mut by_id = self.alert_index.write().unwrap_or_else(|e| e.into_inner());
+        by_id.extend(items.iter().map(|a| (a.item.id.clone(), a.index)));
+        drop(by_id);
         push_capped(&self.alerts, self.cap, items);
     }
 
@@ -165,6 +174,12 @@ impl Views {
     pub fn dead_letters(&self, limit: usize) -> Vec<Stored<DeadLetter>> {
         let q = self.dead_letters.read().unwrap_or_else(|e| e.into_inner());
         q.iter().rev().take(limit).cloned().collect()
+    }
+    /// The alert with `id`: from the recent ones, else its ledger index only.
+    pub fn alert(&self, id: &str) -> Option<Result<Stored<Alert>, u64>> {
+        let index = *self.alert_index.read().unwrap_or_else(|e| e.into_inner()).get(id)?;
+        let q = self.alerts.read().unwrap_or_else(|e| e.into_inner());
+        Some(q.binary_search_by_key(&index, |s| s.index).ok().and_then(|pos| q.get(pos).cloned()).ok_or(index))
     }
     pub fn alerts(&self, limit: usize) -> Vec<Stored<Alert>> {
         let q = self.alerts.read().unwrap_or_else(|e| e.into_inner());

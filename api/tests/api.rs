@@ -818,6 +818,26 @@ async fn incidents_filter_and_the_timeline_merges_events_and_alerts() {
         .collect();
     assert_eq!(entries, vec![("alert".to_owned(), 7), ("event".to_owned(), 1)], "event-time order");
     assert_eq!(call(&f.app, "GET", "/api/v1/incidents/INC-9/timeline", soc, "").await.0, StatusCode::NOT_FOUND);
+
+    // An alert long out of the recent view (it keeps 100 here) is read back from the ledger.
+    let mut old = alert(correlate::EntityKind::Asset, "PLC-07");
+    old.id = "old:1".into();
+    let range = f.ledger.append(vec![ledger::record::encode(ledger::RecordKind::Alert, 5, &old).expect("record")]);
+    let index = range.await.expect("append").start;
+    let id = f.views.incidents.write().expect("book").file(&old).id;
+    f.views.add_alerts([Stored { index, item: Arc::new(old) }]);
+    f.views.add_alerts((0..100).map(|i| {
+        let mut a = alert(correlate::EntityKind::Asset, "noise");
+        a.id = format!("noise:{i}");
+        Stored { index: 1_000 + i, item: Arc::new(a) }
+    }));
+    let (_, b) = call(&f.app, "GET", &format!("/api/v1/incidents/{id}/timeline"), soc, "").await;
+    let alert_entry = b["timeline"].as_array().and_then(|t| t.iter().find(|e| e["entry"] == "alert")).cloned();
+    assert_eq!(
+        alert_entry.map(|e| (e["id"].clone(), e["ledger_index"].clone())),
+        Some(("old:1".into(), index.into())),
+        "{b}"
+    );
 }
 
 /// The OpenAPI document is a contract: a change to it shows in review as a
