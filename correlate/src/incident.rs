@@ -110,6 +110,9 @@ pub struct Filed {
 #[derive(Debug, Default)]
 pub struct IncidentBook {
     incidents: BTreeMap<String, Incident>,
+    /// Ids of the incidents still open, by entity, oldest first: an alert
+    /// looks only at its entity's, not at every incident ever opened.
+    open: std::collections::HashMap<Entity, Vec<String>>,
     next_seq: u64,
     /// Alerts of the same entity within this span join one open incident.
     group_window_ms: i64,
@@ -117,13 +120,20 @@ pub struct IncidentBook {
 
 impl IncidentBook {
     pub fn new(group_window_ms: i64) -> Self {
-        Self { incidents: BTreeMap::new(), next_seq: 1, group_window_ms }
+        Self { incidents: BTreeMap::new(), open: Default::default(), next_seq: 1, group_window_ms }
     }
 
     /// Restores an incident snapshot read back from the ledger (the latest wins).
     pub fn restore(&mut self, incident: Incident) {
         if let Some(seq) = incident.id.strip_prefix("INC-").and_then(|s| s.parse::<u64>().ok()) {
             self.next_seq = self.next_seq.max(seq + 1);
+        }
+        let ids = self.open.entry(incident.entity.clone()).or_default();
+        let at = ids.iter().position(|id| *id == incident.id);
+        match (incident.state.is_final(), at) {
+            (true, Some(at)) => drop(ids.remove(at)),
+            (false, None) => ids.push(incident.id.clone()),
+            _ => {}
         }
         self.incidents.insert(incident.id.clone(), incident);
     }
@@ -149,16 +159,20 @@ impl IncidentBook {
     fn file_one(&mut self, alert: &Alert) -> String {
         let window = self.group_window_ms;
         let mut full = None;
-        let open = self.incidents.values_mut().find(|i| {
-            let joins =
-                !i.state.is_final() && i.entity == alert.entity && (alert.time - i.last_alert_at).abs() <= window;
-            if joins && i.alerts.len() >= MAX_ALERTS_PER_INCIDENT {
-                full = Some(i.id.clone());
-                return false;
+        let mut open = None;
+        for id in self.open.get(&alert.entity).into_iter().flatten() {
+            let i = &self.incidents[id];
+            if (alert.time - i.last_alert_at).abs() > window {
+                continue;
             }
-            joins
-        });
-        match open {
+            if i.alerts.len() >= MAX_ALERTS_PER_INCIDENT {
+                full = Some(id.clone());
+                continue;
+            }
+            open = Some(id.clone());
+            break;
+        }
+        match open.and_then(|id| self.incidents.get_mut(&id)) {
             Some(i) => {
                 i.severity_id = i.severity_id.max(alert.severity_id);
                 i.last_alert_at = i.last_alert_at.max(alert.time);
@@ -199,6 +213,7 @@ impl IncidentBook {
                     history: Vec::new(),
                     continues: full,
                 };
+                self.open.entry(i.entity.clone()).or_default().push(id.clone());
                 self.incidents.insert(id.clone(), i);
                 id
             }
@@ -227,6 +242,11 @@ impl IncidentBook {
         }
         i.history.push(Transition { from: i.state, to, by: by.to_owned(), reason: reason.to_owned(), at });
         i.state = to;
+        if to.is_final()
+            && let Some(ids) = self.open.get_mut(&i.entity)
+        {
+            ids.retain(|open| open != id);
+        }
         Ok(i.clone())
     }
 
@@ -292,6 +312,22 @@ mod tests {
         assert_eq!((filed.changed[1].alerts.len(), filed.changed[1].continues.as_deref()), (5, Some("INC-000001")));
         assert_eq!(filed.incident_of[MAX_ALERTS_PER_INCIDENT], "INC-000002");
         assert_eq!(filed.changed[2].continues, None);
+    }
+
+    /// Restored from the ledger version by version, the book knows which
+    /// incidents are still open: a new alert joins an open one, not a closed one.
+    #[test]
+    fn restored_versions_keep_the_open_incidents() {
+        let mut live = IncidentBook::new(3_600_000);
+        let closed = live.file(&alert("a1", "r1", "mallory", 1_000, 3));
+        let open = live.file(&alert("a2", "r1", "bob", 1_000, 3));
+        let closed_v2 = live.transition(&closed.id, IncidentState::Closed, "ana", "done", 2_000).expect("close");
+        let mut restored = IncidentBook::new(3_600_000);
+        for v in [closed, open.clone(), closed_v2] {
+            restored.restore(v);
+        }
+        assert_eq!(restored.file(&alert("a3", "r1", "bob", 1_500, 3)).id, open.id, "joins bob's open incident");
+        assert_eq!(restored.file(&alert("a4", "r1", "mallory", 1_500, 3)).id, "INC-000003", "mallory's was closed");
     }
 
     #[test]
