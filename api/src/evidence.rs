@@ -204,15 +204,15 @@ fn incident_members(snap: &Snapshot, size: u64, id: &str) -> Result<IncidentMemb
 /// "not signed yet" rather than "nothing there".
 fn unsigned_in_range(snap: &Snapshot, size: u64, from: i64, to: i64) -> Result<bool, ExportError> {
     let tail = runs(snap.blocks(), u64::MAX, |b| b.end > size && b.overlaps(from, to));
-    let tail: Vec<Range<u64>> = tail.into_iter().map(|r| r.start.max(size)..r.end.min(snap.size())).collect();
+    let tail: Vec<Range<u64>> = tail.into_iter().map(|r| r.start.max(size)..r.end).collect();
     let mut found = false;
     scan_runs(snap, &tail, |_, bytes| found |= envelope(&bytes).is_some_and(|(_, at)| (from..=to).contains(&at)))?;
     Ok(found)
 }
 
-/// Chooses the records of `snap` (the running ledger's view, or a ledger
-/// directory read by itself) and builds the bundle, its manifest signed
-/// with `signer`. Only the blocks of records that can hold chosen ones are
+/// Chooses the records of `snap` (a view of the running ledger, or of the
+/// one `custos evidence export` opened) and builds the bundle, its manifest
+/// signed with `signer`. Only the blocks of records that can hold chosen ones are
 /// read (see [`Block`]), so a day's export does not read a year's ledger.
 pub fn export(snap: &Snapshot, sel: &Selection, by: &str, signer: &NoteSigner) -> Result<Export, ExportError> {
     export_at_most(snap, sel, by, signer, MAX_BUNDLE_RECORDS)
@@ -395,8 +395,7 @@ mod tests {
         ];
         l.append(records).await.expect("append");
         l.close().await.expect("close signs a checkpoint");
-        // Read by itself, as `custos evidence export` did before it held the ledger.
-        let snap = Snapshot::open(dir.path()).expect("snapshot");
+        let snap = l.snapshot().expect("snapshot");
         (dir, snap, signer())
     }
 

@@ -1,18 +1,18 @@
 //! Incidents: alerts grouped by entity and time, with a state machine whose
 //! every transition names who and why.
 
-use std::collections::BTreeMap;
-
-/// Alerts one incident takes; the next alert about its entity opens a new
-/// incident that `continues` it. Each version of an incident is ledgered
-/// whole, so without a bound a rule firing all day on one host would make
-/// every version longer than the last (quadratic ledger growth).
-pub const MAX_ALERTS_PER_INCIDENT: usize = 1_000;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::CorrelateError;
 use crate::alert::{Alert, Entity};
+
+/// Alerts one incident takes; the next alert about its entity opens a new
+/// incident that `continues` it. Each version of an incident is ledgered
+/// whole, so without a bound a rule firing all day on one host would make
+/// every version longer than the last (quadratic ledger growth).
+const MAX_ALERTS_PER_INCIDENT: usize = 1_000;
 
 /// new → acknowledged → investigating → closed or false positive (either
 /// straight from any open state).
@@ -112,7 +112,7 @@ pub struct IncidentBook {
     incidents: BTreeMap<String, Incident>,
     /// Ids of the incidents still open, by entity, oldest first: an alert
     /// looks only at its entity's, not at every incident ever opened.
-    open: std::collections::HashMap<Entity, Vec<String>>,
+    open: HashMap<Entity, Vec<String>>,
     next_seq: u64,
     /// Alerts of the same entity within this span join one open incident.
     group_window_ms: i64,
@@ -149,7 +149,7 @@ impl IncidentBook {
     /// per alert.
     pub fn file_all(&mut self, alerts: &[Alert]) -> Filed {
         let incident_of: Vec<String> = alerts.iter().map(|a| self.file_one(a)).collect();
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         let changed =
             incident_of.iter().filter(|id| seen.insert(id.as_str())).map(|id| self.incidents[id].clone()).collect();
         Filed { incident_of, changed }

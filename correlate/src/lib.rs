@@ -15,7 +15,7 @@ mod watermark;
 pub use alarm::{Alarm, AlarmBoard, AlarmKind, AlarmPolicy, AlarmState, Shelf};
 pub use alert::{Alert, Entity, EntityKind};
 pub use engine::{Engine, EngineConfig, EngineStats};
-pub use incident::{Filed, Incident, IncidentBook, IncidentState, MAX_ALERTS_PER_INCIDENT};
+pub use incident::{Filed, Incident, IncidentBook, IncidentState};
 pub use rules::BUILTIN_RULES;
 
 /// Correlation failures (configuration and state changes).

@@ -1,13 +1,14 @@
-//! A read-only view of a ledger directory — for exports and proofs from a
-//! process that is not the writer (the writer may be appending meanwhile; a
-//! half-written tail is simply not part of the view).
+//! A read-only view of the ledger at one moment ([`crate::Ledger::snapshot`]):
+//! its latest signed checkpoint and the records' stored tree hashes, cloned
+//! from the writer, so an export reads records and works out proofs while
+//! the writer goes on appending.
 
 use std::path::{Path, PathBuf};
 
 use crate::LedgerError;
-use crate::merkle::{Frontier, Hash, inclusion_path, leaf_hash};
+use crate::merkle::{Hash, inclusion_path};
 use crate::note::Checkpoint;
-use crate::store::{FrameFault, VKEYS, read_checkpoint_notes, read_file, read_frames, segment_files};
+use crate::store::VKEYS;
 use crate::tree::{Block, TreeStore};
 
 /// `keys.vkey` as written.
@@ -19,50 +20,14 @@ pub(crate) fn read_keys(dir: &Path) -> Result<String, LedgerError> {
 pub struct Snapshot {
     dir: PathBuf,
     tree: TreeStore,
-    notes: Vec<String>,
+    /// The latest signed checkpoint when the view was taken (it covers at most the tree).
+    note: Option<String>,
     keys: String,
 }
 
 impl Snapshot {
-    /// Reads the records' tree hashes, the signed checkpoints and the keys.
-    pub fn open(dir: &Path) -> Result<Self, LedgerError> {
-        let mut tree = TreeStore::default();
-        // The frontier's merges are the subtree hashes the tree store keeps.
-        let mut frontier = Frontier::default();
-        let mut completed = Vec::new();
-        let segments = segment_files(dir)?;
-        for (i, (first, path)) in segments.iter().enumerate() {
-            if *first != tree.size() {
-                return Err(LedgerError::Corrupt {
-                    index: Some(tree.size()),
-                    what: format!("segment {} starts at index {first}", path.display()),
-                });
-            }
-            let bytes = read_file(path)?;
-            let (_, fault) = read_frames(&bytes, |at, payload| {
-                let leaf = leaf_hash(payload);
-                completed.clear();
-                frontier.push_observed(leaf, |h, x| completed.push((h, *x)));
-                tree.push(leaf, *first, at as u64, &completed, crate::record::peek(payload));
-                Ok(())
-            })?;
-            match fault {
-                None => {}
-                Some(FrameFault::Truncated) if i + 1 == segments.len() => {}
-                Some(f) => {
-                    return Err(LedgerError::Corrupt {
-                        index: Some(tree.size()),
-                        what: format!("{}: {f:?}", path.display()),
-                    });
-                }
-            }
-        }
-        let (notes, _, _) = read_checkpoint_notes(dir)?;
-        Ok(Self::from_parts(dir, tree, notes, read_keys(dir)?))
-    }
-
-    pub(crate) fn from_parts(dir: &Path, tree: TreeStore, notes: Vec<String>, keys: String) -> Self {
-        Self { dir: dir.to_owned(), tree, notes, keys }
+    pub(crate) fn from_parts(dir: &Path, tree: TreeStore, note: Option<String>, keys: String) -> Self {
+        Self { dir: dir.to_owned(), tree, note, keys }
     }
 
     /// The records in blocks of 1,024, each with the span of their ledger
@@ -88,11 +53,9 @@ impl Snapshot {
 
     /// The newest signed checkpoint the records cover, with its parsed body.
     pub fn latest_checkpoint(&self) -> Option<(String, Checkpoint)> {
-        self.notes.iter().rev().find_map(|n| {
-            let body = &n[..n.find("\n\n")? + 1];
-            let cp = Checkpoint::parse_body(body).ok()?;
-            (cp.size <= self.size()).then(|| (n.clone(), cp))
-        })
+        let n = self.note.as_ref()?;
+        let cp = Checkpoint::parse_body(&n[..n.find("\n\n")? + 1]).ok()?;
+        (cp.size <= self.size()).then(|| (n.clone(), cp))
     }
 
     /// `keys.vkey` as written.

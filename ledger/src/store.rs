@@ -403,7 +403,7 @@ impl Ledger {
         let note = self.latest_checkpoint();
         let tree = self.shared.tree.read().unwrap_or_else(|e| e.into_inner()).clone();
         let keys = crate::snapshot::read_keys(&self.dir)?;
-        Ok(Snapshot::from_parts(&self.dir, tree, note.into_iter().collect(), keys))
+        Ok(Snapshot::from_parts(&self.dir, tree, note, keys))
     }
 
     /// The bytes of record `index`.

@@ -214,7 +214,7 @@ async fn proofs_from_stored_hashes_match_and_verify() {
     let l = open();
     check(&l);
     // A snapshot's batch of proofs (one memo for all) equals the writer's, one by one.
-    let snap = ledger::Snapshot::open(dir.path()).expect("snapshot");
+    let snap = l.snapshot().expect("snapshot");
     let n = snap.size();
     for size in [1, 17, 256, n / 2 + 5, n] {
         let indices: Vec<u64> = (0..size).chain([0, size - 1, size / 2]).collect();
@@ -230,11 +230,14 @@ async fn proofs_from_stored_hashes_match_and_verify() {
 /// An evidence bundle verifies offline and fails after a change to any byte.
 #[tokio::test]
 async fn evidence_bundle_verifies_and_every_change_fails() {
-    use ledger::{Bundle, BundleRecord, Snapshot, verify_bundle, write_bundle};
+    use ledger::{Bundle, BundleRecord, verify_bundle, write_bundle};
     let dir = tempfile::tempdir().expect("tempdir");
     let key = NoteSigner::generate(ORIGIN).expect("key").encode();
     write(dir.path(), NoteSigner::parse(&key).expect("key"), &[records(30, "a"), records(25, "b")]).await;
-    let snap = Snapshot::open(dir.path()).expect("snapshot");
+    let (reopened, _) =
+        Ledger::open(dir.path(), ORIGIN, NoteSigner::parse(&key).expect("key"), LedgerOptions::default())
+            .expect("open");
+    let snap = reopened.snapshot().expect("snapshot");
     let (note, cp) = snap.latest_checkpoint().expect("signed");
     assert_eq!(cp.size, snap.size());
     let indices = [1u64, 7, 30, 54];
