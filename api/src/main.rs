@@ -120,28 +120,7 @@ enum Command {
     },
     /// Measure throughput: `tcp-syslog` (senders → source → bus) or `ledger`
     /// (appends with group commit, reopen, verify, proofs, storage overhead).
-    Bench {
-        /// What to measure: `tcp-syslog`, `ledger` or `views` (search and SQL).
-        what: String,
-        /// ledger: records to append; views: events to index.
-        #[arg(long, default_value_t = 1_000_000)]
-        records: u64,
-        /// ledger: directory to write in (default: a temporary one, removed after).
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        #[arg(long, default_value_t = 30)]
-        seconds: u64,
-        /// Concurrent sender connections.
-        #[arg(long, default_value_t = 2)]
-        connections: usize,
-        /// Also parse and enrich every record (the normaliser).
-        #[arg(long)]
-        normalize: bool,
-        /// views: `synthetic` (short hand-made events) or `parsed` (a plant's
-        /// mix made by the real parsers and normaliser; longer records).
-        #[arg(long, default_value = "synthetic")]
-        events: String,
-    },
+    Bench(BenchArgs),
     /// People: `add NAME --role ROLE --printed-name "…"` (password from
     /// standard input; prints an API token), `passwd NAME` (password from
     /// standard input), `token NAME` (a new API token, replacing the old one).
@@ -239,9 +218,7 @@ fn main() -> ExitCode {
         Command::Replay { source, data_dir, inventory, mapping, json, files } => {
             runtime().and_then(|rt| rt.block_on(replay(&source, data_dir, inventory, mapping, json, files)))
         }
-        Command::Bench { what, seconds, connections, normalize, records, dir, events } => {
-            runtime().and_then(|rt| rt.block_on(bench(&what, seconds, connections, normalize, records, dir, &events)))
-        }
+        Command::Bench(args) => runtime().and_then(|rt| rt.block_on(bench(args))),
         Command::Run { config, roles } => runtime().and_then(|rt| rt.block_on(run(&config, &roles))),
     };
     match result {
@@ -456,24 +433,58 @@ async fn replay(
     Ok(())
 }
 
-async fn bench(
-    what: &str,
-    seconds: u64,
-    connections: usize,
-    normalize: bool,
+/// `custos bench WHAT`.
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// What to measure: `tcp-syslog`, `ledger` or `views` (search and SQL).
+    what: String,
+    /// ledger: records to append; views: events to index.
+    #[arg(long, default_value_t = 1_000_000)]
     records: u64,
+    /// ledger: directory to write in (default: a temporary one, removed after).
+    #[arg(long)]
     dir: Option<PathBuf>,
-    events: &str,
-) -> anyhow::Result<()> {
+    #[arg(long, default_value_t = 30)]
+    seconds: u64,
+    /// Concurrent sender connections.
+    #[arg(long, default_value_t = 2)]
+    connections: usize,
+    /// Also parse and enrich every record (the normaliser).
+    #[arg(long)]
+    normalize: bool,
+    /// views: `synthetic` (short hand-made events) or `parsed` (a plant's
+    /// mix made by the real parsers and normaliser; longer records).
+    #[arg(long, default_value = "synthetic")]
+    events: String,
+    /// ledger: also sign this many checkpoints (one per single-record
+    /// append, as a quiet day's per-second checkpoints) before reopening.
+    #[arg(long, default_value_t = 0)]
+    checkpoints: u64,
+}
+
+async fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    let BenchArgs { what, seconds, connections, normalize, records, dir, events, checkpoints } = args;
+    let (what, events) = (what.as_str(), events.as_str());
     if what == "ledger" {
         let scratch = std::env::temp_dir().join(format!("custos-bench-ledger-{}", std::process::id()));
         let remove = dir.is_none();
         let dir = dir.unwrap_or_else(|| scratch.clone());
-        println!("ledger: {records} records, 8 appenders, batches of 1000, in {}", dir.display());
-        let f = custos::bench::ledger(&dir, records, 200, 8, 1000).await?;
+        println!(
+            "ledger: {records} records, 8 appenders, batches of 1000, then {checkpoints} single-record appends each signed, in {}",
+            dir.display()
+        );
+        let f = custos::bench::ledger(&dir, records, 200, 8, 1000, checkpoints).await?;
         println!("  record size       {} bytes (canonical JSON)", f.record_bytes);
         println!("  appends           {:.0} records/s (every batch synced before it is acknowledged)", f.appends_per_s);
-        println!("  reopen            {:.2} s (reads and checks every record, rebuilds the tree hashes)", f.open_s);
+        println!(
+            "  reopen            {:.2} s, {:.2} s, {:.2} s, peak {:.0} MiB (reads and checks every record, rebuilds the tree hashes)",
+            f.open_s[0], f.open_s[1], f.open_s[2], f.open_peak_mib
+        );
+        println!(
+            "  checkpoints       {} signed, {:.1} MiB of notes",
+            f.checkpoints,
+            f.checkpoint_bytes as f64 / 1048576.0
+        );
         println!("  custos verify     {:.0} records/s", f.verify_records_per_s);
         println!(
             "  inclusion proof   p50 {:.1} µs, p99 {:.1} µs (at {} records)",
@@ -639,42 +650,30 @@ fn witnesses(path: &std::path::Path, keys: &[String]) -> ExitCode {
             }
         }
     }
-    let notes = if path.is_file() {
-        // A bundle has one checkpoint.
-        match ledger::bundle_checkpoint(&std::fs::read(path).unwrap_or_default()) {
-            Ok(n) => vec![n],
-            Err(e) => {
-                eprintln!("custos verify: {e}");
-                return ExitCode::FAILURE;
+    let mut counts = vec![0usize; parsed.len()];
+    let mut count = |note: &str| -> Result<(), ledger::LedgerError> {
+        for (name, _) in ledger::cosignatures(note, &parsed)? {
+            if let Some(i) = parsed.iter().position(|w| w.name == name) {
+                counts[i] += 1;
             }
         }
+        Ok(())
+    };
+    let checked = if path.is_file() {
+        // A bundle has one checkpoint.
+        ledger::bundle_checkpoint(&std::fs::read(path).unwrap_or_default()).and_then(|n| count(&n)).map(|()| 1)
     } else {
-        match ledger::checkpoint_notes(path) {
-            Ok(n) => n,
-            Err(e) => {
-                eprintln!("custos verify: {e}");
-                return ExitCode::FAILURE;
-            }
+        ledger::for_each_checkpoint_note(path, count)
+    };
+    let checked = match checked {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("FAILED: {e}");
+            return ExitCode::FAILURE;
         }
     };
-    let mut counts = vec![0usize; parsed.len()];
-    for note in &notes {
-        match ledger::cosignatures(note, &parsed) {
-            Ok(found) => {
-                for (name, _) in found {
-                    if let Some(i) = parsed.iter().position(|w| w.name == name) {
-                        counts[i] += 1;
-                    }
-                }
-            }
-            Err(e) => {
-                eprintln!("FAILED: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
-    }
     for (w, n) in parsed.iter().zip(counts) {
-        println!("  witness {} cosigned {n} of {} checkpoints", w.name, notes.len());
+        println!("  witness {} cosigned {n} of {checked} checkpoints", w.name);
     }
     ExitCode::SUCCESS
 }

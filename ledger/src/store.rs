@@ -2,9 +2,10 @@
 //! checkpoints, and the writer that group-commits appends.
 //!
 //! Frame = `u32 LE length | u32 LE CRC32C(length bytes || payload) | payload`.
-//! Segments are `segments/<first index, 20 digits>.seg`; `checkpoints.log` holds
-//! signed notes in the same frames; `keys.vkey` lists every verifier key ever
-//! used, one per line.
+//! Segments are `segments/<first index, 20 digits>.seg`; signed checkpoint
+//! notes are in the same frames in `checkpoints/<tree size when begun, 20
+//! digits>.log`, rolled like segments so that opening reads only the newest;
+//! `keys.vkey` lists every verifier key ever used, one per line.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, Read, Write};
@@ -24,7 +25,10 @@ use crate::tree::TreeStore;
 use crate::{LedgerError, Snapshot};
 
 pub(crate) const SEGMENTS: &str = "segments";
-pub(crate) const CHECKPOINTS: &str = "checkpoints.log";
+pub(crate) const CHECKPOINTS: &str = "checkpoints";
+/// The single checkpoint file of ledgers written before the log was rolled;
+/// read as the oldest, and moved into `checkpoints/` by the next writer.
+const LEGACY_CHECKPOINTS: &str = "checkpoints.log";
 pub(crate) const VKEYS: &str = "keys.vkey";
 pub(crate) const FRAME_HEADER: usize = 8;
 /// Largest record accepted; also bounds what a reader allocates for a frame.
@@ -87,23 +91,37 @@ pub(crate) fn read_frames(
 
 /// Segment files in index order, with the first index each one holds.
 pub(crate) fn segment_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LedgerError> {
-    let seg_dir = dir.join(SEGMENTS);
+    numbered_files(dir, SEGMENTS, ".seg")
+}
+
+/// Checkpoint files oldest first: a legacy `checkpoints.log`, then
+/// `checkpoints/*.log` in the order of the tree size each was begun at.
+pub(crate) fn checkpoint_files(dir: &Path) -> Result<Vec<PathBuf>, LedgerError> {
+    let legacy = dir.join(LEGACY_CHECKPOINTS);
+    let mut out: Vec<PathBuf> = legacy.exists().then_some(legacy).into_iter().collect();
+    out.extend(numbered_files(dir, CHECKPOINTS, ".log")?.into_iter().map(|(_, p)| p));
+    Ok(out)
+}
+
+/// The files `<sub>/<number><suffix>` of `dir`, by number.
+fn numbered_files(dir: &Path, sub: &str, suffix: &str) -> Result<Vec<(u64, PathBuf)>, LedgerError> {
+    let sub_dir = dir.join(sub);
     let mut out = Vec::new();
-    let entries = match fs::read_dir(&seg_dir) {
+    let entries = match fs::read_dir(&sub_dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(io(&seg_dir, "list segments", e)),
+        Err(e) => return Err(io(&sub_dir, "list files", e)),
     };
     for entry in entries {
-        let path = entry.map_err(|e| io(&seg_dir, "list segments", e))?.path();
+        let path = entry.map_err(|e| io(&sub_dir, "list files", e))?.path();
         let first = path
             .file_name()
             .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".seg"))
+            .and_then(|n| n.strip_suffix(suffix))
             .and_then(|n| n.parse::<u64>().ok())
             .ok_or_else(|| LedgerError::Corrupt {
                 index: None,
-                what: format!("unexpected file {} in segments/", path.display()),
+                what: format!("unexpected file {} in {sub}/", path.display()),
             })?;
         out.push((first, path));
     }
@@ -117,19 +135,40 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, LedgerError> {
     Ok(bytes)
 }
 
-/// Reads every checkpoint note in `checkpoints.log` (the file may be missing).
-/// The signed checkpoint notes of the ledger in `dir`, oldest first (a torn
-/// last frame is left out).
-pub fn checkpoint_notes(dir: &Path) -> Result<Vec<String>, LedgerError> {
-    Ok(read_checkpoint_notes(dir)?.0)
+/// Calls `f(note)` for every signed checkpoint note of the ledger in `dir`,
+/// oldest first, reading one checkpoint file at a time; returns how many. A
+/// torn last frame of the newest file (the writer truncates it on open) is
+/// left out; any other damage is an error naming the file.
+pub fn for_each_checkpoint_note(
+    dir: &Path,
+    mut f: impl FnMut(&str) -> Result<(), LedgerError>,
+) -> Result<u64, LedgerError> {
+    let files = checkpoint_files(dir)?;
+    let mut count = 0;
+    for (i, path) in files.iter().enumerate() {
+        let (notes, end, fault) = read_checkpoint_file(path)?;
+        let newest = i + 1 == files.len();
+        if let Some(fault) = fault.filter(|f| !(newest && *f == FrameFault::Truncated)) {
+            return Err(LedgerError::Corrupt {
+                index: None,
+                what: format!("{} at byte {end}: {fault:?}", path.display()),
+            });
+        }
+        for note in &notes {
+            f(note)?;
+        }
+        count += notes.len() as u64;
+    }
+    Ok(count)
 }
 
-pub(crate) fn read_checkpoint_notes(dir: &Path) -> Result<(Vec<String>, usize, Option<FrameFault>), LedgerError> {
-    let path = dir.join(CHECKPOINTS);
-    let bytes = match fs::read(&path) {
+/// The notes of one checkpoint file, the end of the last good frame, and the
+/// fault that stopped reading, if any.
+pub(crate) fn read_checkpoint_file(path: &Path) -> Result<(Vec<String>, usize, Option<FrameFault>), LedgerError> {
+    let bytes = match fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0, None)),
-        Err(e) => return Err(io(&path, "read", e)),
+        Err(e) => return Err(io(path, "read", e)),
     };
     let mut notes = Vec::new();
     let (end, fault) = read_frames(&bytes, |_, p| {
@@ -166,13 +205,21 @@ pub struct LedgerOptions {
     pub segment_bytes: u64,
     /// Sign a checkpoint this often while records arrive. Default 1 s.
     pub checkpoint_interval: Duration,
+    /// Begin a new checkpoint file past this many bytes. Default 16 MiB
+    /// (about 65,000 notes: 18 hours of per-second checkpoints).
+    pub checkpoint_file_bytes: u64,
     /// Append requests queued before `append` waits. Default 1024.
     pub queue: usize,
 }
 
 impl Default for LedgerOptions {
     fn default() -> Self {
-        Self { segment_bytes: 64 << 20, checkpoint_interval: Duration::from_secs(1), queue: 1024 }
+        Self {
+            segment_bytes: 64 << 20,
+            checkpoint_interval: Duration::from_secs(1),
+            checkpoint_file_bytes: 16 << 20,
+            queue: 1024,
+        }
     }
 }
 
@@ -224,6 +271,8 @@ struct Writer {
     segment_first: u64,
     segment_len: u64,
     checkpoints: File,
+    checkpoints_path: PathBuf,
+    checkpoints_len: u64,
     frontier: Frontier,
     chain: Hash,
     last_signed_size: u64,
@@ -263,7 +312,8 @@ impl Ledger {
             });
         }
         let mut report = OpenReport::default();
-        let (frontier, chain, tree) = recover(dir, origin, &mut report)?;
+        move_legacy_checkpoints(dir)?;
+        let (frontier, chain, tree, latest) = recover(dir, origin, &mut report)?;
         let segments = segment_files(dir)?;
         let segment_path =
             segments.last().map_or_else(|| dir.join(SEGMENTS).join(format!("{:020}.seg", 0)), |(_, p)| p.clone());
@@ -274,15 +324,23 @@ impl Ledger {
             .open(&segment_path)
             .map_err(|e| io(&segment_path, "open segment", e))?;
         let segment_len = segment.metadata().map_err(|e| io(&segment_path, "stat", e))?.len();
-        let cp_path = dir.join(CHECKPOINTS);
+        fs::create_dir_all(dir.join(CHECKPOINTS)).map_err(|e| io(dir, "create checkpoint directory", e))?;
+        let cp_path = checkpoint_files(dir)?
+            .pop()
+            .unwrap_or_else(|| dir.join(CHECKPOINTS).join(format!("{:020}.log", frontier.size())));
         let checkpoints =
             OpenOptions::new().create(true).append(true).open(&cp_path).map_err(|e| io(&cp_path, "open", e))?;
+        let checkpoints_len = checkpoints.metadata().map_err(|e| io(&cp_path, "stat", e))?.len();
         sync_dir(dir)?;
         sync_dir(&dir.join(SEGMENTS))?;
-        let (notes, _, _) = read_checkpoint_notes(dir)?;
+        sync_dir(&dir.join(CHECKPOINTS))?;
+        let last_signed_size = latest
+            .as_deref()
+            .and_then(|n| n.find("\n\n").and_then(|i| Checkpoint::parse_body(&n[..i + 1]).ok()))
+            .map_or(u64::MAX, |c| c.size);
         let shared = Arc::new(Shared {
             size: AtomicU64::new(frontier.size()),
-            latest: Mutex::new(notes.last().cloned()),
+            latest: Mutex::new(latest),
             tree: RwLock::new(tree),
         });
         let mut w = Writer {
@@ -295,10 +353,9 @@ impl Ledger {
             segment_first,
             segment_len,
             checkpoints,
-            last_signed_size: notes
-                .last()
-                .and_then(|n| n.find("\n\n").and_then(|i| Checkpoint::parse_body(&n[..i + 1]).ok()))
-                .map_or(u64::MAX, |c| c.size),
+            checkpoints_path: cp_path,
+            checkpoints_len,
+            last_signed_size,
             frontier,
             chain,
             last_signed_at: Instant::now(),
@@ -335,18 +392,22 @@ impl Ledger {
             .map_err(|e| io(dir, "start writer thread", e))?;
         let ticker = tx.clone();
         let interval = opts.checkpoint_interval;
-        std::thread::Builder::new()
-            .name("custos-ledger-tick".into())
-            .spawn(move || {
-                // Wakes an idle writer so a checkpoint follows the last append within `interval`.
-                loop {
-                    std::thread::sleep(interval / 2);
-                    if let Err(mpsc::error::TrySendError::Closed(_)) = ticker.try_send(Cmd::Tick) {
-                        return;
+        // With no interval every group is signed as it is written: nothing to wake
+        // (a ticker sleeping for zero would spin and fill the queue with ticks).
+        if !interval.is_zero() {
+            std::thread::Builder::new()
+                .name("custos-ledger-tick".into())
+                .spawn(move || {
+                    // Wakes an idle writer so a checkpoint follows the last append within `interval`.
+                    loop {
+                        std::thread::sleep(interval / 2);
+                        if let Err(mpsc::error::TrySendError::Closed(_)) = ticker.try_send(Cmd::Tick) {
+                            return;
+                        }
                     }
-                }
-            })
-            .map_err(|e| io(dir, "start ticker thread", e))?;
+                })
+                .map_err(|e| io(dir, "start ticker thread", e))?;
+        }
         Ok((Self { tx, shared, origin: origin.to_owned(), dir: dir.to_path_buf(), _lock: lock }, report))
     }
 
@@ -448,61 +509,105 @@ fn sync_dir(dir: &Path) -> Result<(), LedgerError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io(dir, "sync directory", e))
 }
 
+/// Moves a legacy `checkpoints.log` to be the first file of `checkpoints/`.
+fn move_legacy_checkpoints(dir: &Path) -> Result<(), LedgerError> {
+    let legacy = dir.join(LEGACY_CHECKPOINTS);
+    if !legacy.exists() {
+        return Ok(());
+    }
+    if !numbered_files(dir, CHECKPOINTS, ".log")?.is_empty() {
+        return Err(LedgerError::Corrupt {
+            index: None,
+            what: format!("both {LEGACY_CHECKPOINTS} and {CHECKPOINTS}/ hold checkpoints"),
+        });
+    }
+    let to = dir.join(CHECKPOINTS).join(format!("{:020}.log", 0));
+    fs::create_dir_all(dir.join(CHECKPOINTS)).map_err(|e| io(dir, "create checkpoint directory", e))?;
+    fs::rename(&legacy, &to).map_err(|e| io(&legacy, "move into checkpoints/", e))?;
+    sync_dir(&dir.join(CHECKPOINTS))?;
+    sync_dir(dir)
+}
+
+/// The newest signed note: the last of the newest checkpoint file that holds
+/// one, after truncating a torn tail of the newest file (an empty newest file
+/// is a crash between beginning it and writing its first note).
+fn newest_checkpoint(dir: &Path) -> Result<Option<String>, LedgerError> {
+    let files = checkpoint_files(dir)?;
+    for (i, path) in files.iter().enumerate().rev() {
+        let bytes = read_file(path)?;
+        let mut last = None;
+        let (end, fault) = read_frames(&bytes, |at, p| {
+            last = Some(at + FRAME_HEADER..at + FRAME_HEADER + p.len());
+            Ok(())
+        })?;
+        if let Some(fault) = fault {
+            if i + 1 != files.len() {
+                return Err(LedgerError::Corrupt {
+                    index: None,
+                    what: format!("{} at byte {end}: {fault:?}", path.display()),
+                });
+            }
+            tracing::warn!(path = %path.display(), "checkpoint file has a torn tail: truncating");
+            OpenOptions::new()
+                .write(true)
+                .open(path)
+                .and_then(|f| f.set_len(end as u64))
+                .map_err(|e| io(path, "truncate", e))?;
+        }
+        if let Some(note) = last {
+            let note = String::from_utf8(bytes[note].to_vec());
+            return note
+                .map(Some)
+                .map_err(|_| LedgerError::Note(format!("{}: checkpoint is not UTF-8", path.display())));
+        }
+    }
+    Ok(None)
+}
+
 /// Rebuilds the tree state from disk, truncating a torn tail of the last
 /// segment. Fails rather than truncate anything a signed checkpoint covers.
-fn recover(dir: &Path, origin: &str, report: &mut OpenReport) -> Result<(Frontier, Hash, TreeStore), LedgerError> {
+/// Returns the newest signed note too.
+fn recover(
+    dir: &Path,
+    origin: &str,
+    report: &mut OpenReport,
+) -> Result<(Frontier, Hash, TreeStore, Option<String>), LedgerError> {
     let segments = segment_files(dir)?;
     report.created = segments.is_empty();
-    let (notes, cp_end, cp_fault) = read_checkpoint_notes(dir)?;
-    if cp_fault.is_some() {
-        let path = dir.join(CHECKPOINTS);
-        tracing::warn!(path = %path.display(), "checkpoint log has a torn tail: truncating");
-        OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .and_then(|f| f.set_len(cp_end as u64))
-            .map_err(|e| io(&path, "truncate", e))?;
-    }
+    // Only the newest signed note is read and checked: one is signed every
+    // second while records arrive, and reading months of them at every start
+    // would take minutes and gigabytes (`custos verify` reads and checks them
+    // all). Its root and chain bind every record below its size, so a record
+    // changed under any older checkpoint is found here too.
+    let latest = newest_checkpoint(dir)?;
     let keys = if dir.join(VKEYS).exists() { read_vkeys(dir)? } else { Vec::new() };
-    // Only the newest note's signature is checked here: one is signed every
-    // second while records arrive, and checking months of them at every start
-    // would take minutes (`custos verify` checks them all). An older note that
-    // is not genuine can only make opening stricter: its root and chain must
-    // still match the records, and its size can only forbid a truncation.
-    let mut signed: std::collections::HashMap<u64, Vec<(Hash, Hash)>> = std::collections::HashMap::new();
-    let mut covered = 0;
-    for (i, n) in notes.iter().enumerate() {
-        let body = if i + 1 == notes.len() {
-            open(n, &keys)?.0
-        } else {
-            n.find("\n\n")
-                .map(|at| &n[..at + 1])
-                .ok_or_else(|| LedgerError::Note(format!("checkpoint {i} has no signature block")))?
-        };
-        let cp = Checkpoint::parse_body(body)?;
-        if cp.origin != origin {
-            return Err(LedgerError::Corrupt {
-                index: None,
-                what: format!("checkpoint origin {} is not {origin}", cp.origin),
-            });
+    let signed = match &latest {
+        Some(note) => {
+            let cp = Checkpoint::parse_body(open(note, &keys)?.0)?;
+            if cp.origin != origin {
+                return Err(LedgerError::Corrupt {
+                    index: None,
+                    what: format!("checkpoint origin {} is not {origin}", cp.origin),
+                });
+            }
+            Some(cp)
         }
-        covered = covered.max(cp.size);
-        signed.entry(cp.size).or_default().push((cp.root, cp.chain));
-    }
+        None => None,
+    };
+    let covered = signed.as_ref().map_or(0, |cp| cp.size);
     let mut frontier = Frontier::default();
     let mut tree = TreeStore::default();
     let mut chain = [0u8; 32];
     let check = |f: &Frontier, chain: &Hash| -> Result<(), LedgerError> {
-        // Looked up by size: every record is checked, against thousands of checkpoints.
-        for (root, signed_chain) in signed.get(&f.size()).into_iter().flatten() {
-            if *root != f.root() || signed_chain != chain {
-                return Err(LedgerError::Corrupt {
+        match &signed {
+            Some(cp) if cp.size == f.size() && (cp.root != f.root() || cp.chain != *chain) => {
+                Err(LedgerError::Corrupt {
                     index: Some(f.size()),
                     what: format!("records do not match the signed checkpoint of size {}", f.size()),
-                });
+                })
             }
+            _ => Ok(()),
         }
-        Ok(())
     };
     check(&frontier, &chain)?;
     for (i, (first, path)) in segments.iter().enumerate() {
@@ -546,7 +651,7 @@ fn recover(dir: &Path, origin: &str, report: &mut OpenReport) -> Result<(Frontie
             what: format!("a signed checkpoint covers {covered} records but only {} exist", frontier.size()),
         });
     }
-    Ok((frontier, chain, tree))
+    Ok((frontier, chain, tree, latest))
 }
 
 impl Writer {
@@ -674,6 +779,22 @@ impl Writer {
         sync_dir(&self.dir.join(SEGMENTS))
     }
 
+    /// Begins `checkpoints/<size>.log`. A file of that name exists only when
+    /// no record came since it was begun; the notes then stay where they are.
+    fn roll_checkpoints(&mut self, size: u64) -> Result<(), LedgerError> {
+        let path = self.dir.join(CHECKPOINTS).join(format!("{size:020}.log"));
+        match OpenOptions::new().create_new(true).append(true).open(&path) {
+            Ok(f) => {
+                self.checkpoints = f;
+                self.checkpoints_path = path;
+                self.checkpoints_len = 0;
+                sync_dir(&self.dir.join(CHECKPOINTS))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(io(&path, "create checkpoint file", e)),
+        }
+    }
+
     fn sign_checkpoint(&mut self) -> Result<(), LedgerError> {
         let cp = Checkpoint {
             origin: self.origin.clone(),
@@ -685,11 +806,14 @@ impl Writer {
         let note = self.signer.sign(&cp.body());
         let mut buf = Vec::with_capacity(note.len() + FRAME_HEADER);
         write_frame(&mut buf, note.as_bytes());
-        let path = self.dir.join(CHECKPOINTS);
+        if self.checkpoints_len > 0 && self.checkpoints_len + buf.len() as u64 > self.opts.checkpoint_file_bytes {
+            self.roll_checkpoints(cp.size)?;
+        }
         self.checkpoints
             .write_all(&buf)
             .and_then(|()| self.checkpoints.sync_data())
-            .map_err(|e| io(&path, "write checkpoint", e))?;
+            .map_err(|e| io(&self.checkpoints_path, "write checkpoint", e))?;
+        self.checkpoints_len += buf.len() as u64;
         self.last_signed_size = cp.size;
         self.last_signed_at = Instant::now();
         *self.shared.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(note);

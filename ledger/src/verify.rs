@@ -3,14 +3,14 @@
 //! checkpoint, every signature, and the key history. Needs no server.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::LedgerError;
 use crate::merkle::{Frontier, Hash, leaf_hash};
 use crate::note::{Checkpoint, VerifierKey, open};
 use crate::record::{KeyRecord, RecordKind, decode};
 use crate::store::{
-    CHECKPOINTS, FrameFault, chain_next, read_checkpoint_notes, read_file, read_frames, read_vkeys, segment_files,
+    FrameFault, chain_next, checkpoint_files, read_checkpoint_file, read_file, read_frames, read_vkeys, segment_files,
 };
 
 /// What a successful verification covered.
@@ -51,40 +51,19 @@ pub fn verify_dir_with_progress(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<VerifyReport, LedgerError> {
     let listed = read_vkeys(dir)?;
-    let (notes, _, fault) = read_checkpoint_notes(dir)?;
-    if let Some(f) = fault {
-        return Err(corrupt(None, format!("{CHECKPOINTS}: checkpoint {} is damaged ({f:?})", notes.len())));
-    }
-    if notes.is_empty() {
-        return Err(corrupt(None, "no signed checkpoint"));
-    }
-    let mut cps = Vec::with_capacity(notes.len());
-    for (i, n) in notes.iter().enumerate() {
-        let split = n.find("\n\n").ok_or_else(|| corrupt(None, format!("checkpoint {i}: no signature block")))?;
-        let cp = Checkpoint::parse_body(&n[..split + 1]).map_err(|e| corrupt(None, format!("checkpoint {i}: {e}")))?;
-        if let Some(prev) = cps.last().map(|(c, _): &(Checkpoint, _)| c) {
-            if cp.size < prev.size {
-                return Err(corrupt(
-                    Some(cp.size),
-                    format!("checkpoint {i} (size {}) is smaller than the one before it ({})", cp.size, prev.size),
-                ));
-            }
-            if cp.origin != prev.origin {
-                return Err(corrupt(None, format!("checkpoint {i} has origin {} after {}", cp.origin, prev.origin)));
-            }
-        }
-        cps.push((cp, n.as_str()));
-    }
-    let origin = cps[0].0.origin.clone();
-    // Roots and chain heads the records give at every checkpoint size.
-    let mut wanted: BTreeMap<u64, Option<(Hash, Hash)>> = cps.iter().map(|(c, _)| (c.size, None)).collect();
+    let keys: Vec<VerifierKey> = match trusted {
+        Some(t) => t.to_vec(),
+        None => listed.clone(),
+    };
+    // Checkpoints are read one file at a time and checked as the records reach
+    // their size, so a year of them costs no more memory than a day.
+    let mut notes = Notes::new(dir, keys)?;
+    let origin = notes.pending.as_ref().ok_or_else(|| corrupt(None, "no signed checkpoint"))?.0.origin.clone();
     let mut frontier = Frontier::default();
     let mut chain = [0u8; 32];
     let mut introduced: Vec<String> = Vec::new();
     let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
-    if let Some(slot) = wanted.get_mut(&0) {
-        *slot = Some((frontier.root(), chain));
-    }
+    notes.check_at(&frontier, &chain)?;
     let segments = segment_files(dir)?;
     let total: u64 = segments.iter().map(|(_, p)| std::fs::metadata(p).map_or(0, |m| m.len())).sum();
     let mut done = 0u64;
@@ -114,10 +93,7 @@ pub fn verify_dir_with_progress(
             let leaf = leaf_hash(payload);
             chain = chain_next(&chain, &leaf);
             frontier.push(leaf);
-            if let Some(slot) = wanted.get_mut(&frontier.size()) {
-                *slot = Some((frontier.root(), chain));
-            }
-            Ok(())
+            notes.check_at(&frontier, &chain)
         })?;
         if let Some(f) = fault {
             let why = match f {
@@ -129,25 +105,100 @@ pub fn verify_dir_with_progress(
         done += bytes.len() as u64;
         progress(done, total);
     }
+    if let Some((cp, _)) = &notes.pending {
+        return Err(corrupt(
+            Some(frontier.size()),
+            format!(
+                "checkpoint {} covers {} records but the ledger holds {}",
+                notes.seen - 1,
+                cp.size,
+                frontier.size()
+            ),
+        ));
+    }
     // Keys: the listed ones must each be introduced in the log itself.
     if let Some(k) = listed.iter().find(|k| !introduced.contains(&k.encode())) {
         return Err(corrupt(None, format!("key {} is listed but no key record introduces it", k.encode())));
     }
-    let keys: Vec<VerifierKey> = match trusted {
-        Some(t) => t.to_vec(),
-        None => listed.clone(),
-    };
-    for (i, (cp, note)) in cps.iter().enumerate() {
-        open(note, &keys).map_err(|e| corrupt(Some(cp.size), format!("checkpoint {i} (size {}): {e}", cp.size)))?;
-        match wanted.get(&cp.size).copied().flatten() {
-            None => {
+    Ok(VerifyReport {
+        records: frontier.size(),
+        checkpoints: notes.seen as usize,
+        signed_size: notes.signed_size,
+        origin,
+        keys: notes.keys.iter().map(VerifierKey::encode).collect(),
+        kinds,
+    })
+}
+
+/// The signed checkpoints in order, one file in memory at a time, with the
+/// next one not yet matched against the records.
+struct Notes {
+    files: std::vec::IntoIter<PathBuf>,
+    /// The current file's notes not yet taken, newest last.
+    file: Vec<String>,
+    keys: Vec<VerifierKey>,
+    /// The next note to check and its parsed body.
+    pending: Option<(Checkpoint, String)>,
+    /// Notes taken so far (the pending one included).
+    seen: u64,
+    /// Size of the last checked checkpoint.
+    signed_size: u64,
+}
+
+impl Notes {
+    fn new(dir: &Path, keys: Vec<VerifierKey>) -> Result<Self, LedgerError> {
+        let files = checkpoint_files(dir)?.into_iter();
+        let mut notes = Self { files, file: Vec::new(), keys, pending: None, seen: 0, signed_size: 0 };
+        notes.advance()?;
+        Ok(notes)
+    }
+
+    /// Takes the next note, loading the next file when this one is used up;
+    /// checks that sizes never shrink and the origin never changes.
+    fn advance(&mut self) -> Result<(), LedgerError> {
+        while self.file.is_empty() {
+            let Some(path) = self.files.next() else {
+                self.pending = None;
+                return Ok(());
+            };
+            let (mut notes, _, fault) = read_checkpoint_file(&path)?;
+            if let Some(f) = fault {
+                let at = self.seen + notes.len() as u64;
+                return Err(corrupt(None, format!("{}: checkpoint {at} is damaged ({f:?})", path.display())));
+            }
+            notes.reverse();
+            self.file = notes;
+        }
+        let note = self.file.pop().unwrap_or_default();
+        let i = self.seen;
+        let split = note.find("\n\n").ok_or_else(|| corrupt(None, format!("checkpoint {i}: no signature block")))?;
+        let cp =
+            Checkpoint::parse_body(&note[..split + 1]).map_err(|e| corrupt(None, format!("checkpoint {i}: {e}")))?;
+        if let Some((prev, _)) = &self.pending {
+            if cp.size < prev.size {
                 return Err(corrupt(
-                    Some(frontier.size()),
-                    format!("checkpoint {i} covers {} records but the ledger holds {}", cp.size, frontier.size()),
+                    Some(cp.size),
+                    format!("checkpoint {i} (size {}) is smaller than the one before it ({})", cp.size, prev.size),
                 ));
             }
-            Some((root, ch)) if root != cp.root || ch != cp.chain => {
-                let from = cps[..i].iter().rev().find(|(c, _)| c.size < cp.size).map_or(0, |(c, _)| c.size);
+            if cp.origin != prev.origin {
+                return Err(corrupt(None, format!("checkpoint {i} has origin {} after {}", cp.origin, prev.origin)));
+            }
+        }
+        self.pending = Some((cp, note));
+        self.seen += 1;
+        Ok(())
+    }
+
+    /// Checks every note of the records' current size: its signature, and its
+    /// root and chain against what the records give.
+    fn check_at(&mut self, frontier: &Frontier, chain: &Hash) -> Result<(), LedgerError> {
+        let from = self.signed_size;
+        while let Some((cp, note)) = self.pending.as_ref().filter(|(cp, _)| cp.size == frontier.size()) {
+            let i = self.seen - 1;
+            open(note, &self.keys)
+                .map_err(|e| corrupt(Some(cp.size), format!("checkpoint {i} (size {}): {e}", cp.size)))?;
+            if cp.root != frontier.root() || cp.chain != *chain {
                 return Err(corrupt(
                     Some(from),
                     format!(
@@ -156,15 +207,9 @@ pub fn verify_dir_with_progress(
                     ),
                 ));
             }
-            Some(_) => {}
+            self.signed_size = cp.size;
+            self.advance()?;
         }
+        Ok(())
     }
-    Ok(VerifyReport {
-        records: frontier.size(),
-        checkpoints: cps.len(),
-        signed_size: cps.last().map_or(0, |(c, _)| c.size),
-        origin,
-        keys: keys.iter().map(VerifierKey::encode).collect(),
-        kinds,
-    })
 }

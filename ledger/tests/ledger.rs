@@ -21,6 +21,17 @@ fn records(n: usize, tag: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The files of `dir`, by name.
+fn files_in(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir).expect("dir").filter_map(Result::ok).map(|e| e.path()).collect();
+    files.sort();
+    files
+}
+
+fn checkpoint_count(dir: &Path) -> u64 {
+    ledger::for_each_checkpoint_note(dir, |_| Ok(())).expect("notes")
+}
+
 fn all_records(dir: &Path) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for_each_record(dir, |_, r| out.push(r.to_vec())).expect("scan");
@@ -98,8 +109,9 @@ async fn every_byte_flip_is_detected() {
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), NoteSigner::generate(ORIGIN).expect("key"), &[records(4, "a"), records(4, "b")]).await;
     verify_dir(dir.path(), None).expect("intact");
-    let mut files = vec![dir.path().join("checkpoints.log"), dir.path().join("keys.vkey")];
-    files.extend(std::fs::read_dir(dir.path().join("segments")).expect("dir").filter_map(Result::ok).map(|e| e.path()));
+    let mut files = vec![dir.path().join("keys.vkey")];
+    files.extend(files_in(&dir.path().join("checkpoints")));
+    files.extend(files_in(&dir.path().join("segments")));
     let mut checked = 0;
     for file in files {
         let original = std::fs::read(&file).expect("read");
@@ -293,9 +305,9 @@ async fn a_second_writer_is_refused() {
     again.close().await.expect("close");
 }
 
-/// Opening checks the records against every signed checkpoint (looked up by
-/// size, so thousands of them cost nothing per record): a record changed
-/// under an older checkpoint, its frame's CRC made to match, is refused.
+/// Opening checks the records against the newest signed checkpoint, whose
+/// root binds every record below it: a record changed under an older
+/// checkpoint, its frame's CRC made to match, is refused.
 #[tokio::test]
 async fn opening_refuses_records_that_no_longer_match_an_older_checkpoint() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -307,7 +319,7 @@ async fn opening_refuses_records_that_no_longer_match_an_older_checkpoint() {
     }
     l.close().await.expect("close");
     drop(l);
-    assert!(ledger::checkpoint_notes(dir.path()).expect("notes").len() >= 4, "a checkpoint per append");
+    assert!(checkpoint_count(dir.path()) >= 4, "a checkpoint per append");
     let segment = std::fs::read_dir(dir.path().join("segments")).expect("dir").filter_map(Result::ok).next();
     let segment = segment.expect("a segment").path();
     let mut bytes = std::fs::read(&segment).expect("read");
@@ -326,4 +338,89 @@ async fn opening_refuses_records_that_no_longer_match_an_older_checkpoint() {
     let message = refused.map(|e| e.to_string()).unwrap_or_default();
     assert!(message.contains("do not match the signed checkpoint of size"), "{message}");
     assert!(verify_dir(dir.path(), None).is_err());
+}
+
+/// Checkpoints roll into files like segments; opening reads only the newest
+/// file (months of per-second notes would otherwise be read at every start),
+/// while the offline verifier reads and checks every one, file by file.
+#[tokio::test]
+async fn checkpoints_roll_into_files_and_verify_reads_them_all() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = NoteSigner::generate(ORIGIN).expect("key").encode();
+    let opts = LedgerOptions {
+        checkpoint_interval: std::time::Duration::ZERO,
+        checkpoint_file_bytes: 600,
+        ..LedgerOptions::default()
+    };
+    let (l, _) = Ledger::open(dir.path(), ORIGIN, NoteSigner::parse(&key).expect("key"), opts.clone()).expect("open");
+    for i in 0..12 {
+        l.append(records(2, &format!("r{i}"))).await.expect("append");
+    }
+    l.close().await.expect("close");
+    let latest = l.latest_checkpoint().expect("signed");
+    drop(l);
+    let files = files_in(&dir.path().join("checkpoints"));
+    assert!(files.len() >= 4, "rolled into {} files", files.len());
+    let mut sizes = Vec::new();
+    ledger::for_each_checkpoint_note(dir.path(), |n| {
+        let body = &n[..n.find("\n\n").expect("signature block") + 1];
+        sizes.push(ledger::Checkpoint::parse_body(body)?.size);
+        Ok(())
+    })
+    .expect("notes");
+    assert_eq!(sizes.len(), 13, "the key record's checkpoint and one per append");
+    assert!(sizes.windows(2).all(|w| w[0] < w[1]), "oldest first across files: {sizes:?}");
+    assert_eq!(sizes.last(), Some(&25));
+    // Each file is named by the tree size it was begun at: the first when the
+    // ledger was created, the others at a roll, by the size of their first note.
+    for (i, f) in files.iter().enumerate() {
+        let named: u64 = f.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse().ok()).expect("numbered");
+        assert!(if i == 0 { named == 0 } else { sizes.contains(&named) }, "{}", f.display());
+    }
+    let report = verify_dir(dir.path(), None).expect("verifies");
+    assert_eq!((report.checkpoints, report.signed_size, report.records), (13, 25, 25));
+
+    let (l, _) = Ledger::open(dir.path(), ORIGIN, NoteSigner::parse(&key).expect("key"), opts.clone()).expect("reopen");
+    assert_eq!(l.latest_checkpoint(), Some(latest), "the newest note is found in the newest file");
+    l.append(records(1, "after")).await.expect("append");
+    l.close().await.expect("close");
+    drop(l);
+    assert_eq!(verify_dir(dir.path(), None).expect("verifies").checkpoints, 14);
+
+    // A damaged note in the oldest file: the verifier names it; opening does
+    // not read that file (the newest note's root binds the same records).
+    let oldest = &files[0];
+    let mut bytes = std::fs::read(oldest).expect("read");
+    let last = bytes.len() - 3;
+    bytes[last] ^= 0x20;
+    std::fs::write(oldest, &bytes).expect("write");
+    let err = verify_dir(dir.path(), None).expect_err("damaged checkpoint");
+    assert!(err.to_string().contains(&oldest.display().to_string()), "{err}");
+    Ledger::open(dir.path(), ORIGIN, NoteSigner::parse(&key).expect("key"), opts).expect("opens");
+}
+
+/// A ledger written before checkpoints rolled has one `checkpoints.log`: the
+/// verifier reads it as the oldest file, and the next writer moves it into
+/// `checkpoints/` and carries on.
+#[tokio::test]
+async fn a_single_checkpoint_log_from_before_rolling_is_read_and_moved() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = NoteSigner::generate(ORIGIN).expect("key").encode();
+    write(dir.path(), NoteSigner::parse(&key).expect("key"), &[records(3, "a")]).await;
+    write(dir.path(), NoteSigner::parse(&key).expect("key"), &[records(3, "b")]).await;
+    let files = files_in(&dir.path().join("checkpoints"));
+    assert_eq!(files.len(), 1);
+    let legacy = dir.path().join("checkpoints.log");
+    std::fs::rename(&files[0], &legacy).expect("move");
+    std::fs::remove_dir(dir.path().join("checkpoints")).expect("rmdir");
+    let before = verify_dir(dir.path(), None).expect("verifies the legacy layout");
+    assert_eq!(before.records, 7);
+
+    write(dir.path(), NoteSigner::parse(&key).expect("key"), &[records(2, "c")]).await;
+    assert!(!legacy.exists(), "moved");
+    let moved = files_in(&dir.path().join("checkpoints"));
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert!(moved[0].ends_with("00000000000000000000.log"), "{moved:?}");
+    let after = verify_dir(dir.path(), None).expect("verifies");
+    assert_eq!((after.checkpoints, after.records), (before.checkpoints + 1, 9));
 }
