@@ -475,8 +475,7 @@ async fn list_incidents(
     let states = q.state.as_deref().map(incident_states).transpose()?;
     let book = s.0.views.incidents.read().unwrap_or_else(|e| e.into_inner());
     let list: Vec<Value> = book
-        .list()
-        .into_iter()
+        .list(to)
         .filter(|i| i.severity_id >= min_severity)
         .filter(|i| from.is_none_or(|t| i.last_alert_at >= t) && to.is_none_or(|t| i.last_alert_at < t))
         .filter(|i| states.as_ref().is_none_or(|st| st.contains(&i.state)))

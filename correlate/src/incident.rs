@@ -1,7 +1,7 @@
 //! Incidents: alerts grouped by entity and time, with a state machine whose
 //! every transition names who and why.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -110,6 +110,9 @@ pub struct Filed {
 #[derive(Debug, Default)]
 pub struct IncidentBook {
     incidents: BTreeMap<String, Incident>,
+    /// Every incident by (opened at, id), for the list newest first without
+    /// sorting months of incidents at every request.
+    by_opened: BTreeSet<(i64, String)>,
     /// Ids of the incidents still open, by entity, oldest first: an alert
     /// looks only at its entity's, not at every incident ever opened.
     open: HashMap<Entity, Vec<String>>,
@@ -120,7 +123,13 @@ pub struct IncidentBook {
 
 impl IncidentBook {
     pub fn new(group_window_ms: i64) -> Self {
-        Self { incidents: BTreeMap::new(), open: Default::default(), next_seq: 1, group_window_ms }
+        Self {
+            incidents: BTreeMap::new(),
+            by_opened: BTreeSet::new(),
+            open: Default::default(),
+            next_seq: 1,
+            group_window_ms,
+        }
     }
 
     /// Restores an incident snapshot read back from the ledger (the latest wins).
@@ -135,6 +144,10 @@ impl IncidentBook {
             (false, None) => ids.push(incident.id.clone()),
             _ => {}
         }
+        if let Some(was) = self.incidents.get(&incident.id) {
+            self.by_opened.remove(&(was.opened_at, was.id.clone()));
+        }
+        self.by_opened.insert((incident.opened_at, incident.id.clone()));
         self.incidents.insert(incident.id.clone(), incident);
     }
 
@@ -176,7 +189,12 @@ impl IncidentBook {
             Some(i) => {
                 i.severity_id = i.severity_id.max(alert.severity_id);
                 i.last_alert_at = i.last_alert_at.max(alert.time);
-                i.opened_at = i.opened_at.min(alert.time);
+                if alert.time < i.opened_at {
+                    // A late alert moves the incident's start back.
+                    self.by_opened.remove(&(i.opened_at, i.id.clone()));
+                    self.by_opened.insert((alert.time, i.id.clone()));
+                    i.opened_at = alert.time;
+                }
                 if !i.rules.contains(&alert.rule) {
                     i.rules.push(alert.rule.clone());
                 }
@@ -214,6 +232,7 @@ impl IncidentBook {
                     continues: full,
                 };
                 self.open.entry(i.entity.clone()).or_default().push(id.clone());
+                self.by_opened.insert((i.opened_at, id.clone()));
                 self.incidents.insert(id.clone(), i);
                 id
             }
@@ -254,11 +273,14 @@ impl IncidentBook {
         self.incidents.get(id)
     }
 
-    /// Newest first.
-    pub fn list(&self) -> Vec<&Incident> {
-        let mut v: Vec<&Incident> = self.incidents.values().collect();
-        v.sort_by(|a, b| b.opened_at.cmp(&a.opened_at).then_with(|| b.id.cmp(&a.id)));
-        v
+    /// The incidents opened before `opened_before` (all without), newest
+    /// opened first (then the higher id). An incident's alerts all come at or
+    /// after its opening, so a list of those with an alert before a time
+    /// starts here instead of skipping every later incident.
+    pub fn list(&self, opened_before: Option<i64>) -> impl Iterator<Item = &Incident> {
+        use std::ops::Bound;
+        let end = opened_before.map_or(Bound::Unbounded, |t| Bound::Excluded((t, String::new())));
+        self.by_opened.range((Bound::Unbounded, end)).rev().filter_map(|(_, id)| self.incidents.get(id))
     }
 }
 
@@ -328,6 +350,30 @@ mod tests {
         }
         assert_eq!(restored.file(&alert("a3", "r1", "bob", 1_500, 3)).id, open.id, "joins bob's open incident");
         assert_eq!(restored.file(&alert("a4", "r1", "mallory", 1_500, 3)).id, "INC-000003", "mallory's was closed");
+    }
+
+    /// The list is newest opened first, and stays so when a late alert moves
+    /// an incident's start back or a restored version changes it: each
+    /// incident once.
+    #[test]
+    fn the_list_is_newest_opened_first_through_late_alerts_and_restores() {
+        let mut b = IncidentBook::new(3_600_000);
+        for (id, person, t) in [("a1", "ana", 1_000), ("a2", "bob", 3_000), ("a3", "cy", 2_000)] {
+            b.file(&alert(id, "r1", person, t, 3));
+        }
+        let ids = |b: &IncidentBook| b.list(None).map(|i| i.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&b), ["INC-000002", "INC-000003", "INC-000001"]);
+        let before = b.list(Some(3_000)).map(|i| i.id.as_str()).collect::<Vec<_>>();
+        assert_eq!(before, ["INC-000003", "INC-000001"], "opened before 3,000");
+        let late = b.file(&alert("a4", "r1", "bob", 500, 3));
+        assert_eq!((late.id.as_str(), late.opened_at), ("INC-000002", 500), "a late alert moves the start back");
+        assert_eq!(ids(&b), ["INC-000003", "INC-000001", "INC-000002"]);
+        let mut restored = IncidentBook::new(3_600_000);
+        let first = b.get("INC-000002").cloned().map(|i| Incident { opened_at: 3_000, ..i }).expect("bob's");
+        for v in [first, b.get("INC-000001").cloned().expect("ana's"), late] {
+            restored.restore(v);
+        }
+        assert_eq!(ids(&restored), ["INC-000001", "INC-000002"], "the newer version's start, once");
     }
 
     #[test]
