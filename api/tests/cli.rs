@@ -226,3 +226,90 @@ fn rules_lint_and_test() {
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("FAIL  x") && text.contains(r#"got:      ["x"]"#), "{text}");
 }
+
+/// Rewrites every checkpoint note of a ledger, frame by frame, in file order.
+fn rewrite_checkpoints(ledger_dir: &std::path::Path, mut f: impl FnMut(String) -> String) -> usize {
+    let mut files: Vec<_> = std::fs::read_dir(ledger_dir.join("checkpoints"))
+        .expect("checkpoints")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    for file in &files {
+        let bytes = std::fs::read(file).expect("read");
+        let (mut out, mut at) = (Vec::new(), 0);
+        while at < bytes.len() {
+            let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("length")) as usize;
+            let note = f(String::from_utf8(bytes[at + 8..at + 8 + len].to_vec()).expect("utf-8"));
+            let new_len = (note.len() as u32).to_le_bytes();
+            out.extend_from_slice(&new_len);
+            out.extend_from_slice(&crc32c::crc32c_append(crc32c::crc32c(&new_len), note.as_bytes()).to_le_bytes());
+            out.extend_from_slice(note.as_bytes());
+            at += 8 + len;
+        }
+        std::fs::write(file, out).expect("write");
+    }
+    files.len()
+}
+
+/// `verify --witness` reads the checkpoint notes file by file and counts the
+/// ones a witness cosigned; a cosignature that does not verify fails it.
+#[tokio::test]
+async fn verify_counts_witness_cosignatures_across_checkpoint_files() {
+    use ledger::{Ledger, LedgerOptions, NoteSigner, RecordKind, WitnessSigner, record};
+    const ORIGIN: &str = "custos.test/witness";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts =
+        LedgerOptions { checkpoint_interval: Duration::ZERO, checkpoint_file_bytes: 700, ..LedgerOptions::default() };
+    let (l, _) = Ledger::open(dir.path(), ORIGIN, NoteSigner::generate(ORIGIN).expect("key"), opts).expect("open");
+    for i in 0..6 {
+        let r = record::encode(RecordKind::Audit, i, &serde_json::json!({"n": i})).expect("record");
+        l.append(vec![r]).await.expect("append");
+    }
+    l.close().await.expect("close");
+    drop(l);
+    let verify = |witness: &str| {
+        let out =
+            Command::new(BIN).arg("verify").arg(dir.path()).args(["--witness", witness]).output().expect("verify");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    };
+
+    // A witness cosigns every other note, in every checkpoint file.
+    let witness = WitnessSigner::from_seed("witness.example", [7u8; 32]);
+    let (mut total, mut cosigned) = (0u64, 0);
+    let files = rewrite_checkpoints(dir.path(), |note| {
+        total += 1;
+        if total % 2 == 1 {
+            cosigned += 1;
+            return witness.cosign(&note, 1_795_000_000 + total).expect("cosign");
+        }
+        note
+    });
+    assert!(files >= 2, "the notes rolled into {files} files");
+    let (code, text) = verify(&witness.verifier().encode());
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains(&format!("witness witness.example cosigned {cosigned} of {total} checkpoints")), "{text}");
+
+    // A key the witness never used cosigned nothing.
+    let stranger = WitnessSigner::from_seed("witness.example", [8u8; 32]).verifier().encode();
+    let (code, text) = verify(&stranger);
+    assert!(code == Some(0) && text.contains(&format!("cosigned 0 of {total}")), "{text}");
+
+    // The newest cosignature altered: the witness's key no longer verifies it.
+    let mut seen = 0;
+    rewrite_checkpoints(dir.path(), |note| {
+        seen += 1;
+        if seen == cosigned * 2 - 1 {
+            // A character inside the signature's base64: same length, other bytes.
+            let at = note.trim_end().len() - 12;
+            let flipped = if &note[at..at + 1] == "A" { "B" } else { "A" };
+            return format!("{}{flipped}{}", &note[..at], &note[at + 1..]);
+        }
+        note
+    });
+    let (code, text) = verify(&witness.verifier().encode());
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("FAILED") && text.contains("cosignature by witness witness.example does not verify"),
+        "{text}"
+    );
+}
