@@ -18,6 +18,8 @@ fn opts() -> LedgerOptions {
     LedgerOptions {
         segment_bytes: 64 * 1024,
         checkpoint_interval: std::time::Duration::from_millis(50),
+        // Small, so that kills also land while a checkpoint file is begun.
+        checkpoint_file_bytes: 2048,
         ..LedgerOptions::default()
     }
 }
@@ -107,4 +109,6 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         before = now;
     }
     assert!(before.len() > rounds, "the writers wrote");
+    let files = std::fs::read_dir(dir.path().join("checkpoints")).expect("checkpoints").count();
+    assert!(files > 3, "the checkpoint log rolled through the kills ({files} files)");
 }

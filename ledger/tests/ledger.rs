@@ -424,3 +424,37 @@ async fn a_single_checkpoint_log_from_before_rolling_is_read_and_moved() {
     let after = verify_dir(dir.path(), None).expect("verifies");
     assert_eq!((after.checkpoints, after.records), (before.checkpoints + 1, 9));
 }
+
+/// A crash can leave the newest checkpoint file empty (begun, no note yet) or
+/// with a torn last note: opening finds the newest whole note, in that file or
+/// the one before, and writing carries on in the newest file.
+#[tokio::test]
+async fn an_empty_or_torn_newest_checkpoint_file_is_recovered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = NoteSigner::generate(ORIGIN).expect("key").encode();
+    let open = || {
+        Ledger::open(dir.path(), ORIGIN, NoteSigner::parse(&key).expect("key"), LedgerOptions::default()).expect("open")
+    };
+    let (l, _) = open();
+    l.append(records(3, "a")).await.expect("append");
+    l.close().await.expect("close");
+    let signed = l.latest_checkpoint();
+    drop(l);
+    let begun = dir.path().join("checkpoints").join(format!("{:020}", 4) + ".log");
+    std::fs::write(&begun, b"").expect("an empty newest file");
+    let (l, _) = open();
+    assert_eq!(l.latest_checkpoint(), signed, "the newest note is in the file before");
+    l.append(records(2, "b")).await.expect("append");
+    l.close().await.expect("close");
+    drop(l);
+    assert!(std::fs::metadata(&begun).expect("newest").len() > 0, "notes went on in the newest file");
+
+    let whole = std::fs::read(&begun).expect("read");
+    std::fs::write(&begun, [&whole[..], &whole[..40]].concat()).expect("a torn note after it");
+    let (l, _) = open();
+    assert_eq!(l.size(), 6, "the key record and five");
+    l.close().await.expect("close");
+    drop(l);
+    let report = verify_dir(dir.path(), None).expect("verifies");
+    assert_eq!((report.records, report.signed_size), (6, 6));
+}
