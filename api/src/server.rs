@@ -503,24 +503,45 @@ fn ledgered<T: serde::de::DeserializeOwned>(s: &AppState, index: u64, kind: ledg
     (r.kind == kind).then(|| serde_json::from_value(r.data).ok())?
 }
 
+/// One page of an incident's timeline.
+struct TimelinePage {
+    entries: Vec<Value>,
+    /// The cursor of the page after this one, when there is one.
+    next: Option<String>,
+    /// Entries in the whole timeline.
+    total: usize,
+}
+
+/// A timeline entry before it is shown: an event or an alert.
+enum Entry {
+    Event(Arc<ingest::Event>),
+    Alert(Stored<correlate::Alert>),
+}
+
+/// `<event time, ms>:<ledger index>` of the last entry a page showed.
+fn timeline_cursor(after: Option<&str>) -> Result<Option<(i64, u64)>, ApiError> {
+    after
+        .map(|c| {
+            c.split_once(':').and_then(|(t, i)| Some((t.parse().ok()?, i.parse().ok()?))).ok_or_else(|| {
+                ApiError::bad_request(format!("after {c:?} is not a timeline cursor (`next` of a page)"))
+            })
+        })
+        .transpose()
+}
+
 /// The cyber-physical timeline of an incident: its contributing events and
 /// its alerts (from the recent views, else from the ledger), in event-time
-/// order, each with its ledger index.
-fn timeline(s: &AppState, inc: &correlate::Incident) -> Vec<Value> {
-    let mut items: Vec<(i64, u64, Value)> = Vec::new();
+/// order, each with its ledger index; the `limit` entries after `after`.
+/// Only those are made into JSON: an incident can hold a thousand alerts.
+fn timeline(s: &AppState, inc: &correlate::Incident, after: Option<(i64, u64)>, limit: usize) -> TimelinePage {
+    let mut items: Vec<(i64, u64, Entry)> = Vec::with_capacity(inc.events.len() + inc.alerts.len());
     for &index in &inc.events {
         let ev = match s.0.views.event(index) {
-            Some(st) => Some((*st.item).clone()),
-            None => ledgered::<ingest::Event>(s, index, ledger::RecordKind::Event),
+            Some(st) => Some(st.item),
+            None => ledgered::<ingest::Event>(s, index, ledger::RecordKind::Event).map(Arc::new),
         };
         if let Some(e) = ev {
-            let mut v = serde_json::to_value(&e).unwrap_or(Value::Null);
-            if let Some(o) = v.as_object_mut() {
-                o.insert("ledger_index".into(), index.into());
-                o.insert("entry".into(), "event".into());
-                o.insert("at".into(), format_rfc3339(e.time).into());
-            }
-            items.push((e.time, index, v));
+            items.push((e.time, index, Entry::Event(e)));
         }
     }
     let alerts = inc.alerts.iter().filter_map(|id| match s.0.views.alert(id)? {
@@ -528,15 +549,44 @@ fn timeline(s: &AppState, inc: &correlate::Incident) -> Vec<Value> {
         Err(index) => ledgered(s, index, ledger::RecordKind::Alert).map(|a| Stored { index, item: Arc::new(a) }),
     });
     for a in alerts {
-        let mut v = indexed_json(&a);
-        if let Some(o) = v.as_object_mut() {
-            o.insert("entry".into(), "alert".into());
-            o.insert("at".into(), format_rfc3339(a.item.time).into());
-        }
-        items.push((a.item.time, a.index, v));
+        items.push((a.item.time, a.index, Entry::Alert(a)));
     }
     items.sort_by_key(|(t, i, _)| (*t, *i));
-    items.into_iter().map(|(_, _, v)| v).collect()
+    let total = items.len();
+    let start = after.map_or(0, |c| items.partition_point(|(t, i, _)| (*t, *i) <= c));
+    let end = total.min(start + limit);
+    let next = (end < total && end > start).then(|| format!("{}:{}", items[end - 1].0, items[end - 1].1));
+    let entries = items
+        .drain(start..end)
+        .map(|(time, index, entry)| {
+            let (mut v, kind) = match entry {
+                Entry::Event(e) => (serde_json::to_value(&*e).unwrap_or(Value::Null), "event"),
+                Entry::Alert(a) => (indexed_json(&a), "alert"),
+            };
+            if let Some(o) = v.as_object_mut() {
+                o.insert("ledger_index".into(), index.into());
+                o.insert("entry".into(), kind.into());
+                o.insert("at".into(), format_rfc3339(time).into());
+            }
+            v
+        })
+        .collect();
+    TimelinePage { entries, next, total }
+}
+
+/// The entries an incident's detail shows of its timeline; the rest are a
+/// `timeline_next` away.
+const DETAIL_TIMELINE: usize = 100;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct TimelineQuery {
+    /// The `next` of the page before (entries after it).
+    after: Option<String>,
+    /// Entries in this page (default 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<usize>,
 }
 
 #[utoipa::path(
@@ -556,8 +606,11 @@ async fn get_incident(
     caller.require(Permission::ReadIncidents)?;
     let inc = find_incident(&s, &id)?;
     let mut v = incident_json(&inc);
+    let page = timeline(&s, &inc, None, DETAIL_TIMELINE);
     if let Some(o) = v.as_object_mut() {
-        o.insert("timeline".into(), timeline(&s, &inc).into());
+        o.insert("timeline".into(), page.entries.into());
+        o.insert("timeline_next".into(), page.next.into());
+        o.insert("timeline_total".into(), page.total.into());
     }
     Ok(Json(v))
 }
@@ -568,7 +621,7 @@ async fn get_incident(
     path = "/api/v1/incidents/{id}/timeline",
     tag = "incidents",
     summary = "Contributing events and alerts in event-time order",
-    params(("id" = String, Path, description = "Incident id")),
+    params(("id" = String, Path, description = "Incident id"), TimelineQuery),
     responses((status = 200, description = "Timeline", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
     security(("bearer" = []))
 )]
@@ -576,10 +629,18 @@ async fn incident_timeline(
     caller: Caller,
     State(s): State<AppState>,
     Path(id): Path<String>,
+    q: Result<Query<TimelineQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::ReadIncidents)?;
+    let Query(q) = q?;
+    let limit = match q.limit {
+        None => MAX_LIMIT,
+        n => limit(n)?,
+    };
+    let after = timeline_cursor(q.after.as_deref())?;
     let inc = find_incident(&s, &id)?;
-    Ok(Json(json!({"incident": inc.id, "timeline": timeline(&s, &inc)})))
+    let page = timeline(&s, &inc, after, limit);
+    Ok(Json(json!({"incident": inc.id, "timeline": page.entries, "next": page.next, "total": page.total})))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -840,6 +840,63 @@ async fn incidents_filter_and_the_timeline_merges_events_and_alerts() {
     );
 }
 
+/// A timeline of hundreds of entries comes in pages, in event-time order,
+/// each entry once; the detail shows the first hundred and where the rest are.
+#[tokio::test]
+async fn a_long_timeline_comes_in_pages() {
+    let f = fixture().await;
+    let alerts: Vec<correlate::Alert> = (0..250i64)
+        .map(|i| {
+            let mut a = alert(correlate::EntityKind::Person, "mallory");
+            a.id = format!("burst:{i}");
+            // Times interleave with ledger indices, and two alerts share each time.
+            a.time = 1_000 - i / 2;
+            a.events = vec![];
+            a
+        })
+        .collect();
+    let filed = f.views.incidents.write().expect("book").file_all(&alerts);
+    let id = filed.incident_of[0].clone();
+    // Ledgered for real: the recent view keeps 100, the rest are read back.
+    let records = alerts.iter().map(|a| ledger::record::encode(ledger::RecordKind::Alert, 5, a).expect("record"));
+    let first = f.ledger.append(records.collect()).await.expect("append").start;
+    f.views.add_alerts(alerts.into_iter().zip(first..).map(|(a, index)| Stored { index, item: Arc::new(a) }));
+    let soc = Some(f.tokens[&Role::SocAnalyst].as_str());
+    let key = |e: &Value| (e["at"].as_str().unwrap_or("").to_owned(), e["ledger_index"].as_u64().unwrap_or(0));
+
+    let (_, whole) = call(&f.app, "GET", &format!("/api/v1/incidents/{id}/timeline"), soc, "").await;
+    let whole: Vec<_> = whole["timeline"].as_array().expect("timeline").iter().map(key).collect();
+    assert_eq!(whole.len(), 250, "the default page holds it all");
+    assert!(whole.windows(2).all(|w| w[0] < w[1]), "event time, then ledger index");
+
+    let (mut paged, mut after, mut pages) = (Vec::new(), String::new(), 0);
+    loop {
+        let uri = format!("/api/v1/incidents/{id}/timeline?limit=100{after}");
+        let (s, b) = call(&f.app, "GET", &uri, soc, "").await;
+        assert_eq!((s, b["total"].as_u64()), (StatusCode::OK, Some(250)), "{b}");
+        paged.extend(b["timeline"].as_array().expect("page").iter().map(key));
+        pages += 1;
+        match b["next"].as_str() {
+            Some(next) => after = format!("&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!((pages, paged), (3, whole.clone()), "three pages, the same entries in the same order");
+
+    let (_, detail) = call(&f.app, "GET", &format!("/api/v1/incidents/{id}"), soc, "").await;
+    let shown: Vec<_> = detail["timeline"].as_array().expect("timeline").iter().map(key).collect();
+    assert_eq!((shown.as_slice(), detail["timeline_total"].as_u64()), (&whole[..100], Some(250)));
+    let next = detail["timeline_next"].as_str().expect("more to read").to_owned();
+    let (_, rest) = call(&f.app, "GET", &format!("/api/v1/incidents/{id}/timeline?after={next}"), soc, "").await;
+    assert_eq!(rest["timeline"].as_array().map(|t| t.iter().map(key).collect::<Vec<_>>()), Some(whole[100..].to_vec()));
+    assert_eq!(rest["next"], Value::Null);
+
+    for bad in ["after=yesterday", "after=5", "limit=0", "limit=1001"] {
+        let (s, b) = call(&f.app, "GET", &format!("/api/v1/incidents/{id}/timeline?{bad}"), soc, "").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {b}");
+    }
+}
+
 /// The OpenAPI document is a contract: a change to it shows in review as a
 /// change to this golden file (`CUSTOS_UPDATE_GOLDEN=1` rewrites it).
 #[tokio::test]
