@@ -168,6 +168,8 @@ pub struct Engine {
     logins: KeyedSeen,
     /// Granted badge events per person (key: person, "").
     presence: KeyedSeen,
+    /// Watermark of the last sweep of the three maps above.
+    swept_at: i64,
     /// Writes waiting for the watermark, by event time.
     pending_writes: BTreeMap<(i64, u64), PendingWrite>,
     /// The Sigma rules (built-in pack or `rules_dir`).
@@ -250,6 +252,7 @@ impl Engine {
             denials: KeyedSeen::default(),
             logins: KeyedSeen::default(),
             presence: KeyedSeen::default(),
+            swept_at: i64::MIN,
             pending_writes: BTreeMap::new(),
             stats: EngineStats::default(),
         }
@@ -535,10 +538,15 @@ impl Engine {
         let mut hits = Vec::new();
         self.sigma.advance(wm, &mut hits);
         self.sigma_alerts(hits, &mut out);
-        let window = self.cfg.login_window_ms as i64;
-        self.denials.evict_before(wm - window);
-        self.logins.evict_before(wm - window);
-        self.presence.evict_before(wm - self.cfg.presence_lookback_ms as i64);
+        // Swept once the watermark has moved half the shorter window, not at
+        // every event: a sweep walks every key, and lookups bound time anyway.
+        let (window, lookback) = (self.cfg.login_window_ms as i64, self.cfg.presence_lookback_ms as i64);
+        if wm.saturating_sub(self.swept_at) >= (window.min(lookback) / 2).max(1) {
+            self.denials.evict_before(wm - window);
+            self.logins.evict_before(wm - window);
+            self.presence.evict_before(wm - lookback);
+            self.swept_at = wm;
+        }
         out
     }
 }
