@@ -583,6 +583,7 @@ const DETAIL_TIMELINE: usize = 100;
 #[serde(deny_unknown_fields)]
 struct TimelineQuery {
     /// The `next` of the page before (entries after it).
+    #[param(pattern = "^-?[0-9]{1,19}:[0-9]{1,20}$")]
     after: Option<String>,
     /// Entries in this page (default 1000).
     #[param(minimum = 1, maximum = 1000)]
