@@ -499,8 +499,13 @@ fn find_incident(s: &AppState, id: &str) -> Result<correlate::Incident, ApiError
 
 /// Record `index` of the ledger as a `T`, when it is of `kind`.
 fn ledgered<T: serde::de::DeserializeOwned>(s: &AppState, index: u64, kind: ledger::RecordKind) -> Option<T> {
-    let r = ledger::record::decode(&s.0.ledger.record(index).ok()?).ok()?;
-    (r.kind == kind).then(|| serde_json::from_value(r.data).ok())?
+    let bytes = s.0.ledger.record(index).ok()?;
+    // Peeked first, then read straight into `T`: no JSON tree in between.
+    if ledger::record::peek(&bytes).is_some_and(|(k, _)| k != kind) {
+        return None;
+    }
+    let r: ledger::record::Record<T> = serde_json::from_str(std::str::from_utf8(&bytes).ok()?).ok()?;
+    (r.kind == kind).then_some(r.data)
 }
 
 /// One page of an incident's timeline.
