@@ -282,9 +282,9 @@ impl SearchIndex {
         let reader =
             index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(|e| err(e.to_string()))?;
         let f = Fields::of(&index.schema()).map_err(|e| err(e.to_string()))?;
-        let full_text = query::FULL_TEXT_FIELDS.iter().map(|name| index.schema().get_field(name));
-        let full_text = full_text.collect::<tantivy::Result<_>>().map_err(|e| err(e.to_string()))?;
-        let mut parser = QueryParser::for_index(&index, full_text);
+        let defaults = query::DEFAULT_FIELDS.iter().map(|name| index.schema().get_field(name));
+        let defaults = defaults.collect::<tantivy::Result<_>>().map_err(|e| err(e.to_string()))?;
+        let mut parser = QueryParser::for_index(&index, defaults);
         parser.set_conjunction_by_default();
         // Only for prefixes: `query` refuses the user's own regexes.
         parser.allow_regexes();
@@ -1108,5 +1108,9 @@ mod tests {
         let q =
             SearchRequest { q: "state:acknowledged AND attack:T0859 AND badge".into(), limit: 5, ..Default::default() };
         assert_eq!(s.search(&q).expect("s").total, 1);
+        // An id pasted without a field finds its incident, whole ids only.
+        let found =
+            |q: &str| s.search(&SearchRequest { q: q.into(), limit: 5, ..Default::default() }).expect("s").total;
+        assert_eq!((found("INC-1"), found("INC-2"), found("INC")), (1, 0, 0));
     }
 }

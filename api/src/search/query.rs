@@ -20,6 +20,10 @@ use super::{FACETS, IP_FIELDS, KEYWORD_FIELDS, SearchError, U64_FIELDS};
 /// The fields a term without a field searches.
 pub(super) const FULL_TEXT_FIELDS: [&str; 2] = ["message", "raw"];
 
+/// What a word without a field is looked for in: the full text, and ids
+/// whole (an analyst pastes `INC-000042` or an alert id into the search box).
+pub(super) const DEFAULT_FIELDS: [&str; 3] = ["message", "raw", "id"];
+
 /// Longest query accepted, in bytes.
 pub(super) const MAX_QUERY_BYTES: usize = 4096;
 
