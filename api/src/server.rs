@@ -897,9 +897,7 @@ async fn query_sql(caller: Caller, State(s): State<AppState>, body: Bytes) -> Re
 /// The latest signed checkpoint: its note and the tree size it signs.
 fn signed_checkpoint(s: &AppState) -> Result<(String, u64), ApiError> {
     let note = s.0.ledger.latest_checkpoint().ok_or_else(not_yet_signed)?;
-    let body = note.find("\n\n").map(|i| &note[..i + 1]).unwrap_or(&note);
-    let cp =
-        ledger::Checkpoint::parse_body(body).map_err(|_| ApiError::unavailable("the checkpoint cannot be read"))?;
+    let cp = ledger::Checkpoint::of_note(&note).map_err(|_| ApiError::unavailable("the checkpoint cannot be read"))?;
     Ok((note.clone(), cp.size))
 }
 
@@ -1558,10 +1556,10 @@ async fn shelve_alarm(caller: Caller, State(s): State<AppState>, body: Bytes) ->
 )]
 async fn metrics(caller: Caller, State(s): State<AppState>) -> Result<Response, ApiError> {
     caller.require(Permission::ReadMetrics)?;
-    let age = s.0.ledger.latest_checkpoint().and_then(|n| {
-        let body = &n[..n.find("\n\n")? + 1];
-        ledger::Checkpoint::parse_body(body).ok().map(|c| (now_millis() - c.time_ms) as f64 / 1000.0)
-    });
+    let age =
+        s.0.ledger
+            .latest_checkpoint()
+            .and_then(|n| ledger::Checkpoint::of_note(&n).ok().map(|c| (now_millis() - c.time_ms) as f64 / 1000.0));
     let st = &s.0.stats;
     let text = crate::metrics::render(
         &st.ingest,

@@ -155,12 +155,17 @@ impl NoteSigner {
     }
 }
 
+/// A signed note's body (through its last line's newline) and its signature lines.
+fn split_note(note: &str) -> Result<(&str, &str), LedgerError> {
+    let split = note.find("\n\n").ok_or_else(|| bad("note has no blank line before its signatures"))?;
+    Ok((&note[..split + 1], &note[split + 2..]))
+}
+
 /// Splits a signed note and checks it: at least one signature must be by a
 /// known key and every signature by a known key must verify.
 /// Returns the body and the names of the keys that signed it.
 pub fn open<'a>(note: &'a str, keys: &[VerifierKey]) -> Result<(&'a str, Vec<String>), LedgerError> {
-    let split = note.find("\n\n").ok_or_else(|| bad("note has no blank line before its signatures"))?;
-    let (body, sigs) = (&note[..split + 1], &note[split + 2..]);
+    let (body, sigs) = split_note(note)?;
     let mut signed_by = Vec::new();
     for line in sigs.lines() {
         let rest = line
@@ -222,8 +227,7 @@ fn cosigned_message(time: u64, body: &str) -> String {
 /// given witnesses: each found must verify. Returns (witness, time in
 /// seconds) of each; a note without them gives an empty list.
 pub fn cosignatures(note: &str, witnesses: &[WitnessKey]) -> Result<Vec<(String, u64)>, LedgerError> {
-    let split = note.find("\n\n").ok_or_else(|| bad("note has no blank line before its signatures"))?;
-    let (body, sigs) = (&note[..split + 1], &note[split + 2..]);
+    let (body, sigs) = split_note(note)?;
     let mut out = Vec::new();
     for line in sigs.lines() {
         let Some((name, b64)) = line.strip_prefix(DASH).and_then(|r| r.split_once(' ')) else { continue };
@@ -262,8 +266,7 @@ impl WitnessSigner {
 
     /// Adds this witness's cosignature (at `time`, seconds) to a signed note.
     pub fn cosign(&self, note: &str, time: u64) -> Result<String, LedgerError> {
-        let split = note.find("\n\n").ok_or_else(|| bad("note has no blank line before its signatures"))?;
-        let body = &note[..split + 1];
+        let (body, _) = split_note(note)?;
         let sig = self.key.sign(cosigned_message(time, body).as_bytes());
         let mut blob = self.verifier().id.to_vec();
         blob.extend_from_slice(&time.to_be_bytes());
@@ -294,6 +297,12 @@ impl Checkpoint {
             B64.encode(self.chain),
             self.time_ms
         )
+    }
+
+    /// The checkpoint a signed note carries, its signatures not checked
+    /// ([`open`] checks them).
+    pub fn of_note(note: &str) -> Result<Self, LedgerError> {
+        Self::parse_body(split_note(note)?.0)
     }
 
     pub fn parse_body(body: &str) -> Result<Self, LedgerError> {

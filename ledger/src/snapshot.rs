@@ -54,7 +54,7 @@ impl Snapshot {
     /// The newest signed checkpoint the records cover, with its parsed body.
     pub fn latest_checkpoint(&self) -> Option<(String, Checkpoint)> {
         let n = self.note.as_ref()?;
-        let cp = Checkpoint::parse_body(&n[..n.find("\n\n")? + 1]).ok()?;
+        let cp = Checkpoint::of_note(n).ok()?;
         (cp.size <= self.size()).then(|| (n.clone(), cp))
     }
 

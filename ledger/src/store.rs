@@ -334,10 +334,7 @@ impl Ledger {
         sync_dir(dir)?;
         sync_dir(&dir.join(SEGMENTS))?;
         sync_dir(&dir.join(CHECKPOINTS))?;
-        let last_signed_size = latest
-            .as_deref()
-            .and_then(|n| n.find("\n\n").and_then(|i| Checkpoint::parse_body(&n[..i + 1]).ok()))
-            .map_or(u64::MAX, |c| c.size);
+        let last_signed_size = latest.as_deref().and_then(|n| Checkpoint::of_note(n).ok()).map_or(u64::MAX, |c| c.size);
         let shared = Arc::new(Shared {
             size: AtomicU64::new(frontier.size()),
             latest: Mutex::new(latest),

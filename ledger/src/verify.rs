@@ -83,8 +83,7 @@ fn check_signatures(dir: &Path, keys: &[VerifierKey], stop: &AtomicBool) -> Resu
                 return Ok(());
             }
             if let Err(e) = open(&note, keys) {
-                let size =
-                    note.find("\n\n").and_then(|at| Checkpoint::parse_body(&note[..at + 1]).ok()).map(|c| c.size);
+                let size = Checkpoint::of_note(&note).ok().map(|c| c.size);
                 let at = size.map(|n| format!(" (size {n})")).unwrap_or_default();
                 return Err(corrupt(size, format!("checkpoint {i}{at}: {e}")));
             }
@@ -216,9 +215,7 @@ impl Notes {
         }
         let note = self.file.pop().unwrap_or_default();
         let i = self.seen;
-        let split = note.find("\n\n").ok_or_else(|| corrupt(None, format!("checkpoint {i}: no signature block")))?;
-        let cp =
-            Checkpoint::parse_body(&note[..split + 1]).map_err(|e| corrupt(None, format!("checkpoint {i}: {e}")))?;
+        let cp = Checkpoint::of_note(&note).map_err(|e| corrupt(None, format!("checkpoint {i}: {e}")))?;
         if let Some(prev) = &self.pending {
             if cp.size < prev.size {
                 return Err(corrupt(

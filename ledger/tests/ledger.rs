@@ -363,8 +363,7 @@ async fn checkpoints_roll_into_files_and_verify_reads_them_all() {
     assert!(files.len() >= 4, "rolled into {} files", files.len());
     let mut sizes = Vec::new();
     ledger::for_each_checkpoint_note(dir.path(), |n| {
-        let body = &n[..n.find("\n\n").expect("signature block") + 1];
-        sizes.push(ledger::Checkpoint::parse_body(body)?.size);
+        sizes.push(ledger::Checkpoint::of_note(n)?.size);
         Ok(())
     })
     .expect("notes");
