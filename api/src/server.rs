@@ -504,7 +504,7 @@ fn ledgered<T: serde::de::DeserializeOwned>(s: &AppState, index: u64, kind: ledg
     if ledger::record::peek(&bytes).is_some_and(|(k, _)| k != kind) {
         return None;
     }
-    let r: ledger::record::Record<T> = serde_json::from_str(std::str::from_utf8(&bytes).ok()?).ok()?;
+    let r = ledger::record::decode_as::<T>(&bytes).ok()?;
     (r.kind == kind).then_some(r.data)
 }
 
@@ -566,7 +566,7 @@ fn timeline(s: &AppState, inc: &correlate::Incident, after: Option<(i64, u64)>, 
         .map(|(time, index, entry)| {
             let (mut v, kind) = match entry {
                 Entry::Event(e) => (serde_json::to_value(&*e).unwrap_or(Value::Null), "event"),
-                Entry::Alert(a) => (indexed_json(&a), "alert"),
+                Entry::Alert(a) => (serde_json::to_value(&*a.item).unwrap_or(Value::Null), "alert"),
             };
             if let Some(o) = v.as_object_mut() {
                 o.insert("ledger_index".into(), index.into());

@@ -102,13 +102,12 @@ impl Views {
             // type, not through a JSON tree first (twice the work).
             if let Some((RecordKind::Event, at)) = record::peek(bytes) {
                 last_recorded = Some(at);
-                let text = std::str::from_utf8(bytes).ok();
-                match text.and_then(|t| serde_json::from_str::<record::Record<Event>>(t).ok()) {
-                    Some(r) => {
+                match record::decode_as::<Event>(bytes) {
+                    Ok(r) => {
                         on_event(index, &r.data);
                         self.add_events([Stored { index, item: Arc::new(r.data) }]);
                     }
-                    None => bad += 1,
+                    Err(_) => bad += 1,
                 }
                 return;
             }

@@ -67,6 +67,13 @@ pub fn decode(bytes: &[u8]) -> Result<Record<serde_json::Value>, LedgerError> {
     serde_json::from_slice(bytes).map_err(|e| LedgerError::Record(format!("not a ledger record: {e}")))
 }
 
+/// A record with its data read straight into `T`, without a JSON tree in
+/// between (the text is checked as UTF-8 once, not string by string).
+pub fn decode_as<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<Record<T>, LedgerError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| LedgerError::Record(format!("not a ledger record: {e}")))?;
+    serde_json::from_str(text).map_err(|e| LedgerError::Record(format!("not a ledger record: {e}")))
+}
+
 /// A record's kind and time read from the end of its canonical text, without
 /// parsing its data: in RFC 8785 form `recorded_at` is the last key and `kind`
 /// the one before it. `None` when the text does not end that way; then
