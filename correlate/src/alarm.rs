@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::CorrelateError;
 use crate::alert::Alert;
+use crate::state::pairs;
 
 fn default_flood_alarms() -> usize {
     10
@@ -107,7 +108,7 @@ pub struct Shelf {
     pub reason: String,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct Area {
     /// Times of alarms raised in the flood window.
     recent: VecDeque<i64>,
@@ -123,7 +124,24 @@ pub struct AlarmBoard {
     areas: HashMap<String, Area>,
 }
 
+/// An [`AlarmBoard`] as written to a state snapshot.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct BoardState {
+    #[serde(with = "pairs")]
+    standing: HashMap<String, AlarmState>,
+    #[serde(with = "pairs")]
+    areas: HashMap<String, Area>,
+}
+
 impl AlarmBoard {
+    pub fn save_state(&self) -> BoardState {
+        BoardState { standing: self.standing.clone(), areas: self.areas.clone() }
+    }
+
+    pub fn from_state(policy: AlarmPolicy, s: BoardState) -> Self {
+        Self { policy, standing: s.standing, areas: s.areas }
+    }
+
     pub fn new(policy: AlarmPolicy) -> Self {
         Self { policy, standing: HashMap::new(), areas: HashMap::new() }
     }

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use ingest::event::{EventClass, OtAccess, activity, severity, status};
 use ingest::inventory::{AssetKind, Criticality};
 use ingest::{Event, Inventory};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::alert::{Alert, Entity, EntityKind};
 use crate::rules::{BADGE_DENIED_THEN_EWS_LOGIN, OT_WRITE_OWNER_OFFSITE, PLC_CHANGE_OUTSIDE_WINDOW, RuleInfo};
-use crate::sigma::{self, Correlator, RuleSet, SigmaHit};
+use crate::sigma::{self, Correlator, CorrelatorState, RuleSet, SigmaHit};
+use crate::state::pairs;
 use crate::watermark::Watermarks;
 
 fn default_lateness() -> u64 {
@@ -75,7 +76,7 @@ impl Default for EngineConfig {
 }
 
 /// Counters the engine reports.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EngineStats {
     pub events: u64,
     /// Events whose time was already behind the watermark when they arrived.
@@ -86,7 +87,7 @@ pub struct EngineStats {
     pub evicted_groups: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct Seen {
     time: i64,
     index: u64,
@@ -111,7 +112,7 @@ struct Hit {
     summary: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct PendingWrite {
     time: i64,
     index: u64,
@@ -122,8 +123,8 @@ struct PendingWrite {
 }
 
 /// Bounded, time-ordered entries per key.
-#[derive(Debug, Default)]
-struct KeyedSeen(HashMap<(String, String), VecDeque<Seen>>);
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct KeyedSeen(#[serde(with = "pairs")] HashMap<(String, String), VecDeque<Seen>>);
 
 impl KeyedSeen {
     fn insert(&mut self, key: (String, String), s: Seen, max: usize) {
@@ -156,6 +157,23 @@ impl KeyedSeen {
     fn len(&self) -> usize {
         self.0.values().map(VecDeque::len).sum()
     }
+}
+
+/// What the engine has learnt from the events so far, as written to a
+/// state snapshot: restored into an engine with the same rules, inventory
+/// and settings, it goes on exactly as the engine it was taken from.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct EngineState {
+    watermarks: Watermarks,
+    now: i64,
+    denials: KeyedSeen,
+    logins: KeyedSeen,
+    presence: KeyedSeen,
+    swept_at: i64,
+    #[serde(with = "pairs")]
+    pending_writes: BTreeMap<(i64, u64), PendingWrite>,
+    sigma: CorrelatorState,
+    stats: EngineStats,
 }
 
 /// The correlation engine.
@@ -256,6 +274,37 @@ impl Engine {
             pending_writes: BTreeMap::new(),
             stats: EngineStats::default(),
         }
+    }
+
+    /// The state to write to a snapshot.
+    pub fn save_state(&self) -> EngineState {
+        EngineState {
+            watermarks: self.watermarks.clone(),
+            now: self.now,
+            denials: self.denials.clone(),
+            logins: self.logins.clone(),
+            presence: self.presence.clone(),
+            swept_at: self.swept_at,
+            pending_writes: self.pending_writes.clone(),
+            sigma: self.sigma.save_state(),
+            stats: self.stats,
+        }
+    }
+
+    /// Takes up a state from a snapshot. Refused (and the engine left as it
+    /// was) when the state names Sigma rules or correlations this engine
+    /// does not have: it was taken with other rules.
+    pub fn restore_state(&mut self, s: EngineState) -> Result<(), String> {
+        self.sigma.restore_state(s.sigma)?;
+        self.watermarks = s.watermarks;
+        self.now = s.now;
+        self.denials = s.denials;
+        self.logins = s.logins;
+        self.presence = s.presence;
+        self.swept_at = s.swept_at;
+        self.pending_writes = s.pending_writes;
+        self.stats = s.stats;
+        Ok(())
     }
 
     /// Events that arrived behind the watermark (cheap, unlike [`Self::stats`]).

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::CorrelateError;
 use crate::alert::{Alert, Entity};
+use crate::state::pairs;
 
 /// Alerts one incident takes; the next alert about its entity opens a new
 /// incident that `continues` it. Each version of an incident is ledgered
@@ -121,7 +122,31 @@ pub struct IncidentBook {
     group_window_ms: i64,
 }
 
+/// An [`IncidentBook`] as written to a state snapshot.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct BookState {
+    incidents: Vec<Incident>,
+    #[serde(with = "pairs")]
+    open: HashMap<Entity, Vec<String>>,
+    next_seq: u64,
+}
+
 impl IncidentBook {
+    pub fn save_state(&self) -> BookState {
+        BookState {
+            incidents: self.incidents.values().cloned().collect(),
+            open: self.open.clone(),
+            next_seq: self.next_seq,
+        }
+    }
+
+    /// The book a snapshot holds; its index by opening time is rebuilt.
+    pub fn from_state(group_window_ms: i64, s: BookState) -> Self {
+        let by_opened = s.incidents.iter().map(|i| (i.opened_at, i.id.clone())).collect();
+        let incidents = s.incidents.into_iter().map(|i| (i.id.clone(), i)).collect();
+        Self { incidents, by_opened, open: s.open, next_seq: s.next_seq, group_window_ms }
+    }
+
     pub fn new(group_window_ms: i64) -> Self {
         Self {
             incidents: BTreeMap::new(),

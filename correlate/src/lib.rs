@@ -10,12 +10,13 @@ mod engine;
 mod incident;
 mod rules;
 pub mod sigma;
+mod state;
 mod watermark;
 
-pub use alarm::{Alarm, AlarmBoard, AlarmKind, AlarmPolicy, AlarmState, Shelf};
+pub use alarm::{Alarm, AlarmBoard, AlarmKind, AlarmPolicy, AlarmState, BoardState, Shelf};
 pub use alert::{Alert, Entity, EntityKind};
-pub use engine::{Engine, EngineConfig, EngineStats};
-pub use incident::{Filed, Incident, IncidentBook, IncidentState};
+pub use engine::{Engine, EngineConfig, EngineState, EngineStats};
+pub use incident::{BookState, Filed, Incident, IncidentBook, IncidentState};
 pub use rules::BUILTIN_RULES;
 
 /// Correlation failures (configuration and state changes).

@@ -2,7 +2,11 @@
 
 use std::collections::HashMap;
 
-#[derive(Debug, Clone, Copy)]
+use serde::{Deserialize, Serialize};
+
+use crate::state::pairs;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct SourceClock {
     max_event_time: i64,
     last_seen: i64,
@@ -10,8 +14,9 @@ struct SourceClock {
 
 /// The engine's event-time progress. A source that has sent nothing for
 /// `idle_timeout_ms` (processing time) stops holding the watermark back.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Watermarks {
+    #[serde(with = "pairs")]
     sources: HashMap<String, SourceClock>,
     allowed_lateness_ms: i64,
     idle_timeout_ms: i64,

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use ingest::{Event, Inventory};
+use serde::{Deserialize, Serialize};
 
 use super::fields::{Field, Value};
 use super::presence::Presence;
@@ -17,6 +18,7 @@ use super::rule::{CorrelationKind, Direction, MustBe, PersonFrom, RuleSet};
 /// A badge-in counts this long without another badge event.
 const DEFAULT_PRESENCE_TIMEOUT_MS: i64 = 12 * 3_600_000;
 use crate::alert::{Entity, EntityKind};
+use crate::state::pairs;
 
 /// A rule's finding, before it becomes an [`crate::Alert`].
 #[derive(Debug, Clone, PartialEq)]
@@ -32,7 +34,7 @@ pub struct SigmaHit {
 }
 
 /// A detection match waiting for the watermark, for one correlation.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Pending {
     correlation: usize,
     key: GroupKey,
@@ -45,7 +47,7 @@ struct Pending {
 }
 
 /// An `lt` / `lte` / `eq` window waiting for its end.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct CountWindow {
     key: GroupKey,
     entity: Entity,
@@ -53,7 +55,7 @@ struct CountWindow {
 }
 
 /// A first-rule match of an absence, waiting for its span to pass.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Deadline {
     key: GroupKey,
     time: i64,
@@ -63,7 +65,7 @@ struct Deadline {
     zone: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Seen {
     time: i64,
     index: u64,
@@ -72,12 +74,13 @@ struct Seen {
 }
 
 /// Matches of one group within a correlation's timespan.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct Window {
     /// The group-by values (kept once per group, for the alert's entity).
     key: GroupKey,
     seen: VecDeque<Seen>,
     /// `value_count`: how often each value occurs in `seen`.
+    #[serde(with = "pairs")]
     values: HashMap<Arc<str>, u32>,
     /// `lt` / `lte` / `eq`: when the group's current window opened.
     opened: Option<i64>,
@@ -136,6 +139,27 @@ struct CorrelationPlan {
     entity: (EntityKind, Field),
 }
 
+/// One correlation's groups, as written to a snapshot.
+#[derive(Clone, Serialize, Deserialize)]
+struct Groups(#[serde(with = "pairs")] HashMap<GroupKey, Window>);
+
+/// A [`Correlator`]'s state, for a snapshot (see [`crate::EngineState`]).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct CorrelatorState {
+    pending: VecDeque<((i64, u64, usize), Pending)>,
+    windows: Vec<Groups>,
+    #[serde(with = "pairs")]
+    deadlines: BTreeMap<(i64, u64, usize), Deadline>,
+    #[serde(with = "pairs")]
+    count_deadlines: BTreeMap<(i64, u64, usize), CountWindow>,
+    swept_at: Vec<i64>,
+    evicted: u64,
+    presence: Presence,
+    #[serde(with = "pairs")]
+    presence_pending: BTreeMap<(i64, u64, usize), PresenceWait>,
+    presence_pruned_at: i64,
+}
+
 /// The rule set at work, with its state.
 pub struct Correlator {
     set: Arc<RuleSet>,
@@ -172,7 +196,7 @@ pub struct Correlator {
 }
 
 /// A match waiting for its presence condition to be decided.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct PresenceWait {
     person: String,
     zone: Option<String>,
@@ -238,6 +262,49 @@ impl Correlator {
             presence_pending: BTreeMap::new(),
             presence_pruned_at: i64::MIN,
         }
+    }
+
+    pub fn save_state(&self) -> CorrelatorState {
+        CorrelatorState {
+            pending: self.pending.clone(),
+            windows: self.windows.iter().map(|w| Groups(w.clone())).collect(),
+            deadlines: self.deadlines.clone(),
+            count_deadlines: self.count_deadlines.clone(),
+            swept_at: self.swept_at.clone(),
+            evicted: self.evicted,
+            presence: self.presence.clone(),
+            presence_pending: self.presence_pending.clone(),
+            presence_pruned_at: self.presence_pruned_at,
+        }
+    }
+
+    /// Takes up a saved state, after checking that every rule and
+    /// correlation it names is one of this set's (or it was saved with other
+    /// rules, and indexing by it would go wrong).
+    pub fn restore_state(&mut self, s: CorrelatorState) -> Result<(), String> {
+        let plans = self.plans.len();
+        let other = |what: &str| Err(format!("the state was saved with other Sigma rules ({what})"));
+        if s.windows.len() != plans || s.swept_at.len() != plans {
+            return other("number of correlations");
+        }
+        let positions = |p: usize| self.set.rules[self.plans[p].rule].correlation.as_ref().map_or(0, |c| c.rules.len());
+        if s.pending.iter().any(|((_, _, p), w)| {
+            *p != w.correlation || w.correlation >= plans || w.position >= positions(w.correlation)
+        }) || s.deadlines.keys().chain(s.count_deadlines.keys()).any(|(_, _, p)| *p >= plans)
+            || s.presence_pending.keys().any(|(_, _, r)| self.set.rules.get(*r).is_none_or(|r| r.presence.is_none()))
+        {
+            return other("a correlation or rule index");
+        }
+        self.pending = s.pending;
+        self.windows = s.windows.into_iter().map(|g| g.0).collect();
+        self.deadlines = s.deadlines;
+        self.count_deadlines = s.count_deadlines;
+        self.swept_at = s.swept_at;
+        self.evicted = s.evicted;
+        self.presence = s.presence;
+        self.presence_pending = s.presence_pending;
+        self.presence_pruned_at = s.presence_pruned_at;
+        Ok(())
     }
 
     /// How long a badge-in counts without another badge event (default 12 h).

@@ -15,7 +15,7 @@ pub mod fields;
 mod presence;
 mod rule;
 
-pub use correlation::{Correlator, SigmaHit};
+pub use correlation::{Correlator, CorrelatorState, SigmaHit};
 pub use detection::Placeholders;
 pub use examples::{ExampleResult, example_event, run_examples};
 pub use rule::{Example, RuleFile, RuleSet, SigmaRule, load_dir, parse_file, placeholders};

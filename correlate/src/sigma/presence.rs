@@ -8,24 +8,28 @@ use std::collections::HashMap;
 
 use ingest::Event;
 use ingest::event::{EventClass, activity};
+use serde::{Deserialize, Serialize};
+
+use crate::state::pairs;
 
 /// Where a person was as of a badge event; `None` after leaving.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Mark {
     time: i64,
     place: Option<Place>,
 }
 
 /// The zone and area of the door a person went through.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Place {
     pub zone: Option<String>,
     pub area: Option<String>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Presence {
     timeout_ms: i64,
+    #[serde(with = "pairs")]
     people: HashMap<String, Vec<Mark>>,
 }
 
