@@ -366,7 +366,7 @@ pub enum BenchEvents {
 }
 
 /// The inventory parsed bench events are enriched from.
-fn bench_inventory() -> String {
+pub(crate) fn bench_inventory() -> String {
     use std::fmt::Write as _;
     let mut t = String::new();
     for (z, zone) in BENCH_ZONES.iter().enumerate() {
@@ -406,7 +406,7 @@ fn bench_inventory() -> String {
 }
 
 /// Raw record `i` of `n` of a plant's mix, spread over 30 days: its format and bytes.
-fn plant_record(i: u64, n: u64) -> (ingest::Format, Vec<u8>) {
+pub(crate) fn plant_record(i: u64, n: u64) -> (ingest::Format, Vec<u8>) {
     use ingest::Format;
     let t = bench_time(i, n);
     let ts = ingest::time::format_rfc3339(t);

@@ -54,6 +54,9 @@ pub struct Config {
     pub ingest: IngestConfig,
     #[serde(default)]
     pub sources: SourcesConfig,
+    /// State snapshots, which spare a start the replay of the whole ledger.
+    #[serde(default)]
+    pub state: crate::state::StateConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -246,6 +249,7 @@ impl Config {
             incidents: IncidentConfig::default(),
             ingest: IngestConfig::default(),
             sources: SourcesConfig::default(),
+            state: crate::state::StateConfig::default(),
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod rules;
 pub mod search;
 pub mod server;
 pub mod sql;
+pub mod state;
 pub mod views;
 
 pub use config::Config;

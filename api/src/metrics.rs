@@ -183,6 +183,22 @@ pub fn render_views(ledger_records: u64, searchable: u64, archived: u64) -> Stri
     out
 }
 
+/// How much of the ledger a restart would replay: the records after the
+/// newest state snapshot (all of them when there is none).
+pub fn render_state(ledger_records: u64, snapshot_records: u64) -> String {
+    let mut out = String::new();
+    family(&mut out, "custos_state_snapshot_records", "gauge", "Ledger records the newest state snapshot covers.");
+    let _ = writeln!(out, "custos_state_snapshot_records {snapshot_records}");
+    family(
+        &mut out,
+        "custos_state_replay_records",
+        "gauge",
+        "Ledger records a start would replay: those after the newest state snapshot.",
+    );
+    let _ = writeln!(out, "custos_state_replay_records {}", ledger_records.saturating_sub(snapshot_records));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,6 +41,8 @@ pub struct PipelineStats {
     pub udp_drops: Arc<UdpDrops>,
     /// API request counts and latencies by route.
     pub http: crate::metrics::HttpMetrics,
+    /// Records covered by the newest state snapshot: a start replays those after it.
+    pub state_snapshot_records: Arc<AtomicU64>,
 }
 
 /// A started Custos with the ledger and correlation (and, by its roles, the
@@ -65,6 +67,10 @@ pub struct Custos {
     evidence: JoinHandle<()>,
     /// Feeds the search index and the Parquet archive from the ledger.
     follower: crate::follow::Follower,
+    /// Writes state snapshots in the background (none when they are off).
+    snapshot_writer: Option<crate::state::SnapshotWriter>,
+    /// The ledger size of the state snapshot this start took up, if any.
+    pub resumed_from: Option<u64>,
     server: Option<JoinHandle<()>>,
 }
 
@@ -292,6 +298,8 @@ impl Custos {
         let signer = load_or_create_key(&data_dir, &cfg.ledger.origin)?;
         // A second handle on the key signs evidence bundle manifests.
         let bundle_signer = NoteSigner::parse(&signer.encode())?;
+        let signer_verifier = signer.verifier();
+        let stats = Arc::new(PipelineStats::default());
         let ledger_dir = data_dir.join("ledger");
         let (ledger, report) = Ledger::open(&ledger_dir, &cfg.ledger.origin, signer, LedgerOptions::default())?;
         let ledger = Arc::new(ledger);
@@ -304,37 +312,55 @@ impl Custos {
             audits.push(system_audit("ledger.recover", serde_json::json!({"reason": "torn tail after an unclean stop", "truncated_bytes": report.truncated_bytes}))?);
         }
         ledger.append(audits).await?;
-        let views = Arc::new(Views::new(
-            cfg.http.recent_events,
-            cfg.incidents.group_window_ms as i64,
-            cfg.alarms.policy.clone(),
-        ));
-        // Correlation state is not snapshotted: the ledger is the engine's input
-        // log, so replaying it rebuilds the state exactly. Alert ids are
-        // deterministic; a replayed alert already in the ledger is not raised
-        // again, and one a crash kept from the ledger is raised now.
-        let mut engine = Engine::from_config(inventory.clone(), cfg.correlate.clone()).map_err(Error::Rules)?;
-        let (mut replayed, mut known, mut last) = (Vec::new(), std::collections::HashSet::new(), 0);
+        let setup = crate::state::Setup {
+            inventory: inventory.clone(),
+            engine: cfg.correlate.clone(),
+            recent: cfg.http.recent_events,
+            group_window_ms: cfg.incidents.group_window_ms as i64,
+            alarm_policy: cfg.alarms.policy.clone(),
+        };
+        let views = Arc::new(setup.views());
+        // Correlation state comes from the ledger, the engine's input log: a
+        // replay rebuilds it exactly. A state snapshot saves replaying the
+        // records before it (see `state`). Alert ids are deterministic; a
+        // replayed alert already in the ledger is not raised again, and one a
+        // crash kept from the ledger is raised now.
+        let mut engine = setup.engine().map_err(Error::Rules)?;
+        let fingerprint = setup.fingerprint(&engine);
+        let snapshots = Arc::new(crate::state::Snapshots::new(&data_dir, &cfg.ledger.origin));
+        let snapshotting = cfg.state.snapshot_every_records > 0;
         let started = std::time::Instant::now();
-        let (n, last_tick) = views.rebuild(
-            &ledger_dir,
-            |index, e| {
-                last = index;
-                replayed.extend(engine.on_event(index, e));
-            },
-            |a| {
-                known.insert(a.id.clone());
-            },
-        )?;
-        let missed: Vec<Alert> = replayed.into_iter().filter(|a| !known.contains(&a.id)).collect();
-        engine.suppress_ledgered(known, last);
+        let mut replay = crate::state::Replay::new(&views, &mut engine);
+        let resumed_from =
+            if snapshotting { replay.resume(&snapshots, &ledger, &signer_verifier, &fingerprint) } else { None };
+        replay.catch_up(&ledger, ledger.size())?;
+        let first_snapshot =
+            (snapshotting && replay.size() > resumed_from.unwrap_or(0)).then(|| (replay.save(), fingerprint));
+        let crate::state::Replayed { records, missed, last_tick } = replay.finish();
         tracing::info!(
-            records = n,
+            records,
             created = report.created,
+            resumed_from_snapshot = resumed_from,
+            replayed = records - resumed_from.unwrap_or(0),
             replay_ms = started.elapsed().as_millis() as u64,
             alerts_missed_by_a_crash = missed.len(),
             "ledger open; correlation state rebuilt by replay"
         );
+        let snapshot_writer = snapshotting
+            .then(|| {
+                crate::state::SnapshotWriter::spawn(
+                    crate::state::WriterParts {
+                        setup,
+                        snapshots,
+                        ledger: ledger.clone(),
+                        signer: NoteSigner::parse(&bundle_signer.encode())?,
+                        every_records: cfg.state.snapshot_every_records,
+                        newest: stats.state_snapshot_records.clone(),
+                    },
+                    first_snapshot,
+                )
+            })
+            .transpose()?;
         // Search and the Parquet archive follow the ledger from where they stopped.
         let derived = crate::follow::Derived::open(&data_dir, Default::default())?;
         let searcher = derived.searcher();
@@ -346,7 +372,6 @@ impl Custos {
             crate::accounts::AccountStore::open(data_dir.join("accounts.json"))
                 .map_err(Error::io("open accounts", &data_dir))?,
         );
-        let stats = Arc::new(PipelineStats::default());
         let (stop, stop_rx) = watch::channel(false);
         // On a durable bus the stages stop on the signal; on the embedded bus they drain.
         let stage_stop = bus.is_durable().then(|| stop_rx.clone());
@@ -452,6 +477,8 @@ impl Custos {
             evidence,
             server,
             follower,
+            snapshot_writer,
+            resumed_from,
         })
     }
 
@@ -488,6 +515,9 @@ impl Custos {
             let _ = n.await;
         }
         let _ = self.evidence.await;
+        if let Some(w) = self.snapshot_writer.take() {
+            w.stop();
+        }
         self.ledger
             .append(vec![system_audit("service.stop", serde_json::json!({"reason": "shutdown requested"}))?])
             .await?;

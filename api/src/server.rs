@@ -1569,7 +1569,8 @@ async fn metrics(caller: Caller, State(s): State<AppState>) -> Result<Response, 
         &st.late_events,
         s.0.ledger.size(),
         age,
-    ) + &st.http.render();
+    ) + &st.http.render()
+        + &crate::metrics::render_state(s.0.ledger.size(), st.state_snapshot_records.load(Ordering::Relaxed));
     let text = match &s.0.search {
         Some((_, views)) => {
             let (searchable, archived) =

@@ -2,12 +2,12 @@
 //! incident book. They are derived from the ledger and rebuilt from it on start.
 
 use std::collections::{HashMap, VecDeque};
-use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use correlate::{Alert, Incident, IncidentBook};
 use ingest::{DeadLetter, Event};
-use ledger::{LedgerError, RecordKind, record};
+use ledger::{RecordKind, record};
+use serde::{Deserialize, Serialize};
 
 /// An event with its ledger index.
 #[derive(Debug, Clone)]
@@ -18,6 +18,8 @@ pub struct Stored<T> {
 
 pub struct Views {
     cap: usize,
+    group_window_ms: i64,
+    alarm_policy: correlate::AlarmPolicy,
     events: RwLock<VecDeque<Stored<Event>>>,
     dead_letters: RwLock<VecDeque<Stored<DeadLetter>>>,
     alerts: RwLock<VecDeque<Stored<Alert>>>,
@@ -40,6 +42,37 @@ fn push_capped<T>(q: &RwLock<VecDeque<T>>, cap: usize, items: impl IntoIterator<
         }
         q.push_back(item);
     }
+}
+
+fn pairs_of<T>(q: &RwLock<VecDeque<Stored<T>>>) -> Vec<(u64, Arc<T>)> {
+    q.read().unwrap_or_else(|e| e.into_inner()).iter().map(|s| (s.index, s.item.clone())).collect()
+}
+
+fn restore_pairs<T>(q: &RwLock<VecDeque<Stored<T>>>, items: Vec<(u64, Arc<T>)>) {
+    *q.write().unwrap_or_else(|e| e.into_inner()) =
+        items.into_iter().map(|(index, item)| Stored { index, item }).collect();
+}
+
+/// How far a replay of the ledger into the views has come.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ReplayProgress {
+    /// The last record's ledger time: the board ticks there when the replay ends.
+    pub last_recorded: Option<i64>,
+    /// Records this version could not read.
+    pub bad: u64,
+}
+
+/// The views' contents as written to a state snapshot.
+#[derive(Serialize, Deserialize)]
+pub struct ViewsState {
+    events: Vec<(u64, Arc<Event>)>,
+    dead_letters: Vec<(u64, Arc<DeadLetter>)>,
+    alerts: Vec<(u64, Arc<Alert>)>,
+    /// Sorted by id, so equal views write equal bytes.
+    alert_index: Vec<(String, u64)>,
+    incidents: correlate::BookState,
+    retention: Vec<serde_json::Value>,
+    alarms: correlate::BoardState,
 }
 
 /// Applies an `alarm.acknowledge` or `alarm.shelve` audit record to the board.
@@ -67,6 +100,8 @@ impl Views {
     pub fn new(cap: usize, group_window_ms: i64, alarm_policy: correlate::AlarmPolicy) -> Self {
         Self {
             cap: cap.max(1),
+            group_window_ms,
+            alarm_policy: alarm_policy.clone(),
             events: RwLock::new(VecDeque::new()),
             dead_letters: RwLock::new(VecDeque::new()),
             alerts: RwLock::new(VecDeque::new()),
@@ -77,87 +112,115 @@ impl Views {
         }
     }
 
-    /// Rebuilds the views from the ledger at `dir`, handing each event and
-    /// alert to `on_event` / `on_alert` too. Returns the records read and the
-    /// alarms of the board's last tick, at the last record's time (the start
-    /// of this run, which ledgers `service.start` first): floods that ended
-    /// while Custos was stopped, or after its last record before the stop.
-    ///
-    /// The alarm board is replayed as it ran: each alert raised at the time it
-    /// was ledgered (so floods start and end as they did), each acknowledgement
-    /// and shelving from its `audit` record. Nothing before the last tick is
-    /// sent again: those alarms went out, or wait in the outbox, before the
-    /// stop; whether the last tick's went out only the outbox can tell.
-    pub fn rebuild(
-        &self,
-        dir: &Path,
-        mut on_event: impl FnMut(u64, &Event),
-        mut on_alert: impl FnMut(&Alert),
-    ) -> Result<(u64, Vec<correlate::Alarm>), LedgerError> {
-        let mut bad = 0u64;
-        let mut board = self.alarms.lock().unwrap_or_else(|e| e.into_inner());
-        let mut last_recorded = None;
-        let n = ledger::for_each_record(dir, |index, bytes| {
-            // Events, nearly every record, are read straight into the event
-            // type, not through a JSON tree first (twice the work).
-            if let Some((RecordKind::Event, at)) = record::peek(bytes) {
-                last_recorded = Some(at);
-                match record::decode_as::<Event>(bytes) {
-                    Ok(r) => {
-                        on_event(index, &r.data);
-                        self.add_events([Stored { index, item: Arc::new(r.data) }]);
-                    }
-                    Err(_) => bad += 1,
-                }
-                return;
-            }
-            let Ok(rec) = record::decode(bytes) else {
-                bad += 1;
-                return;
-            };
-            let at = rec.recorded_at;
-            last_recorded = Some(at);
-            match rec.kind {
-                RecordKind::Event => match serde_json::from_value::<Event>(rec.data) {
-                    Ok(e) => {
-                        on_event(index, &e);
-                        self.add_events([Stored { index, item: Arc::new(e) }]);
-                    }
-                    Err(_) => bad += 1,
-                },
-                RecordKind::Deadletter => match serde_json::from_value::<DeadLetter>(rec.data) {
-                    Ok(d) => self.add_dead_letters([Stored { index, item: Arc::new(d) }]),
-                    Err(_) => bad += 1,
-                },
-                RecordKind::Alert => match serde_json::from_value::<Alert>(rec.data) {
-                    Ok(a) => {
-                        on_alert(&a);
-                        board.tick(at);
-                        board.raise(&a, at);
-                        self.add_alerts([Stored { index, item: Arc::new(a) }]);
-                    }
-                    Err(_) => bad += 1,
-                },
-                RecordKind::Incident => match serde_json::from_value::<Incident>(rec.data) {
-                    Ok(i) => self.incidents.write().unwrap_or_else(|e| e.into_inner()).restore(i),
-                    Err(_) => bad += 1,
-                },
-                RecordKind::Retention | RecordKind::LegalHold => {
-                    let mut data = rec.data;
-                    if let Some(o) = data.as_object_mut() {
-                        o.insert("index".into(), index.into());
-                    }
-                    self.retention.write().unwrap_or_else(|e| e.into_inner()).push(data);
-                }
-                RecordKind::Audit => replay_alarm_action(&mut board, &rec.data, at),
-                _ => {}
-            }
-        })?;
-        let last_tick = last_recorded.map(|at| board.tick(at)).unwrap_or_default();
-        if bad > 0 {
-            tracing::warn!(records = bad, "ledger records that this version cannot read were skipped in the views");
+    /// What the views hold, for a state snapshot.
+    pub fn save_state(&self) -> ViewsState {
+        let mut alert_index: Vec<(String, u64)> =
+            self.alert_index.read().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, v)| (k.clone(), *v)).collect();
+        alert_index.sort_unstable();
+        ViewsState {
+            events: pairs_of(&self.events),
+            dead_letters: pairs_of(&self.dead_letters),
+            alerts: pairs_of(&self.alerts),
+            alert_index,
+            incidents: self.incidents.read().unwrap_or_else(|e| e.into_inner()).save_state(),
+            retention: self.retention.read().unwrap_or_else(|e| e.into_inner()).clone(),
+            alarms: self.alarms.lock().unwrap_or_else(|e| e.into_inner()).save_state(),
         }
-        Ok((n, last_tick))
+    }
+
+    /// Puts back what [`Self::save_state`] saved, in place of what the views hold.
+    pub fn restore_state(&self, s: ViewsState) {
+        restore_pairs(&self.events, s.events);
+        restore_pairs(&self.dead_letters, s.dead_letters);
+        restore_pairs(&self.alerts, s.alerts);
+        *self.alert_index.write().unwrap_or_else(|e| e.into_inner()) = s.alert_index.into_iter().collect();
+        *self.incidents.write().unwrap_or_else(|e| e.into_inner()) =
+            IncidentBook::from_state(self.group_window_ms, s.incidents);
+        *self.retention.write().unwrap_or_else(|e| e.into_inner()) = s.retention;
+        *self.alarms.lock().unwrap_or_else(|e| e.into_inner()) =
+            correlate::AlarmBoard::from_state(self.alarm_policy.clone(), s.alarms);
+    }
+
+    /// Is the alert with this id in the ledger (as far as the views have read)?
+    pub fn has_alert(&self, id: &str) -> bool {
+        self.alert_index.read().unwrap_or_else(|e| e.into_inner()).contains_key(id)
+    }
+
+    /// The ids of every alert the views have read from the ledger.
+    pub fn alert_ids(&self) -> std::collections::HashSet<String> {
+        self.alert_index.read().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect()
+    }
+
+    /// Applies one ledger record to the views (what a start does for each
+    /// record, in order): events and alerts to the recent lists, incident
+    /// versions to the book, alerts and alarm actions to the board, replayed
+    /// as it ran (each alert raised at the time it was ledgered, so floods
+    /// start and end as they did). Returns the event, for the engine.
+    pub(crate) fn apply(&self, index: u64, bytes: &[u8], progress: &mut ReplayProgress) -> Option<Arc<Event>> {
+        // Events, nearly every record, are read straight into the event
+        // type, not through a JSON tree first (twice the work).
+        if let Some((RecordKind::Event, at)) = record::peek(bytes) {
+            progress.last_recorded = Some(at);
+            return match record::decode_as::<Event>(bytes) {
+                Ok(r) => {
+                    let e = Arc::new(r.data);
+                    self.add_events([Stored { index, item: e.clone() }]);
+                    Some(e)
+                }
+                Err(_) => {
+                    progress.bad += 1;
+                    None
+                }
+            };
+        }
+        let Ok(rec) = record::decode(bytes) else {
+            progress.bad += 1;
+            return None;
+        };
+        let at = rec.recorded_at;
+        progress.last_recorded = Some(at);
+        let mut bad = false;
+        match rec.kind {
+            RecordKind::Event => match serde_json::from_value::<Event>(rec.data) {
+                Ok(e) => {
+                    let e = Arc::new(e);
+                    self.add_events([Stored { index, item: e.clone() }]);
+                    return Some(e);
+                }
+                Err(_) => bad = true,
+            },
+            RecordKind::Deadletter => match serde_json::from_value::<DeadLetter>(rec.data) {
+                Ok(d) => self.add_dead_letters([Stored { index, item: Arc::new(d) }]),
+                Err(_) => bad = true,
+            },
+            RecordKind::Alert => match serde_json::from_value::<Alert>(rec.data) {
+                Ok(a) => {
+                    let mut board = self.alarms.lock().unwrap_or_else(|e| e.into_inner());
+                    board.tick(at);
+                    board.raise(&a, at);
+                    drop(board);
+                    self.add_alerts([Stored { index, item: Arc::new(a) }]);
+                }
+                Err(_) => bad = true,
+            },
+            RecordKind::Incident => match serde_json::from_value::<Incident>(rec.data) {
+                Ok(i) => self.incidents.write().unwrap_or_else(|e| e.into_inner()).restore(i),
+                Err(_) => bad = true,
+            },
+            RecordKind::Retention | RecordKind::LegalHold => {
+                let mut data = rec.data;
+                if let Some(o) = data.as_object_mut() {
+                    o.insert("index".into(), index.into());
+                }
+                self.retention.write().unwrap_or_else(|e| e.into_inner()).push(data);
+            }
+            RecordKind::Audit => {
+                replay_alarm_action(&mut self.alarms.lock().unwrap_or_else(|e| e.into_inner()), &rec.data, at)
+            }
+            _ => {}
+        }
+        progress.bad += u64::from(bad);
+        None
     }
 
     pub fn add_events(&self, items: impl IntoIterator<Item = Stored<Event>>) {
@@ -253,12 +316,13 @@ mod tests {
             acted(603_002, "login", "", json!({})),
         ];
         l.append(records).await.expect("append");
-        l.close().await.expect("close");
-        drop(l);
 
         let policy = AlarmPolicy { flood_alarms: 2, flood_minutes: 1, ..AlarmPolicy::default() };
         let views = Views::new(10, 3_600_000, policy);
-        let (_, last_tick) = views.rebuild(dir.path(), |_, _| {}, |_| {}).expect("rebuild");
+        let mut engine = correlate::Engine::new(Default::default(), Default::default());
+        let mut replay = crate::state::Replay::new(&views, &mut engine);
+        replay.catch_up(&l, l.size()).expect("replay");
+        let last_tick = replay.finish().last_tick;
         // The flood ended after the last alert: the last tick found it, and
         // only the outbox can tell whether it was announced before the stop.
         let ended: Vec<_> = last_tick.iter().map(|a| (a.key.as_str(), &a.kind)).collect();

@@ -307,6 +307,15 @@ impl Engine {
         Ok(())
     }
 
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// The Sigma rules at work.
+    pub fn rules(&self) -> &RuleSet {
+        self.sigma.rules()
+    }
+
     /// Events that arrived behind the watermark (cheap, unlike [`Self::stats`]).
     pub fn late_events(&self) -> u64 {
         self.stats.late_events

@@ -453,6 +453,20 @@ impl Ledger {
         reader.finish(proof)
     }
 
+    /// The Merkle root of the first `size` records (RFC 9162 `MTH`).
+    pub fn root_at(&self, size: u64) -> Result<Hash, LedgerError> {
+        let tree = self.shared.tree.read().unwrap_or_else(|e| e.into_inner());
+        if size > tree.size() {
+            return Err(LedgerError::Record(format!("the ledger has {} records, not {size}", tree.size())));
+        }
+        if size == 0 {
+            return Ok(crate::merkle::empty_root());
+        }
+        let reader = tree.reader(&self.dir);
+        let root = crate::merkle::Subtrees::subtree(&reader, 0, size);
+        reader.finish(root)
+    }
+
     /// A read-only view of the ledger as it is now, for an export while
     /// records keep arriving: its latest signed checkpoint and the records it
     /// covers (and those after), without reading or hashing them again.
@@ -821,10 +835,18 @@ impl Writer {
 /// Calls `f(index, record)` for every record in the ledger at `dir`, in order.
 /// A torn tail ends the scan quietly (the writer would truncate it on open);
 /// any other fault is an error naming the index.
-pub fn for_each_record(dir: &Path, mut f: impl FnMut(u64, &[u8])) -> Result<u64, LedgerError> {
-    let mut index = 0u64;
+pub fn for_each_record(dir: &Path, f: impl FnMut(u64, &[u8])) -> Result<u64, LedgerError> {
+    for_each_record_from(dir, 0, f)
+}
+
+/// [`for_each_record`] from record `start` on: the segments wholly before it
+/// are not read. Returns the number of records in the ledger.
+pub fn for_each_record_from(dir: &Path, start: u64, mut f: impl FnMut(u64, &[u8])) -> Result<u64, LedgerError> {
     let segments = segment_files(dir)?;
-    for (i, (first, path)) in segments.iter().enumerate() {
+    // The last segment starting at or before `start` holds it.
+    let skip = segments.iter().rposition(|(first, _)| *first <= start).unwrap_or(0);
+    let mut index = segments.get(skip).map_or(0, |(first, _)| *first);
+    for (i, (first, path)) in segments.iter().enumerate().skip(skip) {
         if *first != index {
             return Err(LedgerError::Corrupt {
                 index: Some(index),
@@ -833,7 +855,9 @@ pub fn for_each_record(dir: &Path, mut f: impl FnMut(u64, &[u8])) -> Result<u64,
         }
         let bytes = read_file(path)?;
         let (_, fault) = read_frames(&bytes, |_, p| {
-            f(index, p);
+            if index >= start {
+                f(index, p);
+            }
             index += 1;
             Ok(())
         })?;
