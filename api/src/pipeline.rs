@@ -337,6 +337,7 @@ impl Custos {
         let first_snapshot =
             (snapshotting && replay.size() > resumed_from.unwrap_or(0)).then(|| (replay.save(), fingerprint));
         let crate::state::Replayed { records, missed, last_tick } = replay.finish();
+        stats.state_snapshot_records.store(resumed_from.unwrap_or(0), Ordering::Relaxed);
         tracing::info!(
             records,
             created = report.created,
@@ -355,6 +356,7 @@ impl Custos {
                         ledger: ledger.clone(),
                         signer: NoteSigner::parse(&bundle_signer.encode())?,
                         every_records: cfg.state.snapshot_every_records,
+                        poll: std::time::Duration::from_secs(10),
                         newest: stats.state_snapshot_records.clone(),
                     },
                     first_snapshot,

@@ -208,18 +208,23 @@ impl Setup {
         Views::new(self.recent, self.group_window_ms, self.alarm_policy.clone())
     }
 
-    /// What a snapshot depends on besides the ledger: the code that replays
-    /// (fingerprinted at build time), the rules `engine` has compiled, the
-    /// inventory and the settings. Hex SHA-256.
+    /// What a snapshot depends on besides the ledger: the state's format,
+    /// the rules' files as `engine` read them, and the correlation, incident
+    /// and alarm settings. Hex SHA-256.
+    ///
+    /// Neither the code's version nor the inventory is part of it. A snapshot
+    /// is taken up after an upgrade or an inventory change, as a running
+    /// engine would go on with its state: what was decided before stays
+    /// decided, and windows still open close under the new code or
+    /// inventory. What the views show comes from ledger records, which no
+    /// upgrade changes. A change to what the state holds or means bumps
+    /// [`NOTE_HEADER`]'s version (the golden test of the format says when).
     pub fn fingerprint(&self, engine: &Engine) -> String {
         let mut h = Sha256::new();
         for part in [
             NOTE_HEADER,
-            env!("CARGO_PKG_VERSION"),
-            env!("CUSTOS_STATE_CODE"),
             &format!("{:?}", engine.config()),
-            &format!("{:?}", engine.rules()),
-            &serde_json::to_string(&*self.inventory).unwrap_or_default(),
+            &engine.rules().source,
             &format!("{} {} {:?}", self.recent, self.group_window_ms, self.alarm_policy),
         ] {
             h.update((part.len() as u64).to_be_bytes());
@@ -410,6 +415,8 @@ pub struct WriterParts {
     pub ledger: Arc<Ledger>,
     pub signer: NoteSigner,
     pub every_records: u64,
+    /// How often the ledger's size is looked at. Default 10 s.
+    pub poll: std::time::Duration,
     /// Size of the newest snapshot written or taken up (a metric).
     pub newest: Arc<AtomicU64>,
 }
@@ -449,8 +456,8 @@ impl WriterParts {
             self.report(written.map(|_| Some(state.size)));
         }
         loop {
-            // Checked every 10 s; the stop signal wakes it at once.
-            let _ = woken.recv_timeout(std::time::Duration::from_secs(10));
+            // The stop signal wakes it at once.
+            let _ = woken.recv_timeout(self.poll);
             if stop.load(Ordering::Relaxed) {
                 return;
             }
@@ -517,7 +524,7 @@ mod tests {
     /// A ledger as the service writes it, with the key that signs it.
     struct Plant {
         dir: tempfile::TempDir,
-        ledger: Ledger,
+        ledger: Arc<Ledger>,
         key: String,
         setup: Setup,
     }
@@ -630,7 +637,7 @@ mod tests {
                 ledger.append(records).await.expect("append");
             }
         }
-        assert!(raised.len() > 50, "the plant sets off rules: {}", raised.len());
+        assert!(raised.len() as u64 >= 10 * (batches - 1), "the plant sets off rules: {}", raised.len());
         let setup = Setup {
             inventory,
             engine: EngineConfig::default(),
@@ -638,7 +645,7 @@ mod tests {
             group_window_ms: 3_600_000,
             alarm_policy: correlate::AlarmPolicy { flood_alarms: 3, flood_minutes: 1, ..Default::default() },
         };
-        Plant { dir, ledger, key, setup }
+        Plant { dir, ledger: Arc::new(ledger), key, setup }
     }
 
     /// A start from a snapshot taken anywhere in the ledger ends exactly
@@ -701,5 +708,94 @@ mod tests {
         assert_eq!(p.replay(n, true).0, Some(300));
         let bigger = Setup { recent: 301, ..p.setup.clone() };
         assert_ne!(bigger.fingerprint(&bigger.engine().expect("rules")), fp, "the settings count");
+    }
+
+    /// The background writer makes a snapshot once enough records have come
+    /// since the last, from that last one; stopping it ends the thread.
+    #[tokio::test]
+    async fn the_writer_snapshots_as_the_ledger_grows() {
+        let p = plant(3).await;
+        let newest = Arc::new(AtomicU64::new(0));
+        let parts = WriterParts {
+            setup: p.setup.clone(),
+            snapshots: Arc::new(p.snapshots()),
+            ledger: p.ledger.clone(),
+            signer: p.signer(),
+            every_records: 150,
+            poll: std::time::Duration::from_millis(20),
+            newest: newest.clone(),
+        };
+        let writer = SnapshotWriter::spawn(parts, None).expect("writer");
+        let written = |size: u64| {
+            let newest = newest.clone();
+            async move {
+                let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                while newest.load(Ordering::Relaxed) != size {
+                    assert!(std::time::Instant::now() < until, "no snapshot at {size}");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+            }
+        };
+        let n = p.ledger.size();
+        written(n).await;
+        let audit = |i: u64| record::encode(RecordKind::Audit, i as i64, &json!({"action": "login", "n": i}));
+        for _ in 0..2 {
+            let batch = (0..100).map(audit).collect::<Result<Vec<_>, _>>().expect("encode");
+            p.ledger.append(batch).await.expect("append");
+        }
+        written(n + 200).await;
+        writer.stop();
+        assert_eq!(p.snapshots().sizes(), [n + 200, n], "none at {} (fewer than 150 new records)", n + 100);
+        let whole = p.replay(n + 200, false);
+        let resumed = p.replay(n + 200, true);
+        assert_eq!(resumed.0, Some(n + 200));
+        assert!(resumed.1 == whole.1, "the writer's snapshot is the replay's state");
+    }
+
+    /// The shape of a saved state: every field's path and JSON type.
+    /// Records the ledger defines (events, dead letters, alerts) count as one
+    /// leaf: their format is the event contract's, tested on its own.
+    fn shape(v: &serde_json::Value, path: &str, out: &mut std::collections::BTreeSet<String>) {
+        use serde_json::Value;
+        let record = ["views.events[][]", "views.dead_letters[][]", "views.alerts[][]", "unconfirmed[]"];
+        if record.contains(&path) && v.is_object() {
+            out.insert(format!("{path}: record"));
+            return;
+        }
+        match v {
+            Value::Null => {}
+            Value::Bool(_) => drop(out.insert(format!("{path}: bool"))),
+            Value::Number(_) => drop(out.insert(format!("{path}: number"))),
+            Value::String(_) => drop(out.insert(format!("{path}: string"))),
+            Value::Array(items) => items.iter().for_each(|x| shape(x, &format!("{path}[]"), out)),
+            Value::Object(fields) => {
+                for (k, x) in fields {
+                    let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    shape(x, &p, out);
+                }
+            }
+        }
+    }
+
+    /// What a snapshot holds is a format: a change to its shape shows here,
+    /// and calls for a new version in `NOTE_HEADER` (so that older snapshots
+    /// are replayed over, not misread). `CUSTOS_UPDATE_GOLDEN=1` rewrites it.
+    #[tokio::test]
+    async fn the_snapshot_format_is_golden() {
+        let p = plant(20).await;
+        let saved: serde_json::Value = serde_json::from_str(&p.replay(p.ledger.size(), false).1).expect("json");
+        let mut lines = std::collections::BTreeSet::new();
+        shape(&saved, "", &mut lines);
+        let text: String = lines.into_iter().map(|l| l + "\n").collect();
+        let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/state-format.txt");
+        if std::env::var_os("CUSTOS_UPDATE_GOLDEN").is_some() {
+            std::fs::write(&golden, &text).expect("write golden");
+        }
+        let want = std::fs::read_to_string(&golden).expect("golden file");
+        assert!(
+            text == want,
+            "the state snapshot format changed ({NOTE_HEADER}): bump its version, then rewrite {}\n{text}",
+            golden.display()
+        );
     }
 }

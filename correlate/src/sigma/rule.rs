@@ -173,6 +173,9 @@ pub struct RuleFile {
 #[derive(Debug, Clone, Default)]
 pub struct RuleSet {
     pub rules: Vec<SigmaRule>,
+    /// The files' names and texts as read: what the rules are, before the
+    /// inventory's placeholders were filled in (a state snapshot names them).
+    pub source: String,
 }
 
 /// `file:line: message`, the line found by the text the error is about.
@@ -357,7 +360,8 @@ impl RuleSet {
                 }
             }
         }
-        if errors.is_empty() { Ok(Self { rules }) } else { Err(errors) }
+        let source = files.iter().map(|f| format!("{}\n{}\n", f.path.display(), f.text)).collect();
+        if errors.is_empty() { Ok(Self { rules, source }) } else { Err(errors) }
     }
 
     fn rule(file: &RuleFile, doc: &Yaml, placeholders: &Placeholders) -> Result<(SigmaRule, Option<Yaml>), String> {

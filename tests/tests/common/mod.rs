@@ -173,6 +173,8 @@ pub async fn demo_end_to_end(bus: Option<BusConfig>) -> tempfile::TempDir {
     // Restart on the same directory: the same ledger grows and the incidents are back.
     let d = demo::start(options(dir.path(), bus)).await.expect("demo restarts");
     assert_eq!(d.admin_token, token, "the saved admin token keeps working");
+    let first = std::fs::read_dir(dir.path().join("state")).expect("state snapshots").count();
+    assert!(d.custos.resumed_from.is_some(), "the first start's state snapshot was taken up ({first} files)");
     let again =
         get(d.http_addr, "/api/v1/incidents", &token).await["incidents"].as_array().cloned().unwrap_or_default();
     assert!(again.len() >= 3, "incidents restored from the ledger: {again:?}");
