@@ -448,12 +448,13 @@ impl SnapshotWriter {
 impl WriterParts {
     fn run(self, first: Option<(SavedState, String)>, stop: &AtomicBool, woken: &std::sync::mpsc::Receiver<()>) {
         if let Some((state, fingerprint)) = first {
+            let started = std::time::Instant::now();
             let written = self
                 .ledger
                 .root_at(state.size)
                 .map_err(Error::from)
                 .and_then(|root| self.snapshots.write(&state, &root, &self.signer, &fingerprint));
-            self.report(written.map(|_| Some(state.size)));
+            self.report(written.map(|_| Some(state.size)), started);
         }
         loop {
             // The stop signal wakes it at once.
@@ -462,17 +463,19 @@ impl WriterParts {
                 return;
             }
             if self.ledger.size() >= self.newest.load(Ordering::Relaxed).saturating_add(self.every_records) {
+                let started = std::time::Instant::now();
                 let made = self.make(stop);
-                self.report(made);
+                self.report(made, started);
             }
         }
     }
 
-    fn report(&self, made: Result<Option<u64>, Error>) {
+    fn report(&self, made: Result<Option<u64>, Error>, started: std::time::Instant) {
         match made {
             Ok(Some(size)) => {
                 self.newest.store(size, Ordering::Relaxed);
-                tracing::info!(records = size, "state snapshot written");
+                let ms = started.elapsed().as_millis() as u64;
+                tracing::info!(records = size, ms, "state snapshot written");
             }
             Ok(None) => {}
             Err(e) => {
