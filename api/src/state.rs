@@ -309,12 +309,25 @@ impl Snapshots {
             .map_err(Error::io("write", &tmp))?;
         std::fs::rename(&tmp, &note).map_err(Error::io("rename", &tmp))?;
         std::fs::File::open(&self.dir).and_then(|d| d.sync_all()).map_err(Error::io("sync", &self.dir))?;
-        for old in self.sizes().into_iter().skip(KEEP) {
-            for ext in ["note", "json"] {
-                let _ = std::fs::remove_file(self.path(old, ext));
+        self.remove_all_but_newest();
+        Ok(note)
+    }
+
+    /// Keeps the newest [`KEEP`] snapshots; removes older ones, and what a
+    /// crash left half written (a body without its note, a temporary file).
+    fn remove_all_but_newest(&self) {
+        let keep: Vec<String> = self
+            .sizes()
+            .into_iter()
+            .take(KEEP)
+            .flat_map(|n| [format!("{n:020}.json"), format!("{n:020}.note")])
+            .collect();
+        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            if !keep.iter().any(|k| name.to_str() == Some(k)) {
+                let _ = std::fs::remove_file(entry.path());
             }
         }
-        Ok(note)
     }
 
     /// The newest snapshot that holds for this ledger, code and settings,
@@ -680,8 +693,18 @@ mod tests {
         p.snapshot_at(100);
         p.snapshot_at(300);
         p.snapshot_at(n);
-        let sizes = p.snapshots().sizes();
-        assert_eq!(sizes, [n, 300], "the newest two are kept");
+        // What a crash between the body and its note leaves goes at the next write.
+        std::fs::write(p.snapshots().path(200, "json"), b"{}").expect("orphan body");
+        std::fs::write(p.dir.path().join("state/.00000000000000000250.json.tmp"), b"{").expect("temporary");
+        p.snapshot_at(n);
+        let mut files: Vec<String> = std::fs::read_dir(p.dir.path().join("state"))
+            .expect("state")
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(String::from))
+            .collect();
+        files.sort();
+        let named = |size: u64| [format!("{size:020}.json"), format!("{size:020}.note")];
+        assert_eq!(files, [named(300), named(n)].concat(), "the newest two are kept, nothing half written");
         assert_eq!(p.replay(n, true).0, Some(n));
         let body = p.snapshots().path(n, "json");
         let mut bytes = std::fs::read(&body).expect("body");

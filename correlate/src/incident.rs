@@ -140,11 +140,18 @@ impl IncidentBook {
         }
     }
 
-    /// The book a snapshot holds; its index by opening time is rebuilt.
+    /// The book a snapshot holds; its index by opening time is rebuilt. An
+    /// open id the snapshot holds no incident for is dropped (filing would
+    /// look it up).
     pub fn from_state(group_window_ms: i64, s: BookState) -> Self {
         let by_opened = s.incidents.iter().map(|i| (i.opened_at, i.id.clone())).collect();
-        let incidents = s.incidents.into_iter().map(|i| (i.id.clone(), i)).collect();
-        Self { incidents, by_opened, open: s.open, next_seq: s.next_seq, group_window_ms }
+        let incidents: BTreeMap<String, Incident> = s.incidents.into_iter().map(|i| (i.id.clone(), i)).collect();
+        let mut open = s.open;
+        open.retain(|_, ids| {
+            ids.retain(|id| incidents.contains_key(id));
+            !ids.is_empty()
+        });
+        Self { incidents, by_opened, open, next_seq: s.next_seq, group_window_ms }
     }
 
     pub fn new(group_window_ms: i64) -> Self {
@@ -327,6 +334,26 @@ mod tests {
             events: vec![time as u64],
             summary: String::new(),
         }
+    }
+
+    /// A saved book comes back whole (the list by opening time too); an open
+    /// id without its incident, which only a damaged state could hold, is dropped.
+    #[test]
+    fn a_saved_book_comes_back() {
+        let mut b = IncidentBook::new(3_600_000);
+        b.file(&alert("a1", "r1", "mallory", 1_000, 3));
+        b.file(&alert("a2", "r1", "bob", 500, 3));
+        let saved = serde_json::to_value(b.save_state()).expect("json");
+        let back = IncidentBook::from_state(3_600_000, serde_json::from_value(saved.clone()).expect("state"));
+        assert_eq!(serde_json::to_value(back.save_state()).expect("json"), saved);
+        let ids = |b: &IncidentBook| b.list(None).map(|i| i.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&back), ids(&b));
+
+        let mut damaged = saved;
+        damaged["incidents"] = serde_json::json!([]);
+        let mut d = IncidentBook::from_state(3_600_000, serde_json::from_value(damaged).expect("state"));
+        let i = d.file(&alert("a3", "r1", "mallory", 1_500, 3));
+        assert_eq!(i.alerts, ["a3"], "a new incident, not a lookup of one the state lacks");
     }
 
     #[test]
