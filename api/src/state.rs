@@ -118,8 +118,17 @@ impl<'a> Replay<'a> {
     }
 
     /// Applies the ledger's records from where the replay stands to `end`.
+    /// Read a thousand at a time and applied after: the read holds the
+    /// ledger's tree, which appends wait for, and applying is the slow part.
     pub fn catch_up(&mut self, ledger: &Ledger, end: u64) -> Result<(), LedgerError> {
-        ledger.read_range(self.size, end, |index, bytes| self.apply(index, &bytes))
+        let mut records = Vec::with_capacity(1024);
+        while self.size < end {
+            ledger.read_range(self.size, end.min(self.size + 1024), |index, bytes| records.push((index, bytes)))?;
+            for (index, bytes) in records.drain(..) {
+                self.apply(index, &bytes);
+            }
+        }
+        Ok(())
     }
 
     fn confirm(&mut self) {
