@@ -64,9 +64,9 @@ pub(crate) enum FrameFault {
 
 /// Reads frames from `bytes`, calling `f(offset, payload)`. Returns the end
 /// offset of the last good frame and the fault that stopped reading, if any.
-pub(crate) fn read_frames(
-    bytes: &[u8],
-    mut f: impl FnMut(usize, &[u8]) -> Result<(), LedgerError>,
+pub(crate) fn read_frames<'a>(
+    bytes: &'a [u8],
+    mut f: impl FnMut(usize, &'a [u8]) -> Result<(), LedgerError>,
 ) -> Result<(usize, Option<FrameFault>), LedgerError> {
     let mut at = 0;
     while at < bytes.len() {
@@ -629,15 +629,19 @@ fn recover(
             });
         }
         let bytes = read_file(path)?;
-        let mut completed = Vec::new();
+        let mut frames = Vec::new();
         let (end, fault) = read_frames(&bytes, |at, payload| {
-            let leaf = leaf_hash(payload);
+            frames.push((at, payload));
+            Ok(())
+        })?;
+        let mut completed = Vec::new();
+        for ((at, _), (leaf, envelope)) in frames.iter().zip(leaf_hashes(&frames)?) {
             chain = chain_next(&chain, &leaf);
             completed.clear();
             frontier.push_observed(leaf, |h, x| completed.push((h, *x)));
-            tree.push(leaf, *first, at as u64, &completed, crate::record::peek(payload));
-            check(&frontier, &chain)
-        })?;
+            tree.push(leaf, *first, *at as u64, &completed, envelope);
+            check(&frontier, &chain)?;
+        }
         if let Some(fault) = fault {
             let last = i + 1 == segments.len();
             if !last || frontier.size() < covered {
@@ -830,6 +834,30 @@ impl Writer {
         *self.shared.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(note);
         Ok(())
     }
+}
+
+/// A record's leaf hash, and its kind and time ([`crate::record::peek`]).
+type HashedLeaf = (Hash, Option<(RecordKind, i64)>);
+
+/// The leaf hash and envelope of each frame's record, on every core: hashing
+/// every record is most of what opening a ledger costs. The chain and the
+/// tree, which go record by record, are built from these after.
+fn leaf_hashes(frames: &[(usize, &[u8])]) -> Result<Vec<HashedLeaf>, LedgerError> {
+    let work = |part: &[(usize, &[u8])]| -> Vec<_> {
+        part.iter().map(|(_, p)| (leaf_hash(p), crate::record::peek(p))).collect()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    if threads < 2 || frames.len() < 4096 {
+        return Ok(work(frames));
+    }
+    std::thread::scope(|s| {
+        let parts: Vec<_> = frames.chunks(frames.len().div_ceil(threads)).map(|c| s.spawn(move || work(c))).collect();
+        let mut out = Vec::with_capacity(frames.len());
+        for part in parts {
+            out.extend(part.join().map_err(|_| LedgerError::Failed("a hashing thread failed".into()))?);
+        }
+        Ok(out)
+    })
 }
 
 /// Calls `f(index, record)` for every record in the ledger at `dir`, in order.

@@ -325,12 +325,19 @@ async fn opening_refuses_records_that_no_longer_match_an_older_checkpoint() {
     let key = NoteSigner::generate(ORIGIN).expect("key").encode();
     let opts = LedgerOptions { checkpoint_interval: std::time::Duration::ZERO, ..LedgerOptions::default() };
     let (l, _) = Ledger::open(dir.path(), ORIGIN, NoteSigner::parse(&key).expect("key"), opts.clone()).expect("open");
-    for batch in [records(3, "a"), records(3, "b"), records(3, "c")] {
+    // Enough records in one segment for opening to hash them on every core.
+    for batch in [records(3, "a"), records(6000, "many"), records(3, "b"), records(3, "c")] {
         l.append(batch).await.expect("append");
     }
     l.close().await.expect("close");
     drop(l);
-    assert!(checkpoint_count(dir.path()) >= 4, "a checkpoint per append");
+    assert!(checkpoint_count(dir.path()) >= 5, "a checkpoint per append");
+    let (l, _) = Ledger::open(dir.path(), ORIGIN, NoteSigner::parse(&key).expect("key"), opts.clone()).expect("open");
+    let leaves: Vec<_> = all_records(dir.path()).iter().map(|r| ledger::merkle::leaf_hash(r)).collect();
+    assert_eq!(l.root_at(l.size()).expect("root"), ledger::merkle::root(&leaves), "the tree rebuilt on open");
+    assert_eq!(l.size(), 6010);
+    l.close().await.expect("close");
+    drop(l);
     let segment = std::fs::read_dir(dir.path().join("segments")).expect("dir").filter_map(Result::ok).next();
     let segment = segment.expect("a segment").path();
     let mut bytes = std::fs::read(&segment).expect("read");
