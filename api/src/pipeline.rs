@@ -518,7 +518,7 @@ impl Custos {
         }
         let _ = self.evidence.await;
         if let Some(w) = self.snapshot_writer.take() {
-            w.stop();
+            let _ = tokio::task::spawn_blocking(move || w.stop()).await;
         }
         self.ledger
             .append(vec![system_audit("service.stop", serde_json::json!({"reason": "shutdown requested"}))?])

@@ -1,14 +1,14 @@
 //! State snapshots. A start rebuilds the correlation engine and the API's
 //! views by replaying the ledger, which is the engine's input log: exact, but
-//! it grows with every record (about 6 µs each, an hour after two months at
+//! it grows with every record (about 7 µs each, an hour after two months at
 //! 100 events/s). A snapshot holds what that replay had built after the
 //! first `size` records, so a start restores it and replays only the rest.
 //!
 //! A snapshot is derived, never evidence: it is taken up only when its signed
 //! note verifies with the ledger key, names this ledger's Merkle root at its
-//! size, carries the SHA-256 of its body, and was written by the same code,
-//! rules, inventory and settings (the fingerprint). Anything else is logged
-//! and the start replays from an older snapshot or from the first record.
+//! size, carries the SHA-256 of its body, and names the same state format,
+//! rules and settings ([`Setup::fingerprint`]). Anything else is logged and
+//! the start replays from an older snapshot or from the first record.
 //!
 //! Snapshots are made by the same replay a start runs (never from the live
 //! engine, whose processing-time ticks a replay does not have): at start, and
@@ -67,12 +67,6 @@ pub struct SavedState {
     unconfirmed: Vec<Alert>,
 }
 
-impl SavedState {
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-}
-
 /// A replay of the ledger into the views and the engine, record by record
 /// from where a snapshot left off (or from the first).
 pub struct Replay<'a> {
@@ -107,7 +101,7 @@ impl<'a> Replay<'a> {
     }
 
     /// Applies record `index`, the next one.
-    pub fn apply(&mut self, index: u64, bytes: &[u8]) {
+    fn apply(&mut self, index: u64, bytes: &[u8]) {
         if let Some(e) = self.views.apply(index, bytes, &mut self.progress) {
             self.unconfirmed.extend(self.engine.on_event(index, &e));
         }
@@ -276,11 +270,6 @@ impl Snapshots {
             .collect();
         sizes.sort_unstable_by(|a, b| b.cmp(a));
         sizes
-    }
-
-    /// The size of the newest snapshot on disk (whether or not it would be taken up).
-    pub fn newest_size(&self) -> Option<u64> {
-        self.sizes().first().copied()
     }
 
     /// Writes `state`, which the ledger's records up to its size (Merkle root
@@ -457,13 +446,27 @@ impl SnapshotWriter {
         Ok(Self { stop, wake, thread: Some(thread) })
     }
 
-    /// Stops the writer; a snapshot in the making is dropped.
+    /// Stops the writer and waits for its thread: a snapshot in the making
+    /// is dropped at its next thousand records (reading one back, or writing
+    /// one out, is finished first).
     pub fn stop(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = self.wake.try_send(());
+        self.signal_stop();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+
+    fn signal_stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.wake.try_send(());
+    }
+}
+
+/// A writer dropped without [`SnapshotWriter::stop`] (a start that failed
+/// later) is told to stop, not waited for.
+impl Drop for SnapshotWriter {
+    fn drop(&mut self) {
+        self.signal_stop();
     }
 }
 
@@ -527,7 +530,7 @@ impl WriterParts {
             if stop.load(Ordering::Relaxed) {
                 return Ok(None);
             }
-            replay.catch_up(&self.ledger, end.min(replay.size() + CONFIRM_EVERY))?;
+            replay.catch_up(&self.ledger, end.min(replay.size() + 1024))?;
         }
         let state = replay.save();
         let root = self.ledger.root_at(end)?;
