@@ -66,49 +66,119 @@ fn bad(what: impl Into<String>) -> LedgerError {
     LedgerError::Corrupt { index: None, what: what.into() }
 }
 
-/// Writes the bundle as a tar archive, signing its manifest with `signer`.
-pub fn write_bundle(b: &Bundle, signer: &NoteSigner) -> Result<Vec<u8>, LedgerError> {
-    // Sized up front: a bundle of many records is hundreds of megabytes, and
-    // growing it by doubling copies and faults it in again at every step.
-    let estimate: usize =
-        b.records.iter().map(|r| r.record_text.len() * 11 / 10 + r.inclusion_proof.len() * 67 + 64).sum();
-    let mut records = Vec::with_capacity(estimate);
-    for r in &b.records {
-        serde_json::to_writer(&mut records, r).map_err(|e| LedgerError::Record(e.to_string()))?;
-        records.push(b'\n');
-    }
-    let selection = serde_json::to_string_pretty(&b.selection).map_err(|e| LedgerError::Record(e.to_string()))?;
-    let files: [(&str, &[u8]); 6] = [
-        ("checkpoint.txt", b.checkpoint.as_bytes()),
-        ("keys.vkey", b.keys.as_bytes()),
-        ("records.jsonl", &records),
-        ("selection.json", selection.as_bytes()),
-        ("report.html", b.report_html.as_bytes()),
-        ("VERIFY.txt", INSTRUCTIONS.as_bytes()),
-    ];
+/// The manifest's body: the format line, then each file's SHA-256 and name.
+fn manifest_body<'a>(hashes: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     let mut manifest = String::from("custos-evidence-bundle/1\n");
-    for (name, bytes) in &files {
-        manifest.push_str(&format!("{} {name}\n", sha256_hex(bytes)));
+    for (hash, name) in hashes {
+        manifest.push_str(&format!("{hash} {name}\n"));
     }
-    let manifest = signer.sign(&manifest);
-    tar_of(std::iter::once(("manifest.txt", manifest.as_bytes())).chain(files))
+    manifest
 }
 
-/// The one byte form of a bundle's files: ustar entries in manifest order with
-/// fixed metadata, so a verifier can rebuild it and compare every byte.
-fn tar_of<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])> + Clone) -> Result<Vec<u8>, LedgerError> {
-    // Each entry: a 512-byte header, the bytes padded to 512; two zero blocks end it.
-    let size = files.clone().into_iter().map(|(_, bytes)| 512 + bytes.len().div_ceil(512) * 512).sum::<usize>() + 1024;
-    let mut out = tar::Builder::new(Vec::with_capacity(size));
-    for (name, bytes) in files {
+/// Writes the bundle as a tar archive, signing its manifest with `signer`.
+///
+/// Written in place, in one buffer: the records go straight into their
+/// entry, and the manifest's entry, which comes first, is reserved at its
+/// known length (hex digests, one Ed25519 signature) and filled in last. A
+/// bundle of many records is hundreds of megabytes; a separate records file
+/// and archive would hold it twice.
+pub fn write_bundle(b: &Bundle, signer: &NoteSigner) -> Result<Vec<u8>, LedgerError> {
+    let selection = serde_json::to_string_pretty(&b.selection).map_err(|e| LedgerError::Record(e.to_string()))?;
+    let estimate: usize =
+        b.records.iter().map(|r| r.record_text.len() * 11 / 10 + r.inclusion_proof.len() * 67 + 64).sum::<usize>()
+            + b.report_html.len()
+            + selection.len()
+            + b.checkpoint.len()
+            + b.keys.len()
+            + INSTRUCTIONS.len()
+            + 16 * 512;
+    let mut tar = Tar(Vec::with_capacity(estimate));
+    let placeholder = "0".repeat(64);
+    let manifest_len = signer.sign(&manifest_body(FILES.iter().map(|f| (placeholder.as_str(), *f)))).len();
+    let manifest_at = tar.entry("manifest.txt", |out| {
+        out.resize(out.len() + manifest_len, 0);
+        Ok(())
+    })?;
+    let mut hashes = Vec::with_capacity(FILES.len());
+    for name in FILES {
+        let range = match name {
+            "records.jsonl" => tar.entry(name, |out| {
+                for r in &b.records {
+                    serde_json::to_writer(&mut *out, r).map_err(|e| LedgerError::Record(e.to_string()))?;
+                    out.push(b'\n');
+                }
+                Ok(())
+            })?,
+            _ => {
+                let bytes = match name {
+                    "checkpoint.txt" => b.checkpoint.as_bytes(),
+                    "keys.vkey" => b.keys.as_bytes(),
+                    "selection.json" => selection.as_bytes(),
+                    "report.html" => b.report_html.as_bytes(),
+                    _ => INSTRUCTIONS.as_bytes(),
+                };
+                tar.entry(name, |out| {
+                    out.extend_from_slice(bytes);
+                    Ok(())
+                })?
+            }
+        };
+        hashes.push(sha256_hex(&tar.0[range]));
+    }
+    let manifest = signer.sign(&manifest_body(hashes.iter().map(String::as_str).zip(FILES)));
+    if manifest.len() != manifest_len {
+        return Err(LedgerError::Record("bundle: the signed manifest is not the length reserved for it".into()));
+    }
+    tar.0[manifest_at].copy_from_slice(manifest.as_bytes());
+    Ok(tar.finish())
+}
+
+/// A tar archive in the one byte form of a bundle: ustar entries with fixed
+/// metadata (mode 0644, time 0), each padded to 512 bytes, two zero blocks
+/// at the end, so a verifier can rebuild it and compare every byte.
+struct Tar(Vec<u8>);
+
+impl Tar {
+    /// Appends an entry whose contents `body` writes straight into the
+    /// archive; returns where they are.
+    fn entry(
+        &mut self,
+        name: &str,
+        body: impl FnOnce(&mut Vec<u8>) -> Result<(), LedgerError>,
+    ) -> Result<std::ops::Range<usize>, LedgerError> {
+        let header_at = self.0.len();
+        self.0.resize(header_at + 512, 0);
+        body(&mut self.0)?;
+        let (start, end) = (header_at + 512, self.0.len());
         let mut h = tar::Header::new_ustar();
-        h.set_size(bytes.len() as u64);
+        h.set_path(name).map_err(|e| LedgerError::Record(format!("bundle {name}: {e}")))?;
+        h.set_size((end - start) as u64);
         h.set_mode(0o644);
         h.set_mtime(0);
         h.set_cksum();
-        out.append_data(&mut h, name, bytes).map_err(|e| LedgerError::Record(format!("bundle {name}: {e}")))?;
+        self.0[header_at..start].copy_from_slice(h.as_bytes());
+        self.0.resize(end.next_multiple_of(512), 0);
+        Ok(start..end)
     }
-    out.into_inner().map_err(|e| LedgerError::Record(format!("bundle: {e}")))
+
+    fn finish(mut self) -> Vec<u8> {
+        self.0.resize(self.0.len() + 1024, 0);
+        self.0
+    }
+}
+
+/// The one byte form of a bundle's files, in manifest order.
+fn tar_of<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])> + Clone) -> Result<Vec<u8>, LedgerError> {
+    let size =
+        files.clone().into_iter().map(|(_, bytes)| 512 + bytes.len().next_multiple_of(512)).sum::<usize>() + 1024;
+    let mut tar = Tar(Vec::with_capacity(size));
+    for (name, bytes) in files {
+        tar.entry(name, |out| {
+            out.extend_from_slice(bytes);
+            Ok(())
+        })?;
+    }
+    Ok(tar.finish())
 }
 
 /// The checkpoint note inside a bundle (for witness checks).
