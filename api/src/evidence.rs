@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 
 use ingest::time::{format_rfc3339, parse_rfc3339};
-use ledger::{Block, Bundle, BundleRecord, NoteSigner, RecordKind, Snapshot, record, write_bundle};
+use ledger::{Block, Bundle, NoteSigner, RecordKind, Selected, Snapshot, record, write_bundle};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -327,11 +327,7 @@ fn export_at_most(
             format_rfc3339(c.recorded_at),
             html_escape(&c.summary)
         ));
-        records.push(BundleRecord {
-            index: c.index,
-            record_text: c.text,
-            inclusion_proof: proof.iter().map(hex::encode).collect(),
-        });
+        records.push(Selected { index: c.index, text: c.text, proof });
     }
     let made_at = format_rfc3339(ingest::source::now_millis());
     let selection = json!({

@@ -25,13 +25,39 @@ pub struct BundleRecord {
     pub inclusion_proof: Vec<String>,
 }
 
+/// A record chosen for a bundle, as it is written: its index, exact text and
+/// inclusion proof (written as the hex of [`BundleRecord`], and kept as
+/// hashes until then: a third of the size, over a hundred thousand records).
+pub struct Selected {
+    pub index: u64,
+    pub text: String,
+    pub proof: Vec<Hash>,
+}
+
+/// A [`Selected`] record as a line of `records.jsonl`: the fields of
+/// [`BundleRecord`] in its order, so it reads back as one.
+#[derive(Serialize)]
+struct Line<'a> {
+    index: u64,
+    record_text: &'a str,
+    inclusion_proof: HexHashes<'a>,
+}
+
+struct HexHashes<'a>(&'a [Hash]);
+
+impl Serialize for HexHashes<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(hex::encode))
+    }
+}
+
 /// What goes into a bundle.
 pub struct Bundle {
     /// The signed checkpoint note all proofs are against.
     pub checkpoint: String,
     /// `keys.vkey` of the ledger.
     pub keys: String,
-    pub records: Vec<BundleRecord>,
+    pub records: Vec<Selected>,
     /// How the records were chosen (who, when, range, filters).
     pub selection: serde_json::Value,
     pub report_html: String,
@@ -84,14 +110,13 @@ fn manifest_body<'a>(hashes: impl IntoIterator<Item = (&'a str, &'a str)>) -> St
 /// and archive would hold it twice.
 pub fn write_bundle(b: &Bundle, signer: &NoteSigner) -> Result<Vec<u8>, LedgerError> {
     let selection = serde_json::to_string_pretty(&b.selection).map_err(|e| LedgerError::Record(e.to_string()))?;
-    let estimate: usize =
-        b.records.iter().map(|r| r.record_text.len() * 11 / 10 + r.inclusion_proof.len() * 67 + 64).sum::<usize>()
-            + b.report_html.len()
-            + selection.len()
-            + b.checkpoint.len()
-            + b.keys.len()
-            + INSTRUCTIONS.len()
-            + 16 * 512;
+    let estimate: usize = b.records.iter().map(|r| r.text.len() * 11 / 10 + r.proof.len() * 67 + 64).sum::<usize>()
+        + b.report_html.len()
+        + selection.len()
+        + b.checkpoint.len()
+        + b.keys.len()
+        + INSTRUCTIONS.len()
+        + 16 * 512;
     let mut tar = Tar(Vec::with_capacity(estimate));
     let placeholder = "0".repeat(64);
     let manifest_len = signer.sign(&manifest_body(FILES.iter().map(|f| (placeholder.as_str(), *f)))).len();
@@ -104,7 +129,8 @@ pub fn write_bundle(b: &Bundle, signer: &NoteSigner) -> Result<Vec<u8>, LedgerEr
         let range = match name {
             "records.jsonl" => tar.entry(name, |out| {
                 for r in &b.records {
-                    serde_json::to_writer(&mut *out, r).map_err(|e| LedgerError::Record(e.to_string()))?;
+                    let line = Line { index: r.index, record_text: &r.text, inclusion_proof: HexHashes(&r.proof) };
+                    serde_json::to_writer(&mut *out, &line).map_err(|e| LedgerError::Record(e.to_string()))?;
                     out.push(b'\n');
                 }
                 Ok(())

@@ -264,7 +264,7 @@ fn a_bundle_exported_before_still_verifies() {
 /// An evidence bundle verifies offline and fails after a change to any byte.
 #[tokio::test]
 async fn evidence_bundle_verifies_and_every_change_fails() {
-    use ledger::{Bundle, BundleRecord, verify_bundle, write_bundle};
+    use ledger::{Bundle, Selected, verify_bundle, write_bundle};
     let dir = tempfile::tempdir().expect("tempdir");
     let key = NoteSigner::generate(ORIGIN).expect("key").encode();
     write(dir.path(), NoteSigner::parse(&key).expect("key"), &[records(30, "a"), records(25, "b")]).await;
@@ -276,13 +276,13 @@ async fn evidence_bundle_verifies_and_every_change_fails() {
     assert_eq!(cp.size, snap.size());
     let indices = [1u64, 7, 30, 54];
     let proofs = snap.inclusion_proofs(&indices, cp.size).expect("proofs");
-    let picked: Vec<BundleRecord> = indices
+    let picked: Vec<Selected> = indices
         .iter()
         .zip(proofs)
-        .map(|(i, proof)| BundleRecord {
+        .map(|(i, proof)| Selected {
             index: *i,
-            record_text: String::from_utf8(snap.record(*i).expect("record")).expect("utf-8"),
-            inclusion_proof: proof.iter().map(hex::encode).collect(),
+            text: String::from_utf8(snap.record(*i).expect("record")).expect("utf-8"),
+            proof,
         })
         .collect();
     let bundle = Bundle {
