@@ -328,7 +328,7 @@ impl Snapshots {
         }
     }
 
-    /// The newest snapshot that holds for this ledger, code and settings,
+    /// The newest snapshot that holds for this ledger, rules and settings,
     /// read and checked; each one passed over is logged with the reason.
     pub fn load_newest(&self, ledger: &Ledger, key: &VerifierKey, fingerprint: &str) -> Option<SavedState> {
         for size in self.sizes() {
@@ -380,7 +380,7 @@ impl Snapshots {
             return Err(format!("written for ledger {origin}"));
         }
         if written_by != fingerprint {
-            return Err("written by other code, rules, inventory or settings".into());
+            return Err("written with other Sigma rules, settings or state format".into());
         }
         let hash = |s: &str, what: &str| -> Result<[u8; 32], String> {
             B64.decode(s).ok().and_then(|v| v.try_into().ok()).ok_or_else(|| format!("bad {what} in the note"))
@@ -740,8 +740,8 @@ mod tests {
         snapshots.write(&state, &root, &p.signer(), &fp).expect("write");
         assert_eq!(p.replay(n, true).0, None, "the root is not the ledger's at the snapshot's size");
         let root = p.ledger.root_at(300).expect("root");
-        snapshots.write(&state, &root, &p.signer(), "other code").expect("write");
-        assert_eq!(p.replay(n, true).0, None, "written by other code or settings");
+        snapshots.write(&state, &root, &p.signer(), "another fingerprint").expect("write");
+        assert_eq!(p.replay(n, true).0, None, "written with other rules or settings");
         snapshots.write(&state, &root, &p.signer(), &fp).expect("write");
         assert_eq!(p.replay(n, true).0, Some(300));
         let bigger = Setup { recent: 301, ..p.setup.clone() };
