@@ -335,7 +335,8 @@ impl Custos {
             if snapshotting { replay.resume(&snapshots, &ledger, &signer_verifier, &fingerprint) } else { None };
         replay.catch_up(&ledger, ledger.size())?;
         let first_snapshot =
-            (snapshotting && replay.size() > resumed_from.unwrap_or(0)).then(|| (replay.save(), fingerprint));
+            crate::state::start_snapshot_due(resumed_from, replay.size(), cfg.state.snapshot_every_records)
+                .then(|| (replay.save(), fingerprint));
         let crate::state::Replayed { records, missed, last_tick } = replay.finish();
         stats.state_snapshot_records.store(resumed_from.unwrap_or(0), Ordering::Relaxed);
         tracing::info!(

@@ -45,8 +45,9 @@ fn default_every() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
     /// Write a new snapshot once this many records have been ledgered since
-    /// the last one (and at every start that replayed records). 0: never;
-    /// every start replays the whole ledger. Default 1000000.
+    /// the last one, and at a start that replayed a hundredth of that or more
+    /// (or had none to take up). 0: never; every start replays the whole
+    /// ledger. Default 1000000.
     #[serde(default = "default_every")]
     pub snapshot_every_records: u64,
 }
@@ -55,6 +56,18 @@ impl Default for StateConfig {
     fn default() -> Self {
         Self { snapshot_every_records: default_every() }
     }
+}
+
+/// Whether a start that replayed to `size` (from the snapshot at
+/// `resumed_from`, if it took one up) writes a snapshot: when it had none to
+/// take up, or replayed a hundredth of `every_records` or more after it. A
+/// crash loop would otherwise write one per start.
+pub fn start_snapshot_due(resumed_from: Option<u64>, size: u64, every_records: u64) -> bool {
+    every_records > 0
+        && match resumed_from {
+            None => size > 0,
+            Some(from) => size.saturating_sub(from) >= (every_records / 100).max(1),
+        }
 }
 
 /// What a replay built after `size` records, as written to a snapshot.
@@ -746,6 +759,16 @@ mod tests {
         assert_eq!(p.replay(n, true).0, Some(300));
         let bigger = Setup { recent: 301, ..p.setup.clone() };
         assert_ne!(bigger.fingerprint(&bigger.engine().expect("rules")), fp, "the settings count");
+    }
+
+    #[test]
+    fn a_start_writes_a_snapshot_unless_it_replayed_little() {
+        assert!(start_snapshot_due(None, 5, 1_000_000), "none to take up");
+        assert!(!start_snapshot_due(None, 0, 1_000_000), "an empty ledger");
+        assert!(!start_snapshot_due(Some(500_000), 500_003, 1_000_000), "a restart right after another");
+        assert!(start_snapshot_due(Some(500_000), 510_000, 1_000_000), "a hundredth replayed");
+        assert!(start_snapshot_due(Some(0), 1, 10), "small settings still write");
+        assert!(!start_snapshot_due(None, 5, 0), "snapshots off");
     }
 
     /// The background writer makes a snapshot once enough records have come
