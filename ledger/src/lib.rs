@@ -18,10 +18,7 @@ pub use bundle::{Bundle, BundleRecord, BundleReport, Selected, bundle_checkpoint
 pub use note::{Checkpoint, NoteSigner, VerifierKey, WitnessKey, WitnessSigner, cosignatures};
 pub use record::{KeyRecord, Record, RecordKind};
 pub use snapshot::Snapshot;
-pub use store::{
-    Ledger, LedgerOptions, MAX_RECORD, OpenReport, chain_next, for_each_checkpoint_note, for_each_record,
-    for_each_record_from,
-};
+pub use store::{Ledger, LedgerOptions, MAX_RECORD, OpenReport, chain_next, for_each_checkpoint_note, for_each_record};
 pub use tree::Block;
 pub use verify::{VerifyReport, verify_dir, verify_dir_with_progress};
 

@@ -863,18 +863,10 @@ fn leaf_hashes(frames: &[(usize, &[u8])]) -> Result<Vec<HashedLeaf>, LedgerError
 /// Calls `f(index, record)` for every record in the ledger at `dir`, in order.
 /// A torn tail ends the scan quietly (the writer would truncate it on open);
 /// any other fault is an error naming the index.
-pub fn for_each_record(dir: &Path, f: impl FnMut(u64, &[u8])) -> Result<u64, LedgerError> {
-    for_each_record_from(dir, 0, f)
-}
-
-/// [`for_each_record`] from record `start` on: the segments wholly before it
-/// are not read. Returns the number of records in the ledger.
-pub fn for_each_record_from(dir: &Path, start: u64, mut f: impl FnMut(u64, &[u8])) -> Result<u64, LedgerError> {
+pub fn for_each_record(dir: &Path, mut f: impl FnMut(u64, &[u8])) -> Result<u64, LedgerError> {
+    let mut index = 0u64;
     let segments = segment_files(dir)?;
-    // The last segment starting at or before `start` holds it.
-    let skip = segments.iter().rposition(|(first, _)| *first <= start).unwrap_or(0);
-    let mut index = segments.get(skip).map_or(0, |(first, _)| *first);
-    for (i, (first, path)) in segments.iter().enumerate().skip(skip) {
+    for (i, (first, path)) in segments.iter().enumerate() {
         if *first != index {
             return Err(LedgerError::Corrupt {
                 index: Some(index),
@@ -883,9 +875,7 @@ pub fn for_each_record_from(dir: &Path, start: u64, mut f: impl FnMut(u64, &[u8]
         }
         let bytes = read_file(path)?;
         let (_, fault) = read_frames(&bytes, |_, p| {
-            if index >= start {
-                f(index, p);
-            }
+            f(index, p);
             index += 1;
             Ok(())
         })?;

@@ -216,14 +216,6 @@ async fn proofs_from_stored_hashes_match_and_verify() {
             assert_eq!(got, want, "{start}..{end}");
         }
         assert!(l.read_range(n - 1, n + 1, |_, _| {}).is_err(), "beyond the ledger");
-        // A scan from a record on (what a start after a state snapshot reads).
-        for start in [0, 1, 15, n / 2, n - 1, n, n + 5] {
-            let mut got = Vec::new();
-            let total =
-                ledger::for_each_record_from(dir.path(), start, |i, r| got.push((i, r.to_vec()))).expect("scan");
-            let want: Vec<_> = (start..n).map(|i| (i, all[i as usize].clone())).collect();
-            assert_eq!((total, got), (n, want), "from {start}");
-        }
         assert_eq!(l.root_at(0).expect("empty"), ledger::merkle::empty_root());
         assert!(l.root_at(n + 1).is_err(), "size beyond the ledger");
         assert!(l.inclusion_proof(n, n).is_err(), "index >= size");
