@@ -159,27 +159,10 @@ impl KeyedSeen {
     }
 }
 
-/// What the engine has learnt from the events so far, as written to a
-/// state snapshot: restored into an engine with the same rules, inventory
-/// and settings, it goes on exactly as the engine it was taken from.
+/// What the engine has learnt from the events, beside its Sigma
+/// correlator's state: one struct, so a snapshot cannot leave a field out.
 #[derive(Clone, Serialize, Deserialize)]
-pub struct EngineState {
-    watermarks: Watermarks,
-    now: i64,
-    denials: KeyedSeen,
-    logins: KeyedSeen,
-    presence: KeyedSeen,
-    swept_at: i64,
-    #[serde(with = "pairs")]
-    pending_writes: BTreeMap<(i64, u64), PendingWrite>,
-    sigma: CorrelatorState,
-    stats: EngineStats,
-}
-
-/// The correlation engine.
-pub struct Engine {
-    inventory: Arc<Inventory>,
-    cfg: EngineConfig,
+struct Learnt {
     watermarks: Watermarks,
     now: i64,
     denials: KeyedSeen,
@@ -189,7 +172,26 @@ pub struct Engine {
     /// Watermark of the last sweep of the three maps above.
     swept_at: i64,
     /// Writes waiting for the watermark, by event time.
+    #[serde(with = "pairs")]
     pending_writes: BTreeMap<(i64, u64), PendingWrite>,
+    stats: EngineStats,
+}
+
+/// What the engine has learnt from the events so far, as written to a
+/// state snapshot: restored into an engine with the same rules, inventory
+/// and settings, it goes on exactly as the engine it was taken from.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct EngineState {
+    #[serde(flatten)]
+    learnt: Learnt,
+    sigma: CorrelatorState,
+}
+
+/// The correlation engine.
+pub struct Engine {
+    inventory: Arc<Inventory>,
+    cfg: EngineConfig,
+    learnt: Learnt,
     /// The Sigma rules (built-in pack or `rules_dir`).
     sigma: Correlator,
     /// Alerts ledgered before a restart, and the last replayed index: an
@@ -197,7 +199,6 @@ pub struct Engine {
     /// again (the live run decided some on processing-time ticks the replay
     /// does not have, so they can complete after the replay).
     ledgered: (std::collections::HashSet<String>, u64),
-    stats: EngineStats,
 }
 
 fn entity_word(kind: EntityKind) -> &'static str {
@@ -260,12 +261,8 @@ impl Engine {
         let mut sigma = Correlator::new(Arc::new(rules), cfg.max_keys_per_rule);
         sigma.set_inventory(inventory.clone());
         sigma.set_presence_timeout(cfg.presence_lookback_ms as i64);
-        Self {
-            sigma,
-            ledgered: (std::collections::HashSet::new(), 0),
+        let learnt = Learnt {
             watermarks: Watermarks::new(cfg.allowed_lateness_ms as i64, cfg.idle_timeout_ms as i64),
-            inventory,
-            cfg,
             now: i64::MIN,
             denials: KeyedSeen::default(),
             logins: KeyedSeen::default(),
@@ -273,22 +270,13 @@ impl Engine {
             swept_at: i64::MIN,
             pending_writes: BTreeMap::new(),
             stats: EngineStats::default(),
-        }
+        };
+        Self { sigma, ledgered: (std::collections::HashSet::new(), 0), learnt, inventory, cfg }
     }
 
     /// The state to write to a snapshot.
     pub fn save_state(&self) -> EngineState {
-        EngineState {
-            watermarks: self.watermarks.clone(),
-            now: self.now,
-            denials: self.denials.clone(),
-            logins: self.logins.clone(),
-            presence: self.presence.clone(),
-            swept_at: self.swept_at,
-            pending_writes: self.pending_writes.clone(),
-            sigma: self.sigma.save_state(),
-            stats: self.stats,
-        }
+        EngineState { learnt: self.learnt.clone(), sigma: self.sigma.save_state() }
     }
 
     /// Takes up a state from a snapshot. Refused (and the engine left as it
@@ -296,14 +284,7 @@ impl Engine {
     /// does not have: it was taken with other rules.
     pub fn restore_state(&mut self, s: EngineState) -> Result<(), String> {
         self.sigma.restore_state(s.sigma)?;
-        self.watermarks = s.watermarks;
-        self.now = s.now;
-        self.denials = s.denials;
-        self.logins = s.logins;
-        self.presence = s.presence;
-        self.swept_at = s.swept_at;
-        self.pending_writes = s.pending_writes;
-        self.stats = s.stats;
+        self.learnt = s.learnt;
         Ok(())
     }
 
@@ -318,23 +299,23 @@ impl Engine {
 
     /// Events that arrived behind the watermark (cheap, unlike [`Self::stats`]).
     pub fn late_events(&self) -> u64 {
-        self.stats.late_events
+        self.learnt.stats.late_events
     }
 
     pub fn stats(&self) -> EngineStats {
         EngineStats {
-            state_entries: (self.denials.len()
-                + self.logins.len()
-                + self.presence.len()
-                + self.pending_writes.len()
+            state_entries: (self.learnt.denials.len()
+                + self.learnt.logins.len()
+                + self.learnt.presence.len()
+                + self.learnt.pending_writes.len()
                 + self.sigma.state_entries()) as u64,
             evicted_groups: self.sigma.evicted(),
-            ..self.stats
+            ..self.learnt.stats
         }
     }
 
     pub fn watermark(&self) -> Option<i64> {
-        self.watermarks.watermark(self.now)
+        self.learnt.watermarks.watermark(self.learnt.now)
     }
 
     /// Completes an alert of `rule`. Each pattern completes exactly once (by
@@ -342,7 +323,7 @@ impl Engine {
     /// needs no de-duplication set and is the same when the input is replayed.
     fn alert(&mut self, rule: &RuleInfo, hit: Hit) -> Alert {
         let key: Vec<String> = hit.events.iter().map(u64::to_string).collect();
-        self.stats.alerts += 1;
+        self.learnt.stats.alerts += 1;
         Alert {
             id: format!("{}:{}", rule.id, key.join("-")),
             rule: rule.id.to_owned(),
@@ -378,12 +359,12 @@ impl Engine {
     }
 
     fn on_event_inner(&mut self, index: u64, e: &Event) -> Vec<Alert> {
-        self.stats.events += 1;
-        self.now = self.now.max(e.observed_time);
+        self.learnt.stats.events += 1;
+        self.learnt.now = self.learnt.now.max(e.observed_time);
         if self.watermark().is_some_and(|wm| e.time < wm) {
-            self.stats.late_events += 1;
+            self.learnt.stats.late_events += 1;
         }
-        self.watermarks.observe(&e.metadata.source, e.time, e.observed_time);
+        self.learnt.watermarks.observe(&e.metadata.source, e.time, e.observed_time);
         let mut out = Vec::new();
         match e.class() {
             Some(EventClass::PhysicalAccess) => self.physical(index, e, &mut out),
@@ -406,7 +387,7 @@ impl Engine {
         for h in hits {
             let rule = &self.sigma.rules().rules[h.rule];
             let key: Vec<String> = h.events.iter().map(u64::to_string).collect();
-            self.stats.alerts += 1;
+            self.learnt.stats.alerts += 1;
             // A critical asset raises the severity, as for the hand-written joins.
             let criticality = match h.entity.kind {
                 EntityKind::Asset => self.inventory.asset(&h.entity.id).map(|a| a.criticality),
@@ -429,7 +410,7 @@ impl Engine {
 
     /// Processing time moves on (idle sources stop holding the watermark).
     pub fn on_tick(&mut self, now: i64) -> Vec<Alert> {
-        self.now = self.now.max(now);
+        self.learnt.now = self.learnt.now.max(now);
         let out = self.advance();
         self.drop_ledgered(out)
     }
@@ -438,7 +419,11 @@ impl Engine {
         let Some(person) = e.person().map(str::to_owned) else { return };
         match e.activity_id {
             activity::BADGE_GRANTED => {
-                self.presence.insert((person, String::new()), Seen::at(e.time, index), self.cfg.max_entries_per_key);
+                self.learnt.presence.insert(
+                    (person, String::new()),
+                    Seen::at(e.time, index),
+                    self.cfg.max_entries_per_key,
+                );
             }
             activity::BADGE_DENIED => {
                 let Some(zone) = e.zone.as_deref().map(String::from) else { return };
@@ -446,6 +431,7 @@ impl Engine {
                 let (denial, window) = (Seen::at(e.time, index), self.cfg.login_window_ms as i64);
                 // Delivered after logons it precedes: those not yet alerted on alert now.
                 let logons: Vec<Seen> = self
+                    .learnt
                     .logins
                     .between_mut(&key, e.time, e.time + window)
                     .filter(|login| !login.alerted)
@@ -457,7 +443,7 @@ impl Engine {
                 for login in logons {
                     out.push(self.badge_login_alert(&person, &zone, &[denial], login));
                 }
-                self.denials.insert(key, denial, self.cfg.max_entries_per_key);
+                self.learnt.denials.insert(key, denial, self.cfg.max_entries_per_key);
             }
             _ => {}
         }
@@ -475,13 +461,13 @@ impl Engine {
         };
         let key = (person.clone(), zone.clone());
         let window = self.cfg.login_window_ms as i64;
-        let denials: Vec<Seen> = self.denials.between(&key, e.time - window, e.time).copied().collect();
+        let denials: Vec<Seen> = self.learnt.denials.between(&key, e.time - window, e.time).copied().collect();
         let mut login = Seen::at(e.time, index);
         if !denials.is_empty() {
             out.push(self.badge_login_alert(&person, &zone, &denials, login));
             login.alerted = true;
         }
-        self.logins.insert(key, login, self.cfg.max_entries_per_key);
+        self.learnt.logins.insert(key, login, self.cfg.max_entries_per_key);
     }
 
     /// One alert per logon, with every denial in the window before it (in
@@ -548,7 +534,7 @@ impl Engine {
         let owner = src_asset.as_deref().and_then(|a| self.inventory.asset(a)).and_then(|a| a.owner.clone());
         let (true, Some(src_asset), Some(person)) = (dst_is_plc, src_asset, owner) else { return };
         let dst_asset = e.device.as_ref().and_then(|d| d.asset.clone()).unwrap_or_default();
-        self.pending_writes.insert(
+        self.learnt.pending_writes.insert(
             (e.time, index),
             PendingWrite {
                 time: e.time,
@@ -565,14 +551,18 @@ impl Engine {
     fn advance(&mut self) -> Vec<Alert> {
         let Some(wm) = self.watermark() else { return Vec::new() };
         let mut out = Vec::new();
-        while let Some(entry) = self.pending_writes.first_entry() {
+        while let Some(entry) = self.learnt.pending_writes.first_entry() {
             if entry.key().0 > wm {
                 break;
             }
             let w = entry.remove();
             let lookback = self.cfg.presence_lookback_ms as i64;
-            let present =
-                self.presence.between(&(w.person.clone(), String::new()), w.time - lookback, w.time).next().is_some();
+            let present = self
+                .learnt
+                .presence
+                .between(&(w.person.clone(), String::new()), w.time - lookback, w.time)
+                .next()
+                .is_some();
             if present {
                 continue;
             }
@@ -599,11 +589,11 @@ impl Engine {
         // Swept once the watermark has moved half the shorter window, not at
         // every event: a sweep walks every key, and lookups bound time anyway.
         let (window, lookback) = (self.cfg.login_window_ms as i64, self.cfg.presence_lookback_ms as i64);
-        if wm.saturating_sub(self.swept_at) >= (window.min(lookback) / 2).max(1) {
-            self.denials.evict_before(wm - window);
-            self.logins.evict_before(wm - window);
-            self.presence.evict_before(wm - lookback);
-            self.swept_at = wm;
+        if wm.saturating_sub(self.learnt.swept_at) >= (window.min(lookback) / 2).max(1) {
+            self.learnt.denials.evict_before(wm - window);
+            self.learnt.logins.evict_before(wm - window);
+            self.learnt.presence.evict_before(wm - lookback);
+            self.learnt.swept_at = wm;
         }
         out
     }

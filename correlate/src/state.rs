@@ -31,3 +31,42 @@ pub(crate) mod pairs {
         Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
     }
 }
+
+/// `#[serde(with = "pairs_each")]` for a list of maps, each as [`pairs`].
+pub(crate) mod pairs_each {
+    use super::*;
+
+    pub fn serialize<M, K, V, S>(maps: &[M], s: S) -> Result<S::Ok, S::Error>
+    where
+        for<'a> &'a M: IntoIterator<Item = (&'a K, &'a V)>,
+        K: Ord + Serialize,
+        V: Serialize,
+        S: Serializer,
+    {
+        s.collect_seq(maps.iter().map(Sorted))
+    }
+
+    pub fn deserialize<'de, M, K, V, D>(d: D) -> Result<Vec<M>, D::Error>
+    where
+        M: FromIterator<(K, V)>,
+        K: Deserialize<'de>,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<Vec<(K, V)>>::deserialize(d)?.into_iter().map(|m| m.into_iter().collect()).collect())
+    }
+
+    /// One map, written as [`pairs`] writes it.
+    struct Sorted<'m, M>(&'m M);
+
+    impl<M, K, V> Serialize for Sorted<'_, M>
+    where
+        for<'a> &'a M: IntoIterator<Item = (&'a K, &'a V)>,
+        K: Ord + Serialize,
+        V: Serialize,
+    {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            pairs::serialize(self.0, s)
+        }
+    }
+}

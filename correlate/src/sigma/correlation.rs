@@ -18,7 +18,7 @@ use super::rule::{CorrelationKind, Direction, MustBe, PersonFrom, RuleSet};
 /// A badge-in counts this long without another badge event.
 const DEFAULT_PRESENCE_TIMEOUT_MS: i64 = 12 * 3_600_000;
 use crate::alert::{Entity, EntityKind};
-use crate::state::pairs;
+use crate::state::{pairs, pairs_each};
 
 /// A rule's finding, before it becomes an [`crate::Alert`].
 #[derive(Debug, Clone, PartialEq)]
@@ -139,22 +139,29 @@ struct CorrelationPlan {
     entity: (EntityKind, Field),
 }
 
-/// One correlation's groups, as written to a snapshot.
-#[derive(Clone, Serialize, Deserialize)]
-struct Groups(#[serde(with = "pairs")] HashMap<GroupKey, Window>);
-
-/// A [`Correlator`]'s state, for a snapshot (see [`crate::EngineState`]).
+/// What a [`Correlator`] has learnt from the events: one struct, which is
+/// what a snapshot holds (see [`crate::EngineState`]), so it cannot leave a
+/// field out.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct CorrelatorState {
+    /// Matches waiting for the watermark, sorted by (time, index, correlation).
+    /// Input is mostly in time order, so inserts land at or near the back.
     pending: VecDeque<((i64, u64, usize), Pending)>,
-    windows: Vec<Groups>,
+    #[serde(with = "pairs_each")]
+    windows: Vec<HashMap<GroupKey, Window>>,
+    /// Absences waiting for the watermark to pass their span, by its end.
     #[serde(with = "pairs")]
     deadlines: BTreeMap<(i64, u64, usize), Deadline>,
+    /// `lt` / `lte` / `eq` windows waiting to be counted, by their end.
     #[serde(with = "pairs")]
     count_deadlines: BTreeMap<(i64, u64, usize), CountWindow>,
+    /// Watermark at each correlation's last sweep for idle groups.
     swept_at: Vec<i64>,
     evicted: u64,
+    /// Who is on site, from every badge event.
     presence: Presence,
+    /// Matches of rules with a presence condition, decided once the watermark
+    /// reaches them (all badge events up to then are in).
     #[serde(with = "pairs")]
     presence_pending: BTreeMap<(i64, u64, usize), PresenceWait>,
     presence_pruned_at: i64,
@@ -171,28 +178,12 @@ pub struct Correlator {
     used_by: Vec<Vec<usize>>,
     plans: Vec<CorrelationPlan>,
     entity_fields: Vec<(EntityKind, Field)>,
-    /// Matches waiting for the watermark, sorted by (time, index, correlation).
-    /// Input is mostly in time order, so inserts land at or near the back.
-    pending: VecDeque<((i64, u64, usize), Pending)>,
-    windows: Vec<HashMap<GroupKey, Window>>,
-    /// Absences waiting for the watermark to pass their span, by its end.
-    deadlines: BTreeMap<(i64, u64, usize), Deadline>,
-    /// `lt` / `lte` / `eq` windows waiting to be counted, by their end.
-    count_deadlines: BTreeMap<(i64, u64, usize), CountWindow>,
-    /// Watermark at each correlation's last sweep for idle groups.
-    swept_at: Vec<i64>,
     max_keys: usize,
-    evicted: u64,
     /// For `custos.lookup` (maintenance windows, tickets, criticality).
     inventory: Option<Arc<Inventory>>,
     /// Each rule's lookup asset field, resolved once.
     lookup_fields: Vec<Option<Field>>,
-    /// Who is on site, from every badge event.
-    presence: Presence,
-    /// Matches of rules with a presence condition, decided once the watermark
-    /// reaches them (all badge events up to then are in).
-    presence_pending: BTreeMap<(i64, u64, usize), PresenceWait>,
-    presence_pruned_at: i64,
+    state: CorrelatorState,
 }
 
 /// A match waiting for its presence condition to be decided.
@@ -249,33 +240,25 @@ impl Correlator {
             used_by,
             plans,
             entity_fields,
-            pending: VecDeque::new(),
-            deadlines: BTreeMap::new(),
-            count_deadlines: BTreeMap::new(),
-            windows,
-            swept_at,
             max_keys,
-            evicted: 0,
             inventory: None,
             lookup_fields,
-            presence: Presence::new(DEFAULT_PRESENCE_TIMEOUT_MS),
-            presence_pending: BTreeMap::new(),
-            presence_pruned_at: i64::MIN,
+            state: CorrelatorState {
+                pending: VecDeque::new(),
+                windows,
+                deadlines: BTreeMap::new(),
+                count_deadlines: BTreeMap::new(),
+                swept_at,
+                evicted: 0,
+                presence: Presence::new(DEFAULT_PRESENCE_TIMEOUT_MS),
+                presence_pending: BTreeMap::new(),
+                presence_pruned_at: i64::MIN,
+            },
         }
     }
 
     pub fn save_state(&self) -> CorrelatorState {
-        CorrelatorState {
-            pending: self.pending.clone(),
-            windows: self.windows.iter().map(|w| Groups(w.clone())).collect(),
-            deadlines: self.deadlines.clone(),
-            count_deadlines: self.count_deadlines.clone(),
-            swept_at: self.swept_at.clone(),
-            evicted: self.evicted,
-            presence: self.presence.clone(),
-            presence_pending: self.presence_pending.clone(),
-            presence_pruned_at: self.presence_pruned_at,
-        }
+        self.state.clone()
     }
 
     /// Takes up a saved state, after checking that every rule and
@@ -295,21 +278,13 @@ impl Correlator {
         {
             return other("a correlation or rule index");
         }
-        self.pending = s.pending;
-        self.windows = s.windows.into_iter().map(|g| g.0).collect();
-        self.deadlines = s.deadlines;
-        self.count_deadlines = s.count_deadlines;
-        self.swept_at = s.swept_at;
-        self.evicted = s.evicted;
-        self.presence = s.presence;
-        self.presence_pending = s.presence_pending;
-        self.presence_pruned_at = s.presence_pruned_at;
+        self.state = s;
         Ok(())
     }
 
     /// How long a badge-in counts without another badge event (default 12 h).
     pub fn set_presence_timeout(&mut self, ms: i64) {
-        self.presence = Presence::new(ms);
+        self.state.presence = Presence::new(ms);
     }
 
     /// The inventory `custos.lookup` consults.
@@ -349,17 +324,17 @@ impl Correlator {
 
     /// Matches waiting for the watermark plus matches held in windows.
     pub fn state_entries(&self) -> usize {
-        self.pending.len()
-            + self.deadlines.len()
-            + self.count_deadlines.len()
-            + self.presence_pending.len()
-            + self.presence.people()
-            + self.windows.iter().flat_map(HashMap::values).map(|w| w.seen.len()).sum::<usize>()
+        self.state.pending.len()
+            + self.state.deadlines.len()
+            + self.state.count_deadlines.len()
+            + self.state.presence_pending.len()
+            + self.state.presence.people()
+            + self.state.windows.iter().flat_map(HashMap::values).map(|w| w.seen.len()).sum::<usize>()
     }
 
     /// Groups held, over all correlation rules.
     pub fn keys(&self) -> usize {
-        self.windows.iter().map(HashMap::len).sum()
+        self.state.windows.iter().map(HashMap::len).sum()
     }
 
     /// An estimate of the bytes the correlation state holds: windows with
@@ -369,6 +344,7 @@ impl Correlator {
         use std::mem::size_of;
         let strings = |k: &GroupKey| k.iter().map(|s| s.capacity() + size_of::<String>()).sum::<usize>() + 16;
         let windows: usize = self
+            .state
             .windows
             .iter()
             .flat_map(HashMap::values)
@@ -384,12 +360,12 @@ impl Correlator {
                     + w.values.keys().map(|v| v.len() + 16).sum::<usize>()
             })
             .sum();
-        windows + self.pending.capacity() * size_of::<((i64, u64, usize), Pending)>()
+        windows + self.state.pending.capacity() * size_of::<((i64, u64, usize), Pending)>()
     }
 
     /// Groups dropped because a rule held `max_keys` of them.
     pub fn evicted(&self) -> u64 {
-        self.evicted
+        self.state.evicted
     }
 
     fn entity(kind: EntityKind, field: &Field, e: &Event, fallback: &str) -> Entity {
@@ -399,7 +375,7 @@ impl Correlator {
     /// Runs detection on one event; alerts of stand-alone rules go to `out`
     /// at once, matches for correlations wait for the watermark.
     pub fn on_event(&mut self, index: u64, e: &Event, out: &mut Vec<SigmaHit>) {
-        self.presence.observe(e);
+        self.state.presence.observe(e);
         let candidates = match self.by_class.iter().find(|(c, _)| *c == e.class_uid) {
             Some((_, rules)) => rules,
             None => &self.any_class,
@@ -432,7 +408,7 @@ impl Correlator {
                         zone: text(Field::resolve(&check.zone).get(e)),
                         entity: Self::entity(*kind, field, e, "unknown"),
                     };
-                    self.presence_pending.insert((e.time, index, r), wait);
+                    self.state.presence_pending.insert((e.time, index, r), wait);
                 }
             } else if rule.alerts {
                 let (kind, field) = &self.entity_fields[r];
@@ -477,11 +453,11 @@ impl Correlator {
                 }
                 let entity = text(plan.entity.1.get(e));
                 let at = (e.time, index, p);
-                let slot = match self.pending.back() {
-                    Some((last, _)) if *last > at => self.pending.partition_point(|(k, _)| *k <= at),
-                    _ => self.pending.len(),
+                let slot = match self.state.pending.back() {
+                    Some((last, _)) if *last > at => self.state.pending.partition_point(|(k, _)| *k <= at),
+                    _ => self.state.pending.len(),
                 };
-                self.pending.insert(
+                self.state.pending.insert(
                     slot,
                     (
                         at,
@@ -506,12 +482,12 @@ impl Correlator {
     pub fn advance(&mut self, wm: i64, out: &mut Vec<SigmaHit>) {
         let mut fired = Vec::new();
         loop {
-            while let Some(time) = self.pending.front().map(|((t, _, _), _)| *t).filter(|t| *t <= wm) {
+            while let Some(time) = self.state.pending.front().map(|((t, _, _), _)| *t).filter(|t| *t <= wm) {
                 // A missing match at exactly a span's end still counts: decide
                 // only the spans that ended before this match.
                 self.decide_absences(time - 1, &mut fired);
                 self.emit(&mut fired, out);
-                let Some(((time, index, _), p)) = self.pending.pop_front() else { break };
+                let Some(((time, index, _), p)) = self.state.pending.pop_front() else { break };
                 self.feed(time, index, p, &mut fired);
                 self.emit(&mut fired, out);
             }
@@ -519,14 +495,14 @@ impl Correlator {
             self.decide_presence(wm, &mut fired);
             self.emit(&mut fired, out);
             // Chained correlations may have new matches the watermark covers.
-            if self.pending.front().is_none_or(|((t, _, _), _)| *t > wm) {
+            if self.state.pending.front().is_none_or(|((t, _, _), _)| *t > wm) {
                 break;
             }
         }
         // Idle groups go in a sweep once the watermark has moved half a
         // timespan since the last one: amortised O(1) per event, and a group
         // outlives its last match by at most 1.5 timespans.
-        for ((plan, windows), swept) in self.plans.iter().zip(&mut self.windows).zip(&mut self.swept_at) {
+        for ((plan, windows), swept) in self.plans.iter().zip(&mut self.state.windows).zip(&mut self.state.swept_at) {
             let Some(c) = &self.set.rules[plan.rule].correlation else { continue };
             if wm.saturating_sub(*swept) >= c.timespan_ms / 2 {
                 windows.retain(|_, w| w.last_time() >= wm - c.keep_ms());
@@ -558,9 +534,9 @@ impl Correlator {
                         _ => None,
                     };
                     let at = (h.time, h.events.iter().copied().max().unwrap_or(0), p);
-                    let slot = self.pending.partition_point(|(k, _)| *k <= at);
+                    let slot = self.state.pending.partition_point(|(k, _)| *k <= at);
                     let pending = Pending { correlation: p, key, position, value, entity: None, zone: h.zone.clone() };
-                    self.pending.insert(slot, (at, pending));
+                    self.state.pending.insert(slot, (at, pending));
                 }
             }
             if base.alerts {
@@ -571,14 +547,14 @@ impl Correlator {
 
     /// Presence conditions of matches the watermark has reached.
     fn decide_presence(&mut self, wm: i64, out: &mut Vec<SigmaHit>) {
-        while let Some(entry) = self.presence_pending.first_entry() {
+        while let Some(entry) = self.state.presence_pending.first_entry() {
             let (time, index, r) = *entry.key();
             if time > wm {
                 break;
             }
             let w = entry.remove();
             let Some(check) = &self.set.rules[r].presence else { continue };
-            let place = self.presence.at(&w.person, time);
+            let place = self.state.presence.at(&w.person, time);
             let in_zone = place.is_some_and(|p| p.zone.is_some() && p.zone == w.zone);
             let holds = match check.must_be {
                 MustBe::OnSite => place.is_some(),
@@ -590,16 +566,16 @@ impl Correlator {
                 out.push(SigmaHit { rule: r, time, events: vec![index], entity: w.entity, zone: w.zone, group: None });
             }
         }
-        if wm.saturating_sub(self.presence_pruned_at) >= 60_000 {
-            self.presence.prune(wm);
-            self.presence_pruned_at = wm;
+        if wm.saturating_sub(self.state.presence_pruned_at) >= 60_000 {
+            self.state.presence.prune(wm);
+            self.state.presence_pruned_at = wm;
         }
     }
 
     /// Windows of `lt` / `lte` / `eq` correlations that ended by `upto`:
     /// counted, alerted on when the threshold holds, and closed.
     fn decide_counts(&mut self, upto: i64, out: &mut Vec<SigmaHit>) {
-        while let Some(entry) = self.count_deadlines.first_entry() {
+        while let Some(entry) = self.state.count_deadlines.first_entry() {
             let (end, _, p) = *entry.key();
             if end > upto {
                 break;
@@ -607,7 +583,7 @@ impl Correlator {
             let CountWindow { key, entity, zone } = entry.remove();
             let plan = &self.plans[p];
             let Some(c) = &self.set.rules[plan.rule].correlation else { continue };
-            let Some(w) = self.windows[p].get_mut(&key) else { continue };
+            let Some(w) = self.state.windows[p].get_mut(&key) else { continue };
             let count = match c.kind {
                 CorrelationKind::ValueCount(_) => w.values.len(),
                 _ => w.seen.len(),
@@ -625,15 +601,16 @@ impl Correlator {
     /// matched for the group within the span.
     fn decide_absences(&mut self, upto: i64, out: &mut Vec<SigmaHit>) {
         self.decide_counts(upto, out);
-        while let Some(entry) = self.deadlines.first_entry() {
+        while let Some(entry) = self.state.deadlines.first_entry() {
             let (end, index, p) = *entry.key();
             if end > upto {
                 break;
             }
             let d = entry.remove();
             let plan = &self.plans[p];
-            let seen =
-                self.windows[p].get(&d.key).is_some_and(|w| w.seen.iter().any(|s| s.time >= d.from && s.time <= end));
+            let seen = self.state.windows[p]
+                .get(&d.key)
+                .is_some_and(|w| w.seen.iter().any(|s| s.time >= d.from && s.time <= end));
             if !seen {
                 out.push(SigmaHit {
                     rule: plan.rule,
@@ -650,7 +627,7 @@ impl Correlator {
     fn feed(&mut self, time: i64, index: u64, p: Pending, out: &mut Vec<SigmaHit>) {
         let plan = &self.plans[p.correlation];
         let Some(c) = &self.set.rules[plan.rule].correlation else { return };
-        let windows = &mut self.windows[p.correlation];
+        let windows = &mut self.state.windows[p.correlation];
         if windows.len() >= self.max_keys && !windows.contains_key(&p.key) {
             // Bounded state: the sixteenth of groups heard from longest ago go
             // in one pass (evicting one per new group would cost a scan each).
@@ -660,7 +637,7 @@ impl Correlator {
             let threshold = *oldest_kept;
             let before = windows.len();
             windows.retain(|_, w| w.last_time() > threshold);
-            self.evicted += (before - windows.len()) as u64;
+            self.state.evicted += (before - windows.len()) as u64;
         }
         let w = match windows.get_mut(&p.key) {
             Some(w) => w,
@@ -675,7 +652,7 @@ impl Correlator {
                 w.opened = Some(time);
                 let entity = Entity { kind: plan.entity.0, id: p.entity.clone().unwrap_or_else(|| w.key.join("/")) };
                 let window = CountWindow { key: w.key.clone(), entity, zone: p.zone };
-                self.count_deadlines.insert((time + c.timespan_ms, index, p.correlation), window);
+                self.state.count_deadlines.insert((time + c.timespan_ms, index, p.correlation), window);
             }
             w.push(Seen { time, index, position: p.position, value: p.value });
             return;
@@ -703,7 +680,7 @@ impl Correlator {
             } else {
                 let from = if direction == Direction::Around { time - span } else { time };
                 let d = Deadline { key: w.key.clone(), time, from, entity, zone: p.zone };
-                self.deadlines.insert((time + span, index, p.correlation), d);
+                self.state.deadlines.insert((time + span, index, p.correlation), d);
             }
             return;
         }
