@@ -1,6 +1,6 @@
 //! State snapshots. A start rebuilds the correlation engine and the API's
 //! views by replaying the ledger, which is the engine's input log: exact, but
-//! it grows with every record (about 7 µs each, an hour after two months at
+//! it grows with every record (about 6.5 µs each, an hour after two months at
 //! 100 events/s). A snapshot holds what that replay had built after the
 //! first `size` records, so a start restores it and replays only the rest.
 //!
