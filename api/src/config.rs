@@ -2,6 +2,7 @@
 //! with a default. `deploy/config/custos.example.toml` documents each key.
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use correlate::EngineConfig;
@@ -27,6 +28,12 @@ fn default_recent() -> usize {
 }
 fn default_max_body() -> usize {
     4 << 20
+}
+fn default_exports() -> NonZeroUsize {
+    NonZeroUsize::MIN.saturating_add(1)
+}
+fn default_sql() -> NonZeroUsize {
+    NonZeroUsize::MIN.saturating_add(1)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -71,11 +78,23 @@ pub struct HttpConfig {
     /// Events kept in memory for `GET /api/v1/events`. Default 50000.
     #[serde(default = "default_recent")]
     pub recent_events: usize,
+    /// Evidence exports made at once; others wait their turn. Default 2.
+    #[serde(default = "default_exports")]
+    pub max_concurrent_exports: NonZeroUsize,
+    /// SQL queries run at once; others wait their turn. Default 2.
+    #[serde(default = "default_sql")]
+    pub max_concurrent_sql: NonZeroUsize,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { listen: default_http(), max_body_bytes: default_max_body(), recent_events: default_recent() }
+        Self {
+            listen: default_http(),
+            max_body_bytes: default_max_body(),
+            recent_events: default_recent(),
+            max_concurrent_exports: default_exports(),
+            max_concurrent_sql: default_sql(),
+        }
     }
 }
 
@@ -311,6 +330,8 @@ mod tests {
         let e =
             Config::from_toml("data_dir = \"d\"\n[correlate]\nallowed_lateness_ms = \"soon\"\n", p).expect_err("type");
         assert!(e.to_string().contains("allowed_lateness_ms"), "{e}");
+        let e = Config::from_toml("data_dir = \"d\"\n[http]\nmax_concurrent_exports = 0\n", p).expect_err("zero");
+        assert!(e.to_string().contains("max_concurrent_exports"), "{e}");
         let e = Config::from_toml("[http]\n", p).expect_err("missing");
         assert!(e.to_string().contains("data_dir"), "{e}");
     }

@@ -441,7 +441,12 @@ impl Custos {
             )
             .with_evidence(bundle_signer)
             .with_search(searcher, follower.state.clone(), crate::sql::SqlEngine::new(&data_dir.join("archive")))
-            .with_accounts(accounts.clone());
+            .with_accounts(accounts.clone())
+            .with_turns(server::Turns::new(
+                cfg.http.max_concurrent_exports.get(),
+                cfg.http.max_concurrent_sql.get(),
+                server::Turns::WAIT,
+            ));
             let listener = tokio::net::TcpListener::bind(cfg.http.listen)
                 .await
                 .map_err(|source| Error::Http { addr: cfg.http.listen, source })?;

@@ -73,11 +73,13 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Seconds for a `Retry-After` header, when the server is busy.
+    retry_after: Option<u32>,
 }
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self { status, code, message: message.into(), retry_after: None }
     }
     fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
@@ -96,7 +98,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(ErrorBody { error: ErrorDetail { code: self.code, message: self.message } })).into_response()
+        let body = Json(ErrorBody { error: ErrorDetail { code: self.code, message: self.message } });
+        match self.retry_after {
+            Some(s) => (self.status, [(header::RETRY_AFTER, s.to_string())], body).into_response(),
+            None => (self.status, body).into_response(),
+        }
     }
 }
 
@@ -122,6 +128,59 @@ struct Inner {
     search: Option<(crate::search::Searcher, Arc<crate::follow::FollowState>)>,
     /// SQL over the Parquet archive.
     sql: Option<crate::sql::SqlEngine>,
+    /// Turns for the work that holds much memory while it runs.
+    turns: Turns,
+}
+
+/// How many evidence exports and SQL queries run at once. Each holds much
+/// memory while it runs (a bundle of 100,000 records about 0.9 GB, a query
+/// up to its memory limit), so a morning's worth of reviewers pressing
+/// export together must not take the server's memory from the ledger.
+/// Callers past the limit wait their turn, up to `wait`, then get 503.
+#[derive(Debug, Clone)]
+pub struct Turns {
+    exports: Arc<tokio::sync::Semaphore>,
+    sql: Arc<tokio::sync::Semaphore>,
+    wait: std::time::Duration,
+}
+
+impl Turns {
+    /// How long a caller waits for a turn before 503 `busy`.
+    pub const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+    pub fn new(exports: usize, sql: usize, wait: std::time::Duration) -> Self {
+        use tokio::sync::Semaphore;
+        Self { exports: Arc::new(Semaphore::new(exports)), sql: Arc::new(Semaphore::new(sql)), wait }
+    }
+}
+
+impl Default for Turns {
+    fn default() -> Self {
+        let http = crate::config::HttpConfig::default();
+        Self::new(http.max_concurrent_exports.get(), http.max_concurrent_sql.get(), Self::WAIT)
+    }
+}
+
+/// A turn at `kind` of work from `turns`, waiting up to `wait` for one.
+async fn take_turn<'a>(
+    turns: &'a tokio::sync::Semaphore,
+    wait: std::time::Duration,
+    kind: &str,
+) -> Result<tokio::sync::SemaphorePermit<'a>, ApiError> {
+    match tokio::time::timeout(wait, turns.acquire()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(ApiError {
+            retry_after: Some(10),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                format!(
+                    "as many {kind} as the server runs at once are running, and this one waited {} s for its turn; retry shortly",
+                    wait.as_secs()
+                ),
+            )
+        }),
+    }
 }
 
 #[derive(Clone)]
@@ -149,7 +208,16 @@ impl AppState {
             accounts: None,
             search: None,
             sql: None,
+            turns: Turns::default(),
         }))
+    }
+
+    /// Sets how many exports and SQL queries run at once.
+    pub fn with_turns(mut self, turns: Turns) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            inner.turns = turns;
+        }
+        self
     }
 
     /// Enables e-signatures against these accounts.
@@ -870,9 +938,11 @@ async fn query_sql(caller: Caller, State(s): State<AppState>, body: Bytes) -> Re
     let defaults = SqlLimits::default();
     let timeout = timeout_param(r.timeout_ms, defaults.timeout)?.unwrap_or(defaults.timeout);
     let engine = s.0.sql.clone().ok_or_else(|| ApiError::unavailable("sql is not enabled"))?;
+    let turn = take_turn(&s.0.turns.sql, s.0.turns.wait, "SQL queries").await?;
     let started = std::time::Instant::now();
     let outcome = engine.query(&r.sql, SqlLimits { max_rows, timeout, ..defaults }).await;
     let elapsed_ms = started.elapsed().as_millis() as u64;
+    drop(turn);
     let details = match &outcome {
         Ok(res) => json!({"sql": r.sql, "rows": res.rows.len(), "truncated": res.truncated, "elapsed_ms": elapsed_ms}),
         Err(e) => json!({"sql": r.sql, "refused": e.to_string(), "elapsed_ms": elapsed_ms}),
@@ -1177,6 +1247,7 @@ async fn export_evidence(caller: Caller, State(s): State<AppState>, body: Bytes)
     let sel: crate::evidence::Selection =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
     let signer = s.0.evidence.clone().ok_or_else(|| ApiError::unavailable("evidence export is not enabled"))?;
+    let _turn = take_turn(&s.0.turns.exports, s.0.turns.wait, "evidence exports").await?;
     let ledger = s.0.ledger.clone();
     let by = caller.0.name.clone();
     let (sel2, by2) = (sel.clone(), by.clone());
@@ -1630,6 +1701,33 @@ async fn ingest_push(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Past the limit a caller waits for a turn and gets one when a running
+    /// export ends; one that waits too long gets 503 `busy` with Retry-After.
+    #[tokio::test]
+    async fn exports_past_the_limit_wait_their_turn_then_are_turned_away() {
+        let turns = Arc::new(tokio::sync::Semaphore::new(1));
+        let running = take_turn(&turns, std::time::Duration::ZERO, "evidence exports").await.expect("first turn");
+        let refused = take_turn(&turns, std::time::Duration::ZERO, "evidence exports").await.expect_err("busy");
+        let response = refused.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some("10"));
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.expect("body");
+        let body: Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(body["error"]["code"], "busy");
+        assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("evidence exports")), "{body}");
+
+        let waiting = tokio::spawn({
+            let turns = turns.clone();
+            async move { take_turn(&turns, Turns::WAIT, "evidence exports").await.map(drop).is_ok() }
+        });
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!waiting.is_finished(), "no turn while the first export runs");
+        drop(running);
+        assert!(waiting.await.expect("task"), "the waiting export gets the freed turn");
+    }
 
     async fn boom() -> Response {
         panic!("boom")
