@@ -7,7 +7,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 
 use ingest::time::{format_rfc3339, parse_rfc3339};
-use ledger::{Block, Bundle, NoteSigner, RecordKind, Selected, Snapshot, record, write_bundle};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+
+use ledger::{Block, BundleWriter, NoteSigner, RecordKind, Snapshot, record};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -49,9 +51,11 @@ pub enum ExportError {
     Ledger(#[from] ledger::LedgerError),
 }
 
-/// A made bundle and what it holds.
+/// A made bundle, in the file it was written to (at its start), and what it holds.
 pub struct Export {
-    pub bytes: Vec<u8>,
+    pub file: std::fs::File,
+    /// The bundle's length in bytes.
+    pub len: u64,
     pub records: usize,
     pub tree_size: u64,
     pub sha256: String,
@@ -107,22 +111,39 @@ fn summary(kind: RecordKind, data: &Value) -> String {
     }
 }
 
-/// The most records one bundle holds. A bundle is built in memory: about
-/// 3.3 KB per record of plant data in the file and 10 KB while it is made, so
-/// at most about 1 GB; a larger selection is refused with a message saying
-/// how to narrow it.
+/// The most records one bundle holds: about 3.4 KB each of plant data, so
+/// some 340 MB, which `custos verify` and an inspector's tools read whole. A
+/// larger selection is refused with a message saying how to narrow it.
 pub const MAX_BUNDLE_RECORDS: usize = 100_000;
 
-/// A record chosen for the bundle, with what the report says of it (its
-/// parsed data is not kept: a parsed record takes several times its text).
-struct Chosen {
+/// Chosen records whose inclusion proofs are worked out together (proofs of
+/// nearby records share most of their hashes) before they are written.
+const PROOF_BATCH: usize = 1024;
+
+/// A record chosen for the bundle, as its report lists it. Its text goes to
+/// the bundle file as soon as its proof is known; only this stays in memory.
+struct Listed {
     index: u64,
     kind: RecordKind,
     recorded_at: i64,
     summary: String,
     /// The incident's id, for an incident record.
     incident: Option<String>,
-    text: String,
+}
+
+/// Writes the `pending` chosen records with their proofs against the tree of `size`.
+fn write_chosen<W: Write + Seek>(
+    snap: &Snapshot,
+    size: u64,
+    pending: &mut Vec<(u64, String)>,
+    out: &mut BundleWriter<'_, W>,
+) -> Result<(), ledger::LedgerError> {
+    let indices: Vec<u64> = pending.iter().map(|(i, _)| *i).collect();
+    let proofs = snap.inclusion_proofs(&indices, size)?;
+    for ((index, text), proof) in pending.drain(..).zip(proofs) {
+        out.record(index, &text, &proof)?;
+    }
+    Ok(())
 }
 
 /// What an incident is made of: its versions, and the alerts and events they name.
@@ -211,11 +232,19 @@ fn unsigned_in_range(snap: &Snapshot, size: u64, from: i64, to: i64) -> Result<b
 }
 
 /// Chooses the records of `snap` (a view of the running ledger, or of the
-/// one `custos evidence export` opened) and builds the bundle, its manifest
-/// signed with `signer`. Only the blocks of records that can hold chosen ones are
-/// read (see [`Block`]), so a day's export does not read a year's ledger.
-pub fn export(snap: &Snapshot, sel: &Selection, by: &str, signer: &NoteSigner) -> Result<Export, ExportError> {
-    export_at_most(snap, sel, by, signer, MAX_BUNDLE_RECORDS)
+/// one `custos evidence export` opened) and writes the bundle to `file`, its
+/// manifest signed with `signer`. Only the blocks of records that can hold
+/// chosen ones are read (see [`Block`]), so a day's export does not read a
+/// year's ledger; only what the report lists of each record is kept in
+/// memory, so a bundle of hundreds of megabytes is not.
+pub fn export(
+    snap: &Snapshot,
+    sel: &Selection,
+    by: &str,
+    signer: &NoteSigner,
+    file: std::fs::File,
+) -> Result<Export, ExportError> {
+    export_at_most(snap, sel, by, signer, file, MAX_BUNDLE_RECORDS)
 }
 
 fn export_at_most(
@@ -223,6 +252,7 @@ fn export_at_most(
     sel: &Selection,
     by: &str,
     signer: &NoteSigner,
+    file: std::fs::File,
     max_records: usize,
 ) -> Result<Export, ExportError> {
     let bad = ExportError::Selection;
@@ -247,13 +277,16 @@ fn export_at_most(
         Some(members) => members.may_be_in(b),
         None => b.overlaps(from, to) || (b.holds(RecordKind::Incident) && b.start >= first_in_range),
     });
-    // One pass: only the chosen records are kept (a ledger of months does not
-    // fit in memory), and each incident's newest version.
-    let mut chosen: Vec<Chosen> = Vec::new();
+    let mut bundle = BundleWriter::begin(BufWriter::with_capacity(1 << 20, file), &note, snap.keys(), signer)?;
+    // One pass: the chosen records go to the bundle as they are found, and
+    // each incident's newest version is noted.
+    let mut listed: Vec<Listed> = Vec::new();
+    let mut pending: Vec<(u64, String)> = Vec::with_capacity(PROOF_BATCH);
     let mut newest_version: HashMap<String, u64> = HashMap::new();
     let mut too_many = false;
+    let mut failed = None;
     scan_runs(snap, &to_read, |index, bytes| {
-        if too_many {
+        if too_many || failed.is_some() {
             return;
         }
         // Most records are neither chosen nor an incident: their kind and time
@@ -278,30 +311,40 @@ fn export_at_most(
                 Some(members) => members.holds(index, kind, &rec.data),
                 None => sel.asset.as_deref().is_none_or(|a| text.contains(&format!("\"{a}\""))),
             };
-        if wanted {
-            too_many = chosen.len() == max_records;
-            chosen.push(Chosen {
-                index,
-                summary: summary(kind, &rec.data),
-                incident: rec.data["id"].as_str().filter(|_| kind == RecordKind::Incident).map(str::to_owned),
-                kind,
-                recorded_at,
-                text,
-            });
+        if !wanted {
+            return;
+        }
+        if listed.len() == max_records {
+            too_many = true;
+            return;
+        }
+        listed.push(Listed {
+            index,
+            summary: summary(kind, &rec.data),
+            incident: rec.data["id"].as_str().filter(|_| kind == RecordKind::Incident).map(str::to_owned),
+            kind,
+            recorded_at,
+        });
+        pending.push((index, text));
+        if pending.len() == PROOF_BATCH {
+            failed = write_chosen(snap, cp.size, &mut pending, &mut bundle).err();
         }
     })?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
     if too_many {
         return Err(bad(format!(
             "the selection holds more than {max_records} records, too many for one bundle: narrow the time range or choose an asset"
         )));
     }
-    if chosen.is_empty() && sel.incident.is_none() && unsigned_in_range(snap, cp.size, from, to)? {
+    if listed.is_empty() && sel.incident.is_none() && unsigned_in_range(snap, cp.size, from, to)? {
         return Err(ExportError::NotSigned(format!(
             "records ledgered from {} to {} are not yet under a signed checkpoint (size {}); retry shortly",
             sel.from, sel.to, cp.size
         )));
     }
-    if chosen.is_empty() {
+    if listed.is_empty() {
         let about = match (&sel.incident, &sel.asset) {
             (Some(id), _) => format!(" belongs to incident {id:?}"),
             (None, Some(a)) => format!(" names asset {a:?} (spelt exactly as events carry it)"),
@@ -312,13 +355,11 @@ fn export_at_most(
             sel.from, sel.to, cp.size
         )));
     }
-    let indices: Vec<u64> = chosen.iter().map(|c| c.index).collect();
-    let proofs = snap.inclusion_proofs(&indices, cp.size)?;
-    let mut records = Vec::with_capacity(chosen.len());
+    write_chosen(snap, cp.size, &mut pending, &mut bundle)?;
     let mut rows = String::new();
-    for (c, proof) in chosen.into_iter().zip(proofs) {
+    for c in &listed {
         let superseded =
-            c.incident.and_then(|id| newest_version.get(&id).copied()).is_some_and(|newest| newest > c.index);
+            c.incident.as_ref().and_then(|id| newest_version.get(id).copied()).is_some_and(|newest| newest > c.index);
         let flag = if superseded { "<td class=flag>superseded by a later version</td>" } else { "<td></td>" };
         rows.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{flag}</tr>\n",
@@ -327,7 +368,6 @@ fn export_at_most(
             format_rfc3339(c.recorded_at),
             html_escape(&c.summary)
         ));
-        records.push(Selected { index: c.index, text: c.text, proof });
     }
     let made_at = format_rfc3339(ingest::source::now_millis());
     let selection = json!({
@@ -352,13 +392,38 @@ fn export_at_most(
         asset = sel.asset.as_deref().map(|a| format!(", about asset {}", html_escape(a))).unwrap_or_default(),
         incident = sel.incident.as_deref().map(|i| format!(", incident {}", html_escape(i))).unwrap_or_default(),
         reason = sel.reason.as_deref().map(|r| format!(" for: {}", html_escape(r))).unwrap_or_default(),
-        n = records.len(),
+        n = listed.len(),
     );
-    let n = records.len();
-    let bundle = Bundle { checkpoint: note, keys: snap.keys().to_owned(), records, selection, report_html };
-    let bytes = write_bundle(&bundle, signer)?;
-    let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
-    Ok(Export { bytes, records: n, tree_size: cp.size, sha256 })
+    let out = bundle.finish(&selection, &report_html)?;
+    let (file, len, sha256) = rewound_with_digest(out).map_err(|e| {
+        ExportError::Ledger(ledger::LedgerError::Io {
+            path: "evidence bundle".into(),
+            what: "read back".into(),
+            source: e,
+        })
+    })?;
+    Ok(Export { file, len, records: listed.len(), tree_size: cp.size, sha256 })
+}
+
+/// The written bundle's file at its start, its length and SHA-256 (read back:
+/// its first entry, the manifest, was written last).
+fn rewound_with_digest(out: BufWriter<std::fs::File>) -> std::io::Result<(std::fs::File, u64, String)> {
+    use sha2::Digest;
+    let mut file = out.into_inner().map_err(|e| e.into_error())?;
+    file.seek(SeekFrom::Start(0))?;
+    let mut sha = sha2::Sha256::new();
+    let (mut buf, mut len) = (vec![0u8; 1 << 20], 0u64);
+    loop {
+        match file.read(&mut buf)? {
+            0 => break,
+            n => {
+                sha.update(&buf[..n]);
+                len += n as u64;
+            }
+        }
+    }
+    file.seek(SeekFrom::Start(0))?;
+    Ok((file, len, hex::encode(sha.finalize())))
 }
 
 #[cfg(test)]
@@ -405,10 +470,25 @@ mod tests {
         }
     }
 
+    fn spool() -> std::fs::File {
+        tempfile::tempfile().expect("spool file")
+    }
+
+    /// The bundle's bytes, checked against the length and digest reported.
+    fn bytes(e: &Export) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        (&e.file).read_to_end(&mut bytes).expect("read the bundle");
+        (&e.file).seek(SeekFrom::Start(0)).expect("rewind");
+        assert_eq!(bytes.len() as u64, e.len);
+        assert_eq!(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)), e.sha256);
+        bytes
+    }
+
     fn indices(e: &Export) -> Vec<u64> {
-        let report = ledger::verify_bundle(&e.bytes, None).expect("the bundle verifies");
+        let bytes = bytes(e);
+        let report = ledger::verify_bundle(&bytes, None).expect("the bundle verifies");
         assert_eq!(report.records, e.records);
-        let text = String::from_utf8_lossy(&e.bytes);
+        let text = String::from_utf8_lossy(&bytes);
         let start = text.find("<tr><td>").map_or(0, |i| i + 8);
         text[start..].split("<tr><td>").filter_map(|row| row.split('<').next()?.parse().ok()).collect()
     }
@@ -416,30 +496,31 @@ mod tests {
     #[tokio::test]
     async fn an_incident_brings_its_alerts_events_and_versions() {
         let (_dir, snap, signer) = ledger().await;
-        let e = export(&snap, &selection(None, Some("INC-1")), "quinn", &signer).expect("export");
+        let e = export(&snap, &selection(None, Some("INC-1")), "quinn", &signer, spool()).expect("export");
         assert_eq!(indices(&e), [1, 3, 4, 6]);
-        let text = String::from_utf8_lossy(&e.bytes);
+        let text = String::from_utf8_lossy(&bytes(&e)).into_owned();
         assert_eq!(text.matches("superseded by a later version").count(), 1, "version 1 of INC-1");
         assert!(text.contains("for: inspection 2026-12"), "the reason is in the report");
-        let err = export(&snap, &selection(None, Some("INC-9")), "quinn", &signer).err().map(|e| e.to_string());
+        let err =
+            export(&snap, &selection(None, Some("INC-9")), "quinn", &signer, spool()).err().map(|e| e.to_string());
         assert_eq!(err.as_deref(), Some("no incident \"INC-9\" in the signed ledger"));
     }
 
     #[tokio::test]
     async fn a_time_range_and_an_asset_choose_records() {
         let (_dir, snap, signer) = ledger().await;
-        let all = export(&snap, &selection(None, None), "quinn", &signer).expect("export");
+        let all = export(&snap, &selection(None, None), "quinn", &signer, spool()).expect("export");
         assert_eq!(indices(&all), [1, 2, 3, 4, 5, 6, 7]);
-        let report = ledger::verify_bundle(&all.bytes, None).expect("verifies");
+        let report = ledger::verify_bundle(&bytes(&all), None).expect("verifies");
         assert_eq!(report.kinds.get("legal_hold"), Some(&1), "{:?}", report.kinds);
-        assert!(String::from_utf8_lossy(&all.bytes).contains(
+        assert!(String::from_utf8_lossy(&bytes(&all)).contains(
             "<td>legal_hold</td><td>1970-01-01T00:00:06.000Z</td><td>legal hold: FDA inquiry (by quinn)</td>"
         ));
-        let plc = export(&snap, &selection(Some("PLC-01"), None), "quinn", &signer).expect("export");
+        let plc = export(&snap, &selection(Some("PLC-01"), None), "quinn", &signer, spool()).expect("export");
         assert_eq!(indices(&plc), [1]);
         let mut early = selection(None, None);
         early.to = "1970-01-01T00:00:02Z".into();
-        assert_eq!(indices(&export(&snap, &early, "quinn", &signer).expect("export")), [1, 2]);
+        assert_eq!(indices(&export(&snap, &early, "quinn", &signer, spool()).expect("export")), [1, 2]);
     }
 
     /// Over blocks of records, the export reads only those that can hold
@@ -487,24 +568,32 @@ mod tests {
             incident: None,
             reason: None,
         };
-        let e = export(&snap, &range, "quinn", &signer).expect("export");
+        let e = export(&snap, &range, "quinn", &signer, spool()).expect("export");
         let expected: Vec<u64> =
             (0..5_000).filter(|i| (100_000..=200_000).contains(&times[*i])).map(|i| i as u64 + 1).collect();
         assert_eq!(indices(&e), expected);
         assert!(expected.contains(&4_501));
-        let text = String::from_utf8_lossy(&e.bytes);
+        let text = String::from_utf8_lossy(&bytes(&e)).into_owned();
         assert!(text.contains("<tr><td>151</td><td>incident</td><td>1970-01-01T00:02:30.000Z</td><td>INC-7  — </td><td class=flag>superseded by a later version</td>"));
         assert_eq!(text.matches("superseded by a later version").count(), 1, "only version 1 of INC-7");
+        // Everything: chosen records go out in several batches of proofs.
+        let all = Selection { from: format_rfc3339(0), to: format_rfc3339(10_000_000), ..range.clone() };
+        let e = export(&snap, &all, "quinn", &signer, spool()).expect("export");
+        assert!(e.records > 4 * PROOF_BATCH);
+        assert_eq!(indices(&e), (1..=5_000).collect::<Vec<u64>>());
         let incident = Selection { incident: Some("INC-7".into()), ..range };
-        let e = export(&snap, &incident, "quinn", &signer).expect("export");
+        let e = export(&snap, &incident, "quinn", &signer, spool()).expect("export");
         assert_eq!(indices(&e), [149, 150, 151, 4_801], "its event, alert and both versions");
     }
 
     #[tokio::test]
     async fn a_selection_too_large_for_one_bundle_is_refused() {
         let (_dir, snap, signer) = ledger().await;
-        assert!(export_at_most(&snap, &selection(None, None), "quinn", &signer, 7).is_ok(), "seven of at most seven");
-        let err = export_at_most(&snap, &selection(None, None), "quinn", &signer, 6)
+        assert!(
+            export_at_most(&snap, &selection(None, None), "quinn", &signer, spool(), 7).is_ok(),
+            "seven of at most seven"
+        );
+        let err = export_at_most(&snap, &selection(None, None), "quinn", &signer, spool(), 6)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();

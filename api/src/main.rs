@@ -611,9 +611,14 @@ async fn evidence_export(
         .context("the export needs the ledger to itself (stop Custos first)")?;
     let by = std::env::var("USER").unwrap_or_else(|_| "command line".into());
     let started = std::time::Instant::now();
-    let export = custos::evidence::export(&ledger.snapshot()?, sel, &by, &signer)?;
+    // Written beside `out` and renamed when whole: a failed export leaves no file.
+    let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let file = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("write in {}", dir.display()))?;
+    let (file, path) = file.into_parts();
+    let export = custos::evidence::export(&ledger.snapshot()?, sel, &by, &signer, file)?;
     let took = started.elapsed();
-    std::fs::write(out, &export.bytes).with_context(|| format!("write {}", out.display()))?;
+    export.file.sync_all().with_context(|| format!("write {}", out.display()))?;
+    path.persist(out).with_context(|| format!("write {}", out.display()))?;
     let mut details = export.audit_details(sel);
     details["file"] = out.display().to_string().into();
     let entry = custos::audit::Entry {

@@ -439,7 +439,7 @@ impl Custos {
                 stats.clone(),
                 rules.clone(),
             )
-            .with_evidence(bundle_signer)
+            .with_evidence(bundle_signer, data_dir.clone())
             .with_search(searcher, follower.state.clone(), crate::sql::SqlEngine::new(&data_dir.join("archive")))
             .with_accounts(accounts.clone())
             .with_turns(server::Turns::new(

@@ -2,6 +2,7 @@
 //! bearer token; what each role may do is the table in [`permits`].
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -120,8 +121,10 @@ struct Inner {
     push: HashMap<String, Format>,
     stats: Arc<PipelineStats>,
     rules: RulesReload,
-    /// The key that signs bundle manifests.
-    evidence: Option<Arc<ledger::NoteSigner>>,
+    /// The key that signs bundle manifests, and the directory bundles are
+    /// written in while they are made (each in a file without a name, gone
+    /// when it has been sent or the process ends).
+    evidence: Option<(Arc<ledger::NoteSigner>, PathBuf)>,
     /// People's accounts, for e-signatures.
     accounts: Option<Arc<crate::accounts::AccountStore>>,
     /// Search over the index that follows the ledger, and how far it got.
@@ -132,11 +135,11 @@ struct Inner {
     turns: Turns,
 }
 
-/// How many evidence exports and SQL queries run at once. Each holds much
-/// memory while it runs (a bundle of 100,000 records about 0.9 GB, a query
-/// up to its memory limit), so a morning's worth of reviewers pressing
-/// export together must not take the server's memory from the ledger.
-/// Callers past the limit wait their turn, up to `wait`, then get 503.
+/// How many evidence exports and SQL queries run at once. A query holds up to
+/// its memory limit, and an export keeps a core busy for seconds and its
+/// bundle on disk (up to ~340 MB) until sent, so a morning's worth of
+/// reviewers pressing export together must not take the server from the
+/// ledger. Callers past the limit wait their turn, up to `wait`, then get 503.
 #[derive(Debug, Clone)]
 pub struct Turns {
     exports: Arc<tokio::sync::Semaphore>,
@@ -242,10 +245,11 @@ impl AppState {
         self
     }
 
-    /// Enables evidence exports, their bundles signed with `signer`.
-    pub fn with_evidence(mut self, signer: ledger::NoteSigner) -> Self {
+    /// Enables evidence exports, their bundles signed with `signer` and
+    /// written in `spool` (on disk: a bundle can be hundreds of megabytes).
+    pub fn with_evidence(mut self, signer: ledger::NoteSigner, spool: PathBuf) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.0) {
-            inner.evidence = Some(Arc::new(signer));
+            inner.evidence = Some((Arc::new(signer), spool));
         }
         self
     }
@@ -1246,35 +1250,55 @@ async fn export_evidence(caller: Caller, State(s): State<AppState>, body: Bytes)
     caller.require(Permission::ExportEvidence)?;
     let sel: crate::evidence::Selection =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
-    let signer = s.0.evidence.clone().ok_or_else(|| ApiError::unavailable("evidence export is not enabled"))?;
+    let (signer, spool) =
+        s.0.evidence.clone().ok_or_else(|| ApiError::unavailable("evidence export is not enabled"))?;
     let _turn = take_turn(&s.0.turns.exports, s.0.turns.wait, "evidence exports").await?;
     let ledger = s.0.ledger.clone();
     let by = caller.0.name.clone();
     let (sel2, by2) = (sel.clone(), by.clone());
-    let export =
-        tokio::task::spawn_blocking(move || crate::evidence::export(&ledger.snapshot()?, &sel2, &by2, &signer))
-            .await
-            .map_err(|_| ApiError::unavailable("the export stopped"))?
-            .map_err(|e| match e {
-                crate::evidence::ExportError::Selection(m) => ApiError::bad_request(m),
-                crate::evidence::ExportError::NoRecords(m) => ApiError::not_found(m),
-                crate::evidence::ExportError::NotSigned(m) => ApiError::new(StatusCode::CONFLICT, "not_yet_signed", m),
-                crate::evidence::ExportError::Ledger(e) => {
-                    tracing::error!(error = %e, "evidence export failed");
-                    ApiError::unavailable("the ledger cannot be read for an export now")
-                }
-            })?;
+    let export = tokio::task::spawn_blocking(move || {
+        let file = tempfile::tempfile_in(&spool).map_err(|e| ledger::LedgerError::Io {
+            path: spool.clone(),
+            what: "make a file for an evidence bundle in".into(),
+            source: e,
+        })?;
+        crate::evidence::export(&ledger.snapshot()?, &sel2, &by2, &signer, file)
+    })
+    .await
+    .map_err(|_| ApiError::unavailable("the export stopped"))?
+    .map_err(|e| match e {
+        crate::evidence::ExportError::Selection(m) => ApiError::bad_request(m),
+        crate::evidence::ExportError::NoRecords(m) => ApiError::not_found(m),
+        crate::evidence::ExportError::NotSigned(m) => ApiError::new(StatusCode::CONFLICT, "not_yet_signed", m),
+        crate::evidence::ExportError::Ledger(e) => {
+            tracing::error!(error = %e, "evidence export failed");
+            ApiError::unavailable("the ledger cannot be read for an export now")
+        }
+    })?;
     let details = export.audit_details(&sel);
     audit(&s, &caller.0, "evidence.export", sel.reason.as_deref().unwrap_or_default(), details).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/x-tar".to_owned()),
             (header::CONTENT_DISPOSITION, "attachment; filename=\"custos-evidence.tar\"".to_owned()),
+            (header::CONTENT_LENGTH, export.len.to_string()),
             (header::HeaderName::from_static("x-custos-sha256"), export.sha256),
         ],
-        export.bytes,
+        file_body(export.file),
     )
         .into_response())
+}
+
+/// A response body read from `file` as it is sent.
+fn file_body(file: std::fs::File) -> axum::body::Body {
+    use tokio::io::AsyncReadExt;
+    let chunks = futures_util::stream::try_unfold(tokio::fs::File::from_std(file), |mut file| async move {
+        let mut chunk = vec![0u8; 256 << 10];
+        let n = file.read(&mut chunk).await?;
+        chunk.truncate(n);
+        Ok::<_, std::io::Error>((n > 0).then(|| (Bytes::from(chunk), file)))
+    });
+    axum::body::Body::from_stream(chunks)
 }
 
 /// A ledger record with its inclusion proof against the latest signed

@@ -77,7 +77,7 @@ async fn fixture_with(options: LedgerOptions) -> Fixture {
         Arc::new(PipelineStats::default()),
         rules,
     )
-    .with_evidence(NoteSigner::parse(&key).expect("key"))
+    .with_evidence(NoteSigner::parse(&key).expect("key"), dir.path().to_path_buf())
     .with_accounts(accounts)
     .with_search(searcher, follower.state.clone(), custos::sql::SqlEngine::new(&dir.path().join("archive")));
     Fixture {
@@ -393,7 +393,10 @@ async fn evidence_export_through_the_api() {
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["content-type"], "application/x-tar");
     let before = f.ledger.size();
+    let (length, digest) = (resp.headers()["content-length"].clone(), resp.headers()["x-custos-sha256"].clone());
     let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    assert_eq!(length.to_str().ok(), Some(bytes.len().to_string().as_str()));
+    assert_eq!(digest.to_str().ok(), Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)).as_str()));
     let report = ledger::verify_bundle(&bytes, None).expect("the bundle verifies offline");
     assert_eq!(report.records, 5, "records ledgered in the 5 ms asked for");
     assert!(before >= 12, "the export is an audit record");

@@ -60,6 +60,19 @@ fn demo_stops_cleanly_on_sigterm_and_verify_judges_the_ledger() {
     assert!(text.starts_with(&format!("reindexed {size} ledger records")), "{text}");
     assert_eq!(position(), size.to_string());
 
+    // A refused export leaves no file behind, whole or partial.
+    let out = Command::new(BIN)
+        .args(["evidence", "export", "--data-dir"])
+        .arg(&data)
+        .args(["--from", "2100-01-01T00:00:00Z", "--to", "2000-01-01T00:00:00Z", "--out"])
+        .arg(dir.path().join("refused.tar"))
+        .output()
+        .expect("export runs");
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("from is after to"));
+    for name in std::fs::read_dir(dir.path()).expect("dir").map(|e| e.expect("entry").file_name()) {
+        let name = name.to_string_lossy();
+        assert!(!name.contains("refused") && !name.starts_with(".tmp"), "{name} left behind");
+    }
     // An evidence bundle of everything, checked offline from a copy elsewhere.
     let bundle = dir.path().join("evidence.tar");
     let out = Command::new(BIN)

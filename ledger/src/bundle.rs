@@ -7,7 +7,7 @@
 //! listing every file's SHA-256), so any change to any byte fails.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom, Write};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -51,7 +51,7 @@ impl Serialize for HexHashes<'_> {
     }
 }
 
-/// What goes into a bundle.
+/// What goes into a small bundle made in memory ([`write_bundle`]).
 pub struct Bundle {
     /// The signed checkpoint note all proofs are against.
     pub checkpoint: String,
@@ -101,110 +101,161 @@ fn manifest_body<'a>(hashes: impl IntoIterator<Item = (&'a str, &'a str)>) -> St
     manifest
 }
 
-/// Writes the bundle as a tar archive, signing its manifest with `signer`.
-///
-/// Written in place, in one buffer: the records go straight into their
-/// entry, and the manifest's entry, which comes first, is reserved at its
-/// known length (hex digests, one Ed25519 signature) and filled in last. A
-/// bundle of many records is hundreds of megabytes; a separate records file
-/// and archive would hold it twice.
+/// Writes a small bundle in memory (see [`BundleWriter`] for large ones).
 pub fn write_bundle(b: &Bundle, signer: &NoteSigner) -> Result<Vec<u8>, LedgerError> {
-    let selection = serde_json::to_string_pretty(&b.selection).map_err(|e| LedgerError::Record(e.to_string()))?;
-    let estimate: usize = b.records.iter().map(|r| r.text.len() * 11 / 10 + r.proof.len() * 67 + 64).sum::<usize>()
-        + b.report_html.len()
-        + selection.len()
-        + b.checkpoint.len()
-        + b.keys.len()
-        + INSTRUCTIONS.len()
-        + 16 * 512;
-    let mut tar = Tar(Vec::with_capacity(estimate));
-    let placeholder = "0".repeat(64);
-    let manifest_len = signer.sign(&manifest_body(FILES.iter().map(|f| (placeholder.as_str(), *f)))).len();
-    let manifest_at = tar.entry("manifest.txt", |out| {
-        out.resize(out.len() + manifest_len, 0);
-        Ok(())
-    })?;
-    let mut hashes = Vec::with_capacity(FILES.len());
-    for name in FILES {
-        let range = match name {
-            "records.jsonl" => tar.entry(name, |out| {
-                for r in &b.records {
-                    let line = Line { index: r.index, record_text: &r.text, inclusion_proof: HexHashes(&r.proof) };
-                    serde_json::to_writer(&mut *out, &line).map_err(|e| LedgerError::Record(e.to_string()))?;
-                    out.push(b'\n');
-                }
-                Ok(())
-            })?,
-            _ => {
-                let bytes = match name {
-                    "checkpoint.txt" => b.checkpoint.as_bytes(),
-                    "keys.vkey" => b.keys.as_bytes(),
-                    "selection.json" => selection.as_bytes(),
-                    "report.html" => b.report_html.as_bytes(),
-                    _ => INSTRUCTIONS.as_bytes(),
-                };
-                tar.entry(name, |out| {
-                    out.extend_from_slice(bytes);
-                    Ok(())
-                })?
-            }
-        };
-        hashes.push(sha256_hex(&tar.0[range]));
+    let mut w = BundleWriter::begin(std::io::Cursor::new(Vec::new()), &b.checkpoint, &b.keys, signer)?;
+    for r in &b.records {
+        w.record(r.index, &r.text, &r.proof)?;
     }
-    let manifest = signer.sign(&manifest_body(hashes.iter().map(String::as_str).zip(FILES)));
-    if manifest.len() != manifest_len {
-        return Err(LedgerError::Record("bundle: the signed manifest is not the length reserved for it".into()));
+    Ok(w.finish(&b.selection, &b.report_html)?.into_inner())
+}
+
+/// Writes a bundle as it is made, to a file (or any `Write + Seek`): a bundle
+/// of a hundred thousand records is hundreds of megabytes, which need not be
+/// held in memory. [`BundleWriter::begin`], then [`BundleWriter::record`] for
+/// each record, then [`BundleWriter::finish`].
+///
+/// The manifest's entry comes first in the archive but is known last: it is
+/// reserved at its known length (hex digests, one Ed25519 signature) and
+/// written over at the end, as is each entry's header once its size is known.
+pub struct BundleWriter<'s, W: Write + Seek> {
+    tar: Tar<W>,
+    signer: &'s NoteSigner,
+    /// Where the manifest's reserved contents start, and their length.
+    manifest: (u64, usize),
+    /// SHA-256 of the files written so far, in [`FILES`] order.
+    hashes: Vec<String>,
+    records: OpenEntry,
+    line: Vec<u8>,
+}
+
+impl<'s, W: Write + Seek> BundleWriter<'s, W> {
+    /// Starts a bundle of records proven against the signed `checkpoint`.
+    pub fn begin(out: W, checkpoint: &str, keys: &str, signer: &'s NoteSigner) -> Result<Self, LedgerError> {
+        let mut tar = Tar { out, at: 0 };
+        let placeholder = "0".repeat(64);
+        let manifest_len = signer.sign(&manifest_body(FILES.iter().map(|f| (placeholder.as_str(), *f)))).len();
+        let mut manifest = tar.open("manifest.txt")?;
+        tar.write(&mut manifest, &vec![0; manifest_len])?;
+        let manifest_at = manifest.header_at + 512;
+        tar.close(manifest)?;
+        let mut hashes = Vec::with_capacity(FILES.len());
+        for (name, text) in [(FILES[0], checkpoint), (FILES[1], keys)] {
+            hashes.push(tar.file(name, text.as_bytes())?);
+        }
+        let records = tar.open(FILES[2])?;
+        Ok(Self { tar, signer, manifest: (manifest_at, manifest_len), hashes, records, line: Vec::new() })
     }
-    tar.0[manifest_at].copy_from_slice(manifest.as_bytes());
-    Ok(tar.finish())
+
+    /// Adds a line to `records.jsonl`: a record's index, exact text and
+    /// inclusion proof (as the hex of [`BundleRecord`]).
+    pub fn record(&mut self, index: u64, text: &str, proof: &[Hash]) -> Result<(), LedgerError> {
+        self.line.clear();
+        let line = Line { index, record_text: text, inclusion_proof: HexHashes(proof) };
+        serde_json::to_writer(&mut self.line, &line).map_err(|e| LedgerError::Record(e.to_string()))?;
+        self.line.push(b'\n');
+        self.tar.write(&mut self.records, &self.line)
+    }
+
+    /// Writes the selection, the report, the instructions and the signed
+    /// manifest; returns the output, its whole archive written.
+    pub fn finish(mut self, selection: &serde_json::Value, report_html: &str) -> Result<W, LedgerError> {
+        let selection = serde_json::to_string_pretty(selection).map_err(|e| LedgerError::Record(e.to_string()))?;
+        self.hashes.push(self.tar.close(self.records)?);
+        for (name, text) in [(FILES[3], selection.as_str()), (FILES[4], report_html), (FILES[5], INSTRUCTIONS)] {
+            self.hashes.push(self.tar.file(name, text.as_bytes())?);
+        }
+        let manifest = self.signer.sign(&manifest_body(self.hashes.iter().map(String::as_str).zip(FILES)));
+        if manifest.len() != self.manifest.1 {
+            return Err(LedgerError::Record("bundle: the signed manifest is not the length reserved for it".into()));
+        }
+        self.tar.write_at(self.manifest.0, manifest.as_bytes())?;
+        self.tar.finish()
+    }
 }
 
 /// A tar archive in the one byte form of a bundle: ustar entries with fixed
 /// metadata (mode 0644, time 0), each padded to 512 bytes, two zero blocks
 /// at the end, so a verifier can rebuild it and compare every byte.
-struct Tar(Vec<u8>);
+struct Tar<W> {
+    out: W,
+    /// The archive's length so far.
+    at: u64,
+}
 
-impl Tar {
-    /// Appends an entry whose contents `body` writes straight into the
-    /// archive; returns where they are.
-    fn entry(
-        &mut self,
-        name: &str,
-        body: impl FnOnce(&mut Vec<u8>) -> Result<(), LedgerError>,
-    ) -> Result<std::ops::Range<usize>, LedgerError> {
-        let header_at = self.0.len();
-        self.0.resize(header_at + 512, 0);
-        body(&mut self.0)?;
-        let (start, end) = (header_at + 512, self.0.len());
-        let mut h = tar::Header::new_ustar();
-        h.set_path(name).map_err(|e| LedgerError::Record(format!("bundle {name}: {e}")))?;
-        h.set_size((end - start) as u64);
-        h.set_mode(0o644);
-        h.set_mtime(0);
-        h.set_cksum();
-        self.0[header_at..start].copy_from_slice(h.as_bytes());
-        self.0.resize(end.next_multiple_of(512), 0);
-        Ok(start..end)
+/// An entry being written: where its header goes, and its contents so far.
+struct OpenEntry {
+    header: tar::Header,
+    header_at: u64,
+    len: u64,
+    sha256: Sha256,
+}
+
+fn write_error(e: std::io::Error) -> LedgerError {
+    LedgerError::Io { path: "evidence bundle".into(), what: "write".into(), source: e }
+}
+
+impl<W: Write + Seek> Tar<W> {
+    /// Begins an entry; its header is written when it is closed.
+    fn open(&mut self, name: &str) -> Result<OpenEntry, LedgerError> {
+        let mut header = tar::Header::new_ustar();
+        header.set_path(name).map_err(|e| LedgerError::Record(format!("bundle {name}: {e}")))?;
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        let header_at = self.at;
+        self.out.write_all(&[0; 512]).map_err(write_error)?;
+        self.at += 512;
+        Ok(OpenEntry { header, header_at, len: 0, sha256: Sha256::new() })
     }
 
-    fn finish(mut self) -> Vec<u8> {
-        self.0.resize(self.0.len() + 1024, 0);
-        self.0
+    fn write(&mut self, entry: &mut OpenEntry, bytes: &[u8]) -> Result<(), LedgerError> {
+        self.out.write_all(bytes).map_err(write_error)?;
+        entry.sha256.update(bytes);
+        entry.len += bytes.len() as u64;
+        self.at += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Pads the entry, writes its header; returns the SHA-256 of its contents.
+    fn close(&mut self, mut entry: OpenEntry) -> Result<String, LedgerError> {
+        let pad = self.at.next_multiple_of(512) - self.at;
+        self.out.write_all(&[0; 512][..pad as usize]).map_err(write_error)?;
+        self.at += pad;
+        entry.header.set_size(entry.len);
+        entry.header.set_cksum();
+        self.write_at(entry.header_at, entry.header.as_bytes())?;
+        Ok(hex::encode(entry.sha256.finalize()))
+    }
+
+    /// A whole entry at once.
+    fn file(&mut self, name: &str, bytes: &[u8]) -> Result<String, LedgerError> {
+        let mut entry = self.open(name)?;
+        self.write(&mut entry, bytes)?;
+        self.close(entry)
+    }
+
+    /// Writes over bytes already written at `at`, then goes back to the end.
+    fn write_at(&mut self, at: u64, bytes: &[u8]) -> Result<(), LedgerError> {
+        self.out.seek(SeekFrom::Start(at)).map_err(write_error)?;
+        self.out.write_all(bytes).map_err(write_error)?;
+        self.out.seek(SeekFrom::Start(self.at)).map_err(write_error)?;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<W, LedgerError> {
+        self.out.write_all(&[0; 1024]).map_err(write_error)?;
+        self.out.flush().map_err(write_error)?;
+        Ok(self.out)
     }
 }
 
 /// The one byte form of a bundle's files, in manifest order.
-fn tar_of<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])> + Clone) -> Result<Vec<u8>, LedgerError> {
-    let size =
-        files.clone().into_iter().map(|(_, bytes)| 512 + bytes.len().next_multiple_of(512)).sum::<usize>() + 1024;
-    let mut tar = Tar(Vec::with_capacity(size));
+fn tar_of<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Result<Vec<u8>, LedgerError> {
+    let mut tar = Tar { out: std::io::Cursor::new(Vec::new()), at: 0 };
     for (name, bytes) in files {
-        tar.entry(name, |out| {
-            out.extend_from_slice(bytes);
-            Ok(())
-        })?;
+        tar.file(name, bytes)?;
     }
-    Ok(tar.finish())
+    Ok(tar.finish()?.into_inner())
 }
 
 /// The checkpoint note inside a bundle (for witness checks).
