@@ -23,7 +23,7 @@ fn archive() -> &'static PathBuf {
             let mut e = ingest::Event::new(EventClass::PhysicalAccess, 1, t, t, b"Door CR-1 access granted");
             e.zone = Some(if i % 2 == 0 { "control-room" } else { "cell-1" }.into());
             e.actor_mut().person = Some("alice".into());
-            archive.add_event(i, t, &e);
+            archive.add_event(i, t, &e, None);
         }
         archive.flush().expect("flush");
         dir
