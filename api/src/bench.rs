@@ -135,6 +135,8 @@ pub struct LedgerFigures {
     pub verify_records_per_s: f64,
     pub proof_p50_us: f64,
     pub proof_p99_us: f64,
+    /// The median time to take an export's view of the ledger (`Ledger::snapshot`).
+    pub snapshot_us: f64,
     pub storage_overhead: f64,
 }
 
@@ -224,6 +226,17 @@ pub async fn ledger(
         took.push(t.elapsed().as_secs_f64() * 1e6);
     }
     took.sort_by(f64::total_cmp);
+    let mut views: Vec<f64> = (0..101)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            l.snapshot().map(|view| {
+                let us = t.elapsed().as_secs_f64() * 1e6;
+                drop(view);
+                us
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    views.sort_by(f64::total_cmp);
     l.close().await?;
     drop(l);
 
@@ -245,6 +258,7 @@ pub async fn ledger(
         verify_records_per_s: report.records as f64 / verify_s,
         proof_p50_us: took[took.len() / 2],
         proof_p99_us: took[took.len() * 99 / 100],
+        snapshot_us: views[views.len() / 2],
         storage_overhead: on_disk as f64 / payload as f64 - 1.0,
     })
 }

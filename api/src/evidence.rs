@@ -172,9 +172,9 @@ impl IncidentMembers {
 }
 
 /// The index ranges of the blocks `wanted` keeps, adjacent ones merged, below `size`.
-fn runs(blocks: &[Block], size: u64, wanted: impl Fn(&Block) -> bool) -> Vec<Range<u64>> {
+fn runs<'a>(blocks: impl Iterator<Item = &'a Block>, size: u64, wanted: impl Fn(&Block) -> bool) -> Vec<Range<u64>> {
     let mut out: Vec<Range<u64>> = Vec::new();
-    for b in blocks.iter().filter(|b| b.start < size && wanted(b)) {
+    for b in blocks.filter(|b| b.start < size && wanted(b)) {
         let end = b.end.min(size);
         match out.last_mut() {
             Some(last) if last.end == b.start => last.end = end,
@@ -271,9 +271,8 @@ fn export_at_most(
     // The blocks that may hold a chosen record, and for a time range those
     // after its start holding incident records: a later version of a chosen
     // incident flags it as superseded.
-    let blocks = snap.blocks();
-    let first_in_range = blocks.iter().find(|b| b.overlaps(from, to)).map_or(u64::MAX, |b| b.start);
-    let to_read = runs(blocks, cp.size, |b| match &incident {
+    let first_in_range = snap.blocks().find(|b| b.overlaps(from, to)).map_or(u64::MAX, |b| b.start);
+    let to_read = runs(snap.blocks(), cp.size, |b| match &incident {
         Some(members) => members.may_be_in(b),
         None => b.overlaps(from, to) || (b.holds(RecordKind::Incident) && b.start >= first_in_range),
     });
@@ -560,7 +559,7 @@ mod tests {
         l.append(records).await.expect("append");
         l.close().await.expect("close signs a checkpoint");
         let snap = l.snapshot().expect("snapshot");
-        assert_eq!(snap.blocks().len(), 5, "5,001 records in blocks of 1,024");
+        assert_eq!(snap.blocks().count(), 5, "5,001 records in blocks of 1,024");
         let range = Selection {
             from: format_rfc3339(100_000),
             to: format_rfc3339(200_000),

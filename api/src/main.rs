@@ -490,6 +490,10 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             "  inclusion proof   p50 {:.1} µs, p99 {:.1} µs (at {} records)",
             f.proof_p50_us, f.proof_p99_us, f.records
         );
+        println!(
+            "  export's view     {:.0} µs median (Ledger::snapshot: the stored hashes shared, not copied)",
+            f.snapshot_us
+        );
         println!("  storage overhead  {:.1} % over the records' bytes", f.storage_overhead * 100.0);
         if remove {
             std::fs::remove_dir_all(&scratch).with_context(|| format!("remove {}", scratch.display()))?;

@@ -4,6 +4,7 @@
 //! It depends on no other Custos crate: it stores and proves bytes.
 
 pub mod bundle;
+mod chunked;
 pub mod merkle;
 pub mod note;
 pub mod record;

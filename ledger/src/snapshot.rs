@@ -32,7 +32,7 @@ impl Snapshot {
 
     /// The records in blocks of 1,024, each with the span of their ledger
     /// times and their kinds, so a reader skips what cannot hold its records.
-    pub fn blocks(&self) -> &[Block] {
+    pub fn blocks(&self) -> impl Iterator<Item = &Block> {
         self.tree.blocks()
     }
 

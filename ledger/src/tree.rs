@@ -3,8 +3,9 @@
 //! A subtree hash then costs at most 15 node hashes per stored level, and the
 //! leaf hashes below the lowest stored level come from at most 16 records
 //! read from their segment: a proof needs O(log n) work and a few reads,
-//! however long the ledger. Kept in memory (about 2.2 bytes per record) and
-//! rebuilt when the ledger is opened, which reads every record anyway.
+//! however long the ledger. Kept in memory (about 2.2 bytes per record, in
+//! chunks an export's clone shares) and rebuilt when the ledger is opened,
+//! which reads every record anyway.
 //!
 //! Beside them, for each block of 1,024 records, the span of their ledger
 //! times and the kinds among them ([`Block`]): an export of a day, or of an
@@ -19,6 +20,7 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::LedgerError;
+use crate::chunked::Chunked;
 use crate::merkle::{Hash, Subtrees, leaf_hash, root};
 use crate::record::RecordKind;
 use crate::store::{FRAME_HEADER, MAX_RECORD, SEGMENTS};
@@ -64,16 +66,18 @@ impl Block {
     }
 }
 
+/// Cloned for each export's [`crate::Snapshot`]: the long lists share their
+/// full chunks with the clone ([`Chunked`]).
 #[derive(Debug, Default, Clone)]
 pub(crate) struct TreeStore {
     /// `levels[j]`: hashes of the complete subtrees of 16^(j+1) leaves, in order.
-    levels: Vec<Vec<Hash>>,
+    levels: Vec<Chunked<Hash>>,
     /// Leaf hashes of the group of 16 still filling.
     filling: Vec<Hash>,
     size: u64,
     /// For every 16th record: the first index of its segment and its byte offset there.
-    anchors: Vec<(u64, u64)>,
-    blocks: Vec<Block>,
+    anchors: Chunked<(u64, u64)>,
+    blocks: Chunked<Block>,
 }
 
 impl TreeStore {
@@ -107,7 +111,7 @@ impl TreeStore {
         for (height, hash) in completed.iter().filter(|(h, _)| h % 4 == 0) {
             let j = (height / 4 - 1) as usize;
             if self.levels.len() == j {
-                self.levels.push(Vec::new());
+                self.levels.push(Chunked::default());
             }
             self.levels[j].push(*hash);
         }
@@ -117,8 +121,8 @@ impl TreeStore {
     }
 
     /// The blocks of records, in order.
-    pub(crate) fn blocks(&self) -> &[Block] {
-        &self.blocks
+    pub(crate) fn blocks(&self) -> impl Iterator<Item = &Block> {
+        self.blocks.iter()
     }
 
     /// A reader of subtree hashes for proofs over the ledger in `dir`.
@@ -236,7 +240,8 @@ impl TreeReader<'_> {
             }
             let width = GROUP.pow(stored);
             let level = &self.store.levels[stored as usize - 1];
-            return Ok(root(&level[(start / width) as usize..(end / width) as usize]));
+            let hashes: Vec<Hash> = ((start / width) as usize..(end / width) as usize).map(|i| level[i]).collect();
+            return Ok(root(&hashes));
         }
         let k = 1u64 << (u64::BITS - 1 - (n - 1).leading_zeros());
         Ok(crate::merkle::node_hash(&self.try_subtree(start, start + k)?, &self.try_subtree(start + k, end)?))
@@ -288,12 +293,12 @@ mod tests {
             store.push(*l, 0, i as u64 * 10, &completed, Some((RecordKind::Event, i as i64)));
         }
         assert_eq!(store.size(), 5000);
-        assert_eq!(store.levels[0].len(), 312);
-        assert_eq!(store.levels[1].len(), 19);
-        assert_eq!(store.levels[2].len(), 1);
+        assert_eq!(store.levels[0].iter().count(), 312);
+        assert_eq!(store.levels[1].iter().count(), 19);
+        assert_eq!(store.levels[2].iter().count(), 1);
         assert_eq!(store.levels[0][3], root(&leaves[48..64]));
         assert_eq!(store.levels[2][0], root(&leaves[..4096]));
-        let blocks = store.blocks();
+        let blocks: Vec<Block> = store.blocks().copied().collect();
         assert_eq!(blocks.len(), 5);
         assert_eq!(
             (blocks[4].start, blocks[4].end, blocks[4].min_recorded_at, blocks[4].max_recorded_at),
