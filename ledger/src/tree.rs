@@ -313,4 +313,33 @@ mod tests {
         assert_eq!(reader.subtree(4992, 5000), root(&leaves[4992..]), "the filling group");
         assert!(reader.error.borrow().is_none());
     }
+
+    /// Past 65,536 records the lowest stored level and the anchors go on in
+    /// a second shared chunk; subtrees on either side of it, and across it,
+    /// come out as the leaves make them, also in a clone taken before.
+    #[test]
+    fn stored_levels_read_the_same_across_shared_chunks() {
+        let n = 65_536 + 4_096 + 100;
+        let leaves: Vec<Hash> = (0..n as u32).map(|i| leaf_hash(&i.to_le_bytes())).collect();
+        let mut store = TreeStore::default();
+        let mut frontier = crate::merkle::Frontier::default();
+        let mut before = None;
+        for (i, l) in leaves.iter().enumerate() {
+            if i == 65_536 + 256 {
+                before = Some(store.clone());
+            }
+            let mut completed = Vec::new();
+            frontier.push_observed(*l, |h, x| completed.push((h, *x)));
+            store.push(*l, 0, i as u64 * 10, &completed, Some((RecordKind::Event, i as i64)));
+        }
+        assert_eq!(store.anchors[4096], (0, 655_360), "the first anchor of the second chunk");
+        let ranges = [(65_536 - 128, 65_536), (65_536, 65_536 + 128), (65_536 - 64, 65_536 + 64), (0, 65_536 + 256)];
+        for (name, store) in [("live", &store), ("clone", &before.expect("clone"))] {
+            let reader = store.reader(Path::new("/nonexistent"));
+            for (a, b) in ranges {
+                assert_eq!(reader.subtree(a, b), root(&leaves[a as usize..b as usize]), "{name} {a}..{b}");
+            }
+            assert!(reader.error.borrow().is_none(), "{name}: stored levels only");
+        }
+    }
 }
