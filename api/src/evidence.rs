@@ -49,6 +49,9 @@ pub enum ExportError {
     NotSigned(String),
     #[error(transparent)]
     Ledger(#[from] ledger::LedgerError),
+    /// The bundle's file could not be written (a full disk, most likely).
+    #[error("write the evidence bundle: {0}")]
+    Write(ledger::LedgerError),
 }
 
 /// A made bundle, in the file it was written to (at its start), and what it holds.
@@ -137,11 +140,11 @@ fn write_chosen<W: Write + Seek>(
     size: u64,
     pending: &mut Vec<(u64, String)>,
     out: &mut BundleWriter<'_, W>,
-) -> Result<(), ledger::LedgerError> {
+) -> Result<(), ExportError> {
     let indices: Vec<u64> = pending.iter().map(|(i, _)| *i).collect();
     let proofs = snap.inclusion_proofs(&indices, size)?;
     for ((index, text), proof) in pending.drain(..).zip(proofs) {
-        out.record(index, &text, &proof)?;
+        out.record(index, &text, &proof).map_err(ExportError::Write)?;
     }
     Ok(())
 }
@@ -276,7 +279,8 @@ fn export_at_most(
         Some(members) => members.may_be_in(b),
         None => b.overlaps(from, to) || (b.holds(RecordKind::Incident) && b.start >= first_in_range),
     });
-    let mut bundle = BundleWriter::begin(BufWriter::with_capacity(1 << 20, file), &note, snap.keys(), signer)?;
+    let mut bundle = BundleWriter::begin(BufWriter::with_capacity(1 << 20, file), &note, snap.keys(), signer)
+        .map_err(ExportError::Write)?;
     // One pass: the chosen records go to the bundle as they are found, and
     // each incident's newest version is noted.
     let mut listed: Vec<Listed> = Vec::new();
@@ -330,7 +334,7 @@ fn export_at_most(
         }
     })?;
     if let Some(e) = failed {
-        return Err(e.into());
+        return Err(e);
     }
     if too_many {
         return Err(bad(format!(
@@ -583,6 +587,19 @@ mod tests {
         let incident = Selection { incident: Some("INC-7".into()), ..range };
         let e = export(&snap, &incident, "quinn", &signer, spool()).expect("export");
         assert_eq!(indices(&e), [149, 150, 151, 4_801], "its event, alert and both versions");
+    }
+
+    /// A bundle that cannot be written (here a file opened only for reading,
+    /// in use a full disk) is a write error, not a ledger that cannot be read.
+    #[tokio::test]
+    async fn a_bundle_that_cannot_be_written_says_so() {
+        let (dir, snap, signer) = ledger().await;
+        let path = dir.path().join("read-only");
+        std::fs::write(&path, b"").expect("file");
+        let read_only = std::fs::File::open(&path).expect("open");
+        let err = export(&snap, &selection(None, None), "quinn", &signer, read_only).err().expect("refused");
+        assert!(matches!(err, ExportError::Write(_)), "{err:?}");
+        assert!(err.to_string().starts_with("write the evidence bundle"), "{err}");
     }
 
     #[tokio::test]

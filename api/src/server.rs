@@ -1257,10 +1257,12 @@ async fn export_evidence(caller: Caller, State(s): State<AppState>, body: Bytes)
     let by = caller.0.name.clone();
     let (sel2, by2) = (sel.clone(), by.clone());
     let export = tokio::task::spawn_blocking(move || {
-        let file = tempfile::tempfile_in(&spool).map_err(|e| ledger::LedgerError::Io {
-            path: spool.clone(),
-            what: "make a file for an evidence bundle in".into(),
-            source: e,
+        let file = tempfile::tempfile_in(&spool).map_err(|e| {
+            crate::evidence::ExportError::Write(ledger::LedgerError::Io {
+                path: spool.clone(),
+                what: "make a file for an evidence bundle in".into(),
+                source: e,
+            })
         })?;
         crate::evidence::export(&ledger.snapshot()?, &sel2, &by2, &signer, file)
     })
@@ -1273,6 +1275,10 @@ async fn export_evidence(caller: Caller, State(s): State<AppState>, body: Bytes)
         crate::evidence::ExportError::Ledger(e) => {
             tracing::error!(error = %e, "evidence export failed");
             ApiError::unavailable("the ledger cannot be read for an export now")
+        }
+        crate::evidence::ExportError::Write(e) => {
+            tracing::error!(error = %e, "evidence export failed");
+            ApiError::unavailable("the bundle cannot be written in the data directory now (is its disk full?)")
         }
     })?;
     let details = export.audit_details(&sel);
