@@ -178,8 +178,8 @@ async fn take_turn<'a>(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "busy",
                 format!(
-                    "as many {kind} as the server runs at once are running, and this one waited {} s for its turn; retry shortly",
-                    wait.as_secs()
+                    "as many {kind} as the server runs at once are running, and this one waited {:.1} s for its turn; retry shortly",
+                    wait.as_secs_f64()
                 ),
             )
         }),
@@ -942,7 +942,15 @@ async fn query_sql(caller: Caller, State(s): State<AppState>, body: Bytes) -> Re
     let defaults = SqlLimits::default();
     let timeout = timeout_param(r.timeout_ms, defaults.timeout)?.unwrap_or(defaults.timeout);
     let engine = s.0.sql.clone().ok_or_else(|| ApiError::unavailable("sql is not enabled"))?;
-    let turn = take_turn(&s.0.turns.sql, s.0.turns.wait, "SQL queries").await?;
+    // A caller who set a short time limit does not wait longer than it for a turn.
+    let turn = match take_turn(&s.0.turns.sql, s.0.turns.wait.min(timeout), "SQL queries").await {
+        Ok(turn) => turn,
+        Err(busy) => {
+            let details = json!({"sql": r.sql, "refused": busy.message});
+            audit(&s, &caller.0, "query.sql", &r.reason, details).await?;
+            return Err(busy);
+        }
+    };
     let started = std::time::Instant::now();
     let outcome = engine.query(&r.sql, SqlLimits { max_rows, timeout, ..defaults }).await;
     let elapsed_ms = started.elapsed().as_millis() as u64;

@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use custos::auth::{Role, TokenStore};
 use custos::pipeline::PipelineStats;
-use custos::server::{AppState, Permission, permits, router};
+use custos::server::{AppState, Permission, Turns, permits, router};
 use custos::views::{Stored, Views};
 use http_body_util::BodyExt;
 use ingest::bus::{Bus, EmbeddedBus, RAW, Subscriber};
@@ -32,10 +32,10 @@ const ROLES: [Role; 6] =
     [Role::Admin, Role::SocAnalyst, Role::QualityReviewer, Role::Auditor, Role::ControlRoom, Role::Collector];
 
 async fn fixture() -> Fixture {
-    fixture_with(LedgerOptions::default()).await
+    fixture_with(LedgerOptions::default(), Turns::default()).await
 }
 
-async fn fixture_with(options: LedgerOptions) -> Fixture {
+async fn fixture_with(options: LedgerOptions, turns: Turns) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let origin = "custos.test/ledger";
     let key = NoteSigner::generate(origin).expect("key").encode();
@@ -79,7 +79,8 @@ async fn fixture_with(options: LedgerOptions) -> Fixture {
     )
     .with_evidence(NoteSigner::parse(&key).expect("key"), dir.path().to_path_buf())
     .with_accounts(accounts)
-    .with_search(searcher, follower.state.clone(), custos::sql::SqlEngine::new(&dir.path().join("archive")));
+    .with_search(searcher, follower.state.clone(), custos::sql::SqlEngine::new(&dir.path().join("archive")))
+    .with_turns(turns);
     Fixture {
         follow: follower.state.clone(),
         _follower: follower,
@@ -434,7 +435,7 @@ async fn evidence_export_through_the_api() {
 #[tokio::test]
 async fn evidence_not_yet_signed_is_a_409() {
     let options = LedgerOptions { checkpoint_interval: std::time::Duration::from_secs(3600), ..Default::default() };
-    let f = fixture_with(options).await;
+    let f = fixture_with(options, Turns::default()).await;
     let rec = ledger::record::encode(ledger::RecordKind::Audit, 1_795_687_200_000, &serde_json::json!({"n": 1}));
     f.ledger.append(vec![rec.expect("record")]).await.expect("append");
     assert!(f.ledger.latest_checkpoint().is_some_and(|n| n.contains("\n1\n")), "only the key record is signed");
@@ -783,6 +784,27 @@ async fn sql_answers_read_only_queries_and_is_audited() {
         call(&f.app, "POST", "/api/v1/query/sql", control_room, r#"{"sql": "SELECT 1"}"#).await.0,
         StatusCode::FORBIDDEN
     );
+}
+
+/// With no turn free, an export and a query are turned away with 503 `busy`
+/// and a Retry-After; the refused query is audited like any other refusal.
+#[tokio::test]
+async fn exports_and_queries_without_a_free_turn_are_busy() {
+    let f = fixture_with(LedgerOptions::default(), Turns::new(0, 0, std::time::Duration::ZERO)).await;
+    let reviewer = f.tokens[&Role::QualityReviewer].as_str();
+    let export = r#"{"from":"2026-11-26T10:00:00Z","to":"2026-11-26T11:00:00Z"}"#;
+    for (uri, body) in [("/api/v1/evidence/exports", export), ("/api/v1/query/sql", r#"{"sql": "SELECT 1"}"#)] {
+        let req = Request::builder().method("POST").uri(uri).header("authorization", format!("Bearer {reviewer}"));
+        let resp = f.app.clone().oneshot(req.body(Body::from(body)).expect("request")).await.expect("response");
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE, "{uri}");
+        assert_eq!(resp.headers()["retry-after"], "10", "{uri}");
+        let b: Value =
+            serde_json::from_slice(&resp.into_body().collect().await.expect("body").to_bytes()).expect("json");
+        assert_eq!(b["error"]["code"], "busy", "{uri}: {b}");
+    }
+    let audit = last_audit(&f);
+    assert_eq!((audit["action"].as_str(), audit["details"]["sql"].as_str()), (Some("query.sql"), Some("SELECT 1")));
+    assert!(audit["details"]["refused"].as_str().is_some_and(|m| m.contains("turn")), "{audit}");
 }
 
 #[tokio::test]
