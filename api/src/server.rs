@@ -131,7 +131,7 @@ struct Inner {
     search: Option<(crate::search::Searcher, Arc<crate::follow::FollowState>)>,
     /// SQL over the Parquet archive.
     sql: Option<crate::sql::SqlEngine>,
-    /// Turns for the work that holds much memory while it runs.
+    /// Turns for evidence exports and SQL queries.
     turns: Turns,
 }
 

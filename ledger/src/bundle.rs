@@ -25,17 +25,9 @@ pub struct BundleRecord {
     pub inclusion_proof: Vec<String>,
 }
 
-/// A record chosen for a bundle, as it is written: its index, exact text and
-/// inclusion proof (written as the hex of [`BundleRecord`], and kept as
-/// hashes until then: a third of the size, over a hundred thousand records).
-pub struct Selected {
-    pub index: u64,
-    pub text: String,
-    pub proof: Vec<Hash>,
-}
-
-/// A [`Selected`] record as a line of `records.jsonl`: the fields of
-/// [`BundleRecord`] in its order, so it reads back as one.
+/// A record as a line of `records.jsonl`: the fields of [`BundleRecord`]
+/// in its order (the proof kept as hashes until written as hex), so it
+/// reads back as one.
 #[derive(Serialize)]
 struct Line<'a> {
     index: u64,
@@ -49,18 +41,6 @@ impl Serialize for HexHashes<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(self.0.iter().map(hex::encode))
     }
-}
-
-/// What goes into a small bundle made in memory ([`write_bundle`]).
-pub struct Bundle {
-    /// The signed checkpoint note all proofs are against.
-    pub checkpoint: String,
-    /// `keys.vkey` of the ledger.
-    pub keys: String,
-    pub records: Vec<Selected>,
-    /// How the records were chosen (who, when, range, filters).
-    pub selection: serde_json::Value,
-    pub report_html: String,
 }
 
 const INSTRUCTIONS: &str = "\
@@ -99,15 +79,6 @@ fn manifest_body<'a>(hashes: impl IntoIterator<Item = (&'a str, &'a str)>) -> St
         manifest.push_str(&format!("{hash} {name}\n"));
     }
     manifest
-}
-
-/// Writes a small bundle in memory (see [`BundleWriter`] for large ones).
-pub fn write_bundle(b: &Bundle, signer: &NoteSigner) -> Result<Vec<u8>, LedgerError> {
-    let mut w = BundleWriter::begin(std::io::Cursor::new(Vec::new()), &b.checkpoint, &b.keys, signer)?;
-    for r in &b.records {
-        w.record(r.index, &r.text, &r.proof)?;
-    }
-    Ok(w.finish(&b.selection, &b.report_html)?.into_inner())
 }
 
 /// Writes a bundle as it is made, to a file (or any `Write + Seek`): a bundle

@@ -15,9 +15,7 @@ mod verify;
 
 use std::path::PathBuf;
 
-pub use bundle::{
-    Bundle, BundleRecord, BundleReport, BundleWriter, Selected, bundle_checkpoint, verify_bundle, write_bundle,
-};
+pub use bundle::{BundleRecord, BundleReport, BundleWriter, bundle_checkpoint, verify_bundle};
 pub use note::{Checkpoint, NoteSigner, VerifierKey, WitnessKey, WitnessSigner, cosignatures};
 pub use record::{KeyRecord, Record, RecordKind};
 pub use snapshot::Snapshot;

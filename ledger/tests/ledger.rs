@@ -256,7 +256,7 @@ fn a_bundle_exported_before_still_verifies() {
 /// An evidence bundle verifies offline and fails after a change to any byte.
 #[tokio::test]
 async fn evidence_bundle_verifies_and_every_change_fails() {
-    use ledger::{Bundle, Selected, verify_bundle, write_bundle};
+    use ledger::{BundleWriter, verify_bundle};
     let dir = tempfile::tempdir().expect("tempdir");
     let key = NoteSigner::generate(ORIGIN).expect("key").encode();
     write(dir.path(), NoteSigner::parse(&key).expect("key"), &[records(30, "a"), records(25, "b")]).await;
@@ -268,23 +268,14 @@ async fn evidence_bundle_verifies_and_every_change_fails() {
     assert_eq!(cp.size, snap.size());
     let indices = [1u64, 7, 30, 54];
     let proofs = snap.inclusion_proofs(&indices, cp.size).expect("proofs");
-    let picked: Vec<Selected> = indices
-        .iter()
-        .zip(proofs)
-        .map(|(i, proof)| Selected {
-            index: *i,
-            text: String::from_utf8(snap.record(*i).expect("record")).expect("utf-8"),
-            proof,
-        })
-        .collect();
-    let bundle = Bundle {
-        checkpoint: note,
-        keys: snap.keys().to_owned(),
-        records: picked,
-        selection: serde_json::json!({"indices": [1, 7, 30, 54]}),
-        report_html: "<html><body>4 records</body></html>".into(),
-    };
-    let bytes = write_bundle(&bundle, &NoteSigner::parse(&key).expect("key")).expect("bundle");
+    let signer = NoteSigner::parse(&key).expect("key");
+    let mut bundle = BundleWriter::begin(std::io::Cursor::new(Vec::new()), &note, snap.keys(), &signer).expect("begin");
+    for (i, proof) in indices.iter().zip(proofs) {
+        let text = String::from_utf8(snap.record(*i).expect("record")).expect("utf-8");
+        bundle.record(*i, &text, &proof).expect("record");
+    }
+    let selection = serde_json::json!({"indices": [1, 7, 30, 54]});
+    let bytes = bundle.finish(&selection, "<html><body>4 records</body></html>").expect("bundle").into_inner();
     let report = verify_bundle(&bytes, None).expect("verifies");
     assert_eq!((report.records, report.tree_size), (4, 56));
     assert_eq!(report.kinds.get("audit"), Some(&4));
