@@ -863,6 +863,39 @@ async fn incidents_filter_and_the_timeline_merges_events_and_alerts() {
         Some(("old:1".into(), index.into())),
         "{b}"
     );
+
+    // Events no longer in the recent view come from the ledger too, in event
+    // time order; an index naming a record of another kind is left out.
+    let mut records: Vec<Vec<u8>> = [30i64, 10, 20]
+        .iter()
+        .map(|t| {
+            let e = ingest::Event::new(ingest::event::EventClass::PhysicalAccess, 2, *t, *t, b"old badge read");
+            ledger::record::encode(ledger::RecordKind::Event, *t, &e).expect("record")
+        })
+        .collect();
+    records
+        .push(ledger::record::encode(ledger::RecordKind::Audit, 40, &serde_json::json!({"time": 40})).expect("audit"));
+    let first = f.ledger.append(records).await.expect("append").start;
+    let mut late = alert(correlate::EntityKind::Asset, "PLC-08");
+    late.id = "late:1".into();
+    late.time = 25;
+    late.events = vec![first, first + 1, first + 2, first + 3];
+    let id = f.views.incidents.write().expect("book").file(&late).id;
+    f.views.add_alerts([Stored { index: 2_000, item: Arc::new(late) }]);
+    let (_, b) = call(&f.app, "GET", &format!("/api/v1/incidents/{id}/timeline"), soc, "").await;
+    let entries: Vec<(String, u64)> = b["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .map(|e| (e["entry"].as_str().unwrap_or("").to_owned(), e["ledger_index"].as_u64().unwrap_or(0)))
+        .collect();
+    let at = |kind: &str, i: u64| (kind.to_owned(), i);
+    assert_eq!(
+        entries,
+        [at("event", first + 1), at("event", first + 2), at("alert", 2_000), at("event", first)],
+        "{b}"
+    );
+    assert_eq!(b["total"], 4, "the audit record named as an event is left out");
 }
 
 /// A timeline of hundreds of entries comes in pages, in event-time order,

@@ -487,6 +487,31 @@ impl Ledger {
         tree.reader(&self.dir).record(index)
     }
 
+    /// Calls `f(index, bytes)` for the records at `indices` (below the
+    /// ledger's size; in any order, each once), in index order. Nearby ones
+    /// are read in one pass over their segment: an incident's timeline reads
+    /// its older events and alerts this way.
+    pub fn records_at(&self, indices: &[u64], mut f: impl FnMut(u64, Vec<u8>)) -> Result<(), LedgerError> {
+        let mut wanted = indices.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let size = self.size();
+        if let Some(last) = wanted.last().filter(|l| **l >= size) {
+            return Err(LedgerError::Record(format!("no record {last}: the ledger has {size}")));
+        }
+        // Runs of indices less than a group of 16 apart: one pass each, under
+        // a lock of its own, so appends do not wait behind the whole batch.
+        let mut rest = wanted.as_slice();
+        while let Some(&first) = rest.first() {
+            let len = 1 + rest.windows(2).take_while(|w| w[1] - w[0] < 16).count();
+            let (run, after) = rest.split_at(len);
+            let tree = self.shared.tree.read().unwrap_or_else(|e| e.into_inner());
+            tree.reader(&self.dir).scan_where(first, run[len - 1] + 1, |i| run.binary_search(&i).is_ok(), &mut f)?;
+            rest = after;
+        }
+        Ok(())
+    }
+
     /// Calls `f(index, bytes)` for the durable records `start..end`, in order.
     /// Reads in slices so that appends are not held up behind a long read.
     pub fn read_range(&self, start: u64, end: u64, mut f: impl FnMut(u64, Vec<u8>)) -> Result<(), LedgerError> {

@@ -193,7 +193,19 @@ impl TreeReader<'_> {
 
     /// Calls `f` with records `start..end`, in order, read sequentially from
     /// the anchor of `start`'s group on.
-    pub(crate) fn scan(&self, start: u64, end: u64, mut f: impl FnMut(u64, Vec<u8>)) -> Result<(), LedgerError> {
+    pub(crate) fn scan(&self, start: u64, end: u64, f: impl FnMut(u64, Vec<u8>)) -> Result<(), LedgerError> {
+        self.scan_where(start, end, |_| true, f)
+    }
+
+    /// [`Self::scan`] of the records `wanted` keeps; the others are passed
+    /// over in the file without being copied out.
+    pub(crate) fn scan_where(
+        &self,
+        start: u64,
+        end: u64,
+        wanted: impl Fn(u64) -> bool,
+        mut f: impl FnMut(u64, Vec<u8>),
+    ) -> Result<(), LedgerError> {
         let group = start / GROUP;
         let first = group * GROUP;
         let (mut segment_first, offset) = self.store.anchors[group as usize];
@@ -220,10 +232,12 @@ impl TreeReader<'_> {
             if len > MAX_RECORD {
                 return Err(LedgerError::Corrupt { index: Some(index), what: format!("frame length {len}") });
             }
-            let mut payload = vec![0u8; len];
-            file.1.read_exact(&mut payload).map_err(|e| io(&file.0, e))?;
-            if index >= start {
+            if index >= start && wanted(index) {
+                let mut payload = vec![0u8; len];
+                file.1.read_exact(&mut payload).map_err(|e| io(&file.0, e))?;
                 f(index, payload);
+            } else {
+                file.1.seek_relative(len as i64).map_err(|e| io(&file.0, e))?;
             }
             index += 1;
         }

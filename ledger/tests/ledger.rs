@@ -49,6 +49,44 @@ async fn write(dir: &Path, signer: NoteSigner, batches: &[Vec<Vec<u8>>]) -> u64 
     l.size()
 }
 
+/// Records read in a batch are exactly those read one by one, in index
+/// order, each once: runs near each other and far apart, groups of 16 that
+/// span segments (of 2 KiB here), duplicates and any order asked for.
+#[tokio::test]
+async fn records_read_in_a_batch_are_those_read_one_by_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = NoteSigner::generate(ORIGIN).expect("key").encode();
+    let size = write(dir.path(), NoteSigner::parse(&key).expect("key"), &[records(300, "a")]).await;
+    let (l, _) = Ledger::open(dir.path(), ORIGIN, NoteSigner::parse(&key).expect("key"), LedgerOptions::default())
+        .expect("open");
+    let mut lcg = 7u64;
+    let scattered: Vec<u64> = (0..60)
+        .map(|_| {
+            lcg = lcg.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (lcg >> 33) % size
+        })
+        .collect();
+    let sets: Vec<Vec<u64>> = vec![
+        (0..size).collect(),
+        (0..size).step_by(15).collect(),
+        (0..size).step_by(16).collect(),
+        (3..size).step_by(17).collect::<Vec<u64>>().into_iter().rev().collect(),
+        scattered,
+        vec![size - 1, 0, size - 1],
+        vec![],
+    ];
+    for set in sets {
+        let mut got = Vec::new();
+        l.records_at(&set, |i, bytes| got.push((i, bytes))).expect("batch");
+        let mut want: Vec<u64> = set.clone();
+        want.sort_unstable();
+        want.dedup();
+        let want: Vec<(u64, Vec<u8>)> = want.into_iter().map(|i| (i, l.record(i).expect("record"))).collect();
+        assert_eq!(got, want, "{set:?}");
+    }
+    assert!(l.records_at(&[1, size], |_, _| {}).is_err(), "past the end");
+}
+
 #[tokio::test]
 async fn appends_survive_reopen_and_verify() {
     let dir = tempfile::tempdir().expect("tempdir");
