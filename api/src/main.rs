@@ -670,7 +670,11 @@ fn witnesses(path: &std::path::Path, keys: &[String]) -> ExitCode {
     };
     let checked = if path.is_file() {
         // A bundle has one checkpoint.
-        ledger::bundle_checkpoint(&std::fs::read(path).unwrap_or_default()).and_then(|n| count(&n)).map(|()| 1)
+        std::fs::File::open(path)
+            .map_err(|e| ledger::LedgerError::Io { path: path.to_owned(), what: "read".into(), source: e })
+            .and_then(ledger::bundle_checkpoint)
+            .and_then(|n| count(&n))
+            .map(|()| 1)
     } else {
         ledger::for_each_checkpoint_note(path, count)
     };
@@ -699,14 +703,14 @@ fn verify(path: &std::path::Path, key: Option<&str>) -> ExitCode {
         },
     };
     if path.is_file() {
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
             Err(e) => {
                 eprintln!("custos verify: {}: {e}", path.display());
                 return ExitCode::from(2);
             }
         };
-        return match ledger::verify_bundle(&bytes, trusted.as_deref()) {
+        return match ledger::verify_bundle_from(file, trusted.as_deref()) {
             Ok(r) => {
                 println!(
                     "OK: evidence bundle of {} records, each in the signed tree of size {} (origin {})",

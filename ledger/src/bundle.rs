@@ -220,18 +220,9 @@ impl<W: Write + Seek> Tar<W> {
     }
 }
 
-/// The one byte form of a bundle's files, in manifest order.
-fn tar_of<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Result<Vec<u8>, LedgerError> {
-    let mut tar = Tar { out: std::io::Cursor::new(Vec::new()), at: 0 };
-    for (name, bytes) in files {
-        tar.file(name, bytes)?;
-    }
-    Ok(tar.finish()?.into_inner())
-}
-
 /// The checkpoint note inside a bundle (for witness checks).
-pub fn bundle_checkpoint(bytes: &[u8]) -> Result<String, LedgerError> {
-    let mut archive = tar::Archive::new(bytes);
+pub fn bundle_checkpoint(bundle: impl Read) -> Result<String, LedgerError> {
+    let mut archive = tar::Archive::new(bundle);
     for entry in archive.entries().map_err(|e| bad(format!("not a bundle: {e}")))? {
         let mut entry = entry.map_err(|e| bad(format!("not a bundle: {e}")))?;
         if entry.path().is_ok_and(|p| p.as_os_str() == "checkpoint.txt") {
@@ -253,62 +244,232 @@ pub struct BundleReport {
     pub signed_by: Vec<String>,
 }
 
-/// Verifies a bundle's bytes offline. `trusted` pins the keys; otherwise the
-/// bundle's own `keys.vkey` is used (and named in the report).
+/// Verifies a bundle's bytes offline (see [`verify_bundle_from`]).
 pub fn verify_bundle(bytes: &[u8], trusted: Option<&[VerifierKey]>) -> Result<BundleReport, LedgerError> {
-    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let mut archive = tar::Archive::new(bytes);
-    for entry in archive.entries().map_err(|e| bad(format!("not a bundle: {e}")))? {
-        let mut entry = entry.map_err(|e| bad(format!("not a bundle: {e}")))?;
-        let name = entry.path().map_err(|e| bad(format!("bundle entry name: {e}")))?.to_string_lossy().into_owned();
-        let mut data = Vec::new();
-        entry.read_to_end(&mut data).map_err(|e| bad(format!("bundle entry {name}: {e}")))?;
-        if files.insert(name.clone(), data).is_some() {
-            return Err(bad(format!("{name} appears twice")));
+    verify_bundle_from(bytes, trusted)
+}
+
+/// Verifies a bundle offline as it is read, holding only its small files
+/// and one record at a time: a bundle of 100,000 records is 340 MB, and an
+/// inspector checks it on a laptop. `trusted` pins the keys; otherwise the
+/// bundle's own `keys.vkey` is used (and named in the report).
+///
+/// The archive must be the one byte form the writer makes: the manifest,
+/// then [`FILES`] in order, each header as the writer would make it for that
+/// name and size, padding and the two closing blocks zero, nothing after.
+pub fn verify_bundle_from(bundle: impl Read, trusted: Option<&[VerifierKey]>) -> Result<BundleReport, LedgerError> {
+    let mut tar = CanonicalTar { input: std::io::BufReader::with_capacity(1 << 20, bundle) };
+    let mut small: BTreeMap<&str, String> = BTreeMap::new();
+    let mut records: Option<RecordsCheck> = None;
+    for name in std::iter::once("manifest.txt").chain(FILES) {
+        let size = tar.header(name)?;
+        if name != "records.jsonl" {
+            let mut text = String::new();
+            tar.contents(size, |chunk| {
+                text.push_str(std::str::from_utf8(chunk).map_err(|_| bad(format!("{name} is not UTF-8")))?);
+                Ok(())
+            })?;
+            small.insert(name, text);
+            continue;
+        }
+        // Everything records are checked against comes before them.
+        let text = |name: &str| small.get(name).map(String::as_str).unwrap_or_default();
+        let listed: Vec<VerifierKey> = text("keys.vkey").lines().map(VerifierKey::parse).collect::<Result<_, _>>()?;
+        let keys = trusted.unwrap_or(&listed);
+        let (manifest, _) = open(text("manifest.txt"), keys).map_err(|e| bad(format!("manifest.txt: {e}")))?;
+        let hashes = manifest_hashes(manifest)?;
+        for (name, hash) in hashes.iter().filter(|(name, _)| small.contains_key(name)) {
+            if sha256_hex(text(name).as_bytes()) != *hash {
+                return Err(bad(format!("{name} has changed since the bundle was made")));
+            }
+        }
+        let (body, signed_by) = open(text("checkpoint.txt"), keys).map_err(|e| bad(format!("checkpoint.txt: {e}")))?;
+        let mut check = RecordsCheck::new(hashes, Checkpoint::parse_body(body)?, signed_by);
+        tar.contents(size, |chunk| check.take(chunk))?;
+        records = Some(check);
+    }
+    tar.end()?;
+    let check = records.ok_or_else(|| bad("records.jsonl is missing"))?;
+    // 1. The manifest names exactly the bundle's files, with their hashes.
+    for (name, hash) in &check.hashes {
+        let actual = match *name {
+            "records.jsonl" => hex::encode(check.sha256.clone().finalize()),
+            other => sha256_hex(small.get(other).map(String::as_bytes).unwrap_or_default()),
+        };
+        if actual != *hash {
+            return Err(bad(format!("{name} has changed since the bundle was made")));
         }
     }
-    let text = |name: &str| -> Result<&str, LedgerError> {
-        let b = files.get(name).ok_or_else(|| bad(format!("{name} is missing")))?;
-        std::str::from_utf8(b).map_err(|_| bad(format!("{name} is not UTF-8")))
-    };
-    let listed: Vec<VerifierKey> = text("keys.vkey")?.lines().map(VerifierKey::parse).collect::<Result<_, _>>()?;
-    let keys = trusted.unwrap_or(&listed);
-    // 1. The manifest: signed, and naming exactly the other files with their hashes.
-    let (manifest, _) = open(text("manifest.txt")?, keys).map_err(|e| bad(format!("manifest.txt: {e}")))?;
+    // 2. Every record is in the signed tree.
+    check.finish()
+}
+
+/// Reads a tar archive that must be in the bundle's one byte form.
+struct CanonicalTar<R: Read> {
+    input: std::io::BufReader<R>,
+}
+
+fn not_canonical(what: impl std::fmt::Display) -> LedgerError {
+    bad(format!("the bundle's bytes differ from its canonical form ({what})"))
+}
+
+impl<R: Read> CanonicalTar<R> {
+    fn block(&mut self) -> Result<[u8; 512], LedgerError> {
+        let mut block = [0u8; 512];
+        self.input.read_exact(&mut block).map_err(|e| not_canonical(format!("cut short: {e}")))?;
+        Ok(block)
+    }
+
+    /// The next entry's header, which must be `name`'s; returns its size.
+    fn header(&mut self, name: &str) -> Result<u64, LedgerError> {
+        let block = self.block()?;
+        let found = tar::Header::from_byte_slice(&block);
+        let found_name = found.path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+        if found_name != name {
+            let missing = if block == [0; 512] {
+                format!("{name} is missing")
+            } else {
+                format!("{found_name:?} where {name} belongs")
+            };
+            return Err(not_canonical(missing));
+        }
+        let size = found.size().map_err(|e| not_canonical(format!("{name}: {e}")))?;
+        let mut canonical = tar::Header::new_ustar();
+        canonical.set_path(name).map_err(|e| not_canonical(format!("{name}: {e}")))?;
+        canonical.set_mode(0o644);
+        canonical.set_mtime(0);
+        canonical.set_size(size);
+        canonical.set_cksum();
+        if canonical.as_bytes()[..] != block[..] {
+            return Err(not_canonical(format!("the header of {name}")));
+        }
+        Ok(size)
+    }
+
+    /// Hands the entry's `size` bytes to `take` in chunks; checks its padding.
+    fn contents(
+        &mut self,
+        size: u64,
+        mut take: impl FnMut(&[u8]) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
+        let mut left = size;
+        let mut chunk = vec![0u8; (64 << 10).min(size as usize)];
+        while left > 0 {
+            let n = chunk.len().min(left as usize);
+            self.input.read_exact(&mut chunk[..n]).map_err(|e| not_canonical(format!("cut short: {e}")))?;
+            take(&chunk[..n])?;
+            left -= n as u64;
+        }
+        let pad = (size.next_multiple_of(512) - size) as usize;
+        let mut padding = [0u8; 512];
+        self.input.read_exact(&mut padding[..pad]).map_err(|e| not_canonical(format!("cut short: {e}")))?;
+        if padding[..pad].iter().any(|b| *b != 0) {
+            return Err(not_canonical("padding"));
+        }
+        Ok(())
+    }
+
+    /// Two zero blocks, then the end of the input.
+    fn end(mut self) -> Result<(), LedgerError> {
+        for _ in 0..2 {
+            if self.block()? != [0; 512] {
+                return Err(not_canonical("an entry after the last bundle file"));
+            }
+        }
+        let mut more = [0u8; 1];
+        match self.input.read(&mut more) {
+            Ok(0) => Ok(()),
+            Ok(_) => Err(not_canonical("bytes after the end of the archive")),
+            Err(e) => Err(not_canonical(format!("read: {e}"))),
+        }
+    }
+}
+
+/// `records.jsonl` checked line by line as it streams past: each record's
+/// inclusion proof against the checkpoint, and the file's SHA-256 for the
+/// manifest. A bad line is reported only if the file is the one the
+/// manifest names (else the change itself is the finding).
+struct RecordsCheck {
+    /// The manifest's `(name, SHA-256)` of every file but itself.
+    hashes: Vec<(&'static str, String)>,
+    cp: Checkpoint,
+    signed_by: Vec<String>,
+    sha256: Sha256,
+    line: Vec<u8>,
+    lines: usize,
+    kinds: BTreeMap<String, u64>,
+    first_fault: Option<LedgerError>,
+}
+
+/// The `(name, SHA-256)` a verified manifest lists, which must be [`FILES`], each once.
+fn manifest_hashes(manifest: &str) -> Result<Vec<(&'static str, String)>, LedgerError> {
     let mut lines = manifest.lines();
     if lines.next() != Some("custos-evidence-bundle/1") {
         return Err(bad("manifest.txt is not a custos evidence bundle manifest"));
     }
-    let mut named = Vec::new();
+    let mut hashes = Vec::new();
     for l in lines {
         let (hash, name) = l.split_once(' ').ok_or_else(|| bad(format!("manifest line {l:?}")))?;
-        let data = files.get(name).ok_or_else(|| bad(format!("{name} is in the manifest but not in the bundle")))?;
-        if sha256_hex(data) != hash {
-            return Err(bad(format!("{name} has changed since the bundle was made")));
+        let Some(file) = FILES.iter().find(|f| **f == name) else {
+            return Err(bad(format!("{name} is in the manifest but not in the bundle")));
+        };
+        if hashes.iter().any(|(n, _)| n == file) {
+            return Err(bad(format!("{name} appears twice in the manifest")));
         }
-        named.push(name.to_owned());
+        hashes.push((*file, hash.to_owned()));
     }
-    if let Some(extra) = files.keys().find(|f| *f != "manifest.txt" && !named.contains(f)) {
-        return Err(bad(format!("{extra} is not in the signed manifest")));
+    if let Some(f) = FILES.iter().find(|f| !hashes.iter().any(|(n, _)| n == *f)) {
+        return Err(bad(format!("{f} is not in the signed manifest")));
     }
-    if FILES.iter().any(|f| !named.iter().any(|n| n == f)) {
-        return Err(bad("the manifest does not list every bundle file"));
+    Ok(hashes)
+}
+
+impl RecordsCheck {
+    fn new(hashes: Vec<(&'static str, String)>, cp: Checkpoint, signed_by: Vec<String>) -> Self {
+        Self {
+            hashes,
+            cp,
+            signed_by,
+            sha256: Sha256::new(),
+            line: Vec::new(),
+            lines: 0,
+            kinds: BTreeMap::new(),
+            first_fault: None,
+        }
     }
-    // Headers and padding are not in any hash: the bytes must be the canonical form.
-    let order = std::iter::once("manifest.txt").chain(named.iter().map(String::as_str));
-    let rebuilt = tar_of(order.map(|n| (n, files.get(n).map(Vec::as_slice).unwrap_or_default())))?;
-    if rebuilt != bytes {
-        return Err(bad("the bundle's bytes differ from its canonical form (a header or padding was changed)"));
+
+    fn take(&mut self, chunk: &[u8]) -> Result<(), LedgerError> {
+        self.sha256.update(chunk);
+        let mut rest = chunk;
+        while let Some(end) = rest.iter().position(|b| *b == b'\n') {
+            self.line.extend_from_slice(&rest[..end]);
+            let line = std::mem::take(&mut self.line);
+            self.record(&line);
+            self.line = line;
+            self.line.clear();
+            rest = &rest[end + 1..];
+        }
+        if self.line.len() + rest.len() > 4 * crate::MAX_RECORD {
+            return Err(bad(format!("records.jsonl line {} is longer than any record", self.lines + 1)));
+        }
+        self.line.extend_from_slice(rest);
+        Ok(())
     }
-    // 2. The checkpoint.
-    let (body, signed_by) = open(text("checkpoint.txt")?, keys).map_err(|e| bad(format!("checkpoint.txt: {e}")))?;
-    let cp = Checkpoint::parse_body(body)?;
-    // 3. Every record against it.
-    let mut kinds = BTreeMap::new();
-    let mut count = 0;
-    for (n, line) in text("records.jsonl")?.lines().enumerate() {
+
+    /// Checks one line; the first fault is kept for [`Self::finish`].
+    fn record(&mut self, line: &[u8]) {
+        self.lines += 1;
+        if self.first_fault.is_some() {
+            return;
+        }
+        if let Err(e) = self.check(line) {
+            self.first_fault = Some(e);
+        }
+    }
+
+    fn check(&mut self, line: &[u8]) -> Result<(), LedgerError> {
         let r: BundleRecord =
-            serde_json::from_str(line).map_err(|e| bad(format!("records.jsonl line {}: {e}", n + 1)))?;
+            serde_json::from_slice(line).map_err(|e| bad(format!("records.jsonl line {}: {e}", self.lines)))?;
         let at = |what: String| LedgerError::Corrupt { index: Some(r.index), what };
         let proof: Vec<Hash> = r
             .inclusion_proof
@@ -317,15 +478,31 @@ pub fn verify_bundle(bytes: &[u8], trusted: Option<&[VerifierKey]>) -> Result<Bu
             .collect::<Option<_>>()
             .ok_or_else(|| at("inclusion proof is not a list of 32-byte hex hashes".into()))?;
         let leaf = leaf_hash(r.record_text.as_bytes());
-        if !verify_inclusion(r.index, cp.size, &leaf, &proof, &cp.root) {
+        if !verify_inclusion(r.index, self.cp.size, &leaf, &proof, &self.cp.root) {
             return Err(at(format!(
                 "the record is not in the signed tree of size {} (inclusion proof fails)",
-                cp.size
+                self.cp.size
             )));
         }
         let rec = crate::record::decode(r.record_text.as_bytes()).map_err(|e| at(e.to_string()))?;
-        *kinds.entry(rec.kind.name().to_owned()).or_insert(0u64) += 1;
-        count += 1;
+        *self.kinds.entry(rec.kind.name().to_owned()).or_insert(0u64) += 1;
+        Ok(())
     }
-    Ok(BundleReport { records: count, tree_size: cp.size, origin: cp.origin, kinds, signed_by })
+
+    fn finish(mut self) -> Result<BundleReport, LedgerError> {
+        if !self.line.is_empty() {
+            let line = std::mem::take(&mut self.line);
+            self.record(&line);
+        }
+        if let Some(fault) = self.first_fault {
+            return Err(fault);
+        }
+        Ok(BundleReport {
+            records: self.lines,
+            tree_size: self.cp.size,
+            origin: self.cp.origin,
+            kinds: self.kinds,
+            signed_by: self.signed_by,
+        })
+    }
 }

@@ -330,6 +330,24 @@ async fn evidence_bundle_verifies_and_every_change_fails() {
     }
     assert!(caught >= 300, "{caught} positions");
     assert!(verify_bundle(&bytes[..bytes.len() - 1], None).is_err(), "a cut bundle");
+    let longer = [bytes.as_slice(), &[0u8; 512]].concat();
+    let err = verify_bundle(&longer, None).expect_err("bytes after the end").to_string();
+    assert!(err.contains("canonical form"), "{err}");
+    // A changed record is reported as a change, not as the proof it breaks.
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let at = text.find("\"record_text\"").expect("a record line") + 20;
+    let mut changed = bytes.clone();
+    changed[at] ^= 0x01;
+    let err = verify_bundle(&changed, None).expect_err("changed").to_string();
+    assert!(err.contains("records.jsonl has changed since the bundle was made"), "{err}");
+    // A bundle made with a wrong proof, its manifest signed over it, names the record.
+    let mut bad = BundleWriter::begin(std::io::Cursor::new(Vec::new()), &note, snap.keys(), &signer).expect("begin");
+    let text = String::from_utf8(snap.record(7).expect("record")).expect("utf-8");
+    let wrong = snap.inclusion_proofs(&[8], cp.size).expect("proof").remove(0);
+    bad.record(7, &text, &wrong).expect("record");
+    let bad = bad.finish(&selection, "").expect("bundle").into_inner();
+    let err = verify_bundle(&bad, None).expect_err("wrong proof").to_string();
+    assert!(err.contains("at index 7") && err.contains("inclusion proof fails"), "{err}");
 }
 
 /// One writer at a time: a second open of the same ledger is refused while
