@@ -617,7 +617,11 @@ async fn evidence_export(
     let started = std::time::Instant::now();
     // Written beside `out` and renamed when whole: a failed export leaves no file.
     let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let file = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("write in {}", dir.display()))?;
+    // Made readable as `File::create` would (0666 less the umask), not 0600: an inspector may be another user.
+    let mut made = tempfile::Builder::new();
+    #[cfg(unix)]
+    made.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let file = made.tempfile_in(dir).with_context(|| format!("write in {}", dir.display()))?;
     let (file, path) = file.into_parts();
     let export = custos::evidence::export(&ledger.snapshot()?, sel, &by, &signer, file)?;
     let took = started.elapsed();

@@ -83,6 +83,14 @@ fn demo_stops_cleanly_on_sigterm_and_verify_judges_the_ledger() {
         .output()
         .expect("export runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, b"").expect("write");
+        assert_eq!(mode(&bundle), mode(&plain), "the bundle is as readable as any file written here");
+    }
     let elsewhere = tempfile::tempdir().expect("tempdir");
     let copy = elsewhere.path().join("copy.tar");
     std::fs::copy(&bundle, &copy).expect("copy");
