@@ -807,6 +807,16 @@ async fn exports_and_queries_without_a_free_turn_are_busy() {
     assert!(audit["details"]["refused"].as_str().is_some_and(|m| m.contains("turn")), "{audit}");
 }
 
+/// A timeline page's entries as (kind, ledger index).
+fn timeline_entries(b: &Value) -> Vec<(String, u64)> {
+    b["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .map(|e| (e["entry"].as_str().unwrap_or("").to_owned(), e["ledger_index"].as_u64().unwrap_or(0)))
+        .collect()
+}
+
 #[tokio::test]
 async fn incidents_filter_and_the_timeline_merges_events_and_alerts() {
     let f = fixture().await;
@@ -835,12 +845,7 @@ async fn incidents_filter_and_the_timeline_merges_events_and_alerts() {
 
     let (s, b) = call(&f.app, "GET", &format!("/api/v1/incidents/{id}/timeline"), soc, "").await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    let entries: Vec<(String, u64)> = b["timeline"]
-        .as_array()
-        .expect("timeline")
-        .iter()
-        .map(|e| (e["entry"].as_str().unwrap_or("").to_owned(), e["ledger_index"].as_u64().unwrap_or(0)))
-        .collect();
+    let entries = timeline_entries(&b);
     assert_eq!(entries, vec![("alert".to_owned(), 7), ("event".to_owned(), 1)], "event-time order");
     assert_eq!(call(&f.app, "GET", "/api/v1/incidents/INC-9/timeline", soc, "").await.0, StatusCode::NOT_FOUND);
 
@@ -883,12 +888,7 @@ async fn incidents_filter_and_the_timeline_merges_events_and_alerts() {
     let id = f.views.incidents.write().expect("book").file(&late).id;
     f.views.add_alerts([Stored { index: 2_000, item: Arc::new(late) }]);
     let (_, b) = call(&f.app, "GET", &format!("/api/v1/incidents/{id}/timeline"), soc, "").await;
-    let entries: Vec<(String, u64)> = b["timeline"]
-        .as_array()
-        .expect("timeline")
-        .iter()
-        .map(|e| (e["entry"].as_str().unwrap_or("").to_owned(), e["ledger_index"].as_u64().unwrap_or(0)))
-        .collect();
+    let entries = timeline_entries(&b);
     let at = |kind: &str, i: u64| (kind.to_owned(), i);
     assert_eq!(
         entries,
