@@ -115,8 +115,8 @@ fn summary(kind: RecordKind, data: &Value) -> String {
 }
 
 /// The most records one bundle holds: about 3.4 KB each of plant data, so
-/// some 340 MB, which `custos verify` and an inspector's tools read whole. A
-/// larger selection is refused with a message saying how to narrow it.
+/// some 340 MB, and a report of as many rows for a browser. A larger
+/// selection is refused with a message saying how to narrow it.
 pub const MAX_BUNDLE_RECORDS: usize = 100_000;
 
 /// Chosen records whose inclusion proofs are worked out together (proofs of
