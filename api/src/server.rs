@@ -165,12 +165,12 @@ impl Default for Turns {
 }
 
 /// A turn at `kind` of work from `turns`, waiting up to `wait` for one.
-async fn take_turn<'a>(
-    turns: &'a tokio::sync::Semaphore,
+async fn take_turn(
+    turns: &Arc<tokio::sync::Semaphore>,
     wait: std::time::Duration,
     kind: &str,
-) -> Result<tokio::sync::SemaphorePermit<'a>, ApiError> {
-    match tokio::time::timeout(wait, turns.acquire()).await {
+) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    match tokio::time::timeout(wait, turns.clone().acquire_owned()).await {
         Ok(Ok(permit)) => Ok(permit),
         _ => Err(ApiError {
             retry_after: Some(10),
@@ -1293,7 +1293,7 @@ async fn export_evidence(caller: Caller, State(s): State<AppState>, body: Bytes)
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
     let (signer, spool) =
         s.0.evidence.clone().ok_or_else(|| ApiError::unavailable("evidence export is not enabled"))?;
-    let _turn = take_turn(&s.0.turns.exports, s.0.turns.wait, "evidence exports").await?;
+    let turn = take_turn(&s.0.turns.exports, s.0.turns.wait, "evidence exports").await?;
     let ledger = s.0.ledger.clone();
     let by = caller.0.name.clone();
     let (sel2, by2) = (sel.clone(), by.clone());
@@ -1331,19 +1331,33 @@ async fn export_evidence(caller: Caller, State(s): State<AppState>, body: Bytes)
             (header::CONTENT_LENGTH, export.len.to_string()),
             (header::HeaderName::from_static("x-custos-sha256"), export.sha256),
         ],
-        file_body(export.file),
+        file_body(export.file, turn),
     )
         .into_response())
 }
 
-/// A response body read from `file` as it is sent.
-fn file_body(file: std::fs::File) -> axum::body::Body {
+/// How long a bundle may take to send before its turn passes to the next
+/// export (at 342 MB, 0.6 MB/s): a client that stops reading cannot hold it.
+const BUNDLE_SEND_LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// A response body read from `file` as it is sent. The export's `turn` is
+/// held until the whole file is sent or the client goes away (or for
+/// [`BUNDLE_SEND_LIMIT`] at most): the unsent bundle takes room in the data
+/// directory, which the ledger needs, so turns bound that room too.
+fn file_body(file: std::fs::File, turn: tokio::sync::OwnedSemaphorePermit) -> axum::body::Body {
     use tokio::io::AsyncReadExt;
-    let chunks = futures_util::stream::try_unfold(tokio::fs::File::from_std(file), |mut file| async move {
+    // The sender is dropped with the body, whether sent, failed or cut off.
+    let (sending, sent) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _turn = turn;
+        let _ = tokio::time::timeout(BUNDLE_SEND_LIMIT, sent).await;
+    });
+    let state = (tokio::fs::File::from_std(file), sending);
+    let chunks = futures_util::stream::try_unfold(state, |(mut file, sending)| async move {
         let mut chunk = vec![0u8; 256 << 10];
         let n = file.read(&mut chunk).await?;
         chunk.truncate(n);
-        Ok::<_, std::io::Error>((n > 0).then(|| (Bytes::from(chunk), file)))
+        Ok::<_, std::io::Error>((n > 0).then(|| (Bytes::from(chunk), (file, sending))))
     });
     axum::body::Body::from_stream(chunks)
 }

@@ -786,6 +786,55 @@ async fn sql_answers_read_only_queries_and_is_audited() {
     );
 }
 
+/// An export keeps its turn until its bundle is sent or the client goes
+/// away: the unsent bundle takes room in the data directory.
+#[tokio::test]
+async fn an_export_keeps_its_turn_until_its_bundle_is_sent() {
+    let f = fixture_with(LedgerOptions::default(), Turns::new(1, 1, std::time::Duration::ZERO)).await;
+    let recs: Vec<Vec<u8>> = (0..3)
+        .map(|i| ledger::record::encode(ledger::RecordKind::Audit, 1_795_687_200_000 + i, &serde_json::json!({"n": i})))
+        .collect::<Result<_, _>>()
+        .expect("records");
+    f.ledger.append(recs).await.expect("append");
+    eventually("no checkpoint of size 4", 10, || f.ledger.latest_checkpoint().is_some_and(|n| n.contains("\n4\n")))
+        .await;
+    let reviewer = f.tokens[&Role::QualityReviewer].as_str();
+    let export = || async {
+        let req = Request::builder()
+            .method("POST")
+            .uri("/api/v1/evidence/exports")
+            .header("authorization", format!("Bearer {reviewer}"))
+            .body(Body::from(r#"{"from":"2026-11-26T10:00:00Z","to":"2026-11-26T11:00:00Z"}"#))
+            .expect("request");
+        f.app.clone().oneshot(req).await.expect("response")
+    };
+    let unread = export().await;
+    assert_eq!(unread.status(), StatusCode::OK);
+    assert_eq!(export().await.status(), StatusCode::SERVICE_UNAVAILABLE, "the first bundle is not sent yet");
+    let bytes = unread.into_body().collect().await.expect("body").to_bytes();
+    assert_eq!(ledger::verify_bundle(&bytes, None).expect("verifies").records, 3);
+    // Sent: the turn passes on (its release runs on a task of its own).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let next = export().await;
+        if next.status() == StatusCode::OK {
+            drop(next);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the turn was not passed on");
+        tokio::task::yield_now().await;
+    }
+    // A client that goes away before reading gives the turn back too.
+    loop {
+        let next = export().await;
+        if next.status() == StatusCode::OK {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the dropped body's turn was not passed on");
+        tokio::task::yield_now().await;
+    }
+}
+
 /// With no turn free, an export and a query are turned away with 503 `busy`
 /// and a Retry-After; the refused query is audited like any other refusal.
 #[tokio::test]
