@@ -121,9 +121,10 @@ struct Inner {
     push: HashMap<String, Format>,
     stats: Arc<PipelineStats>,
     rules: RulesReload,
-    /// The key that signs bundle manifests, and the directory bundles are
-    /// written in while they are made (each in a file without a name, gone
-    /// when it has been sent or the process ends).
+    /// The key that signs bundle manifests, and the data directory: bundles
+    /// are written there while they are made (each in a file without a name,
+    /// gone when it has been sent or the process ends), and its free room is
+    /// a metric.
     evidence: Option<(Arc<ledger::NoteSigner>, PathBuf)>,
     /// People's accounts, for e-signatures.
     accounts: Option<Arc<crate::accounts::AccountStore>>,
@@ -145,15 +146,30 @@ pub struct Turns {
     exports: Arc<tokio::sync::Semaphore>,
     sql: Arc<tokio::sync::Semaphore>,
     wait: std::time::Duration,
+    /// Bytes the data directory must have free for an export to start.
+    export_room: u64,
 }
 
 impl Turns {
     /// How long a caller waits for a turn before 503 `busy`.
     pub const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+    /// Free bytes an export leaves the ledger at least: a bundle (up to
+    /// ~340 MB) must never take the last room the ledger appends into.
+    pub const EXPORT_ROOM: u64 = 1 << 30;
 
     pub fn new(exports: usize, sql: usize, wait: std::time::Duration) -> Self {
         use tokio::sync::Semaphore;
-        Self { exports: Arc::new(Semaphore::new(exports)), sql: Arc::new(Semaphore::new(sql)), wait }
+        Self {
+            exports: Arc::new(Semaphore::new(exports)),
+            sql: Arc::new(Semaphore::new(sql)),
+            wait,
+            export_room: Self::EXPORT_ROOM,
+        }
+    }
+
+    /// Sets the free bytes an export needs in the data directory to start.
+    pub fn with_export_room(self, bytes: u64) -> Self {
+        Self { export_room: bytes, ..self }
     }
 }
 
@@ -246,10 +262,10 @@ impl AppState {
     }
 
     /// Enables evidence exports, their bundles signed with `signer` and
-    /// written in `spool` (on disk: a bundle can be hundreds of megabytes).
-    pub fn with_evidence(mut self, signer: ledger::NoteSigner, spool: PathBuf) -> Self {
+    /// written in `data_dir` (on disk: a bundle can be hundreds of megabytes).
+    pub fn with_evidence(mut self, signer: ledger::NoteSigner, data_dir: PathBuf) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.0) {
-            inner.evidence = Some((Arc::new(signer), spool));
+            inner.evidence = Some((Arc::new(signer), data_dir));
         }
         self
     }
@@ -1294,6 +1310,22 @@ async fn export_evidence(caller: Caller, State(s): State<AppState>, body: Bytes)
     let (signer, spool) =
         s.0.evidence.clone().ok_or_else(|| ApiError::unavailable("evidence export is not enabled"))?;
     let turn = take_turn(&s.0.turns.exports, s.0.turns.wait, "evidence exports").await?;
+    let free = crate::metrics::available_bytes(&spool).map_err(|e| {
+        tracing::error!(error = %e, dir = %spool.display(), "free space of the data directory cannot be read");
+        ApiError::unavailable("the data directory cannot be checked for room now")
+    })?;
+    if free < s.0.turns.export_room {
+        tracing::warn!(
+            free,
+            needed = s.0.turns.export_room,
+            "evidence export refused: the data directory is nearly full"
+        );
+        return Err(ApiError::unavailable(format!(
+            "the data directory has {} MB free; an export starts only with {} MB free, so a bundle never takes the room the ledger needs",
+            free >> 20,
+            s.0.turns.export_room >> 20
+        )));
+    }
     let ledger = s.0.ledger.clone();
     let by = caller.0.name.clone();
     let (sel2, by2) = (sel.clone(), by.clone());
@@ -1726,7 +1758,10 @@ async fn metrics(caller: Caller, State(s): State<AppState>) -> Result<Response, 
         s.0.ledger.size(),
         age,
     ) + &st.http.render()
-        + &crate::metrics::render_state(s.0.ledger.size(), st.state_snapshot_records.load(Ordering::Relaxed));
+        + &crate::metrics::render_state(s.0.ledger.size(), st.state_snapshot_records.load(Ordering::Relaxed))
+        + &crate::metrics::render_room(
+            s.0.evidence.as_ref().and_then(|(_, data_dir)| crate::metrics::available_bytes(data_dir).ok()),
+        );
     let text = match &s.0.search {
         Some((_, views)) => {
             let (searchable, archived) =

@@ -32,7 +32,13 @@ const ROLES: [Role; 6] =
     [Role::Admin, Role::SocAnalyst, Role::QualityReviewer, Role::Auditor, Role::ControlRoom, Role::Collector];
 
 async fn fixture() -> Fixture {
-    fixture_with(LedgerOptions::default(), Turns::default()).await
+    fixture_with(LedgerOptions::default(), turns(2, 2, Turns::WAIT)).await
+}
+
+/// Turns as the server's defaults, but no free room asked of the disk the
+/// tests run on (the room check has a test of its own).
+fn turns(exports: usize, sql: usize, wait: std::time::Duration) -> Turns {
+    Turns::new(exports, sql, wait).with_export_room(0)
 }
 
 async fn fixture_with(options: LedgerOptions, turns: Turns) -> Fixture {
@@ -435,7 +441,7 @@ async fn evidence_export_through_the_api() {
 #[tokio::test]
 async fn evidence_not_yet_signed_is_a_409() {
     let options = LedgerOptions { checkpoint_interval: std::time::Duration::from_secs(3600), ..Default::default() };
-    let f = fixture_with(options, Turns::default()).await;
+    let f = fixture_with(options, turns(2, 2, Turns::WAIT)).await;
     let rec = ledger::record::encode(ledger::RecordKind::Audit, 1_795_687_200_000, &serde_json::json!({"n": 1}));
     f.ledger.append(vec![rec.expect("record")]).await.expect("append");
     assert!(f.ledger.latest_checkpoint().is_some_and(|n| n.contains("\n1\n")), "only the key record is signed");
@@ -608,6 +614,9 @@ async fn metrics_show_how_far_search_and_archive_have_got() {
         assert!(text.contains(&format!("custos_view_records{{view=\"{view}\"}} {size}\n")), "{view}: {text}");
         assert!(text.contains(&format!("custos_view_lag_records{{view=\"{view}\"}} 0\n")), "{view}: {text}");
     }
+    // The room left in the data directory, to alert on before the ledger cannot append.
+    let room = text.lines().find_map(|l| l.strip_prefix("custos_data_dir_available_bytes "));
+    assert!(room.and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n > 0), "{text}");
 }
 
 /// Polls `ready` until it holds; fails with `what` after `secs` seconds.
@@ -790,7 +799,7 @@ async fn sql_answers_read_only_queries_and_is_audited() {
 /// away: the unsent bundle takes room in the data directory.
 #[tokio::test]
 async fn an_export_keeps_its_turn_until_its_bundle_is_sent() {
-    let f = fixture_with(LedgerOptions::default(), Turns::new(1, 1, std::time::Duration::ZERO)).await;
+    let f = fixture_with(LedgerOptions::default(), turns(1, 1, std::time::Duration::ZERO)).await;
     let recs: Vec<Vec<u8>> = (0..3)
         .map(|i| ledger::record::encode(ledger::RecordKind::Audit, 1_795_687_200_000 + i, &serde_json::json!({"n": i})))
         .collect::<Result<_, _>>()
@@ -835,11 +844,26 @@ async fn an_export_keeps_its_turn_until_its_bundle_is_sent() {
     }
 }
 
+/// An export does not start when it could take the room the ledger needs.
+#[tokio::test]
+async fn an_export_needs_room_in_the_data_directory() {
+    let turns = Turns::new(1, 1, std::time::Duration::ZERO).with_export_room(u64::MAX);
+    let f = fixture_with(LedgerOptions::default(), turns).await;
+    let reviewer = Some(f.tokens[&Role::QualityReviewer].as_str());
+    let body = r#"{"from":"2026-11-26T10:00:00Z","to":"2026-11-26T11:00:00Z"}"#;
+    // Twice: the first refusal gave its one turn back (else the second is `busy`).
+    for _ in 0..2 {
+        let (s, b) = call(&f.app, "POST", "/api/v1/evidence/exports", reviewer, body).await;
+        assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable")), "{b}");
+        assert!(b["error"]["message"].as_str().is_some_and(|m| m.contains("MB free")), "{b}");
+    }
+}
+
 /// With no turn free, an export and a query are turned away with 503 `busy`
 /// and a Retry-After; the refused query is audited like any other refusal.
 #[tokio::test]
 async fn exports_and_queries_without_a_free_turn_are_busy() {
-    let f = fixture_with(LedgerOptions::default(), Turns::new(0, 0, std::time::Duration::ZERO)).await;
+    let f = fixture_with(LedgerOptions::default(), turns(0, 0, std::time::Duration::ZERO)).await;
     let reviewer = f.tokens[&Role::QualityReviewer].as_str();
     let export = r#"{"from":"2026-11-26T10:00:00Z","to":"2026-11-26T11:00:00Z"}"#;
     for (uri, body) in [("/api/v1/evidence/exports", export), ("/api/v1/query/sql", r#"{"sql": "SELECT 1"}"#)] {
