@@ -1111,7 +1111,7 @@ struct RetentionRequest {
     #[schema(minimum = 1)]
     keep_days: u32,
     /// Why; not blank.
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, pattern = "\\S")]
     reason: String,
 }
 
@@ -1131,7 +1131,7 @@ struct LegalHoldRequest {
     #[schema(format = DateTime)]
     to: Option<String>,
     /// Why; not blank.
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, pattern = "\\S")]
     reason: String,
 }
 
@@ -1230,7 +1230,7 @@ struct SignRequest {
     #[schema(pattern = "^(reviewed|approved|responsible)$")]
     meaning: String,
     /// Why; not blank.
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, pattern = "\\S")]
     reason: String,
     /// Entered again for each signature (21 CFR Part 11 §11.200(a)).
     password: String,
@@ -1550,7 +1550,7 @@ struct TransitionRequest {
     #[schema(pattern = "^(acknowledged|investigating|closed|false_positive)$")]
     to: String,
     /// Why; not blank.
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, pattern = "\\S")]
     reason: String,
 }
 
@@ -1654,7 +1654,7 @@ struct AcknowledgeRequest {
 struct ShelveRequest {
     key: String,
     /// Why; not blank (shelving hides an alarm from the operator).
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, pattern = "\\S")]
     reason: String,
     /// For how long: 1 to 1440 minutes.
     #[schema(minimum = 1, maximum = 1440)]
