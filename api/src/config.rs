@@ -29,6 +29,9 @@ fn default_recent() -> usize {
 fn default_max_body() -> usize {
     4 << 20
 }
+fn default_low_room() -> u64 {
+    2 << 30
+}
 fn default_exports() -> NonZeroUsize {
     NonZeroUsize::MIN.saturating_add(1)
 }
@@ -176,11 +179,16 @@ pub struct LedgerConfig {
     /// Checkpoint origin line and key name. Default `custos.local/ledger`.
     #[serde(default = "default_origin")]
     pub origin: String,
+    /// Below this many free bytes in the data directory, one alert (and its
+    /// control-room alarm) says so, checked every minute. 0 turns it off.
+    /// Default 2 GiB.
+    #[serde(default = "default_low_room")]
+    pub low_room_bytes: u64,
 }
 
 impl Default for LedgerConfig {
     fn default() -> Self {
-        Self { origin: default_origin() }
+        Self { origin: default_origin(), low_room_bytes: default_low_room() }
     }
 }
 

@@ -18,6 +18,7 @@ pub mod follow;
 pub mod metrics;
 pub mod pipeline;
 pub mod replay;
+pub mod room;
 pub mod rules;
 pub mod search;
 pub mod server;

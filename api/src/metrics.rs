@@ -183,12 +183,6 @@ pub fn render_views(ledger_records: u64, searchable: u64, archived: u64) -> Stri
     out
 }
 
-/// Bytes free for Custos in the filesystem that holds `dir`.
-pub fn available_bytes(dir: &std::path::Path) -> std::io::Result<u64> {
-    let fs = rustix::fs::statvfs(dir)?;
-    Ok(fs.f_bavail.saturating_mul(fs.f_frsize))
-}
-
 /// Room left in the data directory: the gauge to alert on before the ledger
 /// cannot append (absent when it cannot be read).
 pub fn render_room(available: Option<u64>) -> String {

@@ -421,6 +421,8 @@ impl Custos {
                 stats: stats.clone(),
                 deadletters,
                 outbox: outbox.clone(),
+                data_dir: data_dir.clone(),
+                room: crate::room::RoomWatch::new(cfg.ledger.low_room_bytes),
             },
             engine,
             missed,
@@ -613,6 +615,27 @@ struct EvidenceSinks {
     views: Arc<Views>,
     stats: Arc<PipelineStats>,
     deadletters: DeadLetterStore,
+    /// The data directory, whose free room is watched once a minute.
+    data_dir: PathBuf,
+    room: crate::room::RoomWatch,
+}
+
+/// How often the data directory's free room is checked.
+const ROOM_CHECK: Duration = Duration::from_secs(60);
+
+/// Raises the alert about a nearly full data directory when the room falls.
+async fn room_check(sinks: &mut EvidenceSinks) -> Result<(), Error> {
+    let free = match crate::room::available_bytes(&sinks.data_dir) {
+        Ok(free) => free,
+        Err(e) => {
+            tracing::warn!(error = %e, dir = %sinks.data_dir.display(), "room in the data directory cannot be read");
+            return Ok(());
+        }
+    };
+    match sinks.room.check(free, now_millis()) {
+        Some(alert) => record_alerts(vec![alert], sinks).await,
+        None => Ok(()),
+    }
 }
 
 async fn evidence_stage(
@@ -629,6 +652,8 @@ async fn evidence_stage(
     }
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut room = tokio::time::interval(ROOM_CHECK);
+    room.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let result = tokio::select! {
             d = events.next() => match d {
@@ -643,6 +668,7 @@ async fn evidence_stage(
                 }
             }
             Some(r) = reloads.recv() => reload_rules(r, &mut engine, &sinks).await,
+            _ = room.tick() => room_check(&mut sinks).await,
             _ = stopped(&mut stop) => break,
         };
         if let Err(e) = result {

@@ -1311,7 +1311,7 @@ async fn export_evidence(caller: Caller, State(s): State<AppState>, body: Bytes)
         s.0.evidence.clone().ok_or_else(|| ApiError::unavailable("evidence export is not enabled"))?;
     let turn = take_turn(&s.0.turns.exports, s.0.turns.wait, "evidence exports").await?;
     // Where the room cannot be read (an unusual filesystem), the export goes ahead.
-    let free = crate::metrics::available_bytes(&spool).unwrap_or_else(|e| {
+    let free = crate::room::available_bytes(&spool).unwrap_or_else(|e| {
         tracing::warn!(error = %e, dir = %spool.display(), "room in the data directory cannot be read");
         u64::MAX
     });
@@ -1761,7 +1761,7 @@ async fn metrics(caller: Caller, State(s): State<AppState>) -> Result<Response, 
     ) + &st.http.render()
         + &crate::metrics::render_state(s.0.ledger.size(), st.state_snapshot_records.load(Ordering::Relaxed))
         + &crate::metrics::render_room(
-            s.0.evidence.as_ref().and_then(|(_, data_dir)| crate::metrics::available_bytes(data_dir).ok()),
+            s.0.evidence.as_ref().and_then(|(_, data_dir)| crate::room::available_bytes(data_dir).ok()),
         );
     let text = match &s.0.search {
         Some((_, views)) => {
