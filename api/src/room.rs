@@ -42,7 +42,8 @@ impl RoomWatch {
             attack: Vec::new(),
             time: now,
             entity: Entity { kind: EntityKind::Asset, id: "custos".into() },
-            zone: None,
+            // An area of its own: plant alarms flooding an area never hide it.
+            zone: Some("custos".into()),
             events: Vec::new(),
             summary: format!(
                 "{} MB free in the data directory, below the {} MB set as [ledger] low_room_bytes: free room or move the data directory before the ledger cannot append",
@@ -63,6 +64,7 @@ mod tests {
         assert!(watch.check(5 << 30, 1).is_none(), "room enough");
         let alert = watch.check(1 << 30, 2).expect("fell below");
         assert_eq!((alert.rule.as_str(), alert.severity_id, alert.time), (RULE, 5, 2));
+        assert_eq!(alert.zone.as_deref(), Some("custos"), "an alarm area of its own");
         assert!(alert.summary.starts_with("1024 MB free"), "{}", alert.summary);
         assert!(watch.check(512 << 20, 3).is_none(), "still low: no alert per check");
         assert!(watch.check(3 << 30, 4).is_none(), "room again");

@@ -24,6 +24,7 @@ async fn a_nearly_full_data_directory_raises_one_alarm() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
     assert_eq!(alarm.alarm.priority, 1, "critical: the highest priority");
+    assert_eq!(alarm.alarm.area, "custos", "not in a plant area a flood could hide it in");
     let incidents: Vec<_> = c.views.incidents.read().expect("book").list(None).cloned().collect();
     assert!(incidents.iter().any(|i| i.rule == custos::room::RULE), "filed as an incident");
     let ledger = c.data_dir.join("ledger");
