@@ -32,10 +32,8 @@ fn default_max_body() -> usize {
 fn default_low_room() -> u64 {
     2 << 30
 }
-fn default_exports() -> NonZeroUsize {
-    NonZeroUsize::MIN.saturating_add(1)
-}
-fn default_sql() -> NonZeroUsize {
+/// Exports, and SQL queries, run at once by default.
+fn default_turns() -> NonZeroUsize {
     NonZeroUsize::MIN.saturating_add(1)
 }
 
@@ -82,10 +80,10 @@ pub struct HttpConfig {
     #[serde(default = "default_recent")]
     pub recent_events: usize,
     /// Evidence exports made at once; others wait their turn. Default 2.
-    #[serde(default = "default_exports")]
+    #[serde(default = "default_turns")]
     pub max_concurrent_exports: NonZeroUsize,
     /// SQL queries run at once; others wait their turn. Default 2.
-    #[serde(default = "default_sql")]
+    #[serde(default = "default_turns")]
     pub max_concurrent_sql: NonZeroUsize,
 }
 
@@ -95,8 +93,8 @@ impl Default for HttpConfig {
             listen: default_http(),
             max_body_bytes: default_max_body(),
             recent_events: default_recent(),
-            max_concurrent_exports: default_exports(),
-            max_concurrent_sql: default_sql(),
+            max_concurrent_exports: default_turns(),
+            max_concurrent_sql: default_turns(),
         }
     }
 }

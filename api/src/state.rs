@@ -35,6 +35,8 @@ const NOTE_HEADER: &str = "custos.state/v1";
 const KEEP: usize = 2;
 /// Replayed alerts are checked against the ledgered ones this often (records).
 const CONFIRM_EVERY: u64 = 65_536;
+/// Records a replay reads from the ledger at once, then applies.
+const READ_BATCH: u64 = 1024;
 
 fn default_every() -> u64 {
     1_000_000
@@ -128,9 +130,10 @@ impl<'a> Replay<'a> {
     /// Read a thousand at a time and applied after: the read holds the
     /// ledger's tree, which appends wait for, and applying is the slow part.
     pub fn catch_up(&mut self, ledger: &Ledger, end: u64) -> Result<(), LedgerError> {
-        let mut records = Vec::with_capacity(1024);
+        let mut records = Vec::with_capacity(READ_BATCH as usize);
         while self.size < end {
-            ledger.read_range(self.size, end.min(self.size + 1024), |index, bytes| records.push((index, bytes)))?;
+            let to = end.min(self.size + READ_BATCH);
+            ledger.read_range(self.size, to, |index, bytes| records.push((index, bytes)))?;
             for (index, bytes) in records.drain(..) {
                 self.apply(index, &bytes);
             }
@@ -543,7 +546,7 @@ impl WriterParts {
             if stop.load(Ordering::Relaxed) {
                 return Ok(None);
             }
-            replay.catch_up(&self.ledger, end.min(replay.size() + 1024))?;
+            replay.catch_up(&self.ledger, end.min(replay.size() + READ_BATCH))?;
         }
         let state = replay.save();
         let root = self.ledger.root_at(end)?;

@@ -1,7 +1,7 @@
 //! An append-only list whose full chunks are shared by its clones, so a
 //! snapshot of the tree's stored hashes for an export costs a pointer per
 //! 4,096 entries instead of a copy of every hash (at a hundred million
-//! records, some 300 MB).
+//! records, some 320 MB).
 
 use std::ops::Index;
 use std::sync::Arc;

@@ -503,7 +503,7 @@ impl Ledger {
         // a lock of its own, so appends do not wait behind the whole batch.
         let mut rest = wanted.as_slice();
         while let Some(&first) = rest.first() {
-            let len = 1 + rest.windows(2).take_while(|w| w[1] - w[0] < 16).count();
+            let len = 1 + rest.windows(2).take_while(|w| w[1] - w[0] < crate::tree::GROUP).count();
             let (run, after) = rest.split_at(len);
             let tree = self.shared.tree.read().unwrap_or_else(|e| e.into_inner());
             tree.reader(&self.dir).scan_where(first, run[len - 1] + 1, |i| run.binary_search(&i).is_ok(), &mut f)?;

@@ -3,9 +3,10 @@
 //! A subtree hash then costs at most 15 node hashes per stored level, and the
 //! leaf hashes below the lowest stored level come from at most 16 records
 //! read from their segment: a proof needs O(log n) work and a few reads,
-//! however long the ledger. Kept in memory (about 2.2 bytes per record, in
-//! chunks an export's clone shares) and rebuilt when the ledger is opened,
-//! which reads every record anyway.
+//! however long the ledger. Kept in memory (about 3.2 bytes per record: per
+//! 16 records a 32-byte hash and a 16-byte anchor, and less above; in chunks
+//! an export's clone shares) and rebuilt when the ledger is opened, which
+//! reads every record anyway.
 //!
 //! Beside them, for each block of 1,024 records, the span of their ledger
 //! times and the kinds among them ([`Block`]): an export of a day, or of an
@@ -26,7 +27,7 @@ use crate::record::RecordKind;
 use crate::store::{FRAME_HEADER, MAX_RECORD, SEGMENTS};
 
 /// Leaves per group at the lowest stored level.
-const GROUP: u64 = 16;
+pub(crate) const GROUP: u64 = 16;
 /// Records per [`Block`].
 const BLOCK: u64 = 1024;
 
