@@ -3,7 +3,7 @@
 //! feature on and no broker named, these tests fail: they never skip quietly.
 #![cfg(feature = "kafka")]
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::process::Command;

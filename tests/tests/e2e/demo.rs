@@ -1,6 +1,6 @@
 //! End to end on the embedded bus: see `common::demo_end_to_end`.
 
-mod common;
+use crate::common;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_pipeline_end_to_end_embedded() {

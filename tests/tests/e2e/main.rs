@@ -1,0 +1,11 @@
+//! End-to-end tests: a running Custos with real senders, receivers and a
+//! Kafka-protocol broker. One test binary, so a build links it once.
+
+mod alarms;
+mod common;
+mod demo;
+mod kafka;
+mod room;
+mod rules_reload;
+mod syslog_logger;
+mod syslog_tls;
