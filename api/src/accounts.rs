@@ -4,13 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::RwLock;
+use std::sync::{RwLock, RwLockWriteGuard};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Role;
+use crate::listfile::ListFile;
 
 /// Failed password entries before an account locks.
 const MAX_FAILURES: u32 = 5;
@@ -50,10 +51,9 @@ pub enum PasswordError {
 /// Accounts by name.
 #[derive(Debug)]
 pub struct AccountStore {
-    path: PathBuf,
     accounts: RwLock<BTreeMap<String, Account>>,
-    /// The file as last read or written: `custos user` may change it while Custos runs.
-    seen: FileStamp,
+    /// `custos user` may change the file while Custos runs.
+    file: ListFile,
     /// Failures and lock-outs of names without an account: `(failures, locked_until)`.
     unknown: std::sync::Mutex<std::collections::HashMap<String, (u32, i64)>>,
 }
@@ -79,45 +79,6 @@ fn count_failure(state: (&mut u32, &mut i64), now: i64) {
     }
 }
 
-/// A file's modification time and length as last seen, to notice when
-/// another process (the `custos user` command) rewrote it.
-#[derive(Debug, Default)]
-pub struct FileStamp(std::sync::Mutex<Option<(std::time::SystemTime, u64)>>);
-
-impl FileStamp {
-    fn stamp(path: &std::path::Path) -> Option<(std::time::SystemTime, u64)> {
-        let m = std::fs::metadata(path).ok()?;
-        Some((m.modified().ok()?, m.len()))
-    }
-    pub fn of(path: &std::path::Path) -> Self {
-        Self(std::sync::Mutex::new(Self::stamp(path)))
-    }
-    /// Records the file as it is now (after this process wrote it).
-    pub fn set(&self, path: &std::path::Path) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Self::stamp(path);
-    }
-    /// True (once) when the file differs from what was last seen.
-    pub fn changed(&self, path: &std::path::Path) -> bool {
-        let now = Self::stamp(path);
-        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if *seen == now {
-            return false;
-        }
-        *seen = now;
-        true
-    }
-}
-
-/// A JSON list from `path`; empty when the file does not exist.
-pub fn read_list<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> std::io::Result<Vec<T>> {
-    match std::fs::read(path) {
-        Ok(b) => serde_json::from_slice(&b)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(e),
-    }
-}
-
 fn hash_password(password: &str) -> Result<String, PasswordError> {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).map_err(|e| PasswordError::Store(format!("no randomness for a salt: {e}")))?;
@@ -130,19 +91,19 @@ fn hash_password(password: &str) -> Result<String, PasswordError> {
 
 impl AccountStore {
     pub fn open(path: PathBuf) -> std::io::Result<Self> {
-        let seen = FileStamp::of(&path);
-        let accounts = Self::read(&path)?;
-        Ok(Self { path, accounts: RwLock::new(accounts), seen, unknown: Default::default() })
+        let file = ListFile::open(path);
+        let accounts = Self::read(&file)?;
+        Ok(Self { accounts: RwLock::new(accounts), file, unknown: Default::default() })
     }
 
-    fn read(path: &std::path::Path) -> std::io::Result<BTreeMap<String, Account>> {
-        Ok(read_list::<Account>(path)?.into_iter().map(|a| (a.name.clone(), a)).collect())
+    fn read(file: &ListFile) -> std::io::Result<BTreeMap<String, Account>> {
+        Ok(file.read::<Account>()?.into_iter().map(|a| (a.name.clone(), a)).collect())
     }
 
     /// Reads the file again if another process changed it.
     fn refresh(&self) {
-        if self.seen.changed(&self.path) {
-            match Self::read(&self.path) {
+        if self.file.changed() {
+            match Self::read(&self.file) {
                 Ok(map) => *self.accounts.write().unwrap_or_else(|e| e.into_inner()) = map,
                 Err(e) => {
                     tracing::error!(error = %e, "accounts file changed but cannot be read; keeping the accounts known")
@@ -151,12 +112,13 @@ impl AccountStore {
         }
     }
 
-    fn save(&self, accounts: &BTreeMap<String, Account>) -> Result<(), PasswordError> {
-        let list: Vec<&Account> = accounts.values().collect();
-        let bytes = serde_json::to_vec_pretty(&list).map_err(|e| PasswordError::Store(e.to_string()))?;
-        ingest::source::replace_file(&self.path, &bytes).map_err(|e| PasswordError::Store(e.to_string()))?;
-        self.seen.set(&self.path);
-        Ok(())
+    /// Writes the accounts as `map` holds them, once its lock is let go:
+    /// the sync does not hold up other logins and signatures.
+    fn save(&self, map: RwLockWriteGuard<'_, BTreeMap<String, Account>>) -> Result<(), PasswordError> {
+        let store_error = |e: std::io::Error| PasswordError::Store(e.to_string());
+        let version = self.file.version(&map.values().collect::<Vec<_>>()).map_err(store_error)?;
+        drop(map);
+        self.file.write(version).map_err(store_error)
     }
 
     /// Adds or replaces an account.
@@ -175,7 +137,7 @@ impl AccountStore {
         self.refresh();
         let mut map = self.accounts.write().unwrap_or_else(|e| e.into_inner());
         map.insert(name.to_owned(), account);
-        self.save(&map)
+        self.save(map)
     }
 
     pub fn get(&self, name: &str) -> Option<Account> {
@@ -216,13 +178,13 @@ impl AccountStore {
         // Removed while the hash was checked: as if it had never been there.
         let a = map.get_mut(name).ok_or_else(|| PasswordError::NoAccount(name.to_owned()))?;
         if !ok {
-            self.save(&map)?;
+            self.save(map)?;
             return Err(PasswordError::Wrong);
         }
         (a.failures, a.locked_until) = (0, 0);
         let a = a.clone();
         if before != (0, 0) {
-            self.save(&map)?;
+            self.save(map)?;
         }
         Ok(a)
     }

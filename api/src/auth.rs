@@ -3,10 +3,12 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::RwLock;
+use std::sync::{RwLock, RwLockWriteGuard};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::listfile::ListFile;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -47,31 +49,34 @@ fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// Sessions one name may hold at once: a login past them ends the oldest.
+/// Every login rewrites the tokens file, so without a bound one account
+/// logging in over and over would make each login slower than the last.
+pub const MAX_SESSIONS: usize = 10;
+
 /// Tokens in `<data-dir>/tokens.json`; only hashes are stored.
 #[derive(Debug)]
 pub struct TokenStore {
-    path: PathBuf,
     by_hash: RwLock<HashMap<String, StoredToken>>,
-    /// The file as last read or written: `custos user` may change it while Custos runs.
-    seen: crate::accounts::FileStamp,
+    /// `custos user` may change the file while Custos runs.
+    file: ListFile,
 }
 
 impl TokenStore {
     pub fn open(path: PathBuf) -> std::io::Result<Self> {
-        let seen = crate::accounts::FileStamp::of(&path);
-        let by_hash = Self::read(&path)?;
-        Ok(Self { path, by_hash: RwLock::new(by_hash), seen })
+        let file = ListFile::open(path);
+        let by_hash = Self::read(&file)?;
+        Ok(Self { by_hash: RwLock::new(by_hash), file })
     }
 
-    fn read(path: &std::path::Path) -> std::io::Result<HashMap<String, StoredToken>> {
-        let tokens: Vec<StoredToken> = crate::accounts::read_list(path)?;
-        Ok(tokens.into_iter().map(|t| (t.sha256.clone(), t)).collect())
+    fn read(file: &ListFile) -> std::io::Result<HashMap<String, StoredToken>> {
+        Ok(file.read::<StoredToken>()?.into_iter().map(|t| (t.sha256.clone(), t)).collect())
     }
 
     /// Reads the file again if another process changed it.
     fn refresh(&self) {
-        if self.seen.changed(&self.path) {
-            match Self::read(&self.path) {
+        if self.file.changed() {
+            match Self::read(&self.file) {
                 Ok(map) => *self.by_hash.write().unwrap_or_else(|e| e.into_inner()) = map,
                 Err(e) => {
                     tracing::error!(error = %e, "tokens file changed but cannot be read; keeping the tokens known")
@@ -88,17 +93,26 @@ impl TokenStore {
     }
 
     /// A session token for `name` that stops working at `expires_at` (Unix
-    /// ms); other tokens of the name stay. Expired sessions are dropped.
+    /// ms); other tokens of the name stay, but for the oldest session when
+    /// the name already holds [`MAX_SESSIONS`]. Expired sessions are dropped.
     pub fn issue_session(&self, name: &str, role: Role, now: i64, expires_at: i64) -> std::io::Result<String> {
         let token = new_token()?;
         self.refresh();
         let mut map = self.by_hash.write().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, t| t.expires_at.is_none_or(|e| e > now));
+        let mut sessions: Vec<(i64, String)> =
+            map.values().filter(|t| t.name == name).filter_map(|t| Some((t.expires_at?, t.sha256.clone()))).collect();
+        if sessions.len() >= MAX_SESSIONS {
+            sessions.sort_unstable();
+            for (_, oldest) in &sessions[..=sessions.len() - MAX_SESSIONS] {
+                map.remove(oldest);
+            }
+        }
         map.insert(
             hash(&token),
             StoredToken { name: name.to_owned(), role, sha256: hash(&token), expires_at: Some(expires_at) },
         );
-        self.save(&map)?;
+        self.save(map)?;
         Ok(token)
     }
 
@@ -109,16 +123,17 @@ impl TokenStore {
         let mut map = self.by_hash.write().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, t| t.name != name || t.expires_at.is_some());
         map.insert(hash(token), StoredToken { name: name.to_owned(), role, sha256: hash(token), expires_at: None });
-        self.save(&map)
+        self.save(map)
     }
 
-    fn save(&self, map: &HashMap<String, StoredToken>) -> std::io::Result<()> {
+    /// Writes the tokens as `map` holds them, once its lock is let go: a
+    /// login's sync does not hold up every request's token check.
+    fn save(&self, map: RwLockWriteGuard<'_, HashMap<String, StoredToken>>) -> std::io::Result<()> {
         let mut list: Vec<&StoredToken> = map.values().collect();
         list.sort_by(|a, b| a.name.cmp(&b.name));
-        let bytes = serde_json::to_vec_pretty(&list).map_err(std::io::Error::other)?;
-        ingest::source::replace_file(&self.path, &bytes)?;
-        self.seen.set(&self.path);
-        Ok(())
+        let version = self.file.version(&list)?;
+        drop(map);
+        self.file.write(version)
     }
 
     pub fn authenticate(&self, token: &str) -> Option<Principal> {
@@ -164,5 +179,44 @@ mod tests {
         assert!(store.authenticate(&api).is_some(), "a login does not end the API token");
         let api2 = store.issue("qa1", Role::QualityReviewer).expect("reissue");
         assert!(store.authenticate(&live).is_some() && store.authenticate(&api2).is_some());
+        // Past the bound, each login ends the name's oldest session, no other.
+        let other = store.issue_session("qa2", Role::QualityReviewer, now, now + 60_000).expect("session");
+        let later: Vec<String> = (1..=MAX_SESSIONS as i64)
+            .map(|i| store.issue_session("qa1", Role::QualityReviewer, now, now + 60_000 + i).expect("session"))
+            .collect();
+        assert_eq!(store.authenticate(&live), None, "the oldest session ended");
+        assert!(later.iter().all(|t| store.authenticate(t).is_some()));
+        assert!(store.authenticate(&other).is_some() && store.authenticate(&api2).is_some());
+    }
+
+    /// Logins write the file outside the lock, so they overlap each other and
+    /// token checks: every session issued still works, in memory and in the
+    /// file (an older list written last, or read back mid-write, would lose one).
+    #[test]
+    fn sessions_issued_together_are_all_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tokens.json");
+        let store = std::sync::Arc::new(TokenStore::open(path.clone()).expect("open"));
+        let now = ingest::source::now_millis();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    (0..25)
+                        .map(|i| {
+                            let token = store.issue_session(&format!("u{t}-{i}"), Role::Auditor, now, now + 60_000);
+                            assert_eq!(store.authenticate("cus_nobody"), None);
+                            token.expect("session")
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let tokens: Vec<String> = threads.into_iter().flat_map(|t| t.join().expect("thread")).collect();
+        let reopened = TokenStore::open(path).expect("reopen");
+        for token in &tokens {
+            assert!(store.authenticate(token).is_some(), "lost in memory");
+            assert!(reopened.authenticate(token).is_some(), "lost in the file");
+        }
     }
 }

@@ -15,6 +15,7 @@ pub mod demo;
 mod error;
 pub mod evidence;
 pub mod follow;
+mod listfile;
 pub mod metrics;
 pub mod pipeline;
 pub mod replay;
