@@ -30,7 +30,7 @@ use crate::Error;
 use crate::views::{ReplayProgress, Views, ViewsState};
 
 /// The first line of a snapshot's signed note, and the format's version.
-const NOTE_HEADER: &str = "custos.state/v1";
+const NOTE_HEADER: &str = "custos.state/v2";
 /// Snapshots kept: the newest and the one before it.
 const KEEP: usize = 2;
 /// Replayed alerts are checked against the ledgered ones this often (records).
@@ -158,10 +158,13 @@ impl<'a> Replay<'a> {
         }
     }
 
-    /// Takes up a snapshot's state, as if the replay had read its records.
-    pub fn restore(&mut self, s: SavedState) -> Result<(), String> {
+    /// Takes up a snapshot's state, as if the replay had read its records
+    /// (the recent ones are read back from `ledger`). Nothing is changed
+    /// when it fails.
+    pub fn restore(&mut self, s: SavedState, ledger: &Ledger) -> Result<(), String> {
+        let recent = s.views.read_recent(ledger)?;
         self.engine.restore_state(s.engine)?;
-        self.views.restore_state(s.views);
+        self.views.restore_state(s.views, recent);
         self.size = s.size;
         self.progress = s.progress;
         self.unconfirmed = s.unconfirmed;
@@ -178,7 +181,7 @@ impl<'a> Replay<'a> {
     ) -> Option<u64> {
         let s = snapshots.load_newest(ledger, key, fingerprint)?;
         let size = s.size;
-        match self.restore(s) {
+        match self.restore(s, ledger) {
             Ok(()) => Some(size),
             Err(reason) => {
                 tracing::warn!(size, %reason, "state snapshot not used");
@@ -586,8 +589,10 @@ mod tests {
 
         /// Replays the ledger (from the newest snapshot that holds, with
         /// them) to `end`: where it resumed, and the replay's state there as
-        /// written, the alerts a start would raise and the last tick's alarms.
-        fn replay(&self, end: u64, snapshots: bool) -> (Option<u64>, String, Vec<String>, String) {
+        /// written, the alerts a start would raise, the last tick's alarms
+        /// and the recent events, dead letters and alerts (which a snapshot
+        /// names by index) as the views hold them.
+        fn replay(&self, end: u64, snapshots: bool) -> (Option<u64>, String, Vec<String>, String, String) {
             let mut engine = self.setup.engine().expect("rules");
             let fp = self.setup.fingerprint(&engine);
             let views = self.setup.views();
@@ -599,9 +604,15 @@ mod tests {
             };
             r.catch_up(&self.ledger, end).expect("replay");
             let saved = serde_json::to_string(&r.save()).expect("json");
+            let recent = [
+                listed(&views.events(usize::MAX, |_| true)),
+                listed(&views.dead_letters(usize::MAX)),
+                listed(&views.alerts(usize::MAX)),
+            ]
+            .concat();
             let done = r.finish();
             let missed = done.missed.iter().map(|a| a.id.clone()).collect();
-            (resumed, saved, missed, serde_json::to_string(&done.last_tick).expect("json"))
+            (resumed, saved, missed, serde_json::to_string(&done.last_tick).expect("json"), recent)
         }
 
         /// Writes the replay's state after `size` records as a snapshot.
@@ -614,6 +625,11 @@ mod tests {
             let root = self.ledger.root_at(size).expect("root");
             self.snapshots().write(&r.save(), &root, &self.signer(), &fp).expect("write");
         }
+    }
+
+    /// Recent items with their ledger indices, as JSON.
+    fn listed<T: Serialize>(items: &[crate::views::Stored<T>]) -> String {
+        serde_json::to_string(&items.iter().map(|s| (s.index, &*s.item)).collect::<Vec<_>>()).expect("json")
     }
 
     /// Events of the bench's plant mix in batches, each followed by the
@@ -705,9 +721,10 @@ mod tests {
         for cut in [0, 1, 99, 100, 101, 777, n / 3, n / 2, n - 101, n - 1, n].into_iter().chain((150..n).step_by(613)) {
             std::fs::remove_dir_all(p.dir.path().join("state")).ok();
             p.snapshot_at(cut);
-            let (resumed, saved, missed, last_tick) = p.replay(n, true);
+            let (resumed, saved, missed, last_tick, recent) = p.replay(n, true);
             assert_eq!(resumed, Some(cut));
             assert!(saved == whole.1, "state after a start from the snapshot at {cut} differs");
+            assert!(recent == whole.4, "recent records after a start from the snapshot at {cut} differ");
             assert_eq!((&missed, &last_tick), (&whole.2, &whole.3), "snapshot at {cut}");
         }
     }
@@ -764,6 +781,39 @@ mod tests {
         assert_ne!(bigger.fingerprint(&bigger.engine().expect("rules")), fp, "the settings count");
     }
 
+    /// A snapshot names its recent records by index: one that names a
+    /// record of another kind (or out of order) is not taken up, and the
+    /// replay is left as it was.
+    #[tokio::test]
+    async fn recent_records_named_wrongly_are_refused() {
+        let p = plant(3).await;
+        let n = p.ledger.size();
+        let mut engine = p.setup.engine().expect("rules");
+        let views = p.setup.views();
+        let mut r = Replay::new(&views, &mut engine);
+        r.catch_up(&p.ledger, n).expect("replay");
+        let saved = serde_json::to_value(r.save()).expect("json");
+        let alert = saved["views"]["alerts"][0].as_u64().expect("an alert");
+        let first_event = saved["views"]["events"][0].clone();
+        let named = |list: &str, indices: serde_json::Value| {
+            let mut s = saved.clone();
+            s["views"][list] = indices;
+            serde_json::from_value::<SavedState>(s).expect("state")
+        };
+        let mut engine = p.setup.engine().expect("rules");
+        let views = p.setup.views();
+        let mut fresh = Replay::new(&views, &mut engine);
+        let wrong_kind = fresh.restore(named("events", json!([alert])), &p.ledger).expect_err("an alert as an event");
+        assert!(wrong_kind.contains(&format!("record {alert} is not the Event record")), "{wrong_kind}");
+        let unordered = fresh.restore(named("alerts", json!([alert, alert])), &p.ledger).expect_err("twice");
+        assert!(unordered.contains("not named in index order"), "{unordered}");
+        let beyond = fresh.restore(named("events", json!([n])), &p.ledger).expect_err("past the end");
+        assert!(beyond.contains(&format!("no record {n}")), "{beyond}");
+        assert_eq!((fresh.size(), views.events(1, |_| true).len()), (0, 0), "nothing taken up");
+        fresh.restore(named("events", json!([first_event])), &p.ledger).expect("a right one is taken up");
+        assert_eq!(views.events(usize::MAX, |_| true).len(), 1);
+    }
+
     #[test]
     fn a_start_writes_a_snapshot_unless_it_replayed_little() {
         assert!(start_snapshot_due(None, 5, 1_000_000), "none to take up");
@@ -813,16 +863,15 @@ mod tests {
         let whole = p.replay(n + 200, false);
         let resumed = p.replay(n + 200, true);
         assert_eq!(resumed.0, Some(n + 200));
-        assert!(resumed.1 == whole.1, "the writer's snapshot is the replay's state");
+        assert!(resumed.1 == whole.1 && resumed.4 == whole.4, "the writer's snapshot is the replay's state");
     }
 
     /// The shape of a saved state: every field's path and JSON type.
-    /// Records the ledger defines (events, dead letters, alerts) count as one
-    /// leaf: their format is the event contract's, tested on its own.
+    /// Alerts, which the ledger's contract defines, count as one leaf: that
+    /// format is tested on its own.
     fn shape(v: &serde_json::Value, path: &str, out: &mut std::collections::BTreeSet<String>) {
         use serde_json::Value;
-        let record = ["views.events[][]", "views.dead_letters[][]", "views.alerts[][]", "unconfirmed[]"];
-        if record.contains(&path) && v.is_object() {
+        if path == "unconfirmed[]" && v.is_object() {
             out.insert(format!("{path}: record"));
             return;
         }

@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use correlate::{Alert, Incident, IncidentBook};
 use ingest::{DeadLetter, Event};
-use ledger::{RecordKind, record};
+use ledger::{Ledger, RecordKind, record};
 use serde::{Deserialize, Serialize};
 
 /// An event with its ledger index.
@@ -44,13 +44,33 @@ fn push_capped<T>(q: &RwLock<VecDeque<T>>, cap: usize, items: impl IntoIterator<
     }
 }
 
-fn pairs_of<T>(q: &RwLock<VecDeque<Stored<T>>>) -> Vec<(u64, Arc<T>)> {
-    q.read().unwrap_or_else(|e| e.into_inner()).iter().map(|s| (s.index, s.item.clone())).collect()
+fn indices_of<T>(q: &RwLock<VecDeque<Stored<T>>>) -> Vec<u64> {
+    q.read().unwrap_or_else(|e| e.into_inner()).iter().map(|s| s.index).collect()
 }
 
-fn restore_pairs<T>(q: &RwLock<VecDeque<Stored<T>>>, items: Vec<(u64, Arc<T>)>) {
-    *q.write().unwrap_or_else(|e| e.into_inner()) =
-        items.into_iter().map(|(index, item)| Stored { index, item }).collect();
+/// The records at `indices`, each read as the views read a `kind` record.
+fn read_back<T: serde::de::DeserializeOwned>(
+    ledger: &Ledger,
+    indices: &[u64],
+    kind: RecordKind,
+) -> Result<VecDeque<Stored<T>>, String> {
+    if !indices.is_sorted_by(|a, b| a < b) {
+        return Err(format!("the recent {kind:?} records are not named in index order"));
+    }
+    let mut items = VecDeque::with_capacity(indices.len());
+    let mut failed = None;
+    ledger
+        .records_at(indices, |index, bytes| match record::decode_as::<T>(&bytes) {
+            Ok(r) if r.kind == kind => items.push_back(Stored { index, item: Arc::new(r.data) }),
+            _ => {
+                failed.get_or_insert(index);
+            }
+        })
+        .map_err(|e| format!("read the recent {kind:?} records: {e}"))?;
+    match failed {
+        Some(index) => Err(format!("record {index} is not the {kind:?} record the snapshot names")),
+        None => Ok(items),
+    }
 }
 
 /// How far a replay of the ledger into the views has come.
@@ -62,17 +82,40 @@ pub struct ReplayProgress {
     pub bad: u64,
 }
 
-/// The views' contents as written to a state snapshot.
+/// The views' contents as written to a state snapshot. The recent events,
+/// dead letters and alerts are named by ledger index and read back from the
+/// ledger ([`ViewsState::read_recent`]): their bodies are in the ledger
+/// already, and were most of a snapshot's bytes.
 #[derive(Serialize, Deserialize)]
 pub struct ViewsState {
-    events: Vec<(u64, Arc<Event>)>,
-    dead_letters: Vec<(u64, Arc<DeadLetter>)>,
-    alerts: Vec<(u64, Arc<Alert>)>,
+    events: Vec<u64>,
+    dead_letters: Vec<u64>,
+    alerts: Vec<u64>,
     /// Sorted by id, so equal views write equal bytes.
     alert_index: Vec<(String, u64)>,
     incidents: correlate::BookState,
     retention: Vec<serde_json::Value>,
     alarms: correlate::BoardState,
+}
+
+/// A snapshot's recent lists as read back from the ledger.
+pub struct Recent {
+    events: VecDeque<Stored<Event>>,
+    dead_letters: VecDeque<Stored<DeadLetter>>,
+    alerts: VecDeque<Stored<Alert>>,
+}
+
+impl ViewsState {
+    /// Reads the recent records the state names from `ledger`. Fails, and
+    /// the snapshot is passed over, when one cannot be read or is not of
+    /// its list's kind.
+    pub fn read_recent(&self, ledger: &Ledger) -> Result<Recent, String> {
+        Ok(Recent {
+            events: read_back(ledger, &self.events, RecordKind::Event)?,
+            dead_letters: read_back(ledger, &self.dead_letters, RecordKind::Deadletter)?,
+            alerts: read_back(ledger, &self.alerts, RecordKind::Alert)?,
+        })
+    }
 }
 
 /// Applies an `alarm.acknowledge` or `alarm.shelve` audit record to the board.
@@ -118,9 +161,9 @@ impl Views {
             self.alert_index.read().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, v)| (k.clone(), *v)).collect();
         alert_index.sort_unstable();
         ViewsState {
-            events: pairs_of(&self.events),
-            dead_letters: pairs_of(&self.dead_letters),
-            alerts: pairs_of(&self.alerts),
+            events: indices_of(&self.events),
+            dead_letters: indices_of(&self.dead_letters),
+            alerts: indices_of(&self.alerts),
             alert_index,
             incidents: self.incidents.read().unwrap_or_else(|e| e.into_inner()).save_state(),
             retention: self.retention.read().unwrap_or_else(|e| e.into_inner()).clone(),
@@ -128,11 +171,12 @@ impl Views {
         }
     }
 
-    /// Puts back what [`Self::save_state`] saved, in place of what the views hold.
-    pub fn restore_state(&self, s: ViewsState) {
-        restore_pairs(&self.events, s.events);
-        restore_pairs(&self.dead_letters, s.dead_letters);
-        restore_pairs(&self.alerts, s.alerts);
+    /// Puts back what [`Self::save_state`] saved, with its recent records
+    /// as read back, in place of what the views hold.
+    pub fn restore_state(&self, s: ViewsState, recent: Recent) {
+        *self.events.write().unwrap_or_else(|e| e.into_inner()) = recent.events;
+        *self.dead_letters.write().unwrap_or_else(|e| e.into_inner()) = recent.dead_letters;
+        *self.alerts.write().unwrap_or_else(|e| e.into_inner()) = recent.alerts;
         *self.alert_index.write().unwrap_or_else(|e| e.into_inner()) = s.alert_index.into_iter().collect();
         *self.incidents.write().unwrap_or_else(|e| e.into_inner()) =
             IncidentBook::from_state(self.group_window_ms, s.incidents);
