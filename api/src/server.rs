@@ -69,7 +69,7 @@ pub fn permits(role: Role, p: Permission) -> bool {
 }
 
 /// A JSON error: a stable `code` and a message that never carries internals.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     status: StatusCode,
     code: &'static str,
@@ -1305,8 +1305,46 @@ async fn sign_record(caller: Caller, State(s): State<AppState>, body: Bytes) -> 
 )]
 async fn export_evidence(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     caller.require(Permission::ExportEvidence)?;
-    let sel: crate::evidence::Selection =
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+    let sel = serde_json::from_slice::<crate::evidence::Selection>(&body)
+        .map_err(|e| ApiError::bad_request(format!("body: {e}")));
+    let made = match &sel {
+        Ok(sel) => make_export(&s, &caller.0.name, sel).await,
+        Err(e) => Err(e.clone()),
+    };
+    // A refused export is an audit record too: an inspector asks who tried.
+    let (export, turn) = match made {
+        Ok(made) => made,
+        Err(refused) => {
+            let sel = sel.as_ref().ok();
+            let details = json!({"from": sel.map(|s| &s.from), "to": sel.map(|s| &s.to), "asset": sel.map(|s| &s.asset),
+                                 "incident": sel.map(|s| &s.incident), "refused": refused.message});
+            let reason = sel.and_then(|s| s.reason.as_deref()).unwrap_or_default();
+            audit(&s, &caller.0, "evidence.export", reason, details).await?;
+            return Err(refused);
+        }
+    };
+    let sel = sel?;
+    let details = export.audit_details(&sel);
+    audit(&s, &caller.0, "evidence.export", sel.reason.as_deref().unwrap_or_default(), details).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-tar".to_owned()),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"custos-evidence.tar\"".to_owned()),
+            (header::CONTENT_LENGTH, export.len.to_string()),
+            (header::HeaderName::from_static("x-custos-sha256"), export.sha256),
+        ],
+        file_body(export.file, turn),
+    )
+        .into_response())
+}
+
+/// Makes the bundle `sel` asks for in an unnamed file in the data directory,
+/// once a turn and room for it are free.
+async fn make_export(
+    s: &AppState,
+    by: &str,
+    sel: &crate::evidence::Selection,
+) -> Result<(crate::evidence::Export, tokio::sync::OwnedSemaphorePermit), ApiError> {
     let (signer, spool) =
         s.0.evidence.clone().ok_or_else(|| ApiError::unavailable("evidence export is not enabled"))?;
     let turn = take_turn(&s.0.turns.exports, s.0.turns.wait, "evidence exports").await?;
@@ -1328,8 +1366,7 @@ async fn export_evidence(caller: Caller, State(s): State<AppState>, body: Bytes)
         )));
     }
     let ledger = s.0.ledger.clone();
-    let by = caller.0.name.clone();
-    let (sel2, by2) = (sel.clone(), by.clone());
+    let (sel, by) = (sel.clone(), by.to_owned());
     let export = tokio::task::spawn_blocking(move || {
         let file = tempfile::tempfile_in(&spool).map_err(|e| {
             crate::evidence::ExportError::Write(ledger::LedgerError::Io {
@@ -1338,7 +1375,7 @@ async fn export_evidence(caller: Caller, State(s): State<AppState>, body: Bytes)
                 source: e,
             })
         })?;
-        crate::evidence::export(&ledger.snapshot()?, &sel2, &by2, &signer, file)
+        crate::evidence::export(&ledger.snapshot()?, &sel, &by, &signer, file)
     })
     .await
     .map_err(|_| ApiError::unavailable("the export stopped"))?
@@ -1355,18 +1392,7 @@ async fn export_evidence(caller: Caller, State(s): State<AppState>, body: Bytes)
             ApiError::unavailable("the bundle cannot be written in the data directory now (is its disk full?)")
         }
     })?;
-    let details = export.audit_details(&sel);
-    audit(&s, &caller.0, "evidence.export", sel.reason.as_deref().unwrap_or_default(), details).await?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/x-tar".to_owned()),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"custos-evidence.tar\"".to_owned()),
-            (header::CONTENT_LENGTH, export.len.to_string()),
-            (header::HeaderName::from_static("x-custos-sha256"), export.sha256),
-        ],
-        file_body(export.file, turn),
-    )
-        .into_response())
+    Ok((export, turn))
 }
 
 /// How long a bundle may take to send before its turn passes to the next

@@ -845,17 +845,29 @@ async fn an_export_needs_room_in_the_data_directory() {
         let (s, b) = call(&f.app, "POST", "/api/v1/evidence/exports", reviewer, body).await;
         assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable")), "{b}");
         assert!(b["error"]["message"].as_str().is_some_and(|m| m.contains("MB free")), "{b}");
+        let audit = last_audit(&f);
+        assert_eq!(audit["action"], "evidence.export");
+        assert!(audit["details"]["refused"].as_str().is_some_and(|m| m.contains("MB free")), "{audit}");
     }
+    // A body that is not a selection is refused, and audited, too.
+    let (s, b) = call(&f.app, "POST", "/api/v1/evidence/exports", reviewer, r#"{"from": 1}"#).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let audit = last_audit(&f);
+    assert_eq!((audit["action"].as_str(), audit["details"]["from"].as_str()), (Some("evidence.export"), None));
+    assert!(audit["details"]["refused"].as_str().is_some_and(|m| m.starts_with("body:")), "{audit}");
 }
 
 /// With no turn free, an export and a query are turned away with 503 `busy`
-/// and a Retry-After; the refused query is audited like any other refusal.
+/// and a Retry-After; each refusal is audited, with what was asked.
 #[tokio::test]
 async fn exports_and_queries_without_a_free_turn_are_busy() {
     let f = fixture_with(LedgerOptions::default(), turns(0, 0, std::time::Duration::ZERO)).await;
     let reviewer = f.tokens[&Role::QualityReviewer].as_str();
-    let export = r#"{"from":"2026-11-26T10:00:00Z","to":"2026-11-26T11:00:00Z"}"#;
-    for (uri, body) in [("/api/v1/evidence/exports", export), ("/api/v1/query/sql", r#"{"sql": "SELECT 1"}"#)] {
+    let export = r#"{"from":"2026-11-26T10:00:00Z","to":"2026-11-26T11:00:00Z","reason":"batch 42"}"#;
+    for (uri, body, action, asked) in [
+        ("/api/v1/evidence/exports", export, "evidence.export", ("from", "2026-11-26T10:00:00Z")),
+        ("/api/v1/query/sql", r#"{"sql": "SELECT 1"}"#, "query.sql", ("sql", "SELECT 1")),
+    ] {
         let req = Request::builder().method("POST").uri(uri).header("authorization", format!("Bearer {reviewer}"));
         let resp = f.app.clone().oneshot(req.body(Body::from(body)).expect("request")).await.expect("response");
         assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE, "{uri}");
@@ -863,10 +875,10 @@ async fn exports_and_queries_without_a_free_turn_are_busy() {
         let b: Value =
             serde_json::from_slice(&resp.into_body().collect().await.expect("body").to_bytes()).expect("json");
         assert_eq!(b["error"]["code"], "busy", "{uri}: {b}");
+        let audit = last_audit(&f);
+        assert_eq!((audit["action"].as_str(), audit["details"][asked.0].as_str()), (Some(action), Some(asked.1)));
+        assert!(audit["details"]["refused"].as_str().is_some_and(|m| m.contains("turn")), "{audit}");
     }
-    let audit = last_audit(&f);
-    assert_eq!((audit["action"].as_str(), audit["details"]["sql"].as_str()), (Some("query.sql"), Some("SELECT 1")));
-    assert!(audit["details"]["refused"].as_str().is_some_and(|m| m.contains("turn")), "{audit}");
 }
 
 /// A timeline page's entries as (kind, ledger index).
