@@ -34,6 +34,18 @@ pub struct Account {
     failures: u32,
     #[serde(default)]
     locked_until: i64,
+    /// Disabled by `custos user disable`: no login, no signature, until
+    /// `custos user add` makes the account anew.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    disabled: bool,
+}
+
+impl Account {
+    /// A disabled account keeps its name and printed name (its signatures
+    /// stay its own) but neither logs in nor signs.
+    pub fn is_disabled(&self) -> bool {
+        self.disabled
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -44,6 +56,8 @@ pub enum PasswordError {
     Wrong,
     #[error("the account is locked after repeated wrong passwords; try again later")]
     Locked,
+    #[error("the account is disabled")]
+    Disabled,
     #[error("{0}")]
     Store(String),
 }
@@ -133,6 +147,7 @@ impl AccountStore {
             password: hash_password(password)?,
             failures: 0,
             locked_until: 0,
+            disabled: false,
         };
         self.refresh();
         let mut map = self.accounts.write().unwrap_or_else(|e| e.into_inner());
@@ -186,7 +201,20 @@ impl AccountStore {
         if before != (0, 0) {
             self.save(map)?;
         }
+        // Told only to who knows the password: a guesser learns nothing.
+        if a.disabled {
+            return Err(PasswordError::Disabled);
+        }
         Ok(a)
+    }
+
+    /// Disables `name`'s account: its password no longer logs in or signs.
+    pub fn disable(&self, name: &str) -> Result<(), PasswordError> {
+        self.refresh();
+        let mut map = self.accounts.write().unwrap_or_else(|e| e.into_inner());
+        let a = map.get_mut(name).ok_or_else(|| PasswordError::NoAccount(name.to_owned()))?;
+        a.disabled = true;
+        self.save(map)
     }
 
     /// A name without an account: the same work and the same lock-out as a
@@ -242,6 +270,18 @@ mod tests {
         }
         assert_eq!(store.check("nobody", "x", 1).map(|_| ()), Err(PasswordError::Locked));
         assert_eq!(store.check("nobody", "x", 1 + LOCK_MS).map(|_| ()), Err(PasswordError::NoAccount("nobody".into())));
+        // A disabled account: a wrong password is still just wrong; the right
+        // one is refused as disabled, after a reopen too, until made anew.
+        store.disable("qa1").expect("disable");
+        assert_eq!(store.disable("nobody"), Err(PasswordError::NoAccount("nobody".into())));
+        assert_eq!(store.check("qa1", "wrong", 3 + LOCK_MS).map(|_| ()), Err(PasswordError::Wrong));
+        let reopened = AccountStore::open(dir.path().join("accounts.json")).expect("reopen");
+        assert_eq!(
+            reopened.check("qa1", "correct horse battery", 3 + LOCK_MS).map(|_| ()),
+            Err(PasswordError::Disabled)
+        );
+        reopened.set("qa1", "Quinn Adams", Role::QualityReviewer, "another horse battery").expect("made anew");
+        assert!(reopened.check("qa1", "another horse battery", 3 + LOCK_MS).is_ok());
     }
 
     /// The hash is checked outside the lock, so guesses can arrive together:

@@ -126,6 +126,17 @@ impl TokenStore {
         self.save(map)
     }
 
+    /// Ends every token of `name`, API token and sessions; returns how many.
+    pub fn revoke(&self, name: &str) -> std::io::Result<usize> {
+        self.refresh();
+        let mut map = self.by_hash.write().unwrap_or_else(|e| e.into_inner());
+        let before = map.len();
+        map.retain(|_, t| t.name != name);
+        let ended = before - map.len();
+        self.save(map)?;
+        Ok(ended)
+    }
+
     /// Writes the tokens as `map` holds them, once its lock is let go: a
     /// login's sync does not hold up every request's token check.
     fn save(&self, map: RwLockWriteGuard<'_, HashMap<String, StoredToken>>) -> std::io::Result<()> {
@@ -187,6 +198,10 @@ mod tests {
         assert_eq!(store.authenticate(&live), None, "the oldest session ended");
         assert!(later.iter().all(|t| store.authenticate(t).is_some()));
         assert!(store.authenticate(&other).is_some() && store.authenticate(&api2).is_some());
+        // Revoking a name ends its API token and every session, no one else's.
+        assert_eq!(store.revoke("qa1").expect("revoke"), 1 + MAX_SESSIONS);
+        assert!(later.iter().chain([&api2]).all(|t| store.authenticate(t).is_none()));
+        assert!(store.authenticate(&other).is_some());
     }
 
     /// Logins write the file outside the lock, so they overlap each other and

@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod account_changes;
 pub mod accounts;
 pub mod alarms;
 pub mod archive;

@@ -123,9 +123,11 @@ enum Command {
     Bench(BenchArgs),
     /// People: `add NAME --role ROLE --printed-name "…"` (password from
     /// standard input; prints an API token), `passwd NAME` (password from
-    /// standard input), `token NAME` (a new API token, replacing the old one).
+    /// standard input), `token NAME` (a new API token, replacing the old one),
+    /// `disable NAME` (ends its tokens and sessions; no login, no signature).
+    /// Each change is ledgered as an `audit` record by the running service.
     User {
-        /// add, passwd or token.
+        /// add, passwd, token or disable.
         action: String,
         name: String,
         #[arg(long)]
@@ -554,7 +556,8 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `custos user add|passwd|token`: accounts (argon2 password hashes) and API tokens.
+/// `custos user add|passwd|token|disable`: accounts (argon2 password hashes)
+/// and API tokens; each change logged for the audit trail.
 fn user(
     action: &str,
     name: &str,
@@ -570,6 +573,23 @@ fn user(
     std::fs::create_dir_all(data_dir).with_context(|| format!("create {}", data_dir.display()))?;
     let accounts = custos::accounts::AccountStore::open(data_dir.join("accounts.json"))?;
     let tokens = custos::auth::TokenStore::open(data_dir.join("tokens.json"))?;
+    // Each change goes to the log the running service ledgers as `audit` records.
+    let changes = custos::account_changes::AccountChanges::in_dir(data_dir);
+    let logged = |action: &str, details: serde_json::Value| -> anyhow::Result<()> {
+        let change = custos::account_changes::Change {
+            time: ingest::source::now_millis(),
+            by: custos::account_changes::command_line_user(),
+            action: action.to_owned(),
+            name: name.to_owned(),
+            details,
+        };
+        changes.append(&change).context("log the change for the audit trail (account-changes.jsonl)")
+    };
+    let enabled = || -> anyhow::Result<custos::accounts::Account> {
+        let a = accounts.get(name).ok_or_else(|| anyhow::anyhow!("no account {name}"))?;
+        anyhow::ensure!(!a.is_disabled(), "account {name} is disabled; `custos user add` makes it anew");
+        Ok(a)
+    };
     match action {
         "add" => {
             let (Some(role), Some(printed_name)) = (role, printed_name) else {
@@ -581,21 +601,36 @@ fn user(
                         "--role {role:?}: admin, soc_analyst, quality_reviewer, auditor, control_room or collector"
                     )
                 })?;
+            let before = accounts.get(name).map(|a| (a.role, a.printed_name));
             accounts.set(name, printed_name, role, &read_password()?)?;
-            println!("{}", tokens.issue(name, role)?);
+            let token = tokens.issue(name, role)?;
+            let was =
+                before.map(|(role, printed_name)| serde_json::json!({"role": role, "printed_name": printed_name}));
+            logged("account.add", serde_json::json!({"role": role, "printed_name": printed_name, "replaced": was}))?;
+            println!("{token}");
             eprintln!("account {name} ({printed_name}, {role:?}) saved; the line above is the API token (shown once)");
         }
         "passwd" => {
-            let a = accounts.get(name).ok_or_else(|| anyhow::anyhow!("no account {name}"))?;
+            let a = enabled()?;
             accounts.set(name, &a.printed_name, a.role, &read_password()?)?;
+            logged("account.password", serde_json::json!({}))?;
             eprintln!("password of {name} changed");
         }
         "token" => {
-            let a = accounts.get(name).ok_or_else(|| anyhow::anyhow!("no account {name}"))?;
-            println!("{}", tokens.issue(name, a.role)?);
+            let a = enabled()?;
+            let token = tokens.issue(name, a.role)?;
+            logged("account.token", serde_json::json!({}))?;
+            println!("{token}");
             eprintln!("a new API token for {name}; the old one no longer works");
         }
-        other => anyhow::bail!("user {other:?}: say add, passwd or token"),
+        "disable" => {
+            accounts.get(name).ok_or_else(|| anyhow::anyhow!("no account {name}"))?;
+            let ended = tokens.revoke(name)?;
+            accounts.disable(name)?;
+            logged("account.disable", serde_json::json!({"tokens_ended": ended}))?;
+            eprintln!("account {name} disabled: {ended} token(s) ended; it can no longer log in or sign");
+        }
+        other => anyhow::bail!("user {other:?}: say add, passwd, token or disable"),
     }
     Ok(())
 }

@@ -423,6 +423,8 @@ impl Custos {
                 outbox: outbox.clone(),
                 data_dir: data_dir.clone(),
                 room: crate::room::RoomWatch::new(cfg.ledger.low_room_bytes),
+                account_changes: crate::account_changes::AccountChanges::in_dir(&data_dir),
+                account_changes_ledgered: None,
             },
             engine,
             missed,
@@ -618,10 +620,43 @@ struct EvidenceSinks {
     /// The data directory, whose free room is watched once a minute.
     data_dir: PathBuf,
     room: crate::room::RoomWatch,
+    /// Account changes made with `custos user`, to be ledgered.
+    account_changes: crate::account_changes::AccountChanges,
+    /// How far the change log is ledgered; read from its file at the first look.
+    account_changes_ledgered: Option<u64>,
 }
 
 /// How often the data directory's free room is checked.
 const ROOM_CHECK: Duration = Duration::from_secs(60);
+/// How often the log of account changes is looked at.
+const ACCOUNT_CHANGES_CHECK: Duration = Duration::from_secs(2);
+
+/// Ledgers the account changes `custos user` logged since the last look.
+/// A log that cannot be read is a warning, not a stop: the pipeline's
+/// evidence does not wait on it, and the next look tries again.
+async fn ledger_account_changes(sinks: &mut EvidenceSinks) -> Result<(), Error> {
+    let log = &sinks.account_changes;
+    let pending = sinks.account_changes_ledgered.map_or_else(|| log.ledgered(), Ok).and_then(|from| {
+        sinks.account_changes_ledgered = Some(from);
+        log.pending(from)
+    });
+    let pending = match pending {
+        Ok(Some(p)) => p,
+        Ok(None) => return Ok(()),
+        Err(e) => {
+            tracing::warn!(error = %e, "the log of account changes cannot be read; trying again shortly");
+            return Ok(());
+        }
+    };
+    let changes = pending.audits.len();
+    sinks.ledger.append(pending.audits).await?;
+    sinks.account_changes_ledgered = Some(pending.end);
+    if let Err(e) = log.mark_ledgered(pending.end) {
+        tracing::warn!(error = %e, "where the account changes are ledgered up to cannot be noted; a restart ledgers them again");
+    }
+    tracing::info!(changes, "account changes made on the command line ledgered");
+    Ok(())
+}
 
 /// Raises the alert about a nearly full data directory when the room falls.
 async fn room_check(sinks: &mut EvidenceSinks) -> Result<(), Error> {
@@ -654,6 +689,8 @@ async fn evidence_stage(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut room = tokio::time::interval(ROOM_CHECK);
     room.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut account_changes = tokio::time::interval(ACCOUNT_CHANGES_CHECK);
+    account_changes.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let result = tokio::select! {
             d = events.next() => match d {
@@ -669,6 +706,7 @@ async fn evidence_stage(
             }
             Some(r) = reloads.recv() => reload_rules(r, &mut engine, &sinks).await,
             _ = room.tick() => room_check(&mut sinks).await,
+            _ = account_changes.tick() => ledger_account_changes(&mut sinks).await,
             _ = stopped(&mut stop) => break,
         };
         if let Err(e) = result {

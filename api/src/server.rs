@@ -1060,7 +1060,7 @@ const SESSION_MS: i64 = 8 * 3_600_000;
     tag = "accounts",
     summary = "A session token for a name and password (8 h; lock-out after 5 failures)",
     request_body = LoginRequest,
-    responses((status = 200, description = "Session token", body = Object), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 401, description = "Wrong name or password", body = ErrorBody), (status = 403, description = "Account locked", body = ErrorBody))
+    responses((status = 200, description = "Session token", body = Object), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 401, description = "Wrong name or password", body = ErrorBody), (status = 403, description = "Account locked or disabled", body = ErrorBody))
 )]
 async fn login(State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
     let req: LoginRequest = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
@@ -1083,6 +1083,9 @@ async fn login(State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, Ap
         }
         Err(crate::accounts::PasswordError::Locked) => {
             ("login.refused", ApiError::new(StatusCode::FORBIDDEN, "locked", "the account is locked; try again later"))
+        }
+        Err(crate::accounts::PasswordError::Disabled) => {
+            ("login.refused", ApiError::new(StatusCode::FORBIDDEN, "disabled", "the account is disabled"))
         }
         Err(_) => (
             "login.failed",
@@ -1270,6 +1273,9 @@ async fn sign_record(caller: Caller, State(s): State<AppState>, body: Bytes) -> 
             audit(&s, &caller.0, "signature.refused", &req.reason, details).await?;
             return Err(match e {
                 crate::accounts::PasswordError::Locked => ApiError::new(StatusCode::FORBIDDEN, "locked", e.to_string()),
+                crate::accounts::PasswordError::Disabled => {
+                    ApiError::new(StatusCode::FORBIDDEN, "disabled", e.to_string())
+                }
                 crate::accounts::PasswordError::NoAccount(_) => {
                     ApiError::new(StatusCode::FORBIDDEN, "no_account", "this token's holder has no signing account")
                 }

@@ -334,3 +334,94 @@ async fn verify_counts_witness_cosignatures_across_checkpoint_files() {
         "{text}"
     );
 }
+
+/// `custos user` while Custos runs: an account made on the command line logs
+/// in; once disabled, its API token and session end and its password is
+/// refused; both changes reach the ledger as `audit` records naming the
+/// operating-system user who ran the command.
+#[test]
+fn accounts_changed_on_the_command_line_are_audited_and_disabling_ends_access() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let mut demo = Command::new(BIN)
+        .args(["demo", "--data-dir"])
+        .arg(&data)
+        .args(["--http", "127.0.0.1:0", "--tick-seconds", "0.2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("custos demo starts");
+    let stdout = demo.stdout.take().expect("stdout");
+    // Kept open to the end: the demo goes on printing.
+    let mut lines = BufReader::new(stdout).lines();
+    let api_line = lines.by_ref().map_while(Result::ok).find(|l| l.contains("API")).expect("API");
+    let incidents_url = api_line.split_whitespace().find(|w| w.starts_with("http://")).expect("address");
+    let base = incidents_url.strip_suffix("/api/v1/incidents").expect("the incidents address");
+    let user = |args: &[&str], stdin: &str| {
+        let mut c = Command::new(BIN)
+            .arg("user")
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data)
+            .env("USER", "ops-jo")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("custos user runs");
+        std::io::Write::write_all(&mut c.stdin.take().expect("stdin"), stdin.as_bytes()).expect("password");
+        c.wait_with_output().expect("custos user ends")
+    };
+    // (status, body) of a curl call.
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl").args(["-s", "-w", "\n%{http_code}"]).args(args).output().expect("curl runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').expect("status line");
+        (code.to_owned(), body.to_owned())
+    };
+    let login = || {
+        let body = r#"{"name":"sam","password":"a long passphrase for sam"}"#;
+        curl(&["-H", "content-type: application/json", "-d", body, &format!("{base}/api/v1/login")])
+    };
+    let incidents =
+        |token: &str| curl(&["-H", &format!("Authorization: Bearer {token}"), &format!("{base}/api/v1/incidents")]).0;
+
+    let added =
+        user(&["add", "sam", "--role", "soc_analyst", "--printed-name", "Sam Okafor"], "a long passphrase for sam\n");
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let api_token = String::from_utf8_lossy(&added.stdout).trim().to_owned();
+    let (code, body) = login();
+    assert_eq!(code, "200", "{body}");
+    let session: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let session = session["token"].as_str().expect("session token").to_owned();
+    assert_eq!((incidents(&api_token), incidents(&session)), ("200".into(), "200".into()));
+
+    let disabled = user(&["disable", "sam"], "");
+    assert!(disabled.status.success(), "{}", String::from_utf8_lossy(&disabled.stderr));
+    assert_eq!((incidents(&api_token), incidents(&session)), ("401".into(), "401".into()), "both ended");
+    let (code, body) = login();
+    assert_eq!(code, "403", "{body}");
+    assert!(body.contains("\"disabled\""), "{body}");
+    let refused = user(&["token", "sam"], "");
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("disabled"));
+
+    // The running service ledgers both changes (it looks every 2 s).
+    let log_len = std::fs::metadata(data.join("account-changes.jsonl")).expect("change log").len();
+    let until = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_to_string(data.join("account-changes.ledgered")).ok() != Some(log_len.to_string()) {
+        assert!(Instant::now() < until, "the account changes were not ledgered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = Command::new("kill").args(["-TERM", &demo.id().to_string()]).status().expect("kill");
+    assert!(status.success() && demo.wait().expect("wait").success());
+    let mut changes = Vec::new();
+    ledger::for_each_record(&data.join("ledger"), |_, r| {
+        let r = ledger::record::decode(r).expect("record");
+        if r.data["action"].as_str().is_some_and(|a| a.starts_with("account.")) {
+            changes.push((r.data["actor"].clone(), r.data["action"].clone(), r.data["details"]["name"].clone()));
+        }
+    })
+    .expect("scan");
+    let want = |action: &str| (serde_json::json!("ops-jo"), serde_json::json!(action), serde_json::json!("sam"));
+    assert_eq!(changes, [want("account.add"), want("account.disable")], "each change once, the refused one not at all");
+}
