@@ -126,6 +126,20 @@ impl TokenStore {
         self.save(map)
     }
 
+    /// Ends the session `token`; false (and nothing done) when it is an API
+    /// token or no token at all.
+    pub fn end_session(&self, token: &str) -> std::io::Result<bool> {
+        self.refresh();
+        let mut map = self.by_hash.write().unwrap_or_else(|e| e.into_inner());
+        let key = hash(token);
+        if map.get(&key).is_none_or(|t| t.expires_at.is_none()) {
+            return Ok(false);
+        }
+        map.remove(&key);
+        self.save(map)?;
+        Ok(true)
+    }
+
     /// Ends every token of `name`, API token and sessions; returns how many.
     pub fn revoke(&self, name: &str) -> std::io::Result<usize> {
         self.refresh();

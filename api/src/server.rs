@@ -278,15 +278,24 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
-        let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| unauthorized("missing bearer token"))?;
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .ok_or_else(|| unauthorized("authorization must be: Bearer <token>"))?;
-        state.0.tokens.authenticate(token.trim()).map(Caller).ok_or_else(|| unauthorized("invalid token"))
+        let token = bearer(&parts.headers)?;
+        state.0.tokens.authenticate(token).map(Caller).ok_or_else(|| unauthorized("invalid token"))
     }
+}
+
+fn unauthorized(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+}
+
+/// The bearer token a request carries.
+fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> {
+    let value = headers.get(header::AUTHORIZATION).ok_or_else(|| unauthorized("missing bearer token"))?;
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .ok_or_else(|| unauthorized("authorization must be: Bearer <token>"))
 }
 
 impl Caller {
@@ -306,6 +315,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(readyz))
         .routes(routes!(openapi_json))
         .routes(routes!(login))
+        .routes(routes!(logout))
         .routes(routes!(list_incidents))
         .routes(routes!(get_incident))
         .routes(routes!(transition_incident))
@@ -1103,6 +1113,33 @@ async fn login(State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, Ap
     let rec = crate::audit::encode(&entry).map_err(|_| ApiError::unavailable("cannot record the attempt"))?;
     s.0.ledger.append(vec![rec]).await.map_err(|_| ApiError::unavailable("the ledger is not writable"))?;
     Err(outcome)
+}
+
+/// `POST /api/v1/logout`: ends the session whose token the request
+/// carries (audited). An API token is not a session: `custos user token`
+/// replaces it and `custos user disable` ends it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/logout",
+    tag = "accounts",
+    summary = "End this session (audited)",
+    responses((status = 200, description = "The session has ended", body = Object), (status = 400, description = "The token is an API token, not a session", body = ErrorBody), (status = 401, description = "No or unknown token", body = ErrorBody)),
+    security(("bearer" = []))
+)]
+async fn logout(
+    caller: Caller,
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let token = bearer(&headers)?;
+    let ended = s.0.tokens.end_session(token).map_err(|_| ApiError::unavailable("cannot store the tokens"))?;
+    if !ended {
+        return Err(ApiError::bad_request(
+            "this is an API token, not a session: `custos user token` replaces it, `custos user disable` ends it",
+        ));
+    }
+    audit(&s, &caller.0, "logout", "", json!({})).await?;
+    Ok(Json(json!({"ended": true})))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -557,6 +557,16 @@ async fn login_gives_a_session_and_failures_are_audited() {
     assert_eq!(b["role"], "quality_reviewer");
     let token = b["token"].as_str().unwrap_or_default().to_owned();
     assert_eq!(call(&f.app, "GET", "/api/v1/incidents", Some(&token), "").await.0, StatusCode::OK);
+    // Logging out ends that session (audited); an API token is not a session.
+    let api_token = Some(f.tokens[&Role::QualityReviewer].as_str());
+    let (s, b) = call(&f.app, "POST", "/api/v1/logout", api_token, "").await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_request")), "{b}");
+    assert_eq!(call(&f.app, "GET", "/api/v1/incidents", api_token, "").await.0, StatusCode::OK, "still works");
+    assert_eq!(call(&f.app, "POST", "/api/v1/logout", Some(&token), "").await.0, StatusCode::OK);
+    let audit = last_audit(&f);
+    assert_eq!((audit["action"].as_str(), audit["actor"].as_str()), (Some("logout"), Some("QualityReviewer")));
+    assert_eq!(call(&f.app, "GET", "/api/v1/incidents", Some(&token), "").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(call(&f.app, "POST", "/api/v1/logout", Some(&token), "").await.0, StatusCode::UNAUTHORIZED);
     let before = f.ledger.size();
     for body in [r#"{"name":"QualityReviewer","password":"nope nope nope"}"#, r#"{"name":"nobody","password":"x"}"#] {
         let (s, b) = call(&f.app, "POST", "/api/v1/login", None, body).await;
@@ -1062,5 +1072,5 @@ async fn openapi_document_is_golden_and_every_operation_is_guarded() {
             }
         }
     }
-    assert_eq!(operations, 27, "every route is documented");
+    assert_eq!(operations, 28, "every route is documented");
 }
