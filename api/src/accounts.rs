@@ -46,6 +46,11 @@ impl Account {
     pub fn is_disabled(&self) -> bool {
         self.disabled
     }
+
+    /// Until when (Unix ms) wrong passwords keep it locked, if they do at `now`.
+    pub fn locked_until(&self, now: i64) -> Option<i64> {
+        (self.locked_until > now).then_some(self.locked_until)
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -158,6 +163,12 @@ impl AccountStore {
     pub fn get(&self, name: &str) -> Option<Account> {
         self.refresh();
         self.accounts.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+    }
+
+    /// Every account, by name.
+    pub fn list(&self) -> Vec<Account> {
+        self.refresh();
+        self.accounts.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
     }
 
     /// The printed name of `name`'s account, if there is one.

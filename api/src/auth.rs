@@ -49,6 +49,15 @@ fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// A name's live tokens under one role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenHolder {
+    pub name: String,
+    pub role: Role,
+    pub api_token: bool,
+    pub sessions: usize,
+}
+
 /// Sessions one name may hold at once: a login past them ends the oldest.
 /// Every login rewrites the tokens file, so without a bound one account
 /// logging in over and over would make each login slower than the last.
@@ -124,6 +133,28 @@ impl TokenStore {
         map.retain(|_, t| t.name != name || t.expires_at.is_some());
         map.insert(hash(token), StoredToken { name: name.to_owned(), role, sha256: hash(token), expires_at: None });
         self.save(map)
+    }
+
+    /// Who holds live tokens, by name and role: an API token or not, and how
+    /// many sessions (for an access review).
+    pub fn holders(&self, now: i64) -> Vec<TokenHolder> {
+        self.refresh();
+        let map = self.by_hash.read().unwrap_or_else(|e| e.into_inner());
+        let mut by: std::collections::BTreeMap<(String, String), TokenHolder> = Default::default();
+        for t in map.values().filter(|t| t.expires_at.is_none_or(|e| e > now)) {
+            let key = (t.name.clone(), format!("{:?}", t.role));
+            let h = by.entry(key).or_insert_with(|| TokenHolder {
+                name: t.name.clone(),
+                role: t.role,
+                api_token: false,
+                sessions: 0,
+            });
+            match t.expires_at {
+                None => h.api_token = true,
+                Some(_) => h.sessions += 1,
+            }
+        }
+        by.into_values().collect()
     }
 
     /// Ends the session `token`; false (and nothing done) when it is an API

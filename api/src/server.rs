@@ -51,6 +51,8 @@ pub enum Permission {
     SetRetention,
     /// Place legal holds.
     PlaceLegalHold,
+    /// See who has access: accounts, roles, tokens (an access review).
+    ReviewAccess,
 }
 
 /// The permission table: which role may do what.
@@ -60,9 +62,9 @@ pub fn permits(role: Role, p: Permission) -> bool {
         Role::Admin => true,
         Role::SocAnalyst => matches!(p, ReadIncidents | ReadEvents | ReadLedger | HandleAlarms | HandleIncidents),
         Role::QualityReviewer => {
-            matches!(p, ReadIncidents | ReadEvents | ReadLedger | ExportEvidence | Sign | PlaceLegalHold)
+            matches!(p, ReadIncidents | ReadEvents | ReadLedger | ExportEvidence | Sign | PlaceLegalHold | ReviewAccess)
         }
-        Role::Auditor => matches!(p, ReadIncidents | ReadEvents | ReadLedger | ExportEvidence),
+        Role::Auditor => matches!(p, ReadIncidents | ReadEvents | ReadLedger | ExportEvidence | ReviewAccess),
         Role::ControlRoom => matches!(p, ReadIncidents | HandleAlarms),
         Role::Collector => matches!(p, Ingest),
     }
@@ -316,6 +318,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(openapi_json))
         .routes(routes!(login))
         .routes(routes!(logout))
+        .routes(routes!(list_accounts))
         .routes(routes!(list_incidents))
         .routes(routes!(get_incident))
         .routes(routes!(transition_incident))
@@ -1140,6 +1143,39 @@ async fn logout(
     }
     audit(&s, &caller.0, "logout", "", json!({})).await?;
     Ok(Json(json!({"ended": true})))
+}
+
+/// `GET /api/v1/accounts`: who has access, for a periodic access review
+/// (EU GMP Annex 11 §12, 21 CFR Part 11 §11.10(d)): every account with its
+/// role, printed name and whether it is disabled or locked, and every name
+/// holding live tokens (collectors and services hold tokens without an
+/// account). No password hash and no token leaves. Audited.
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts",
+    tag = "accounts",
+    summary = "Accounts, roles and token holders, for an access review (audited)",
+    responses((status = 200, description = "Accounts and token holders", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody)),
+    security(("bearer" = []))
+)]
+async fn list_accounts(caller: Caller, State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::ReviewAccess)?;
+    let now = now_millis();
+    let accounts: Vec<Value> =
+        s.0.accounts
+            .as_ref()
+            .map(|a| a.list())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| {
+                json!({"name": a.name, "printed_name": a.printed_name, "role": a.role, "disabled": a.is_disabled(),
+               "locked_until": a.locked_until(now).map(format_rfc3339)})
+            })
+            .collect();
+    let holders = s.0.tokens.holders(now);
+    audit(&s, &caller.0, "accounts.read", "", json!({"accounts": accounts.len(), "token_holders": holders.len()}))
+        .await?;
+    Ok(Json(json!({"accounts": accounts, "token_holders": holders})))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

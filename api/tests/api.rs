@@ -165,7 +165,7 @@ async fn every_role_on_every_route_follows_the_permission_table() {
     let badge = r#"{"time":"2026-11-26T10:00:00Z","badge":"1","door":"D","result":"granted"}"#;
     let signature = r#"{"record_index":1,"meaning":"reviewed","reason":"walk","password":"correct horse battery"}"#;
     // `None`: any holder of a token.
-    let routes: [(&str, &str, &str, Option<Permission>, &str); 25] = [
+    let routes: [(&str, &str, &str, Option<Permission>, &str); 26] = [
         ("GET", "/api/v1/incidents", "", Some(ReadIncidents), ""),
         ("GET", "/api/v1/incidents/{id}", "", Some(ReadIncidents), ""),
         ("GET", "/api/v1/incidents/{id}/timeline", "", Some(ReadIncidents), ""),
@@ -203,6 +203,7 @@ async fn every_role_on_every_route_follows_the_permission_table() {
         ("POST", "/api/v1/rules/reload", "", Some(ManageRules), ""),
         ("GET", "/api/v1/openapi.json", "", None, ""),
         ("POST", "/api/v1/logout", "", None, ""),
+        ("GET", "/api/v1/accounts", "", Some(ReviewAccess), ""),
     ];
     for role in ROLES {
         for (method, path, query, perm, body) in routes {
@@ -635,6 +636,39 @@ async fn login_gives_a_session_and_failures_are_audited() {
         }
         assert_eq!(codes.last().and_then(Value::as_str), Some("locked"), "{name}: {codes:?}");
     }
+}
+
+/// An access review lists accounts and token holders, never a secret, and
+/// is itself audited.
+#[tokio::test]
+async fn the_access_review_lists_accounts_and_token_holders() {
+    let f = fixture().await;
+    let auditor = Some(f.tokens[&Role::Auditor].as_str());
+    let login = r#"{"name":"QualityReviewer","password":"correct horse battery"}"#;
+    assert_eq!(call(&f.app, "POST", "/api/v1/login", None, login).await.0, StatusCode::OK);
+    let (s, b) = call(&f.app, "GET", "/api/v1/accounts", auditor, "").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let text = b.to_string();
+    assert!(!text.contains("argon2") && !text.contains("cus_"), "no secret leaves: {text}");
+    let quinn = &b["accounts"].as_array().expect("accounts")[0];
+    assert_eq!(
+        (quinn["name"].as_str(), quinn["printed_name"].as_str(), quinn["role"].as_str(), quinn["disabled"].as_bool()),
+        (Some("QualityReviewer"), Some("Quinn Adams"), Some("quality_reviewer"), Some(false))
+    );
+    assert!(quinn["locked_until"].is_null());
+    let holders = b["token_holders"].as_array().expect("holders");
+    assert_eq!(holders.len(), ROLES.len(), "one API token per role's name: {b}");
+    let qr = holders.iter().find(|h| h["name"] == "QualityReviewer").expect("holder");
+    assert_eq!((qr["api_token"].as_bool(), qr["sessions"].as_u64()), (Some(true), Some(1)), "{qr}");
+    let audit = last_audit(&f);
+    assert_eq!((audit["action"].as_str(), audit["actor"].as_str()), (Some("accounts.read"), Some("Auditor")));
+    // Five wrong passwords later the account shows as locked.
+    let wrong = r#"{"name":"QualityReviewer","password":"nope nope nope"}"#;
+    for _ in 0..5 {
+        call(&f.app, "POST", "/api/v1/login", None, wrong).await;
+    }
+    let (_, b) = call(&f.app, "GET", "/api/v1/accounts", auditor, "").await;
+    assert!(b["accounts"][0]["locked_until"].as_str().is_some_and(|t| t.ends_with('Z')), "{b}");
 }
 
 #[tokio::test]
@@ -1124,5 +1158,5 @@ async fn openapi_document_is_golden_and_every_operation_is_guarded() {
             }
         }
     }
-    assert_eq!(operations, 28, "every route is documented");
+    assert_eq!(operations, 29, "every route is documented");
 }
