@@ -155,11 +155,6 @@ fn audit_of(line: &[u8]) -> Result<Vec<u8>, ledger::LedgerError> {
     })
 }
 
-/// Who runs this command, for the log: the operating-system user.
-pub fn command_line_user() -> String {
-    std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "command line".into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

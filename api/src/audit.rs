@@ -46,3 +46,39 @@ pub fn encode(e: &Entry<'_>) -> Result<Vec<u8>, ledger::LedgerError> {
 pub fn system(action: &str, details: Value) -> Result<Vec<u8>, ledger::LedgerError> {
     encode(&Entry { actor: "system", printed_name: None, role: None, action, reason: "", details })
 }
+
+/// Who runs a command (`custos user`, `custos evidence export`): the
+/// operating-system account of the process's user id (not `$USER`, which anyone can set), and who ran `sudo`.
+pub fn command_line_user() -> String {
+    let uid = rustix::process::getuid().as_raw();
+    let name = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| account_of(&p, uid))
+        .unwrap_or_else(|| format!("uid {uid}"));
+    match std::env::var("SUDO_USER") {
+        Ok(by) if by != name => format!("{name} (sudo by {by})"),
+        _ => name,
+    }
+}
+
+/// The name of user id `uid` in the text of `/etc/passwd`.
+fn account_of(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        (fields.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_owned())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_user_is_named_from_the_password_file() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\nops-jo:x:1001:1001::/home/ops-jo:/bin/sh\nbad line\n";
+        assert_eq!(account_of(passwd, 1001).as_deref(), Some("ops-jo"));
+        assert_eq!(account_of(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(account_of(passwd, 7), None);
+    }
+}

@@ -578,7 +578,7 @@ fn user(
     let logged = |action: &str, details: serde_json::Value| -> anyhow::Result<()> {
         let change = custos::account_changes::Change {
             time: ingest::source::now_millis(),
-            by: custos::account_changes::command_line_user(),
+            by: custos::audit::command_line_user(),
             action: action.to_owned(),
             name: name.to_owned(),
             details,
@@ -648,7 +648,7 @@ async fn evidence_export(
     // and records the export in it.
     let (ledger, _) = ledger::Ledger::open(&ledger_dir, signer.name(), NoteSigner::parse(&key)?, Default::default())
         .context("the export needs the ledger to itself (stop Custos first)")?;
-    let by = std::env::var("USER").unwrap_or_else(|_| "command line".into());
+    let by = custos::audit::command_line_user();
     let started = std::time::Instant::now();
     // Written beside `out` and renamed when whole: a failed export leaves no file.
     let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));

@@ -363,7 +363,9 @@ fn accounts_changed_on_the_command_line_are_audited_and_disabling_ends_access() 
             .args(args)
             .arg("--data-dir")
             .arg(&data)
-            .env("USER", "ops-jo")
+            // Named from the user id, not from what `$USER` says.
+            .env("USER", "someone-else")
+            .env_remove("SUDO_USER")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -422,6 +424,8 @@ fn accounts_changed_on_the_command_line_are_audited_and_disabling_ends_access() 
         }
     })
     .expect("scan");
-    let want = |action: &str| (serde_json::json!("ops-jo"), serde_json::json!(action), serde_json::json!("sam"));
+    let id = Command::new("id").arg("-un").output().expect("id runs");
+    let me = String::from_utf8_lossy(&id.stdout).trim().to_owned();
+    let want = |action: &str| (serde_json::json!(me), serde_json::json!(action), serde_json::json!("sam"));
     assert_eq!(changes, [want("account.add"), want("account.disable")], "each change once, the refused one not at all");
 }
