@@ -64,11 +64,22 @@ pub struct Export {
     pub sha256: String,
 }
 
+impl Selection {
+    /// What an export's `audit` record says of what was asked (its reason
+    /// is the record's why).
+    pub fn audit_details(&self) -> Value {
+        json!({"from": self.from, "to": self.to, "asset": self.asset, "incident": self.incident})
+    }
+}
+
 impl Export {
-    /// What the export's `audit` record says of it (its reason is the record's why).
+    /// What the export's `audit` record says of it and of `sel`.
     pub fn audit_details(&self, sel: &Selection) -> Value {
-        json!({"from": sel.from, "to": sel.to, "asset": sel.asset, "incident": sel.incident,
-               "records": self.records, "tree_size": self.tree_size, "sha256": self.sha256})
+        let mut details = sel.audit_details();
+        details["records"] = self.records.into();
+        details["tree_size"] = self.tree_size.into();
+        details["sha256"] = self.sha256.clone().into();
+        details
     }
 }
 

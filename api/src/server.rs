@@ -1395,8 +1395,8 @@ async fn export_evidence(caller: Caller, State(s): State<AppState>, body: Bytes)
         Ok(made) => made,
         Err(refused) => {
             let sel = sel.as_ref().ok();
-            let details = json!({"from": sel.map(|s| &s.from), "to": sel.map(|s| &s.to), "asset": sel.map(|s| &s.asset),
-                                 "incident": sel.map(|s| &s.incident), "refused": refused.message});
+            let mut details = sel.map_or_else(|| json!({}), crate::evidence::Selection::audit_details);
+            details["refused"] = refused.message.clone().into();
             let reason = sel.and_then(|s| s.reason.as_deref()).unwrap_or_default();
             audit(&s, &caller.0, "evidence.export", reason, details).await?;
             return Err(refused);

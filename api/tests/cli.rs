@@ -8,21 +8,29 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_custos");
 
-#[test]
-fn demo_stops_cleanly_on_sigterm_and_verify_judges_the_ledger() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
+/// `custos demo` on `data` and a free port; its output (to be kept open
+/// while it runs, as it goes on printing) and the line with its API address.
+fn start_demo(
+    data: &std::path::Path,
+) -> (std::process::Child, std::io::Lines<BufReader<std::process::ChildStdout>>, String) {
     let mut child = Command::new(BIN)
         .args(["demo", "--data-dir"])
-        .arg(&data)
+        .arg(data)
         .args(["--http", "127.0.0.1:0", "--tick-seconds", "0.2"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("custos demo starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let api_line = lines.by_ref().map_while(Result::ok).find(|l| l.contains("API")).expect("prints the API address");
+    (child, lines, api_line)
+}
+
+#[test]
+fn demo_stops_cleanly_on_sigterm_and_verify_judges_the_ledger() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let (mut child, _lines, api_line) = start_demo(&data);
     assert!(api_line.contains("http://127.0.0.1:"), "{api_line}");
     assert!(std::fs::read_to_string(data.join("demo-token")).expect("token file").starts_with("cus_"));
 
@@ -343,18 +351,7 @@ async fn verify_counts_witness_cosignatures_across_checkpoint_files() {
 fn accounts_changed_on_the_command_line_are_audited_and_disabling_ends_access() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let mut demo = Command::new(BIN)
-        .args(["demo", "--data-dir"])
-        .arg(&data)
-        .args(["--http", "127.0.0.1:0", "--tick-seconds", "0.2"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("custos demo starts");
-    let stdout = demo.stdout.take().expect("stdout");
-    // Kept open to the end: the demo goes on printing.
-    let mut lines = BufReader::new(stdout).lines();
-    let api_line = lines.by_ref().map_while(Result::ok).find(|l| l.contains("API")).expect("API");
+    let (mut demo, _lines, api_line) = start_demo(&data);
     let incidents_url = api_line.split_whitespace().find(|w| w.starts_with("http://")).expect("address");
     let base = incidents_url.strip_suffix("/api/v1/incidents").expect("the incidents address");
     let user = |args: &[&str], stdin: &str| {
