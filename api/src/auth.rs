@@ -69,13 +69,24 @@ pub struct TokenStore {
     by_hash: RwLock<HashMap<String, StoredToken>>,
     /// `custos user` may change the file while Custos runs.
     file: ListFile,
+    /// A session unused this long ends (ms; 0: never).
+    idle_ms: i64,
+    /// When each session was last used, by token hash: kept in memory only,
+    /// so after a restart a session's idle time counts from its next use.
+    last_used: std::sync::Mutex<HashMap<String, i64>>,
 }
 
 impl TokenStore {
     pub fn open(path: PathBuf) -> std::io::Result<Self> {
         let file = ListFile::open(path);
         let by_hash = Self::read(&file)?;
-        Ok(Self { by_hash: RwLock::new(by_hash), file })
+        Ok(Self { by_hash: RwLock::new(by_hash), file, idle_ms: 0, last_used: Default::default() })
+    }
+
+    /// Ends sessions unused for `idle_ms` (0: never), as the next request
+    /// with one finds.
+    pub fn with_session_idle(self, idle_ms: i64) -> Self {
+        Self { idle_ms, ..self }
     }
 
     fn read(file: &ListFile) -> std::io::Result<HashMap<String, StoredToken>> {
@@ -121,6 +132,12 @@ impl TokenStore {
             hash(&token),
             StoredToken { name: name.to_owned(), role, sha256: hash(&token), expires_at: Some(expires_at) },
         );
+        {
+            // Sessions ended above are forgotten here too.
+            let mut used = self.last_used.lock().unwrap_or_else(|e| e.into_inner());
+            used.retain(|k, _| map.contains_key(k));
+            used.insert(hash(&token), now);
+        }
         self.save(map)?;
         Ok(token)
     }
@@ -168,6 +185,7 @@ impl TokenStore {
         }
         map.remove(&key);
         self.save(map)?;
+        self.last_used.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
         Ok(true)
     }
 
@@ -193,12 +211,32 @@ impl TokenStore {
     }
 
     pub fn authenticate(&self, token: &str) -> Option<Principal> {
-        let now = ingest::source::now_millis();
+        self.authenticate_at(token, ingest::source::now_millis())
+    }
+
+    /// Who holds `token` at `now`, if anyone. A session unused for longer
+    /// than the idle limit is ended here.
+    pub fn authenticate_at(&self, token: &str, now: i64) -> Option<Principal> {
         self.refresh();
+        let key = hash(token);
         let map = self.by_hash.read().unwrap_or_else(|e| e.into_inner());
-        map.get(&hash(token))
-            .filter(|t| t.expires_at.is_none_or(|e| e > now))
-            .map(|t| Principal { name: t.name.clone(), role: t.role })
+        let t = map.get(&key).filter(|t| t.expires_at.is_none_or(|e| e > now))?;
+        let who = Principal { name: t.name.clone(), role: t.role };
+        if t.expires_at.is_none() || self.idle_ms == 0 {
+            return Some(who);
+        }
+        drop(map);
+        let mut used = self.last_used.lock().unwrap_or_else(|e| e.into_inner());
+        let last = used.entry(key).or_insert(now);
+        if now.saturating_sub(*last) <= self.idle_ms {
+            *last = now.max(*last);
+            return Some(who);
+        }
+        drop(used);
+        if let Err(e) = self.end_session(token) {
+            tracing::warn!(error = %e, "an idle session could not be ended in the tokens file");
+        }
+        None
     }
 }
 
@@ -247,6 +285,31 @@ mod tests {
         assert_eq!(store.revoke("qa1").expect("revoke"), 1 + MAX_SESSIONS);
         assert!(later.iter().chain([&api2]).all(|t| store.authenticate(t).is_none()));
         assert!(store.authenticate(&other).is_some());
+    }
+
+    /// A session unused past the idle limit ends (the next request finds it
+    /// ended, and so does every later one); use keeps it going; API tokens
+    /// have no idle limit.
+    #[test]
+    fn idle_sessions_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = TokenStore::open(dir.path().join("tokens.json")).expect("open").with_session_idle(60_000);
+        let api = store.issue("ops", Role::Admin).expect("api token");
+        let busy = store.issue_session("qa1", Role::QualityReviewer, 0, 8 * 3_600_000).expect("session");
+        let idle = store.issue_session("qa1", Role::QualityReviewer, 0, 8 * 3_600_000).expect("session");
+        let never_used = store.issue_session("qa1", Role::QualityReviewer, 0, 8 * 3_600_000).expect("session");
+        assert!(store.authenticate_at(&busy, 0).is_some() && store.authenticate_at(&idle, 0).is_some());
+        assert_eq!(store.authenticate_at(&never_used, 60_001), None, "idle from its login on");
+        for minute in 1..=5 {
+            assert!(store.authenticate_at(&busy, minute * 50_000).is_some(), "in use at {minute}");
+        }
+        assert_eq!(store.authenticate_at(&idle, 250_000), None, "unused for over a minute");
+        assert_eq!(store.authenticate_at(&idle, 250_001), None, "and stays ended");
+        let reopened = TokenStore::open(dir.path().join("tokens.json")).expect("reopen");
+        assert_eq!(reopened.authenticate_at(&idle, 250_002), None, "ended in the file too");
+        assert!(store.authenticate_at(&api, 7 * 3_600_000).is_some(), "API tokens do not idle out");
+        let off = TokenStore::open(dir.path().join("tokens.json")).expect("open");
+        assert!(off.authenticate_at(&busy, 7 * 3_600_000).is_some(), "0: only the 8 hours end a session");
     }
 
     /// Logins write the file outside the lock, so they overlap each other and

@@ -26,6 +26,9 @@ fn default_group_window() -> u64 {
 fn default_recent() -> usize {
     50_000
 }
+fn default_session_idle() -> u64 {
+    30
+}
 fn default_max_body() -> usize {
     4 << 20
 }
@@ -85,6 +88,10 @@ pub struct HttpConfig {
     /// SQL queries run at once; others wait their turn. Default 2.
     #[serde(default = "default_turns")]
     pub max_concurrent_sql: NonZeroUsize,
+    /// A login session unused this long ends (automatic logoff); 0: only
+    /// its 8 hours end it. Default 30.
+    #[serde(default = "default_session_idle")]
+    pub session_idle_minutes: u64,
 }
 
 impl Default for HttpConfig {
@@ -95,6 +102,7 @@ impl Default for HttpConfig {
             recent_events: default_recent(),
             max_concurrent_exports: default_turns(),
             max_concurrent_sql: default_turns(),
+            session_idle_minutes: default_session_idle(),
         }
     }
 }

@@ -369,8 +369,12 @@ impl Custos {
         let searcher = derived.searcher();
         let follower = crate::follow::Follower::spawn(derived, ledger.clone())?;
         let positions = open_positions(&data_dir)?;
-        let tokens =
-            Arc::new(TokenStore::open(data_dir.join("tokens.json")).map_err(Error::io("open tokens", &data_dir))?);
+        let idle_ms = i64::try_from(cfg.http.session_idle_minutes.saturating_mul(60_000)).unwrap_or(i64::MAX);
+        let tokens = Arc::new(
+            TokenStore::open(data_dir.join("tokens.json"))
+                .map_err(Error::io("open tokens", &data_dir))?
+                .with_session_idle(idle_ms),
+        );
         let accounts = Arc::new(
             crate::accounts::AccountStore::open(data_dir.join("accounts.json"))
                 .map_err(Error::io("open accounts", &data_dir))?,
