@@ -214,30 +214,48 @@ impl TokenStore {
         self.authenticate_at(token, ingest::source::now_millis())
     }
 
-    /// Who holds `token` at `now`, if anyone. A session unused for longer
-    /// than the idle limit is ended here.
+    /// Who holds `token` at `now`, if anyone.
     pub fn authenticate_at(&self, token: &str, now: i64) -> Option<Principal> {
+        self.check_at(token, now).ok()
+    }
+
+    /// Who holds `token` at `now`, or why no one does. A session unused for
+    /// longer than the idle limit is ended here, and said to be.
+    pub fn check_at(&self, token: &str, now: i64) -> Result<Principal, Refusal> {
         self.refresh();
         let key = hash(token);
         let map = self.by_hash.read().unwrap_or_else(|e| e.into_inner());
-        let t = map.get(&key).filter(|t| t.expires_at.is_none_or(|e| e > now))?;
+        let t = map.get(&key).filter(|t| t.expires_at.is_none_or(|e| e > now)).ok_or(Refusal::Unknown)?;
         let who = Principal { name: t.name.clone(), role: t.role };
         if t.expires_at.is_none() || self.idle_ms == 0 {
-            return Some(who);
+            return Ok(who);
         }
         drop(map);
         let mut used = self.last_used.lock().unwrap_or_else(|e| e.into_inner());
         let last = used.entry(key).or_insert(now);
         if now.saturating_sub(*last) <= self.idle_ms {
             *last = now.max(*last);
-            return Some(who);
+            return Ok(who);
         }
         drop(used);
-        if let Err(e) = self.end_session(token) {
-            tracing::warn!(error = %e, "an idle session could not be ended in the tokens file");
+        // Ended once: the next request with it finds no token at all.
+        match self.end_session(token) {
+            Ok(_) => Err(Refusal::Idle { who, idle_ms: self.idle_ms }),
+            Err(e) => {
+                tracing::warn!(error = %e, "an idle session could not be ended in the tokens file");
+                Err(Refusal::Unknown)
+            }
         }
-        None
     }
+}
+
+/// Why a token lets no one in.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Unknown, expired or ended.
+    Unknown,
+    /// A session that went unused past the idle limit, ended just now.
+    Idle { who: Principal, idle_ms: i64 },
 }
 
 #[cfg(test)]
@@ -303,8 +321,9 @@ mod tests {
         for minute in 1..=5 {
             assert!(store.authenticate_at(&busy, minute * 50_000).is_some(), "in use at {minute}");
         }
-        assert_eq!(store.authenticate_at(&idle, 250_000), None, "unused for over a minute");
-        assert_eq!(store.authenticate_at(&idle, 250_001), None, "and stays ended");
+        let qa1 = Principal { name: "qa1".into(), role: Role::QualityReviewer };
+        assert_eq!(store.check_at(&idle, 250_000), Err(Refusal::Idle { who: qa1, idle_ms: 60_000 }), "unused");
+        assert_eq!(store.check_at(&idle, 250_001), Err(Refusal::Unknown), "and stays ended");
         let reopened = TokenStore::open(dir.path().join("tokens.json")).expect("reopen");
         assert_eq!(reopened.authenticate_at(&idle, 250_002), None, "ended in the file too");
         assert!(store.authenticate_at(&api, 7 * 3_600_000).is_some(), "API tokens do not idle out");

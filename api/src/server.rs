@@ -281,7 +281,15 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers)?;
-        state.0.tokens.authenticate(token).map(Caller).ok_or_else(|| unauthorized("invalid token"))
+        match state.0.tokens.check_at(token, now_millis()) {
+            Ok(who) => Ok(Caller(who)),
+            Err(crate::auth::Refusal::Unknown) => Err(unauthorized("invalid token")),
+            Err(crate::auth::Refusal::Idle { who, idle_ms }) => {
+                let minutes = idle_ms / 60_000;
+                audit(state, &who, "logout.idle", "", json!({"idle_minutes": minutes})).await?;
+                Err(unauthorized(&format!("the session ended after {minutes} minutes without use; log in again")))
+            }
+        }
     }
 }
 

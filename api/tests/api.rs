@@ -22,6 +22,7 @@ struct Fixture {
     views: Arc<Views>,
     ledger: Arc<Ledger>,
     tokens: HashMap<Role, String>,
+    token_store: Arc<TokenStore>,
     raw: Subscriber<RawRecord>,
     follow: Arc<custos::follow::FollowState>,
     _follower: custos::follow::Follower,
@@ -51,7 +52,8 @@ async fn fixture_with(options: LedgerOptions, turns: Turns) -> Fixture {
     let mut e = ingest::Event::new(ingest::event::EventClass::PhysicalAccess, 2, 1_000, 2_000, b"raw");
     e.zone = Some("cell-1".into());
     views.add_events([Stored { index: 1, item: Arc::new(e) }]);
-    let tokens = Arc::new(TokenStore::open(dir.path().join("tokens.json")).expect("tokens"));
+    let tokens =
+        Arc::new(TokenStore::open(dir.path().join("tokens.json")).expect("tokens").with_session_idle(30 * 60_000));
     let issued = ROLES.iter().map(|r| (*r, tokens.issue(&format!("{r:?}"), *r).expect("issue"))).collect();
     let bus = EmbeddedBus::new(8);
     let ledger = Arc::new(ledger);
@@ -77,7 +79,7 @@ async fn fixture_with(options: LedgerOptions, turns: Turns) -> Fixture {
     let state = AppState::new(
         views.clone(),
         ledger.clone(),
-        tokens,
+        tokens.clone(),
         bus.publisher(RAW).expect("publisher"),
         [("badge".to_owned(), Format::BadgeJson)].into(),
         Arc::new(PipelineStats::default()),
@@ -94,6 +96,7 @@ async fn fixture_with(options: LedgerOptions, turns: Turns) -> Fixture {
         views,
         ledger,
         tokens: issued,
+        token_store: tokens,
         raw: bus.subscriber(RAW).expect("subscriber"),
         _dir: dir,
     }
@@ -636,6 +639,32 @@ async fn login_gives_a_session_and_failures_are_audited() {
         }
         assert_eq!(codes.last().and_then(Value::as_str), Some("locked"), "{name}: {codes:?}");
     }
+}
+
+/// A session unused past the idle limit (30 minutes here) is ended at its
+/// next request: 401 saying why, once, and a `logout.idle` audit record.
+#[tokio::test]
+async fn an_idle_session_is_logged_off() {
+    let f = fixture().await;
+    let now = ingest::source::now_millis();
+    let idle = f
+        .token_store
+        .issue_session("QualityReviewer", Role::QualityReviewer, now - 31 * 60_000, now + 3_600_000)
+        .expect("session");
+    let busy = f
+        .token_store
+        .issue_session("QualityReviewer", Role::QualityReviewer, now - 29 * 60_000, now + 3_600_000)
+        .expect("session");
+    assert_eq!(call(&f.app, "GET", "/api/v1/incidents", Some(&busy), "").await.0, StatusCode::OK);
+    let (s, b) = call(&f.app, "GET", "/api/v1/incidents", Some(&idle), "").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(b["error"]["message"].as_str().is_some_and(|m| m.contains("30 minutes without use")), "{b}");
+    let audit = last_audit(&f);
+    assert_eq!((audit["action"].as_str(), audit["actor"].as_str()), (Some("logout.idle"), Some("QualityReviewer")));
+    let size = f.ledger.size();
+    let (s, b) = call(&f.app, "GET", "/api/v1/incidents", Some(&idle), "").await;
+    assert_eq!((s, b["error"]["message"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid token")));
+    assert_eq!(f.ledger.size(), size, "logged off once");
 }
 
 /// An access review lists accounts and token holders, never a secret, and
