@@ -40,6 +40,59 @@ pub struct AccountChanges {
     ledgered: PathBuf,
 }
 
+/// The service's side: where the log is ledgered up to, kept in memory
+/// once read, and the last trouble reading it (told once, not every look).
+pub struct Follower {
+    log: AccountChanges,
+    ledgered: Option<u64>,
+    trouble: Option<String>,
+}
+
+impl Follower {
+    pub fn new(log: AccountChanges) -> Self {
+        Self { log, ledgered: None, trouble: None }
+    }
+
+    /// The changes logged since the last look, if any.
+    pub fn new_changes(&mut self) -> Option<Pending> {
+        let mark = self.ledgered.map_or_else(|| self.log.ledgered(), Ok);
+        // A mark that says nothing: ledger the log again rather than none of what comes.
+        let mark = match mark {
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                tracing::warn!(error = %e, "ledgering the log of account changes again from its start");
+                Ok(0)
+            }
+            other => other,
+        };
+        let pending = mark.and_then(|from| {
+            self.ledgered = Some(from);
+            self.log.pending(from)
+        });
+        match pending {
+            Ok(p) => {
+                self.trouble = None;
+                p
+            }
+            Err(e) => {
+                let e = e.to_string();
+                if self.trouble.as_ref() != Some(&e) {
+                    tracing::warn!(error = %e, "the log of account changes cannot be read; trying again every look");
+                    self.trouble = Some(e);
+                }
+                None
+            }
+        }
+    }
+
+    /// Notes that what [`Self::new_changes`] gave, up to `end`, is in the ledger.
+    pub fn ledgered(&mut self, end: u64) {
+        self.ledgered = Some(end);
+        if let Err(e) = self.log.mark_ledgered(end) {
+            tracing::warn!(error = %e, "where the account changes are ledgered up to cannot be noted; a restart ledgers them again");
+        }
+    }
+}
+
 /// Changes not yet ledgered, and where the log ends after them.
 pub struct Pending {
     pub audits: Vec<Vec<u8>>,
@@ -221,6 +274,29 @@ mod tests {
         // A log shorter than what was ledgered was replaced: read from its start.
         std::fs::write(dir.path().join("account-changes.jsonl"), b"x\n").expect("write");
         assert_eq!(log.pending(p.end + 10).expect("read").map(|p| p.end), Some(2));
+    }
+
+    /// The follower reads on from where the ledgered mark says, also after
+    /// a restart; a mark that says nothing means the whole log again.
+    #[test]
+    fn the_follower_takes_up_where_the_ledger_is() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = AccountChanges::in_dir(dir.path());
+        log.append(&change("account.add", "sam")).expect("append");
+        let mut first = Follower::new(AccountChanges::in_dir(dir.path()));
+        let p = first.new_changes().expect("one change");
+        first.ledgered(p.end);
+        assert!(first.new_changes().is_none());
+        log.append(&change("account.disable", "sam")).expect("append");
+        // A restarted service reads the mark and goes on after it.
+        let mut again = Follower::new(AccountChanges::in_dir(dir.path()));
+        let p = again.new_changes().expect("the new change only");
+        assert_eq!(p.audits.len(), 1);
+        assert_eq!(audit(&p.audits[0])["action"], "account.disable");
+        // A mark that says nothing: everything again (at least once), not nothing ever.
+        std::fs::write(dir.path().join("account-changes.ledgered"), "not a number").expect("write");
+        let p = Follower::new(AccountChanges::in_dir(dir.path())).new_changes().expect("the whole log");
+        assert_eq!(p.audits.len(), 2);
     }
 
     proptest::proptest! {

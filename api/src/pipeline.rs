@@ -427,8 +427,9 @@ impl Custos {
                 outbox: outbox.clone(),
                 data_dir: data_dir.clone(),
                 room: crate::room::RoomWatch::new(cfg.ledger.low_room_bytes),
-                account_changes: crate::account_changes::AccountChanges::in_dir(&data_dir),
-                account_changes_ledgered: None,
+                account_changes: crate::account_changes::Follower::new(crate::account_changes::AccountChanges::in_dir(
+                    &data_dir,
+                )),
             },
             engine,
             missed,
@@ -625,9 +626,7 @@ struct EvidenceSinks {
     data_dir: PathBuf,
     room: crate::room::RoomWatch,
     /// Account changes made with `custos user`, to be ledgered.
-    account_changes: crate::account_changes::AccountChanges,
-    /// How far the change log is ledgered; read from its file at the first look.
-    account_changes_ledgered: Option<u64>,
+    account_changes: crate::account_changes::Follower,
 }
 
 /// How often the data directory's free room is checked.
@@ -639,25 +638,12 @@ const ACCOUNT_CHANGES_CHECK: Duration = Duration::from_secs(2);
 /// A log that cannot be read is a warning, not a stop: the pipeline's
 /// evidence does not wait on it, and the next look tries again.
 async fn ledger_account_changes(sinks: &mut EvidenceSinks) -> Result<(), Error> {
-    let log = &sinks.account_changes;
-    let pending = sinks.account_changes_ledgered.map_or_else(|| log.ledgered(), Ok).and_then(|from| {
-        sinks.account_changes_ledgered = Some(from);
-        log.pending(from)
-    });
-    let pending = match pending {
-        Ok(Some(p)) => p,
-        Ok(None) => return Ok(()),
-        Err(e) => {
-            tracing::warn!(error = %e, "the log of account changes cannot be read; trying again shortly");
-            return Ok(());
-        }
+    let Some(pending) = sinks.account_changes.new_changes() else {
+        return Ok(());
     };
     let changes = pending.audits.len();
     sinks.ledger.append(pending.audits).await?;
-    sinks.account_changes_ledgered = Some(pending.end);
-    if let Err(e) = log.mark_ledgered(pending.end) {
-        tracing::warn!(error = %e, "where the account changes are ledgered up to cannot be noted; a restart ledgers them again");
-    }
+    sinks.account_changes.ledgered(pending.end);
     tracing::info!(changes, "account changes made on the command line ledgered");
     Ok(())
 }
