@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::listfile::ListFile;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Admin,
@@ -157,10 +157,9 @@ impl TokenStore {
     pub fn holders(&self, now: i64) -> Vec<TokenHolder> {
         self.refresh();
         let map = self.by_hash.read().unwrap_or_else(|e| e.into_inner());
-        let mut by: std::collections::BTreeMap<(String, String), TokenHolder> = Default::default();
+        let mut by: std::collections::BTreeMap<(String, Role), TokenHolder> = Default::default();
         for t in map.values().filter(|t| t.expires_at.is_none_or(|e| e > now)) {
-            let key = (t.name.clone(), format!("{:?}", t.role));
-            let h = by.entry(key).or_insert_with(|| TokenHolder {
+            let h = by.entry((t.name.clone(), t.role)).or_insert_with(|| TokenHolder {
                 name: t.name.clone(),
                 role: t.role,
                 api_token: false,
@@ -211,12 +210,7 @@ impl TokenStore {
     }
 
     pub fn authenticate(&self, token: &str) -> Option<Principal> {
-        self.authenticate_at(token, ingest::source::now_millis())
-    }
-
-    /// Who holds `token` at `now`, if anyone.
-    pub fn authenticate_at(&self, token: &str, now: i64) -> Option<Principal> {
-        self.check_at(token, now).ok()
+        self.check_at(token, ingest::source::now_millis()).ok()
     }
 
     /// Who holds `token` at `now`, or why no one does. A session unused for
@@ -316,19 +310,19 @@ mod tests {
         let busy = store.issue_session("qa1", Role::QualityReviewer, 0, 8 * 3_600_000).expect("session");
         let idle = store.issue_session("qa1", Role::QualityReviewer, 0, 8 * 3_600_000).expect("session");
         let never_used = store.issue_session("qa1", Role::QualityReviewer, 0, 8 * 3_600_000).expect("session");
-        assert!(store.authenticate_at(&busy, 0).is_some() && store.authenticate_at(&idle, 0).is_some());
-        assert_eq!(store.authenticate_at(&never_used, 60_001), None, "idle from its login on");
+        assert!(store.check_at(&busy, 0).is_ok() && store.check_at(&idle, 0).is_ok());
+        assert!(store.check_at(&never_used, 60_001).is_err(), "idle from its login on");
         for minute in 1..=5 {
-            assert!(store.authenticate_at(&busy, minute * 50_000).is_some(), "in use at {minute}");
+            assert!(store.check_at(&busy, minute * 50_000).is_ok(), "in use at {minute}");
         }
         let qa1 = Principal { name: "qa1".into(), role: Role::QualityReviewer };
         assert_eq!(store.check_at(&idle, 250_000), Err(Refusal::Idle { who: qa1, idle_ms: 60_000 }), "unused");
         assert_eq!(store.check_at(&idle, 250_001), Err(Refusal::Unknown), "and stays ended");
         let reopened = TokenStore::open(dir.path().join("tokens.json")).expect("reopen");
-        assert_eq!(reopened.authenticate_at(&idle, 250_002), None, "ended in the file too");
-        assert!(store.authenticate_at(&api, 7 * 3_600_000).is_some(), "API tokens do not idle out");
+        assert_eq!(reopened.check_at(&idle, 250_002), Err(Refusal::Unknown), "ended in the file too");
+        assert!(store.check_at(&api, 7 * 3_600_000).is_ok(), "API tokens do not idle out");
         let off = TokenStore::open(dir.path().join("tokens.json")).expect("open");
-        assert!(off.authenticate_at(&busy, 7 * 3_600_000).is_some(), "0: only the 8 hours end a session");
+        assert!(off.check_at(&busy, 7 * 3_600_000).is_ok(), "0: only the 8 hours end a session");
     }
 
     /// Logins write the file outside the lock, so they overlap each other and

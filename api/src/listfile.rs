@@ -118,12 +118,16 @@ mod tests {
         assert!(!file.changed(), "its own writes are not a change");
     }
 
-    #[test]
-    fn another_process_rewriting_the_file_is_a_change_once() {
+    /// One file as two processes see it.
+    fn ours_and_theirs() -> (tempfile::TempDir, ListFile, ListFile) {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("list.json");
-        let ours = ListFile::open(path.clone());
-        let theirs = ListFile::open(path);
+        (dir, ListFile::open(path.clone()), ListFile::open(path))
+    }
+
+    #[test]
+    fn another_process_rewriting_the_file_is_a_change_once() {
+        let (_dir, ours, theirs) = ours_and_theirs();
         theirs.write(theirs.version(&["sam"]).expect("version")).expect("write");
         assert!(ours.changed());
         assert!(!ours.changed(), "told once");
@@ -132,10 +136,7 @@ mod tests {
 
     #[test]
     fn no_change_is_reported_while_this_process_writes() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("list.json");
-        let ours = ListFile::open(path.clone());
-        let theirs = ListFile::open(path);
+        let (_dir, ours, theirs) = ours_and_theirs();
         theirs.write(theirs.version(&[7u8]).expect("version")).expect("write");
         let writing = ours.seen.lock().expect("lock");
         assert!(!ours.changed(), "the file may be older than memory while a write is under way");
