@@ -102,6 +102,9 @@ pub struct Pending {
 /// What `custos user` does.
 pub const ACTIONS: [&str; 4] = ["account.add", "account.password", "account.token", "account.disable"];
 
+/// The bytes of an unreadable line the audit record shows.
+const SHOWN: usize = 1024;
+
 /// The log's bytes read at most at once: a flood of changes is ledgered in turns.
 const READ_LIMIT: u64 = 1 << 20;
 
@@ -155,17 +158,21 @@ impl AccountChanges {
         f.seek(std::io::SeekFrom::Start(from))?;
         let mut bytes = Vec::new();
         f.take(READ_LIMIT).read_to_end(&mut bytes)?;
-        // A line still being written (no newline yet) waits for the next look.
-        let Some(last) = bytes.iter().rposition(|b| *b == b'\n') else {
-            return Ok(None);
+        // A line still being written (no newline yet) waits for the next look,
+        // unless it fills a whole read: then no newline is coming in time and
+        // it is ledgered as it stands, so the log never sticks behind it.
+        let (lines, read) = match bytes.iter().rposition(|b| *b == b'\n') {
+            Some(last) => (&bytes[..last], last + 1),
+            None if bytes.len() as u64 == READ_LIMIT => (&bytes[..], bytes.len()),
+            None => return Ok(None),
         };
-        let audits = bytes[..last]
+        let audits = lines
             .split(|b| *b == b'\n')
             .filter(|line| !line.is_empty())
             .map(audit_of)
             .collect::<Result<_, _>>()
             .map_err(std::io::Error::other)?;
-        Ok(Some(Pending { audits, end: from + last as u64 + 1 }))
+        Ok(Some(Pending { audits, end: from + read as u64 }))
     }
 }
 
@@ -195,7 +202,7 @@ fn audit_of(line: &[u8]) -> Result<Vec<u8>, ledger::LedgerError> {
         Err(e) => (
             "unknown".to_owned(),
             "account.unreadable_change".to_owned(),
-            json!({"line": String::from_utf8_lossy(line), "why": e}),
+            json!({"line": String::from_utf8_lossy(&line[..line.len().min(SHOWN)]), "bytes": line.len(), "why": e}),
         ),
     };
     crate::audit::encode(&crate::audit::Entry {
@@ -271,6 +278,21 @@ mod tests {
         assert_eq!((a["action"].as_str(), a["actor"].as_str()), (Some("account.unreadable_change"), Some("unknown")));
         assert!(a["details"]["why"].as_str().is_some_and(|w| w.contains("not an account change")), "{a}");
         assert!(log.pending(p.end).expect("read").is_none(), "the half line waits for its end");
+        // A line longer than a whole read, with no end in sight, does not hold the log up.
+        let long = dir.path().join("long");
+        std::fs::create_dir(&long).expect("dir");
+        let mut text = vec![b'x'; READ_LIMIT as usize + 10];
+        text.extend_from_slice(b"\n");
+        std::fs::write(long.join("account-changes.jsonl"), &text).expect("write");
+        let long_log = AccountChanges::in_dir(&long);
+        let p = long_log.pending(0).expect("read").expect("the first megabyte");
+        assert_eq!(p.end, READ_LIMIT);
+        let a = audit(&p.audits[0]);
+        assert_eq!(
+            (a["details"]["bytes"].as_u64(), a["details"]["line"].as_str().map(str::len)),
+            (Some(READ_LIMIT), Some(SHOWN))
+        );
+        assert_eq!(long_log.pending(p.end).expect("read").map(|p| p.end), Some(READ_LIMIT + 11));
         // A log shorter than what was ledgered was replaced: read from its start.
         std::fs::write(dir.path().join("account-changes.jsonl"), b"x\n").expect("write");
         assert_eq!(log.pending(p.end + 10).expect("read").map(|p| p.end), Some(2));

@@ -234,7 +234,9 @@ impl TokenStore {
         drop(used);
         // Ended once: the next request with it finds no token at all.
         match self.end_session(token) {
-            Ok(_) => Err(Refusal::Idle { who, idle_ms: self.idle_ms }),
+            Ok(true) => Err(Refusal::Idle { who, idle_ms: self.idle_ms }),
+            // Another request ended it first, and says so.
+            Ok(false) => Err(Refusal::Unknown),
             Err(e) => {
                 tracing::warn!(error = %e, "an idle session could not be ended in the tokens file");
                 Err(Refusal::Unknown)
