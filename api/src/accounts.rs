@@ -4,14 +4,13 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{RwLock, RwLockWriteGuard};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Role;
-use crate::listfile::ListFile;
+use crate::listfile::{ListFile, Listed};
 
 /// Failed password entries before an account locks.
 const MAX_FAILURES: u32 = 5;
@@ -70,9 +69,8 @@ pub enum PasswordError {
 /// Accounts by name.
 #[derive(Debug)]
 pub struct AccountStore {
-    accounts: RwLock<BTreeMap<String, Account>>,
     /// `custos user` may change the file while Custos runs.
-    file: ListFile,
+    accounts: ListFile<BTreeMap<String, Account>>,
     /// Failures and lock-outs of names without an account: `(failures, locked_until)`.
     unknown: std::sync::Mutex<std::collections::HashMap<String, (u32, i64)>>,
 }
@@ -108,36 +106,23 @@ fn hash_password(password: &str) -> Result<String, PasswordError> {
         .map_err(|e| PasswordError::Store(e.to_string()))
 }
 
+impl Listed for BTreeMap<String, Account> {
+    type Item = Account;
+    fn from_items(items: Vec<Account>) -> Self {
+        items.into_iter().map(|a| (a.name.clone(), a)).collect()
+    }
+    fn items(&self) -> Vec<&Account> {
+        self.values().collect()
+    }
+}
+
+fn store_error(e: std::io::Error) -> PasswordError {
+    PasswordError::Store(e.to_string())
+}
+
 impl AccountStore {
     pub fn open(path: PathBuf) -> std::io::Result<Self> {
-        let file = ListFile::open(path);
-        let accounts = Self::read(&file)?;
-        Ok(Self { accounts: RwLock::new(accounts), file, unknown: Default::default() })
-    }
-
-    fn read(file: &ListFile) -> std::io::Result<BTreeMap<String, Account>> {
-        Ok(file.read::<Account>()?.into_iter().map(|a| (a.name.clone(), a)).collect())
-    }
-
-    /// Reads the file again if another process changed it.
-    fn refresh(&self) {
-        if self.file.changed() {
-            match Self::read(&self.file) {
-                Ok(map) => *self.accounts.write().unwrap_or_else(|e| e.into_inner()) = map,
-                Err(e) => {
-                    tracing::error!(error = %e, "accounts file changed but cannot be read; keeping the accounts known")
-                }
-            }
-        }
-    }
-
-    /// Writes the accounts as `map` holds them, once its lock is let go:
-    /// the sync does not hold up other logins and signatures.
-    fn save(&self, map: RwLockWriteGuard<'_, BTreeMap<String, Account>>) -> Result<(), PasswordError> {
-        let store_error = |e: std::io::Error| PasswordError::Store(e.to_string());
-        let version = self.file.version(&map.values().collect::<Vec<_>>()).map_err(store_error)?;
-        drop(map);
-        self.file.write(version).map_err(store_error)
+        Ok(Self { accounts: ListFile::open(path)?, unknown: Default::default() })
     }
 
     /// Adds or replaces an account.
@@ -154,27 +139,21 @@ impl AccountStore {
             locked_until: 0,
             disabled: false,
         };
-        self.refresh();
-        let mut map = self.accounts.write().unwrap_or_else(|e| e.into_inner());
-        map.insert(name.to_owned(), account);
-        self.save(map)
+        self.accounts.change(|map| map.insert(name.to_owned(), account)).map(drop).map_err(store_error)
     }
 
     pub fn get(&self, name: &str) -> Option<Account> {
-        self.refresh();
-        self.accounts.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+        self.accounts.read().get(name).cloned()
     }
 
     /// Every account, by name.
     pub fn list(&self) -> Vec<Account> {
-        self.refresh();
-        self.accounts.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+        self.accounts.read().values().cloned().collect()
     }
 
     /// The printed name of `name`'s account, if there is one.
     pub fn printed_name(&self, name: &str) -> Option<String> {
-        self.refresh();
-        self.accounts.read().unwrap_or_else(|e| e.into_inner()).get(name).map(|a| a.printed_name.clone())
+        self.accounts.read().get(name).map(|a| a.printed_name.clone())
     }
 
     /// Checks `password` for `name` at `now`; counts failures and locks.
@@ -185,9 +164,8 @@ impl AccountStore {
     /// other, and guesses sent in parallel still lock the account after
     /// [`MAX_FAILURES`].
     pub fn check(&self, name: &str, password: &str, now: i64) -> Result<Account, PasswordError> {
-        self.refresh();
-        let (hash, before) = {
-            let mut map = self.accounts.write().unwrap_or_else(|e| e.into_inner());
+        let hash = {
+            let mut map = self.accounts.in_memory();
             let Some(a) = map.get_mut(name) else {
                 drop(map);
                 return Err(self.check_unknown(name, password, now));
@@ -195,23 +173,22 @@ impl AccountStore {
             if a.locked_until > now {
                 return Err(PasswordError::Locked);
             }
-            let before = (a.failures, a.locked_until);
             count_failure((&mut a.failures, &mut a.locked_until), now);
-            (a.password.clone(), before)
+            a.password.clone()
         };
         let ok = verify_password(&hash, password);
-        let mut map = self.accounts.write().unwrap_or_else(|e| e.into_inner());
-        // Removed while the hash was checked: as if it had never been there.
-        let a = map.get_mut(name).ok_or_else(|| PasswordError::NoAccount(name.to_owned()))?;
-        if !ok {
-            self.save(map)?;
-            return Err(PasswordError::Wrong);
-        }
-        (a.failures, a.locked_until) = (0, 0);
-        let a = a.clone();
-        if before != (0, 0) {
-            self.save(map)?;
-        }
+        // Written only when the count changed: a wrong password, or a right
+        // one after wrong ones.
+        let a = self.accounts.change(|map| {
+            // Removed while the hash was checked: as if it had never been there.
+            let a = map.get_mut(name).ok_or_else(|| PasswordError::NoAccount(name.to_owned()))?;
+            if !ok {
+                return Err(PasswordError::Wrong);
+            }
+            (a.failures, a.locked_until) = (0, 0);
+            Ok(a.clone())
+        });
+        let a = a.map_err(store_error)??;
         // Told only to who knows the password: a guesser learns nothing.
         if a.disabled {
             return Err(PasswordError::Disabled);
@@ -221,11 +198,12 @@ impl AccountStore {
 
     /// Disables `name`'s account: its password no longer logs in or signs.
     pub fn disable(&self, name: &str) -> Result<(), PasswordError> {
-        self.refresh();
-        let mut map = self.accounts.write().unwrap_or_else(|e| e.into_inner());
-        let a = map.get_mut(name).ok_or_else(|| PasswordError::NoAccount(name.to_owned()))?;
-        a.disabled = true;
-        self.save(map)
+        let disabled = self.accounts.change(|map| {
+            let a = map.get_mut(name).ok_or_else(|| PasswordError::NoAccount(name.to_owned()))?;
+            a.disabled = true;
+            Ok(())
+        });
+        disabled.map_err(store_error)?
     }
 
     /// A name without an account: the same work and the same lock-out as a
@@ -322,6 +300,31 @@ mod tests {
         assert!(store.check("qa1", "correct horse battery", 5 + LOCK_MS).is_ok());
         let reopened = AccountStore::open(dir.path().join("accounts.json")).expect("reopen");
         assert_eq!(reopened.get("qa1").map(|a| (a.failures, a.locked_until)), Some((0, 0)));
+    }
+
+    /// `custos user disable` while Custos counts wrong passwords for the
+    /// same account: the count is written with the disable in, not over it.
+    #[test]
+    fn a_disable_from_another_process_survives_failures_counted_meanwhile() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("accounts.json");
+        let running = AccountStore::open(path.clone()).expect("open");
+        running.set("qa1", "Quinn Adams", Role::QualityReviewer, "correct horse battery").expect("set");
+        let start = std::sync::Barrier::new(2);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                start.wait();
+                for _ in 0..3 {
+                    assert_eq!(running.check("qa1", "wrong", 0).map(|_| ()), Err(PasswordError::Wrong));
+                }
+            });
+            let cli = AccountStore::open(path.clone()).expect("open");
+            start.wait();
+            cli.disable("qa1").expect("disable");
+        });
+        assert_eq!(running.check("qa1", "correct horse battery", 0).map(|_| ()), Err(PasswordError::Disabled));
+        let reopened = AccountStore::open(path).expect("reopen");
+        assert!(reopened.get("qa1").is_some_and(|a| a.is_disabled()), "the disable is kept in the file");
     }
 
     /// `custos user add` runs in another process while Custos serves: the

@@ -3,12 +3,11 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{RwLock, RwLockWriteGuard};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::listfile::ListFile;
+use crate::listfile::{ListFile, Listed};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -66,9 +65,8 @@ pub const MAX_SESSIONS: usize = 10;
 /// Tokens in `<data-dir>/tokens.json`; only hashes are stored.
 #[derive(Debug)]
 pub struct TokenStore {
-    by_hash: RwLock<HashMap<String, StoredToken>>,
-    /// `custos user` may change the file while Custos runs.
-    file: ListFile,
+    /// By hash. `custos user` may change the file while Custos runs.
+    tokens: ListFile<HashMap<String, StoredToken>>,
     /// A session unused this long ends (ms; 0: never).
     idle_ms: i64,
     /// When each session was last used, by token hash: kept in memory only,
@@ -76,33 +74,27 @@ pub struct TokenStore {
     last_used: std::sync::Mutex<HashMap<String, i64>>,
 }
 
+impl Listed for HashMap<String, StoredToken> {
+    type Item = StoredToken;
+    fn from_items(items: Vec<StoredToken>) -> Self {
+        items.into_iter().map(|t| (t.sha256.clone(), t)).collect()
+    }
+    fn items(&self) -> Vec<&StoredToken> {
+        let mut list: Vec<&StoredToken> = self.values().collect();
+        list.sort_by(|a, b| (&a.name, &a.sha256).cmp(&(&b.name, &b.sha256)));
+        list
+    }
+}
+
 impl TokenStore {
     pub fn open(path: PathBuf) -> std::io::Result<Self> {
-        let file = ListFile::open(path);
-        let by_hash = Self::read(&file)?;
-        Ok(Self { by_hash: RwLock::new(by_hash), file, idle_ms: 0, last_used: Default::default() })
+        Ok(Self { tokens: ListFile::open(path)?, idle_ms: 0, last_used: Default::default() })
     }
 
     /// Ends sessions unused for `idle_ms` (0: never), as the next request
     /// with one finds.
     pub fn with_session_idle(self, idle_ms: i64) -> Self {
         Self { idle_ms, ..self }
-    }
-
-    fn read(file: &ListFile) -> std::io::Result<HashMap<String, StoredToken>> {
-        Ok(file.read::<StoredToken>()?.into_iter().map(|t| (t.sha256.clone(), t)).collect())
-    }
-
-    /// Reads the file again if another process changed it.
-    fn refresh(&self) {
-        if self.file.changed() {
-            match Self::read(&self.file) {
-                Ok(map) => *self.by_hash.write().unwrap_or_else(|e| e.into_inner()) = map,
-                Err(e) => {
-                    tracing::error!(error = %e, "tokens file changed but cannot be read; keeping the tokens known")
-                }
-            }
-        }
     }
 
     /// Issues a new token for `name` (replacing that name's earlier token).
@@ -117,46 +109,46 @@ impl TokenStore {
     /// the name already holds [`MAX_SESSIONS`]. Expired sessions are dropped.
     pub fn issue_session(&self, name: &str, role: Role, now: i64, expires_at: i64) -> std::io::Result<String> {
         let token = new_token()?;
-        self.refresh();
-        let mut map = self.by_hash.write().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, t| t.expires_at.is_none_or(|e| e > now));
-        let mut sessions: Vec<(i64, String)> =
-            map.values().filter(|t| t.name == name).filter_map(|t| Some((t.expires_at?, t.sha256.clone()))).collect();
-        if sessions.len() >= MAX_SESSIONS {
-            sessions.sort_unstable();
-            for (_, oldest) in &sessions[..=sessions.len() - MAX_SESSIONS] {
-                map.remove(oldest);
+        self.tokens.change(|map| {
+            map.retain(|_, t| t.expires_at.is_none_or(|e| e > now));
+            let mut sessions: Vec<(i64, String)> = map
+                .values()
+                .filter(|t| t.name == name)
+                .filter_map(|t| Some((t.expires_at?, t.sha256.clone())))
+                .collect();
+            if sessions.len() >= MAX_SESSIONS {
+                sessions.sort_unstable();
+                for (_, oldest) in &sessions[..=sessions.len() - MAX_SESSIONS] {
+                    map.remove(oldest);
+                }
             }
-        }
-        map.insert(
-            hash(&token),
-            StoredToken { name: name.to_owned(), role, sha256: hash(&token), expires_at: Some(expires_at) },
-        );
-        {
-            // Sessions ended above are forgotten here too.
-            let mut used = self.last_used.lock().unwrap_or_else(|e| e.into_inner());
-            used.retain(|k, _| map.contains_key(k));
-            used.insert(hash(&token), now);
-        }
-        self.save(map)?;
+            map.insert(
+                hash(&token),
+                StoredToken { name: name.to_owned(), role, sha256: hash(&token), expires_at: Some(expires_at) },
+            );
+            {
+                // Sessions ended above are forgotten here too.
+                let mut used = self.last_used.lock().unwrap_or_else(|e| e.into_inner());
+                used.retain(|k, _| map.contains_key(k));
+                used.insert(hash(&token), now);
+            }
+        })?;
         Ok(token)
     }
 
     /// Registers a token the caller already holds (e.g. the demo's saved admin
     /// token), replacing the name's earlier API token (sessions stay).
     pub fn add(&self, name: &str, role: Role, token: &str) -> std::io::Result<()> {
-        self.refresh();
-        let mut map = self.by_hash.write().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, t| t.name != name || t.expires_at.is_some());
-        map.insert(hash(token), StoredToken { name: name.to_owned(), role, sha256: hash(token), expires_at: None });
-        self.save(map)
+        self.tokens.change(|map| {
+            map.retain(|_, t| t.name != name || t.expires_at.is_some());
+            map.insert(hash(token), StoredToken { name: name.to_owned(), role, sha256: hash(token), expires_at: None });
+        })
     }
 
     /// Who holds live tokens, by name and role: an API token or not, and how
     /// many sessions (for an access review).
     pub fn holders(&self, now: i64) -> Vec<TokenHolder> {
-        self.refresh();
-        let map = self.by_hash.read().unwrap_or_else(|e| e.into_inner());
+        let map = self.tokens.read();
         let mut by: std::collections::BTreeMap<(String, Role), TokenHolder> = Default::default();
         for t in map.values().filter(|t| t.expires_at.is_none_or(|e| e > now)) {
             let h = by.entry((t.name.clone(), t.role)).or_insert_with(|| TokenHolder {
@@ -176,37 +168,27 @@ impl TokenStore {
     /// Ends the session `token`; false (and nothing done) when it is an API
     /// token or no token at all.
     pub fn end_session(&self, token: &str) -> std::io::Result<bool> {
-        self.refresh();
-        let mut map = self.by_hash.write().unwrap_or_else(|e| e.into_inner());
         let key = hash(token);
-        if map.get(&key).is_none_or(|t| t.expires_at.is_none()) {
-            return Ok(false);
+        let ended = self.tokens.change(|map| {
+            if map.get(&key).is_none_or(|t| t.expires_at.is_none()) {
+                return false;
+            }
+            map.remove(&key);
+            true
+        })?;
+        if ended {
+            self.last_used.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
         }
-        map.remove(&key);
-        self.save(map)?;
-        self.last_used.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
-        Ok(true)
+        Ok(ended)
     }
 
     /// Ends every token of `name`, API token and sessions; returns how many.
     pub fn revoke(&self, name: &str) -> std::io::Result<usize> {
-        self.refresh();
-        let mut map = self.by_hash.write().unwrap_or_else(|e| e.into_inner());
-        let before = map.len();
-        map.retain(|_, t| t.name != name);
-        let ended = before - map.len();
-        self.save(map)?;
-        Ok(ended)
-    }
-
-    /// Writes the tokens as `map` holds them, once its lock is let go: a
-    /// login's sync does not hold up every request's token check.
-    fn save(&self, map: RwLockWriteGuard<'_, HashMap<String, StoredToken>>) -> std::io::Result<()> {
-        let mut list: Vec<&StoredToken> = map.values().collect();
-        list.sort_by(|a, b| a.name.cmp(&b.name));
-        let version = self.file.version(&list)?;
-        drop(map);
-        self.file.write(version)
+        self.tokens.change(|map| {
+            let before = map.len();
+            map.retain(|_, t| t.name != name);
+            before - map.len()
+        })
     }
 
     pub fn authenticate(&self, token: &str) -> Option<Principal> {
@@ -216,9 +198,8 @@ impl TokenStore {
     /// Who holds `token` at `now`, or why no one does. A session unused for
     /// longer than the idle limit is ended here, and said to be.
     pub fn check_at(&self, token: &str, now: i64) -> Result<Principal, Refusal> {
-        self.refresh();
         let key = hash(token);
-        let map = self.by_hash.read().unwrap_or_else(|e| e.into_inner());
+        let map = self.tokens.read();
         let t = map.get(&key).filter(|t| t.expires_at.is_none_or(|e| e > now)).ok_or(Refusal::Unknown)?;
         let who = Principal { name: t.name.clone(), role: t.role };
         if t.expires_at.is_none() || self.idle_ms == 0 {
