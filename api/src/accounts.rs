@@ -206,6 +206,26 @@ impl AccountStore {
         disabled.map_err(store_error)?
     }
 
+    /// A session for `account`, whose password [`check`](Self::check) took.
+    /// `custos user disable` may have run since: it disables the account,
+    /// then ends the name's tokens. A session issued before it ended its
+    /// tokens is ended there; one issued after is ended here, as the account
+    /// is read again once the session is on file.
+    pub fn start_session(
+        &self,
+        tokens: &crate::auth::TokenStore,
+        account: &Account,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<String, PasswordError> {
+        let token = tokens.issue_session(&account.name, account.role, now, expires_at).map_err(store_error)?;
+        if self.get(&account.name).is_none_or(|a| a.disabled) {
+            tokens.end_session(&token).map_err(store_error)?;
+            return Err(PasswordError::Disabled);
+        }
+        Ok(token)
+    }
+
     /// A name without an account: the same work and the same lock-out as a
     /// wrong password, so neither timing nor a lock tells that it does not exist.
     fn check_unknown(&self, name: &str, password: &str, now: i64) -> PasswordError {
@@ -325,6 +345,22 @@ mod tests {
         assert_eq!(running.check("qa1", "correct horse battery", 0).map(|_| ()), Err(PasswordError::Disabled));
         let reopened = AccountStore::open(path).expect("reopen");
         assert!(reopened.get("qa1").is_some_and(|a| a.is_disabled()), "the disable is kept in the file");
+    }
+
+    /// A login whose password was taken just before `custos user disable`
+    /// ran gets no session that outlives the disable.
+    #[test]
+    fn a_login_overtaken_by_a_disable_gets_no_session() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let running = AccountStore::open(dir.path().join("accounts.json")).expect("open");
+        let tokens = crate::auth::TokenStore::open(dir.path().join("tokens.json")).expect("open");
+        running.set("qa1", "Quinn Adams", Role::QualityReviewer, "correct horse battery").expect("set");
+        let checked = running.check("qa1", "correct horse battery", 0).expect("right password");
+        let session = running.start_session(&tokens, &checked, 0, 60_000).expect("still enabled");
+        assert!(tokens.check_at(&session, 1).is_ok());
+        AccountStore::open(dir.path().join("accounts.json")).expect("open").disable("qa1").expect("disable");
+        assert_eq!(running.start_session(&tokens, &checked, 2, 60_000), Err(PasswordError::Disabled));
+        assert_eq!(tokens.holders(3).iter().map(|h| h.sessions).sum::<usize>(), 1, "only the earlier session");
     }
 
     /// `custos user add` runs in another process while Custos serves: the

@@ -624,9 +624,10 @@ fn user(
             eprintln!("a new API token for {name}; the old one no longer works");
         }
         "disable" => {
-            accounts.get(name).ok_or_else(|| anyhow::anyhow!("no account {name}"))?;
-            let ended = tokens.revoke(name)?;
+            // Disabled first: a login racing this gets no session that the
+            // revoke below misses (see `AccountStore::start_session`).
             accounts.disable(name)?;
+            let ended = tokens.revoke(name)?;
             logged("account.disable", serde_json::json!({"tokens_ended": ended}))?;
             eprintln!("account {name} disabled: {ended} token(s) ended; it can no longer log in or sign");
         }

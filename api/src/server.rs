@@ -1088,19 +1088,25 @@ async fn login(State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, Ap
     let accounts = s.0.accounts.clone().ok_or_else(|| ApiError::unavailable("accounts are not enabled"))?;
     let now = now_millis();
     let (name, password) = (req.name.clone(), req.password);
-    let checked = tokio::task::spawn_blocking(move || accounts.check(&name, &password, now))
-        .await
-        .map_err(|_| ApiError::unavailable("the password check stopped"))?;
-    let (action, outcome) = match checked {
-        Ok(account) => {
-            let expires_at = now + SESSION_MS;
-            let token =
-                s.0.tokens
-                    .issue_session(&account.name, account.role, now, expires_at)
-                    .map_err(|_| ApiError::unavailable("cannot store the session"))?;
+    let checked = tokio::task::spawn_blocking({
+        let accounts = accounts.clone();
+        move || accounts.check(&name, &password, now)
+    })
+    .await
+    .map_err(|_| ApiError::unavailable("the password check stopped"))?;
+    let expires_at = now + SESSION_MS;
+    let session = checked.and_then(|account| {
+        let token = accounts.start_session(&s.0.tokens, &account, now, expires_at)?;
+        Ok((account, token))
+    });
+    let (action, outcome) = match session {
+        Ok((account, token)) => {
             let who = Principal { name: account.name.clone(), role: account.role };
             audit(&s, &who, "login", "", json!({"expires_at": format_rfc3339(expires_at)})).await?;
             return Ok(Json(json!({"token": token, "role": account.role, "expires_at": format_rfc3339(expires_at)})));
+        }
+        Err(crate::accounts::PasswordError::Store(_)) => {
+            ("login.failed", ApiError::unavailable("cannot store the session or the failure count"))
         }
         Err(crate::accounts::PasswordError::Locked) => {
             ("login.refused", ApiError::new(StatusCode::FORBIDDEN, "locked", "the account is locked; try again later"))
