@@ -1081,7 +1081,7 @@ const SESSION_MS: i64 = 8 * 3_600_000;
     tag = "accounts",
     summary = "A session token for a name and password (8 h; lock-out after 5 failures)",
     request_body = LoginRequest,
-    responses((status = 200, description = "Session token", body = Object), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 401, description = "Wrong name or password", body = ErrorBody), (status = 403, description = "Account locked or disabled", body = ErrorBody))
+    responses((status = 200, description = "Session token", body = Object), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 401, description = "Wrong name or password", body = ErrorBody), (status = 403, description = "Account locked or disabled", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody))
 )]
 async fn login(State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
     let req: LoginRequest = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
