@@ -1,5 +1,5 @@
-//! Changes to people's accounts and tokens made with `custos user`, on
-//! their way into the ledger as `audit` records (21 CFR Part 11 §11.10(e),
+//! Changes to people's accounts and tokens made with `custos user` (and its
+//! access reviews), on their way into the ledger as `audit` records (21 CFR Part 11 §11.10(e),
 //! EU GMP Annex 11 §12: who was given which role, whose access was ended).
 //!
 //! The command cannot append to the ledger while Custos runs (the service
@@ -24,9 +24,9 @@ pub struct Change {
     pub time: i64,
     /// The operating-system user who ran the command.
     pub by: String,
-    /// `account.add`, `account.password`, `account.token` or `account.disable`.
+    /// One of [`ACTIONS`].
     pub action: String,
-    /// The account changed.
+    /// The account changed; empty for a review of them all.
     pub name: String,
     /// What else the change says: the role and printed name given, the
     /// tokens ended.
@@ -99,8 +99,8 @@ pub struct Pending {
     pub end: u64,
 }
 
-/// What `custos user` does.
-pub const ACTIONS: [&str; 4] = ["account.add", "account.password", "account.token", "account.disable"];
+/// What `custos user` does: changes, and access reviews (`list`).
+pub const ACTIONS: [&str; 5] = ["account.add", "account.password", "account.token", "account.disable", "accounts.read"];
 
 /// The bytes of an unreadable line the audit record shows.
 const SHOWN: usize = 1024;
@@ -194,7 +194,9 @@ fn audit_of(line: &[u8]) -> Result<Vec<u8>, ledger::LedgerError> {
                 Value::Null => serde_json::Map::new(),
                 other => serde_json::Map::from_iter([("said".to_owned(), other)]),
             };
-            details.insert("name".into(), c.name.into());
+            if !c.name.is_empty() {
+                details.insert("name".into(), c.name.into());
+            }
             details.insert("changed_at".into(), ingest::time::format_rfc3339(c.time).into());
             details.insert("via".into(), "custos user".into());
             (c.by, c.action, Value::Object(details))

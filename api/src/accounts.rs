@@ -248,6 +248,39 @@ impl AccountStore {
     }
 }
 
+/// Who has access, for a periodic access review (EU GMP Annex 11 §12,
+/// 21 CFR Part 11 §11.10(d)): every account, and every name holding live
+/// tokens (collectors and services hold tokens without an account). No
+/// password hash and no token is in it.
+#[derive(Debug, Serialize)]
+pub struct AccessReview {
+    pub accounts: Vec<ReviewedAccount>,
+    pub token_holders: Vec<crate::auth::TokenHolder>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReviewedAccount {
+    pub name: String,
+    pub printed_name: String,
+    pub role: Role,
+    pub disabled: bool,
+    /// RFC 3339, while wrong passwords keep it locked.
+    pub locked_until: Option<String>,
+}
+
+impl AccessReview {
+    pub fn at(accounts: Option<&AccountStore>, tokens: &crate::auth::TokenStore, now: i64) -> Self {
+        let accounts = accounts.map(AccountStore::list).unwrap_or_default().into_iter().map(|a| ReviewedAccount {
+            disabled: a.disabled,
+            locked_until: a.locked_until(now).map(ingest::time::format_rfc3339),
+            name: a.name,
+            printed_name: a.printed_name,
+            role: a.role,
+        });
+        Self { accounts: accounts.collect(), token_holders: tokens.holders(now) }
+    }
+}
+
 /// Whether `password` matches the argon2 PHC string `hash`.
 fn verify_password(hash: &str, password: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())

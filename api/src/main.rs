@@ -127,15 +127,18 @@ enum Command {
     /// `disable NAME` (ends its tokens and sessions; no login, no signature).
     /// Each change is ledgered as an `audit` record by the running service.
     User {
-        /// add, passwd, token or disable.
+        /// add, passwd, token, disable (each with a NAME) or list.
         action: String,
-        name: String,
+        name: Option<String>,
         #[arg(long)]
         role: Option<String>,
         #[arg(long)]
         printed_name: Option<String>,
         #[arg(long)]
         data_dir: PathBuf,
+        /// `list`: the access review as JSON, as `GET /api/v1/accounts` answers.
+        #[arg(long)]
+        json: bool,
     },
     /// Evidence bundles for inspections.
     Evidence {
@@ -198,9 +201,13 @@ fn main() -> ExitCode {
             let code = verify(&path, key.as_deref());
             return if code == ExitCode::SUCCESS && !witness.is_empty() { witnesses(&path, &witness) } else { code };
         }
-        Command::User { action, name, role, printed_name, data_dir } => {
-            user(&action, &name, role.as_deref(), printed_name.as_deref(), &data_dir)
-        }
+        Command::User { action, name, role, printed_name, data_dir, json } => match (action.as_str(), name) {
+            ("list", None) => user_list(&data_dir, json),
+            ("list", Some(_)) => Err(anyhow::anyhow!("user list takes no NAME: it lists every account")),
+            (_, Some(_)) if json => Err(anyhow::anyhow!("--json is for user list")),
+            (action, Some(name)) => user(action, &name, role.as_deref(), printed_name.as_deref(), &data_dir),
+            (action, None) => Err(anyhow::anyhow!("user {action} needs a NAME")),
+        },
         Command::Evidence { action: EvidenceAction::Export { data_dir, from, to, asset, incident, reason, out } } => {
             let sel = custos::evidence::Selection { from, to, asset, incident, reason };
             runtime().and_then(|rt| rt.block_on(evidence_export(&data_dir, &sel, &out)))
@@ -556,6 +563,48 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `custos user list`: the access review, as a table or JSON; logged for the
+/// audit trail as `accounts.read`, as the API's is (a periodic review is
+/// itself evidence an inspector asks for).
+fn user_list(data_dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    anyhow::ensure!(data_dir.is_dir(), "no data directory {}", data_dir.display());
+    let accounts = custos::accounts::AccountStore::open(data_dir.join("accounts.json"))?;
+    let tokens = custos::auth::TokenStore::open(data_dir.join("tokens.json"))?;
+    let now = ingest::source::now_millis();
+    let review = custos::accounts::AccessReview::at(Some(&accounts), &tokens, now);
+    let change = custos::account_changes::Change {
+        time: now,
+        by: custos::audit::command_line_user(),
+        action: "accounts.read".into(),
+        name: String::new(),
+        details: serde_json::json!({"accounts": review.accounts.len(), "token_holders": review.token_holders.len()}),
+    };
+    custos::account_changes::AccountChanges::in_dir(data_dir)
+        .append(&change)
+        .context("log the review for the audit trail (account-changes.jsonl)")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&review)?);
+        return Ok(());
+    }
+    let role = |r: custos::auth::Role| serde_json::to_value(r).ok().and_then(|v| v.as_str().map(str::to_owned));
+    println!("{:<20} {:<17} {:<28} STATE", "ACCOUNT", "ROLE", "PRINTED NAME");
+    for a in &review.accounts {
+        let state = match (&a.locked_until, a.disabled) {
+            (_, true) => "disabled".to_owned(),
+            (Some(until), false) => format!("locked until {until}"),
+            (None, false) => "enabled".to_owned(),
+        };
+        println!("{:<20} {:<17} {:<28} {state}", a.name, role(a.role).unwrap_or_default(), a.printed_name);
+    }
+    println!();
+    println!("{:<20} {:<17} {:<9} SESSIONS", "TOKEN HOLDER", "ROLE", "API TOKEN");
+    for h in &review.token_holders {
+        let api = if h.api_token { "yes" } else { "no" };
+        println!("{:<20} {:<17} {api:<9} {}", h.name, role(h.role).unwrap_or_default(), h.sessions);
+    }
+    Ok(())
+}
+
 /// `custos user add|passwd|token|disable`: accounts (argon2 password hashes)
 /// and API tokens; each change logged for the audit trail.
 fn user(
@@ -631,7 +680,7 @@ fn user(
             logged("account.disable", serde_json::json!({"tokens_ended": ended}))?;
             eprintln!("account {name} disabled: {ended} token(s) ended; it can no longer log in or sign");
         }
-        other => anyhow::bail!("user {other:?}: say add, passwd, token or disable"),
+        other => anyhow::bail!("user {other:?}: say add, passwd, token, disable or list"),
     }
     Ok(())
 }

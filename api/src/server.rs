@@ -1174,22 +1174,10 @@ async fn logout(
 )]
 async fn list_accounts(caller: Caller, State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::ReviewAccess)?;
-    let now = now_millis();
-    let accounts: Vec<Value> =
-        s.0.accounts
-            .as_ref()
-            .map(|a| a.list())
-            .unwrap_or_default()
-            .into_iter()
-            .map(|a| {
-                json!({"name": a.name, "printed_name": a.printed_name, "role": a.role, "disabled": a.is_disabled(),
-               "locked_until": a.locked_until(now).map(format_rfc3339)})
-            })
-            .collect();
-    let holders = s.0.tokens.holders(now);
-    audit(&s, &caller.0, "accounts.read", "", json!({"accounts": accounts.len(), "token_holders": holders.len()}))
-        .await?;
-    Ok(Json(json!({"accounts": accounts, "token_holders": holders})))
+    let review = crate::accounts::AccessReview::at(s.0.accounts.as_deref(), &s.0.tokens, now_millis());
+    let counts = json!({"accounts": review.accounts.len(), "token_holders": review.token_holders.len()});
+    audit(&s, &caller.0, "accounts.read", "", counts).await?;
+    Ok(Json(json!(review)))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -394,6 +394,16 @@ fn accounts_changed_on_the_command_line_are_audited_and_disabling_ends_access() 
     let session: serde_json::Value = serde_json::from_str(&body).expect("json");
     let session = session["token"].as_str().expect("session token").to_owned();
     assert_eq!((incidents(&api_token), incidents(&session)), ("200".into(), "200".into()));
+    // The access review from the command line, while the service runs.
+    let listed = user(&["list"], "");
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    let table = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let row = |first: &str| {
+        let line = table.lines().find(|l| l.split_whitespace().next() == Some(first));
+        line.map(|l| l.split_whitespace().collect::<Vec<_>>()).unwrap_or_default()
+    };
+    assert_eq!(row("sam"), ["sam", "soc_analyst", "Sam", "Okafor", "enabled"], "{table}");
+    assert!(!table.contains("$argon2") && !table.contains(&api_token), "no secret in the review");
 
     let disabled = user(&["disable", "sam"], "");
     assert!(disabled.status.success(), "{}", String::from_utf8_lossy(&disabled.stderr));
@@ -403,6 +413,13 @@ fn accounts_changed_on_the_command_line_are_audited_and_disabling_ends_access() 
     assert!(body.contains("\"disabled\""), "{body}");
     let refused = user(&["token", "sam"], "");
     assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("disabled"));
+    let listed = user(&["list", "--json"], "");
+    let review: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("review as JSON");
+    let sam = review["accounts"].as_array().and_then(|a| a.iter().find(|a| a["name"] == "sam")).expect("sam");
+    assert_eq!((&sam["disabled"], &sam["printed_name"]), (&serde_json::json!(true), &serde_json::json!("Sam Okafor")));
+    let holders = review["token_holders"].as_array().expect("holders");
+    assert!(holders.iter().all(|h| h["name"] != "sam"), "sam holds no token: {holders:?}");
+    assert!(!user(&["list", "sam"], "").status.success(), "list takes no name");
 
     // The running service ledgers both changes (it looks every 2 s).
     let log_len = std::fs::metadata(data.join("account-changes.jsonl")).expect("change log").len();
@@ -416,13 +433,23 @@ fn accounts_changed_on_the_command_line_are_audited_and_disabling_ends_access() 
     let mut changes = Vec::new();
     ledger::for_each_record(&data.join("ledger"), |_, r| {
         let r = ledger::record::decode(r).expect("record");
-        if r.data["action"].as_str().is_some_and(|a| a.starts_with("account.")) {
+        if r.data["action"].as_str().is_some_and(|a| a.starts_with("account")) {
             changes.push((r.data["actor"].clone(), r.data["action"].clone(), r.data["details"]["name"].clone()));
         }
     })
     .expect("scan");
     let id = Command::new("id").arg("-un").output().expect("id runs");
     let me = String::from_utf8_lossy(&id.stdout).trim().to_owned();
-    let want = |action: &str| (serde_json::json!(me), serde_json::json!(action), serde_json::json!("sam"));
-    assert_eq!(changes, [want("account.add"), want("account.disable")], "each change once, the refused one not at all");
+    let want = |action: &str, name| (serde_json::json!(me), serde_json::json!(action), name);
+    let (sam, all) = (serde_json::json!("sam"), serde_json::Value::Null);
+    assert_eq!(
+        changes,
+        [
+            want("account.add", sam.clone()),
+            want("accounts.read", all.clone()),
+            want("account.disable", sam),
+            want("accounts.read", all)
+        ],
+        "each change and review once, the refused ones not at all"
+    );
 }
