@@ -206,6 +206,38 @@ impl AccountStore {
         disabled.map_err(store_error)?
     }
 
+    /// Until when (Unix ms) `name` is locked at `now`, whether or not it has
+    /// an account.
+    pub fn locked_until(&self, name: &str, now: i64) -> Option<i64> {
+        let until = match self.accounts.read().get(name) {
+            Some(a) => a.locked_until,
+            None => self.unknown.lock().unwrap_or_else(|e| e.into_inner()).get(name).map_or(0, |(_, until)| *until),
+        };
+        (until > now).then_some(until)
+    }
+
+    /// How a password check that ended in `result` is reported as a sign-in
+    /// event (see [`crate::sign_in`]); `None` when the store failed.
+    pub fn outcome(
+        &self,
+        name: &str,
+        now: i64,
+        result: &Result<Account, PasswordError>,
+    ) -> Option<crate::sign_in::Outcome> {
+        use crate::sign_in::Outcome;
+        Some(match result {
+            Ok(_) => Outcome::Success,
+            Err(PasswordError::Wrong | PasswordError::NoAccount(_)) if self.locked_until(name, now).is_some() => {
+                Outcome::LockedNow
+            }
+            Err(PasswordError::Wrong) => Outcome::WrongPassword,
+            Err(PasswordError::NoAccount(_)) => Outcome::NoAccount,
+            Err(PasswordError::Locked) => Outcome::Locked,
+            Err(PasswordError::Disabled) => Outcome::Disabled,
+            Err(PasswordError::Store(_)) => return None,
+        })
+    }
+
     /// A session for `account`, whose password [`check`](Self::check) took.
     /// `custos user disable` may have run since: it disables the account,
     /// then ends the name's tokens. A session issued before it ended its

@@ -24,6 +24,7 @@ pub mod room;
 pub mod rules;
 pub mod search;
 pub mod server;
+pub mod sign_in;
 pub mod sql;
 pub mod state;
 pub mod views;

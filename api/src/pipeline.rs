@@ -466,6 +466,8 @@ impl Custos {
                 let shutdown = async move {
                     let _ = rx.wait_for(|s| *s).await;
                 };
+                // Each request knows its peer: sign-in events name where they came from.
+                let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
                 if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
                     tracing::error!(error = %e, "http server failed");
                 }

@@ -1083,7 +1083,7 @@ const SESSION_MS: i64 = 8 * 3_600_000;
     request_body = LoginRequest,
     responses((status = 200, description = "Session token", body = Object), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 401, description = "Wrong name or password", body = ErrorBody), (status = 403, description = "Account locked or disabled", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody))
 )]
-async fn login(State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
+async fn login(State(s): State<AppState>, peer: Option<Peer>, body: Bytes) -> Result<Json<Value>, ApiError> {
     let req: LoginRequest = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
     let accounts = s.0.accounts.clone().ok_or_else(|| ApiError::unavailable("accounts are not enabled"))?;
     let now = now_millis();
@@ -1094,6 +1094,7 @@ async fn login(State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, Ap
     })
     .await
     .map_err(|_| ApiError::unavailable("the password check stopped"))?;
+    report_sign_in(&s, &accounts, crate::sign_in::Via::Login, &req.name, peer, now, &checked).await;
     let expires_at = now + SESSION_MS;
     let session = checked.and_then(|account| {
         let token = accounts.start_session(&s.0.tokens, &account, now, expires_at)?;
@@ -1130,6 +1131,35 @@ async fn login(State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, Ap
     let rec = crate::audit::encode(&entry).map_err(|_| ApiError::unavailable("cannot record the attempt"))?;
     s.0.ledger.append(vec![rec]).await.map_err(|_| ApiError::unavailable("the ledger is not writable"))?;
     Err(outcome)
+}
+
+/// How long a login waits for room on the raw topic for its sign-in event.
+const SIGN_IN_EVENT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The address a request came from, when the server was started with it.
+type Peer = axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>;
+
+/// Puts a password check on the raw topic as a sign-in event, as any
+/// authentication log's record would be (see [`crate::sign_in`]).
+async fn report_sign_in(
+    s: &AppState,
+    accounts: &crate::accounts::AccountStore,
+    via: crate::sign_in::Via,
+    name: &str,
+    peer: Option<Peer>,
+    now: i64,
+    checked: &Result<crate::accounts::Account, crate::accounts::PasswordError>,
+) {
+    let Some(outcome) = accounts.outcome(name, now, checked) else { return };
+    let from = peer.map(|p| p.0.0.ip().to_canonical());
+    let record = crate::sign_in::record(via, outcome, name, from, now);
+    // A stalled ingest does not hold logins up for long: the audit record
+    // holds the attempt whatever becomes of the event.
+    match tokio::time::timeout(SIGN_IN_EVENT_WAIT, s.0.raw.publish(vec![record])).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, ?outcome, "a sign-in event could not be handed to ingest"),
+        Err(_) => tracing::warn!(?outcome, "ingest had no room for a sign-in event within 5 s; dropped"),
+    }
 }
 
 /// `POST /api/v1/logout`: ends the session whose token the request
@@ -1326,7 +1356,12 @@ struct SignRequest {
     responses((status = 200, description = "The signature record", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
 )]
-async fn sign_record(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
+async fn sign_record(
+    caller: Caller,
+    State(s): State<AppState>,
+    peer: Option<Peer>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::Sign)?;
     let req: SignRequest = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
     if !matches!(req.meaning.as_str(), "reviewed" | "approved" | "responsible") {
@@ -1338,9 +1373,13 @@ async fn sign_record(caller: Caller, State(s): State<AppState>, body: Bytes) -> 
     let accounts = s.0.accounts.clone().ok_or_else(|| ApiError::unavailable("e-signatures are not enabled"))?;
     let now = now_millis();
     let (name, password) = (caller.0.name.clone(), req.password.clone());
-    let checked = tokio::task::spawn_blocking(move || accounts.check(&name, &password, now))
-        .await
-        .map_err(|_| ApiError::unavailable("the password check stopped"))?;
+    let checked = tokio::task::spawn_blocking({
+        let accounts = accounts.clone();
+        move || accounts.check(&name, &password, now)
+    })
+    .await
+    .map_err(|_| ApiError::unavailable("the password check stopped"))?;
+    report_sign_in(&s, &accounts, crate::sign_in::Via::Signature, &caller.0.name, peer, now, &checked).await;
     let account = match checked {
         Ok(a) => a,
         Err(e) => {

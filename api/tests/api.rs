@@ -55,7 +55,8 @@ async fn fixture_with(options: LedgerOptions, turns: Turns) -> Fixture {
     let tokens =
         Arc::new(TokenStore::open(dir.path().join("tokens.json")).expect("tokens").with_session_idle(30 * 60_000));
     let issued = ROLES.iter().map(|r| (*r, tokens.issue(&format!("{r:?}"), *r).expect("issue"))).collect();
-    let bus = EmbeddedBus::new(8);
+    // Room for every sign-in event a test's logins and signatures put on the raw topic.
+    let bus = EmbeddedBus::new(1024);
     let ledger = Arc::new(ledger);
     // The quality reviewer's token belongs to a person who can sign.
     let accounts = Arc::new(custos::accounts::AccountStore::open(dir.path().join("accounts.json")).expect("accounts"));
@@ -605,7 +606,7 @@ async fn retention_and_legal_holds_are_recorded() {
 /// audited and say nothing about which part was wrong.
 #[tokio::test]
 async fn login_gives_a_session_and_failures_are_audited() {
-    let f = fixture().await;
+    let mut f = fixture().await;
     let (s, b) =
         call(&f.app, "POST", "/api/v1/login", None, r#"{"name":"QualityReviewer","password":"correct horse battery"}"#)
             .await;
@@ -639,6 +640,32 @@ async fn login_gives_a_session_and_failures_are_audited() {
         }
         assert_eq!(codes.last().and_then(Value::as_str), Some("locked"), "{name}: {codes:?}");
     }
+    // Every attempt is also a sign-in event on the raw topic, as a CEF record
+    // from the source `custos`: (name, signature id) in order.
+    let want = |name: &str, sig: &str| (name.to_owned(), sig.to_owned());
+    let mut expected = vec![
+        want("QualityReviewer", "login.success"),
+        want("QualityReviewer", "login.failed"),
+        want("nobody", "login.failed"),
+    ];
+    for name in ["QualityReviewer", "nobody"] {
+        // One failure was counted above: the fifth wrong password locks, the next is refused.
+        expected.extend([want(name, "login.failed"), want(name, "login.failed"), want(name, "login.failed")]);
+        expected.extend([want(name, "login.locked"), want(name, "login.refused")]);
+    }
+    let mut events = Vec::new();
+    while events.len() < expected.len() {
+        let batch =
+            tokio::time::timeout(std::time::Duration::from_secs(10), f.raw.next()).await.expect("sign-in events");
+        for r in batch.expect("batch").items {
+            assert_eq!((&*r.source, r.format), ("custos", ingest::Format::Cef));
+            let line = String::from_utf8(r.bytes).expect("utf-8");
+            let field = |i: usize| line.split('|').nth(i).unwrap_or_default().to_owned();
+            let user = line.split(" suser=").nth(1).unwrap_or_default().to_owned();
+            events.push((user, field(4)));
+        }
+    }
+    assert_eq!(events, expected);
 }
 
 /// A session unused past the idle limit (30 minutes here) is ended at its

@@ -7,9 +7,10 @@ use super::detection::Placeholders;
 use super::rule::{RuleSet, parse_file};
 
 /// (file name, text) of every built-in rule file.
-pub const FILES: [(&str, &str); 21] = [
+pub const FILES: [(&str, &str); 22] = [
     ("badge-duress-or-antipassback.yml", include_str!("../../rules/badge-duress-or-antipassback.yml")),
     ("conduit-violation.yml", include_str!("../../rules/conduit-violation.yml")),
+    ("custos-sign-in.yml", include_str!("../../rules/custos-sign-in.yml")),
     ("denied-connections-to-plc.yml", include_str!("../../rules/denied-connections-to-plc.yml")),
     ("denied-then-door-forced.yml", include_str!("../../rules/denied-then-door-forced.yml")),
     ("denied-then-logon.yml", include_str!("../../rules/denied-then-logon.yml")),

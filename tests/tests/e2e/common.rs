@@ -122,6 +122,29 @@ pub async fn demo_end_to_end(bus: Option<BusConfig>) -> tempfile::TempDir {
     assert_eq!(classes[0], 9001, "badge events first: {classes:?}");
     assert_eq!(classes.last(), Some(&3002), "then the logon: {classes:?}");
 
+    // Custos reports its own sign-ins as events: five wrong passwords lock
+    // a name, and the lock-out is an alert and an incident like any other.
+    let body = br#"{"name":"intruder","password":"guess guess guess"}"#;
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        codes.push(http_request(addr, "POST", "/api/v1/login", None, Some(body)).await.expect("login").0);
+    }
+    assert_eq!(codes, [401, 401, 401, 401, 401, 403], "the sixth finds the name locked");
+    let until = Instant::now() + Duration::from_secs(60);
+    let locked = loop {
+        let incidents = get(addr, "/api/v1/incidents?rule=custos-own-account-locked", &token).await;
+        if let Some(i) = incidents["incidents"].as_array().and_then(|i| i.first()) {
+            break i.clone();
+        }
+        assert!(Instant::now() < until, "no lock-out incident: {incidents}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!((&locked["entity"]["id"], &locked["severity_id"]), (&Value::from("intruder"), &Value::from(4)), "high");
+    let sign_ins = get(addr, "/api/v1/events?limit=100&source=custos", &token).await;
+    let sign_ins = sign_ins["events"].as_array().cloned().unwrap_or_default();
+    assert_eq!(sign_ins.len(), 6, "{sign_ins:?}");
+    assert!(sign_ins.iter().all(|e| e["src"]["ip"] == "127.0.0.1" && e["actor"]["user"] == "intruder"), "{sign_ins:?}");
+
     // Every real transport delivered.
     let events = get(addr, "/api/v1/events?limit=1000", &token).await["events"].as_array().cloned().unwrap_or_default();
     for source in ["syslog-udp", "syslog-tcp", "suricata", "badge", "plc-backup"] {
