@@ -308,6 +308,33 @@ mod tests {
         assert!(off.check_at(&busy, 7 * 3_600_000).is_ok(), "0: only the 8 hours end a session");
     }
 
+    /// Requests that find the same session idle at once: exactly one is
+    /// told it went idle (and so audits the logoff); the others find no token.
+    #[test]
+    fn an_idle_session_found_by_many_requests_at_once_ends_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = TokenStore::open(dir.path().join("tokens.json")).expect("open").with_session_idle(60_000);
+        for round in 0..5 {
+            let session = store.issue_session("qa1", Role::QualityReviewer, 0, 8 * 3_600_000).expect("session");
+            let start = std::sync::Barrier::new(8);
+            let idle = std::thread::scope(|s| {
+                let seen: Vec<_> = (0..8)
+                    .map(|_| {
+                        s.spawn(|| {
+                            start.wait();
+                            store.check_at(&session, 120_000)
+                        })
+                    })
+                    .collect();
+                seen.into_iter()
+                    .map(|t| t.join().expect("thread"))
+                    .filter(|r| matches!(r, Err(Refusal::Idle { .. })))
+                    .count()
+            });
+            assert_eq!(idle, 1, "round {round}");
+        }
+    }
+
     /// Logins write the file outside the lock, so they overlap each other and
     /// token checks: every session issued still works, in memory and in the
     /// file (an older list written last, or read back mid-write, would lose one).
