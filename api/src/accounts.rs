@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::auth::Role;
 use crate::listfile::{ListFile, Listed};
 
+/// The shortest password taken.
+const MIN_PASSWORD_CHARS: usize = 12;
 /// Failed password entries before an account locks.
 const MAX_FAILURES: u32 = 5;
 /// How long it stays locked.
@@ -62,6 +64,10 @@ pub enum PasswordError {
     Locked,
     #[error("the account is disabled")]
     Disabled,
+    #[error("a password has at least {MIN_PASSWORD_CHARS} characters")]
+    TooShort,
+    #[error("the new password is the current one")]
+    Unchanged,
     #[error("{0}")]
     Store(String),
 }
@@ -127,8 +133,8 @@ impl AccountStore {
 
     /// Adds or replaces an account.
     pub fn set(&self, name: &str, printed_name: &str, role: Role, password: &str) -> Result<(), PasswordError> {
-        if password.chars().count() < 12 {
-            return Err(PasswordError::Store("a password has at least 12 characters".into()));
+        if password.chars().count() < MIN_PASSWORD_CHARS {
+            return Err(PasswordError::TooShort);
         }
         let account = Account {
             name: name.to_owned(),
@@ -196,6 +202,21 @@ impl AccountStore {
         Ok(a)
     }
 
+    /// `name` changes its own password: `current` is checked as a login's is
+    /// (a wrong one counts towards the lock-out), then `new` replaces it.
+    /// Role, printed name and a clean failure count stay.
+    pub fn change_password(&self, name: &str, current: &str, new: &str, now: i64) -> Result<Account, PasswordError> {
+        if new.chars().count() < MIN_PASSWORD_CHARS {
+            return Err(PasswordError::TooShort);
+        }
+        if new == current {
+            return Err(PasswordError::Unchanged);
+        }
+        let a = self.check(name, current, now)?;
+        self.set(name, &a.printed_name, a.role, new)?;
+        Ok(a)
+    }
+
     /// Disables `name`'s account: its password no longer logs in or signs.
     pub fn disable(&self, name: &str) -> Result<(), PasswordError> {
         let disabled = self.accounts.change(|map| {
@@ -234,7 +255,7 @@ impl AccountStore {
             Err(PasswordError::NoAccount(_)) => Outcome::NoAccount,
             Err(PasswordError::Locked) => Outcome::Locked,
             Err(PasswordError::Disabled) => Outcome::Disabled,
-            Err(PasswordError::Store(_)) => return None,
+            Err(PasswordError::Store(_) | PasswordError::TooShort | PasswordError::Unchanged) => return None,
         })
     }
 

@@ -182,6 +182,17 @@ impl TokenStore {
         Ok(ended)
     }
 
+    /// Ends `name`'s sessions but `keep` (the one asking, if it is one); the
+    /// API token stays. Returns how many ended.
+    pub fn end_other_sessions(&self, name: &str, keep: &str) -> std::io::Result<usize> {
+        let keep = hash(keep);
+        self.tokens.change(|map| {
+            let before = map.len();
+            map.retain(|k, t| t.name != name || t.expires_at.is_none() || *k == keep);
+            before - map.len()
+        })
+    }
+
     /// Ends every token of `name`, API token and sessions; returns how many.
     pub fn revoke(&self, name: &str) -> std::io::Result<usize> {
         self.tokens.change(|map| {

@@ -326,6 +326,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(openapi_json))
         .routes(routes!(login))
         .routes(routes!(logout))
+        .routes(routes!(change_password))
         .routes(routes!(list_accounts))
         .routes(routes!(list_incidents))
         .routes(routes!(get_incident))
@@ -1131,6 +1132,81 @@ async fn login(State(s): State<AppState>, peer: Option<Peer>, body: Bytes) -> Re
     let rec = crate::audit::encode(&entry).map_err(|_| ApiError::unavailable("cannot record the attempt"))?;
     s.0.ledger.append(vec![rec]).await.map_err(|_| ApiError::unavailable("the ledger is not writable"))?;
     Err(outcome)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    current_password: String,
+    /// At least 12 characters; not the current one.
+    #[schema(min_length = 12)]
+    new_password: String,
+}
+
+/// `POST /api/v1/password`: the caller changes its own password, giving
+/// the current one (a wrong one counts towards the lock-out, as at login).
+/// The caller's other sessions end; this one and the API token stay. Every
+/// attempt is audited, and is a sign-in event.
+#[utoipa::path(
+    post,
+    path = "/api/v1/password",
+    tag = "accounts",
+    summary = "Change your own password (audited; your other sessions end)",
+    request_body = PasswordChange,
+    responses((status = 200, description = "Changed", body = Object), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 401, description = "No or unknown token, or the current password is not right", body = ErrorBody), (status = 403, description = "Locked, disabled, or no account for this token's holder", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    security(("bearer" = []))
+)]
+async fn change_password(
+    caller: Caller,
+    State(s): State<AppState>,
+    peer: Option<Peer>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    use crate::accounts::PasswordError as P;
+    let req: PasswordChange = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+    let token = bearer(&headers)?.to_owned();
+    let accounts = s.0.accounts.clone().ok_or_else(|| ApiError::unavailable("accounts are not enabled"))?;
+    let now = now_millis();
+    let name = caller.0.name.clone();
+    let changed = tokio::task::spawn_blocking({
+        let accounts = accounts.clone();
+        move || accounts.change_password(&name, &req.current_password, &req.new_password, now)
+    })
+    .await
+    .map_err(|_| ApiError::unavailable("the password check stopped"))?;
+    if !matches!(changed, Err(P::TooShort | P::Unchanged)) {
+        report_sign_in(&s, &accounts, crate::sign_in::Via::PasswordChange, &caller.0.name, peer, now, &changed).await;
+    }
+    let ended = match &changed {
+        Ok(_) => s.0.tokens.end_other_sessions(&caller.0.name, &token).map_err(|e| e.to_string()),
+        Err(_) => Ok(0),
+    };
+    let details = match (&changed, &ended) {
+        (Ok(_), Ok(n)) => json!({"via": "api", "sessions_ended": n}),
+        (Ok(_), Err(e)) => json!({"via": "api", "sessions_not_ended": e}),
+        (Err(e), _) => json!({"via": "api", "why": e.to_string()}),
+    };
+    let action = if changed.is_ok() { "account.password" } else { "account.password.refused" };
+    audit(&s, &caller.0, action, "", details).await?;
+    match changed {
+        Ok(_) if ended.is_err() => {
+            Err(ApiError::unavailable("the password changed, but other sessions could not be ended"))
+        }
+        Ok(_) => Ok(Json(json!({"changed": true, "sessions_ended": ended.unwrap_or_default()}))),
+        Err(e @ (P::TooShort | P::Unchanged)) => Err(ApiError::bad_request(e.to_string())),
+        Err(P::Wrong) => {
+            Err(ApiError::new(StatusCode::UNAUTHORIZED, "bad_password", "the current password is not right"))
+        }
+        Err(e @ P::Locked) => Err(ApiError::new(StatusCode::FORBIDDEN, "locked", e.to_string())),
+        Err(e @ P::Disabled) => Err(ApiError::new(StatusCode::FORBIDDEN, "disabled", e.to_string())),
+        Err(P::NoAccount(_)) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "no_account",
+            "this token's holder has no account with a password",
+        )),
+        Err(P::Store(_)) => Err(ApiError::unavailable("cannot store the password")),
+    }
 }
 
 /// How long a login waits for room on the raw topic for its sign-in event.

@@ -3,7 +3,8 @@
 //! reported at once to the security unit; the audit record alone is found
 //! only by whoever looks.
 //!
-//! Each login, and each password entered again for an e-signature, becomes
+//! Each login, each password entered again for an e-signature and each
+//! current password given to change it becomes
 //! a CEF record from the source `custos` on the raw topic: Custos is then
 //! an authentication log like any other, parsed, ledgered and correlated
 //! through the same path (no second way in for alerts). The shipped rules
@@ -24,6 +25,8 @@ pub enum Via {
     Login,
     /// Entered again to sign a record.
     Signature,
+    /// Entered to change it.
+    PasswordChange,
 }
 
 /// How a password check ended.
@@ -71,6 +74,7 @@ pub fn cef_line(via: Via, outcome: Outcome, name: &str, from: Option<IpAddr>, at
     let (sig_prefix, title) = match via {
         Via::Login => ("login", "Custos login"),
         Via::Signature => ("signature.login", "Custos e-signature login"),
+        Via::PasswordChange => ("password.login", "Custos password change login"),
     };
     // The parser reads a name with "login" in it as a logon, and one with
     // "fail" in it as failed.
@@ -113,7 +117,7 @@ mod tests {
             (Outcome::Locked, true),
             (Outcome::Disabled, true),
         ] {
-            for via in [Via::Login, Via::Signature] {
+            for via in [Via::Login, Via::Signature, Via::PasswordChange] {
                 let e = parsed(&cef_line(via, outcome, "qa1", from, 1_795_000_000_000));
                 assert_eq!(e.class_uid, 3002, "{outcome:?}: an OCSF Authentication event");
                 let want = if failed { status::FAILURE } else { status::SUCCESS };

@@ -169,7 +169,7 @@ async fn every_role_on_every_route_follows_the_permission_table() {
     let badge = r#"{"time":"2026-11-26T10:00:00Z","badge":"1","door":"D","result":"granted"}"#;
     let signature = r#"{"record_index":1,"meaning":"reviewed","reason":"walk","password":"correct horse battery"}"#;
     // `None`: any holder of a token.
-    let routes: [(&str, &str, &str, Option<Permission>, &str); 26] = [
+    let routes: [(&str, &str, &str, Option<Permission>, &str); 27] = [
         ("GET", "/api/v1/incidents", "", Some(ReadIncidents), ""),
         ("GET", "/api/v1/incidents/{id}", "", Some(ReadIncidents), ""),
         ("GET", "/api/v1/incidents/{id}/timeline", "", Some(ReadIncidents), ""),
@@ -207,6 +207,13 @@ async fn every_role_on_every_route_follows_the_permission_table() {
         ("POST", "/api/v1/rules/reload", "", Some(ManageRules), ""),
         ("GET", "/api/v1/openapi.json", "", None, ""),
         ("POST", "/api/v1/logout", "", None, ""),
+        (
+            "POST",
+            "/api/v1/password",
+            "",
+            None,
+            r#"{"current_password":"not it at all","new_password":"a brand new one!"}"#,
+        ),
         ("GET", "/api/v1/accounts", "", Some(ReviewAccess), ""),
     ];
     for role in ROLES {
@@ -666,6 +673,51 @@ async fn login_gives_a_session_and_failures_are_audited() {
         }
     }
     assert_eq!(events, expected);
+}
+
+/// A person changes their own password with the current one: wrong, too
+/// short or unchanged is refused (and audited); once changed, the old
+/// password no longer logs in, the other sessions end, this one and the API
+/// token stay. A token holder without an account has no password to change.
+#[tokio::test]
+async fn a_person_changes_their_own_password() {
+    let f = fixture().await;
+    let login = |password: &str| {
+        let body = format!(r#"{{"name":"QualityReviewer","password":"{password}"}}"#);
+        let app = f.app.clone();
+        async move { call(&app, "POST", "/api/v1/login", None, &body).await }
+    };
+    let (this, other) = (login("correct horse battery").await.1, login("correct horse battery").await.1);
+    let (this, other) = (this["token"].as_str().expect("session"), other["token"].as_str().expect("session"));
+    let change = |current: &str, new: &str| format!(r#"{{"current_password":"{current}","new_password":"{new}"}}"#);
+    for (body, status, code) in [
+        (change("wrong horse battery", "a brand new passphrase"), StatusCode::UNAUTHORIZED, "bad_password"),
+        (change("correct horse battery", "short"), StatusCode::BAD_REQUEST, "bad_request"),
+        (change("correct horse battery", "correct horse battery"), StatusCode::BAD_REQUEST, "bad_request"),
+        (r#"{"new_password":"a brand new passphrase"}"#.to_owned(), StatusCode::BAD_REQUEST, "bad_request"),
+    ] {
+        let (s, b) = call(&f.app, "POST", "/api/v1/password", Some(this), &body).await;
+        assert_eq!((s, b["error"]["code"].as_str()), (status, Some(code)), "{body}: {b}");
+    }
+    assert_eq!(last_audit(&f)["action"], "account.password.refused");
+    let body = change("correct horse battery", "a brand new passphrase");
+    let (s, b) = call(&f.app, "POST", "/api/v1/password", Some(this), &body).await;
+    assert_eq!((s, b["sessions_ended"].as_u64()), (StatusCode::OK, Some(1)), "{b}");
+    let audit = last_audit(&f);
+    assert_eq!(
+        (audit["action"].as_str(), audit["actor"].as_str()),
+        (Some("account.password"), Some("QualityReviewer"))
+    );
+    assert_eq!(login("correct horse battery").await.0, StatusCode::UNAUTHORIZED, "the old password is gone");
+    assert_eq!(login("a brand new passphrase").await.0, StatusCode::OK);
+    let qr_api = f.tokens[&Role::QualityReviewer].as_str();
+    for (token, want) in [(this, StatusCode::OK), (other, StatusCode::UNAUTHORIZED), (qr_api, StatusCode::OK)] {
+        assert_eq!(call(&f.app, "GET", "/api/v1/incidents", Some(token), "").await.0, want);
+    }
+    let analyst = Some(f.tokens[&Role::SocAnalyst].as_str());
+    let (s, b) =
+        call(&f.app, "POST", "/api/v1/password", analyst, &change("anything at all", "a brand new one!!")).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("no_account")));
 }
 
 /// A session unused past the idle limit (30 minutes here) is ended at its
@@ -1214,5 +1266,5 @@ async fn openapi_document_is_golden_and_every_operation_is_guarded() {
             }
         }
     }
-    assert_eq!(operations, 29, "every route is documented");
+    assert_eq!(operations, 30, "every route is documented");
 }
