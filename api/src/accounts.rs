@@ -39,6 +39,15 @@ pub struct Account {
     /// `custos user add` makes the account anew.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     disabled: bool,
+    /// When (Unix ms) its right password was last given (a login, an
+    /// e-signature, a password change): an access review finds dormant
+    /// accounts by it. 0: never since it was made.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    last_login: i64,
+}
+
+fn is_zero(t: &i64) -> bool {
+    *t == 0
 }
 
 impl Account {
@@ -144,8 +153,14 @@ impl AccountStore {
             failures: 0,
             locked_until: 0,
             disabled: false,
+            last_login: 0,
         };
-        self.accounts.change(|map| map.insert(name.to_owned(), account)).map(drop).map_err(store_error)
+        // The last login stays: made anew or given a new password, it is the same name.
+        let kept = |map: &mut BTreeMap<String, Account>| {
+            let last_login = map.get(name).map_or(0, |a| a.last_login);
+            map.insert(name.to_owned(), Account { last_login, ..account });
+        };
+        self.accounts.change(kept).map_err(store_error)
     }
 
     pub fn get(&self, name: &str) -> Option<Account> {
@@ -183,15 +198,14 @@ impl AccountStore {
             a.password.clone()
         };
         let ok = verify_password(&hash, password);
-        // Written only when the count changed: a wrong password, or a right
-        // one after wrong ones.
+        // A wrong password's count, or a right one's time, is written.
         let a = self.accounts.change(|map| {
             // Removed while the hash was checked: as if it had never been there.
             let a = map.get_mut(name).ok_or_else(|| PasswordError::NoAccount(name.to_owned()))?;
             if !ok {
                 return Err(PasswordError::Wrong);
             }
-            (a.failures, a.locked_until) = (0, 0);
+            (a.failures, a.locked_until, a.last_login) = (0, 0, now);
             Ok(a.clone())
         });
         let a = a.map_err(store_error)??;
@@ -319,6 +333,8 @@ pub struct ReviewedAccount {
     pub disabled: bool,
     /// RFC 3339, while wrong passwords keep it locked.
     pub locked_until: Option<String>,
+    /// RFC 3339: when its right password was last given; `None`: never.
+    pub last_login: Option<String>,
 }
 
 impl AccessReview {
@@ -326,6 +342,7 @@ impl AccessReview {
         let accounts = accounts.map(AccountStore::list).unwrap_or_default().into_iter().map(|a| ReviewedAccount {
             disabled: a.disabled,
             locked_until: a.locked_until(now).map(ingest::time::format_rfc3339),
+            last_login: (a.last_login > 0).then(|| ingest::time::format_rfc3339(a.last_login)),
             name: a.name,
             printed_name: a.printed_name,
             role: a.role,
@@ -354,6 +371,11 @@ mod tests {
         assert!(!stored.contains("correct horse") && stored.contains("$argon2id$"), "{stored}");
         let store = AccountStore::open(path).expect("reopen");
         assert_eq!(store.check("qa1", "correct horse battery", 0).map(|a| a.printed_name), Ok("Quinn Adams".into()));
+        assert_eq!(store.get("qa1").map(|a| a.last_login), Some(0), "the check at time 0 is no login time yet");
+        assert!(store.check("qa1", "correct horse battery", 7).is_ok());
+        store.set("qa1", "Quinn Adams", Role::QualityReviewer, "correct horse battery").expect("new password");
+        let reopened = AccountStore::open(dir.path().join("accounts.json")).expect("reopen");
+        assert_eq!(reopened.get("qa1").map(|a| a.last_login), Some(7), "kept in the file and across a new password");
         for _ in 0..MAX_FAILURES {
             assert_eq!(store.check("qa1", "wrong", 1).map(|_| ()), Err(PasswordError::Wrong));
         }

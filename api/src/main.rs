@@ -587,14 +587,15 @@ fn user_list(data_dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     let role = |r: custos::auth::Role| serde_json::to_value(r).ok().and_then(|v| v.as_str().map(str::to_owned));
-    println!("{:<20} {:<17} {:<28} STATE", "ACCOUNT", "ROLE", "PRINTED NAME");
+    println!("{:<20} {:<17} {:<28} {:<24} STATE", "ACCOUNT", "ROLE", "PRINTED NAME", "LAST LOGIN");
     for a in &review.accounts {
         let state = match (&a.locked_until, a.disabled) {
             (_, true) => "disabled".to_owned(),
             (Some(until), false) => format!("locked until {until}"),
             (None, false) => "enabled".to_owned(),
         };
-        println!("{:<20} {:<17} {:<28} {state}", a.name, role(a.role).unwrap_or_default(), a.printed_name);
+        let last = a.last_login.as_deref().unwrap_or("never");
+        println!("{:<20} {:<17} {:<28} {last:<24} {state}", a.name, role(a.role).unwrap_or_default(), a.printed_name);
     }
     println!();
     println!("{:<20} {:<17} {:<9} SESSIONS", "TOKEN HOLDER", "ROLE", "API TOKEN");

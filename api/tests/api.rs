@@ -764,6 +764,7 @@ async fn the_access_review_lists_accounts_and_token_holders() {
         (Some("QualityReviewer"), Some("Quinn Adams"), Some("quality_reviewer"), Some(false))
     );
     assert!(quinn["locked_until"].is_null());
+    assert!(quinn["last_login"].as_str().is_some_and(|t| t.ends_with('Z')), "the login's time: {quinn}");
     let holders = b["token_holders"].as_array().expect("holders");
     assert_eq!(holders.len(), ROLES.len(), "one API token per role's name: {b}");
     let qr = holders.iter().find(|h| h["name"] == "QualityReviewer").expect("holder");

@@ -402,7 +402,10 @@ fn accounts_changed_on_the_command_line_are_audited_and_disabling_ends_access() 
         let line = table.lines().find(|l| l.split_whitespace().next() == Some(first));
         line.map(|l| l.split_whitespace().collect::<Vec<_>>()).unwrap_or_default()
     };
-    assert_eq!(row("sam"), ["sam", "soc_analyst", "Sam", "Okafor", "enabled"], "{table}");
+    let sam = row("sam");
+    assert_eq!(sam.len(), 6, "{table}");
+    assert_eq!([&sam[..4], &sam[5..]].concat(), ["sam", "soc_analyst", "Sam", "Okafor", "enabled"], "{table}");
+    assert!(sam[4].starts_with("20") && sam[4].ends_with('Z'), "the login's time: {table}");
     assert!(!table.contains("$argon2") && !table.contains(&api_token), "no secret in the review");
 
     let disabled = user(&["disable", "sam"], "");
