@@ -1088,14 +1088,7 @@ async fn login(State(s): State<AppState>, peer: Option<Peer>, body: Bytes) -> Re
     let req: LoginRequest = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
     let accounts = s.0.accounts.clone().ok_or_else(|| ApiError::unavailable("accounts are not enabled"))?;
     let now = now_millis();
-    let (name, password) = (req.name.clone(), req.password);
-    let checked = tokio::task::spawn_blocking({
-        let accounts = accounts.clone();
-        move || accounts.check(&name, &password, now)
-    })
-    .await
-    .map_err(|_| ApiError::unavailable("the password check stopped"))?;
-    report_sign_in(&s, &accounts, crate::sign_in::Via::Login, &req.name, peer, now, &checked).await;
+    let checked = check_password(&s, &accounts, crate::sign_in::Via::Login, &req.name, req.password, peer, now).await?;
     let expires_at = now + SESSION_MS;
     let session = checked.and_then(|account| {
         let token = accounts.start_session(&s.0.tokens, &account, now, expires_at)?;
@@ -1214,6 +1207,27 @@ const SIGN_IN_EVENT_WAIT: std::time::Duration = std::time::Duration::from_secs(5
 
 /// The address a request came from, when the server was started with it.
 type Peer = axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>;
+
+/// Checks `name`'s password (argon2, off the async threads) and reports the
+/// attempt as a sign-in event.
+async fn check_password(
+    s: &AppState,
+    accounts: &Arc<crate::accounts::AccountStore>,
+    via: crate::sign_in::Via,
+    name: &str,
+    password: String,
+    peer: Option<Peer>,
+    now: i64,
+) -> Result<Result<crate::accounts::Account, crate::accounts::PasswordError>, ApiError> {
+    let checked = tokio::task::spawn_blocking({
+        let (accounts, name) = (accounts.clone(), name.to_owned());
+        move || accounts.check(&name, &password, now)
+    })
+    .await
+    .map_err(|_| ApiError::unavailable("the password check stopped"))?;
+    report_sign_in(s, accounts, via, name, peer, now, &checked).await;
+    Ok(checked)
+}
 
 /// Puts a password check on the raw topic as a sign-in event, as any
 /// authentication log's record would be (see [`crate::sign_in`]).
@@ -1448,14 +1462,8 @@ async fn sign_record(
     }
     let accounts = s.0.accounts.clone().ok_or_else(|| ApiError::unavailable("e-signatures are not enabled"))?;
     let now = now_millis();
-    let (name, password) = (caller.0.name.clone(), req.password.clone());
-    let checked = tokio::task::spawn_blocking({
-        let accounts = accounts.clone();
-        move || accounts.check(&name, &password, now)
-    })
-    .await
-    .map_err(|_| ApiError::unavailable("the password check stopped"))?;
-    report_sign_in(&s, &accounts, crate::sign_in::Via::Signature, &caller.0.name, peer, now, &checked).await;
+    let via = crate::sign_in::Via::Signature;
+    let checked = check_password(&s, &accounts, via, &caller.0.name, req.password.clone(), peer, now).await?;
     let account = match checked {
         Ok(a) => a,
         Err(e) => {
