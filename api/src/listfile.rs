@@ -243,14 +243,20 @@ mod tests {
         assert_eq!(kept.len(), 180, "changes lost: {} kept", kept.len());
     }
 
+    /// A list file holding `["a"]`, and its path.
+    fn holding_a() -> (tempfile::TempDir, PathBuf, ListFile<Vec<String>>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("list.json");
+        let list = ListFile::<Vec<String>>::open(path.clone()).expect("open");
+        list.change(|l| l.push("a".into())).expect("change");
+        (dir, path, list)
+    }
+
     /// A rewrite that leaves the file's time and length as they were (a
     /// coarse clock, the same number of bytes) is still read before a change.
     #[test]
     fn a_rewrite_the_clock_misses_is_read_before_a_change() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("list.json");
-        let ours = ListFile::<Vec<String>>::open(path.clone()).expect("open");
-        ours.change(|l| l.push("a".into())).expect("change");
+        let (_dir, path, ours) = holding_a();
         let before = std::fs::metadata(&path).and_then(|m| m.modified()).expect("mtime");
         let theirs = ListFile::<Vec<String>>::open(path.clone()).expect("open");
         theirs.change(|l| l[0] = "b".into()).expect("change");
@@ -264,10 +270,7 @@ mod tests {
     /// refused, naming the file, and the file is left as it is.
     #[test]
     fn a_file_that_cannot_be_read_refuses_changes_and_is_left_alone() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("list.json");
-        let ours = ListFile::<Vec<String>>::open(path.clone()).expect("open");
-        ours.change(|l| l.push("a".into())).expect("change");
+        let (_dir, path, ours) = holding_a();
         std::fs::write(&path, b"[\"a\", oops").expect("edit");
         assert_eq!(*ours.read(), ["a"], "the list known is kept");
         let refused = ours.change(|l| l.push("b".into())).expect_err("refused");
@@ -279,10 +282,7 @@ mod tests {
     /// A change that changes nothing does not rewrite the file.
     #[test]
     fn no_change_no_write() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("list.json");
-        let ours = ListFile::<Vec<String>>::open(path.clone()).expect("open");
-        ours.change(|l| l.push("a".into())).expect("change");
+        let (_dir, path, ours) = holding_a();
         let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).expect("stat"));
         let first = inode(&path);
         ours.change(|l| l.sort()).expect("change");

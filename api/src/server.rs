@@ -1281,7 +1281,7 @@ async fn logout(
 
 /// `GET /api/v1/accounts`: who has access, for a periodic access review
 /// (EU GMP Annex 11 §12, 21 CFR Part 11 §11.10(d)): every account with its
-/// role, printed name and whether it is disabled or locked, and every name
+/// role, printed name, last login and whether it is disabled or locked, and every name
 /// holding live tokens (collectors and services hold tokens without an
 /// account). No password hash and no token leaves. Audited.
 #[utoipa::path(
