@@ -23,6 +23,9 @@ fn default_flood_minutes() -> u64 {
 fn default_clear_acknowledged_minutes() -> u64 {
     60
 }
+fn default_not_for_control_room() -> Vec<String> {
+    ["custos-own-account-locked", "custos-disabled-account-login", "custos-login-spray"].map(str::to_owned).into()
+}
 fn default_priorities() -> [u8; 7] {
     // OCSF severity 0..6 → ISA-18.2 priority 1 (highest) .. 4.
     [4, 4, 4, 3, 2, 1, 1]
@@ -47,6 +50,13 @@ pub struct AlarmPolicy {
     /// board would only grow. 0 keeps them until raised again. Default 60.
     #[serde(default = "default_clear_acknowledged_minutes")]
     pub clear_acknowledged_minutes: u64,
+    /// Rules whose alerts are for the SOC only, never alarms: an alarm asks
+    /// an operator to act (ISA-18.2), and an operator cannot act on them.
+    /// Default: the rules about sign-ins to Custos itself
+    /// (`custos-own-account-locked`, `custos-disabled-account-login`,
+    /// `custos-login-spray`). `[]` sends every rule's alerts.
+    #[serde(default = "default_not_for_control_room")]
+    pub not_for_control_room: Vec<String>,
 }
 
 impl Default for AlarmPolicy {
@@ -56,6 +66,7 @@ impl Default for AlarmPolicy {
             flood_minutes: default_flood_minutes(),
             priorities: default_priorities(),
             clear_acknowledged_minutes: default_clear_acknowledged_minutes(),
+            not_for_control_room: default_not_for_control_room(),
         }
     }
 }
@@ -153,6 +164,9 @@ impl AlarmBoard {
     /// The alarms to send for `alert` at server time `now` (none, one, or a
     /// flood summary).
     pub fn raise(&mut self, alert: &Alert, now: i64) -> Vec<Alarm> {
+        if self.policy.not_for_control_room.contains(&alert.rule) {
+            return Vec::new();
+        }
         let key = format!("{}/{}", alert.rule, alert.entity.id);
         let priority = self.policy.priorities[usize::from(alert.severity_id.min(6))];
         let area = alert.zone.clone().unwrap_or_else(|| "unknown".into());
@@ -319,6 +333,15 @@ mod tests {
         assert!(b.raise(&a, 50).is_empty(), "shelved until 100");
         assert_eq!(b.raise(&a, 101).len(), 1, "shelf expired");
         assert!(b.acknowledge("nope", "op", 0).is_err());
+    }
+
+    #[test]
+    fn rules_for_the_soc_only_raise_no_alarm() {
+        let mut b = AlarmBoard::new(AlarmPolicy::default());
+        assert!(b.raise(&alert("custos-own-account-locked", "qa1", "unknown", 4), 0).is_empty());
+        assert!(b.list().is_empty(), "not on the board either");
+        let mut every = AlarmBoard::new(AlarmPolicy { not_for_control_room: vec![], ..AlarmPolicy::default() });
+        assert_eq!(every.raise(&alert("custos-own-account-locked", "qa1", "unknown", 4), 0).len(), 1);
     }
 
     #[test]

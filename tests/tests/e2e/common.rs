@@ -140,6 +140,10 @@ pub async fn demo_end_to_end(bus: Option<BusConfig>) -> tempfile::TempDir {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!((&locked["entity"]["id"], &locked["severity_id"]), (&Value::from("intruder"), &Value::from(4)), "high");
+    // For the SOC, not the control room: no alarm (the alert and the incident stand).
+    let board = get(addr, "/api/v1/alarms", &token).await;
+    let board = board["alarms"].as_array().cloned().unwrap_or_default();
+    assert!(board.iter().all(|a| a["alarm"]["key"] != "custos-own-account-locked/intruder"), "{board:?}");
     let sign_ins = get(addr, "/api/v1/events?limit=100&source=custos", &token).await;
     let sign_ins = sign_ins["events"].as_array().cloned().unwrap_or_default();
     assert_eq!(sign_ins.len(), 6, "{sign_ins:?}");
