@@ -251,28 +251,6 @@ impl AccountStore {
         (until > now).then_some(until)
     }
 
-    /// How a password check that ended in `result` is reported as a sign-in
-    /// event (see [`crate::sign_in`]); `None` when the store failed.
-    pub fn outcome(
-        &self,
-        name: &str,
-        now: i64,
-        result: &Result<Account, PasswordError>,
-    ) -> Option<crate::sign_in::Outcome> {
-        use crate::sign_in::Outcome;
-        Some(match result {
-            Ok(_) => Outcome::Success,
-            Err(PasswordError::Wrong | PasswordError::NoAccount(_)) if self.locked_until(name, now).is_some() => {
-                Outcome::LockedNow
-            }
-            Err(PasswordError::Wrong) => Outcome::WrongPassword,
-            Err(PasswordError::NoAccount(_)) => Outcome::NoAccount,
-            Err(PasswordError::Locked) => Outcome::Locked,
-            Err(PasswordError::Disabled) => Outcome::Disabled,
-            Err(PasswordError::Store(_) | PasswordError::TooShort | PasswordError::Unchanged) => return None,
-        })
-    }
-
     /// A session for `account`, whose password [`check`](Self::check) took.
     /// `custos user disable` may have run since: it disables the account,
     /// then ends the name's tokens. A session issued before it ended its

@@ -122,15 +122,16 @@ impl TokenStore {
                     map.remove(oldest);
                 }
             }
+            let key = hash(&token);
             map.insert(
-                hash(&token),
-                StoredToken { name: name.to_owned(), role, sha256: hash(&token), expires_at: Some(expires_at) },
+                key.clone(),
+                StoredToken { name: name.to_owned(), role, sha256: key.clone(), expires_at: Some(expires_at) },
             );
             {
                 // Sessions ended above are forgotten here too.
                 let mut used = self.last_used.lock().unwrap_or_else(|e| e.into_inner());
                 used.retain(|k, _| map.contains_key(k));
-                used.insert(hash(&token), now);
+                used.insert(key, now);
             }
         })?;
         Ok(token)
@@ -141,7 +142,8 @@ impl TokenStore {
     pub fn add(&self, name: &str, role: Role, token: &str) -> std::io::Result<()> {
         self.tokens.change(|map| {
             map.retain(|_, t| t.name != name || t.expires_at.is_some());
-            map.insert(hash(token), StoredToken { name: name.to_owned(), role, sha256: hash(token), expires_at: None });
+            let key = hash(token);
+            map.insert(key.clone(), StoredToken { name: name.to_owned(), role, sha256: key, expires_at: None });
         })
     }
 

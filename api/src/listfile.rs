@@ -46,7 +46,7 @@ fn read_bytes(path: &Path) -> io::Result<Option<Vec<u8>>> {
     match std::fs::read(path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+        Err(e) => Err(at(path, e.kind(), e)),
     }
 }
 
@@ -59,10 +59,14 @@ fn content(bytes: Option<&[u8]>) -> Content {
 fn parse<M: Listed>(path: &Path, bytes: Option<&[u8]>) -> io::Result<M> {
     let items = match bytes {
         None => Vec::new(),
-        Some(b) => serde_json::from_slice(b)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?,
+        Some(b) => serde_json::from_slice(b).map_err(|e| at(path, io::ErrorKind::InvalidData, e))?,
     };
     Ok(M::from_items(items))
+}
+
+/// An error naming the file it is about.
+fn at(path: &Path, kind: io::ErrorKind, e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(kind, format!("{}: {e}", path.display()))
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -108,6 +112,10 @@ impl<M: Listed> ListFile<M> {
     /// [`change`](Self::change) writes it (or reading the file drops it).
     pub fn in_memory(&self) -> RwLockWriteGuard<'_, M> {
         self.refresh();
+        self.memory_mut()
+    }
+
+    fn memory_mut(&self) -> RwLockWriteGuard<'_, M> {
         self.memory.write().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -121,11 +129,11 @@ impl<M: Listed> ListFile<M> {
         let was = content(on_disk.as_deref());
         if seen.content != Some(was) {
             let list = parse(&self.path, on_disk.as_deref())?;
-            *self.memory.write().unwrap_or_else(|e| e.into_inner()) = list;
+            *self.memory_mut() = list;
             *seen = Seen { stamp: stamp(&self.path), content: Some(was) };
         }
         let (out, bytes) = {
-            let mut memory = self.memory.write().unwrap_or_else(|e| e.into_inner());
+            let mut memory = self.memory_mut();
             let out = f(&mut memory);
             (out, serde_json::to_vec_pretty(&memory.items()).map_err(io::Error::other)?)
         };
@@ -135,7 +143,7 @@ impl<M: Listed> ListFile<M> {
         if let Err(e) = ingest::source::replace_file(&self.path, &bytes) {
             // Memory now differs from the file: the next change reads it again.
             seen.content = None;
-            return Err(io::Error::new(e.kind(), format!("{}: {e}", self.path.display())));
+            return Err(at(&self.path, e.kind(), e));
         }
         *seen = Seen { stamp: stamp(&self.path), content: Some(content(Some(&bytes))) };
         Ok(out)
@@ -147,7 +155,7 @@ impl<M: Listed> ListFile<M> {
         opts.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let context = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", self.lock_path.display()));
+        let context = |e: io::Error| at(&self.lock_path, e.kind(), e);
         let file = opts
             .open(&self.lock_path)
             // Made by another OS account (say `sudo custos user`): a lock
@@ -174,7 +182,7 @@ impl<M: Listed> ListFile<M> {
         let read = read_bytes(&self.path).and_then(|bytes| {
             let now = content(bytes.as_deref());
             if seen.content != Some(now) {
-                *self.memory.write().unwrap_or_else(|e| e.into_inner()) = parse(&self.path, bytes.as_deref())?;
+                *self.memory_mut() = parse(&self.path, bytes.as_deref())?;
                 seen.content = Some(now);
             }
             Ok(())

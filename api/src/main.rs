@@ -563,6 +563,26 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Appends what `custos user` did about `name` (empty: every account) to the
+/// log the running service ledgers as `audit` records.
+fn log_account_change(
+    data_dir: &std::path::Path,
+    action: &str,
+    name: &str,
+    details: serde_json::Value,
+) -> anyhow::Result<()> {
+    let change = custos::account_changes::Change {
+        time: ingest::source::now_millis(),
+        by: custos::audit::command_line_user(),
+        action: action.to_owned(),
+        name: name.to_owned(),
+        details,
+    };
+    custos::account_changes::AccountChanges::in_dir(data_dir)
+        .append(&change)
+        .context("log it for the audit trail (account-changes.jsonl)")
+}
+
 /// `custos user list`: the access review, as a table or JSON; logged for the
 /// audit trail as `accounts.read`, as the API's is (a periodic review is
 /// itself evidence an inspector asks for).
@@ -572,16 +592,8 @@ fn user_list(data_dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
     let tokens = custos::auth::TokenStore::open(data_dir.join("tokens.json"))?;
     let now = ingest::source::now_millis();
     let review = custos::accounts::AccessReview::at(Some(&accounts), &tokens, now);
-    let change = custos::account_changes::Change {
-        time: now,
-        by: custos::audit::command_line_user(),
-        action: "accounts.read".into(),
-        name: String::new(),
-        details: serde_json::json!({"accounts": review.accounts.len(), "token_holders": review.token_holders.len()}),
-    };
-    custos::account_changes::AccountChanges::in_dir(data_dir)
-        .append(&change)
-        .context("log the review for the audit trail (account-changes.jsonl)")?;
+    let counts = serde_json::json!({"accounts": review.accounts.len(), "token_holders": review.token_holders.len()});
+    log_account_change(data_dir, "accounts.read", "", counts)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&review)?);
         return Ok(());
@@ -623,18 +635,7 @@ fn user(
     std::fs::create_dir_all(data_dir).with_context(|| format!("create {}", data_dir.display()))?;
     let accounts = custos::accounts::AccountStore::open(data_dir.join("accounts.json"))?;
     let tokens = custos::auth::TokenStore::open(data_dir.join("tokens.json"))?;
-    // Each change goes to the log the running service ledgers as `audit` records.
-    let changes = custos::account_changes::AccountChanges::in_dir(data_dir);
-    let logged = |action: &str, details: serde_json::Value| -> anyhow::Result<()> {
-        let change = custos::account_changes::Change {
-            time: ingest::source::now_millis(),
-            by: custos::audit::command_line_user(),
-            action: action.to_owned(),
-            name: name.to_owned(),
-            details,
-        };
-        changes.append(&change).context("log the change for the audit trail (account-changes.jsonl)")
-    };
+    let logged = |action: &str, details| log_account_change(data_dir, action, name, details);
     let enabled = || -> anyhow::Result<custos::accounts::Account> {
         let a = accounts.get(name).ok_or_else(|| anyhow::anyhow!("no account {name}"))?;
         anyhow::ensure!(!a.is_disabled(), "account {name} is disabled; `custos user add` makes it anew");

@@ -1168,9 +1168,7 @@ async fn change_password(
     })
     .await
     .map_err(|_| ApiError::unavailable("the password check stopped"))?;
-    if !matches!(changed, Err(P::TooShort | P::Unchanged)) {
-        report_sign_in(&s, &accounts, crate::sign_in::Via::PasswordChange, &caller.0.name, peer, now, &changed).await;
-    }
+    report_sign_in(&s, &accounts, crate::sign_in::Via::PasswordChange, &caller.0.name, peer, now, &changed).await;
     let ended = match &changed {
         Ok(_) => s.0.tokens.end_other_sessions(&caller.0.name, &token).map_err(|e| e.to_string()),
         Err(_) => Ok(0),
@@ -1240,7 +1238,7 @@ async fn report_sign_in(
     now: i64,
     checked: &Result<crate::accounts::Account, crate::accounts::PasswordError>,
 ) {
-    let Some(outcome) = accounts.outcome(name, now, checked) else { return };
+    let Some(outcome) = crate::sign_in::Outcome::of(accounts, name, now, checked) else { return };
     let from = peer.map(|p| p.0.0.ip().to_canonical());
     let record = crate::sign_in::record(via, outcome, name, from, now);
     // A stalled ingest does not hold logins up for long: the audit record

@@ -16,6 +16,8 @@ use std::net::IpAddr;
 
 use ingest::{Format, RawRecord};
 
+use crate::accounts::{Account, AccountStore, PasswordError};
+
 /// The source name Custos's own records carry.
 pub const SOURCE: &str = "custos";
 
@@ -44,6 +46,23 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// How a password check of `name` at `now` that ended in `result` is
+    /// reported; `None` when it never came to a check (a store failure, a
+    /// new password refused before the current one was checked).
+    pub fn of(accounts: &AccountStore, name: &str, now: i64, result: &Result<Account, PasswordError>) -> Option<Self> {
+        Some(match result {
+            Ok(_) => Self::Success,
+            Err(PasswordError::Wrong | PasswordError::NoAccount(_)) if accounts.locked_until(name, now).is_some() => {
+                Self::LockedNow
+            }
+            Err(PasswordError::Wrong) => Self::WrongPassword,
+            Err(PasswordError::NoAccount(_)) => Self::NoAccount,
+            Err(PasswordError::Locked) => Self::Locked,
+            Err(PasswordError::Disabled) => Self::Disabled,
+            Err(PasswordError::Store(_) | PasswordError::TooShort | PasswordError::Unchanged) => return None,
+        })
+    }
+
     /// (signature id, what happened, CEF severity 0–10).
     fn cef(self) -> (&'static str, &'static str, u8) {
         match self {
