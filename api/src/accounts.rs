@@ -179,32 +179,31 @@ impl AccountStore {
 
     /// Checks `password` for `name` at `now`; counts failures and locks.
     ///
-    /// The attempt is counted as a failure before the slow argon2 check (about
-    /// 15 ms) and taken back when the password is right: the accounts are not
-    /// locked while the hash is computed, so one login does not hold up every
-    /// other, and guesses sent in parallel still lock the account after
-    /// [`MAX_FAILURES`].
+    /// The attempt is counted as a failure, in the file, before the slow
+    /// argon2 check (about 15 ms) and taken back when the password is right.
+    /// The accounts are not locked while the hash is computed, so one login
+    /// does not hold up every other; guesses sent in parallel still lock the
+    /// account after [`MAX_FAILURES`]; and a change another process writes
+    /// meanwhile (`custos user`) cannot drop the count, nor can a crash.
     pub fn check(&self, name: &str, password: &str, now: i64) -> Result<Account, PasswordError> {
-        let hash = {
-            let mut map = self.accounts.in_memory();
-            let Some(a) = map.get_mut(name) else {
-                drop(map);
-                return Err(self.check_unknown(name, password, now));
-            };
+        let counted = self.accounts.change(|map| {
+            let a = map.get_mut(name)?;
             if a.locked_until > now {
-                return Err(PasswordError::Locked);
+                return Some(Err(PasswordError::Locked));
             }
             count_failure((&mut a.failures, &mut a.locked_until), now);
-            a.password.clone()
+            Some(Ok(a.password.clone()))
+        });
+        let Some(hash) = counted.map_err(store_error)? else {
+            return Err(self.check_unknown(name, password, now));
         };
-        let ok = verify_password(&hash, password);
-        // A wrong password's count, or a right one's time, is written.
+        if !verify_password(&hash?, password) {
+            return Err(PasswordError::Wrong);
+        }
+        // A right password: the count goes and the time is written.
         let a = self.accounts.change(|map| {
             // Removed while the hash was checked: as if it had never been there.
             let a = map.get_mut(name).ok_or_else(|| PasswordError::NoAccount(name.to_owned()))?;
-            if !ok {
-                return Err(PasswordError::Wrong);
-            }
             (a.failures, a.locked_until, a.last_login) = (0, 0, now);
             Ok(a.clone())
         });
@@ -431,6 +430,38 @@ mod tests {
         assert_eq!(running.check("qa1", "correct horse battery", 0).map(|_| ()), Err(PasswordError::Disabled));
         let reopened = AccountStore::open(path).expect("reopen");
         assert!(reopened.get("qa1").is_some_and(|a| a.is_disabled()), "the disable is kept in the file");
+    }
+
+    /// `custos user` rewrites the file over and over while wrong passwords
+    /// are checked: each is still counted, and the account locks on time.
+    #[test]
+    fn wrong_passwords_count_while_another_process_rewrites_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("accounts.json");
+        let running = AccountStore::open(path.clone()).expect("open");
+        running.set("qa1", "Quinn Adams", Role::QualityReviewer, "correct horse battery").expect("set");
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let rewrites = std::thread::scope(|s| {
+            let cli = s.spawn(|| {
+                let cli = AccountStore::open(path.clone()).expect("open");
+                let mut rewrites = 0;
+                // A fresh salt each time: every `set` is a real rewrite.
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    cli.set("sam", "Sam Okafor", Role::SocAnalyst, "a long passphrase").expect("set");
+                    rewrites += 1;
+                }
+                rewrites
+            });
+            for _ in 0..MAX_FAILURES {
+                assert_eq!(running.check("qa1", "wrong", 0).map(|_| ()), Err(PasswordError::Wrong));
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            cli.join().expect("cli")
+        });
+        assert!(rewrites > 0);
+        assert_eq!(running.check("qa1", "correct horse battery", 1).map(|_| ()), Err(PasswordError::Locked));
+        let reopened = AccountStore::open(path).expect("reopen");
+        assert!(reopened.locked_until("qa1", 1).is_some(), "the lock is in the file");
     }
 
     /// A login whose password was taken just before `custos user disable`

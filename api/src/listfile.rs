@@ -108,13 +108,6 @@ impl<M: Listed> ListFile<M> {
         self.memory.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The list for a change kept in memory only, until the next
-    /// [`change`](Self::change) writes it (or reading the file drops it).
-    pub fn in_memory(&self) -> RwLockWriteGuard<'_, M> {
-        self.refresh();
-        self.memory_mut()
-    }
-
     fn memory_mut(&self) -> RwLockWriteGuard<'_, M> {
         self.memory.write().unwrap_or_else(|e| e.into_inner())
     }
