@@ -196,6 +196,19 @@ pub fn render_room(available: Option<u64>) -> String {
 
 /// How much of the ledger a restart would replay: the records after the
 /// newest state snapshot (all of them when there is none).
+/// Prometheus text for the sign-in events ingest could not take.
+pub fn render_sign_ins(dropped: u64) -> String {
+    let mut out = String::new();
+    family(
+        &mut out,
+        "custos_sign_in_events_dropped_total",
+        "counter",
+        "Sign-ins to Custos whose security event ingest could not take (each is still an audit record).",
+    );
+    let _ = writeln!(out, "custos_sign_in_events_dropped_total {dropped}");
+    out
+}
+
 pub fn render_state(ledger_records: u64, snapshot_records: u64) -> String {
     let mut out = String::new();
     family(&mut out, "custos_state_snapshot_records", "gauge", "Ledger records the newest state snapshot covers.");

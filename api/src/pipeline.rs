@@ -38,6 +38,9 @@ pub struct PipelineStats {
     pub alarm_failures: Arc<AtomicU64>,
     /// Events that reached correlation behind the watermark.
     pub late_events: AtomicU64,
+    /// Sign-in events (see [`crate::sign_in`]) ingest could not take: the
+    /// audit record holds the attempt, but correlation never saw it.
+    pub sign_in_events_dropped: AtomicU64,
     pub udp_drops: Arc<UdpDrops>,
     /// API request counts and latencies by route.
     pub http: crate::metrics::HttpMetrics,

@@ -1242,12 +1242,14 @@ async fn report_sign_in(
     let from = peer.map(|p| p.0.0.ip().to_canonical());
     let record = crate::sign_in::record(via, outcome, name, from, now);
     // A stalled ingest does not hold logins up for long: the audit record
-    // holds the attempt whatever becomes of the event.
-    match tokio::time::timeout(SIGN_IN_EVENT_WAIT, s.0.raw.publish(vec![record])).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, ?outcome, "a sign-in event could not be handed to ingest"),
-        Err(_) => tracing::warn!(?outcome, "ingest had no room for a sign-in event within 5 s; dropped"),
-    }
+    // holds the attempt whatever becomes of the event, and the drop is counted.
+    let dropped = match tokio::time::timeout(SIGN_IN_EVENT_WAIT, s.0.raw.publish(vec![record])).await {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no room on the raw topic within {SIGN_IN_EVENT_WAIT:?}"),
+    };
+    s.0.stats.sign_in_events_dropped.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(reason = %dropped, ?outcome, "a sign-in event was dropped; its audit record stands");
 }
 
 /// `POST /api/v1/logout`: ends the session whose token the request
@@ -1988,6 +1990,7 @@ async fn metrics(caller: Caller, State(s): State<AppState>) -> Result<Response, 
         age,
     ) + &st.http.render()
         + &crate::metrics::render_state(s.0.ledger.size(), st.state_snapshot_records.load(Ordering::Relaxed))
+        + &crate::metrics::render_sign_ins(st.sign_in_events_dropped.load(Ordering::Relaxed))
         + &crate::metrics::render_room(
             s.0.evidence.as_ref().and_then(|(_, data_dir)| crate::room::available_bytes(data_dir).ok()),
         );

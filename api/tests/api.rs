@@ -675,6 +675,30 @@ async fn login_gives_a_session_and_failures_are_audited() {
     assert_eq!(events, expected);
 }
 
+/// A sign-in event ingest cannot take is counted for monitoring; the
+/// login itself is answered and audited as ever.
+#[tokio::test]
+async fn a_sign_in_event_ingest_cannot_take_is_counted() {
+    let f = fixture().await;
+    let admin = Some(f.tokens[&Role::Admin].as_str());
+    let dropped = async || {
+        let metrics = call(&f.app, "GET", "/metrics", admin, "").await.1;
+        let metrics = metrics.as_str().unwrap_or_default();
+        metrics.lines().find_map(|l| l.strip_prefix("custos_sign_in_events_dropped_total ").map(str::to_owned))
+    };
+    let login = r#"{"name":"QualityReviewer","password":"correct horse battery"}"#;
+    assert_eq!(call(&f.app, "POST", "/api/v1/login", None, login).await.0, StatusCode::OK);
+    assert_eq!(dropped().await.as_deref(), Some("0"));
+    // Ingest has gone: its end of the raw topic is closed.
+    drop(f.raw);
+    let before = f.ledger.size();
+    assert_eq!(call(&f.app, "POST", "/api/v1/login", None, login).await.0, StatusCode::OK);
+    let wrong = r#"{"name":"QualityReviewer","password":"nope nope nope"}"#;
+    assert_eq!(call(&f.app, "POST", "/api/v1/login", None, wrong).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(f.ledger.size(), before + 2, "both attempts are audit records");
+    assert_eq!(dropped().await.as_deref(), Some("2"));
+}
+
 /// A person changes their own password with the current one: wrong, too
 /// short or unchanged is refused (and audited); once changed, the old
 /// password no longer logs in, the other sessions end, this one and the API
