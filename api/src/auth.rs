@@ -20,6 +20,28 @@ pub enum Role {
     Collector,
 }
 
+impl Role {
+    pub const ALL: [Role; 6] =
+        [Role::Admin, Role::SocAnalyst, Role::QualityReviewer, Role::Auditor, Role::ControlRoom, Role::Collector];
+
+    /// The name the API, the files and the command line use (`soc_analyst`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::SocAnalyst => "soc_analyst",
+            Role::QualityReviewer => "quality_reviewer",
+            Role::Auditor => "auditor",
+            Role::ControlRoom => "control_room",
+            Role::Collector => "collector",
+        }
+    }
+
+    /// The role of that name, as [`Role::name`] gives it.
+    pub fn named(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.name() == name)
+    }
+}
+
 /// Who made a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -251,6 +273,15 @@ pub enum Refusal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_role_name_is_its_serde_name() {
+        for role in Role::ALL {
+            assert_eq!(serde_json::to_value(role).ok(), Some(serde_json::Value::from(role.name())), "{role:?}");
+            assert_eq!(Role::named(role.name()), Some(role));
+        }
+        assert_eq!(Role::named("SocAnalyst"), None);
+    }
 
     #[test]
     fn tokens_are_stored_hashed_and_survive_reopen() {

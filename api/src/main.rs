@@ -598,7 +598,6 @@ fn user_list(data_dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&review)?);
         return Ok(());
     }
-    let role = |r: custos::auth::Role| serde_json::to_value(r).ok().and_then(|v| v.as_str().map(str::to_owned));
     println!("{:<20} {:<17} {:<28} {:<24} STATE", "ACCOUNT", "ROLE", "PRINTED NAME", "LAST LOGIN");
     for a in &review.accounts {
         let state = match (&a.locked_until, a.disabled) {
@@ -607,13 +606,13 @@ fn user_list(data_dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
             (None, false) => "enabled".to_owned(),
         };
         let last = a.last_login.as_deref().unwrap_or("never");
-        println!("{:<20} {:<17} {:<28} {last:<24} {state}", a.name, role(a.role).unwrap_or_default(), a.printed_name);
+        println!("{:<20} {:<17} {:<28} {last:<24} {state}", a.name, a.role.name(), a.printed_name);
     }
     println!();
     println!("{:<20} {:<17} {:<9} SESSIONS", "TOKEN HOLDER", "ROLE", "API TOKEN");
     for h in &review.token_holders {
         let api = if h.api_token { "yes" } else { "no" };
-        println!("{:<20} {:<17} {api:<9} {}", h.name, role(h.role).unwrap_or_default(), h.sessions);
+        println!("{:<20} {:<17} {api:<9} {}", h.name, h.role.name(), h.sessions);
     }
     Ok(())
 }
@@ -646,12 +645,10 @@ fn user(
             let (Some(role), Some(printed_name)) = (role, printed_name) else {
                 anyhow::bail!("user add needs --role and --printed-name");
             };
-            let role: custos::auth::Role =
-                serde_json::from_value(serde_json::Value::String(role.to_owned())).map_err(|_| {
-                    anyhow::anyhow!(
-                        "--role {role:?}: admin, soc_analyst, quality_reviewer, auditor, control_room or collector"
-                    )
-                })?;
+            let role = custos::auth::Role::named(role).ok_or_else(|| {
+                let roles: Vec<&str> = custos::auth::Role::ALL.iter().map(|r| r.name()).collect();
+                anyhow::anyhow!("--role {role:?}: one of {}", roles.join(", "))
+            })?;
             let before = accounts.get(name).map(|a| (a.role, a.printed_name));
             accounts.set(name, printed_name, role, &read_password()?)?;
             let token = tokens.issue(name, role)?;
@@ -659,7 +656,10 @@ fn user(
                 before.map(|(role, printed_name)| serde_json::json!({"role": role, "printed_name": printed_name}));
             logged("account.add", serde_json::json!({"role": role, "printed_name": printed_name, "replaced": was}))?;
             println!("{token}");
-            eprintln!("account {name} ({printed_name}, {role:?}) saved; the line above is the API token (shown once)");
+            eprintln!(
+                "account {name} ({printed_name}, {}) saved; the line above is the API token (shown once)",
+                role.name()
+            );
         }
         "passwd" => {
             let a = enabled()?;

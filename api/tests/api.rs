@@ -29,9 +29,6 @@ struct Fixture {
     _dir: tempfile::TempDir,
 }
 
-const ROLES: [Role; 6] =
-    [Role::Admin, Role::SocAnalyst, Role::QualityReviewer, Role::Auditor, Role::ControlRoom, Role::Collector];
-
 async fn fixture() -> Fixture {
     fixture_with(LedgerOptions::default(), turns(2, 2, Turns::WAIT)).await
 }
@@ -54,7 +51,7 @@ async fn fixture_with(options: LedgerOptions, turns: Turns) -> Fixture {
     views.add_events([Stored { index: 1, item: Arc::new(e) }]);
     let tokens =
         Arc::new(TokenStore::open(dir.path().join("tokens.json")).expect("tokens").with_session_idle(30 * 60_000));
-    let issued = ROLES.iter().map(|r| (*r, tokens.issue(&format!("{r:?}"), *r).expect("issue"))).collect();
+    let issued = Role::ALL.iter().map(|r| (*r, tokens.issue(&format!("{r:?}"), *r).expect("issue"))).collect();
     // Room for every sign-in event a test's logins and signatures put on the raw topic.
     let bus = EmbeddedBus::new(1024);
     let ledger = Arc::new(ledger);
@@ -216,7 +213,7 @@ async fn every_role_on_every_route_follows_the_permission_table() {
         ),
         ("GET", "/api/v1/accounts", "", Some(ReviewAccess), ""),
     ];
-    for role in ROLES {
+    for role in Role::ALL {
         for (method, path, query, perm, body) in routes {
             let uri = path.replace("{id}", "INC-1").replace("{index}", "1").replace("{source}", "badge") + query;
             let (status, b) = call(&f.app, method, &uri, Some(&f.tokens[&role]), body).await;
@@ -344,7 +341,7 @@ async fn alarms_acknowledge_and_shelve_are_audited() {
 #[tokio::test]
 async fn rule_reload_is_admin_only_and_refusals_are_explained() {
     let f = fixture().await;
-    for role in ROLES {
+    for role in Role::ALL {
         let (s, b) = call(&f.app, "POST", "/api/v1/rules/reload", Some(&f.tokens[&role]), "").await;
         if role == Role::Admin {
             assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
@@ -790,7 +787,7 @@ async fn the_access_review_lists_accounts_and_token_holders() {
     assert!(quinn["locked_until"].is_null());
     assert!(quinn["last_login"].as_str().is_some_and(|t| t.ends_with('Z')), "the login's time: {quinn}");
     let holders = b["token_holders"].as_array().expect("holders");
-    assert_eq!(holders.len(), ROLES.len(), "one API token per role's name: {b}");
+    assert_eq!(holders.len(), Role::ALL.len(), "one API token per role's name: {b}");
     let qr = holders.iter().find(|h| h["name"] == "QualityReviewer").expect("holder");
     assert_eq!((qr["api_token"].as_bool(), qr["sessions"].as_u64()), (Some(true), Some(1)), "{qr}");
     let audit = last_audit(&f);

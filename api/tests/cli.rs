@@ -388,6 +388,10 @@ fn accounts_changed_on_the_command_line_are_audited_and_disabling_ends_access() 
     let added =
         user(&["add", "sam", "--role", "soc_analyst", "--printed-name", "Sam Okafor"], "a long passphrase for sam\n");
     assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    assert!(String::from_utf8_lossy(&added.stderr).contains("account sam (Sam Okafor, soc_analyst) saved"));
+    let bad = user(&["add", "kim", "--role", "SocAnalyst", "--printed-name", "Kim Lee"], "a long passphrase\n");
+    let said = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && said.contains("--role \"SocAnalyst\": one of admin, soc_analyst,"), "{said}");
     let api_token = String::from_utf8_lossy(&added.stdout).trim().to_owned();
     let (code, body) = login();
     assert_eq!(code, "200", "{body}");
