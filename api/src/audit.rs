@@ -44,7 +44,12 @@ pub fn encode(e: &Entry<'_>) -> Result<Vec<u8>, ledger::LedgerError> {
 
 /// An action Custos took itself.
 pub fn system(action: &str, details: Value) -> Result<Vec<u8>, ledger::LedgerError> {
-    encode(&Entry { actor: "system", printed_name: None, role: None, action, reason: "", details })
+    system_because(action, "", details)
+}
+
+/// An action Custos took itself, and why.
+pub fn system_because(action: &str, reason: &str, details: Value) -> Result<Vec<u8>, ledger::LedgerError> {
+    encode(&Entry { actor: "system", printed_name: None, role: None, action, reason, details })
 }
 
 /// Who runs a command (`custos user`, `custos evidence export`): the

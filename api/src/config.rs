@@ -68,6 +68,10 @@ pub struct Config {
     /// State snapshots, which spare a start the replay of the whole ledger.
     #[serde(default)]
     pub state: crate::state::StateConfig,
+    /// The file this was read from and its SHA-256, ledgered as in force
+    /// (see [`crate::in_force`]); `None` when made in code (the demo).
+    #[serde(skip)]
+    pub file: Option<(PathBuf, String)>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -266,7 +270,8 @@ impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.to_path_buf(), source: e })?;
-        Self::from_toml(&text, path)
+        let file = (path.to_path_buf(), crate::in_force::sha256(text.as_bytes()));
+        Ok(Self { file: Some(file), ..Self::from_toml(&text, path)? })
     }
 
     /// A configuration with every default and no sources.
@@ -283,6 +288,7 @@ impl Config {
             ingest: IngestConfig::default(),
             sources: SourcesConfig::default(),
             state: crate::state::StateConfig::default(),
+            file: None,
         }
     }
 }
@@ -290,6 +296,15 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_loaded_config_knows_its_file_and_hash() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/config/custos.example.toml"));
+        let c = Config::load(path).expect("valid");
+        let bytes = std::fs::read(path).expect("example config");
+        assert_eq!(c.file, Some((path.to_path_buf(), crate::in_force::sha256(&bytes))));
+        assert_eq!(Config::with_data_dir("/x".into()).file, None);
+    }
 
     #[test]
     fn example_config_parses() {

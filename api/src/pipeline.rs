@@ -114,14 +114,16 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     f.write_all(bytes).and_then(|()| f.sync_all()).map_err(Error::io("write", path))
 }
 
-fn load_inventory(cfg: &Config) -> Result<Inventory, Error> {
+/// The inventory, and the file's text as read (none without a file).
+fn load_inventory(cfg: &Config) -> Result<(Inventory, Option<crate::in_force::Text>), Error> {
     let path = cfg.inventory.clone().unwrap_or_else(|| cfg.data_dir.join("inventory.toml"));
     if cfg.inventory.is_none() && !path.exists() {
         tracing::warn!(path = %path.display(), "no inventory: events are not enriched with zones, assets or people");
-        return Ok(Inventory::default());
+        return Ok((Inventory::default(), None));
     }
     let text = std::fs::read_to_string(&path).map_err(Error::io("read inventory", &path))?;
-    Inventory::from_toml(&text).map_err(|source| Error::Inventory { path, source })
+    let inventory = Inventory::from_toml(&text).map_err(|source| Error::Inventory { path: path.clone(), source })?;
+    Ok((inventory, Some(crate::in_force::Text { path: path.display().to_string(), text })))
 }
 
 /// Connects the configured bus.
@@ -238,7 +240,7 @@ impl IngestNode {
                 "role ingest alone needs bus kind kafka: an embedded bus ends with the process".into(),
             ));
         }
-        let inventory = Arc::new(load_inventory(&cfg)?);
+        let inventory = Arc::new(load_inventory(&cfg)?.0);
         let positions = open_positions(&cfg.data_dir)?;
         let stats = Arc::new(PipelineStats::default());
         let raw_out = bus.publisher(RAW)?;
@@ -291,7 +293,8 @@ impl Custos {
         }
         let data_dir = cfg.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(Error::io("create data directory", &data_dir))?;
-        let inventory = Arc::new(load_inventory(&cfg)?);
+        let (inventory, inventory_text) = load_inventory(&cfg)?;
+        let inventory = Arc::new(inventory);
         let bus = connect_bus(&cfg).await?;
         if !roles.ingest && !bus.is_durable() {
             return Err(Error::Roles(
@@ -306,15 +309,6 @@ impl Custos {
         let ledger_dir = data_dir.join("ledger");
         let (ledger, report) = Ledger::open(&ledger_dir, &cfg.ledger.origin, signer, LedgerOptions::default())?;
         let ledger = Arc::new(ledger);
-        // The audit trail records the service's own life (Annex 11 §12.4): starts, stops, recoveries.
-        let mut audits = vec![system_audit(
-            "service.start",
-            serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "ledger_records": report.records}),
-        )?];
-        if report.truncated_bytes > 0 {
-            audits.push(system_audit("ledger.recover", serde_json::json!({"reason": "torn tail after an unclean stop", "truncated_bytes": report.truncated_bytes}))?);
-        }
-        ledger.append(audits).await?;
         let setup = crate::state::Setup {
             inventory: inventory.clone(),
             engine: cfg.correlate.clone(),
@@ -329,6 +323,26 @@ impl Custos {
         // replayed alert already in the ledger is not raised again, and one a
         // crash kept from the ledger is raised now.
         let mut engine = setup.engine().map_err(Error::Rules)?;
+        // The audit trail records the service's own life (Annex 11 §12.4):
+        // starts, stops, recoveries, and what each start runs with.
+        let in_force = crate::in_force::InForce {
+            inventory: inventory_text,
+            rules: engine.rules().files.clone(),
+            config: cfg.file.clone(),
+        };
+        let digests = in_force.digests();
+        let mut audits = vec![system_audit(
+            "service.start",
+            serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "ledger_records": report.records, "in_force": digests}),
+        )?];
+        if report.truncated_bytes > 0 {
+            audits.push(system_audit("ledger.recover", serde_json::json!({"reason": "torn tail after an unclean stop", "truncated_bytes": report.truncated_bytes}))?);
+        }
+        for c in in_force.changes(crate::in_force::last_recorded(&data_dir).as_ref()) {
+            audits.push(crate::audit::system_because(c.action, c.reason, c.details)?);
+        }
+        ledger.append(audits).await?;
+        crate::in_force::keep(&data_dir, &digests).map_err(Error::io("keep what is in force", &data_dir))?;
         let fingerprint = setup.fingerprint(&engine);
         let snapshots = Arc::new(crate::state::Snapshots::new(&data_dir, &cfg.ledger.origin));
         let snapshotting = cfg.state.snapshot_every_records > 0;
@@ -774,11 +788,21 @@ async fn ledger_batch(
 async fn reload_rules(r: ReloadRequest, engine: &mut Engine, sinks: &EvidenceSinks) -> Result<(), Error> {
     let outcome = engine.load_rules();
     let (action, details) = match &outcome {
-        Ok(set) => ("rules.reload", serde_json::json!({"rules": set.rules.len()})),
+        Ok(set) => {
+            let was = crate::in_force::rule_digests(&engine.rules().files);
+            let changes = crate::in_force::rules_diff(&was, &set.files);
+            ("rules.reload", serde_json::json!({"rules": set.rules.len(), "changes": changes}))
+        }
         Err(errors) => ("rules.reload.refused", serde_json::json!({"errors": errors})),
     };
     let entry = crate::audit::Entry { actor: &r.by, printed_name: None, role: None, action, reason: "", details };
     sinks.ledger.append(vec![crate::audit::encode(&entry)?]).await?;
+    if let Ok(set) = &outcome {
+        let rules = crate::in_force::rule_digests(&set.files);
+        let kept =
+            crate::in_force::Digests { rules, ..crate::in_force::last_recorded(&sinks.data_dir).unwrap_or_default() };
+        crate::in_force::keep(&sinks.data_dir, &kept).map_err(Error::io("keep what is in force", &sinks.data_dir))?;
+    }
     let reply = outcome.map(|set| {
         let n = set.rules.len();
         engine.replace_rules(set);

@@ -246,7 +246,7 @@ impl Setup {
         for part in [
             NOTE_HEADER,
             &format!("{:?}", engine.config()),
-            &engine.rules().source,
+            &engine.rules().source(),
             &format!("{} {} {:?}", self.recent, self.group_window_ms, self.alarm_policy),
         ] {
             h.update((part.len() as u64).to_be_bytes());

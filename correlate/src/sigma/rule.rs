@@ -173,9 +173,16 @@ pub struct RuleFile {
 #[derive(Debug, Clone, Default)]
 pub struct RuleSet {
     pub rules: Vec<SigmaRule>,
-    /// The files' names and texts as read: what the rules are, before the
-    /// inventory's placeholders were filled in (a state snapshot names them).
-    pub source: String,
+    /// Each file's path and text as read, in path order: what the rules are,
+    /// before the inventory's placeholders were filled in.
+    pub files: Vec<(String, String)>,
+}
+
+impl RuleSet {
+    /// Every file's path and text in one string (a state snapshot names it).
+    pub fn source(&self) -> String {
+        self.files.iter().map(|(path, text)| format!("{path}\n{text}\n")).collect()
+    }
 }
 
 /// `file:line: message`, the line found by the text the error is about.
@@ -360,8 +367,8 @@ impl RuleSet {
                 }
             }
         }
-        let source = files.iter().map(|f| format!("{}\n{}\n", f.path.display(), f.text)).collect();
-        if errors.is_empty() { Ok(Self { rules, source }) } else { Err(errors) }
+        let files = files.iter().map(|f| (f.path.display().to_string(), f.text.clone())).collect();
+        if errors.is_empty() { Ok(Self { rules, files }) } else { Err(errors) }
     }
 
     fn rule(file: &RuleFile, doc: &Yaml, placeholders: &Placeholders) -> Result<(SigmaRule, Option<Yaml>), String> {
