@@ -98,6 +98,16 @@ pub fn rules_diff(was: &BTreeMap<String, String>, now: &[(String, String)]) -> O
         .then(|| json!({"files": now.len(), "added": added, "changed": changed, "removed": removed}))
 }
 
+/// An inventory's change: its path, hash, the hash it replaces and its text.
+pub fn inventory_change(now: Option<&Text>, was: Option<&String>) -> Value {
+    json!({
+        "path": now.map(|t| &t.path),
+        "sha256": now.map(|t| sha256(t.text.as_bytes())),
+        "was_sha256": was,
+        "text": now.map(|t| text_or_omitted(&t.text)),
+    })
+}
+
 impl InForce {
     pub fn digests(&self) -> Digests {
         Digests {
@@ -118,16 +128,8 @@ impl InForce {
         let mut changes = Vec::new();
         // A first start states the inventory even when there is none.
         if first || now.inventory != was.inventory {
-            changes.push(Change {
-                action: "inventory.change",
-                reason,
-                details: json!({
-                    "path": self.inventory.as_ref().map(|t| &t.path),
-                    "sha256": now.inventory,
-                    "was_sha256": was.inventory,
-                    "text": self.inventory.as_ref().map(|t| text_or_omitted(&t.text)),
-                }),
-            });
+            let details = inventory_change(self.inventory.as_ref(), was.inventory.as_ref());
+            changes.push(Change { action: "inventory.change", reason, details });
         }
         if let Some(diff) = rules_diff(&was.rules, &self.rules) {
             changes.push(Change { action: "rules.change", reason, details: diff });
@@ -173,6 +175,13 @@ pub fn last_recorded(data_dir: &Path) -> Option<Digests> {
 pub fn keep(data_dir: &Path, digests: &Digests) -> std::io::Result<()> {
     let bytes = serde_json::to_vec_pretty(digests).map_err(std::io::Error::other)?;
     ingest::source::replace_file(&path(data_dir), &bytes)
+}
+
+/// Keeps the hashes as a reload changed them, once its record is in the ledger.
+pub fn keep_changed(data_dir: &Path, change: impl FnOnce(&mut Digests)) -> std::io::Result<()> {
+    let mut digests = last_recorded(data_dir).unwrap_or_default();
+    change(&mut digests);
+    keep(data_dir, &digests)
 }
 
 #[cfg(test)]

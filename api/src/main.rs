@@ -345,31 +345,45 @@ async fn run_demo(opts: DemoOptions) -> anyhow::Result<()> {
 async fn run(config: &std::path::Path, roles: &str) -> anyhow::Result<()> {
     let cfg = Config::load(config)?;
     let roles = Roles::parse(roles).map_err(|e| anyhow::anyhow!("--roles: {e}"))?;
+    let mut hup =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     if !roles.evidence {
         let mut node = IngestNode::start(cfg).await.context("custos (ingest) failed to start")?;
-        tokio::select! {
-            _ = shutdown_signal() => {}
-            _ = node.stopped() => tracing::error!("the normaliser stopped"),
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = node.stopped() => {
+                    tracing::error!("the normaliser stopped");
+                    break;
+                }
+                // SIGHUP reloads the inventory enrichment uses (a bad file is refused).
+                Some(()) = hup.recv() => match node.reload_inventory() {
+                    Ok(()) => tracing::info!("SIGHUP: inventory reloaded"),
+                    Err(e) => tracing::error!(error = %e, "SIGHUP: inventory refused; the running one stays"),
+                },
+            }
         }
         node.shutdown().await.context("clean shutdown failed")?;
         return Ok(());
     }
     let mut c = Custos::start_with_roles(cfg, roles).await.context("custos failed to start")?;
-    // SIGHUP reloads the rules (a bad set is refused; the running rules stay).
-    #[cfg(unix)]
-    {
-        let rules = c.rules.clone();
-        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            .context("cannot listen for SIGHUP")?;
-        tokio::spawn(async move {
-            while hup.recv().await.is_some() {
-                match rules.reload("SIGHUP").await {
-                    Ok(n) => tracing::info!(rules = n, "SIGHUP: rules reloaded"),
-                    Err(errors) => tracing::error!(?errors, "SIGHUP: rules refused"),
-                }
+    // SIGHUP reloads the inventory, then the rules (what is refused is
+    // logged and audited; what runs stays).
+    let reload = c.reload.clone();
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match reload.inventory("SIGHUP").await {
+                Ok(r) => tracing::info!(changed = r.changed, "SIGHUP: inventory reloaded"),
+                Err(errors) => tracing::error!(?errors, "SIGHUP: inventory refused"),
             }
-        });
-    }
+            match reload.rules("SIGHUP").await {
+                Ok(r) => tracing::info!(rules = r.rules, changed = r.changed, "SIGHUP: rules reloaded"),
+                Err(errors) => tracing::error!(?errors, "SIGHUP: rules refused"),
+            }
+        }
+    });
     tokio::select! {
         _ = shutdown_signal() => {}
         _ = c.stopped() => tracing::error!("a pipeline stage stopped"),

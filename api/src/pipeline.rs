@@ -24,7 +24,7 @@ use crate::alarms::{Outbox, spawn_forwarders};
 use crate::auth::TokenStore;
 use crate::config::{BusKind, Config, Roles};
 use crate::deadletter::DeadLetterStore;
-use crate::rules::{ReloadRequest, RulesReload};
+use crate::reload::{Reload, ReloadRequest, Reloaded, Reloads};
 use crate::server::{self, AppState};
 use crate::views::{Stored, Views};
 
@@ -51,8 +51,8 @@ pub struct PipelineStats {
 /// A started Custos with the ledger and correlation (and, by its roles, the
 /// sources and the API). Call [`Custos::shutdown`] to stop it cleanly.
 pub struct Custos {
-    /// Reloads the Sigma rules (SIGHUP, the API).
-    pub rules: RulesReload,
+    /// Reloads the Sigma rules and the inventory (SIGHUP, the API).
+    pub reload: Reloads,
     /// The API address, when this process serves the API.
     pub http_addr: Option<SocketAddr>,
     pub syslog_udp: Vec<SocketAddr>,
@@ -85,6 +85,8 @@ pub struct IngestNode {
     stop: watch::Sender<bool>,
     sources: Sources,
     normalizer: JoinHandle<()>,
+    /// Where the inventory is read from, and the normaliser's feed of it.
+    inventory: (InventoryFile, watch::Sender<Arc<Inventory>>),
 }
 
 /// Loads the checkpoint signing key, creating it (mode 0600) on first start.
@@ -114,16 +116,35 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     f.write_all(bytes).and_then(|()| f.sync_all()).map_err(Error::io("write", path))
 }
 
-/// The inventory, and the file's text as read (none without a file).
-fn load_inventory(cfg: &Config) -> Result<(Inventory, Option<crate::in_force::Text>), Error> {
-    let path = cfg.inventory.clone().unwrap_or_else(|| cfg.data_dir.join("inventory.toml"));
-    if cfg.inventory.is_none() && !path.exists() {
-        tracing::warn!(path = %path.display(), "no inventory: events are not enriched with zones, assets or people");
-        return Ok((Inventory::default(), None));
+/// Where the inventory is read from, at start and at each reload: the
+/// configured file, else `<data_dir>/inventory.toml` when there is one.
+#[derive(Debug, Clone)]
+struct InventoryFile {
+    path: PathBuf,
+    configured: bool,
+}
+
+impl InventoryFile {
+    fn of(cfg: &Config) -> Self {
+        match &cfg.inventory {
+            Some(path) => Self { path: path.clone(), configured: true },
+            None => Self { path: cfg.data_dir.join("inventory.toml"), configured: false },
+        }
     }
-    let text = std::fs::read_to_string(&path).map_err(Error::io("read inventory", &path))?;
-    let inventory = Inventory::from_toml(&text).map_err(|source| Error::Inventory { path: path.clone(), source })?;
-    Ok((inventory, Some(crate::in_force::Text { path: path.display().to_string(), text })))
+
+    /// The inventory, and the file's text as read (none without a file:
+    /// nothing is enriched).
+    fn load(&self) -> Result<(Inventory, Option<crate::in_force::Text>), Error> {
+        let path = &self.path;
+        if !self.configured && !path.exists() {
+            tracing::warn!(path = %path.display(), "no inventory: events are not enriched with zones, assets or people");
+            return Ok((Inventory::default(), None));
+        }
+        let text = std::fs::read_to_string(path).map_err(Error::io("read inventory", path))?;
+        let inventory =
+            Inventory::from_toml(&text).map_err(|source| Error::Inventory { path: path.clone(), source })?;
+        Ok((inventory, Some(crate::in_force::Text { path: path.display().to_string(), text })))
+    }
 }
 
 /// Connects the configured bus.
@@ -240,7 +261,9 @@ impl IngestNode {
                 "role ingest alone needs bus kind kafka: an embedded bus ends with the process".into(),
             ));
         }
-        let inventory = Arc::new(load_inventory(&cfg)?.0);
+        let inventory_file = InventoryFile::of(&cfg);
+        let inventory = Arc::new(inventory_file.load()?.0);
+        let (feed, inventory_for_ingest) = watch::channel(inventory.clone());
         let positions = open_positions(&cfg.data_dir)?;
         let stats = Arc::new(PipelineStats::default());
         let raw_out = bus.publisher(RAW)?;
@@ -251,7 +274,7 @@ impl IngestNode {
             bus.subscriber(RAW)?,
             bus.publisher(EVENTS)?,
             Some(bus.publisher(DEADLETTERS)?),
-            normalizer_for(&cfg, inventory),
+            (normalizer_for(&cfg, inventory), inventory_for_ingest),
             stats,
             Some(stop_rx),
         );
@@ -261,7 +284,17 @@ impl IngestNode {
             stop,
             sources,
             normalizer: tokio::spawn(stage),
+            inventory: (inventory_file, feed),
         })
+    }
+
+    /// Reads the inventory file again; enrichment uses it from the next
+    /// record on. A bad file is refused and the running inventory stays.
+    /// (No ledger here: the evidence process audits its own reloads.)
+    pub fn reload_inventory(&self) -> Result<(), Error> {
+        let (inventory, _) = self.inventory.0.load()?;
+        self.inventory.1.send_replace(Arc::new(inventory));
+        Ok(())
     }
 
     pub async fn stopped(&mut self) {
@@ -293,8 +326,10 @@ impl Custos {
         }
         let data_dir = cfg.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(Error::io("create data directory", &data_dir))?;
-        let (inventory, inventory_text) = load_inventory(&cfg)?;
+        let inventory_file = InventoryFile::of(&cfg);
+        let (inventory, inventory_text) = inventory_file.load()?;
         let inventory = Arc::new(inventory);
+        let (inventory_feed, inventory_for_ingest) = watch::channel(inventory.clone());
         let bus = connect_bus(&cfg).await?;
         if !roles.ingest && !bus.is_durable() {
             return Err(Error::Roles(
@@ -411,7 +446,7 @@ impl Custos {
                 bus.subscriber(RAW)?,
                 bus.publisher(EVENTS)?,
                 bus.is_durable().then(|| bus.publisher(DEADLETTERS)).transpose()?,
-                normalizer_for(&cfg, inventory.clone()),
+                (normalizer_for(&cfg, inventory.clone()), inventory_for_ingest),
                 stats.clone(),
                 stage_stop.clone(),
             );
@@ -432,7 +467,7 @@ impl Custos {
         } else {
             None
         };
-        let (rules, reload_rx) = RulesReload::channel();
+        let (reload, reload_rx) = Reloads::channel();
         let evidence = tokio::spawn(evidence_stage(
             bus.subscriber(EVENTS)?,
             EvidenceSinks {
@@ -447,6 +482,11 @@ impl Custos {
                 account_changes: crate::account_changes::Follower::new(crate::account_changes::AccountChanges::in_dir(
                     &data_dir,
                 )),
+                inventory: LoadedInventory {
+                    file: inventory_file,
+                    sha256: digests.inventory.clone(),
+                    feed: inventory_feed,
+                },
             },
             engine,
             missed,
@@ -463,7 +503,7 @@ impl Custos {
                 raw_out.clone(),
                 push,
                 stats.clone(),
-                rules.clone(),
+                reload.clone(),
             )
             .with_evidence(bundle_signer, data_dir.clone())
             .with_search(searcher, follower.state.clone(), crate::sql::SqlEngine::new(&data_dir.join("archive")))
@@ -497,7 +537,7 @@ impl Custos {
         let raw = roles.ingest.then(|| bus.publisher(RAW)).transpose()?;
         drop(raw_out);
         Ok(Self {
-            rules,
+            reload,
             http_addr,
             syslog_udp: std::mem::take(&mut sources.syslog_udp),
             syslog_tcp: std::mem::take(&mut sources.syslog_tcp),
@@ -594,7 +634,7 @@ async fn normalize_stage(
     mut raw: Subscriber<RawRecord>,
     out: Publisher<Ingested>,
     dead_out: Option<Publisher<ingest::DeadLetter>>,
-    mut normalizer: Normalizer,
+    (mut normalizer, mut inventory): (Normalizer, watch::Receiver<Arc<Inventory>>),
     stats: Arc<PipelineStats>,
     mut stop: Option<watch::Receiver<bool>>,
 ) {
@@ -606,6 +646,9 @@ async fn normalize_stage(
             },
             _ = stopped(&mut stop) => return,
         };
+        if inventory.has_changed().unwrap_or(false) {
+            normalizer.set_inventory(inventory.borrow_and_update().clone());
+        }
         let (items, commit) = d.into_parts();
         let sizes = crate::metrics::IngestMetrics::sizes(&items);
         let batch: Vec<Ingested> = items.into_iter().map(|r| normalizer.normalize(r)).collect();
@@ -646,6 +689,15 @@ struct EvidenceSinks {
     room: crate::room::RoomWatch,
     /// Account changes made with `custos user`, to be ledgered.
     account_changes: crate::account_changes::Follower,
+    inventory: LoadedInventory,
+}
+
+/// The inventory in force: its file, the SHA-256 of the text loaded from
+/// it (none without a file), and the local normaliser's feed of reloads.
+struct LoadedInventory {
+    file: InventoryFile,
+    sha256: Option<String>,
+    feed: watch::Sender<Arc<Inventory>>,
 }
 
 /// How often the data directory's free room is checked.
@@ -713,7 +765,10 @@ async fn evidence_stage(
                     Err(e) => Err(e),
                 }
             }
-            Some(r) = reloads.recv() => reload_rules(r, &mut engine, &sinks).await,
+            Some(r) = reloads.recv() => match r.what {
+                Reload::Rules => reload_rules(r, &mut engine, &sinks).await,
+                Reload::Inventory => reload_inventory(r, &mut engine, &mut sinks).await,
+            },
             _ = room.tick() => room_check(&mut sinks).await,
             _ = account_changes.tick() => ledger_account_changes(&mut sinks).await,
             _ = stopped(&mut stop) => break,
@@ -786,33 +841,89 @@ async fn ledger_batch(
 
 /// Loads the configured rules; swaps them in only when the whole set is good.
 async fn reload_rules(r: ReloadRequest, engine: &mut Engine, sinks: &EvidenceSinks) -> Result<(), Error> {
-    let outcome = engine.load_rules();
-    let (action, details) = match &outcome {
-        Ok(set) => {
-            let was = crate::in_force::rule_digests(&engine.rules().files);
-            let changes = crate::in_force::rules_diff(&was, &set.files);
-            ("rules.reload", serde_json::json!({"rules": set.rules.len(), "changes": changes}))
-        }
-        Err(errors) => ("rules.reload.refused", serde_json::json!({"errors": errors})),
-    };
-    let entry = crate::audit::Entry { actor: &r.by, printed_name: None, role: None, action, reason: "", details };
-    sinks.ledger.append(vec![crate::audit::encode(&entry)?]).await?;
-    if let Ok(set) = &outcome {
-        let rules = crate::in_force::rule_digests(&set.files);
-        let kept =
-            crate::in_force::Digests { rules, ..crate::in_force::last_recorded(&sinks.data_dir).unwrap_or_default() };
-        crate::in_force::keep(&sinks.data_dir, &kept).map_err(Error::io("keep what is in force", &sinks.data_dir))?;
-    }
-    let reply = outcome.map(|set| {
-        let n = set.rules.len();
-        engine.replace_rules(set);
-        tracing::info!(rules = n, by = %r.by, "rules reloaded");
-        n
+    let outcome = engine.load_rules().map(|set| {
+        let changes = crate::in_force::rules_diff(&crate::in_force::rule_digests(&engine.rules().files), &set.files);
+        (set, changes)
     });
-    if let Err(errors) = &reply {
-        tracing::warn!(?errors, by = %r.by, "rule reload refused; the running rules stay");
-    }
+    let details = match &outcome {
+        Ok((set, changes)) => serde_json::json!({"rules": set.rules.len(), "changes": changes}),
+        Err(errors) => serde_json::json!({"errors": errors}),
+    };
+    audit_reload(&r, "rules.reload", outcome.is_ok(), details, sinks).await?;
+    let reply = match outcome {
+        Ok((set, changes)) => {
+            let digests = crate::in_force::rule_digests(&set.files);
+            crate::in_force::keep_changed(&sinks.data_dir, |d| d.rules = digests)
+                .map_err(Error::io("keep what is in force", &sinks.data_dir))?;
+            let reloaded = Reloaded { rules: set.rules.len(), changed: changes.is_some() };
+            engine.replace_rules(set);
+            tracing::info!(rules = reloaded.rules, changed = reloaded.changed, by = %r.by, "rules reloaded");
+            Ok(reloaded)
+        }
+        Err(errors) => {
+            tracing::warn!(?errors, by = %r.by, "rule reload refused; the running rules stay");
+            Err(errors)
+        }
+    };
     let _ = r.reply.send(reply);
+    Ok(())
+}
+
+/// Reads the inventory file again and compiles the running rule files
+/// against it; swaps both in (the normaliser's too) only when both are good.
+async fn reload_inventory(r: ReloadRequest, engine: &mut Engine, sinks: &mut EvidenceSinks) -> Result<(), Error> {
+    let outcome = sinks.inventory.file.load().map_err(|e| vec![e.to_string()]).and_then(|(inventory, text)| {
+        let rules = engine.rules_for(&inventory)?;
+        Ok((inventory, text, rules))
+    });
+    let details = match &outcome {
+        Ok((_, text, rules)) => {
+            let mut change = crate::in_force::inventory_change(text.as_ref(), sinks.inventory.sha256.as_ref());
+            let changed = change["sha256"] != change["was_sha256"];
+            if !changed {
+                change["text"] = serde_json::Value::Null;
+            }
+            change["changed"] = changed.into();
+            change["rules"] = rules.rules.len().into();
+            change
+        }
+        Err(errors) => serde_json::json!({"errors": errors}),
+    };
+    audit_reload(&r, "inventory.reload", outcome.is_ok(), details, sinks).await?;
+    let reply = match outcome {
+        Ok((inventory, text, rules)) => {
+            let sha256 = text.map(|t| crate::in_force::sha256(t.text.as_bytes()));
+            crate::in_force::keep_changed(&sinks.data_dir, |d| d.inventory = sha256.clone())
+                .map_err(Error::io("keep what is in force", &sinks.data_dir))?;
+            let reloaded = Reloaded { rules: rules.rules.len(), changed: sha256 != sinks.inventory.sha256 };
+            let inventory = Arc::new(inventory);
+            engine.replace_inventory(inventory.clone(), rules);
+            sinks.inventory.feed.send_replace(inventory);
+            sinks.inventory.sha256 = sha256;
+            tracing::info!(changed = reloaded.changed, by = %r.by, "inventory reloaded");
+            Ok(reloaded)
+        }
+        Err(errors) => {
+            tracing::warn!(?errors, by = %r.by, "inventory reload refused; the running inventory stays");
+            Err(errors)
+        }
+    };
+    let _ = r.reply.send(reply);
+    Ok(())
+}
+
+/// The `audit` record of a reload: `action`, or `action.refused`, by who asked.
+async fn audit_reload(
+    r: &ReloadRequest,
+    action: &str,
+    done: bool,
+    details: serde_json::Value,
+    sinks: &EvidenceSinks,
+) -> Result<(), Error> {
+    let action = if done { action.to_owned() } else { format!("{action}.refused") };
+    let entry =
+        crate::audit::Entry { actor: &r.by, printed_name: None, role: None, action: &action, reason: "", details };
+    sinks.ledger.append(vec![crate::audit::encode(&entry)?]).await?;
     Ok(())
 }
 

@@ -26,7 +26,7 @@ use utoipa_axum::routes;
 
 use crate::auth::{Principal, Role, TokenStore};
 use crate::pipeline::PipelineStats;
-use crate::rules::RulesReload;
+use crate::reload::Reloads;
 use crate::views::{Stored, Views};
 
 /// What a request wants to do.
@@ -41,6 +41,8 @@ pub enum Permission {
     HandleAlarms,
     /// Reload the correlation rules.
     ManageRules,
+    /// Reload the plant inventory (zones, assets, people, windows, tickets).
+    ManageInventory,
     /// Move incidents through their states.
     HandleIncidents,
     /// Export evidence bundles.
@@ -122,7 +124,7 @@ struct Inner {
     raw: Publisher<RawRecord>,
     push: HashMap<String, Format>,
     stats: Arc<PipelineStats>,
-    rules: RulesReload,
+    reload: Reloads,
     /// The key that signs bundle manifests, and the data directory: bundles
     /// are written there while they are made (each in a file without a name,
     /// gone when it has been sent or the process ends), and its free room is
@@ -215,7 +217,7 @@ impl AppState {
         raw: Publisher<RawRecord>,
         push: HashMap<String, Format>,
         stats: Arc<PipelineStats>,
-        rules: RulesReload,
+        reload: Reloads,
     ) -> Self {
         Self(Arc::new(Inner {
             views,
@@ -224,7 +226,7 @@ impl AppState {
             raw,
             push,
             stats,
-            rules,
+            reload,
             evidence: None,
             accounts: None,
             search: None,
@@ -346,6 +348,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(place_legal_hold))
         .routes(routes!(ingest_push))
         .routes(routes!(reload_rules))
+        .routes(routes!(reload_inventory))
         .routes(routes!(list_alarms))
         .routes(routes!(acknowledge_alarm))
         .routes(routes!(shelve_alarm))
@@ -1845,14 +1848,37 @@ async fn transition_incident(
     path = "/api/v1/rules/reload",
     tag = "rules",
     summary = "Reload the correlation rules (refused sets keep the old ones)",
-    responses((status = 200, description = "Rules loaded", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 422, description = "The rule set was refused", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    responses((status = 200, description = "Rules loaded: how many run, and whether the files changed", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 422, description = "The rule set was refused", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
 )]
-async fn reload_rules(caller: Caller, State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn reload_rules(caller: Caller, State(s): State<AppState>) -> Result<Json<crate::reload::Reloaded>, ApiError> {
     caller.require(Permission::ManageRules)?;
-    match s.0.rules.reload(&caller.0.name).await {
-        Ok(n) => Ok(Json(json!({"rules": n}))),
+    match s.0.reload.rules(&caller.0.name).await {
+        Ok(reloaded) => Ok(Json(reloaded)),
         Err(errors) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_rules", errors.join("\n"))),
+    }
+}
+
+/// Reloads the plant inventory (a change ticket opened, a person added):
+/// enrichment and correlation use it from the next record on. An inventory
+/// that does not load, or against which the running rules do not compile,
+/// is refused (422) with every message, and the running one stays.
+#[utoipa::path(
+    post,
+    path = "/api/v1/inventory/reload",
+    tag = "rules",
+    summary = "Reload the plant inventory (audited with its new text; refused ones keep the old)",
+    responses((status = 200, description = "Inventory loaded: the rules compiled against it, and whether it changed", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 422, description = "The inventory was refused", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    security(("bearer" = []))
+)]
+async fn reload_inventory(
+    caller: Caller,
+    State(s): State<AppState>,
+) -> Result<Json<crate::reload::Reloaded>, ApiError> {
+    caller.require(Permission::ManageInventory)?;
+    match s.0.reload.inventory(&caller.0.name).await {
+        Ok(reloaded) => Ok(Json(reloaded)),
+        Err(errors) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_inventory", errors.join("\n"))),
     }
 }
 

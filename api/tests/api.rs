@@ -58,11 +58,16 @@ async fn fixture_with(options: LedgerOptions, turns: Turns) -> Fixture {
     // The quality reviewer's token belongs to a person who can sign.
     let accounts = Arc::new(custos::accounts::AccountStore::open(dir.path().join("accounts.json")).expect("accounts"));
     accounts.set("QualityReviewer", "Quinn Adams", Role::QualityReviewer, "correct horse battery").expect("account");
-    // The engine's side of rule reloads: this one refuses every set.
-    let (rules, mut reloads) = custos::rules::RulesReload::channel();
+    // The engine's side of reloads: this one refuses every rule set and
+    // inventory (the pipeline's side has its own end-to-end test).
+    let (reload, mut reloads) = custos::reload::Reloads::channel();
     tokio::spawn(async move {
         while let Some(r) = reloads.recv().await {
-            let _ = r.reply.send(Err(vec![format!("rules/bad.yml:3: refused for {}", r.by)]));
+            let file = match r.what {
+                custos::reload::Reload::Rules => "rules/bad.yml:3",
+                custos::reload::Reload::Inventory => "inventory.toml",
+            };
+            let _ = r.reply.send(Err(vec![format!("{file}: refused for {}", r.by)]));
         }
     });
     // Search and SQL follow the ledger, publishing at once.
@@ -81,7 +86,7 @@ async fn fixture_with(options: LedgerOptions, turns: Turns) -> Fixture {
         bus.publisher(RAW).expect("publisher"),
         [("badge".to_owned(), Format::BadgeJson)].into(),
         Arc::new(PipelineStats::default()),
-        rules,
+        reload,
     )
     .with_evidence(NoteSigner::parse(&key).expect("key"), dir.path().to_path_buf())
     .with_accounts(accounts)
@@ -166,7 +171,7 @@ async fn every_role_on_every_route_follows_the_permission_table() {
     let badge = r#"{"time":"2026-11-26T10:00:00Z","badge":"1","door":"D","result":"granted"}"#;
     let signature = r#"{"record_index":1,"meaning":"reviewed","reason":"walk","password":"correct horse battery"}"#;
     // `None`: any holder of a token.
-    let routes: [(&str, &str, &str, Option<Permission>, &str); 27] = [
+    let routes: [(&str, &str, &str, Option<Permission>, &str); 28] = [
         ("GET", "/api/v1/incidents", "", Some(ReadIncidents), ""),
         ("GET", "/api/v1/incidents/{id}", "", Some(ReadIncidents), ""),
         ("GET", "/api/v1/incidents/{id}/timeline", "", Some(ReadIncidents), ""),
@@ -202,6 +207,7 @@ async fn every_role_on_every_route_follows_the_permission_table() {
         ("POST", "/api/v1/alarms/acknowledge", "", Some(HandleAlarms), r#"{"key":"r/PLC-01","reason":"walk"}"#),
         ("POST", "/api/v1/alarms/shelve", "", Some(HandleAlarms), r#"{"key":"r/PLC-01","reason":"walk","minutes":5}"#),
         ("POST", "/api/v1/rules/reload", "", Some(ManageRules), ""),
+        ("POST", "/api/v1/inventory/reload", "", Some(ManageInventory), ""),
         ("GET", "/api/v1/openapi.json", "", None, ""),
         ("POST", "/api/v1/logout", "", None, ""),
         (
@@ -337,18 +343,25 @@ async fn alarms_acknowledge_and_shelve_are_audited() {
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
 
-/// Only admins reload rules; a refused set answers 422 with every message.
+/// Only admins reload rules or the inventory; a refusal answers 422 with
+/// every message.
 #[tokio::test]
-async fn rule_reload_is_admin_only_and_refusals_are_explained() {
+async fn reloads_are_admin_only_and_refusals_are_explained() {
     let f = fixture().await;
-    for role in Role::ALL {
-        let (s, b) = call(&f.app, "POST", "/api/v1/rules/reload", Some(&f.tokens[&role]), "").await;
-        if role == Role::Admin {
-            assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-            assert_eq!(b["error"]["code"], "bad_rules");
-            assert_eq!(b["error"]["message"], "rules/bad.yml:3: refused for Admin");
-        } else {
-            assert_eq!(s, StatusCode::FORBIDDEN, "{role:?}");
+    for (uri, code, message) in [
+        ("/api/v1/rules/reload", "bad_rules", "rules/bad.yml:3: refused for Admin"),
+        ("/api/v1/inventory/reload", "bad_inventory", "inventory.toml: refused for Admin"),
+    ] {
+        for role in Role::ALL {
+            let (s, b) = call(&f.app, "POST", uri, Some(&f.tokens[&role]), "").await;
+            if role == Role::Admin {
+                assert_eq!(
+                    (s, &b["error"]["code"], &b["error"]["message"]),
+                    (StatusCode::UNPROCESSABLE_ENTITY, &Value::from(code), &Value::from(message))
+                );
+            } else {
+                assert_eq!(s, StatusCode::FORBIDDEN, "{role:?} {uri}");
+            }
         }
     }
 }
@@ -1288,5 +1301,5 @@ async fn openapi_document_is_golden_and_every_operation_is_guarded() {
             }
         }
     }
-    assert_eq!(operations, 30, "every route is documented");
+    assert_eq!(operations, 31, "every route is documented");
 }

@@ -247,6 +247,28 @@ impl Engine {
         self.sigma.set_presence_timeout(self.cfg.presence_lookback_ms as i64);
     }
 
+    /// The running rule files compiled against `inventory` (its assets,
+    /// people and zones fill the rules' placeholders): a reloaded inventory
+    /// does not pick up rule files edited since the rules were loaded.
+    pub fn rules_for(&self, inventory: &Inventory) -> Result<RuleSet, Vec<String>> {
+        let files = self.rules().files.iter().map(|(path, text)| sigma::parse_file(std::path::Path::new(path), text));
+        let files = files.collect::<Result<Vec<_>, _>>().map_err(|e| vec![e])?;
+        RuleSet::compile(&files, &sigma::placeholders(inventory))
+    }
+
+    /// Swaps in a reloaded inventory, with `rules` from [`Engine::rules_for`].
+    /// Unlike a rule reload, the Sigma correlation windows carry over: the
+    /// rules are the same, only what their placeholders and lookups name
+    /// may have changed.
+    pub fn replace_inventory(&mut self, inventory: Arc<Inventory>, rules: RuleSet) {
+        let windows = self.sigma.save_state();
+        self.inventory = inventory;
+        self.replace_rules(rules);
+        if let Err(e) = self.sigma.restore_state(windows) {
+            tracing::warn!(error = %e, "the Sigma correlation windows could not carry over an inventory reload");
+        }
+    }
+
     /// The rules `cfg.rules_dir` names, or the built-in pack, compiled
     /// against the engine's inventory.
     pub fn load_rules(&self) -> Result<RuleSet, Vec<String>> {

@@ -140,6 +140,11 @@ impl Normalizer {
         Self { inventory, default_offset_min, mappings: HashMap::new(), zeek_headers: HashMap::new() }
     }
 
+    /// Enriches from a reloaded inventory from the next record on.
+    pub fn set_inventory(&mut self, inventory: Arc<Inventory>) {
+        self.inventory = inventory;
+    }
+
     /// Reads `badge-csv` records of `source` through `mapping`.
     pub fn with_mapping(mut self, source: &str, mapping: BadgeMapping) -> Self {
         self.mappings.insert(source.to_owned(), mapping);

@@ -482,3 +482,33 @@ fn a_state_saved_with_other_rules_is_refused() {
     assert!(err.contains("other Sigma rules"), "{err}");
     assert_eq!(bare.stats().events, 0);
 }
+
+/// An inventory reloaded while running (a change ticket opened): its facts
+/// count from the next event on, and the Sigma correlation windows carry
+/// over, as the rules are the same.
+#[test]
+fn a_reloaded_inventory_counts_from_the_next_event_and_keeps_the_windows() {
+    let mut h = Harness::new();
+    h.engine = Engine::new(h.inventory.clone(), EngineConfig::default());
+    // Two of the three denials the Sigma rule wants, before the reload.
+    for t in [T0, T0 + 60_000] {
+        let mut alerts = h.badge(t, "4711", "denied", t).1;
+        alerts.extend(h.engine.on_tick(t + 1_000));
+        assert!(!rules(&alerts).contains(&"custos-repeated-badge-denials"));
+    }
+    assert!(rules(&h.plc(T0, "PLC-01", "different").1).contains(&"plc-change-outside-window"), "no ticket yet");
+
+    let ticket = "\n[[change_tickets]]\nid = \"CHG-8\"\nassets = [\"PLC-01\"]\nstate = \"open\"\nstart = \"2026-11-26T09:00:00Z\"\nend = \"2026-11-26T11:00:00Z\"\n";
+    let reloaded = Arc::new(Inventory::from_toml(&format!("{INVENTORY}{ticket}")).expect("inventory"));
+    let running = h.engine.rules().rules.len();
+    let compiled = h.engine.rules_for(&reloaded).expect("the running rule files compile against it");
+    assert_eq!(compiled.rules.len(), running);
+    h.engine.replace_inventory(reloaded.clone(), compiled);
+    h.inventory = reloaded;
+
+    let covered = h.plc(T0 + 60_000, "PLC-01", "different").1;
+    assert!(!rules(&covered).contains(&"plc-change-outside-window"), "the new ticket covers the change");
+    let mut third = h.badge(T0 + 120_000, "4711", "denied", T0 + 120_000).1;
+    third.extend(h.engine.on_tick(T0 + 3_600_000));
+    assert!(rules(&third).contains(&"custos-repeated-badge-denials"), "the window kept two denials: {third:?}");
+}

@@ -5,7 +5,7 @@ mod alarms;
 mod common;
 mod demo;
 mod kafka;
+mod reload;
 mod room;
-mod rules_reload;
 mod syslog_logger;
 mod syslog_tls;
