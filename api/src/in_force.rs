@@ -177,11 +177,15 @@ pub fn keep(data_dir: &Path, digests: &Digests) -> std::io::Result<()> {
     ingest::source::replace_file(&path(data_dir), &bytes)
 }
 
-/// Keeps the hashes as a reload changed them, once its record is in the ledger.
-pub fn keep_changed(data_dir: &Path, change: impl FnOnce(&mut Digests)) -> std::io::Result<()> {
+/// Keeps the hashes as a reload changed them, once its record is in the
+/// ledger. A failure is logged, not fatal: the next start then records
+/// again what it finds.
+pub fn keep_reloaded(data_dir: &Path, change: impl FnOnce(&mut Digests)) {
     let mut digests = last_recorded(data_dir).unwrap_or_default();
     change(&mut digests);
-    keep(data_dir, &digests)
+    if let Err(e) = keep(data_dir, &digests) {
+        tracing::warn!(error = %e, "in-force.json not written; the next start records what is in force anew");
+    }
 }
 
 #[cfg(test)]

@@ -853,8 +853,7 @@ async fn reload_rules(r: ReloadRequest, engine: &mut Engine, sinks: &EvidenceSin
     let reply = match outcome {
         Ok((set, changes)) => {
             let digests = crate::in_force::rule_digests(&set.files);
-            crate::in_force::keep_changed(&sinks.data_dir, |d| d.rules = digests)
-                .map_err(Error::io("keep what is in force", &sinks.data_dir))?;
+            crate::in_force::keep_reloaded(&sinks.data_dir, |d| d.rules = digests);
             let reloaded = Reloaded { rules: set.rules.len(), changed: changes.is_some() };
             engine.replace_rules(set);
             tracing::info!(rules = reloaded.rules, changed = reloaded.changed, by = %r.by, "rules reloaded");
@@ -874,12 +873,13 @@ async fn reload_rules(r: ReloadRequest, engine: &mut Engine, sinks: &EvidenceSin
 async fn reload_inventory(r: ReloadRequest, engine: &mut Engine, sinks: &mut EvidenceSinks) -> Result<(), Error> {
     let outcome = sinks.inventory.file.load().map_err(|e| vec![e.to_string()]).and_then(|(inventory, text)| {
         let rules = engine.rules_for(&inventory)?;
-        Ok((inventory, text, rules))
+        let sha256 = text.as_ref().map(|t| crate::in_force::sha256(t.text.as_bytes()));
+        Ok((inventory, text, rules, sha256))
     });
     let details = match &outcome {
-        Ok((_, text, rules)) => {
+        Ok((_, text, rules, sha256)) => {
+            let changed = *sha256 != sinks.inventory.sha256;
             let mut change = crate::in_force::inventory_change(text.as_ref(), sinks.inventory.sha256.as_ref());
-            let changed = change["sha256"] != change["was_sha256"];
             if !changed {
                 change["text"] = serde_json::Value::Null;
             }
@@ -891,10 +891,8 @@ async fn reload_inventory(r: ReloadRequest, engine: &mut Engine, sinks: &mut Evi
     };
     audit_reload(&r, "inventory.reload", outcome.is_ok(), details, sinks).await?;
     let reply = match outcome {
-        Ok((inventory, text, rules)) => {
-            let sha256 = text.map(|t| crate::in_force::sha256(t.text.as_bytes()));
-            crate::in_force::keep_changed(&sinks.data_dir, |d| d.inventory = sha256.clone())
-                .map_err(Error::io("keep what is in force", &sinks.data_dir))?;
+        Ok((inventory, _, rules, sha256)) => {
+            crate::in_force::keep_reloaded(&sinks.data_dir, |d| d.inventory = sha256.clone());
             let reloaded = Reloaded { rules: rules.rules.len(), changed: sha256 != sinks.inventory.sha256 };
             let inventory = Arc::new(inventory);
             engine.replace_inventory(inventory.clone(), rules);
