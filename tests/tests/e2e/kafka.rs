@@ -109,3 +109,76 @@ async fn demo_end_to_end_on_kafka() {
         messages.iter().filter(|m| m["key"] == "cell-1").filter_map(|m| m["partition"].as_i64()).collect();
     assert_eq!(partitions.len(), 1, "one partition per zone");
 }
+
+/// A split deployment over Kafka: a collector-only process (`--roles
+/// ingest`) reads syslog and publishes normalised events; another process
+/// (`--roles correlate,ledger`) ledgers them. The collector's inventory
+/// reload (its SIGHUP) changes enrichment from the next record on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_only_process_feeds_the_evidence_process() {
+    let mut r = [0u8; 4];
+    getrandom::fill(&mut r).expect("random");
+    let prefix = format!("custos-split-{}", hex::encode(r));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inventory = dir.path().join("inventory.toml");
+    let zone = "[[zones]]\nid = \"cell-1\"\nnetworks = [\"10.10.1.0/24\"]\n";
+    std::fs::write(&inventory, zone).expect("write");
+
+    let mut evidence = custos::Config::with_data_dir(dir.path().join("evidence"));
+    evidence.bus = kafka_bus(&prefix);
+    let roles = custos::config::Roles { ingest: false, evidence: true, api: false };
+    let evidence = custos::Custos::start_with_roles(evidence, roles).await.expect("the evidence process starts");
+    let mut collector = custos::Config::with_data_dir(dir.path().join("collector"));
+    collector.bus = kafka_bus(&prefix);
+    collector.inventory = Some(inventory.clone());
+    let any = "127.0.0.1:0".parse().expect("addr");
+    collector.sources.syslog_tcp.push(ingest::source::syslog::SyslogTcpConfig {
+        listen: any,
+        name: "tcp".into(),
+        max_frame: 65_536,
+        tls: None,
+    });
+    let node = custos::IngestNode::start(collector).await.expect("the collector starts");
+
+    // A logon from 10.10.1.77, over TCP syslog into the collector.
+    let send = |user: &str| {
+        let addr = node.syslog_tcp[0];
+        let line = format!(
+            "<13>1 2026-11-26T10:00:00Z ews-02 win - - - CEF:0|Microsoft|Windows|10|4624|An account logon|3|duser={user} src=10.10.1.77\n"
+        );
+        use std::io::Write;
+        std::net::TcpStream::connect(addr).and_then(|mut s| s.write_all(line.as_bytes())).expect("syslog over tcp");
+    };
+    // The logon of `user` as the evidence process ledgered it: (asset, zone) of its source.
+    let ledgered = async |user: &str| {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let by = |e: &ingest::Event| e.actor.as_ref().and_then(|a| a.user.as_deref()) == Some(user);
+            if let Some(e) = evidence.views.events(1, by).first() {
+                let src = e.item.src.clone().unwrap_or_default();
+                return (src.asset.map(|a| a.to_string()), src.zone.map(|z| z.to_string()));
+            }
+            assert!(std::time::Instant::now() < until, "{user}'s logon did not reach the evidence process");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    send("before");
+    assert_eq!(ledgered("before").await, (None, Some("cell-1".to_owned())), "an unlisted device in cell-1");
+
+    let listed =
+        format!("{zone}[[assets]]\nid = \"EWS-02\"\nkind = \"ews\"\nzone = \"cell-1\"\nip = [\"10.10.1.77\"]\n");
+    std::fs::write(&inventory, listed).expect("write");
+    node.reload_inventory().expect("reloads");
+    std::fs::write(&inventory, "[[assets]]\nid = \"X\"\nkind = \"plc\"\nzone = \"nowhere\"\n").expect("write");
+    let refused = node.reload_inventory().expect_err("a bad file is refused").to_string();
+    assert!(refused.contains("nowhere"), "{refused}");
+    send("after");
+    assert_eq!(
+        ledgered("after").await,
+        (Some("EWS-02".to_owned()), Some("cell-1".to_owned())),
+        "the reloaded inventory"
+    );
+
+    node.shutdown().await.expect("the collector stops");
+    evidence.shutdown().await.expect("the evidence process stops");
+}
