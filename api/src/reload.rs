@@ -29,6 +29,16 @@ pub struct Reloaded {
 /// What was put in place, or every reason it was refused.
 pub type ReloadResult = Result<Reloaded, Vec<String>>;
 
+/// Why a reload put nothing in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadError {
+    /// What was asked for has errors (each `file:line: message`, or the
+    /// inventory key); what runs stays.
+    Refused(Vec<String>),
+    /// Correlation has stopped, so nothing can be reloaded.
+    NotRunning,
+}
+
 /// A request to reload, with who asked.
 pub struct ReloadRequest {
     pub by: String,
@@ -47,18 +57,43 @@ impl Reloads {
         (Self(tx), rx)
     }
 
-    pub async fn rules(&self, by: &str) -> ReloadResult {
+    pub async fn rules(&self, by: &str) -> Result<Reloaded, ReloadError> {
         self.ask(by, Reload::Rules).await
     }
 
-    pub async fn inventory(&self, by: &str) -> ReloadResult {
+    pub async fn inventory(&self, by: &str) -> Result<Reloaded, ReloadError> {
         self.ask(by, Reload::Inventory).await
     }
 
-    async fn ask(&self, by: &str, what: Reload) -> ReloadResult {
+    async fn ask(&self, by: &str, what: Reload) -> Result<Reloaded, ReloadError> {
         let (reply, answer) = oneshot::channel();
-        let stopped = || vec!["correlation is not running".to_owned()];
-        self.0.send(ReloadRequest { by: by.to_owned(), what, reply }).await.map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        let request = ReloadRequest { by: by.to_owned(), what, reply };
+        self.0.send(request).await.map_err(|_| ReloadError::NotRunning)?;
+        answer.await.map_err(|_| ReloadError::NotRunning)?.map_err(ReloadError::Refused)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refusal_is_told_from_correlation_having_stopped() {
+        let (reloads, mut owner) = Reloads::channel();
+        let serve = tokio::spawn(async move {
+            let r = owner.recv().await.expect("a request");
+            assert_eq!((r.by.as_str(), r.what), ("ann", Reload::Inventory));
+            let _ = r.reply.send(Err(vec!["inventory assets[0].zone: unknown zone \"cell-9\"".into()]));
+            // Taken, then dropped unanswered: the owner stopped meanwhile.
+            drop(owner.recv().await);
+        });
+        let refused = reloads.inventory("ann").await;
+        assert_eq!(
+            refused,
+            Err(ReloadError::Refused(vec!["inventory assets[0].zone: unknown zone \"cell-9\"".into()]))
+        );
+        assert_eq!(reloads.rules("ann").await, Err(ReloadError::NotRunning), "asked, never answered");
+        serve.await.expect("owner");
+        assert_eq!(reloads.rules("ann").await, Err(ReloadError::NotRunning), "no owner at all");
     }
 }

@@ -26,7 +26,7 @@ use utoipa_axum::routes;
 
 use crate::auth::{Principal, Role, TokenStore};
 use crate::pipeline::PipelineStats;
-use crate::reload::Reloads;
+use crate::reload::{ReloadError, Reloads};
 use crate::views::{Stored, Views};
 
 /// What a request wants to do.
@@ -1855,7 +1855,10 @@ async fn reload_rules(caller: Caller, State(s): State<AppState>) -> Result<Json<
     caller.require(Permission::ManageRules)?;
     match s.0.reload.rules(&caller.0.name).await {
         Ok(reloaded) => Ok(Json(reloaded)),
-        Err(errors) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_rules", errors.join("\n"))),
+        Err(ReloadError::Refused(errors)) => {
+            Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_rules", errors.join("\n")))
+        }
+        Err(ReloadError::NotRunning) => Err(ApiError::unavailable("correlation is not running")),
     }
 }
 
@@ -1878,7 +1881,10 @@ async fn reload_inventory(
     caller.require(Permission::ManageInventory)?;
     match s.0.reload.inventory(&caller.0.name).await {
         Ok(reloaded) => Ok(Json(reloaded)),
-        Err(errors) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_inventory", errors.join("\n"))),
+        Err(ReloadError::Refused(errors)) => {
+            Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_inventory", errors.join("\n")))
+        }
+        Err(ReloadError::NotRunning) => Err(ApiError::unavailable("correlation is not running")),
     }
 }
 

@@ -8,7 +8,7 @@
 use custos::config::Config;
 use custos::demo::http_request;
 use custos::pipeline::Custos;
-use custos::reload::Reloaded;
+use custos::reload::{ReloadError, Reloaded};
 use serde_json::Value;
 
 const GOOD: &str = "title: door forced\nid: test-door-forced\nlevel: high\nlogsource: {category: physical_access}\ndetection:\n  sel: {activity_id: 3}\n  condition: sel\n";
@@ -26,7 +26,7 @@ async fn bad_rules_are_refused_and_good_ones_replace_the_running_set() {
     let c = Custos::start(cfg).await.expect("starts with the rule directory");
 
     std::fs::write(rules.join("broken.yml"), BAD).expect("write");
-    let errors = c.reload.rules("tester").await.expect_err("a bad rule is refused");
+    let Err(ReloadError::Refused(errors)) = c.reload.rules("tester").await else { panic!("a bad rule is refused") };
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].contains("broken.yml:5: ") && errors[0].contains("|sometimes"), "{errors:?}");
 
@@ -179,7 +179,7 @@ async fn the_inventory_reloads_while_running() {
     // A bad file is refused naming the key; the running inventory stays.
     let bad = INVENTORY.replace("zone = \"cell-1\"\n[[doors]]", "zone = \"cell-9\"\n[[doors]]");
     std::fs::write(&inventory, bad).expect("write");
-    let errors = c.reload.inventory("tester").await.expect_err("refused");
+    let Err(ReloadError::Refused(errors)) = c.reload.inventory("tester").await else { panic!("refused") };
     assert!(errors.len() == 1 && errors[0].contains("assets[0].zone") && errors[0].contains("cell-9"), "{errors:?}");
     std::fs::write(&inventory, &reloaded).expect("write");
     assert!(!c.reload.inventory("tester").await.expect("reloads").changed, "the same file again");
