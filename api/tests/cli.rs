@@ -254,6 +254,21 @@ fn rules_lint_and_test() {
     let (code, text) = run(&["rules", "test", dir.path().to_str().unwrap_or_default()]);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("FAIL  x") && text.contains(r#"got:      ["x"]"#), "{text}");
+
+    // An edited inventory is checked before a reload, against the rules.
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/config/inventory.example.toml");
+    let (code, text) = run(&["rules", "lint", pack, "--inventory", example]);
+    assert_eq!((code, text.ends_with(" rules ok\n")), (Some(0), true), "{text}");
+    let inventory = dir.path().join("inventory.toml");
+    let text = std::fs::read_to_string(example).expect("example inventory");
+    std::fs::write(&inventory, text.replacen("zone = \"cell-1\"", "zone = \"cell-9\"", 1)).expect("write");
+    let out = Command::new(BIN)
+        .args(["rules", "lint", pack, "--inventory", inventory.to_str().unwrap_or_default()])
+        .output()
+        .expect("custos rules runs");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("zone: unknown zone \"cell-9\""), "{said}");
 }
 
 /// Rewrites every checkpoint note of a ledger, frame by frame, in file order.
