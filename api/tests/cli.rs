@@ -2,6 +2,7 @@
 //! cleanly on SIGTERM with a final checkpoint; `verify` exits 0 on an intact
 //! ledger and 1, naming the index, after a byte changes.
 
+use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -474,4 +475,71 @@ fn accounts_changed_on_the_command_line_are_audited_and_disabling_ends_access() 
         ],
         "each change and review once, the refused ones not at all"
     );
+}
+
+/// `systemctl reload custos`: a real SIGHUP to `custos run` reloads the
+/// inventory, then the rules, each an audit record by "SIGHUP"; a broken
+/// inventory is refused and the process goes on.
+#[test]
+fn sighup_reloads_the_inventory_and_the_rules() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let inventory = dir.path().join("inventory.toml");
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/config/inventory.example.toml");
+    std::fs::copy(example, &inventory).expect("copy");
+    let cfg = dir.path().join("custos.toml");
+    let toml = format!(
+        "data_dir = {:?}\ninventory = {:?}\n[http]\nlisten = \"127.0.0.1:0\"\n",
+        data.display().to_string(),
+        inventory.display().to_string()
+    );
+    std::fs::write(&cfg, toml).expect("write");
+    let log = dir.path().join("log");
+    let out = std::fs::File::create(&log).expect("log");
+    let mut child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stdout(out.try_clone().expect("log"))
+        .stderr(out)
+        .spawn()
+        .expect("custos run");
+    let wait_for = |what: &str, seen: &dyn Fn() -> bool| {
+        let until = Instant::now() + Duration::from_secs(60);
+        while !seen() {
+            assert!(Instant::now() < until, "{what}: {}", std::fs::read_to_string(&log).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let logged =
+        |text: &str, times: usize| std::fs::read_to_string(&log).unwrap_or_default().matches(text).count() >= times;
+    // Written once the start is ledgered, after the SIGHUP handler is in place.
+    wait_for("no start", &|| data.join("in-force.json").exists());
+    let hup =
+        || assert!(Command::new("kill").args(["-HUP", &child.id().to_string()]).status().expect("kill").success());
+
+    std::fs::write(&inventory, std::fs::read_to_string(example).expect("example") + "\n# CHG-42 opened\n")
+        .expect("write");
+    hup();
+    wait_for("no rule reload after the first SIGHUP", &|| logged("rules reloaded", 1));
+    std::fs::write(&inventory, "[[zones]\n").expect("write");
+    hup();
+    wait_for("no rule reload after the second SIGHUP", &|| logged("rules reloaded", 2));
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill").success());
+    assert!(child.wait().expect("wait").success(), "{}", std::fs::read_to_string(&log).unwrap_or_default());
+
+    let mut reloads: Vec<serde_json::Value> = Vec::new();
+    ledger::for_each_record(&data.join("ledger"), |_, bytes| {
+        if let Ok(r) = ledger::record::decode(bytes)
+            && r.data["actor"] == "SIGHUP"
+        {
+            reloads.push(r.data);
+        }
+    })
+    .expect("ledger reads");
+    let actions: Vec<&str> = reloads.iter().filter_map(|r| r["action"].as_str()).collect();
+    assert_eq!(actions, ["inventory.reload", "rules.reload", "inventory.reload.refused", "rules.reload"]);
+    assert_eq!(reloads[0]["details"]["changed"], true, "the edited inventory");
+    assert!(reloads[0]["details"]["text"].as_str().is_some_and(|t| t.ends_with("# CHG-42 opened\n")));
+    assert!(reloads[2]["details"]["errors"][0].as_str().is_some_and(|e| e.contains("TOML")), "{}", reloads[2]);
+    assert_eq!((&reloads[1]["details"]["changes"], &reloads[3]["details"]["changes"]), (&Value::Null, &Value::Null));
 }
