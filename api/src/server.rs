@@ -1853,10 +1853,19 @@ async fn transition_incident(
 )]
 async fn reload_rules(caller: Caller, State(s): State<AppState>) -> Result<Json<crate::reload::Reloaded>, ApiError> {
     caller.require(Permission::ManageRules)?;
-    match s.0.reload.rules(&caller.0.name).await {
+    reload_answer(s.0.reload.rules(&caller.0.name).await, "bad_rules")
+}
+
+/// A reload's answer: what runs now, 422 `refused_code` with every message,
+/// or 503 when correlation has stopped.
+fn reload_answer(
+    result: Result<crate::reload::Reloaded, ReloadError>,
+    refused_code: &'static str,
+) -> Result<Json<crate::reload::Reloaded>, ApiError> {
+    match result {
         Ok(reloaded) => Ok(Json(reloaded)),
         Err(ReloadError::Refused(errors)) => {
-            Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_rules", errors.join("\n")))
+            Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, refused_code, errors.join("\n")))
         }
         Err(ReloadError::NotRunning) => Err(ApiError::unavailable("correlation is not running")),
     }
@@ -1879,13 +1888,7 @@ async fn reload_inventory(
     State(s): State<AppState>,
 ) -> Result<Json<crate::reload::Reloaded>, ApiError> {
     caller.require(Permission::ManageInventory)?;
-    match s.0.reload.inventory(&caller.0.name).await {
-        Ok(reloaded) => Ok(Json(reloaded)),
-        Err(ReloadError::Refused(errors)) => {
-            Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_inventory", errors.join("\n")))
-        }
-        Err(ReloadError::NotRunning) => Err(ApiError::unavailable("correlation is not running")),
-    }
+    reload_answer(s.0.reload.inventory(&caller.0.name).await, "bad_inventory")
 }
 
 /// The alarm board: highest priority first.
