@@ -2,8 +2,13 @@
 //! asset, an incident), each with its inclusion proof against the newest
 //! signed checkpoint, in one bundle with an HTML report. Shared by
 //! `custos evidence export` and `POST /api/v1/evidence/exports`.
+//!
+//! A bundle also carries what was in force when its first chosen record was
+//! ledgered — the records holding the inventory, the rule files and the
+//! configuration's hash (see [`crate::in_force`]) — and every change to them
+//! up to its last: an alert, or its absence, is read against them.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 
 use ingest::time::{format_rfc3339, parse_rfc3339};
@@ -145,6 +150,48 @@ struct Listed {
     incident: Option<String>,
 }
 
+/// The records that put something in force, and which of them a bundle
+/// takes: those in force when its first chosen record was ledgered, and
+/// every later one up to its last chosen record.
+struct InForceRecords {
+    /// By index: the audit record's data and its exact bytes.
+    all: BTreeMap<u64, (Value, Vec<u8>)>,
+    /// Known once the first record is chosen: what was in force before it.
+    at_start: Option<(u64, crate::in_force::State)>,
+    /// Those still to go into the bundle, oldest first.
+    due: BTreeSet<u64>,
+}
+
+impl InForceRecords {
+    /// Called with each chosen record's index, in order: the in-force
+    /// records to write before it.
+    fn before(&mut self, chosen: u64) -> Vec<u64> {
+        if self.at_start.is_none() {
+            let mut state = crate::in_force::State::default();
+            for (&i, (audit, _)) in self.all.range(..chosen) {
+                state.apply(i, audit);
+            }
+            self.due = state.records();
+            self.due.extend(self.all.range(chosen..).map(|(&i, _)| i));
+            self.at_start = Some((chosen, state));
+        }
+        let rest = self.due.split_off(&chosen);
+        let ready = std::mem::replace(&mut self.due, rest);
+        self.due.remove(&chosen);
+        ready.into_iter().collect()
+    }
+
+    /// How a record stands to what was in force, for the report.
+    fn role(&self, index: u64) -> Option<&'static str> {
+        let (first, _) = self.at_start.as_ref()?;
+        match self.all.contains_key(&index) {
+            true if index < *first => Some("in force when the selection began"),
+            true => Some("changed what was in force"),
+            false => None,
+        }
+    }
+}
+
 /// Writes the `pending` chosen records with their proofs against the tree of `size`.
 fn write_chosen<W: Write + Seek>(
     snap: &Snapshot,
@@ -158,6 +205,49 @@ fn write_chosen<W: Write + Seek>(
         out.record(index, &text, &proof).map_err(ExportError::Write)?;
     }
     Ok(())
+}
+
+/// The chosen records as they are found: listed for the report, and
+/// written with their proofs a batch at a time.
+struct Chosen<'a, 's, W: Write + Seek> {
+    snap: &'a Snapshot,
+    size: u64,
+    bundle: BundleWriter<'s, W>,
+    listed: Vec<Listed>,
+    pending: Vec<(u64, String)>,
+    max_records: usize,
+    too_many: bool,
+    failed: Option<ExportError>,
+}
+
+impl<W: Write + Seek> Chosen<'_, '_, W> {
+    fn stopped(&self) -> bool {
+        self.too_many || self.failed.is_some()
+    }
+
+    fn take(&mut self, listed: Listed, text: String) {
+        if self.stopped() {
+            return;
+        }
+        if self.listed.len() == self.max_records {
+            self.too_many = true;
+            return;
+        }
+        self.pending.push((listed.index, text));
+        self.listed.push(listed);
+        if self.pending.len() == PROOF_BATCH {
+            self.failed = write_chosen(self.snap, self.size, &mut self.pending, &mut self.bundle).err();
+        }
+    }
+
+    /// Takes the in-force record at `index`.
+    fn take_in_force(&mut self, in_force: &InForceRecords, index: u64) {
+        let (audit, bytes) = &in_force.all[&index];
+        let recorded_at = envelope(bytes).map_or(0, |(_, at)| at);
+        let summary = summary(RecordKind::Audit, audit);
+        let listed = Listed { index, kind: RecordKind::Audit, recorded_at, summary, incident: None };
+        self.take(listed, String::from_utf8_lossy(bytes).into_owned());
+    }
 }
 
 /// What an incident is made of: its versions, and the alerts and events they name.
@@ -251,14 +341,17 @@ fn unsigned_in_range(snap: &Snapshot, size: u64, from: i64, to: i64) -> Result<b
 /// chosen ones are read (see [`Block`]), so a day's export does not read a
 /// year's ledger; only what the report lists of each record is kept in
 /// memory, so a bundle of hundreds of megabytes is not.
+/// `in_force` is the ledger index of every record that put something in
+/// force (see [`crate::in_force::history`]).
 pub fn export(
     snap: &Snapshot,
     sel: &Selection,
     by: &str,
     signer: &NoteSigner,
     file: std::fs::File,
+    in_force: &[u64],
 ) -> Result<Export, ExportError> {
-    export_at_most(snap, sel, by, signer, file, MAX_BUNDLE_RECORDS)
+    export_at_most(snap, sel, by, signer, file, in_force, MAX_BUNDLE_RECORDS)
 }
 
 fn export_at_most(
@@ -267,6 +360,7 @@ fn export_at_most(
     by: &str,
     signer: &NoteSigner,
     file: std::fs::File,
+    in_force: &[u64],
     max_records: usize,
 ) -> Result<Export, ExportError> {
     let bad = ExportError::Selection;
@@ -290,17 +384,30 @@ fn export_at_most(
         Some(members) => members.may_be_in(b),
         None => b.overlaps(from, to) || (b.holds(RecordKind::Incident) && b.start >= first_in_range),
     });
-    let mut bundle = BundleWriter::begin(BufWriter::with_capacity(1 << 20, file), &note, snap.keys(), signer)
+    let mut in_force = InForceRecords {
+        all: crate::in_force::read(snap, in_force, cp.size)?.into_iter().map(|(i, a, b)| (i, (a, b))).collect(),
+        at_start: None,
+        due: BTreeSet::new(),
+    };
+    let bundle = BundleWriter::begin(BufWriter::with_capacity(1 << 20, file), &note, snap.keys(), signer)
         .map_err(ExportError::Write)?;
-    // One pass: the chosen records go to the bundle as they are found, and
-    // each incident's newest version is noted.
-    let mut listed: Vec<Listed> = Vec::new();
-    let mut pending: Vec<(u64, String)> = Vec::with_capacity(PROOF_BATCH);
+    let mut chosen = Chosen {
+        snap,
+        size: cp.size,
+        bundle,
+        listed: Vec::new(),
+        pending: Vec::with_capacity(PROOF_BATCH),
+        max_records,
+        too_many: false,
+        failed: None,
+    };
+    // One pass: the chosen records go to the bundle as they are found, each
+    // after the in-force records due before it, and each incident's newest
+    // version is noted.
     let mut newest_version: HashMap<String, u64> = HashMap::new();
-    let mut too_many = false;
-    let mut failed = None;
+    let mut last_chosen = None;
     scan_runs(snap, &to_read, |index, bytes| {
-        if too_many || failed.is_some() {
+        if chosen.stopped() {
             return;
         }
         // Most records are neither chosen nor an incident: their kind and time
@@ -328,22 +435,20 @@ fn export_at_most(
         if !wanted {
             return;
         }
-        if listed.len() == max_records {
-            too_many = true;
-            return;
+        for due in in_force.before(index) {
+            chosen.take_in_force(&in_force, due);
         }
-        listed.push(Listed {
-            index,
-            summary: summary(kind, &rec.data),
-            incident: rec.data["id"].as_str().filter(|_| kind == RecordKind::Incident).map(str::to_owned),
-            kind,
-            recorded_at,
-        });
-        pending.push((index, text));
-        if pending.len() == PROOF_BATCH {
-            failed = write_chosen(snap, cp.size, &mut pending, &mut bundle).err();
-        }
+        let incident = rec.data["id"].as_str().filter(|_| kind == RecordKind::Incident).map(str::to_owned);
+        chosen.take(Listed { index, summary: summary(kind, &rec.data), incident, kind, recorded_at }, text);
+        last_chosen = Some(index);
     })?;
+    // The changes to what was in force after the last chosen record's neighbours, up to it.
+    if let Some(last) = last_chosen {
+        for due in in_force.before(last + 1) {
+            chosen.take_in_force(&in_force, due);
+        }
+    }
+    let Chosen { mut bundle, listed, mut pending, too_many, failed, .. } = chosen;
     if let Some(e) = failed {
         return Err(e);
     }
@@ -374,7 +479,11 @@ fn export_at_most(
     for c in &listed {
         let superseded =
             c.incident.as_ref().and_then(|id| newest_version.get(id).copied()).is_some_and(|newest| newest > c.index);
-        let flag = if superseded { "<td class=flag>superseded by a later version</td>" } else { "<td></td>" };
+        let flag = match (superseded, in_force.role(c.index)) {
+            (true, _) => "<td class=flag>superseded by a later version</td>".to_owned(),
+            (false, Some(role)) => format!("<td>{role}</td>"),
+            (false, None) => "<td></td>".to_owned(),
+        };
         rows.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{flag}</tr>\n",
             c.index,
@@ -384,16 +493,22 @@ fn export_at_most(
         ));
     }
     let made_at = format_rfc3339(ingest::source::now_millis());
+    let (first, at_start) = in_force.at_start.take().unwrap_or_default();
+    let mut stated = at_start.to_json();
+    stated["before_record"] = first.into();
     let selection = json!({
         "from": sel.from, "to": sel.to, "asset": sel.asset, "incident": sel.incident, "reason": sel.reason,
         "exported_by": by, "exported_at": made_at, "tree_size": cp.size, "origin": cp.origin,
+        "in_force": stated,
     });
+    let in_force_html = in_force_table(first, &at_start);
     let report_html = format!(
         "<!doctype html><html><head><meta charset=utf-8><title>Custos evidence {from_s} – {to_s}</title>\
          <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #999;padding:4px 8px;text-align:left}}.flag{{color:#a00}}</style></head><body>\
          <h1>Custos evidence bundle</h1>\
          <p>Ledger <b>{origin}</b>, signed tree size <b>{size}</b>. Exported by <b>{by}</b> at {made_at}{reason}.</p>\
          <p>Selection: ledgered from {from_s} to {to_s}{asset}{incident}. {n} records.</p>\
+         {in_force_html}\
          <h2>Records</h2><table><tr><th>index</th><th>kind</th><th>ledgered at</th><th>what</th><th></th></tr>\n{rows}</table>\
          <h2>Signatures</h2><p>E-signature records are listed above with kind <i>signature</i> when the selection holds any.</p>\
          <h2>How to verify</h2><p>Run <code>custos verify</code> on this bundle (no server needed); VERIFY.txt inside explains each step.</p>\
@@ -417,6 +532,39 @@ fn export_at_most(
         })
     })?;
     Ok(Export { file, len, records: listed.len(), tree_size: cp.size, sha256 })
+}
+
+/// The report's account of what was in force before record `first`.
+fn in_force_table(first: u64, state: &crate::in_force::State) -> String {
+    let row = |what: &str, s: &crate::in_force::Stated| {
+        format!(
+            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>\n",
+            html_escape(what),
+            html_escape(s.path.as_deref().unwrap_or("(none)")),
+            s.sha256.as_deref().unwrap_or("(none)"),
+            s.record
+        )
+    };
+    let mut rows = String::new();
+    if let Some(s) = &state.inventory {
+        rows.push_str(&row("inventory", s));
+    }
+    for s in state.rules.values() {
+        rows.push_str(&row("rule file", s));
+    }
+    if let Some(s) = &state.config {
+        rows.push_str(&row("configuration (by hash: it may hold secrets)", s));
+    }
+    if rows.is_empty() {
+        return format!(
+            "<h2>What was in force</h2><p>No record before record {first} says which inventory, rules and configuration were in force.</p>"
+        );
+    }
+    format!(
+        "<h2>What was in force</h2><p>When record {first}, the first chosen, was ledgered; each record named holds the text \
+         (SHA-256 of its bytes) and is in this bundle. Later changes up to the last chosen record are in it too, marked \
+         <i>changed what was in force</i>.</p><table><tr><th>what</th><th>file</th><th>SHA-256</th><th>record</th></tr>\n{rows}</table>"
+    )
 }
 
 /// The written bundle's file at its start, its length and SHA-256 (read back:
@@ -510,31 +658,31 @@ mod tests {
     #[tokio::test]
     async fn an_incident_brings_its_alerts_events_and_versions() {
         let (_dir, snap, signer) = ledger().await;
-        let e = export(&snap, &selection(None, Some("INC-1")), "quinn", &signer, spool()).expect("export");
+        let e = export(&snap, &selection(None, Some("INC-1")), "quinn", &signer, spool(), &[]).expect("export");
         assert_eq!(indices(&e), [1, 3, 4, 6]);
         let text = String::from_utf8_lossy(&bytes(&e)).into_owned();
         assert_eq!(text.matches("superseded by a later version").count(), 1, "version 1 of INC-1");
         assert!(text.contains("for: inspection 2026-12"), "the reason is in the report");
         let err =
-            export(&snap, &selection(None, Some("INC-9")), "quinn", &signer, spool()).err().map(|e| e.to_string());
+            export(&snap, &selection(None, Some("INC-9")), "quinn", &signer, spool(), &[]).err().map(|e| e.to_string());
         assert_eq!(err.as_deref(), Some("no incident \"INC-9\" in the signed ledger"));
     }
 
     #[tokio::test]
     async fn a_time_range_and_an_asset_choose_records() {
         let (_dir, snap, signer) = ledger().await;
-        let all = export(&snap, &selection(None, None), "quinn", &signer, spool()).expect("export");
+        let all = export(&snap, &selection(None, None), "quinn", &signer, spool(), &[]).expect("export");
         assert_eq!(indices(&all), [1, 2, 3, 4, 5, 6, 7]);
         let report = ledger::verify_bundle(&bytes(&all), None).expect("verifies");
         assert_eq!(report.kinds.get("legal_hold"), Some(&1), "{:?}", report.kinds);
         assert!(String::from_utf8_lossy(&bytes(&all)).contains(
             "<td>legal_hold</td><td>1970-01-01T00:00:06.000Z</td><td>legal hold: FDA inquiry (by quinn)</td>"
         ));
-        let plc = export(&snap, &selection(Some("PLC-01"), None), "quinn", &signer, spool()).expect("export");
+        let plc = export(&snap, &selection(Some("PLC-01"), None), "quinn", &signer, spool(), &[]).expect("export");
         assert_eq!(indices(&plc), [1]);
         let mut early = selection(None, None);
         early.to = "1970-01-01T00:00:02Z".into();
-        assert_eq!(indices(&export(&snap, &early, "quinn", &signer, spool()).expect("export")), [1, 2]);
+        assert_eq!(indices(&export(&snap, &early, "quinn", &signer, spool(), &[]).expect("export")), [1, 2]);
     }
 
     /// Over blocks of records, the export reads only those that can hold
@@ -582,7 +730,7 @@ mod tests {
             incident: None,
             reason: None,
         };
-        let e = export(&snap, &range, "quinn", &signer, spool()).expect("export");
+        let e = export(&snap, &range, "quinn", &signer, spool(), &[]).expect("export");
         let expected: Vec<u64> =
             (0..5_000).filter(|i| (100_000..=200_000).contains(&times[*i])).map(|i| i as u64 + 1).collect();
         assert_eq!(indices(&e), expected);
@@ -592,11 +740,11 @@ mod tests {
         assert_eq!(text.matches("superseded by a later version").count(), 1, "only version 1 of INC-7");
         // Everything: chosen records go out in several batches of proofs.
         let all = Selection { from: format_rfc3339(0), to: format_rfc3339(10_000_000), ..range.clone() };
-        let e = export(&snap, &all, "quinn", &signer, spool()).expect("export");
+        let e = export(&snap, &all, "quinn", &signer, spool(), &[]).expect("export");
         assert!(e.records > 4 * PROOF_BATCH);
         assert_eq!(indices(&e), (1..=5_000).collect::<Vec<u64>>());
         let incident = Selection { incident: Some("INC-7".into()), ..range };
-        let e = export(&snap, &incident, "quinn", &signer, spool()).expect("export");
+        let e = export(&snap, &incident, "quinn", &signer, spool(), &[]).expect("export");
         assert_eq!(indices(&e), [149, 150, 151, 4_801], "its event, alert and both versions");
     }
 
@@ -608,7 +756,7 @@ mod tests {
         let path = dir.path().join("read-only");
         std::fs::write(&path, b"").expect("file");
         let read_only = std::fs::File::open(&path).expect("open");
-        let err = export(&snap, &selection(None, None), "quinn", &signer, read_only).err().expect("refused");
+        let err = export(&snap, &selection(None, None), "quinn", &signer, read_only, &[]).err().expect("refused");
         assert!(matches!(err, ExportError::Write(_)), "{err:?}");
         assert!(err.to_string().starts_with("write the evidence bundle"), "{err}");
     }
@@ -617,13 +765,122 @@ mod tests {
     async fn a_selection_too_large_for_one_bundle_is_refused() {
         let (_dir, snap, signer) = ledger().await;
         assert!(
-            export_at_most(&snap, &selection(None, None), "quinn", &signer, spool(), 7).is_ok(),
+            export_at_most(&snap, &selection(None, None), "quinn", &signer, spool(), &[], 7).is_ok(),
             "seven of at most seven"
         );
-        let err = export_at_most(&snap, &selection(None, None), "quinn", &signer, spool(), 6)
+        let err = export_at_most(&snap, &selection(None, None), "quinn", &signer, spool(), &[], 6)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.starts_with("the selection holds more than 6 records, too many for one bundle"), "{err}");
+    }
+
+    /// A bundle carries the records holding what was in force when its first
+    /// chosen record was ledgered, and the changes up to its last, whether
+    /// or not its selection chose them; `in-force.json`'s history is
+    /// rebuilt from the ledger alike.
+    #[tokio::test]
+    async fn a_bundle_carries_what_was_in_force() {
+        use crate::in_force::{Text, inventory_change, rule_digests, rules_diff};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let origin = "custos.test/evidence";
+        let signer = NoteSigner::generate(origin).expect("key");
+        let (l, _) = Ledger::open(
+            dir.path(),
+            origin,
+            NoteSigner::parse(&signer.encode()).expect("key"),
+            LedgerOptions::default(),
+        )
+        .expect("ledger");
+        let rec = |kind, at, data: Value| record::encode(kind, at, &data).expect("encode");
+        let audit = |at, action: &str, details: Value| {
+            rec(RecordKind::Audit, at, json!({"action": action, "actor": "system", "details": details}))
+        };
+        let inv = |text: &str| Text { path: "inventory.toml".into(), text: text.into() };
+        let files = |a: &str| vec![("r/a.yml".to_owned(), a.to_owned()), ("r/b.yml".to_owned(), "b".to_owned())];
+        let event = |at, asset: &str| rec(RecordKind::Event, at, json!({"device": {"asset": asset}}));
+        let records = vec![
+            audit(100, "inventory.change", inventory_change(Some(&inv("v1")), None)), // 1
+            audit(100, "rules.change", rules_diff(&Default::default(), &files("a")).expect("diff")), // 2
+            audit(100, "config.change", json!({"path": "custos.toml", "sha256": "c0ffee", "was_sha256": null})), // 3
+            event(1_000, "PLC-01"),                                                   // 4
+            audit(
+                1_500,
+                "rules.reload",
+                json!({"rules": 2, "changes": rules_diff(&rule_digests(&files("a")), &files("a2"))}),
+            ), // 5
+            event(2_000, "PLC-02"),                                                   // 6
+            audit(2_500, "inventory.reload", json!({"changed": false, "sha256": crate::in_force::sha256(b"v1")})), // 7
+            audit(3_000, "inventory.reload", {
+                let mut d = inventory_change(Some(&inv("v2")), Some(&crate::in_force::sha256(b"v1")));
+                d["changed"] = true.into();
+                d
+            }), // 8
+            event(4_000, "PLC-01"),                                                   // 9
+            audit(4_500, "inventory.reload.refused", json!({"errors": ["zone x: unknown"]})), // 10
+        ];
+        l.append(records).await.expect("append");
+        l.close().await.expect("close signs a checkpoint");
+        let snap = l.snapshot().expect("snapshot");
+        let history = crate::in_force::history(dir.path(), &snap).expect("history from the ledger");
+        assert_eq!(history.records, [1, 2, 3, 5, 8], "no unchanged or refused reload");
+        assert_eq!(history.digests.inventory, Some(crate::in_force::sha256(b"v2")));
+        assert_eq!(history.digests.rules, rule_digests(&files("a2")));
+        assert_eq!(history.digests.config.as_deref(), Some("c0ffee"));
+
+        let sel = |from: i64, asset: Option<&str>| Selection {
+            from: format_rfc3339(from),
+            to: format_rfc3339(5_000),
+            asset: asset.map(Into::into),
+            incident: None,
+            reason: None,
+        };
+        let selection_json = |e: &Export| -> Value {
+            let mut archive = tar::Archive::new(std::io::Cursor::new(bytes(e)));
+            let mut entry = archive
+                .entries()
+                .expect("tar")
+                .map(|e| e.expect("entry"))
+                .find(|e| e.path().is_ok_and(|p| p.as_os_str() == "selection.json"))
+                .expect("selection.json");
+            serde_json::from_reader(&mut entry).expect("json")
+        };
+        // An asset's events: what was in force before the first, and the two
+        // changes before the last, which the asset chose none of.
+        let e = export(&snap, &sel(900, Some("PLC-01")), "quinn", &signer, spool(), &history.records).expect("export");
+        assert_eq!(indices(&e), [1, 2, 3, 4, 5, 8, 9]);
+        let report = String::from_utf8_lossy(&bytes(&e)).into_owned();
+        assert_eq!(report.matches("<td>in force when the selection began</td>").count(), 3);
+        assert_eq!(report.matches("<td>changed what was in force</td>").count(), 2);
+        let stated = selection_json(&e)["in_force"].clone();
+        assert_eq!(stated["before_record"], 4);
+        assert_eq!(
+            stated["inventory"],
+            json!({"path": "inventory.toml", "sha256": crate::in_force::sha256(b"v1"), "record": 1})
+        );
+        assert_eq!(
+            stated["rules"][0],
+            json!({"path": "r/a.yml", "sha256": crate::in_force::sha256(b"a"), "record": 2})
+        );
+        assert_eq!(stated["config"]["record"], 3);
+
+        // From the inventory reload on: the rule file reloaded earlier is in
+        // force from its reload's record; the reload itself is chosen by time.
+        let e = export(&snap, &sel(2_600, None), "quinn", &signer, spool(), &history.records).expect("export");
+        assert_eq!(indices(&e), [1, 2, 3, 5, 8, 9, 10]);
+        let stated = selection_json(&e)["in_force"].clone();
+        assert_eq!(
+            (&stated["before_record"], &stated["rules"][0]["record"], &stated["rules"][1]["record"]),
+            (&json!(8), &json!(5), &json!(2))
+        );
+        assert_eq!(stated["inventory"]["record"], 1, "record 8 is chosen, not before the first");
+
+        // A history naming a record that put nothing in force (kept for
+        // another ledger) skips it; none at all says so in the report.
+        let e = export(&snap, &sel(900, Some("PLC-01")), "quinn", &signer, spool(), &[4, 8]).expect("export");
+        assert_eq!(indices(&e), [4, 8, 9]);
+        let e = export(&snap, &sel(900, Some("PLC-01")), "quinn", &signer, spool(), &[]).expect("export");
+        assert_eq!(indices(&e), [4, 9]);
+        assert!(String::from_utf8_lossy(&bytes(&e)).contains("No record before record 4 says which inventory"));
     }
 }

@@ -11,12 +11,15 @@
 //! approved copy.
 //!
 //! `<data-dir>/in-force.json` keeps the hashes between starts to notice a
-//! change; it is not evidence (the ledger is). Lost, the next start records
-//! everything again as if first.
+//! change, and the ledger index of every record that put something in force
+//! (the history an evidence bundle takes what was in force from). It is not
+//! evidence (the ledger is): lost or unreadable, it is rebuilt from the
+//! ledger's `audit` records.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use ledger::{RecordKind, Snapshot, record};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -149,42 +152,252 @@ impl InForce {
     }
 }
 
+/// One thing in force, and the ledger record that put it there (which holds
+/// its text, unless the text was over [`TEXT_LIMIT`] or is a configuration's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stated {
+    pub path: Option<String>,
+    /// `None`: the state of having none (no inventory file, no configuration file).
+    pub sha256: Option<String>,
+    pub record: u64,
+}
+
+impl Stated {
+    fn from(record: u64, details: &Value) -> Self {
+        let text = |k: &str| details[k].as_str().map(str::to_owned);
+        Self { path: text("path"), sha256: text("sha256"), record }
+    }
+
+    fn to_json(&self) -> Value {
+        json!({"path": self.path, "sha256": self.sha256, "record": self.record})
+    }
+}
+
+/// What was in force after a run of in-force records, taken in oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct State {
+    pub inventory: Option<Stated>,
+    /// By path.
+    pub rules: BTreeMap<String, Stated>,
+    pub config: Option<Stated>,
+}
+
+/// Whether the `audit` record's data at hand (`{"action", "details", …}`)
+/// put something in force: a refused reload, or one that changed nothing, did not.
+fn puts_in_force(audit: &Value) -> bool {
+    let d = &audit["details"];
+    match audit["action"].as_str() {
+        Some("inventory.change" | "rules.change" | "config.change") => true,
+        Some("inventory.reload") => d["changed"] == true,
+        Some("rules.reload") => d["changes"].is_object(),
+        _ => false,
+    }
+}
+
+impl State {
+    /// Takes in the `audit` record at `index` (its data); says whether it
+    /// put something in force.
+    pub fn apply(&mut self, index: u64, audit: &Value) -> bool {
+        if !puts_in_force(audit) {
+            return false;
+        }
+        let d = &audit["details"];
+        match audit["action"].as_str().unwrap_or_default() {
+            "inventory.change" | "inventory.reload" => self.inventory = Some(Stated::from(index, d)),
+            "config.change" => self.config = Some(Stated::from(index, d)),
+            "rules.change" => self.apply_rules(index, d),
+            _ => self.apply_rules(index, &d["changes"]),
+        }
+        true
+    }
+
+    /// A rule files' diff (see [`rules_diff`]). One that adds every file in
+    /// force (a first start's) is the whole set, replacing what was known.
+    fn apply_rules(&mut self, index: u64, diff: &Value) {
+        let list = |k: &str| diff[k].as_array().map(Vec::as_slice).unwrap_or_default();
+        let (added, changed, removed) = (list("added"), list("changed"), list("removed"));
+        if changed.is_empty() && removed.is_empty() && diff["files"].as_u64() == Some(added.len() as u64) {
+            self.rules.clear();
+        }
+        for file in added.iter().chain(changed) {
+            if let Some(path) = file["path"].as_str() {
+                self.rules.insert(path.to_owned(), Stated::from(index, file));
+            }
+        }
+        for file in removed {
+            if let Some(path) = file["path"].as_str() {
+                self.rules.remove(path);
+            }
+        }
+    }
+
+    /// The records holding what is in force, each once.
+    pub fn records(&self) -> BTreeSet<u64> {
+        self.inventory.iter().chain(self.rules.values()).chain(&self.config).map(|s| s.record).collect()
+    }
+
+    pub fn digests(&self) -> Digests {
+        Digests {
+            inventory: self.inventory.as_ref().and_then(|s| s.sha256.clone()),
+            rules: self.rules.iter().filter_map(|(p, s)| Some((p.clone(), s.sha256.clone()?))).collect(),
+            config: self.config.as_ref().and_then(|s| s.sha256.clone()),
+        }
+    }
+
+    /// As an evidence bundle's `selection.json` states it.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "inventory": self.inventory.as_ref().map(Stated::to_json),
+            "rules": self.rules.values().map(Stated::to_json).collect::<Vec<_>>(),
+            "config": self.config.as_ref().map(Stated::to_json),
+        })
+    }
+}
+
+/// What `in-force.json` holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Kept {
+    /// What the latest start or reload put in force.
+    pub digests: Digests,
+    /// The ledger index of every record that put something in force, oldest first.
+    pub records: Vec<u64>,
+}
+
 fn path(data_dir: &Path) -> PathBuf {
     data_dir.join("in-force.json")
 }
 
-/// The hashes the previous start (or rule reload) kept; `None` when there
-/// are none or they cannot be read (logged: everything is then recorded anew).
-pub fn last_recorded(data_dir: &Path) -> Option<Digests> {
+/// What `in-force.json` keeps; `None` when there is none or it cannot be
+/// read (logged: it is then rebuilt from the ledger).
+fn kept(data_dir: &Path) -> Option<Kept> {
     let bytes = match std::fs::read(path(data_dir)) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
         Err(e) => {
-            tracing::warn!(error = %e, "in-force.json cannot be read; what is in force is recorded anew");
+            tracing::warn!(error = %e, "in-force.json cannot be read; it is rebuilt from the ledger");
             return None;
         }
     };
     serde_json::from_slice(&bytes)
-        .inspect_err(
-            |e| tracing::warn!(error = %e, "in-force.json is not as written; what is in force is recorded anew"),
-        )
+        .inspect_err(|e| tracing::warn!(error = %e, "in-force.json is not as written; it is rebuilt from the ledger"))
         .ok()
 }
 
-/// Keeps `digests` for the next start, once their records are in the ledger.
-pub fn keep(data_dir: &Path, digests: &Digests) -> std::io::Result<()> {
-    let bytes = serde_json::to_vec_pretty(digests).map_err(std::io::Error::other)?;
+/// The data of the `audit` record `bytes` when it put something in force.
+/// Most audit records are searches and reads: they are told from these by
+/// the text before any is parsed.
+fn in_force_audit(bytes: &[u8]) -> Option<Value> {
+    const MARKS: [&[u8]; 3] = [b"\"action\":\"inventory.", b"\"action\":\"rules.", b"\"action\":\"config.change\""];
+    if record::peek(bytes).is_some_and(|(kind, _)| kind != RecordKind::Audit)
+        || !MARKS.iter().any(|m| bytes.windows(m.len()).any(|w| w == *m))
+    {
+        return None;
+    }
+    let rec = record::decode(bytes).ok().filter(|r| r.kind == RecordKind::Audit)?;
+    puts_in_force(&rec.data).then_some(rec.data)
+}
+
+/// Every in-force record of the ledger, read from its `audit` records: what
+/// `in-force.json` keeps, for a data directory without it.
+pub fn from_ledger(snap: &Snapshot) -> Result<Kept, ledger::LedgerError> {
+    let (mut state, mut records) = (State::default(), Vec::new());
+    for block in snap.blocks().filter(|b| b.holds(RecordKind::Audit)) {
+        snap.scan(block.start, block.end.min(snap.size()), |index, bytes| {
+            if let Some(audit) = in_force_audit(&bytes) {
+                state.apply(index, &audit);
+                records.push(index);
+            }
+        })?;
+    }
+    Ok(Kept { digests: state.digests(), records })
+}
+
+/// What the previous start and reloads put in force: `in-force.json`, or
+/// when it is missing or unreadable, rebuilt from `snap`.
+pub fn history(data_dir: &Path, snap: &Snapshot) -> Result<Kept, ledger::LedgerError> {
+    match kept(data_dir) {
+        Some(kept) => Ok(kept),
+        None => from_ledger(snap),
+    }
+}
+
+/// The in-force records among `history` below `size`, each with its index
+/// and exact text, oldest first. An index that is not one (`in-force.json`
+/// kept for another ledger) is skipped.
+pub fn read(snap: &Snapshot, history: &[u64], size: u64) -> Result<Vec<(u64, Value, Vec<u8>)>, ledger::LedgerError> {
+    let mut out = Vec::new();
+    for &index in history.iter().filter(|&&i| i < size) {
+        let bytes = snap.record(index)?;
+        match in_force_audit(&bytes) {
+            Some(audit) => out.push((index, audit, bytes)),
+            None => tracing::warn!(index, "in-force.json names a record that put nothing in force; skipped"),
+        }
+    }
+    Ok(out)
+}
+
+/// What a verified evidence bundle's `selection.json` says was in force,
+/// checked against the records the bundle holds (`indices`): the lines
+/// `custos verify` prints, or the record it names but does not hold.
+pub fn bundle_in_force(selection: &str, indices: &[u64]) -> Result<Vec<String>, String> {
+    let selection: Value = serde_json::from_str(selection).map_err(|e| format!("selection.json: {e}"))?;
+    let stated = &selection["in_force"];
+    if stated.is_null() {
+        return Ok(vec!["what was in force is not stated (a bundle made before Custos stated it)".into()]);
+    }
+    let held: std::collections::HashSet<u64> = indices.iter().copied().collect();
+    let record = |s: &Value| match s["record"].as_u64() {
+        Some(i) if held.contains(&i) => Ok(i),
+        Some(i) => Err(format!(
+            "selection.json names record {i} as stating what was in force, but the bundle does not hold it"
+        )),
+        None => Err(format!("selection.json: an in-force entry without its record: {s}")),
+    };
+    let sha = |s: &Value| s["sha256"].as_str().map_or("none".to_owned(), |h| format!("SHA-256 {h}"));
+    let before = &stated["before_record"];
+    let rules = stated["rules"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let mut lines = Vec::new();
+    if let Some(inv) = stated.get("inventory").filter(|v| !v.is_null()) {
+        let path = inv["path"].as_str().unwrap_or("no inventory file");
+        lines.push(format!("  inventory      {path}, {} (record {})", sha(inv), record(inv)?));
+    }
+    if !rules.is_empty() {
+        let from: BTreeSet<u64> = rules.iter().map(record).collect::<Result<_, _>>()?;
+        let from: Vec<String> = from.iter().map(u64::to_string).collect();
+        lines.push(format!("  rule files     {} (records {})", rules.len(), from.join(", ")));
+    }
+    if let Some(config) = stated.get("config").filter(|v| !v.is_null()) {
+        lines.push(format!("  configuration  {} (record {})", sha(config), record(config)?));
+    }
+    let head = if lines.is_empty() {
+        format!("no record before record {before} says what was in force")
+    } else {
+        format!("in force when record {before} was ledgered (each stating record is in the bundle):")
+    };
+    lines.insert(0, head);
+    Ok(lines)
+}
+
+/// Keeps what is in force for the next start, once its records are in the ledger.
+pub fn keep(data_dir: &Path, kept: &Kept) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec_pretty(kept).map_err(std::io::Error::other)?;
     ingest::source::replace_file(&path(data_dir), &bytes)
 }
 
-/// Keeps the hashes as a reload changed them, once its record is in the
-/// ledger. A failure is logged, not fatal: the next start then records
-/// again what it finds.
-pub fn keep_reloaded(data_dir: &Path, change: impl FnOnce(&mut Digests)) {
-    let mut digests = last_recorded(data_dir).unwrap_or_default();
-    change(&mut digests);
-    if let Err(e) = keep(data_dir, &digests) {
-        tracing::warn!(error = %e, "in-force.json not written; the next start records what is in force anew");
+/// Keeps what a reload put in force (the record at `index`), once that
+/// record is in the ledger. A failure is logged, not fatal: the next start
+/// rebuilds the file from the ledger.
+pub fn keep_reloaded(data_dir: &Path, snap: &Snapshot, index: u64, change: impl FnOnce(&mut Digests)) {
+    let kept = history(data_dir, snap).map(|mut kept| {
+        change(&mut kept.digests);
+        if kept.records.last().is_none_or(|&last| last < index) {
+            kept.records.push(index);
+        }
+        kept
+    });
+    if let Err(e) = kept.map_err(std::io::Error::other).and_then(|kept| keep(data_dir, &kept)) {
+        tracing::warn!(error = %e, "in-force.json not written; the next start rebuilds it from the ledger");
     }
 }
 
@@ -262,13 +475,81 @@ mod tests {
     }
 
     #[test]
-    fn the_hashes_are_kept_between_starts() {
+    fn what_is_in_force_is_kept_between_starts() {
         let dir = tempfile::tempdir().expect("tempdir");
-        assert_eq!(last_recorded(dir.path()), None);
+        assert_eq!(kept(dir.path()), None);
         let digests = in_force("inv", &[("r/a.yml", "a")], Some("c")).digests();
-        keep(dir.path(), &digests).expect("keep");
-        assert_eq!(last_recorded(dir.path()), Some(digests));
+        let k = Kept { digests: digests.clone(), records: vec![3, 4, 9] };
+        keep(dir.path(), &k).expect("keep");
+        assert_eq!(kept(dir.path()), Some(k));
         std::fs::write(dir.path().join("in-force.json"), b"{\"inventory\": 3}").expect("write");
-        assert_eq!(last_recorded(dir.path()), None, "unreadable: everything is recorded anew");
+        assert_eq!(kept(dir.path()), None, "unreadable: rebuilt from the ledger");
+        // As the previous version wrote it (hashes alone): rebuilt, to learn the records.
+        std::fs::write(dir.path().join("in-force.json"), serde_json::to_vec(&digests).expect("json")).expect("write");
+        assert_eq!(kept(dir.path()), None);
+    }
+
+    /// What was in force, folded from the records a start and reloads wrote.
+    #[test]
+    fn records_fold_into_what_was_in_force() {
+        let audit = |action: &str, details: Value| json!({"action": action, "details": details});
+        let first = in_force("v1", &[("r/a.yml", "a"), ("r/b.yml", "b")], Some("c1"));
+        let mut state = State::default();
+        for (i, c) in first.changes(None).iter().enumerate() {
+            assert!(state.apply(i as u64 + 1, &audit(c.action, c.details.clone())), "{}", c.action);
+        }
+        assert_eq!(state.digests(), first.digests());
+        assert_eq!(state.records(), [1, 2, 3].into());
+
+        // A rule reload that changes one file and removes another; a reload
+        // that changes nothing and a refused one put nothing in force.
+        let reloaded = rules_diff(&rule_digests(&first.rules), &[("r/a.yml".into(), "a2".into())]);
+        assert!(state.apply(4, &audit("rules.reload", json!({"rules": 1, "changes": reloaded}))));
+        assert!(!state.apply(5, &audit("rules.reload", json!({"rules": 1, "changes": null}))));
+        assert!(!state.apply(6, &audit("inventory.reload", json!({"changed": false, "sha256": sha256(b"v1")}))));
+        assert!(!state.apply(7, &audit("inventory.reload.refused", json!({"errors": ["bad"]}))));
+        assert!(!state.apply(8, &audit("evidence.read", json!({"index": 1}))));
+        assert_eq!(state.rules.keys().collect::<Vec<_>>(), ["r/a.yml"]);
+        assert_eq!(state.records(), [1, 3, 4].into());
+
+        // A start that knew nothing before (in-force.json lost under the
+        // previous version) states the whole set: what it does not list is
+        // no longer in force.
+        let anew = in_force("v1", &[("r/c.yml", "c")], Some("c1"));
+        let whole = anew.changes(None).into_iter().find(|c| c.action == "rules.change").expect("rules");
+        assert!(state.apply(9, &audit(whole.action, whole.details)));
+        assert_eq!(state.digests(), anew.digests());
+        assert_eq!(state.records(), [1, 3, 9].into());
+        assert_eq!(state.to_json()["rules"], json!([{"path": "r/c.yml", "sha256": sha256(b"c"), "record": 9}]));
+    }
+
+    /// `custos verify` states what a bundle says was in force, and fails
+    /// one that names a stating record it does not hold.
+    #[test]
+    fn a_bundle_holds_the_records_it_names_as_in_force() {
+        let selection = json!({"in_force": {
+            "before_record": 40,
+            "inventory": {"path": "/etc/custos/inventory.toml", "sha256": "ab", "record": 7},
+            "rules": [{"path": "a.yml", "sha256": "cd", "record": 8}, {"path": "b.yml", "sha256": "ef", "record": 30}],
+            "config": null,
+        }})
+        .to_string();
+        let lines = bundle_in_force(&selection, &[7, 8, 30, 40]).expect("held");
+        assert_eq!(
+            lines,
+            [
+                "in force when record 40 was ledgered (each stating record is in the bundle):",
+                "  inventory      /etc/custos/inventory.toml, SHA-256 ab (record 7)",
+                "  rule files     2 (records 8, 30)",
+            ]
+        );
+        let err = bundle_in_force(&selection, &[7, 8, 40]).expect_err("record 30 is missing");
+        assert!(err.contains("names record 30"), "{err}");
+        let nothing = json!({"in_force": {"before_record": 1, "inventory": null, "rules": [], "config": null}});
+        assert_eq!(
+            bundle_in_force(&nothing.to_string(), &[1]).expect("nothing stated"),
+            ["no record before record 1 says what was in force"]
+        );
+        assert!(bundle_in_force("{}", &[1]).expect("older bundle")[0].contains("not stated"));
     }
 }

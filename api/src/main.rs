@@ -718,7 +718,9 @@ async fn evidence_export(
     made.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
     let file = made.tempfile_in(dir).with_context(|| format!("write in {}", dir.display()))?;
     let (file, path) = file.into_parts();
-    let export = custos::evidence::export(&ledger.snapshot()?, sel, &by, &signer, file)?;
+    let snap = ledger.snapshot()?;
+    let in_force = custos::in_force::history(data_dir, &snap)?;
+    let export = custos::evidence::export(&snap, sel, &by, &signer, file, &in_force.records)?;
     let took = started.elapsed();
     export.file.sync_all().with_context(|| format!("write {}", out.display()))?;
     path.persist(out).with_context(|| format!("write {}", out.display()))?;
@@ -809,8 +811,12 @@ fn verify(path: &std::path::Path, key: Option<&str>) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        return match ledger::verify_bundle_from(file, trusted.as_deref()) {
-            Ok(r) => {
+        let verified = ledger::verify_bundle_from(file, trusted.as_deref()).map_err(|e| e.to_string()).and_then(|r| {
+            let in_force = custos::in_force::bundle_in_force(&r.selection, &r.indices)?;
+            Ok((r, in_force))
+        });
+        return match verified {
+            Ok((r, in_force)) => {
                 println!(
                     "OK: evidence bundle of {} records, each in the signed tree of size {} (origin {})",
                     r.records, r.tree_size, r.origin
@@ -821,6 +827,7 @@ fn verify(path: &std::path::Path, key: Option<&str>) -> ExitCode {
                 for k in &r.signed_by {
                     println!("  checkpoint signed by {k}");
                 }
+                in_force.iter().for_each(|l| println!("{l}"));
                 if trusted.is_none() {
                     println!("note: trusted the keys in the bundle; pass --key to pin the expected key");
                 }

@@ -373,11 +373,15 @@ impl Custos {
         if report.truncated_bytes > 0 {
             audits.push(system_audit("ledger.recover", serde_json::json!({"reason": "torn tail after an unclean stop", "truncated_bytes": report.truncated_bytes}))?);
         }
-        for c in in_force.changes(crate::in_force::last_recorded(&data_dir).as_ref()) {
-            audits.push(crate::audit::system_because(c.action, c.reason, c.details)?);
+        let mut kept = crate::in_force::history(&data_dir, &ledger.snapshot()?)?;
+        let changes = in_force.changes((!kept.records.is_empty()).then_some(&kept.digests));
+        for c in &changes {
+            audits.push(crate::audit::system_because(c.action, c.reason, c.details.clone())?);
         }
-        ledger.append(audits).await?;
-        crate::in_force::keep(&data_dir, &digests).map_err(Error::io("keep what is in force", &data_dir))?;
+        let written = ledger.append(audits).await?;
+        kept.records.extend(written.end - changes.len() as u64..written.end);
+        kept.digests = digests.clone();
+        crate::in_force::keep(&data_dir, &kept).map_err(Error::io("keep what is in force", &data_dir))?;
         let fingerprint = setup.fingerprint(&engine);
         let snapshots = Arc::new(crate::state::Snapshots::new(&data_dir, &cfg.ledger.origin));
         let snapshotting = cfg.state.snapshot_every_records > 0;
@@ -849,11 +853,13 @@ async fn reload_rules(r: ReloadRequest, engine: &mut Engine, sinks: &EvidenceSin
         Ok((set, changes)) => serde_json::json!({"rules": set.rules.len(), "changes": changes}),
         Err(errors) => serde_json::json!({"errors": errors}),
     };
-    audit_reload(&r, "rules.reload", outcome.is_ok(), details, sinks).await?;
+    let index = audit_reload(&r, "rules.reload", outcome.is_ok(), details, sinks).await?;
     let reply = match outcome {
         Ok((set, changes)) => {
-            let digests = crate::in_force::rule_digests(&set.files);
-            crate::in_force::keep_reloaded(&sinks.data_dir, |d| d.rules = digests);
+            if changes.is_some() {
+                let digests = crate::in_force::rule_digests(&set.files);
+                keep_reloaded(sinks, index, |d| d.rules = digests);
+            }
             let reloaded = Reloaded { rules: set.rules.len(), changed: changes.is_some() };
             engine.replace_rules(set);
             tracing::info!(rules = reloaded.rules, changed = reloaded.changed, by = %r.by, "rules reloaded");
@@ -889,11 +895,13 @@ async fn reload_inventory(r: ReloadRequest, engine: &mut Engine, sinks: &mut Evi
         }
         Err(errors) => serde_json::json!({"errors": errors}),
     };
-    audit_reload(&r, "inventory.reload", outcome.is_ok(), details, sinks).await?;
+    let index = audit_reload(&r, "inventory.reload", outcome.is_ok(), details, sinks).await?;
     let reply = match outcome {
         Ok((inventory, _, rules, sha256)) => {
-            crate::in_force::keep_reloaded(&sinks.data_dir, |d| d.inventory = sha256.clone());
             let reloaded = Reloaded { rules: rules.rules.len(), changed: sha256 != sinks.inventory.sha256 };
+            if reloaded.changed {
+                keep_reloaded(sinks, index, |d| d.inventory = sha256.clone());
+            }
             let inventory = Arc::new(inventory);
             engine.replace_inventory(inventory.clone(), rules);
             sinks.inventory.feed.send_replace(inventory);
@@ -917,12 +925,19 @@ async fn audit_reload(
     done: bool,
     details: serde_json::Value,
     sinks: &EvidenceSinks,
-) -> Result<(), Error> {
+) -> Result<u64, Error> {
     let action = if done { action.to_owned() } else { format!("{action}.refused") };
     let entry =
         crate::audit::Entry { actor: &r.by, printed_name: None, role: None, action: &action, reason: "", details };
-    sinks.ledger.append(vec![crate::audit::encode(&entry)?]).await?;
-    Ok(())
+    Ok(sinks.ledger.append(vec![crate::audit::encode(&entry)?]).await?.start)
+}
+
+/// Keeps what a reload put in force (its record at `index`) in `in-force.json`.
+fn keep_reloaded(sinks: &EvidenceSinks, index: u64, change: impl FnOnce(&mut crate::in_force::Digests)) {
+    match sinks.ledger.snapshot() {
+        Ok(snap) => crate::in_force::keep_reloaded(&sinks.data_dir, &snap, index, change),
+        Err(e) => tracing::warn!(error = %e, "in-force.json not written; the next start rebuilds it from the ledger"),
+    }
 }
 
 /// Puts alarms in the outbox (synced) for the forwarders.

@@ -1582,7 +1582,9 @@ async fn make_export(
                 source: e,
             })
         })?;
-        crate::evidence::export(&ledger.snapshot()?, &sel, &by, &signer, file)
+        let snap = ledger.snapshot()?;
+        let in_force = crate::in_force::history(&spool, &snap)?;
+        crate::evidence::export(&snap, &sel, &by, &signer, file, &in_force.records)
     })
     .await
     .map_err(|_| ApiError::unavailable("the export stopped"))?

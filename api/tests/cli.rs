@@ -110,6 +110,23 @@ fn demo_stops_cleanly_on_sigterm_and_verify_judges_the_ledger() {
         "{text}{}",
         String::from_utf8_lossy(&ok.stderr)
     );
+    assert!(text.contains("no record before record 0 says what was in force"), "everything from the start: {text}");
+    // A PLC's records: the bundle carries what was in force at the first.
+    let plc = dir.path().join("plc.tar");
+    let out = Command::new(BIN)
+        .args(["evidence", "export", "--data-dir"])
+        .arg(&data)
+        .args(["--from", "2000-01-01T00:00:00Z", "--to", "2100-01-01T00:00:00Z", "--asset", "PLC-01", "--out"])
+        .arg(&plc)
+        .output()
+        .expect("export runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ok = Command::new(BIN).arg("verify").arg(&plc).output().expect("verify runs");
+    let plc_text = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{plc_text}{}", String::from_utf8_lossy(&ok.stderr));
+    for line in ["in force when record ", "  inventory      ", "  rule files     "] {
+        assert!(plc_text.contains(line), "{line:?} in {plc_text}");
+    }
     let mut b = std::fs::read(&copy).expect("bundle");
     let at = b.len() / 2;
     b[at] ^= 0x01;
@@ -123,7 +140,7 @@ fn demo_stops_cleanly_on_sigterm_and_verify_judges_the_ledger() {
         exports += usize::from(String::from_utf8_lossy(r).contains("evidence.export"))
     })
     .expect("scan");
-    assert_eq!(exports, 1, "the export is an audit record");
+    assert_eq!(exports, 2, "each export is an audit record");
 
     let seg = ledger.join("segments").join(format!("{:020}.seg", 0));
     let mut bytes = std::fs::read(&seg).expect("segment");

@@ -242,6 +242,10 @@ pub struct BundleReport {
     pub origin: String,
     pub kinds: BTreeMap<String, u64>,
     pub signed_by: Vec<String>,
+    /// The index of every record, in the bundle's order.
+    pub indices: Vec<u64>,
+    /// `selection.json` as signed (how the records were chosen).
+    pub selection: String,
 }
 
 /// Verifies a bundle's bytes offline (see [`verify_bundle_from`]).
@@ -301,7 +305,9 @@ pub fn verify_bundle_from(bundle: impl Read, trusted: Option<&[VerifierKey]>) ->
         }
     }
     // 2. Every record is in the signed tree.
-    check.finish()
+    let mut report = check.finish()?;
+    report.selection = small.remove("selection.json").unwrap_or_default();
+    Ok(report)
 }
 
 /// Reads a tar archive that must be in the bundle's one byte form.
@@ -398,6 +404,7 @@ struct RecordsCheck {
     line: Vec<u8>,
     lines: usize,
     kinds: BTreeMap<String, u64>,
+    indices: Vec<u64>,
     first_fault: Option<LedgerError>,
 }
 
@@ -434,6 +441,7 @@ impl RecordsCheck {
             line: Vec::new(),
             lines: 0,
             kinds: BTreeMap::new(),
+            indices: Vec::new(),
             first_fault: None,
         }
     }
@@ -486,6 +494,7 @@ impl RecordsCheck {
         }
         let rec = crate::record::decode(r.record_text.as_bytes()).map_err(|e| at(e.to_string()))?;
         *self.kinds.entry(rec.kind.name().to_owned()).or_insert(0u64) += 1;
+        self.indices.push(r.index);
         Ok(())
     }
 
@@ -503,6 +512,8 @@ impl RecordsCheck {
             origin: self.cp.origin,
             kinds: self.kinds,
             signed_by: self.signed_by,
+            indices: self.indices,
+            selection: String::new(),
         })
     }
 }

@@ -73,7 +73,7 @@ async fn wait_for_incidents(addr: SocketAddr, token: &str, deadline: Duration) -
 
 /// Asks `probe` every 100 ms until it answers `Ok`, or panics after `deadline`
 /// with the last `Err` it gave (what was seen instead).
-async fn poll<T, F: AsyncFnMut() -> Result<T, String>>(what: &str, deadline: Duration, mut probe: F) -> T {
+pub(crate) async fn poll<T, F: AsyncFnMut() -> Result<T, String>>(what: &str, deadline: Duration, mut probe: F) -> T {
     let until = Instant::now() + deadline;
     loop {
         match probe().await {

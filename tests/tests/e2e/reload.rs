@@ -184,7 +184,65 @@ async fn the_inventory_reloads_while_running() {
     std::fs::write(&inventory, &reloaded).expect("write");
     assert!(!c.reload.inventory("tester").await.expect("reloads").changed, "the same file again");
 
+    // An evidence bundle of PLC-01's records carries what was in force at
+    // its first (the inventory and rules the start found) and the reload
+    // that changed it before its last, which the asset's selection alone
+    // would not choose.
+    let reviewer = c.tokens.issue("qa", custos::auth::Role::QualityReviewer).expect("token");
+    let selection = format!(
+        r#"{{"from":"{}","to":"{}","asset":"PLC-01","reason":"CHG-1 review"}}"#,
+        ingest::time::format_rfc3339(now - 60_000),
+        ingest::time::format_rfc3339(now + 3_600_000)
+    );
+    let bundle = crate::common::poll("no evidence bundle", std::time::Duration::from_secs(30), async || {
+        let (status, body) =
+            http_request(addr, "POST", "/api/v1/evidence/exports", Some(&reviewer), Some(selection.as_bytes()))
+                .await
+                .map_err(|e| e.to_string())?;
+        // 409 until a checkpoint covers the newest records (one a second).
+        if status == 200 { Ok(body) } else { Err(format!("{status} {body}")) }
+    })
+    .await;
+    ledger::verify_bundle(bundle.as_bytes(), None).expect("the bundle verifies");
+    let file = |name: &str| {
+        let mut tar = tar::Archive::new(bundle.as_bytes());
+        let mut entry = tar
+            .entries()
+            .expect("tar")
+            .map(|e| e.expect("entry"))
+            .find(|e| e.path().is_ok_and(|p| p.as_os_str() == name))
+            .expect(name);
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut entry, &mut text).expect("read");
+        text
+    };
+    let in_force: Value = serde_json::from_str::<Value>(&file("selection.json")).expect("json")["in_force"].clone();
+    assert_eq!(in_force["inventory"]["sha256"], custos::in_force::sha256(INVENTORY.as_bytes()), "{in_force}");
+    assert!(in_force["rules"].as_array().is_some_and(|r| r.len() > 10), "the built-in rule files: {in_force}");
+    let records: Vec<Value> =
+        file("records.jsonl").lines().map(|l| serde_json::from_str(l).expect("record line")).collect();
+    let record = |index: &Value| {
+        let line = records.iter().find(|r| r["index"] == *index).expect("the record is in the bundle");
+        serde_json::from_str::<Value>(line["record_text"].as_str().expect("text")).expect("record")["data"].clone()
+    };
+    let stated_inventory = record(&in_force["inventory"]["record"]);
+    assert_eq!(
+        (&stated_inventory["action"], &stated_inventory["details"]["text"]),
+        (&Value::from("inventory.change"), &Value::from(INVENTORY))
+    );
+    let changes: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<Value>(r["record_text"].as_str().expect("text")).expect("record")["data"].clone()
+        })
+        .filter(|d| d["action"] == "inventory.reload")
+        .collect();
+    assert_eq!(changes.len(), 1, "the reload that changed the inventory, not the one that did not");
+    assert_eq!(changes[0]["details"]["text"], reloaded.as_str());
+    assert_eq!(file("report.html").matches("<td>changed what was in force</td>").count(), 1);
+
     let ledger = c.data_dir.join("ledger");
+    let c_data = c.data_dir.clone();
     c.shutdown().await.expect("clean shutdown");
     let audits = audit_records(&ledger, 0);
     let reloads: Vec<&Value> =
@@ -203,12 +261,17 @@ async fn the_inventory_reloads_while_running() {
         (&Value::from(false), &Value::Null)
     );
 
-    // The reload is what is in force now: a restart finds nothing new.
+    // The reload is what is in force now: a restart finds nothing new, and
+    // none either when in-force.json was lost (it is rebuilt from the ledger).
+    let kept = std::fs::read_to_string(c_data.join("in-force.json")).expect("in-force.json");
+    std::fs::remove_file(c_data.join("in-force.json")).expect("rm");
     let before = ledger::verify_dir(&ledger, None).expect("verifies").records;
     Custos::start(cfg).await.expect("restarts").shutdown().await.expect("clean shutdown");
     let after = audit_records(&ledger, before);
     let actions: Vec<&str> = after.iter().filter_map(|a| a["action"].as_str()).collect();
     assert_eq!(actions, ["service.start", "service.stop"]);
+    let rebuilt = std::fs::read_to_string(c_data.join("in-force.json")).expect("rebuilt");
+    assert_eq!(serde_json::from_str::<Value>(&rebuilt).ok(), serde_json::from_str::<Value>(&kept).ok());
 }
 
 /// The data of every `audit` record from ledger index `from` on.
