@@ -561,8 +561,8 @@ fn in_force_table(first: u64, state: &crate::in_force::State) -> String {
         );
     }
     format!(
-        "<h2>What was in force</h2><p>When record {first}, the first chosen, was ledgered; each record named holds the text \
-         (SHA-256 of its bytes) and is in this bundle. Later changes up to the last chosen record are in it too, marked \
+        "<h2>What was in force</h2><p>In force when record {first}, the first chosen, was ledgered. Each record named holds the \
+         file's text (SHA-256 of its bytes) and is in this bundle. Later changes up to the last chosen record are in it too, marked \
          <i>changed what was in force</i>.</p><table><tr><th>what</th><th>file</th><th>SHA-256</th><th>record</th></tr>\n{rows}</table>"
     )
 }
