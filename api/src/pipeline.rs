@@ -394,6 +394,7 @@ impl Custos {
             crate::state::start_snapshot_due(resumed_from, replay.size(), cfg.state.snapshot_every_records)
                 .then(|| (replay.save(), fingerprint));
         let crate::state::Replayed { records, missed, last_tick } = replay.finish();
+        let (missed, decided_under_earlier) = crate::state::lost_by_a_crash(missed, kept.records.last().copied());
         stats.state_snapshot_records.store(resumed_from.unwrap_or(0), Ordering::Relaxed);
         tracing::info!(
             records,
@@ -402,6 +403,7 @@ impl Custos {
             replayed = records - resumed_from.unwrap_or(0),
             replay_ms = started.elapsed().as_millis() as u64,
             alerts_missed_by_a_crash = missed.len(),
+            alerts_not_raised_for_events_decided_under_earlier_rules = decided_under_earlier,
             "ledger open; correlation state rebuilt by replay"
         );
         let snapshot_writer = snapshotting

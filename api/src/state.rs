@@ -105,6 +105,22 @@ pub struct Replayed {
     pub last_tick: Vec<Alarm>,
 }
 
+/// Of the alerts a replay raised that the ledger lacks, those a crash can
+/// have kept from it. A replay runs the rules and inventory in force now;
+/// events up to `last_change`, the newest record that changed what was in
+/// force (a reload, or a start that found new files), were decided under
+/// what was in force then, all their alerts ledgered before that record
+/// was, so an alert whose events all come before it is what today's rules
+/// would say of them, not a loss: it is dropped (and counted, the second).
+pub fn lost_by_a_crash(mut missed: Vec<Alert>, last_change: Option<u64>) -> (Vec<Alert>, usize) {
+    let before = missed.len();
+    if let Some(change) = last_change {
+        missed.retain(|a| a.events.iter().any(|&i| i > change));
+    }
+    let dropped = before - missed.len();
+    (missed, dropped)
+}
+
 impl<'a> Replay<'a> {
     pub fn new(views: &'a Views, engine: &'a mut Engine) -> Self {
         Self { views, engine, size: 0, progress: ReplayProgress::default(), unconfirmed: Vec::new() }
@@ -706,6 +722,26 @@ mod tests {
             alarm_policy: correlate::AlarmPolicy { flood_alarms: 3, flood_minutes: 1, ..Default::default() },
         };
         Plant { dir, ledger: Arc::new(ledger), key, setup }
+    }
+
+    /// Only an alert completed after the newest change to what is in force
+    /// can be one a crash kept from the ledger.
+    #[test]
+    fn alerts_for_events_decided_under_earlier_rules_are_not_lost_ones() {
+        let alert = |events: &[u64]| -> Alert {
+            serde_json::from_value(serde_json::json!({
+                "id": format!("r:{events:?}"), "rule": "r", "title": "t", "severity_id": 3, "attack": [],
+                "time": 0, "entity": {"kind": "asset", "id": "PLC-01"}, "events": events, "summary": "s",
+            }))
+            .expect("alert")
+        };
+        let missed = vec![alert(&[3, 4]), alert(&[4, 9]), alert(&[10])];
+        let ids = |a: &[Alert]| a.iter().map(|a| a.id.clone()).collect::<Vec<_>>();
+        let (kept, dropped) = lost_by_a_crash(missed.clone(), None);
+        assert_eq!((ids(&kept), dropped), (ids(&missed), 0), "no change known: all raised");
+        let (kept, dropped) = lost_by_a_crash(missed.clone(), Some(5));
+        assert_eq!((ids(&kept), dropped), (vec!["r:[4, 9]".to_owned(), "r:[10]".to_owned()], 1));
+        assert_eq!(lost_by_a_crash(missed, Some(10)).1, 3, "all decided before the change");
     }
 
     /// A start from a snapshot taken anywhere in the ledger ends exactly
