@@ -442,7 +442,7 @@ fn export_at_most(
         chosen.take(Listed { index, summary: summary(kind, &rec.data), incident, kind, recorded_at }, text);
         last_chosen = Some(index);
     })?;
-    // The changes to what was in force after the last chosen record's neighbours, up to it.
+    // Changes to what was in force after the last chosen record but one, up to the last.
     if let Some(last) = last_chosen {
         for due in in_force.before(last + 1) {
             chosen.take_in_force(&in_force, due);
