@@ -386,8 +386,9 @@ pub fn keep(data_dir: &Path, kept: &Kept) -> std::io::Result<()> {
 }
 
 /// Keeps what a reload put in force (the record at `index`), once that
-/// record is in the ledger. A failure is logged, not fatal: the next start
-/// rebuilds the file from the ledger.
+/// record is in the ledger. A failure is logged, not fatal: the file is
+/// removed rather than left without the reload, so the next start or
+/// export rebuilds it from the ledger.
 pub fn keep_reloaded(data_dir: &Path, snap: &Snapshot, index: u64, change: impl FnOnce(&mut Digests)) {
     let kept = history(data_dir, snap).map(|mut kept| {
         change(&mut kept.digests);
@@ -397,8 +398,16 @@ pub fn keep_reloaded(data_dir: &Path, snap: &Snapshot, index: u64, change: impl 
         kept
     });
     if let Err(e) = kept.map_err(std::io::Error::other).and_then(|kept| keep(data_dir, &kept)) {
-        tracing::warn!(error = %e, "in-force.json not written; the next start rebuilds it from the ledger");
+        forget(data_dir, &e);
     }
+}
+
+/// Removes `in-force.json`, which could not be brought up to date (`why`),
+/// so it is rebuilt from the ledger when next needed instead of read
+/// without a record.
+pub fn forget(data_dir: &Path, why: &dyn std::fmt::Display) {
+    let removed = std::fs::remove_file(path(data_dir)).is_ok();
+    tracing::warn!(error = %why, removed, "in-force.json not written; it is rebuilt from the ledger when next needed");
 }
 
 #[cfg(test)]

@@ -938,7 +938,7 @@ async fn audit_reload(
 fn keep_reloaded(sinks: &EvidenceSinks, index: u64, change: impl FnOnce(&mut crate::in_force::Digests)) {
     match sinks.ledger.snapshot() {
         Ok(snap) => crate::in_force::keep_reloaded(&sinks.data_dir, &snap, index, change),
-        Err(e) => tracing::warn!(error = %e, "in-force.json not written; the next start rebuilds it from the ledger"),
+        Err(e) => crate::in_force::forget(&sinks.data_dir, &e),
     }
 }
 
