@@ -337,6 +337,38 @@ pub fn read(snap: &Snapshot, history: &[u64], size: u64) -> Result<Vec<(u64, Val
     Ok(out)
 }
 
+/// The changes an answer of [`at_time`] lists at most, newest first.
+const CHANGES_LISTED: usize = 100;
+
+/// What was in force at `at` (a ledger time, Unix ms) as the API answers:
+/// the fold of the in-force records among `history` ledgered by then, and
+/// those records, newest first.
+pub fn at_time(snap: &Snapshot, history: &[u64], at: i64) -> Result<Value, ledger::LedgerError> {
+    let mut state = State::default();
+    let mut changes = Vec::new();
+    for (index, audit, bytes) in read(snap, history, snap.size())? {
+        let Some((_, recorded_at)) = record::peek(&bytes) else { continue };
+        if recorded_at > at {
+            continue;
+        }
+        state.apply(index, &audit);
+        changes.push(json!({
+            "record": index,
+            "recorded_at": ingest::time::format_rfc3339(recorded_at),
+            "action": audit["action"],
+            "actor": audit["actor"],
+            "reason": audit["reason"],
+        }));
+    }
+    let mut answer = state.to_json();
+    answer["at"] = ingest::time::format_rfc3339(at).into();
+    answer["changes_total"] = changes.len().into();
+    changes.reverse();
+    changes.truncate(CHANGES_LISTED);
+    answer["changes"] = changes.into();
+    Ok(answer)
+}
+
 /// What a verified evidence bundle's `selection.json` says was in force,
 /// checked against the records the bundle holds (`indices`): the lines
 /// `custos verify` prints, or the record it names but does not hold.

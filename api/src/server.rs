@@ -342,6 +342,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(checkpoint))
         .routes(routes!(ledger_record))
         .routes(routes!(consistency_proof))
+        .routes(routes!(in_force))
         .routes(routes!(export_evidence))
         .routes(routes!(sign_record))
         .routes(routes!(list_retention, set_retention))
@@ -1715,6 +1716,61 @@ async fn consistency_proof(
     }
     let proof = s.0.ledger.consistency_proof(q.old, new).map_err(|_| ApiError::unavailable("no proof"))?;
     Ok(Json(json!({"old": q.old, "new": new, "proof": hexes(&proof), "checkpoint": note})))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct InForceQuery {
+    /// A ledger time (RFC 3339); now when left out.
+    #[param(format = DateTime)]
+    at: Option<String>,
+}
+
+/// The inventory, each rule file and the configuration in force at a time,
+/// each by SHA-256 with the ledger record that states it (its text is
+/// there, with an inclusion proof, at `GET /ledger/records/{index}`), and
+/// the changes up to then, newest first (at most 100, with the total).
+#[utoipa::path(
+    get,
+    path = "/api/v1/in-force",
+    tag = "ledger",
+    summary = "What inventory, rules and configuration were in force at a time (audited)",
+    params(InForceQuery),
+    responses((status = 200, description = "What was in force", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    security(("bearer" = []))
+)]
+async fn in_force(
+    caller: Caller,
+    State(s): State<AppState>,
+    q: Result<Query<InForceQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::ReadLedger)?;
+    let at = match q?.0.at {
+        None => now_millis(),
+        Some(t) => {
+            parse_rfc3339(&t).ok_or_else(|| ApiError::bad_request(format!("at: {t:?} is not an RFC 3339 time")))?
+        }
+    };
+    let data_dir =
+        s.0.evidence
+            .as_ref()
+            .map(|(_, dir)| dir.clone())
+            .ok_or_else(|| ApiError::unavailable("evidence is not enabled"))?;
+    let ledger = s.0.ledger.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        let snap = ledger.snapshot()?;
+        let history = crate::in_force::history(&data_dir, &snap)?;
+        crate::in_force::at_time(&snap, &history.records, at)
+    })
+    .await
+    .map_err(|_| ApiError::unavailable("the ledger read stopped"))?
+    .map_err(|e| {
+        tracing::error!(error = %e, "what was in force cannot be read");
+        ApiError::unavailable("the ledger cannot be read now")
+    })?;
+    audit(&s, &caller.0, "in_force.read", "", json!({"at": format_rfc3339(at)})).await?;
+    Ok(Json(answer))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -171,7 +171,7 @@ async fn every_role_on_every_route_follows_the_permission_table() {
     let badge = r#"{"time":"2026-11-26T10:00:00Z","badge":"1","door":"D","result":"granted"}"#;
     let signature = r#"{"record_index":1,"meaning":"reviewed","reason":"walk","password":"correct horse battery"}"#;
     // `None`: any holder of a token.
-    let routes: [(&str, &str, &str, Option<Permission>, &str); 28] = [
+    let routes: [(&str, &str, &str, Option<Permission>, &str); 29] = [
         ("GET", "/api/v1/incidents", "", Some(ReadIncidents), ""),
         ("GET", "/api/v1/incidents/{id}", "", Some(ReadIncidents), ""),
         ("GET", "/api/v1/incidents/{id}/timeline", "", Some(ReadIncidents), ""),
@@ -185,6 +185,7 @@ async fn every_role_on_every_route_follows_the_permission_table() {
         ("GET", "/api/v1/ledger/records/{index}", "", Some(ReadLedger), ""),
         ("GET", "/api/v1/ledger/proof/consistency", "?old=1", Some(ReadLedger), ""),
         ("GET", "/api/v1/ledger/retention", "", Some(ReadLedger), ""),
+        ("GET", "/api/v1/in-force", "", Some(ReadLedger), ""),
         (
             "POST",
             "/api/v1/ledger/retention",
@@ -364,6 +365,58 @@ async fn reloads_are_admin_only_and_refusals_are_explained() {
             }
         }
     }
+}
+
+/// What was in force at a time comes from the ledger's in-force records
+/// (here without `in-force.json`, so rebuilt from them): each file by
+/// SHA-256 with its stating record, and the changes by then, newest first.
+#[tokio::test]
+async fn what_was_in_force_at_a_time() {
+    let f = fixture().await;
+    let audit = |at: i64, action: &str, details: Value| {
+        let data =
+            serde_json::json!({"action": action, "actor": "system", "reason": "found at start", "details": details});
+        ledger::record::encode(ledger::RecordKind::Audit, at, &data).expect("record")
+    };
+    let inventory = |text: &str, was: Option<&str>| serde_json::json!({"path": "inventory.toml", "sha256": custos::in_force::sha256(text.as_bytes()), "was_sha256": was, "text": text});
+    let base = 1_780_000_000_000;
+    let first = f.ledger.size();
+    f.ledger
+        .append(vec![
+            audit(base, "inventory.change", inventory("v1", None)),
+            audit(base, "rules.change", serde_json::json!({"files": 1, "added": [{"path": "r/a.yml", "sha256": "aa", "text": "a"}], "changed": [], "removed": []})),
+            audit(base + 60_000, "inventory.reload", {
+                let mut d = inventory("v2", Some(&custos::in_force::sha256(b"v1")));
+                d["changed"] = true.into();
+                d
+            }),
+        ])
+        .await
+        .expect("append");
+    let admin = Some(f.tokens[&Role::Admin].as_str());
+    let at = |t: i64| format!("/api/v1/in-force?at={}", ingest::time::format_rfc3339(t).replace('+', "%2B"));
+    let (s, b) = call(&f.app, "GET", &at(base + 30_000), admin, "").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        (&b["inventory"]["sha256"], &b["inventory"]["record"]),
+        (&Value::from(custos::in_force::sha256(b"v1")), &Value::from(first))
+    );
+    assert_eq!(b["rules"], serde_json::json!([{"path": "r/a.yml", "sha256": "aa", "record": first + 1}]));
+    assert_eq!((&b["changes_total"], &b["changes"][0]["action"]), (&Value::from(2), &Value::from("rules.change")));
+    let (_, now) = call(&f.app, "GET", "/api/v1/in-force", admin, "").await;
+    assert_eq!(
+        (&now["inventory"]["record"], &now["changes"][0]["action"]),
+        (&Value::from(first + 2), &Value::from("inventory.reload"))
+    );
+    let (_, before) = call(&f.app, "GET", &at(base - 1), admin, "").await;
+    assert_eq!((&before["inventory"], &before["changes_total"]), (&Value::Null, &Value::from(0)));
+    let audit = last_audit(&f);
+    assert_eq!((audit["action"].as_str(), audit["actor"].as_str()), (Some("in_force.read"), Some("Admin")));
+    let (s, b) = call(&f.app, "GET", "/api/v1/in-force?at=yesterday", admin, "").await;
+    assert_eq!(
+        (s, b["error"]["message"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("at: \"yesterday\" is not an RFC 3339 time"))
+    );
 }
 
 /// Incidents move on with a reason; each move is an `incident` and an
@@ -1301,5 +1354,5 @@ async fn openapi_document_is_golden_and_every_operation_is_guarded() {
             }
         }
     }
-    assert_eq!(operations, 31, "every route is documented");
+    assert_eq!(operations, 32, "every route is documented");
 }

@@ -169,8 +169,26 @@ async fn the_inventory_reloads_while_running() {
         "{INVENTORY}[[people]]\nid = \"carol\"\nbadges = [\"3003\"]\n[[change_tickets]]\nid = \"CHG-1\"\nassets = [\"PLC-01\"]\nstate = \"open\"\nstart = \"{start}\"\nend = \"{end}\"\n"
     );
     std::fs::write(&inventory, &reloaded).expect("write");
+    let before_reload = ingest::source::now_millis();
     let answer = c.reload.inventory("tester").await.expect("reloads");
     assert!(answer.changed && answer.rules > 0, "{answer:?}");
+    // The API says what is in force now, and what was before the reload.
+    let admin = c.tokens.issue("admin", custos::auth::Role::Admin).expect("token");
+    let in_force = async |query: &str| -> Value {
+        let (status, body) =
+            http_request(addr, "GET", &format!("/api/v1/in-force{query}"), Some(&admin), None).await.expect("get");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("json")
+    };
+    let in_force_now = in_force("").await;
+    assert_eq!(in_force_now["inventory"]["sha256"], custos::in_force::sha256(reloaded.as_bytes()));
+    assert_eq!(
+        (&in_force_now["changes"][0]["action"], &in_force_now["changes"][0]["actor"]),
+        (&Value::from("inventory.reload"), &Value::from("tester"))
+    );
+    let then = in_force(&format!("?at={}", ingest::time::format_rfc3339(before_reload - 1))).await;
+    assert_eq!(then["inventory"]["sha256"], custos::in_force::sha256(INVENTORY.as_bytes()));
+    assert_eq!(then["rules"], in_force_now["rules"], "the reload kept the rules");
     push("plc", plc_change("b2")).await;
     push("badge", badge("3003")).await;
     assert_eq!(person_of("3003", 2).await.as_deref(), Some("carol"), "enrichment has the reloaded inventory");
