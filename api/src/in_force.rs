@@ -287,7 +287,7 @@ fn kept(data_dir: &Path) -> Option<Kept> {
 /// The data of the `audit` record `bytes` when it put something in force.
 /// Most audit records are searches and reads: they are told from these by
 /// the text before any is parsed.
-fn in_force_audit(bytes: &[u8]) -> Option<Value> {
+pub fn stating(bytes: &[u8]) -> Option<Value> {
     const MARKS: [&[u8]; 3] = [b"\"action\":\"inventory.", b"\"action\":\"rules.", b"\"action\":\"config.change\""];
     if record::peek(bytes).is_some_and(|(kind, _)| kind != RecordKind::Audit)
         || !MARKS.iter().any(|m| bytes.windows(m.len()).any(|w| w == *m))
@@ -304,7 +304,7 @@ pub fn from_ledger(snap: &Snapshot) -> Result<Kept, ledger::LedgerError> {
     let (mut state, mut records) = (State::default(), Vec::new());
     for block in snap.blocks().filter(|b| b.holds(RecordKind::Audit)) {
         snap.scan(block.start, block.end.min(snap.size()), |index, bytes| {
-            if let Some(audit) = in_force_audit(&bytes) {
+            if let Some(audit) = stating(&bytes) {
                 state.apply(index, &audit);
                 records.push(index);
             }
@@ -329,7 +329,7 @@ pub fn read(snap: &Snapshot, history: &[u64], size: u64) -> Result<Vec<(u64, Val
     let mut out = Vec::new();
     for &index in history.iter().filter(|&&i| i < size) {
         let bytes = snap.record(index)?;
-        match in_force_audit(&bytes) {
+        match stating(&bytes) {
             Some(audit) => out.push((index, audit, bytes)),
             None => tracing::warn!(index, "in-force.json names a record that put nothing in force; skipped"),
         }
@@ -369,22 +369,50 @@ pub fn at_time(snap: &Snapshot, history: &[u64], at: i64) -> Result<Value, ledge
     Ok(answer)
 }
 
+/// The entry the in-force record `audit` (its data) gives for `what`
+/// (`inventory`, `configuration`, or a rule file's `path`): its path,
+/// SHA-256 and, unless omitted, text.
+fn entry<'a>(audit: &'a Value, what: &str, path: Option<&str>) -> Option<&'a Value> {
+    let d = &audit["details"];
+    match (audit["action"].as_str()?, what) {
+        ("inventory.change" | "inventory.reload", "inventory") | ("config.change", "configuration") => Some(d),
+        ("rules.change" | "rules.reload", "rule file") => {
+            let diff = if audit["action"] == "rules.change" { d } else { &d["changes"] };
+            let files = diff["added"].as_array().into_iter().chain(diff["changed"].as_array()).flatten();
+            files.into_iter().find(|f| f["path"].as_str() == path)
+        }
+        _ => None,
+    }
+}
+
 /// What a verified evidence bundle's `selection.json` says was in force,
-/// checked against the records the bundle holds (`indices`): the lines
-/// `custos verify` prints, or the record it names but does not hold.
-pub fn bundle_in_force(selection: &str, indices: &[u64]) -> Result<Vec<String>, String> {
+/// checked against the in-force records the bundle holds (`stating`, by
+/// index: their data, see [`stating`]): each named record states that file
+/// with that SHA-256, and the text it holds hashes to it. The lines
+/// `custos verify` prints, or what does not hold.
+pub fn bundle_in_force(selection: &str, stating: &BTreeMap<u64, Value>) -> Result<Vec<String>, String> {
     let selection: Value = serde_json::from_str(selection).map_err(|e| format!("selection.json: {e}"))?;
     let stated = &selection["in_force"];
     if stated.is_null() {
         return Ok(vec!["what was in force is not stated (a bundle made before Custos stated it)".into()]);
     }
-    let held: std::collections::HashSet<u64> = indices.iter().copied().collect();
-    let record = |s: &Value| match s["record"].as_u64() {
-        Some(i) if held.contains(&i) => Ok(i),
-        Some(i) => Err(format!(
-            "selection.json names record {i} as stating what was in force, but the bundle does not hold it"
-        )),
-        None => Err(format!("selection.json: an in-force entry without its record: {s}")),
+    let check = |what: &str, s: &Value| -> Result<u64, String> {
+        let i =
+            s["record"].as_u64().ok_or_else(|| format!("selection.json: an in-force entry without its record: {s}"))?;
+        let audit = stating.get(&i).ok_or_else(|| {
+            format!("selection.json names record {i} as stating the {what}, but the bundle holds no such record")
+        })?;
+        let path = s["path"].as_str();
+        let e = entry(audit, what, path).ok_or_else(|| format!("record {i} does not state the {what} {s}"))?;
+        if e["sha256"] != s["sha256"] || e["path"].as_str() != path {
+            return Err(format!("record {i} states the {what} as {e}, not as selection.json says ({s})"));
+        }
+        if let Some(text) = e["text"].as_str()
+            && Some(sha256(text.as_bytes()).as_str()) != s["sha256"].as_str()
+        {
+            return Err(format!("the text of the {what} in record {i} does not hash to its SHA-256"));
+        }
+        Ok(i)
     };
     let sha = |s: &Value| s["sha256"].as_str().map_or("none".to_owned(), |h| format!("SHA-256 {h}"));
     let before = &stated["before_record"];
@@ -392,23 +420,41 @@ pub fn bundle_in_force(selection: &str, indices: &[u64]) -> Result<Vec<String>, 
     let mut lines = Vec::new();
     if let Some(inv) = stated.get("inventory").filter(|v| !v.is_null()) {
         let path = inv["path"].as_str().unwrap_or("no inventory file");
-        lines.push(format!("  inventory      {path}, {} (record {})", sha(inv), record(inv)?));
+        lines.push(format!("  inventory      {path}, {} (record {})", sha(inv), check("inventory", inv)?));
     }
     if !rules.is_empty() {
-        let from: BTreeSet<u64> = rules.iter().map(record).collect::<Result<_, _>>()?;
+        let from: BTreeSet<u64> = rules.iter().map(|r| check("rule file", r)).collect::<Result<_, _>>()?;
         let from: Vec<String> = from.iter().map(u64::to_string).collect();
         lines.push(format!("  rule files     {} (records {})", rules.len(), from.join(", ")));
     }
     if let Some(config) = stated.get("config").filter(|v| !v.is_null()) {
-        lines.push(format!("  configuration  {} (record {})", sha(config), record(config)?));
+        lines.push(format!("  configuration  {} (record {})", sha(config), check("configuration", config)?));
     }
     let head = if lines.is_empty() {
         format!("no record before record {before} says what was in force")
     } else {
-        format!("in force when record {before} was ledgered (each stating record is in the bundle):")
+        format!("in force when record {before} was ledgered (each stating record is in the bundle and hashes match):")
     };
     lines.insert(0, head);
     Ok(lines)
+}
+
+/// Verifies an evidence bundle as `custos verify` does (see
+/// [`ledger::verify_bundle_seeing`]), then what its `selection.json` says
+/// was in force ([`bundle_in_force`]): the report and the lines to print.
+pub fn verify_bundle(
+    bundle: impl std::io::Read,
+    trusted: Option<&[ledger::VerifierKey]>,
+) -> Result<(ledger::BundleReport, Vec<String>), String> {
+    let mut held = BTreeMap::new();
+    let report = ledger::verify_bundle_seeing(bundle, trusted, &mut |index, text| {
+        if let Some(audit) = stating(text.as_bytes()) {
+            held.insert(index, audit);
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    let lines = bundle_in_force(&report.selection, &held)?;
+    Ok((report, lines))
 }
 
 /// Keeps what is in force for the next start, once its records are in the ledger.
@@ -564,33 +610,63 @@ mod tests {
         assert_eq!(state.to_json()["rules"], json!([{"path": "r/c.yml", "sha256": sha256(b"c"), "record": 9}]));
     }
 
-    /// `custos verify` states what a bundle says was in force, and fails
-    /// one that names a stating record it does not hold.
+    /// `custos verify` states what a bundle says was in force, and fails one
+    /// whose named record is missing, states otherwise, or holds a text that
+    /// does not hash to the stated SHA-256.
     #[test]
     fn a_bundle_holds_the_records_it_names_as_in_force() {
-        let selection = json!({"in_force": {
-            "before_record": 40,
-            "inventory": {"path": "/etc/custos/inventory.toml", "sha256": "ab", "record": 7},
-            "rules": [{"path": "a.yml", "sha256": "cd", "record": 8}, {"path": "b.yml", "sha256": "ef", "record": 30}],
-            "config": null,
-        }})
-        .to_string();
-        let lines = bundle_in_force(&selection, &[7, 8, 30, 40]).expect("held");
+        let audit = |action: &str, details: Value| json!({"action": action, "actor": "system", "details": details});
+        let inv = audit(
+            "inventory.change",
+            inventory_change(Some(&Text { path: "inv.toml".into(), text: "v1".into() }), None),
+        );
+        let rules = audit(
+            "rules.change",
+            rules_diff(&BTreeMap::new(), &[("a.yml".into(), "a".into()), ("b.yml".into(), "b".into())]).expect("diff"),
+        );
+        let reload = audit(
+            "rules.reload",
+            json!({"rules": 2, "changes": rules_diff(&rule_digests(&[("b.yml".into(), "b".into())]), &[("b.yml".into(), "b2".into())])}),
+        );
+        let held: BTreeMap<u64, Value> = [(7, inv), (8, rules), (30, reload)].into();
+        let stated = |inventory_sha: &str, b_record: u64| {
+            json!({"in_force": {
+                "before_record": 40,
+                "inventory": {"path": "inv.toml", "sha256": inventory_sha, "record": 7},
+                "rules": [{"path": "a.yml", "sha256": sha256(b"a"), "record": 8}, {"path": "b.yml", "sha256": sha256(b"b2"), "record": b_record}],
+                "config": null,
+            }})
+            .to_string()
+        };
+        let lines = bundle_in_force(&stated(&sha256(b"v1"), 30), &held).expect("holds");
         assert_eq!(
             lines,
             [
-                "in force when record 40 was ledgered (each stating record is in the bundle):",
-                "  inventory      /etc/custos/inventory.toml, SHA-256 ab (record 7)",
-                "  rule files     2 (records 8, 30)",
+                "in force when record 40 was ledgered (each stating record is in the bundle and hashes match):"
+                    .to_owned(),
+                format!("  inventory      inv.toml, SHA-256 {} (record 7)", sha256(b"v1")),
+                "  rule files     2 (records 8, 30)".to_owned(),
             ]
         );
-        let err = bundle_in_force(&selection, &[7, 8, 40]).expect_err("record 30 is missing");
-        assert!(err.contains("names record 30"), "{err}");
+        let err =
+            |selection: String, held: &BTreeMap<u64, Value>| bundle_in_force(&selection, held).expect_err("fails");
+        let mut missing = held.clone();
+        missing.remove(&30);
+        assert!(err(stated(&sha256(b"v1"), 30), &missing).contains("names record 30"));
+        assert!(err(stated(&sha256(b"v2"), 30), &held).contains("record 7 states the inventory as"), "another hash");
+        assert!(
+            err(stated(&sha256(b"v1"), 8), &held).contains("record 8 states the rule file as"),
+            "b.yml's older text"
+        );
+        // A record whose text does not hash to what it states.
+        let mut forged = held.clone();
+        forged.get_mut(&7).expect("inventory")["details"]["text"] = "v1 with a ticket removed".into();
+        assert!(err(stated(&sha256(b"v1"), 30), &forged).contains("does not hash to its SHA-256"));
         let nothing = json!({"in_force": {"before_record": 1, "inventory": null, "rules": [], "config": null}});
         assert_eq!(
-            bundle_in_force(&nothing.to_string(), &[1]).expect("nothing stated"),
+            bundle_in_force(&nothing.to_string(), &held).expect("nothing stated"),
             ["no record before record 1 says what was in force"]
         );
-        assert!(bundle_in_force("{}", &[1]).expect("older bundle")[0].contains("not stated"));
+        assert!(bundle_in_force("{}", &held).expect("older bundle")[0].contains("not stated"));
     }
 }

@@ -811,11 +811,7 @@ fn verify(path: &std::path::Path, key: Option<&str>) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        let verified = ledger::verify_bundle_from(file, trusted.as_deref()).map_err(|e| e.to_string()).and_then(|r| {
-            let in_force = custos::in_force::bundle_in_force(&r.selection, &r.indices)?;
-            Ok((r, in_force))
-        });
-        return match verified {
+        return match custos::in_force::verify_bundle(file, trusted.as_deref()) {
             Ok((r, in_force)) => {
                 println!(
                     "OK: evidence bundle of {} records, each in the signed tree of size {} (origin {})",

@@ -10,12 +10,17 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let checkpoint = ledger::bundle_checkpoint(data);
-    if let Ok(report) = ledger::verify_bundle(data, None) {
+    if let Ok((report, _)) = custos::in_force::verify_bundle(data, None) {
         assert!(checkpoint.is_ok(), "a verified bundle has a checkpoint");
         assert!(report.tree_size as usize >= report.records, "records come from the signed tree");
-        let _ = custos::in_force::bundle_in_force(&report.selection, &report.indices);
     }
     if let Ok(selection) = std::str::from_utf8(data) {
-        let _ = custos::in_force::bundle_in_force(selection, &[0, 1, 2, 3, 7, 30]);
+        let audit = |action: &str, details: serde_json::Value| serde_json::json!({"action": action, "details": details});
+        let stating = [
+            (2, audit("inventory.change", serde_json::json!({"path": "inventory.toml", "sha256": "ab", "text": "x"}))),
+            (3, audit("rules.change", serde_json::json!({"files": 1, "added": [{"path": "a.yml", "sha256": "cd"}]}))),
+        ]
+        .into();
+        let _ = custos::in_force::bundle_in_force(selection, &stating);
     }
 });

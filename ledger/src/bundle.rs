@@ -242,8 +242,6 @@ pub struct BundleReport {
     pub origin: String,
     pub kinds: BTreeMap<String, u64>,
     pub signed_by: Vec<String>,
-    /// The index of every record, in the bundle's order.
-    pub indices: Vec<u64>,
     /// `selection.json` as signed (how the records were chosen).
     pub selection: String,
 }
@@ -262,9 +260,20 @@ pub fn verify_bundle(bytes: &[u8], trusted: Option<&[VerifierKey]>) -> Result<Bu
 /// then [`FILES`] in order, each header as the writer would make it for that
 /// name and size, padding and the two closing blocks zero, nothing after.
 pub fn verify_bundle_from(bundle: impl Read, trusted: Option<&[VerifierKey]>) -> Result<BundleReport, LedgerError> {
+    verify_bundle_seeing(bundle, trusted, &mut |_, _| {})
+}
+
+/// [`verify_bundle_from`], handing `see` each record's index and text once
+/// its inclusion proof holds (what a caller checks further, such as the
+/// records `selection.json` names, without reading the bundle twice).
+pub fn verify_bundle_seeing(
+    bundle: impl Read,
+    trusted: Option<&[VerifierKey]>,
+    see: &mut dyn FnMut(u64, &str),
+) -> Result<BundleReport, LedgerError> {
     let mut tar = CanonicalTar { input: std::io::BufReader::with_capacity(1 << 20, bundle) };
     let mut small: BTreeMap<&str, String> = BTreeMap::new();
-    let mut records: Option<RecordsCheck> = None;
+    let mut records: Option<RecordsCheck<'_>> = None;
     for name in std::iter::once("manifest.txt").chain(FILES) {
         let size = tar.header(name)?;
         if name != "records.jsonl" {
@@ -288,7 +297,7 @@ pub fn verify_bundle_from(bundle: impl Read, trusted: Option<&[VerifierKey]>) ->
             }
         }
         let (body, signed_by) = open(text("checkpoint.txt"), keys).map_err(|e| bad(format!("checkpoint.txt: {e}")))?;
-        let mut check = RecordsCheck::new(hashes, Checkpoint::parse_body(body)?, signed_by);
+        let mut check = RecordsCheck::new(hashes, Checkpoint::parse_body(body)?, signed_by, &mut *see);
         tar.contents(size, |chunk| check.take(chunk))?;
         records = Some(check);
     }
@@ -395,7 +404,7 @@ impl<R: Read> CanonicalTar<R> {
 /// inclusion proof against the checkpoint, and the file's SHA-256 for the
 /// manifest. A bad line is reported only if the file is the one the
 /// manifest names (else the change itself is the finding).
-struct RecordsCheck {
+struct RecordsCheck<'s> {
     /// The manifest's `(name, SHA-256)` of every file but itself.
     hashes: Vec<(&'static str, String)>,
     cp: Checkpoint,
@@ -404,8 +413,8 @@ struct RecordsCheck {
     line: Vec<u8>,
     lines: usize,
     kinds: BTreeMap<String, u64>,
-    indices: Vec<u64>,
     first_fault: Option<LedgerError>,
+    see: &'s mut dyn FnMut(u64, &str),
 }
 
 /// The `(name, SHA-256)` a verified manifest lists, which must be [`FILES`], each once.
@@ -431,8 +440,13 @@ fn manifest_hashes(manifest: &str) -> Result<Vec<(&'static str, String)>, Ledger
     Ok(hashes)
 }
 
-impl RecordsCheck {
-    fn new(hashes: Vec<(&'static str, String)>, cp: Checkpoint, signed_by: Vec<String>) -> Self {
+impl<'s> RecordsCheck<'s> {
+    fn new(
+        hashes: Vec<(&'static str, String)>,
+        cp: Checkpoint,
+        signed_by: Vec<String>,
+        see: &'s mut dyn FnMut(u64, &str),
+    ) -> Self {
         Self {
             hashes,
             cp,
@@ -441,8 +455,8 @@ impl RecordsCheck {
             line: Vec::new(),
             lines: 0,
             kinds: BTreeMap::new(),
-            indices: Vec::new(),
             first_fault: None,
+            see,
         }
     }
 
@@ -494,7 +508,7 @@ impl RecordsCheck {
         }
         let rec = crate::record::decode(r.record_text.as_bytes()).map_err(|e| at(e.to_string()))?;
         *self.kinds.entry(rec.kind.name().to_owned()).or_insert(0u64) += 1;
-        self.indices.push(r.index);
+        (self.see)(r.index, &r.record_text);
         Ok(())
     }
 
@@ -512,7 +526,6 @@ impl RecordsCheck {
             origin: self.cp.origin,
             kinds: self.kinds,
             signed_by: self.signed_by,
-            indices: self.indices,
             selection: String::new(),
         })
     }

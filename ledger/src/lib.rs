@@ -15,7 +15,10 @@ mod verify;
 
 use std::path::PathBuf;
 
-pub use bundle::{BundleRecord, BundleReport, BundleWriter, bundle_checkpoint, verify_bundle, verify_bundle_from};
+pub use bundle::{
+    BundleRecord, BundleReport, BundleWriter, bundle_checkpoint, verify_bundle, verify_bundle_from,
+    verify_bundle_seeing,
+};
 pub use note::{Checkpoint, NoteSigner, VerifierKey, WitnessKey, WitnessSigner, cosignatures};
 pub use record::{KeyRecord, Record, RecordKind};
 pub use snapshot::Snapshot;
