@@ -340,15 +340,36 @@ pub fn read(snap: &Snapshot, history: &[u64], size: u64) -> Result<Vec<(u64, Val
 /// The changes an answer of [`at_time`] lists at most, newest first.
 const CHANGES_LISTED: usize = 100;
 
-/// What was in force at `at` (a ledger time, Unix ms) as the API answers:
-/// the fold of the in-force records among `history` ledgered by then, and
-/// those records, newest first.
-pub fn at_time(snap: &Snapshot, history: &[u64], at: i64) -> Result<Value, ledger::LedgerError> {
+/// When to say what was in force.
+#[derive(Debug, Clone, Copy)]
+pub enum When {
+    /// At a ledger time (Unix ms).
+    At(i64),
+    /// When a ledger record was ledgered (what decided about it).
+    Record(u64),
+}
+
+impl When {
+    pub fn to_json(self) -> Value {
+        match self {
+            When::At(at) => json!({"at": ingest::time::format_rfc3339(at)}),
+            When::Record(record) => json!({"record": record}),
+        }
+    }
+}
+
+/// What was in force `when`, as the API answers: the fold of the in-force
+/// records among `history` by then, and those records, newest first.
+pub fn at_time(snap: &Snapshot, history: &[u64], when: When) -> Result<Value, ledger::LedgerError> {
     let mut state = State::default();
     let mut changes = Vec::new();
     for (index, audit, bytes) in read(snap, history, snap.size())? {
         let Some((_, recorded_at)) = record::peek(&bytes) else { continue };
-        if recorded_at > at {
+        let by_then = match when {
+            When::At(at) => recorded_at <= at,
+            When::Record(record) => index < record,
+        };
+        if !by_then {
             continue;
         }
         state.apply(index, &audit);
@@ -361,7 +382,9 @@ pub fn at_time(snap: &Snapshot, history: &[u64], at: i64) -> Result<Value, ledge
         }));
     }
     let mut answer = state.to_json();
-    answer["at"] = ingest::time::format_rfc3339(at).into();
+    for (k, v) in when.to_json().as_object().into_iter().flatten() {
+        answer[k] = v.clone();
+    }
     answer["changes_total"] = changes.len().into();
     changes.reverse();
     changes.truncate(CHANGES_LISTED);

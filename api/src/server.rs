@@ -1722,9 +1722,11 @@ async fn consistency_proof(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct InForceQuery {
-    /// A ledger time (RFC 3339); now when left out.
+    /// A ledger time (RFC 3339); now when neither this nor `record` is given.
     #[param(format = DateTime)]
     at: Option<String>,
+    /// What was in force when this ledger record was (an alert's, say).
+    record: Option<u64>,
 }
 
 /// The inventory, each rule file and the configuration in force at a time,
@@ -1746,11 +1748,14 @@ async fn in_force(
     q: Result<Query<InForceQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::ReadLedger)?;
-    let at = match q?.0.at {
-        None => now_millis(),
-        Some(t) => {
-            parse_rfc3339(&t).ok_or_else(|| ApiError::bad_request(format!("at: {t:?} is not an RFC 3339 time")))?
-        }
+    let q = q?.0;
+    let when = match (q.at, q.record) {
+        (Some(_), Some(_)) => return Err(ApiError::bad_request("give at or record, not both")),
+        (None, Some(record)) => crate::in_force::When::Record(record),
+        (None, None) => crate::in_force::When::At(now_millis()),
+        (Some(t), None) => crate::in_force::When::At(
+            parse_rfc3339(&t).ok_or_else(|| ApiError::bad_request(format!("at: {t:?} is not an RFC 3339 time")))?,
+        ),
     };
     let data_dir =
         s.0.evidence
@@ -1761,7 +1766,7 @@ async fn in_force(
     let answer = tokio::task::spawn_blocking(move || {
         let snap = ledger.snapshot()?;
         let history = crate::in_force::history(&data_dir, &snap)?;
-        crate::in_force::at_time(&snap, &history.records, at)
+        crate::in_force::at_time(&snap, &history.records, when)
     })
     .await
     .map_err(|_| ApiError::unavailable("the ledger read stopped"))?
@@ -1769,7 +1774,7 @@ async fn in_force(
         tracing::error!(error = %e, "what was in force cannot be read");
         ApiError::unavailable("the ledger cannot be read now")
     })?;
-    audit(&s, &caller.0, "in_force.read", "", json!({"at": format_rfc3339(at)})).await?;
+    audit(&s, &caller.0, "in_force.read", "", when.to_json()).await?;
     Ok(Json(answer))
 }
 

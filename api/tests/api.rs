@@ -412,6 +412,17 @@ async fn what_was_in_force_at_a_time() {
     assert_eq!((&before["inventory"], &before["changes_total"]), (&Value::Null, &Value::from(0)));
     let audit = last_audit(&f);
     assert_eq!((audit["action"].as_str(), audit["actor"].as_str()), (Some("in_force.read"), Some("Admin")));
+    // When a record was ledgered: the reload decides only what comes after it.
+    let record = |n: u64| format!("/api/v1/in-force?record={n}");
+    let (_, at_reload) = call(&f.app, "GET", &record(first + 2), admin, "").await;
+    let (_, after) = call(&f.app, "GET", &record(first + 3), admin, "").await;
+    assert_eq!(
+        (&at_reload["inventory"]["record"], &at_reload["record"]),
+        (&Value::from(first), &Value::from(first + 2))
+    );
+    assert_eq!(after["inventory"]["record"], first + 2);
+    let (s, b) = call(&f.app, "GET", &format!("{}&at=2026-11-26T00:00:00Z", record(1)), admin, "").await;
+    assert_eq!((s, b["error"]["message"].as_str()), (StatusCode::BAD_REQUEST, Some("give at or record, not both")));
     let (s, b) = call(&f.app, "GET", "/api/v1/in-force?at=yesterday", admin, "").await;
     assert_eq!(
         (s, b["error"]["message"].as_str()),
