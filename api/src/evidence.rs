@@ -597,11 +597,6 @@ mod tests {
     /// PLC-02), an alert and two versions of the incident it opened, and an
     /// unrelated audit record, then a legal hold.
     async fn ledger() -> (tempfile::TempDir, Snapshot, NoteSigner) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let origin = "custos.test/evidence";
-        let key = NoteSigner::generate(origin).expect("key").encode();
-        let signer = || NoteSigner::parse(&key).expect("key");
-        let (l, _) = Ledger::open(dir.path(), origin, signer(), LedgerOptions::default()).expect("ledger");
         let rec = |kind, at, data: Value| record::encode(kind, at, &data).expect("encode");
         let records = vec![
             rec(RecordKind::Event, 1_000, json!({"message": "write", "device": {"asset": "PLC-01"}})),
@@ -616,6 +611,17 @@ mod tests {
             ),
             rec(RecordKind::LegalHold, 6_000, json!({"reason": "FDA inquiry", "set_by": "quinn"})),
         ];
+        ledger_of(records).await
+    }
+
+    /// A ledger of its key record (index 0) and `records`, closed under a
+    /// signed checkpoint; the signer of its checkpoints.
+    async fn ledger_of(records: Vec<Vec<u8>>) -> (tempfile::TempDir, Snapshot, NoteSigner) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let origin = "custos.test/evidence";
+        let key = NoteSigner::generate(origin).expect("key").encode();
+        let signer = || NoteSigner::parse(&key).expect("key");
+        let (l, _) = Ledger::open(dir.path(), origin, signer(), LedgerOptions::default()).expect("ledger");
         l.append(records).await.expect("append");
         l.close().await.expect("close signs a checkpoint");
         let snap = l.snapshot().expect("snapshot");
@@ -691,16 +697,6 @@ mod tests {
     /// incident version is flagged though its successor lies past the range.
     #[tokio::test]
     async fn blocks_out_of_range_are_skipped_without_losing_a_record() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let origin = "custos.test/evidence";
-        let signer = NoteSigner::generate(origin).expect("key");
-        let (l, _) = Ledger::open(
-            dir.path(),
-            origin,
-            NoteSigner::parse(&signer.encode()).expect("key"),
-            LedgerOptions::default(),
-        )
-        .expect("ledger");
         let rec = |kind, at, data: Value| record::encode(kind, at, &data).expect("encode");
         let mut times = Vec::new();
         let records: Vec<Vec<u8>> = (0..5_000i64)
@@ -719,9 +715,7 @@ mod tests {
                 }
             })
             .collect();
-        l.append(records).await.expect("append");
-        l.close().await.expect("close signs a checkpoint");
-        let snap = l.snapshot().expect("snapshot");
+        let (_dir, snap, signer) = ledger_of(records).await;
         assert_eq!(snap.blocks().count(), 5, "5,001 records in blocks of 1,024");
         let range = Selection {
             from: format_rfc3339(100_000),
@@ -782,16 +776,6 @@ mod tests {
     #[tokio::test]
     async fn a_bundle_carries_what_was_in_force() {
         use crate::in_force::{Text, inventory_change, rule_digests, rules_diff};
-        let dir = tempfile::tempdir().expect("tempdir");
-        let origin = "custos.test/evidence";
-        let signer = NoteSigner::generate(origin).expect("key");
-        let (l, _) = Ledger::open(
-            dir.path(),
-            origin,
-            NoteSigner::parse(&signer.encode()).expect("key"),
-            LedgerOptions::default(),
-        )
-        .expect("ledger");
         let rec = |kind, at, data: Value| record::encode(kind, at, &data).expect("encode");
         let audit = |at, action: &str, details: Value| {
             rec(RecordKind::Audit, at, json!({"action": action, "actor": "system", "details": details}))
@@ -819,9 +803,7 @@ mod tests {
             event(4_000, "PLC-01"),                                                   // 9
             audit(4_500, "inventory.reload.refused", json!({"errors": ["zone x: unknown"]})), // 10
         ];
-        l.append(records).await.expect("append");
-        l.close().await.expect("close signs a checkpoint");
-        let snap = l.snapshot().expect("snapshot");
+        let (dir, snap, signer) = ledger_of(records).await;
         let history = crate::in_force::history(dir.path(), &snap).expect("history from the ledger");
         assert_eq!(history.records, [1, 2, 3, 5, 8], "no unchanged or refused reload");
         assert_eq!(history.digests.inventory, Some(crate::in_force::sha256(b"v2")));
