@@ -300,7 +300,7 @@ pub fn stating(bytes: &[u8]) -> Option<Value> {
 
 /// Every in-force record of the ledger, read from its `audit` records: what
 /// `in-force.json` keeps, for a data directory without it.
-pub fn from_ledger(snap: &Snapshot) -> Result<Kept, ledger::LedgerError> {
+fn from_ledger(snap: &Snapshot) -> Result<Kept, ledger::LedgerError> {
     let (mut state, mut records) = (State::default(), Vec::new());
     for block in snap.blocks().filter(|b| b.holds(RecordKind::Audit)) {
         snap.scan(block.start, block.end.min(snap.size()), |index, bytes| {
