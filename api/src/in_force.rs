@@ -359,10 +359,12 @@ impl When {
 }
 
 /// What was in force `when`, as the API answers: the fold of the in-force
-/// records among `history` by then, and those records, newest first.
-pub fn at_time(snap: &Snapshot, history: &[u64], when: When) -> Result<Value, ledger::LedgerError> {
+/// records among `history` by then, and those records, newest first; with
+/// `texts`, the inventory's and each rule file's text as its record holds it.
+pub fn at_time(snap: &Snapshot, history: &[u64], when: When, texts: bool) -> Result<Value, ledger::LedgerError> {
     let mut state = State::default();
     let mut changes = Vec::new();
+    let mut audits = BTreeMap::new();
     for (index, audit, bytes) in read(snap, history, snap.size())? {
         let Some((_, recorded_at)) = record::peek(&bytes) else { continue };
         let by_then = match when {
@@ -380,8 +382,24 @@ pub fn at_time(snap: &Snapshot, history: &[u64], when: When) -> Result<Value, le
             "actor": audit["actor"],
             "reason": audit["reason"],
         }));
+        audits.insert(index, audit);
     }
     let mut answer = state.to_json();
+    if texts {
+        // Null when the record kept the text by hash alone (over TEXT_LIMIT).
+        let text = |what: &str, s: &Stated| {
+            audits
+                .get(&s.record)
+                .and_then(|a| entry(a, what, s.path.as_deref()))
+                .map_or(Value::Null, |e| e["text"].clone())
+        };
+        if let Some(inventory) = &state.inventory {
+            answer["inventory"]["text"] = text("inventory", inventory);
+        }
+        for (i, rule) in state.rules.values().enumerate() {
+            answer["rules"][i]["text"] = text("rule file", rule);
+        }
+    }
     for (k, v) in when.to_json().as_object().into_iter().flatten() {
         answer[k] = v.clone();
     }

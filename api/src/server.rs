@@ -1727,6 +1727,8 @@ struct InForceQuery {
     at: Option<String>,
     /// What was in force when this ledger record was (an alert's, say).
     record: Option<u64>,
+    /// Also each file's text as its record holds it (default false).
+    text: Option<bool>,
 }
 
 /// The inventory, each rule file and the configuration in force at a time,
@@ -1749,6 +1751,7 @@ async fn in_force(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::ReadLedger)?;
     let q = q?.0;
+    let texts = q.text.unwrap_or(false);
     let when = match (q.at, q.record) {
         (Some(_), Some(_)) => return Err(ApiError::bad_request("give at or record, not both")),
         (None, Some(record)) => crate::in_force::When::Record(record),
@@ -1766,7 +1769,7 @@ async fn in_force(
     let answer = tokio::task::spawn_blocking(move || {
         let snap = ledger.snapshot()?;
         let history = crate::in_force::history(&data_dir, &snap)?;
-        crate::in_force::at_time(&snap, &history.records, when)
+        crate::in_force::at_time(&snap, &history.records, when, texts)
     })
     .await
     .map_err(|_| ApiError::unavailable("the ledger read stopped"))?

@@ -403,6 +403,12 @@ async fn what_was_in_force_at_a_time() {
     );
     assert_eq!(b["rules"], serde_json::json!([{"path": "r/a.yml", "sha256": "aa", "record": first + 1}]));
     assert_eq!((&b["changes_total"], &b["changes"][0]["action"]), (&Value::from(2), &Value::from("rules.change")));
+    assert!(b["inventory"].get("text").is_none(), "texts only when asked: {b}");
+    let (_, with_text) = call(&f.app, "GET", &format!("{}&text=true", at(base + 30_000)), admin, "").await;
+    assert_eq!(
+        (&with_text["inventory"]["text"], &with_text["rules"][0]["text"]),
+        (&Value::from("v1"), &Value::from("a"))
+    );
     let (_, now) = call(&f.app, "GET", "/api/v1/in-force", admin, "").await;
     assert_eq!(
         (&now["inventory"]["record"], &now["changes"][0]["action"]),
