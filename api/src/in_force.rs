@@ -12,9 +12,11 @@
 //!
 //! `<data-dir>/in-force.json` keeps the hashes between starts to notice a
 //! change, and the ledger index of every record that put something in force
-//! (the history an evidence bundle takes what was in force from). It is not
-//! evidence (the ledger is): lost or unreadable, it is rebuilt from the
-//! ledger's `audit` records.
+//! (the history an evidence bundle and `GET /api/v1/in-force` take what was
+//! in force from, and the newest of which bounds the alerts a restart may
+//! raise as crash losses: see `state::lost_by_a_crash`). It is not evidence
+//! (the ledger is): lost or unreadable, it is rebuilt from the ledger's
+//! `audit` records.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
