@@ -184,6 +184,13 @@ pub struct State {
     pub config: Option<Stated>,
 }
 
+/// The rule files' diff (see [`rules_diff`]) a `rules.change` record
+/// carries as its details, and a `rules.reload` one as their `changes`.
+fn rule_files_diff(audit: &Value) -> &Value {
+    let d = &audit["details"];
+    if audit["action"] == "rules.reload" { &d["changes"] } else { d }
+}
+
 /// Whether the `audit` record's data at hand (`{"action", "details", …}`)
 /// put something in force: a refused reload, or one that changed nothing, did not.
 fn puts_in_force(audit: &Value) -> bool {
@@ -207,8 +214,7 @@ impl State {
         match audit["action"].as_str().unwrap_or_default() {
             "inventory.change" | "inventory.reload" => self.inventory = Some(Stated::from(index, d)),
             "config.change" => self.config = Some(Stated::from(index, d)),
-            "rules.change" => self.apply_rules(index, d),
-            _ => self.apply_rules(index, &d["changes"]),
+            _ => self.apply_rules(index, rule_files_diff(audit)),
         }
         true
     }
@@ -420,7 +426,7 @@ fn entry<'a>(audit: &'a Value, what: &str, path: Option<&str>) -> Option<&'a Val
     match (audit["action"].as_str()?, what) {
         ("inventory.change" | "inventory.reload", "inventory") | ("config.change", "configuration") => Some(d),
         ("rules.change" | "rules.reload", "rule file") => {
-            let diff = if audit["action"] == "rules.change" { d } else { &d["changes"] };
+            let diff = rule_files_diff(audit);
             let files = diff["added"].as_array().into_iter().chain(diff["changed"].as_array()).flatten();
             files.into_iter().find(|f| f["path"].as_str() == path)
         }
