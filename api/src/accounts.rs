@@ -1,6 +1,13 @@
 //! People's accounts for e-signatures (21 CFR Part 11 §11.200): a printed
 //! name, a role and an argon2 password hash in `<data-dir>/accounts.json`.
 //! Signing asks for the password again; repeated failures lock the account.
+//!
+//! A password an administrator set (`custos user add|passwd`) is temporary:
+//! until its holder chooses their own, a login may only change it and it
+//! signs nothing, so no one but the holder can sign as them (§11.200(a)(3),
+//! §11.300). Passwords may also age and may not repeat earlier ones
+//! (`[accounts]`, §11.300(b)); both are off by default, as NIST SP 800-63B
+//! advises against forced periodic changes.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -18,6 +25,10 @@ const MIN_PASSWORD_CHARS: usize = 12;
 const MAX_FAILURES: u32 = 5;
 /// How long it stays locked.
 const LOCK_MS: i64 = 15 * 60_000;
+/// Earlier password hashes kept per account, whatever `password_history`
+/// says (the command line changes passwords without the service's
+/// configuration, and must not drop what a later check needs).
+pub const MAX_PASSWORD_HISTORY: usize = 24;
 /// Names without an account whose failures are counted (so they lock as an
 /// account would, and a lock-out does not tell a guesser the name exists).
 const MAX_UNKNOWN_NAMES: usize = 10_000;
@@ -44,6 +55,17 @@ pub struct Account {
     /// accounts by it. 0: never since it was made.
     #[serde(default, skip_serializing_if = "is_zero")]
     last_login: i64,
+    /// When (Unix ms) the password was set. 0: before Custos kept it, so an
+    /// account from then counts as expired once passwords age.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    password_set_at: i64,
+    /// Set by an administrator: its holder must choose their own first.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    temporary: bool,
+    /// argon2id hashes of earlier passwords, newest first, at most
+    /// [`MAX_PASSWORD_HISTORY`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    previous: Vec<String>,
 }
 
 fn is_zero(t: &i64) -> bool {
@@ -61,6 +83,60 @@ impl Account {
     pub fn locked_until(&self, now: i64) -> Option<i64> {
         (self.locked_until > now).then_some(self.locked_until)
     }
+
+    /// When (Unix ms) the password expires under `policy`; `None` when
+    /// passwords do not age. One set before Custos kept the time has
+    /// expired (at 0): its age is unknown.
+    pub fn password_expires_at(&self, policy: &PasswordPolicy) -> Option<i64> {
+        let set_at = self.password_set_at;
+        (policy.max_age_ms > 0).then(|| if set_at == 0 { 0 } else { set_at.saturating_add(policy.max_age_ms) })
+    }
+
+    /// Why the password must be changed at `now` before anything else.
+    pub fn change_due(&self, policy: &PasswordPolicy, now: i64) -> Option<ChangeDue> {
+        if self.temporary {
+            return Some(ChangeDue::Temporary);
+        }
+        self.password_expires_at(policy).is_some_and(|at| at <= now).then_some(ChangeDue::Expired)
+    }
+}
+
+/// Who set a password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetBy {
+    /// An administrator: the password is temporary (its holder changes it
+    /// at the next login), as the administrator knows it too.
+    Administrator,
+    /// Its holder, who alone knows it.
+    Holder,
+}
+
+/// Why a password must be changed before its holder may do anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeDue {
+    /// An administrator set it.
+    Temporary,
+    /// Older than `password_max_age_days`.
+    Expired,
+}
+
+impl ChangeDue {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Temporary => "temporary",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+/// How passwords age and repeat (`[accounts]` in `custos.toml`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PasswordPolicy {
+    /// A password chosen by its holder lasts this long (ms); 0: for ever.
+    pub max_age_ms: i64,
+    /// A new password may not be any of the last this many.
+    pub history: usize,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -77,6 +153,8 @@ pub enum PasswordError {
     TooShort,
     #[error("the new password is the current one")]
     Unchanged,
+    #[error("the new password was used before: it may not be any of the last {0}")]
+    Reused(usize),
     #[error("{0}")]
     Store(String),
 }
@@ -86,6 +164,7 @@ pub enum PasswordError {
 pub struct AccountStore {
     /// `custos user` may change the file while Custos runs.
     accounts: ListFile<BTreeMap<String, Account>>,
+    policy: PasswordPolicy,
     /// Failures and lock-outs of names without an account: `(failures, locked_until)`.
     unknown: std::sync::Mutex<std::collections::HashMap<String, (u32, i64)>>,
 }
@@ -137,11 +216,28 @@ fn store_error(e: std::io::Error) -> PasswordError {
 
 impl AccountStore {
     pub fn open(path: PathBuf) -> std::io::Result<Self> {
-        Ok(Self { accounts: ListFile::open(path)?, unknown: Default::default() })
+        Ok(Self { accounts: ListFile::open(path)?, policy: PasswordPolicy::default(), unknown: Default::default() })
     }
 
-    /// Adds or replaces an account.
-    pub fn set(&self, name: &str, printed_name: &str, role: Role, password: &str) -> Result<(), PasswordError> {
+    /// Passwords age and may not repeat as `policy` says.
+    pub fn with_policy(self, policy: PasswordPolicy) -> Self {
+        Self { policy, ..self }
+    }
+
+    pub fn policy(&self) -> &PasswordPolicy {
+        &self.policy
+    }
+
+    /// Adds or replaces an account, its password set at `now` by `by`.
+    pub fn set(
+        &self,
+        name: &str,
+        printed_name: &str,
+        role: Role,
+        password: &str,
+        by: SetBy,
+        now: i64,
+    ) -> Result<(), PasswordError> {
         if password.chars().count() < MIN_PASSWORD_CHARS {
             return Err(PasswordError::TooShort);
         }
@@ -154,11 +250,18 @@ impl AccountStore {
             locked_until: 0,
             disabled: false,
             last_login: 0,
+            password_set_at: now,
+            temporary: by == SetBy::Administrator,
+            previous: Vec::new(),
         };
-        // The last login stays: made anew or given a new password, it is the same name.
+        // The last login and earlier passwords stay: made anew or given a
+        // new password, it is the same name.
         let kept = |map: &mut BTreeMap<String, Account>| {
-            let last_login = map.get(name).map_or(0, |a| a.last_login);
-            map.insert(name.to_owned(), Account { last_login, ..account });
+            let (last_login, previous) = map.get(name).map_or((0, Vec::new()), |a| {
+                let previous = std::iter::once(&a.password).chain(&a.previous).take(MAX_PASSWORD_HISTORY);
+                (a.last_login, previous.cloned().collect())
+            });
+            map.insert(name.to_owned(), Account { last_login, previous, ..account });
         };
         self.accounts.change(kept).map_err(store_error)
     }
@@ -216,8 +319,10 @@ impl AccountStore {
     }
 
     /// `name` changes its own password: `current` is checked as a login's is
-    /// (a wrong one counts towards the lock-out), then `new` replaces it.
-    /// Role, printed name and a clean failure count stay.
+    /// (a wrong one counts towards the lock-out), then `new` replaces it,
+    /// unless it is one of the last `history` (each an argon2 check).
+    /// Role, printed name and a clean failure count stay; the new password
+    /// is its holder's own, so no longer temporary.
     pub fn change_password(&self, name: &str, current: &str, new: &str, now: i64) -> Result<Account, PasswordError> {
         if new.chars().count() < MIN_PASSWORD_CHARS {
             return Err(PasswordError::TooShort);
@@ -226,7 +331,12 @@ impl AccountStore {
             return Err(PasswordError::Unchanged);
         }
         let a = self.check(name, current, now)?;
-        self.set(name, &a.printed_name, a.role, new)?;
+        let history = self.policy.history;
+        // The current password is `current`, told apart above.
+        if a.previous.iter().take(history.saturating_sub(1)).any(|h| verify_password(h, new)) {
+            return Err(PasswordError::Reused(history));
+        }
+        self.set(name, &a.printed_name, a.role, new, SetBy::Holder, now)?;
         Ok(a)
     }
 
@@ -250,7 +360,8 @@ impl AccountStore {
         (until > now).then_some(until)
     }
 
-    /// A session for `account`, whose password [`check`](Self::check) took.
+    /// A session for `account`, whose password [`check`](Self::check) took;
+    /// one that may only change the password when a change is due.
     /// `custos user disable` may have run since: it disables the account,
     /// then ends the name's tokens. A session issued before it ended its
     /// tokens is ended there; one issued after is ended here, as the account
@@ -262,7 +373,12 @@ impl AccountStore {
         now: i64,
         expires_at: i64,
     ) -> Result<String, PasswordError> {
-        let token = tokens.issue_session(&account.name, account.role, now, expires_at).map_err(store_error)?;
+        let (name, role) = (&account.name, account.role);
+        let token = match account.change_due(&self.policy, now) {
+            None => tokens.issue_session(name, role, now, expires_at),
+            Some(_) => tokens.issue_password_change_session(name, role, now, expires_at),
+        };
+        let token = token.map_err(store_error)?;
         if self.get(&account.name).is_none_or(|a| a.disabled) {
             tokens.end_session(&token).map_err(store_error)?;
             return Err(PasswordError::Disabled);
@@ -312,14 +428,24 @@ pub struct ReviewedAccount {
     pub locked_until: Option<String>,
     /// RFC 3339: when its right password was last given; `None`: never.
     pub last_login: Option<String>,
+    /// RFC 3339: when its password was set; `None`: before Custos kept it.
+    pub password_set_at: Option<String>,
+    /// Set by an administrator and not yet changed by its holder.
+    pub temporary_password: bool,
+    /// RFC 3339, when passwords age (`password_max_age_days`).
+    pub password_expires_at: Option<String>,
 }
 
 impl AccessReview {
     pub fn at(accounts: Option<&AccountStore>, tokens: &crate::auth::TokenStore, now: i64) -> Self {
+        let policy = accounts.map(|a| *a.policy()).unwrap_or_default();
         let accounts = accounts.map(AccountStore::list).unwrap_or_default().into_iter().map(|a| ReviewedAccount {
             disabled: a.disabled,
             locked_until: a.locked_until(now).map(ingest::time::format_rfc3339),
             last_login: (a.last_login > 0).then(|| ingest::time::format_rfc3339(a.last_login)),
+            password_set_at: (a.password_set_at > 0).then(|| ingest::time::format_rfc3339(a.password_set_at)),
+            temporary_password: a.temporary,
+            password_expires_at: a.password_expires_at(&policy).map(ingest::time::format_rfc3339),
             name: a.name,
             printed_name: a.printed_name,
             role: a.role,
@@ -342,15 +468,17 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("accounts.json");
         let store = AccountStore::open(path.clone()).expect("open");
-        assert!(store.set("qa1", "Quinn Adams", Role::QualityReviewer, "short").is_err());
-        store.set("qa1", "Quinn Adams", Role::QualityReviewer, "correct horse battery").expect("set");
+        assert!(store.set("qa1", "Quinn Adams", Role::QualityReviewer, "short", SetBy::Holder, 0).is_err());
+        store.set("qa1", "Quinn Adams", Role::QualityReviewer, "correct horse battery", SetBy::Holder, 0).expect("set");
         let stored = std::fs::read_to_string(&path).expect("read");
         assert!(!stored.contains("correct horse") && stored.contains("$argon2id$"), "{stored}");
         let store = AccountStore::open(path).expect("reopen");
         assert_eq!(store.check("qa1", "correct horse battery", 0).map(|a| a.printed_name), Ok("Quinn Adams".into()));
         assert_eq!(store.get("qa1").map(|a| a.last_login), Some(0), "the check at time 0 is no login time yet");
         assert!(store.check("qa1", "correct horse battery", 7).is_ok());
-        store.set("qa1", "Quinn Adams", Role::QualityReviewer, "correct horse battery").expect("new password");
+        store
+            .set("qa1", "Quinn Adams", Role::QualityReviewer, "correct horse battery", SetBy::Holder, 0)
+            .expect("new password");
         let reopened = AccountStore::open(dir.path().join("accounts.json")).expect("reopen");
         assert_eq!(reopened.get("qa1").map(|a| a.last_login), Some(7), "kept in the file and across a new password");
         for _ in 0..MAX_FAILURES {
@@ -374,7 +502,9 @@ mod tests {
             reopened.check("qa1", "correct horse battery", 3 + LOCK_MS).map(|_| ()),
             Err(PasswordError::Disabled)
         );
-        reopened.set("qa1", "Quinn Adams", Role::QualityReviewer, "another horse battery").expect("made anew");
+        reopened
+            .set("qa1", "Quinn Adams", Role::QualityReviewer, "another horse battery", SetBy::Holder, 0)
+            .expect("made anew");
         assert!(reopened.check("qa1", "another horse battery", 3 + LOCK_MS).is_ok());
     }
 
@@ -385,7 +515,7 @@ mod tests {
     fn guesses_sent_together_still_lock_after_the_limit() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = std::sync::Arc::new(AccountStore::open(dir.path().join("accounts.json")).expect("open"));
-        store.set("qa1", "Quinn Adams", Role::QualityReviewer, "correct horse battery").expect("set");
+        store.set("qa1", "Quinn Adams", Role::QualityReviewer, "correct horse battery", SetBy::Holder, 0).expect("set");
         for name in ["qa1", "nobody"] {
             let results: Vec<_> = (0..3 * MAX_FAILURES)
                 .map(|_| {
@@ -414,7 +544,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("accounts.json");
         let running = AccountStore::open(path.clone()).expect("open");
-        running.set("qa1", "Quinn Adams", Role::QualityReviewer, "correct horse battery").expect("set");
+        running
+            .set("qa1", "Quinn Adams", Role::QualityReviewer, "correct horse battery", SetBy::Holder, 0)
+            .expect("set");
         let start = std::sync::Barrier::new(2);
         std::thread::scope(|s| {
             s.spawn(|| {
@@ -439,7 +571,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("accounts.json");
         let running = AccountStore::open(path.clone()).expect("open");
-        running.set("qa1", "Quinn Adams", Role::QualityReviewer, "correct horse battery").expect("set");
+        running
+            .set("qa1", "Quinn Adams", Role::QualityReviewer, "correct horse battery", SetBy::Holder, 0)
+            .expect("set");
         let done = std::sync::atomic::AtomicBool::new(false);
         let rewrites = std::thread::scope(|s| {
             let cli = s.spawn(|| {
@@ -447,7 +581,7 @@ mod tests {
                 let mut rewrites = 0;
                 // A fresh salt each time: every `set` is a real rewrite.
                 while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                    cli.set("sam", "Sam Okafor", Role::SocAnalyst, "a long passphrase").expect("set");
+                    cli.set("sam", "Sam Okafor", Role::SocAnalyst, "a long passphrase", SetBy::Holder, 0).expect("set");
                     rewrites += 1;
                 }
                 rewrites
@@ -471,13 +605,66 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let running = AccountStore::open(dir.path().join("accounts.json")).expect("open");
         let tokens = crate::auth::TokenStore::open(dir.path().join("tokens.json")).expect("open");
-        running.set("qa1", "Quinn Adams", Role::QualityReviewer, "correct horse battery").expect("set");
+        running
+            .set("qa1", "Quinn Adams", Role::QualityReviewer, "correct horse battery", SetBy::Holder, 0)
+            .expect("set");
         let checked = running.check("qa1", "correct horse battery", 0).expect("right password");
         let session = running.start_session(&tokens, &checked, 0, 60_000).expect("still enabled");
         assert!(tokens.check_at(&session, 1).is_ok());
         AccountStore::open(dir.path().join("accounts.json")).expect("open").disable("qa1").expect("disable");
         assert_eq!(running.start_session(&tokens, &checked, 2, 60_000), Err(PasswordError::Disabled));
         assert_eq!(tokens.holders(3).iter().map(|h| h.sessions).sum::<usize>(), 1, "only the earlier session");
+    }
+
+    /// A password an administrator set is temporary until its holder's own
+    /// replaces it; one its holder set ages under the policy (from when it
+    /// was set, an account older than that counting as expired); earlier
+    /// hashes are kept across every kind of change, at most 24, and only
+    /// the policy's last N are refused.
+    #[test]
+    fn temporary_and_aged_passwords_and_their_history() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("accounts.json");
+        let policy = PasswordPolicy { max_age_ms: 1_000, history: 3 };
+        let store = AccountStore::open(path.clone()).expect("open").with_policy(policy);
+        let due = |at: i64| store.get("qa1").expect("account").change_due(&policy, at);
+        store
+            .set("qa1", "Quinn Adams", Role::QualityReviewer, "set by the admin", SetBy::Administrator, 100)
+            .expect("set");
+        assert_eq!(due(100), Some(ChangeDue::Temporary));
+        assert_eq!(store.get("qa1").and_then(|a| a.password_expires_at(&policy)), Some(1_100));
+        assert_eq!(store.get("qa1").and_then(|a| a.password_expires_at(&PasswordPolicy::default())), None);
+        let changed = |current: &str, new: &str, now| store.change_password("qa1", current, new, now).map(|_| ());
+        assert_eq!(changed("set by the admin", "quinn's own one", 200), Ok(()));
+        assert_eq!((due(1_199), due(1_200)), (None, Some(ChangeDue::Expired)), "1 s after it was set");
+        assert_eq!(due(1_200 + 1), store.get("qa1").expect("a").change_due(&policy, 5_000));
+        let never = PasswordPolicy { max_age_ms: 0, history: 3 };
+        assert_eq!(store.get("qa1").expect("a").change_due(&never, i64::MAX), None, "no ageing: never due");
+        assert_eq!(changed("quinn's own one", "set by the admin", 300), Err(PasswordError::Reused(3)));
+        assert_eq!(changed("quinn's own one", "quinn's second one", 300), Ok(()));
+        assert_eq!(changed("quinn's second one", "set by the admin", 400), Err(PasswordError::Reused(3)));
+        assert_eq!(changed("quinn's second one", "quinn's third one", 400), Ok(()));
+        assert_eq!(changed("quinn's third one", "set by the admin", 500), Ok(()), "the fourth last is allowed again");
+        // An administrator's reset keeps the history, and is temporary again.
+        store
+            .set("qa1", "Quinn Adams", Role::QualityReviewer, "reset by the admin", SetBy::Administrator, 600)
+            .expect("reset");
+        assert_eq!(due(600), Some(ChangeDue::Temporary));
+        assert_eq!(changed("reset by the admin", "quinn's third one", 700), Err(PasswordError::Reused(3)));
+        for i in 0..30 {
+            store
+                .set("qa1", "Quinn Adams", Role::QualityReviewer, &format!("password number {i}"), SetBy::Holder, 800)
+                .expect("set");
+        }
+        let reopened = AccountStore::open(path).expect("reopen");
+        let a = reopened.get("qa1").expect("account");
+        assert_eq!(a.previous.len(), MAX_PASSWORD_HISTORY);
+        assert!(verify_password(&a.previous[0], "password number 28"), "newest first");
+        assert_eq!((a.temporary, a.password_set_at), (false, 800));
+        // An account from before Custos kept the time counts as expired once passwords age.
+        let old = Account { password_set_at: 0, ..a };
+        assert_eq!(old.change_due(&policy, 800), Some(ChangeDue::Expired));
+        assert_eq!(old.change_due(&never, 800), None);
     }
 
     /// `custos user add` runs in another process while Custos serves: the
@@ -489,7 +676,7 @@ mod tests {
         let tokens = crate::auth::TokenStore::open(dir.path().join("tokens.json")).expect("open");
         assert!(running.get("sam").is_none());
         let cli = AccountStore::open(dir.path().join("accounts.json")).expect("open");
-        cli.set("sam", "Sam Okafor", Role::SocAnalyst, "a long passphrase").expect("set");
+        cli.set("sam", "Sam Okafor", Role::SocAnalyst, "a long passphrase", SetBy::Holder, 0).expect("set");
         let token = crate::auth::TokenStore::open(dir.path().join("tokens.json"))
             .expect("open")
             .issue("sam", Role::SocAnalyst)

@@ -47,6 +47,9 @@ impl Role {
 pub struct Principal {
     pub name: String,
     pub role: Role,
+    /// A session whose holder must change their password first (it is
+    /// temporary or expired): it may change it or log out, nothing else.
+    pub password_change_only: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,6 +61,9 @@ struct StoredToken {
     /// Sessions from a login expire (Unix ms); API tokens do not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     expires_at: Option<i64>,
+    /// See [`Principal::password_change_only`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    password_change_only: bool,
 }
 
 fn new_token() -> std::io::Result<String> {
@@ -130,6 +136,41 @@ impl TokenStore {
     /// ms); other tokens of the name stay, but for the oldest session when
     /// the name already holds [`MAX_SESSIONS`]. Expired sessions are dropped.
     pub fn issue_session(&self, name: &str, role: Role, now: i64, expires_at: i64) -> std::io::Result<String> {
+        self.issue_scoped_session(name, role, now, expires_at, false)
+    }
+
+    /// A session as [`issue_session`](Self::issue_session) gives, that may
+    /// only change its holder's password or log out until
+    /// [`password_changed`](Self::password_changed).
+    pub fn issue_password_change_session(
+        &self,
+        name: &str,
+        role: Role,
+        now: i64,
+        expires_at: i64,
+    ) -> std::io::Result<String> {
+        self.issue_scoped_session(name, role, now, expires_at, true)
+    }
+
+    /// The session `token`'s holder chose a new password: it may now do what
+    /// its role allows.
+    pub fn password_changed(&self, token: &str) -> std::io::Result<()> {
+        let key = hash(token);
+        self.tokens.change(|map| {
+            if let Some(t) = map.get_mut(&key) {
+                t.password_change_only = false;
+            }
+        })
+    }
+
+    fn issue_scoped_session(
+        &self,
+        name: &str,
+        role: Role,
+        now: i64,
+        expires_at: i64,
+        password_change_only: bool,
+    ) -> std::io::Result<String> {
         let token = new_token()?;
         self.tokens.change(|map| {
             map.retain(|_, t| t.expires_at.is_none_or(|e| e > now));
@@ -145,10 +186,14 @@ impl TokenStore {
                 }
             }
             let key = hash(&token);
-            map.insert(
-                key.clone(),
-                StoredToken { name: name.to_owned(), role, sha256: key.clone(), expires_at: Some(expires_at) },
-            );
+            let session = StoredToken {
+                name: name.to_owned(),
+                role,
+                sha256: key.clone(),
+                expires_at: Some(expires_at),
+                password_change_only,
+            };
+            map.insert(key.clone(), session);
             {
                 // Sessions ended above are forgotten here too.
                 let mut used = self.last_used.lock().unwrap_or_else(|e| e.into_inner());
@@ -165,7 +210,14 @@ impl TokenStore {
         self.tokens.change(|map| {
             map.retain(|_, t| t.name != name || t.expires_at.is_some());
             let key = hash(token);
-            map.insert(key.clone(), StoredToken { name: name.to_owned(), role, sha256: key, expires_at: None });
+            let t = StoredToken {
+                name: name.to_owned(),
+                role,
+                sha256: key.clone(),
+                expires_at: None,
+                password_change_only: false,
+            };
+            map.insert(key, t);
         })
     }
 
@@ -236,7 +288,7 @@ impl TokenStore {
         let key = hash(token);
         let map = self.tokens.read();
         let t = map.get(&key).filter(|t| t.expires_at.is_none_or(|e| e > now)).ok_or(Refusal::Unknown)?;
-        let who = Principal { name: t.name.clone(), role: t.role };
+        let who = Principal { name: t.name.clone(), role: t.role, password_change_only: t.password_change_only };
         if t.expires_at.is_none() || self.idle_ms == 0 {
             return Ok(who);
         }
@@ -292,7 +344,10 @@ mod tests {
         let stored = std::fs::read_to_string(&path).expect("read");
         assert!(!stored.contains(&t), "the token itself is never written");
         let again = TokenStore::open(path).expect("reopen");
-        assert_eq!(again.authenticate(&t), Some(Principal { name: "ana".into(), role: Role::SocAnalyst }));
+        assert_eq!(
+            again.authenticate(&t),
+            Some(Principal { name: "ana".into(), role: Role::SocAnalyst, password_change_only: false })
+        );
         assert_eq!(again.authenticate("cus_wrong"), None);
         let t2 = again.issue("ana", Role::SocAnalyst).expect("reissue");
         assert_eq!(again.authenticate(&t), None, "reissuing replaces the old token");
@@ -326,6 +381,23 @@ mod tests {
         assert!(store.authenticate(&other).is_some());
     }
 
+    /// A session for a password that must change first says so, in the
+    /// file too, until its holder has changed it; other sessions never do.
+    #[test]
+    fn a_password_change_session_is_marked_until_the_change() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = TokenStore::open(dir.path().join("tokens.json")).expect("open");
+        let only = store.issue_password_change_session("qa1", Role::QualityReviewer, 0, 60_000).expect("session");
+        let full = store.issue_session("qa1", Role::QualityReviewer, 0, 60_000).expect("session");
+        let marked = |s: &TokenStore, t: &str| s.check_at(t, 1).map(|p| p.password_change_only);
+        assert_eq!((marked(&store, &only), marked(&store, &full)), (Ok(true), Ok(false)));
+        let reopened = TokenStore::open(dir.path().join("tokens.json")).expect("reopen");
+        assert_eq!(marked(&reopened, &only), Ok(true), "kept in the file");
+        store.password_changed(&only).expect("changed");
+        assert_eq!(marked(&store, &only), Ok(false));
+        assert_eq!(marked(&reopened, &only), Ok(false), "another process sees it too");
+    }
+
     /// A session unused past the idle limit ends (the next request finds it
     /// ended, and so does every later one); use keeps it going; API tokens
     /// have no idle limit.
@@ -342,7 +414,7 @@ mod tests {
         for minute in 1..=5 {
             assert!(store.check_at(&busy, minute * 50_000).is_ok(), "in use at {minute}");
         }
-        let qa1 = Principal { name: "qa1".into(), role: Role::QualityReviewer };
+        let qa1 = Principal { name: "qa1".into(), role: Role::QualityReviewer, password_change_only: false };
         assert_eq!(store.check_at(&idle, 250_000), Err(Refusal::Idle { who: qa1, idle_ms: 60_000 }), "unused");
         assert_eq!(store.check_at(&idle, 250_001), Err(Refusal::Unknown), "and stays ended");
         let reopened = TokenStore::open(dir.path().join("tokens.json")).expect("reopen");

@@ -50,6 +50,9 @@ pub struct Config {
     pub inventory: Option<PathBuf>,
     #[serde(default)]
     pub http: HttpConfig,
+    /// Password ageing and reuse (`[accounts]`). Default: neither.
+    #[serde(default)]
+    pub accounts: AccountsConfig,
     #[serde(default)]
     pub bus: BusConfig,
     #[serde(default)]
@@ -107,6 +110,43 @@ impl Default for HttpConfig {
             max_concurrent_exports: default_turns(),
             max_concurrent_sql: default_turns(),
             session_idle_minutes: default_session_idle(),
+        }
+    }
+}
+
+/// How people's passwords age and repeat (21 CFR Part 11 §11.300(b)).
+/// Both are off by default, as NIST SP 800-63B advises against forced
+/// periodic changes; a site whose procedures ask for them sets them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountsConfig {
+    /// A password its holder chose lasts this many days; then a login may
+    /// only change it, and it signs nothing. 0: passwords do not age. Default 0.
+    #[serde(default)]
+    pub password_max_age_days: u64,
+    /// A new password may not be any of its holder's last this many (the
+    /// current one included; at most 24). Default 0: only not the current one.
+    #[serde(default, deserialize_with = "password_history")]
+    pub password_history: usize,
+}
+
+fn password_history<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let n = usize::deserialize(d)?;
+    if n > crate::accounts::MAX_PASSWORD_HISTORY {
+        return Err(serde::de::Error::custom(format!(
+            "password_history: at most {} earlier passwords are kept",
+            crate::accounts::MAX_PASSWORD_HISTORY
+        )));
+    }
+    Ok(n)
+}
+
+impl AccountsConfig {
+    pub fn policy(&self) -> crate::accounts::PasswordPolicy {
+        let max_age_ms = self.password_max_age_days.saturating_mul(86_400_000);
+        crate::accounts::PasswordPolicy {
+            max_age_ms: i64::try_from(max_age_ms).unwrap_or(i64::MAX),
+            history: self.password_history,
         }
     }
 }
@@ -280,6 +320,7 @@ impl Config {
             data_dir,
             inventory: None,
             http: HttpConfig::default(),
+            accounts: AccountsConfig::default(),
             bus: BusConfig::default(),
             ledger: LedgerConfig::default(),
             correlate: EngineConfig::default(),
@@ -361,6 +402,13 @@ mod tests {
         assert!(e.to_string().contains("allowed_lateness_ms"), "{e}");
         let e = Config::from_toml("data_dir = \"d\"\n[http]\nmax_concurrent_exports = 0\n", p).expect_err("zero");
         assert!(e.to_string().contains("max_concurrent_exports"), "{e}");
+        let e = Config::from_toml("data_dir = \"d\"\n[accounts]\npassword_history = 25\n", p).expect_err("too many");
+        assert!(e.to_string().contains("password_history: at most 24"), "{e}");
+        let c =
+            Config::from_toml("data_dir = \"d\"\n[accounts]\npassword_max_age_days = 90\npassword_history = 5\n", p)
+                .expect("valid");
+        let policy = crate::accounts::PasswordPolicy { max_age_ms: 90 * 86_400_000, history: 5 };
+        assert_eq!(c.accounts.policy(), policy);
         let e = Config::from_toml("[http]\n", p).expect_err("missing");
         assert!(e.to_string().contains("data_dir"), "{e}");
     }

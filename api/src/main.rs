@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use custos::accounts::SetBy;
 use custos::config::Roles;
 use custos::demo::{self, DemoOptions};
 use custos::{Config, Custos, IngestNode};
@@ -139,6 +140,11 @@ enum Command {
         /// `list`: the access review as JSON, as `GET /api/v1/accounts` answers.
         #[arg(long)]
         json: bool,
+        /// `add`, `passwd`: the password is its holder's own, not temporary
+        /// (by default its holder must change it at the next login, as
+        /// whoever ran the command knows it).
+        #[arg(long)]
+        not_temporary: bool,
     },
     /// Evidence bundles for inspections.
     Evidence {
@@ -201,13 +207,21 @@ fn main() -> ExitCode {
             let code = verify(&path, key.as_deref());
             return if code == ExitCode::SUCCESS && !witness.is_empty() { witnesses(&path, &witness) } else { code };
         }
-        Command::User { action, name, role, printed_name, data_dir, json } => match (action.as_str(), name) {
-            ("list", None) => user_list(&data_dir, json),
-            ("list", Some(_)) => Err(anyhow::anyhow!("user list takes no NAME: it lists every account")),
-            (_, Some(_)) if json => Err(anyhow::anyhow!("--json is for user list")),
-            (action, Some(name)) => user(action, &name, role.as_deref(), printed_name.as_deref(), &data_dir),
-            (action, None) => Err(anyhow::anyhow!("user {action} needs a NAME")),
-        },
+        Command::User { action, name, role, printed_name, data_dir, json, not_temporary } => {
+            match (action.as_str(), name) {
+                ("list", None) => user_list(&data_dir, json),
+                ("list", Some(_)) => Err(anyhow::anyhow!("user list takes no NAME: it lists every account")),
+                (_, Some(_)) if json => Err(anyhow::anyhow!("--json is for user list")),
+                (action, Some(_)) if not_temporary && !matches!(action, "add" | "passwd") => {
+                    Err(anyhow::anyhow!("--not-temporary is for user add and user passwd"))
+                }
+                (action, Some(name)) => {
+                    let set_by = if not_temporary { SetBy::Holder } else { SetBy::Administrator };
+                    user(action, &name, role.as_deref(), printed_name.as_deref(), set_by, &data_dir)
+                }
+                (action, None) => Err(anyhow::anyhow!("user {action} needs a NAME")),
+            }
+        }
         Command::Evidence { action: EvidenceAction::Export { data_dir, from, to, asset, incident, reason, out } } => {
             let sel = custos::evidence::Selection { from, to, asset, incident, reason };
             runtime().and_then(|rt| rt.block_on(evidence_export(&data_dir, &sel, &out)))
@@ -606,7 +620,7 @@ fn user_list(data_dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&review)?);
         return Ok(());
     }
-    println!("{:<20} {:<17} {:<28} {:<24} STATE", "ACCOUNT", "ROLE", "PRINTED NAME", "LAST LOGIN");
+    println!("{:<20} {:<17} {:<28} {:<24} {:<10} STATE", "ACCOUNT", "ROLE", "PRINTED NAME", "LAST LOGIN", "PASSWORD");
     for a in &review.accounts {
         let state = match (&a.locked_until, a.disabled) {
             (_, true) => "disabled".to_owned(),
@@ -614,7 +628,13 @@ fn user_list(data_dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
             (None, false) => "enabled".to_owned(),
         };
         let last = a.last_login.as_deref().unwrap_or("never");
-        println!("{:<20} {:<17} {:<28} {last:<24} {state}", a.name, a.role.name(), a.printed_name);
+        // Temporary (an administrator set it), or the day its holder chose it.
+        let password = match (&a.password_set_at, a.temporary_password) {
+            (_, true) => "temporary",
+            (Some(at), false) => at.get(..10).unwrap_or(at),
+            (None, false) => "unknown",
+        };
+        println!("{:<20} {:<17} {:<28} {last:<24} {password:<10} {state}", a.name, a.role.name(), a.printed_name);
     }
     println!();
     println!("{:<20} {:<17} {:<9} SESSIONS", "TOKEN HOLDER", "ROLE", "API TOKEN");
@@ -632,6 +652,7 @@ fn user(
     name: &str,
     role: Option<&str>,
     printed_name: Option<&str>,
+    set_by: SetBy,
     data_dir: &std::path::Path,
 ) -> anyhow::Result<()> {
     let read_password = || -> anyhow::Result<String> {
@@ -643,6 +664,10 @@ fn user(
     let accounts = custos::accounts::AccountStore::open(data_dir.join("accounts.json"))?;
     let tokens = custos::auth::TokenStore::open(data_dir.join("tokens.json"))?;
     let logged = |action: &str, details| log_account_change(data_dir, action, name, details);
+    let now = ingest::source::now_millis();
+    let temporary = set_by == SetBy::Administrator;
+    const TEMPORARY: &str =
+        "; the password is temporary: its holder chooses their own at the next login, and it signs nothing until then";
     let enabled = || -> anyhow::Result<custos::accounts::Account> {
         let a = accounts.get(name).ok_or_else(|| anyhow::anyhow!("no account {name}"))?;
         anyhow::ensure!(!a.is_disabled(), "account {name} is disabled; `custos user add` makes it anew");
@@ -658,22 +683,24 @@ fn user(
                 anyhow::anyhow!("--role {role:?}: one of {}", roles.join(", "))
             })?;
             let before = accounts.get(name).map(|a| (a.role, a.printed_name));
-            accounts.set(name, printed_name, role, &read_password()?)?;
+            accounts.set(name, printed_name, role, &read_password()?, set_by, now)?;
             let token = tokens.issue(name, role)?;
             let was =
                 before.map(|(role, printed_name)| serde_json::json!({"role": role, "printed_name": printed_name}));
-            logged("account.add", serde_json::json!({"role": role, "printed_name": printed_name, "replaced": was}))?;
+            let details = serde_json::json!({"role": role, "printed_name": printed_name, "replaced": was, "temporary": temporary});
+            logged("account.add", details)?;
             println!("{token}");
             eprintln!(
-                "account {name} ({printed_name}, {}) saved; the line above is the API token (shown once)",
-                role.name()
+                "account {name} ({printed_name}, {}) saved; the line above is the API token (shown once){}",
+                role.name(),
+                if temporary { TEMPORARY } else { "" }
             );
         }
         "passwd" => {
             let a = enabled()?;
-            accounts.set(name, &a.printed_name, a.role, &read_password()?)?;
-            logged("account.password", serde_json::json!({}))?;
-            eprintln!("password of {name} changed");
+            accounts.set(name, &a.printed_name, a.role, &read_password()?, set_by, now)?;
+            logged("account.password", serde_json::json!({"temporary": temporary}))?;
+            eprintln!("password of {name} changed{}", if temporary { TEMPORARY } else { "" });
         }
         "token" => {
             let a = enabled()?;

@@ -435,7 +435,8 @@ impl Custos {
         );
         let accounts = Arc::new(
             crate::accounts::AccountStore::open(data_dir.join("accounts.json"))
-                .map_err(Error::io("open accounts", &data_dir))?,
+                .map_err(Error::io("open accounts", &data_dir))?
+                .with_policy(cfg.accounts.policy()),
         );
         let (stop, stop_rx) = watch::channel(false);
         // On a durable bus the stages stop on the signal; on the embedded bus they drain.

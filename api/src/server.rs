@@ -312,6 +312,13 @@ fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> {
 
 impl Caller {
     fn require(&self, p: Permission) -> Result<(), ApiError> {
+        if self.0.password_change_only {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "password_change_required",
+                "choose your own password first (POST /api/v1/password); this session may do nothing else",
+            ));
+        }
         if permits(self.0.role, p) {
             Ok(())
         } else {
@@ -573,7 +580,7 @@ fn incident_states(names: &str) -> Result<Vec<correlate::IncidentState>, ApiErro
     tag = "incidents",
     summary = "Incidents, newest first, filtered",
     params(IncidentQuery),
-    responses((status = 200, description = "Incidents", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody)),
+    responses((status = 200, description = "Incidents", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn list_incidents(
@@ -748,7 +755,7 @@ struct TimelineQuery {
     tag = "incidents",
     summary = "One incident with its cyber-physical timeline",
     params(("id" = String, Path, description = "Incident id")),
-    responses((status = 200, description = "Incident", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    responses((status = 200, description = "Incident", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn get_incident(
@@ -775,7 +782,7 @@ async fn get_incident(
     tag = "incidents",
     summary = "Contributing events and alerts in event-time order",
     params(("id" = String, Path, description = "Incident id"), TimelineQuery),
-    responses((status = 200, description = "Timeline", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    responses((status = 200, description = "Timeline", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn incident_timeline(
@@ -815,7 +822,7 @@ struct EventQuery {
     tag = "events",
     summary = "Recent events, newest first",
     params(EventQuery),
-    responses((status = 200, description = "Events", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody)),
+    responses((status = 200, description = "Events", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn list_events(
@@ -876,7 +883,7 @@ fn time_param(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> 
     tag = "search",
     summary = "Search events, alerts and incidents (audited)",
     params(SearchQuery),
-    responses((status = 200, description = "A page of hits", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 422, description = "Stopped at the time limit", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    responses((status = 200, description = "A page of hits", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 422, description = "Stopped at the time limit", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn search(
@@ -999,7 +1006,7 @@ struct SqlRequest {
     tag = "search",
     summary = "One read-only SQL query over the Parquet archive (audited)",
     request_body = SqlRequest,
-    responses((status = 200, description = "Columns and rows", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 422, description = "Stopped at the time limit", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    responses((status = 200, description = "Columns and rows", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 422, description = "Stopped at the time limit", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn query_sql(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
@@ -1086,7 +1093,7 @@ const SESSION_MS: i64 = 8 * 3_600_000;
     tag = "accounts",
     summary = "A session token for a name and password (8 h; lock-out after 5 failures)",
     request_body = LoginRequest,
-    responses((status = 200, description = "Session token", body = Object), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 401, description = "Wrong name or password", body = ErrorBody), (status = 403, description = "Account locked or disabled", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody))
+    responses((status = 200, description = "Session token; with `password_change_required` (temporary or expired) the session may only change the password or log out", body = Object), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 401, description = "Wrong name or password", body = ErrorBody), (status = 403, description = "Account locked or disabled", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody))
 )]
 async fn login(State(s): State<AppState>, peer: Option<Peer>, body: Bytes) -> Result<Json<Value>, ApiError> {
     let req: LoginRequest = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
@@ -1100,9 +1107,19 @@ async fn login(State(s): State<AppState>, peer: Option<Peer>, body: Bytes) -> Re
     });
     let (action, outcome) = match session {
         Ok((account, token)) => {
-            let who = Principal { name: account.name.clone(), role: account.role };
-            audit(&s, &who, "login", "", json!({"expires_at": format_rfc3339(expires_at)})).await?;
-            return Ok(Json(json!({"token": token, "role": account.role, "expires_at": format_rfc3339(expires_at)})));
+            let due = account.change_due(accounts.policy(), now);
+            let who = Principal { name: account.name.clone(), role: account.role, password_change_only: due.is_some() };
+            let mut answer = json!({"token": token, "role": account.role, "expires_at": format_rfc3339(expires_at)});
+            if let Some(at) = account.password_expires_at(accounts.policy()) {
+                answer["password_expires_at"] = format_rfc3339(at).into();
+            }
+            let mut details = json!({"expires_at": format_rfc3339(expires_at)});
+            if let Some(due) = due {
+                answer["password_change_required"] = due.name().into();
+                details["password_change_required"] = due.name().into();
+            }
+            audit(&s, &who, "login", "", details).await?;
+            return Ok(Json(answer));
         }
         Err(crate::accounts::PasswordError::Store(_)) => {
             ("login.failed", ApiError::unavailable("cannot store the session or the failure count"))
@@ -1174,7 +1191,13 @@ async fn change_password(
     .map_err(|_| ApiError::unavailable("the password check stopped"))?;
     report_sign_in(&s, &accounts, crate::sign_in::Via::PasswordChange, &caller.0.name, peer, now, &changed).await;
     let ended = match &changed {
-        Ok(_) => s.0.tokens.end_other_sessions(&caller.0.name, &token).map_err(|e| e.to_string()),
+        Ok(_) => s.0.tokens.end_other_sessions(&caller.0.name, &token).map_err(|e| e.to_string()).and_then(|n| {
+            // A session kept to change a temporary or expired password may now do the rest.
+            if caller.0.password_change_only {
+                s.0.tokens.password_changed(&token).map_err(|e| e.to_string())?;
+            }
+            Ok(n)
+        }),
         Err(_) => Ok(0),
     };
     let details = match (&changed, &ended) {
@@ -1189,7 +1212,7 @@ async fn change_password(
             Err(ApiError::unavailable("the password changed, but other sessions could not be ended"))
         }
         Ok(_) => Ok(Json(json!({"changed": true, "sessions_ended": ended.unwrap_or_default()}))),
-        Err(e @ (P::TooShort | P::Unchanged)) => Err(ApiError::bad_request(e.to_string())),
+        Err(e @ (P::TooShort | P::Unchanged | P::Reused(_))) => Err(ApiError::bad_request(e.to_string())),
         Err(P::Wrong) => {
             Err(ApiError::new(StatusCode::UNAUTHORIZED, "bad_password", "the current password is not right"))
         }
@@ -1293,7 +1316,7 @@ async fn logout(
     path = "/api/v1/accounts",
     tag = "accounts",
     summary = "Accounts, roles and token holders, for an access review (audited)",
-    responses((status = 200, description = "Accounts and token holders", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody)),
+    responses((status = 200, description = "Accounts and token holders", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn list_accounts(caller: Caller, State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
@@ -1364,7 +1387,7 @@ async fn record_policy(s: &AppState, caller: &Caller, kind: ledger::RecordKind, 
     tag = "evidence",
     summary = "Record a retention policy",
     request_body = RetentionRequest,
-    responses((status = 200, description = "The recorded policy", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody)),
+    responses((status = 200, description = "The recorded policy", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn set_retention(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
@@ -1388,7 +1411,7 @@ async fn set_retention(caller: Caller, State(s): State<AppState>, body: Bytes) -
     tag = "evidence",
     summary = "Record a legal hold",
     request_body = LegalHoldRequest,
-    responses((status = 200, description = "The recorded hold", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody)),
+    responses((status = 200, description = "The recorded hold", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn place_legal_hold(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
@@ -1415,7 +1438,7 @@ async fn place_legal_hold(caller: Caller, State(s): State<AppState>, body: Bytes
     path = "/api/v1/ledger/retention",
     tag = "evidence",
     summary = "Retention policies and legal holds as recorded",
-    responses((status = 200, description = "Policies and holds", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody)),
+    responses((status = 200, description = "Policies and holds", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn list_retention(caller: Caller, State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
@@ -1447,7 +1470,7 @@ struct SignRequest {
     tag = "evidence",
     summary = "E-sign a ledger record (password re-entered)",
     request_body = SignRequest,
-    responses((status = 200, description = "The signature record", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    responses((status = 200, description = "The signature record", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn sign_record(
@@ -1468,6 +1491,15 @@ async fn sign_record(
     let now = now_millis();
     let via = crate::sign_in::Via::Signature;
     let checked = check_password(&s, &accounts, via, &caller.0.name, req.password.clone(), peer, now).await?;
+    // A temporary password is known to the administrator who set it, and an
+    // expired one is past its time: neither signs (21 CFR Part 11 §11.300).
+    let due = checked.as_ref().ok().and_then(|a| a.change_due(accounts.policy(), now));
+    if let Some(due) = due {
+        let why = format!("the password is {}; its holder must choose a new one before signing", due.name());
+        let details = json!({"record_index": req.record_index, "meaning": req.meaning, "why": why});
+        audit(&s, &caller.0, "signature.refused", &req.reason, details).await?;
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "password_change_required", why));
+    }
     let account = match checked {
         Ok(a) => a,
         Err(e) => {
@@ -1508,7 +1540,7 @@ async fn sign_record(
     tag = "evidence",
     summary = "An offline-verifiable evidence bundle (audited)",
     request_body = crate::evidence::Selection,
-    responses((status = 200, description = "The bundle", body = String, content_type = "application/x-tar"), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "No signed record matches the selection (an unknown incident, a misspelt asset, an empty range)", body = ErrorBody), (status = 409, description = "No signed checkpoint yet; retry shortly", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    responses((status = 200, description = "The bundle", body = String, content_type = "application/x-tar"), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "No signed record matches the selection (an unknown incident, a misspelt asset, an empty range)", body = ErrorBody), (status = 409, description = "No signed checkpoint yet; retry shortly", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn export_evidence(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
@@ -1639,7 +1671,7 @@ fn file_body(file: std::fs::File, turn: tokio::sync::OwnedSemaphorePermit) -> ax
     tag = "ledger",
     summary = "A ledger record with its inclusion proof (audited)",
     params(("index" = u64, Path, description = "Ledger index")),
-    responses((status = 200, description = "Record and proof", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Not yet covered by a signed checkpoint", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    responses((status = 200, description = "Record and proof", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Not yet covered by a signed checkpoint", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn ledger_record(
@@ -1695,7 +1727,7 @@ struct ConsistencyQuery {
     tag = "ledger",
     summary = "RFC 9162 consistency proof between two tree sizes",
     params(ConsistencyQuery),
-    responses((status = 200, description = "Proof", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 409, description = "No signed checkpoint yet; retry shortly", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    responses((status = 200, description = "Proof", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 409, description = "No signed checkpoint yet; retry shortly", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn consistency_proof(
@@ -1741,7 +1773,7 @@ struct InForceQuery {
     tag = "ledger",
     summary = "What inventory, rules and configuration were in force at a time (audited)",
     params(InForceQuery),
-    responses((status = 200, description = "What was in force", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    responses((status = 200, description = "What was in force", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn in_force(
@@ -1795,7 +1827,7 @@ struct LimitQuery {
     tag = "incidents",
     summary = "Recent alerts, newest first",
     params(LimitQuery),
-    responses((status = 200, description = "Alerts", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody)),
+    responses((status = 200, description = "Alerts", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn list_alerts(
@@ -1815,7 +1847,7 @@ async fn list_alerts(
     tag = "events",
     summary = "Recent dead letters with reasons and raw bytes",
     params(LimitQuery),
-    responses((status = 200, description = "Dead letters", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody)),
+    responses((status = 200, description = "Dead letters", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn list_dead_letters(
@@ -1834,7 +1866,7 @@ async fn list_dead_letters(
     path = "/api/v1/ledger/checkpoint",
     tag = "ledger",
     summary = "The latest signed checkpoint (C2SP signed note)",
-    responses((status = 200, description = "Signed note", body = String, content_type = "text/plain"), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 409, description = "No signed checkpoint yet; retry shortly", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    responses((status = 200, description = "Signed note", body = String, content_type = "text/plain"), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 409, description = "No signed checkpoint yet; retry shortly", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn checkpoint(caller: Caller, State(s): State<AppState>) -> Result<Response, ApiError> {
@@ -1864,7 +1896,7 @@ struct TransitionRequest {
     summary = "Move an incident on (reason required; audited)",
     params(("id" = String, Path, description = "Incident id")),
     request_body = TransitionRequest,
-    responses((status = 200, description = "The incident after the move", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "The state machine forbids this move", body = ErrorBody)),
+    responses((status = 200, description = "The incident after the move", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "The state machine forbids this move", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn transition_incident(
@@ -1914,7 +1946,7 @@ async fn transition_incident(
     path = "/api/v1/rules/reload",
     tag = "rules",
     summary = "Reload the correlation rules (refused sets keep the old ones)",
-    responses((status = 200, description = "Rules loaded: how many run, and whether the files changed", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 422, description = "The rule set was refused", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    responses((status = 200, description = "Rules loaded: how many run, and whether the files changed", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 422, description = "The rule set was refused", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn reload_rules(caller: Caller, State(s): State<AppState>) -> Result<Json<crate::reload::Reloaded>, ApiError> {
@@ -1946,7 +1978,7 @@ fn reload_answer(
     path = "/api/v1/inventory/reload",
     tag = "rules",
     summary = "Reload the plant inventory (audited with its new text; refused ones keep the old)",
-    responses((status = 200, description = "Inventory loaded: the rules compiled against it, and whether it changed", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 422, description = "The inventory was refused", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    responses((status = 200, description = "Inventory loaded: the rules compiled against it, and whether it changed", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 422, description = "The inventory was refused", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn reload_inventory(
@@ -1963,7 +1995,7 @@ async fn reload_inventory(
     path = "/api/v1/alarms",
     tag = "alarms",
     summary = "Standing control-room alarms",
-    responses((status = 200, description = "Alarms", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody)),
+    responses((status = 200, description = "Alarms", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn list_alarms(caller: Caller, State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
@@ -2019,7 +2051,7 @@ async fn audit(s: &AppState, who: &Principal, action: &str, reason: &str, detail
     tag = "alarms",
     summary = "Acknowledge an alarm (audited)",
     request_body = AcknowledgeRequest,
-    responses((status = 200, description = "The alarm", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    responses((status = 200, description = "The alarm", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn acknowledge_alarm(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
@@ -2043,7 +2075,7 @@ async fn acknowledge_alarm(caller: Caller, State(s): State<AppState>, body: Byte
     tag = "alarms",
     summary = "Shelve an alarm for 1 to 1440 minutes (audited)",
     request_body = ShelveRequest,
-    responses((status = 200, description = "The alarm", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    responses((status = 200, description = "The alarm", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn shelve_alarm(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
@@ -2071,7 +2103,7 @@ async fn shelve_alarm(caller: Caller, State(s): State<AppState>, body: Bytes) ->
     path = "/metrics",
     tag = "health",
     summary = "Prometheus metrics",
-    responses((status = 200, description = "Metrics", body = String, content_type = "text/plain"), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody)),
+    responses((status = 200, description = "Metrics", body = String, content_type = "text/plain"), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn metrics(caller: Caller, State(s): State<AppState>) -> Result<Response, ApiError> {
@@ -2116,7 +2148,7 @@ async fn metrics(caller: Caller, State(s): State<AppState>) -> Result<Response, 
     summary = "Push records (JSON object, array or JSON lines)",
     params(("source" = String, Path, description = "Push source name")),
     request_body(content = Object, content_type = "application/json", description = "A JSON object, a JSON array of objects, or JSON lines"),
-    responses((status = 202, description = "Accepted for processing", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 413, description = "Body too large", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    responses((status = 202, description = "Accepted for processing", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 413, description = "Body too large", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn ingest_push(

@@ -51,7 +51,8 @@ impl Outcome {
     /// new password refused before the current one was checked).
     pub fn of(accounts: &AccountStore, name: &str, now: i64, result: &Result<Account, PasswordError>) -> Option<Self> {
         Some(match result {
-            Ok(_) => Self::Success,
+            // A reused new password is refused after the current one was right.
+            Ok(_) | Err(PasswordError::Reused(_)) => Self::Success,
             Err(PasswordError::Wrong | PasswordError::NoAccount(_)) if accounts.locked_until(name, now).is_some() => {
                 Self::LockedNow
             }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use custos::accounts::{AccountStore, PasswordPolicy, SetBy};
 use custos::auth::{Role, TokenStore};
 use custos::pipeline::PipelineStats;
 use custos::server::{AppState, Permission, Turns, permits, router};
@@ -23,6 +24,7 @@ struct Fixture {
     ledger: Arc<Ledger>,
     tokens: HashMap<Role, String>,
     token_store: Arc<TokenStore>,
+    accounts: Arc<AccountStore>,
     raw: Subscriber<RawRecord>,
     follow: Arc<custos::follow::FollowState>,
     _follower: custos::follow::Follower,
@@ -55,9 +57,15 @@ async fn fixture_with(options: LedgerOptions, turns: Turns) -> Fixture {
     // Room for every sign-in event a test's logins and signatures put on the raw topic.
     let bus = EmbeddedBus::new(1024);
     let ledger = Arc::new(ledger);
-    // The quality reviewer's token belongs to a person who can sign.
-    let accounts = Arc::new(custos::accounts::AccountStore::open(dir.path().join("accounts.json")).expect("accounts"));
-    accounts.set("QualityReviewer", "Quinn Adams", Role::QualityReviewer, "correct horse battery").expect("account");
+    // The quality reviewer's token belongs to a person who can sign, with a
+    // password of their own. Passwords last 90 days and may not repeat the last 3.
+    let policy = PasswordPolicy { max_age_ms: 90 * DAY_MS, history: 3 };
+    let accounts =
+        Arc::new(AccountStore::open(dir.path().join("accounts.json")).expect("accounts").with_policy(policy));
+    let (password, now) = ("correct horse battery", ingest::source::now_millis());
+    accounts
+        .set("QualityReviewer", "Quinn Adams", Role::QualityReviewer, password, SetBy::Holder, now)
+        .expect("account");
     // The engine's side of reloads: this one refuses every rule set and
     // inventory (the pipeline's side has its own end-to-end test).
     let (reload, mut reloads) = custos::reload::Reloads::channel();
@@ -89,7 +97,7 @@ async fn fixture_with(options: LedgerOptions, turns: Turns) -> Fixture {
         reload,
     )
     .with_evidence(NoteSigner::parse(&key).expect("key"), dir.path().to_path_buf())
-    .with_accounts(accounts)
+    .with_accounts(accounts.clone())
     .with_search(searcher, follower.state.clone(), custos::sql::SqlEngine::new(&dir.path().join("archive")))
     .with_turns(turns);
     Fixture {
@@ -100,6 +108,7 @@ async fn fixture_with(options: LedgerOptions, turns: Turns) -> Fixture {
         ledger,
         tokens: issued,
         token_store: tokens,
+        accounts,
         raw: bus.subscriber(RAW).expect("subscriber"),
         _dir: dir,
     }
@@ -822,6 +831,114 @@ async fn a_person_changes_their_own_password() {
     let (s, b) =
         call(&f.app, "POST", "/api/v1/password", analyst, &change("anything at all", "a brand new one!!")).await;
     assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("no_account")));
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// A password an administrator set is temporary, and one past its age has
+/// expired: the login's session may only change it (or log out), and it
+/// signs nothing, by an API token either, until its holder chooses a new
+/// one. A new password may not repeat the last three.
+#[tokio::test]
+async fn a_temporary_or_expired_password_is_changed_before_anything_else() {
+    let f = fixture().await;
+    let now = ingest::source::now_millis();
+    let set = |name: &str, password: &str, by: SetBy, at: i64| {
+        f.accounts.set(name, "Robin Vale", Role::QualityReviewer, password, by, at).expect("account");
+        f.token_store.issue(name, Role::QualityReviewer).expect("API token")
+    };
+    let login = |name: &str, password: &str| {
+        let body = format!(r#"{{"name":"{name}","password":"{password}"}}"#);
+        let app = f.app.clone();
+        async move { call(&app, "POST", "/api/v1/login", None, &body).await }
+    };
+    let sign = |token: String, password: &str| {
+        let body = format!(r#"{{"record_index":0,"meaning":"approved","reason":"batch 7","password":"{password}"}}"#);
+        let app = f.app.clone();
+        async move { call(&app, "POST", "/api/v1/signatures", Some(&token), &body).await }
+    };
+    let change = |token: &str, current: &str, new: &str| {
+        let body = format!(r#"{{"current_password":"{current}","new_password":"{new}"}}"#);
+        let (app, token) = (f.app.clone(), token.to_owned());
+        async move { call(&app, "POST", "/api/v1/password", Some(&token), &body).await }
+    };
+    f.ledger.append(plant_events()).await.expect("a record to sign");
+    let refused = |(s, b): (StatusCode, Value)| {
+        assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("password_change_required")), "{b}");
+    };
+
+    // Set by an administrator: temporary.
+    let api = set("robin", "told by the administrator", SetBy::Administrator, now);
+    let (s, b) = login("robin", "told by the administrator").await;
+    assert_eq!((s, b["password_change_required"].as_str()), (StatusCode::OK, Some("temporary")), "{b}");
+    let expires = ingest::time::parse_rfc3339(b["password_expires_at"].as_str().expect("ageing is on")).expect("time");
+    assert!((expires - (now + 90 * DAY_MS)).abs() < 60_000, "{b}");
+    let audit = last_audit(&f);
+    assert_eq!(
+        (audit["action"].as_str(), audit["details"]["password_change_required"].as_str()),
+        (Some("login"), Some("temporary"))
+    );
+    let session = b["token"].as_str().expect("a session").to_owned();
+    for (method, uri, body) in [
+        ("GET", "/api/v1/incidents", ""),
+        ("GET", "/api/v1/ledger/records/0", ""),
+        ("POST", "/api/v1/evidence/exports", "{}"),
+    ] {
+        refused(call(&f.app, method, uri, Some(&session), body).await);
+    }
+    // The administrator holds the API token and knows the password: no signature.
+    let size = f.ledger.size();
+    refused(sign(api.clone(), "told by the administrator").await);
+    let audit = last_audit(&f);
+    assert_eq!(audit["action"], "signature.refused");
+    assert!(audit["details"]["why"].as_str().is_some_and(|w| w.contains("temporary")), "{audit}");
+    assert_eq!(f.ledger.size(), size + 1, "the refusal alone is ledgered");
+
+    // Its holder chooses their own; the same session may then do the rest.
+    assert_eq!(change(&session, "told by the administrator", "robin's first own one").await.0, StatusCode::OK);
+    assert_eq!(call(&f.app, "GET", "/api/v1/incidents", Some(&session), "").await.0, StatusCode::OK);
+    let (s, b) = sign(api.clone(), "robin's first own one").await;
+    assert_eq!((s, b["signature"]["printed_name"].as_str()), (StatusCode::OK, Some("Robin Vale")), "{b}");
+    let (s, b) = login("robin", "robin's first own one").await;
+    assert!(s == StatusCode::OK && b.get("password_change_required").is_none(), "{b}");
+
+    // Not any of the last three: the current one and the two before it.
+    let reused = |(s, b): (StatusCode, Value)| {
+        let said = b["error"]["message"].as_str().unwrap_or_default().to_owned();
+        assert!(s == StatusCode::BAD_REQUEST && said.contains("any of the last 3"), "{s} {b}");
+    };
+    reused(change(&session, "robin's first own one", "told by the administrator").await);
+    assert_eq!(last_audit(&f)["action"], "account.password.refused");
+    assert_eq!(change(&session, "robin's first own one", "robin's second own one").await.0, StatusCode::OK);
+    reused(change(&session, "robin's second own one", "told by the administrator").await);
+    assert_eq!(change(&session, "robin's second own one", "robin's third own one").await.0, StatusCode::OK);
+    assert_eq!(
+        change(&session, "robin's third own one", "told by the administrator").await.0,
+        StatusCode::OK,
+        "fourth last"
+    );
+
+    // Chosen by its holder 91 days ago: expired.
+    let api = set("kit", "kit's own long one", SetBy::Holder, now - 91 * DAY_MS);
+    let (s, b) = login("kit", "kit's own long one").await;
+    assert_eq!((s, b["password_change_required"].as_str()), (StatusCode::OK, Some("expired")), "{b}");
+    refused(call(&f.app, "GET", "/api/v1/alerts", b["token"].as_str(), "").await);
+    refused(sign(api.clone(), "kit's own long one").await);
+    assert_eq!(
+        change(b["token"].as_str().expect("session"), "kit's own long one", "kit's next long one").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(sign(api, "kit's next long one").await.0, StatusCode::OK);
+
+    // The access review shows each password's state.
+    let (_, b) = call(&f.app, "GET", "/api/v1/accounts", Some(f.tokens[&Role::Auditor].as_str()), "").await;
+    let kit = b["accounts"].as_array().expect("accounts").iter().find(|a| a["name"] == "kit").expect("kit").clone();
+    assert_eq!(kit["temporary_password"], false);
+    assert!(kit["password_set_at"].as_str().is_some() && kit["password_expires_at"].as_str().is_some(), "{kit}");
+    set("lee", "told by the administrator", SetBy::Administrator, now);
+    let (_, b) = call(&f.app, "GET", "/api/v1/accounts", Some(f.tokens[&Role::Auditor].as_str()), "").await;
+    let lee = b["accounts"].as_array().expect("accounts").iter().find(|a| a["name"] == "lee").expect("lee").clone();
+    assert_eq!(lee["temporary_password"], true, "{lee}");
 }
 
 /// A session unused past the idle limit (30 minutes here) is ended at its

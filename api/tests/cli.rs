@@ -411,9 +411,9 @@ fn accounts_changed_on_the_command_line_are_audited_and_disabling_ends_access() 
         let (body, code) = text.rsplit_once('\n').expect("status line");
         (code.to_owned(), body.to_owned())
     };
-    let login = || {
-        let body = r#"{"name":"sam","password":"a long passphrase for sam"}"#;
-        curl(&["-H", "content-type: application/json", "-d", body, &format!("{base}/api/v1/login")])
+    let login = |password: &str| {
+        let body = format!(r#"{{"name":"sam","password":"{password}"}}"#);
+        curl(&["-H", "content-type: application/json", "-d", &body, &format!("{base}/api/v1/login")])
     };
     let incidents =
         |token: &str| curl(&["-H", &format!("Authorization: Bearer {token}"), &format!("{base}/api/v1/incidents")]).0;
@@ -421,16 +421,24 @@ fn accounts_changed_on_the_command_line_are_audited_and_disabling_ends_access() 
     let added =
         user(&["add", "sam", "--role", "soc_analyst", "--printed-name", "Sam Okafor"], "a long passphrase for sam\n");
     assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
-    assert!(String::from_utf8_lossy(&added.stderr).contains("account sam (Sam Okafor, soc_analyst) saved"));
+    let said = String::from_utf8_lossy(&added.stderr);
+    assert!(said.contains("account sam (Sam Okafor, soc_analyst) saved") && said.contains("temporary"), "{said}");
     let bad = user(&["add", "kim", "--role", "SocAnalyst", "--printed-name", "Kim Lee"], "a long passphrase\n");
     let said = String::from_utf8_lossy(&bad.stderr);
     assert!(!bad.status.success() && said.contains("--role \"SocAnalyst\": one of admin, soc_analyst,"), "{said}");
     let api_token = String::from_utf8_lossy(&added.stdout).trim().to_owned();
-    let (code, body) = login();
+    // The administrator set the password, so sam chooses their own first.
+    let (code, body) = login("a long passphrase for sam");
     assert_eq!(code, "200", "{body}");
     let session: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(session["password_change_required"], "temporary", "{session}");
     let session = session["token"].as_str().expect("session token").to_owned();
-    assert_eq!((incidents(&api_token), incidents(&session)), ("200".into(), "200".into()));
+    assert_eq!((incidents(&api_token), incidents(&session)), ("200".into(), "403".into()));
+    let own = r#"{"current_password":"a long passphrase for sam","new_password":"sam's very own passphrase"}"#;
+    let bearer = format!("Authorization: Bearer {session}");
+    let (code, body) = curl(&["-H", &bearer, "-d", own, &format!("{base}/api/v1/password")]);
+    assert_eq!(code, "200", "{body}");
+    assert_eq!(incidents(&session), "200", "the same session, now with sam's own password");
     // The access review from the command line, while the service runs.
     let listed = user(&["list"], "");
     assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
@@ -440,15 +448,22 @@ fn accounts_changed_on_the_command_line_are_audited_and_disabling_ends_access() 
         line.map(|l| l.split_whitespace().collect::<Vec<_>>()).unwrap_or_default()
     };
     let sam = row("sam");
-    assert_eq!(sam.len(), 6, "{table}");
-    assert_eq!([&sam[..4], &sam[5..]].concat(), ["sam", "soc_analyst", "Sam", "Okafor", "enabled"], "{table}");
+    assert_eq!(sam.len(), 7, "{table}");
+    assert_eq!([&sam[..4], &sam[6..]].concat(), ["sam", "soc_analyst", "Sam", "Okafor", "enabled"], "{table}");
     assert!(sam[4].starts_with("20") && sam[4].ends_with('Z'), "the login's time: {table}");
+    assert_eq!(sam[5].len(), "2026-11-28".len(), "the day sam chose a password: {table}");
+    let passwd = user(&["passwd", "sam", "--not-temporary"], "set for sam at the console\n");
+    assert!(passwd.status.success(), "{}", String::from_utf8_lossy(&passwd.stderr));
+    assert!(!String::from_utf8_lossy(&passwd.stderr).contains("temporary"));
+    let (code, body) = login("set for sam at the console");
+    assert!(code == "200" && !body.contains("password_change_required"), "{body}");
+    assert!(!user(&["token", "sam", "--not-temporary"], "").status.success(), "only for add and passwd");
     assert!(!table.contains("$argon2") && !table.contains(&api_token), "no secret in the review");
 
     let disabled = user(&["disable", "sam"], "");
     assert!(disabled.status.success(), "{}", String::from_utf8_lossy(&disabled.stderr));
     assert_eq!((incidents(&api_token), incidents(&session)), ("401".into(), "401".into()), "both ended");
-    let (code, body) = login();
+    let (code, body) = login("set for sam at the console");
     assert_eq!(code, "403", "{body}");
     assert!(body.contains("\"disabled\""), "{body}");
     let refused = user(&["token", "sam"], "");
@@ -473,7 +488,8 @@ fn accounts_changed_on_the_command_line_are_audited_and_disabling_ends_access() 
     let mut changes = Vec::new();
     ledger::for_each_record(&data.join("ledger"), |_, r| {
         let r = ledger::record::decode(r).expect("record");
-        if r.data["action"].as_str().is_some_and(|a| a.starts_with("account")) {
+        // Those from the command line (sam's own change through the API is sam's).
+        if r.data["action"].as_str().is_some_and(|a| a.starts_with("account")) && r.data["actor"] != "sam" {
             changes.push((r.data["actor"].clone(), r.data["action"].clone(), r.data["details"]["name"].clone()));
         }
     })
@@ -487,6 +503,7 @@ fn accounts_changed_on_the_command_line_are_audited_and_disabling_ends_access() 
         [
             want("account.add", sam.clone()),
             want("accounts.read", all.clone()),
+            want("account.password", sam.clone()),
             want("account.disable", sam),
             want("accounts.read", all)
         ],
