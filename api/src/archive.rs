@@ -114,6 +114,9 @@ impl Table {
                     list("alerts", T::Utf8),
                     list("events", T::UInt64),
                     s("history"),
+                    // Archived before notes and assignees existed: null.
+                    s("assignee"),
+                    s("notes"),
                 ],
             ]
             .concat(),
@@ -485,7 +488,7 @@ fn row(table: Table, index: u64, recorded_at: i64, d: &Value) -> Option<(String,
                         row.insert("entity_kind".into(), v.get("kind").cloned().unwrap_or(Value::Null));
                         row.insert("entity_id".into(), v.get("id").cloned().unwrap_or(Value::Null));
                     }
-                    "history" => {
+                    "history" | "notes" => {
                         row.insert(k.clone(), json_text(Some(v)));
                     }
                     _ => {

@@ -968,8 +968,9 @@ async fn record_alerts(alerts: Vec<Alert>, sinks: &EvidenceSinks) -> Result<(), 
         return Ok(());
     }
     let now = now_millis();
+    let turn = views.incident_turn().await;
     // One version of each incident the batch changed, after all of it.
-    let filed = views.incidents.write().unwrap_or_else(|e| e.into_inner()).file_all(&alerts);
+    let filed = turn.book().file_all(&alerts);
     let mut records = Vec::with_capacity(alerts.len() + filed.changed.len());
     for a in &alerts {
         records.push(record::encode(RecordKind::Alert, now, a)?);
@@ -977,7 +978,7 @@ async fn record_alerts(alerts: Vec<Alert>, sinks: &EvidenceSinks) -> Result<(), 
     for i in &filed.changed {
         records.push(record::encode(RecordKind::Incident, now, i)?);
     }
-    let range = ledger.append(records).await?;
+    let range = turn.submit(ledger, records).await?.durable().await?;
     for (a, incident) in alerts.iter().zip(&filed.incident_of) {
         tracing::warn!(rule = %a.rule, %incident, severity = a.severity_id, summary = %a.summary, "alert");
     }

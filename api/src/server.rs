@@ -340,6 +340,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_incidents))
         .routes(routes!(get_incident))
         .routes(routes!(transition_incident))
+        .routes(routes!(add_incident_note))
+        .routes(routes!(assign_incident))
         .routes(routes!(incident_timeline))
         .routes(routes!(list_events))
         .routes(routes!(search))
@@ -549,6 +551,10 @@ struct IncidentQuery {
     /// Latest alert at or after / before (RFC 3339).
     from: Option<String>,
     to: Option<String>,
+    /// Given to this account.
+    assignee: Option<String>,
+    /// `true`: given to no one (the queue still to take); `false`: given to someone.
+    unassigned: Option<bool>,
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
@@ -602,6 +608,8 @@ async fn list_incidents(
         .filter(|i| states.as_ref().is_none_or(|st| st.contains(&i.state)))
         .filter(|i| q.rule.as_deref().is_none_or(|r| i.rules.iter().any(|x| x == r)))
         .filter(|i| q.zone.as_deref().is_none_or(|z| i.zone.as_deref() == Some(z)))
+        .filter(|i| q.assignee.as_deref().is_none_or(|a| i.assignee.as_deref() == Some(a)))
+        .filter(|i| q.unassigned.is_none_or(|u| u == i.assignee.is_none()))
         .take(n)
         .map(incident_json)
         .collect();
@@ -1912,31 +1920,151 @@ async fn transition_incident(
         ApiError::bad_request(format!("to {:?} is not acknowledged, investigating, closed or false_positive", req.to))
     })?;
     let now = now_millis();
-    let (from, inc) = {
-        let mut book = s.0.views.incidents.write().unwrap_or_else(|e| e.into_inner());
+    change_incident(&s, &caller.0, now, |book| {
         let from = book.get(&id).map(|i| i.state).ok_or_else(|| ApiError::not_found(format!("no incident {id}")))?;
         let inc = book.transition(&id, to, &caller.0.name, &req.reason, now).map_err(|e| match e {
             correlate::CorrelateError::ReasonRequired => ApiError::bad_request("reason is required"),
             other => ApiError::new(StatusCode::CONFLICT, "bad_transition", other.to_string()),
         })?;
-        (from, inc)
-    };
+        let details = json!({"incident": id, "from": from.as_str(), "to": to.as_str()});
+        Ok((inc, IncidentChange { action: "incident.transition", reason: req.reason.clone(), details }))
+    })
+    .await
+}
+
+/// What a person did to an incident, for its `audit` record.
+struct IncidentChange {
+    action: &'static str,
+    reason: String,
+    details: Value,
+}
+
+/// Changes one incident in the book with `change`, then ledgers its new
+/// version and the `audit` record of the change, both before the answer.
+/// Versions are submitted in the order they were made (see
+/// [`Views::incident_turn`]).
+async fn change_incident(
+    s: &AppState,
+    who: &Principal,
+    now: i64,
+    change: impl FnOnce(&mut correlate::IncidentBook) -> Result<(correlate::Incident, IncidentChange), ApiError>,
+) -> Result<Json<Value>, ApiError> {
+    let turn = s.0.views.incident_turn().await;
+    let (inc, what) = change(&mut turn.book())?;
     let records = [
         ledger::record::encode(ledger::RecordKind::Incident, now, &inc),
         crate::audit::encode(&crate::audit::Entry {
-            actor: &caller.0.name,
-            printed_name: s.0.accounts.as_ref().and_then(|a| a.printed_name(&caller.0.name)).as_deref(),
-            role: Some(caller.0.role),
-            action: "incident.transition",
-            reason: &req.reason,
-            details: json!({"incident": id, "from": from.as_str(), "to": to.as_str()}),
+            actor: &who.name,
+            printed_name: s.0.accounts.as_ref().and_then(|a| a.printed_name(&who.name)).as_deref(),
+            role: Some(who.role),
+            action: what.action,
+            reason: &what.reason,
+            details: what.details,
         }),
     ]
     .into_iter()
     .collect::<Result<Vec<_>, _>>()
-    .map_err(|_| ApiError::unavailable("cannot record the transition"))?;
-    let range = s.0.ledger.append(records).await.map_err(|_| ApiError::unavailable("the ledger is not writable"))?;
+    .map_err(|_| ApiError::unavailable("cannot record the change"))?;
+    let not_writable = |_| ApiError::unavailable("the ledger is not writable");
+    let submitted = turn.submit(&s.0.ledger, records).await.map_err(not_writable)?;
+    let range = submitted.durable().await.map_err(not_writable)?;
     Ok(Json(json!({"incident": incident_json(&inc), "audit_index": range.start + 1})))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct NoteRequest {
+    /// What was found or done; 1 to 4,000 characters, not blank.
+    #[schema(min_length = 1, max_length = 4000, pattern = "\\S")]
+    text: String,
+}
+
+/// Adds the caller's note to an incident (findings, calls, hand-overs),
+/// open or closed: a new `incident` version holding every note, and an
+/// `audit` record, both in the ledger before the answer.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/notes",
+    tag = "incidents",
+    summary = "Add a note to an incident (audited)",
+    params(("id" = String, Path, description = "Incident id")),
+    request_body = NoteRequest,
+    responses((status = 200, description = "The incident with the note", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "The incident holds 200 notes already", body = ErrorBody)),
+    security(("bearer" = []))
+)]
+async fn add_incident_note(
+    caller: Caller,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::HandleIncidents)?;
+    let req: NoteRequest = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+    let text = req.text.trim();
+    if text.is_empty() || text.chars().count() > correlate::MAX_NOTE_CHARS {
+        return Err(ApiError::bad_request(format!("text has 1 to {} characters", correlate::MAX_NOTE_CHARS)));
+    }
+    let now = now_millis();
+    change_incident(&s, &caller.0, now, |book| {
+        let inc = book.add_note(&id, &caller.0.name, text, now).map_err(|e| match e {
+            correlate::CorrelateError::NoSuchIncident(_) => ApiError::not_found(format!("no incident {id}")),
+            other => ApiError::new(StatusCode::CONFLICT, "too_many_notes", other.to_string()),
+        })?;
+        let details = json!({"incident": id, "note": inc.notes.len(), "chars": text.chars().count()});
+        Ok((inc, IncidentChange { action: "incident.note", reason: String::new(), details }))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct AssignRequest {
+    /// The account to work on it (one whose role handles incidents); null:
+    /// no one.
+    assignee: Option<String>,
+    /// Why, if there is more to say than who.
+    #[serde(default)]
+    reason: String,
+}
+
+/// Gives an open incident to a person (or to no one): a new `incident`
+/// version and an `audit` record with who had it before.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/assign",
+    tag = "incidents",
+    summary = "Give an open incident to a person (audited)",
+    params(("id" = String, Path, description = "Incident id")),
+    request_body = AssignRequest,
+    responses((status = 200, description = "The incident with its assignee", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input, or no enabled account of that name whose role handles incidents", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "The incident is closed or a false positive", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    security(("bearer" = []))
+)]
+async fn assign_incident(
+    caller: Caller,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::HandleIncidents)?;
+    let req: AssignRequest = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+    if let Some(name) = &req.assignee {
+        let accounts = s.0.accounts.as_ref().ok_or_else(|| ApiError::unavailable("accounts are not enabled"))?;
+        let handles =
+            accounts.get(name).is_some_and(|a| !a.is_disabled() && permits(a.role, Permission::HandleIncidents));
+        if !handles {
+            return Err(ApiError::bad_request(format!("no enabled account {name:?} whose role handles incidents")));
+        }
+    }
+    let now = now_millis();
+    change_incident(&s, &caller.0, now, |book| {
+        let (was, inc) = book.assign(&id, req.assignee.as_deref()).map_err(|e| match e {
+            correlate::CorrelateError::NoSuchIncident(_) => ApiError::not_found(format!("no incident {id}")),
+            other => ApiError::new(StatusCode::CONFLICT, "incident_final", other.to_string()),
+        })?;
+        let details = json!({"incident": id, "from": was, "to": req.assignee});
+        Ok((inc, IncidentChange { action: "incident.assign", reason: req.reason.clone(), details }))
+    })
+    .await
 }
 
 /// Reloads the rules; a set with errors is refused (422) with every message,

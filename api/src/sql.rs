@@ -246,7 +246,10 @@ mod tests {
                    "alerts": ["a"], "events": [1, 2], "history": []})
         };
         a.add(30, RecordKind::Incident, DAY, &inc("new"));
-        a.add(31, RecordKind::Incident, DAY, &inc("closed"));
+        let mut closed = inc("closed");
+        closed["assignee"] = "sam".into();
+        closed["notes"] = json!([{"by": "sam", "at": DAY, "text": "badge reader fault"}]);
+        a.add(31, RecordKind::Incident, DAY, &closed);
         a.add(
             32,
             RecordKind::Signature,
@@ -323,8 +326,13 @@ mod tests {
         assert_eq!(r.rows.len(), 4);
         assert_eq!(r.rows[0], json!({"day": "2026-11-26", "zone": "cell-1", "n": 10}));
         assert_eq!(r.columns[2].0, "n");
-        let r = q("SELECT state FROM incidents").await.expect("view");
-        assert_eq!(r.rows, vec![json!({"state": "closed"})], "the latest version only");
+        let r = q("SELECT state, assignee, notes FROM incidents").await.expect("view");
+        let notes = r#"[{"at":1795687200000,"by":"sam","text":"badge reader fault"}]"#;
+        assert_eq!(
+            r.rows,
+            vec![json!({"state": "closed", "assignee": "sam", "notes": notes})],
+            "the latest version only"
+        );
         let r = q("SELECT printed_name, meaning FROM signatures").await.expect("signatures");
         assert_eq!(r.rows, vec![json!({"printed_name": "Q. A.", "meaning": "reviewed"})]);
         let r = q("SELECT count(*) AS n FROM events WHERE class = 9001 AND day = '2026-11-27'").await.expect("q");

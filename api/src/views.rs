@@ -28,6 +28,8 @@ pub struct Views {
     /// back from the ledger.
     alert_index: RwLock<HashMap<String, u64>>,
     pub incidents: RwLock<IncidentBook>,
+    /// See [`Views::incident_turn`].
+    incident_writes: tokio::sync::Mutex<()>,
     /// Retention policies and legal holds, as recorded (newest last).
     pub retention: RwLock<Vec<serde_json::Value>>,
     /// Control-room alarms standing, with their acknowledgements and shelves.
@@ -98,6 +100,29 @@ pub struct ViewsState {
     alarms: correlate::BoardState,
 }
 
+/// See [`Views::incident_turn`].
+pub struct IncidentTurn<'a> {
+    _order: tokio::sync::MutexGuard<'a, ()>,
+    book: &'a RwLock<IncidentBook>,
+}
+
+impl IncidentTurn<'_> {
+    /// The book, to change (readers wait only while it is changed).
+    pub fn book(&self) -> std::sync::RwLockWriteGuard<'_, IncidentBook> {
+        self.book.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Submits the changed versions (and whatever goes with them) and ends
+    /// the turn; durability is awaited outside it.
+    pub async fn submit(
+        self,
+        ledger: &Ledger,
+        records: Vec<Vec<u8>>,
+    ) -> Result<ledger::Submitted, ledger::LedgerError> {
+        ledger.submit(records).await
+    }
+}
+
 /// A snapshot's recent lists as read back from the ledger.
 pub struct Recent {
     events: VecDeque<Stored<Event>>,
@@ -150,9 +175,20 @@ impl Views {
             alerts: RwLock::new(VecDeque::new()),
             alert_index: RwLock::new(HashMap::new()),
             incidents: RwLock::new(IncidentBook::new(group_window_ms)),
+            incident_writes: tokio::sync::Mutex::new(()),
             retention: RwLock::new(Vec::new()),
             alarms: std::sync::Mutex::new(correlate::AlarmBoard::new(alarm_policy)),
         }
+    }
+
+    /// A turn at changing incidents: held from a change to the book until
+    /// its new versions are submitted to the ledger, so versions are
+    /// ledgered in the order they were made. The latest version ledgered is
+    /// the one a replay, search and SQL take: a transition overtaking a
+    /// batch of alerts on its way to the ledger would otherwise be undone by
+    /// the older version behind it.
+    pub async fn incident_turn(&self) -> IncidentTurn<'_> {
+        IncidentTurn { _order: self.incident_writes.lock().await, book: &self.incidents }
     }
 
     /// What the views hold, for a state snapshot.
@@ -327,6 +363,56 @@ mod tests {
             events: vec![n],
             summary: String::new(),
         }
+    }
+
+    /// Two changes to one incident, the first slow to reach the ledger: the
+    /// second waits its turn, so the versions are ledgered in the order they
+    /// were made and a replay of the ledger ends with the newest.
+    #[tokio::test]
+    async fn incident_versions_are_ledgered_in_the_order_they_were_made() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let origin = "custos.test/views";
+        let (l, _) =
+            Ledger::open(dir.path(), origin, NoteSigner::generate(origin).expect("key"), LedgerOptions::default())
+                .expect("ledger");
+        let (views, l) = (Arc::new(Views::new(10, 3_600_000, AlarmPolicy::default())), Arc::new(l));
+        let id = views.incidents.write().expect("book").file(&alert("r", "PLC-01", "cell-1", 1)).id;
+        let version = |i: &Incident| ledger::record::encode(RecordKind::Incident, 0, i).expect("encode");
+        let (go, held) = tokio::sync::oneshot::channel::<()>();
+        let (in_turn, first_changed) = tokio::sync::oneshot::channel::<()>();
+        let first = tokio::spawn({
+            let (views, l, id) = (views.clone(), l.clone(), id.clone());
+            async move {
+                let turn = views.incident_turn().await;
+                let v = turn.book().add_note(&id, "a", "first", 1).expect("note");
+                in_turn.send(()).expect("told");
+                held.await.expect("go");
+                turn.submit(&l, vec![version(&v)]).await.expect("submit").durable().await.expect("durable")
+            }
+        });
+        first_changed.await.expect("the first change is made");
+        let second = tokio::spawn({
+            let (views, l, id) = (views.clone(), l.clone(), id.clone());
+            async move {
+                let turn = views.incident_turn().await;
+                let v = turn.book().add_note(&id, "b", "second", 2).expect("note");
+                turn.submit(&l, vec![version(&v)]).await.expect("submit").durable().await.expect("durable")
+            }
+        });
+        // One thread: the second runs now, until it can only wait.
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(views.incidents.read().expect("book").get(&id).map(|i| i.notes.len()), Some(1), "the second waits");
+        go.send(()).expect("go");
+        let (a, b) = (first.await.expect("first"), second.await.expect("second"));
+        assert!(a.start < b.start, "ledgered in the order made: {a:?} {b:?}");
+        let mut replayed = IncidentBook::new(3_600_000);
+        for index in a.start..b.end {
+            let r = ledger::record::decode_as::<Incident>(&l.record(index).expect("record")).expect("incident");
+            replayed.restore(r.data);
+        }
+        assert_eq!(replayed.get(&id).map(|i| i.notes.len()), Some(2));
     }
 
     /// After a restart the board is the one the control room left: standing

@@ -180,11 +180,13 @@ async fn every_role_on_every_route_follows_the_permission_table() {
     let badge = r#"{"time":"2026-11-26T10:00:00Z","badge":"1","door":"D","result":"granted"}"#;
     let signature = r#"{"record_index":1,"meaning":"reviewed","reason":"walk","password":"correct horse battery"}"#;
     // `None`: any holder of a token.
-    let routes: [(&str, &str, &str, Option<Permission>, &str); 29] = [
+    let routes: [(&str, &str, &str, Option<Permission>, &str); 31] = [
         ("GET", "/api/v1/incidents", "", Some(ReadIncidents), ""),
         ("GET", "/api/v1/incidents/{id}", "", Some(ReadIncidents), ""),
         ("GET", "/api/v1/incidents/{id}/timeline", "", Some(ReadIncidents), ""),
         ("POST", "/api/v1/incidents/{id}/transition", "", Some(HandleIncidents), r#"{"to":"closed","reason":"walk"}"#),
+        ("POST", "/api/v1/incidents/{id}/notes", "", Some(HandleIncidents), r#"{"text":"walk"}"#),
+        ("POST", "/api/v1/incidents/{id}/assign", "", Some(HandleIncidents), r#"{"assignee":null}"#),
         ("GET", "/api/v1/alerts", "", Some(ReadIncidents), ""),
         ("GET", "/api/v1/events", "", Some(ReadEvents), ""),
         ("GET", "/api/v1/dead-letters", "", Some(ReadEvents), ""),
@@ -474,6 +476,85 @@ async fn incident_transitions_need_a_reason_and_are_audited() {
     assert_eq!(s, StatusCode::CONFLICT, "final states stay final");
     let cr = Some(f.tokens[&Role::ControlRoom].as_str());
     assert_eq!(call(&f.app, "POST", &uri, cr, r#"{"to":"closed","reason":"x"}"#).await.0, StatusCode::FORBIDDEN);
+}
+
+/// Notes go on an incident, open or closed, each a new `incident` version
+/// and an `audit` record; an open incident is given to an account whose
+/// role handles incidents, or to no one; the list filters on both.
+#[tokio::test]
+async fn incidents_take_notes_and_assignees() {
+    let f = fixture().await;
+    let now = ingest::source::now_millis();
+    f.accounts
+        .set("SocAnalyst", "Sam Okafor", Role::SocAnalyst, "sam's own passphrase", SetBy::Holder, now)
+        .expect("sam");
+    let id = f.views.incidents.write().expect("book").file(&alert(correlate::EntityKind::Person, "mallory")).id;
+    let other = f.views.incidents.write().expect("book").file(&alert(correlate::EntityKind::Person, "bob")).id;
+    let soc = Some(f.tokens[&Role::SocAnalyst].as_str());
+    let (notes, assign) = (format!("/api/v1/incidents/{id}/notes"), format!("/api/v1/incidents/{id}/assign"));
+    for (body, code) in [(r#"{"text":"   "}"#, "bad_request"), (r#"{}"#, "bad_request")] {
+        let (s, b) = call(&f.app, "POST", &notes, soc, body).await;
+        assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some(code)), "{b}");
+    }
+    let missing = call(&f.app, "POST", "/api/v1/incidents/INC-999/notes", soc, r#"{"text":"x"}"#).await;
+    assert_eq!(missing.0, StatusCode::NOT_FOUND);
+    let before = f.ledger.size();
+    let (s, b) = call(&f.app, "POST", &notes, soc, r#"{"text":" called the shift lead: Mallory is on leave "}"#).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["incident"]["notes"][0]["text"], "called the shift lead: Mallory is on leave");
+    assert_eq!(b["incident"]["notes"][0]["by"], "SocAnalyst");
+    assert_eq!(f.ledger.size(), before + 2, "an incident record and an audit record");
+    let audit = last_audit(&f);
+    assert_eq!((audit["action"].as_str(), audit["details"]["note"].as_u64()), (Some("incident.note"), Some(1)));
+    let ledgered = ledger::record::decode(&f.ledger.record(before).expect("record")).expect("decode");
+    assert_eq!(
+        (ledgered.kind, &ledgered.data["notes"][0]["by"]),
+        (ledger::RecordKind::Incident, &Value::from("SocAnalyst"))
+    );
+
+    for (body, status) in [
+        (r#"{"assignee":"nobody"}"#, StatusCode::BAD_REQUEST),
+        (r#"{"assignee":"QualityReviewer"}"#, StatusCode::BAD_REQUEST),
+        (r#"{"assignee":7}"#, StatusCode::BAD_REQUEST),
+    ] {
+        assert_eq!(call(&f.app, "POST", &assign, soc, body).await.0, status, "{body}");
+    }
+    let (s, b) = call(&f.app, "POST", &assign, soc, r#"{"assignee":"SocAnalyst","reason":"on shift"}"#).await;
+    assert_eq!((s, b["incident"]["assignee"].as_str()), (StatusCode::OK, Some("SocAnalyst")), "{b}");
+    let audit = last_audit(&f);
+    assert_eq!(
+        (
+            audit["action"].as_str(),
+            &audit["details"]["from"],
+            audit["details"]["to"].as_str(),
+            audit["reason"].as_str()
+        ),
+        (Some("incident.assign"), &Value::Null, Some("SocAnalyst"), Some("on shift"))
+    );
+    let listed = |query: &str| {
+        let (app, uri) = (f.app.clone(), format!("/api/v1/incidents?{query}"));
+        async move {
+            let (_, b) = call(&app, "GET", &uri, soc, "").await;
+            b["incidents"]
+                .as_array()
+                .expect("list")
+                .iter()
+                .map(|i| i["id"].as_str().unwrap_or_default().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(listed("assignee=SocAnalyst").await, [id.as_str()]);
+    assert_eq!(listed("unassigned=true").await, [other.as_str()]);
+    assert_eq!(listed("unassigned=false").await, [id.as_str()]);
+    assert_eq!(call(&f.app, "GET", "/api/v1/incidents?unassigned=maybe", soc, "").await.0, StatusCode::BAD_REQUEST);
+    // Closed: no longer anyone's to work on, but findings still go on it.
+    call(&f.app, "POST", &format!("/api/v1/incidents/{id}/transition"), soc, r#"{"to":"closed","reason":"on leave"}"#)
+        .await;
+    let (s, b) = call(&f.app, "POST", &assign, soc, r#"{"assignee":null}"#).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("incident_final")));
+    assert_eq!(call(&f.app, "POST", &notes, soc, r#"{"text":"lessons learnt"}"#).await.0, StatusCode::OK);
+    let cr = Some(f.tokens[&Role::ControlRoom].as_str());
+    assert_eq!(call(&f.app, "POST", &notes, cr, r#"{"text":"x"}"#).await.0, StatusCode::FORBIDDEN);
 }
 
 /// A record comes with an inclusion proof against the signed checkpoint, and
@@ -1488,5 +1569,5 @@ async fn openapi_document_is_golden_and_every_operation_is_guarded() {
             }
         }
     }
-    assert_eq!(operations, 32, "every route is documented");
+    assert_eq!(operations, 34, "every route is documented");
 }

@@ -14,6 +14,10 @@ use crate::state::pairs;
 /// whole, so without a bound a rule firing all day on one host would make
 /// every version longer than the last (quadratic ledger growth).
 const MAX_ALERTS_PER_INCIDENT: usize = 1_000;
+/// Notes one incident takes (each version carries them all).
+pub const MAX_NOTES_PER_INCIDENT: usize = 200;
+/// Characters in one note.
+pub const MAX_NOTE_CHARS: usize = 4_000;
 
 /// new → acknowledged → investigating → closed or false positive (either
 /// straight from any open state).
@@ -69,6 +73,15 @@ pub struct Transition {
     pub at: i64,
 }
 
+/// What a person wrote on an incident: findings, calls made, hand-overs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Note {
+    pub by: String,
+    pub at: i64,
+    pub text: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Incident {
@@ -96,6 +109,12 @@ pub struct Incident {
     /// [`MAX_ALERTS_PER_INCIDENT`] alerts about the same entity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub continues: Option<String>,
+    /// Who works on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<String>,
+    /// Oldest first, at most [`MAX_NOTES_PER_INCIDENT`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<Note>,
 }
 
 /// What filing a batch of alerts did.
@@ -262,6 +281,8 @@ impl IncidentBook {
                     events: alert.events.clone(),
                     history: Vec::new(),
                     continues: full,
+                    assignee: None,
+                    notes: Vec::new(),
                 };
                 self.open.entry(i.entity.clone()).or_default().push(id.clone());
                 self.by_opened.insert((i.opened_at, id.clone()));
@@ -301,6 +322,32 @@ impl IncidentBook {
         Ok(i.clone())
     }
 
+    /// Adds `by`'s note to an incident, open or not (findings come after
+    /// closing too).
+    pub fn add_note(&mut self, id: &str, by: &str, text: &str, at: i64) -> Result<Incident, CorrelateError> {
+        let text = text.trim();
+        if text.is_empty() || text.chars().count() > MAX_NOTE_CHARS {
+            return Err(CorrelateError::BadNote(format!("a note has 1 to {MAX_NOTE_CHARS} characters")));
+        }
+        let i = self.incidents.get_mut(id).ok_or_else(|| CorrelateError::NoSuchIncident(id.to_owned()))?;
+        if i.notes.len() >= MAX_NOTES_PER_INCIDENT {
+            return Err(CorrelateError::BadNote(format!("incident {id} has {MAX_NOTES_PER_INCIDENT} notes already")));
+        }
+        i.notes.push(Note { by: by.to_owned(), at, text: text.to_owned() });
+        Ok(i.clone())
+    }
+
+    /// Gives an open incident to `assignee` (`None`: to no one); returns
+    /// who had it and the incident.
+    pub fn assign(&mut self, id: &str, assignee: Option<&str>) -> Result<(Option<String>, Incident), CorrelateError> {
+        let i = self.incidents.get_mut(id).ok_or_else(|| CorrelateError::NoSuchIncident(id.to_owned()))?;
+        if i.state.is_final() {
+            return Err(CorrelateError::Final { id: id.to_owned(), state: i.state.as_str().into() });
+        }
+        let was = std::mem::replace(&mut i.assignee, assignee.map(str::to_owned));
+        Ok((was, i.clone()))
+    }
+
     pub fn get(&self, id: &str) -> Option<&Incident> {
         self.incidents.get(id)
     }
@@ -334,6 +381,48 @@ mod tests {
             events: vec![time as u64],
             summary: String::new(),
         }
+    }
+
+    /// Notes go on any incident, trimmed, within their bounds; only open
+    /// incidents are assigned; both come back with a restored version, and
+    /// a version from before either existed still reads.
+    #[test]
+    fn notes_and_assignees() {
+        let mut b = IncidentBook::new(3_600_000);
+        let id = b.file(&alert("a1", "r1", "mallory", 1_000, 3)).id;
+        let noted = b.add_note(&id, "sam", "  called the shift lead  ", 5).expect("note");
+        assert_eq!(noted.notes, [Note { by: "sam".into(), at: 5, text: "called the shift lead".into() }]);
+        for bad in ["", "   ", &"x".repeat(MAX_NOTE_CHARS + 1)] {
+            assert!(matches!(b.add_note(&id, "sam", bad, 6), Err(CorrelateError::BadNote(_))), "{bad:?}");
+        }
+        assert!(
+            b.add_note(&"y".repeat(3), "sam", "text", 6).is_err_and(|e| matches!(e, CorrelateError::NoSuchIncident(_)))
+        );
+        let (was, i) = b.assign(&id, Some("sam")).expect("assign");
+        assert_eq!((was, i.assignee.as_deref()), (None, Some("sam")));
+        let (was, i) = b.assign(&id, Some("kim")).expect("reassign");
+        assert_eq!((was.as_deref(), i.assignee.as_deref()), (Some("sam"), Some("kim")));
+        b.transition(&id, IncidentState::Closed, "kim", "benign", 7).expect("close");
+        assert!(matches!(b.assign(&id, None), Err(CorrelateError::Final { .. })));
+        let after = b.add_note(&id, "kim", "lessons: badge reader 3 faulty", 8).expect("a note after closing");
+        assert_eq!(after.notes.len(), 2);
+        for n in 2..MAX_NOTES_PER_INCIDENT {
+            b.add_note(&id, "kim", &format!("note {n}"), 9).expect("within the bound");
+        }
+        assert!(matches!(b.add_note(&id, "kim", "one more", 10), Err(CorrelateError::BadNote(_))));
+        let json = serde_json::to_value(b.get(&id).expect("incident")).expect("json");
+        let mut back = IncidentBook::new(3_600_000);
+        back.restore(serde_json::from_value(json.clone()).expect("version"));
+        assert_eq!(
+            back.get(&id).map(|i| (i.notes.len(), i.assignee.clone())),
+            Some((MAX_NOTES_PER_INCIDENT, Some("kim".into())))
+        );
+        let mut old = json;
+        let o = old.as_object_mut().expect("object");
+        o.remove("notes");
+        o.remove("assignee");
+        let old: Incident = serde_json::from_value(old).expect("a version from before notes");
+        assert!(old.notes.is_empty() && old.assignee.is_none());
     }
 
     /// A saved book comes back whole (the list by opening time too); an open

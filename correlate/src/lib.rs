@@ -16,7 +16,7 @@ mod watermark;
 pub use alarm::{Alarm, AlarmBoard, AlarmKind, AlarmPolicy, AlarmState, BoardState, Shelf};
 pub use alert::{Alert, Entity, EntityKind};
 pub use engine::{Engine, EngineConfig, EngineState, EngineStats};
-pub use incident::{BookState, Filed, Incident, IncidentBook, IncidentState};
+pub use incident::{BookState, Filed, Incident, IncidentBook, IncidentState, MAX_NOTE_CHARS, Note};
 pub use rules::BUILTIN_RULES;
 
 /// Correlation failures (configuration and state changes).
@@ -30,4 +30,8 @@ pub enum CorrelateError {
     NoSuchAlarm(String),
     #[error("a reason is required")]
     ReasonRequired,
+    #[error("{0}")]
+    BadNote(String),
+    #[error("incident {id} is {state}: it is no one's to work on")]
+    Final { id: String, state: String },
 }

@@ -22,7 +22,9 @@ pub use bundle::{
 pub use note::{Checkpoint, NoteSigner, VerifierKey, WitnessKey, WitnessSigner, cosignatures};
 pub use record::{KeyRecord, Record, RecordKind};
 pub use snapshot::Snapshot;
-pub use store::{Ledger, LedgerOptions, MAX_RECORD, OpenReport, chain_next, for_each_checkpoint_note, for_each_record};
+pub use store::{
+    Ledger, LedgerOptions, MAX_RECORD, OpenReport, Submitted, chain_next, for_each_checkpoint_note, for_each_record,
+};
 pub use tree::Block;
 pub use verify::{VerifyReport, verify_dir, verify_dir_with_progress};
 

@@ -280,6 +280,17 @@ struct Writer {
     shared: Arc<Shared>,
 }
 
+/// Records queued by [`Ledger::submit`], not yet durable.
+#[derive(Debug)]
+pub struct Submitted(oneshot::Receiver<Result<Range<u64>, LedgerError>>);
+
+impl Submitted {
+    /// Their indices, once they are durable.
+    pub async fn durable(self) -> Result<Range<u64>, LedgerError> {
+        self.0.await.map_err(|_| LedgerError::Closed)?
+    }
+}
+
 impl Ledger {
     /// Opens (or creates) the ledger in `dir`, recovering from a torn tail.
     /// `origin` names the log in its checkpoints; the signer's name must equal it.
@@ -410,12 +421,20 @@ impl Ledger {
 
     /// Appends records; resolves with their indices once they are durable.
     pub async fn append(&self, records: Vec<Vec<u8>>) -> Result<Range<u64>, LedgerError> {
+        self.submit(records).await?.durable().await
+    }
+
+    /// Hands records to the writer; resolves once they are queued, so
+    /// records submitted after are ledgered after them. A caller that must
+    /// ledger changes in the order it made them (versions of one incident)
+    /// submits under its own lock and waits for durability outside it.
+    pub async fn submit(&self, records: Vec<Vec<u8>>) -> Result<Submitted, LedgerError> {
         if let Some(r) = records.iter().find(|r| r.len() > MAX_RECORD) {
             return Err(LedgerError::Record(format!("record of {} bytes exceeds {MAX_RECORD}", r.len())));
         }
         let (reply, rx) = oneshot::channel();
         self.tx.send(Cmd::Append(records, reply)).await.map_err(|_| LedgerError::Closed)?;
-        rx.await.map_err(|_| LedgerError::Closed)?
+        Ok(Submitted(rx))
     }
 
     /// Records durably appended so far.
