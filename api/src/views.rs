@@ -350,6 +350,12 @@ mod tests {
     use ledger::{Ledger, LedgerOptions, NoteSigner};
     use serde_json::json;
 
+    fn open_ledger(dir: &std::path::Path) -> Ledger {
+        let origin = "custos.test/views";
+        let key = NoteSigner::generate(origin).expect("key");
+        Ledger::open(dir, origin, key, LedgerOptions::default()).expect("ledger").0
+    }
+
     fn alert(rule: &str, entity: &str, zone: &str, n: u64) -> Alert {
         Alert {
             id: format!("{rule}:{n}"),
@@ -371,10 +377,7 @@ mod tests {
     #[tokio::test]
     async fn incident_versions_are_ledgered_in_the_order_they_were_made() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let origin = "custos.test/views";
-        let (l, _) =
-            Ledger::open(dir.path(), origin, NoteSigner::generate(origin).expect("key"), LedgerOptions::default())
-                .expect("ledger");
+        let l = open_ledger(dir.path());
         let (views, l) = (Arc::new(Views::new(10, 3_600_000, AlarmPolicy::default())), Arc::new(l));
         let id = views.incidents.write().expect("book").file(&alert("r", "PLC-01", "cell-1", 1)).id;
         let version = |i: &Incident| ledger::record::encode(RecordKind::Incident, 0, i).expect("encode");
@@ -421,10 +424,7 @@ mod tests {
     #[tokio::test]
     async fn the_alarm_board_is_rebuilt_from_the_ledger() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let origin = "custos.test/views";
-        let (l, _) =
-            Ledger::open(dir.path(), origin, NoteSigner::generate(origin).expect("key"), LedgerOptions::default())
-                .expect("ledger");
+        let l = open_ledger(dir.path());
         let rec = |kind, at, data: serde_json::Value| ledger::record::encode(kind, at, &data).expect("encode");
         let raised = |at, a: Alert| rec(RecordKind::Alert, at, serde_json::to_value(a).expect("json"));
         let acted = |at, action: &str, reason: &str, details| {
