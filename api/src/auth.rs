@@ -61,9 +61,19 @@ struct StoredToken {
     /// Sessions from a login expire (Unix ms); API tokens do not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     expires_at: Option<i64>,
+    /// An API token issued for a time (`--token-days`) works until then (Unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    valid_until: Option<i64>,
     /// See [`Principal::password_change_only`].
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     password_change_only: bool,
+}
+
+impl StoredToken {
+    /// Neither an ended session nor an expired API token.
+    fn live_at(&self, now: i64) -> bool {
+        self.expires_at.is_none_or(|e| e > now) && self.valid_until.is_none_or(|v| v > now)
+    }
 }
 
 fn new_token() -> std::io::Result<String> {
@@ -82,6 +92,8 @@ pub struct TokenHolder {
     pub name: String,
     pub role: Role,
     pub api_token: bool,
+    /// RFC 3339, when its API token was issued for a time.
+    pub api_token_valid_until: Option<String>,
     pub sessions: usize,
 }
 
@@ -127,8 +139,14 @@ impl TokenStore {
 
     /// Issues a new token for `name` (replacing that name's earlier token).
     pub fn issue(&self, name: &str, role: Role) -> std::io::Result<String> {
+        self.issue_valid_until(name, role, None)
+    }
+
+    /// Issues a new token for `name` that works until `valid_until` (Unix
+    /// ms; `None`: until replaced), replacing that name's earlier token.
+    pub fn issue_valid_until(&self, name: &str, role: Role, valid_until: Option<i64>) -> std::io::Result<String> {
         let token = new_token()?;
-        self.add(name, role, &token)?;
+        self.put_api_token(name, role, &token, valid_until)?;
         Ok(token)
     }
 
@@ -191,6 +209,7 @@ impl TokenStore {
                 role,
                 sha256: key.clone(),
                 expires_at: Some(expires_at),
+                valid_until: None,
                 password_change_only,
             };
             map.insert(key.clone(), session);
@@ -207,6 +226,10 @@ impl TokenStore {
     /// Registers a token the caller already holds (e.g. the demo's saved admin
     /// token), replacing the name's earlier API token (sessions stay).
     pub fn add(&self, name: &str, role: Role, token: &str) -> std::io::Result<()> {
+        self.put_api_token(name, role, token, None)
+    }
+
+    fn put_api_token(&self, name: &str, role: Role, token: &str, valid_until: Option<i64>) -> std::io::Result<()> {
         self.tokens.change(|map| {
             map.retain(|_, t| t.name != name || t.expires_at.is_some());
             let key = hash(token);
@@ -215,6 +238,7 @@ impl TokenStore {
                 role,
                 sha256: key.clone(),
                 expires_at: None,
+                valid_until,
                 password_change_only: false,
             };
             map.insert(key, t);
@@ -226,15 +250,19 @@ impl TokenStore {
     pub fn holders(&self, now: i64) -> Vec<TokenHolder> {
         let map = self.tokens.read();
         let mut by: std::collections::BTreeMap<(String, Role), TokenHolder> = Default::default();
-        for t in map.values().filter(|t| t.expires_at.is_none_or(|e| e > now)) {
+        for t in map.values().filter(|t| t.live_at(now)) {
             let h = by.entry((t.name.clone(), t.role)).or_insert_with(|| TokenHolder {
                 name: t.name.clone(),
                 role: t.role,
                 api_token: false,
+                api_token_valid_until: None,
                 sessions: 0,
             });
             match t.expires_at {
-                None => h.api_token = true,
+                None => {
+                    h.api_token = true;
+                    h.api_token_valid_until = t.valid_until.map(ingest::time::format_rfc3339);
+                }
                 Some(_) => h.sessions += 1,
             }
         }
@@ -288,6 +316,9 @@ impl TokenStore {
         let key = hash(token);
         let map = self.tokens.read();
         let t = map.get(&key).filter(|t| t.expires_at.is_none_or(|e| e > now)).ok_or(Refusal::Unknown)?;
+        if let Some(at) = t.valid_until.filter(|&v| v <= now) {
+            return Err(Refusal::Expired { at });
+        }
         let who = Principal { name: t.name.clone(), role: t.role, password_change_only: t.password_change_only };
         if t.expires_at.is_none() || self.idle_ms == 0 {
             return Ok(who);
@@ -320,6 +351,8 @@ pub enum Refusal {
     Unknown,
     /// A session that went unused past the idle limit, ended just now.
     Idle { who: Principal, idle_ms: i64 },
+    /// An API token issued for a time that has passed (Unix ms).
+    Expired { at: i64 },
 }
 
 #[cfg(test)]
@@ -379,6 +412,28 @@ mod tests {
         assert_eq!(store.revoke("qa1").expect("revoke"), 1 + MAX_SESSIONS);
         assert!(later.iter().chain([&api2]).all(|t| store.authenticate(t).is_none()));
         assert!(store.authenticate(&other).is_some());
+    }
+
+    /// An API token issued for a time works until then, and is then refused
+    /// as expired (not as unknown), in another process too; the access
+    /// review names when it stops and leaves it out once it has.
+    #[test]
+    fn an_api_token_issued_for_a_time_expires() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = TokenStore::open(dir.path().join("tokens.json")).expect("open");
+        let t = store.issue_valid_until("collector-7", Role::Collector, Some(1_000)).expect("issue");
+        assert_eq!(store.check_at(&t, 999).map(|p| p.name), Ok("collector-7".to_owned()));
+        assert_eq!(store.check_at(&t, 1_000), Err(Refusal::Expired { at: 1_000 }));
+        let reopened = TokenStore::open(dir.path().join("tokens.json")).expect("reopen");
+        assert_eq!(reopened.check_at(&t, 2_000), Err(Refusal::Expired { at: 1_000 }));
+        let held = store.holders(999);
+        assert_eq!(held[0].api_token_valid_until.as_deref(), Some("1970-01-01T00:00:01.000Z"));
+        assert!(store.holders(1_000).is_empty(), "an expired token is held by no one");
+        // A new token replaces it, for good unless issued for a time.
+        let again = store.issue("collector-7", Role::Collector).expect("reissue");
+        assert_eq!(store.check_at(&t, 2_000), Err(Refusal::Unknown));
+        assert!(store.check_at(&again, i64::MAX).is_ok());
+        assert_eq!(store.holders(2_000)[0].api_token_valid_until, None);
     }
 
     /// A session for a password that must change first says so, in the

@@ -145,6 +145,10 @@ enum Command {
         /// whoever ran the command knows it).
         #[arg(long)]
         not_temporary: bool,
+        /// `add`, `token`: the API token works this many days (default:
+        /// until the next `custos user token` or `disable`).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        token_days: Option<u32>,
     },
     /// Evidence bundles for inspections.
     Evidence {
@@ -207,7 +211,7 @@ fn main() -> ExitCode {
             let code = verify(&path, key.as_deref());
             return if code == ExitCode::SUCCESS && !witness.is_empty() { witnesses(&path, &witness) } else { code };
         }
-        Command::User { action, name, role, printed_name, data_dir, json, not_temporary } => {
+        Command::User { action, name, role, printed_name, data_dir, json, not_temporary, token_days } => {
             match (action.as_str(), name) {
                 ("list", None) => user_list(&data_dir, json),
                 ("list", Some(_)) => Err(anyhow::anyhow!("user list takes no NAME: it lists every account")),
@@ -215,9 +219,13 @@ fn main() -> ExitCode {
                 (action, Some(_)) if not_temporary && !matches!(action, "add" | "passwd") => {
                     Err(anyhow::anyhow!("--not-temporary is for user add and user passwd"))
                 }
+                (action, Some(_)) if token_days.is_some() && !matches!(action, "add" | "token") => {
+                    Err(anyhow::anyhow!("--token-days is for user add and user token"))
+                }
                 (action, Some(name)) => {
                     let set_by = if not_temporary { SetBy::Holder } else { SetBy::Administrator };
-                    user(action, &name, role.as_deref(), printed_name.as_deref(), set_by, &data_dir)
+                    let names = UserNames { role: role.as_deref(), printed_name: printed_name.as_deref() };
+                    user(action, &name, names, set_by, token_days, &data_dir)
                 }
                 (action, None) => Err(anyhow::anyhow!("user {action} needs a NAME")),
             }
@@ -639,7 +647,12 @@ fn user_list(data_dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
     println!();
     println!("{:<20} {:<17} {:<9} SESSIONS", "TOKEN HOLDER", "ROLE", "API TOKEN");
     for h in &review.token_holders {
-        let api = if h.api_token { "yes" } else { "no" };
+        // Yes, no, or the day a token issued for a time stops working.
+        let api = match (&h.api_token_valid_until, h.api_token) {
+            (Some(until), true) => until.get(..10).unwrap_or(until),
+            (None, true) => "yes",
+            (_, false) => "no",
+        };
         println!("{:<20} {:<17} {api:<9} {}", h.name, h.role.name(), h.sessions);
     }
     Ok(())
@@ -647,12 +660,18 @@ fn user_list(data_dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
 
 /// `custos user add|passwd|token|disable`: accounts (argon2 password hashes)
 /// and API tokens; each change logged for the audit trail.
+/// `custos user add`'s `--role` and `--printed-name`.
+struct UserNames<'a> {
+    role: Option<&'a str>,
+    printed_name: Option<&'a str>,
+}
+
 fn user(
     action: &str,
     name: &str,
-    role: Option<&str>,
-    printed_name: Option<&str>,
+    UserNames { role, printed_name }: UserNames,
     set_by: SetBy,
+    token_days: Option<u32>,
     data_dir: &std::path::Path,
 ) -> anyhow::Result<()> {
     let read_password = || -> anyhow::Result<String> {
@@ -666,6 +685,10 @@ fn user(
     let logged = |action: &str, details| log_account_change(data_dir, action, name, details);
     let now = ingest::source::now_millis();
     let temporary = set_by == SetBy::Administrator;
+    let valid_until = token_days.map(|d| now + i64::from(d) * 86_400_000);
+    // Said with the token, and logged with the change.
+    let until = valid_until.map(ingest::time::format_rfc3339);
+    let until_said = until.as_ref().map(|u| format!(" until {u}")).unwrap_or_default();
     const TEMPORARY: &str =
         "; the password is temporary: its holder chooses their own at the next login, and it signs nothing until then";
     let enabled = || -> anyhow::Result<custos::accounts::Account> {
@@ -684,15 +707,16 @@ fn user(
             })?;
             let before = accounts.get(name).map(|a| (a.role, a.printed_name));
             accounts.set(name, printed_name, role, &read_password()?, set_by, now)?;
-            let token = tokens.issue(name, role)?;
+            let token = tokens.issue_valid_until(name, role, valid_until)?;
             let was =
                 before.map(|(role, printed_name)| serde_json::json!({"role": role, "printed_name": printed_name}));
-            let details = serde_json::json!({"role": role, "printed_name": printed_name, "replaced": was, "temporary": temporary});
+            let details = serde_json::json!({"role": role, "printed_name": printed_name, "replaced": was, "temporary": temporary, "token_valid_until": until});
             logged("account.add", details)?;
             println!("{token}");
             eprintln!(
-                "account {name} ({printed_name}, {}) saved; the line above is the API token (shown once){}",
+                "account {name} ({printed_name}, {}) saved; the line above is the API token (shown once, valid{}){}",
                 role.name(),
+                if until_said.is_empty() { " until replaced" } else { &until_said },
                 if temporary { TEMPORARY } else { "" }
             );
         }
@@ -704,10 +728,10 @@ fn user(
         }
         "token" => {
             let a = enabled()?;
-            let token = tokens.issue(name, a.role)?;
-            logged("account.token", serde_json::json!({}))?;
+            let token = tokens.issue_valid_until(name, a.role, valid_until)?;
+            logged("account.token", serde_json::json!({"token_valid_until": until}))?;
             println!("{token}");
-            eprintln!("a new API token for {name}; the old one no longer works");
+            eprintln!("a new API token for {name}{until_said}; the old one no longer works");
         }
         "disable" => {
             // Disabled first: a login racing this gets no session that the

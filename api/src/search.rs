@@ -822,8 +822,10 @@ fn finding_document(f: &Fields, index: u64, kind: ledger::RecordKind, v: &Value)
     for t in at(v, &["attack"]).and_then(Value::as_array).into_iter().flatten() {
         d.text(f.attack, t.as_str());
     }
-    let message = [text_at(v, &["title"]), text_at(v, &["summary"])].into_iter().flatten().collect::<Vec<_>>();
-    d.text(f.message, Some(&message.join(" — ")));
+    // An incident's notes are searched as its text: what analysts found.
+    let notes = at(v, &["notes"]).and_then(Value::as_array).into_iter().flatten().filter_map(|n| text_at(n, &["text"]));
+    let message = [text_at(v, &["title"]), text_at(v, &["summary"])].into_iter().flatten().chain(notes);
+    d.text(f.message, Some(&message.collect::<Vec<_>>().join(" — ")));
     Some(d.doc)
 }
 
@@ -1097,7 +1099,9 @@ mod tests {
         {
             let mut ix = SearchIndex::open(dir.path()).expect("open");
             ix.add(0, K::Incident, &inc("new", 10)).expect("add");
-            ix.add(1, K::Incident, &inc("acknowledged", 11)).expect("add");
+            let mut noted = inc("acknowledged", 11);
+            noted["notes"] = json!([{"by": "sam", "at": 11, "text": "reader on door 3 is faulty"}]);
+            ix.add(1, K::Incident, &noted).expect("add");
             ix.commit().expect("commit");
         }
         let ix = SearchIndex::open(dir.path()).expect("reopen");
@@ -1112,5 +1116,6 @@ mod tests {
         let found =
             |q: &str| s.search(&SearchRequest { q: q.into(), limit: 5, ..Default::default() }).expect("s").total;
         assert_eq!((found("INC-1"), found("INC-2"), found("INC")), (1, 0, 0));
+        assert_eq!((found("kind:incident AND \"door 3 is faulty\""), found("\"door 4\"")), (1, 0), "its notes' text");
     }
 }

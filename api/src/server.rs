@@ -286,6 +286,10 @@ impl FromRequestParts<AppState> for Caller {
         match state.0.tokens.check_at(token, now_millis()) {
             Ok(who) => Ok(Caller(who)),
             Err(crate::auth::Refusal::Unknown) => Err(unauthorized("invalid token")),
+            Err(crate::auth::Refusal::Expired { at }) => Err(unauthorized(&format!(
+                "the API token expired at {}; `custos user token` issues a new one",
+                format_rfc3339(at)
+            ))),
             Err(crate::auth::Refusal::Idle { who, idle_ms }) => {
                 let minutes = idle_ms / 60_000;
                 audit(state, &who, "logout.idle", "", json!({"idle_minutes": minutes})).await?;

@@ -1022,6 +1022,19 @@ async fn a_temporary_or_expired_password_is_changed_before_anything_else() {
     assert_eq!(lee["temporary_password"], true, "{lee}");
 }
 
+/// An API token issued for a time is refused once it has passed, saying so.
+#[tokio::test]
+async fn an_expired_api_token_is_refused_saying_when() {
+    let f = fixture().await;
+    let now = ingest::source::now_millis();
+    let live = f.token_store.issue_valid_until("soar", Role::SocAnalyst, Some(now + 60_000)).expect("token");
+    assert_eq!(call(&f.app, "GET", "/api/v1/incidents", Some(&live), "").await.0, StatusCode::OK);
+    let gone = f.token_store.issue_valid_until("siem", Role::SocAnalyst, Some(now - 1)).expect("token");
+    let (s, b) = call(&f.app, "GET", "/api/v1/incidents", Some(&gone), "").await;
+    let said = b["error"]["message"].as_str().unwrap_or_default();
+    assert!(s == StatusCode::UNAUTHORIZED && said.starts_with("the API token expired at 20"), "{s} {b}");
+}
+
 /// A session unused past the idle limit (30 minutes here) is ended at its
 /// next request: 401 saying why, once, and a `logout.idle` audit record.
 #[tokio::test]

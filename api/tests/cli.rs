@@ -458,6 +458,20 @@ fn accounts_changed_on_the_command_line_are_audited_and_disabling_ends_access() 
     let (code, body) = login("set for sam at the console");
     assert!(code == "200" && !body.contains("password_change_required"), "{body}");
     assert!(!user(&["token", "sam", "--not-temporary"], "").status.success(), "only for add and passwd");
+    assert!(!user(&["passwd", "sam", "--token-days", "30"], "x\n").status.success(), "only for add and token");
+    assert!(!user(&["token", "sam", "--token-days", "0"], "").status.success(), "at least a day");
+    let issued = user(&["token", "sam", "--token-days", "30"], "");
+    let said = String::from_utf8_lossy(&issued.stderr);
+    assert!(issued.status.success() && said.contains("a new API token for sam until 20"), "{said}");
+    let api_token = String::from_utf8_lossy(&issued.stdout).trim().to_owned();
+    assert_eq!(incidents(&api_token), "200");
+    let listed = String::from_utf8_lossy(&user(&["list"], "").stdout).into_owned();
+    let holder = listed.lines().rev().find(|l| l.starts_with("sam ")).unwrap_or_default().to_owned();
+    let in_30_days = (std::time::SystemTime::now() + Duration::from_secs(30 * 86_400))
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| ingest::time::format_rfc3339(d.as_millis() as i64))
+        .expect("time");
+    assert!(holder.contains(&in_30_days[..10]), "the day it stops, in the holders' table: {listed}");
     assert!(!table.contains("$argon2") && !table.contains(&api_token), "no secret in the review");
 
     let disabled = user(&["disable", "sam"], "");
@@ -504,6 +518,8 @@ fn accounts_changed_on_the_command_line_are_audited_and_disabling_ends_access() 
             want("account.add", sam.clone()),
             want("accounts.read", all.clone()),
             want("account.password", sam.clone()),
+            want("account.token", sam.clone()),
+            want("accounts.read", all.clone()),
             want("account.disable", sam),
             want("accounts.read", all)
         ],
