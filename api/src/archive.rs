@@ -142,6 +142,8 @@ impl Table {
                     s("reason"),
                     Field::new("record_index", T::UInt64, true),
                     s("record_sha256"),
+                    // An audit-trail review's period and binding (JSON); null otherwise.
+                    s("review"),
                 ],
             ]
             .concat(),
@@ -510,6 +512,9 @@ fn row(table: Table, index: u64, recorded_at: i64, d: &Value) -> Option<(String,
         Table::Signatures => {
             for k in ["signer", "printed_name", "meaning", "reason", "record_index", "record_sha256"] {
                 row.insert(k.into(), src.get(k).cloned().unwrap_or(Value::Null));
+            }
+            if let Some(review) = src.get("review") {
+                row.insert("review".into(), json_text(Some(review)));
             }
             format!("day={}", day(recorded_at))
         }

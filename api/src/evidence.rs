@@ -116,6 +116,21 @@ fn summary(kind: RecordKind, data: &Value) -> String {
             s("set_by")
         ),
         RecordKind::LegalHold => format!("legal hold: {} (by {})", s("reason"), s("set_by")),
+        RecordKind::Signature if data.get("review").is_some() => format!(
+            "{} by {} ({}) at {}: {} — the audit trail from {} to {} ({} audit records, indices {} to {}; Merkle root {} at size {})",
+            s("meaning"),
+            s("printed_name"),
+            s("signer"),
+            s("time"),
+            s("reason"),
+            data["review"]["from"].as_str().unwrap_or_default(),
+            data["review"]["to"].as_str().unwrap_or_default(),
+            data["review"]["audit_records"],
+            data["review"]["first_index"],
+            data["review"]["last_index"],
+            data["review"]["root_hash"].as_str().unwrap_or_default(),
+            data["review"]["tree_size"],
+        ),
         RecordKind::Signature => format!(
             "{} by {} ({}) at {}: {} — signs record {} (SHA-256 {})",
             s("meaning"),
@@ -299,6 +314,31 @@ fn scan_runs(snap: &Snapshot, runs: &[Range<u64>], mut f: impl FnMut(u64, Vec<u8
 /// A record's kind and time, read cheaply when the record is canonical.
 fn envelope(bytes: &[u8]) -> Option<(RecordKind, i64)> {
     record::peek(bytes).or_else(|| record::decode(bytes).ok().map(|r| (r.kind, r.recorded_at)))
+}
+
+/// The `audit` records ledgered in a period: how many, and the first and last index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditSpan {
+    pub records: u64,
+    pub first: u64,
+    pub last: u64,
+}
+
+/// The `audit` records of `snap` ledgered from `from` until `to` (Unix ms,
+/// `to` excluded); `None` when there are none. Only blocks holding an
+/// audit record in that time are read.
+pub fn audit_span(snap: &Snapshot, from: i64, to: i64) -> Result<Option<AuditSpan>, ExportError> {
+    let blocks = runs(snap.blocks(), u64::MAX, |b| b.holds(RecordKind::Audit) && b.overlaps(from, to));
+    let mut span: Option<AuditSpan> = None;
+    scan_runs(snap, &blocks, |index, bytes| {
+        if let Some((RecordKind::Audit, at)) = envelope(&bytes)
+            && (from..to).contains(&at)
+        {
+            let s = span.get_or_insert(AuditSpan { records: 0, first: index, last: index });
+            (s.records, s.last) = (s.records + 1, index);
+        }
+    })?;
+    Ok(span)
 }
 
 /// A first pass for an incident's selection, over the blocks that hold
@@ -612,6 +652,26 @@ mod tests {
             rec(RecordKind::LegalHold, 6_000, json!({"reason": "FDA inquiry", "set_by": "quinn"})),
         ];
         ledger_of(records).await
+    }
+
+    /// The audit records of a period, `to` excluded; a review's signature
+    /// says what it reviewed in the report.
+    #[tokio::test]
+    async fn the_audit_records_of_a_period_and_a_review_in_the_report() {
+        let (_dir, snap, _) = ledger().await;
+        let one = Some(AuditSpan { records: 1, first: 5, last: 5 });
+        assert_eq!(audit_span(&snap, 0, 10_000).expect("scan"), one);
+        assert_eq!(audit_span(&snap, 4_000, 4_001).expect("scan"), one);
+        assert_eq!(audit_span(&snap, 0, 4_000).expect("scan"), None, "to is excluded");
+        assert_eq!(audit_span(&snap, 4_001, 10_000).expect("scan"), None);
+        let review = json!({"signer": "quinn", "printed_name": "Quinn Adams", "meaning": "reviewed", "time": "t",
+            "reason": "monthly", "review": {"from": "a", "to": "b", "audit_records": 1, "first_index": 5,
+            "last_index": 5, "tree_size": 6, "root_hash": "ab"}});
+        let said = summary(RecordKind::Signature, &review);
+        assert!(
+            said.contains("the audit trail from a to b (1 audit records, indices 5 to 5; Merkle root ab at size 6)"),
+            "{said}"
+        );
     }
 
     /// A ledger of its key record (index 0) and `records`, closed under a

@@ -345,6 +345,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_incident))
         .routes(routes!(transition_incident))
         .routes(routes!(add_incident_note))
+        .routes(routes!(review_audit_trail))
         .routes(routes!(assign_incident))
         .routes(routes!(incident_timeline))
         .routes(routes!(list_events))
@@ -1499,36 +1500,9 @@ async fn sign_record(
     if req.reason.trim().is_empty() {
         return Err(ApiError::bad_request("reason is required"));
     }
-    let accounts = s.0.accounts.clone().ok_or_else(|| ApiError::unavailable("e-signatures are not enabled"))?;
     let now = now_millis();
-    let via = crate::sign_in::Via::Signature;
-    let checked = check_password(&s, &accounts, via, &caller.0.name, req.password.clone(), peer, now).await?;
-    // A temporary password is known to the administrator who set it, and an
-    // expired one is past its time: neither signs (21 CFR Part 11 §11.300).
-    let due = checked.as_ref().ok().and_then(|a| a.change_due(accounts.policy(), now));
-    if let Some(due) = due {
-        let why = format!("the password is {}; its holder must choose a new one before signing", due.name());
-        let details = json!({"record_index": req.record_index, "meaning": req.meaning, "why": why});
-        audit(&s, &caller.0, "signature.refused", &req.reason, details).await?;
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "password_change_required", why));
-    }
-    let account = match checked {
-        Ok(a) => a,
-        Err(e) => {
-            let details = json!({"record_index": req.record_index, "meaning": req.meaning, "why": e.to_string()});
-            audit(&s, &caller.0, "signature.refused", &req.reason, details).await?;
-            return Err(match e {
-                crate::accounts::PasswordError::Locked => ApiError::new(StatusCode::FORBIDDEN, "locked", e.to_string()),
-                crate::accounts::PasswordError::Disabled => {
-                    ApiError::new(StatusCode::FORBIDDEN, "disabled", e.to_string())
-                }
-                crate::accounts::PasswordError::NoAccount(_) => {
-                    ApiError::new(StatusCode::FORBIDDEN, "no_account", "this token's holder has no signing account")
-                }
-                _ => ApiError::new(StatusCode::UNAUTHORIZED, "bad_password", "the password is not right"),
-            });
-        }
-    };
+    let what = json!({"record_index": req.record_index, "meaning": req.meaning});
+    let account = signer(&s, &caller.0, peer, req.password, now, &req.reason, what).await?;
     let signed =
         s.0.ledger
             .record(req.record_index)
@@ -1537,6 +1511,116 @@ async fn sign_record(
         "signer": account.name, "printed_name": account.printed_name, "meaning": req.meaning,
         "time": format_rfc3339(now), "reason": req.reason,
         "record_index": req.record_index, "record_sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&signed)),
+    });
+    let rec = ledger::record::encode(ledger::RecordKind::Signature, now, &data)
+        .map_err(|_| ApiError::unavailable("cannot record the signature"))?;
+    let range = s.0.ledger.append(vec![rec]).await.map_err(|_| ApiError::unavailable("the ledger is not writable"))?;
+    Ok(Json(json!({"signature_index": range.start, "signature": data})))
+}
+
+/// The caller's signing account, once the password entered again checks
+/// out; a refusal is an audit record (`signature.refused`, with `what`).
+async fn signer(
+    s: &AppState,
+    who: &Principal,
+    peer: Option<Peer>,
+    password: String,
+    now: i64,
+    reason: &str,
+    mut what: Value,
+) -> Result<crate::accounts::Account, ApiError> {
+    use crate::accounts::PasswordError as P;
+    let accounts = s.0.accounts.clone().ok_or_else(|| ApiError::unavailable("e-signatures are not enabled"))?;
+    let checked = check_password(s, &accounts, crate::sign_in::Via::Signature, &who.name, password, peer, now).await?;
+    let refused = match checked {
+        // A temporary password is known to the administrator who set it, and
+        // an expired one is past its time: neither signs (21 CFR Part 11 §11.300).
+        Ok(a) => match a.change_due(accounts.policy(), now) {
+            None => return Ok(a),
+            Some(due) => {
+                let why = format!("the password is {}; its holder must choose a new one before signing", due.name());
+                ApiError::new(StatusCode::FORBIDDEN, "password_change_required", why)
+            }
+        },
+        Err(e @ P::Locked) => ApiError::new(StatusCode::FORBIDDEN, "locked", e.to_string()),
+        Err(e @ P::Disabled) => ApiError::new(StatusCode::FORBIDDEN, "disabled", e.to_string()),
+        Err(P::NoAccount(_)) => {
+            ApiError::new(StatusCode::FORBIDDEN, "no_account", "this token's holder has no signing account")
+        }
+        Err(_) => ApiError::new(StatusCode::UNAUTHORIZED, "bad_password", "the password is not right"),
+    };
+    what["why"] = refused.message.clone().into();
+    audit(s, who, "signature.refused", reason, what).await?;
+    Err(refused)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct AuditTrailReviewRequest {
+    /// The first moment reviewed (RFC 3339).
+    #[schema(format = DateTime)]
+    from: String,
+    /// The end of the review, not included (RFC 3339; not in the future).
+    #[schema(format = DateTime)]
+    to: String,
+    /// Why; not blank.
+    #[schema(min_length = 1, pattern = "\\S")]
+    reason: String,
+    /// Entered again (21 CFR Part 11 §11.200(a)).
+    password: String,
+}
+
+/// `POST /api/v1/audit-trail/reviews`: the caller e-signs that they
+/// reviewed the audit trail of a period (EU GMP Annex 11 §9). The
+/// `signature` record (meaning `reviewed`) names the period, how many
+/// `audit` records it holds and their first and last index, and the
+/// ledger's Merkle root at the record after the last, which binds every
+/// record reviewed: a consistency proof ties it to any later checkpoint.
+#[utoipa::path(
+    post,
+    path = "/api/v1/audit-trail/reviews",
+    tag = "evidence",
+    summary = "E-sign the review of a period's audit trail (password re-entered)",
+    request_body = AuditTrailReviewRequest,
+    responses((status = 200, description = "The signature record", body = Object), (status = 401, description = "No or unknown token, or the password is not right", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "No audit record was ledgered in the period", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    security(("bearer" = []))
+)]
+async fn review_audit_trail(
+    caller: Caller,
+    State(s): State<AppState>,
+    peer: Option<Peer>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Sign)?;
+    let req: AuditTrailReviewRequest =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+    let now = now_millis();
+    let (from, to) = (time_param("from", Some(&req.from))?, time_param("to", Some(&req.to))?);
+    let (Some(from), Some(to)) = (from, to) else { return Err(ApiError::bad_request("from and to are required")) };
+    if from >= to || to > now {
+        return Err(ApiError::bad_request("a review covers from before to, and to is not in the future"));
+    }
+    if req.reason.trim().is_empty() {
+        return Err(ApiError::bad_request("reason is required"));
+    }
+    let snap = s.0.ledger.snapshot().map_err(|_| ApiError::unavailable("the ledger cannot be read"))?;
+    let span = crate::evidence::audit_span(&snap, from, to).map_err(|e| {
+        tracing::error!(error = %e, "the audit trail could not be read for a review");
+        ApiError::unavailable("the ledger cannot be read")
+    })?;
+    let span =
+        span.ok_or_else(|| ApiError::not_found(format!("no audit record ledgered from {} to {}", req.from, req.to)))?;
+    let what = json!({"review": {"from": req.from, "to": req.to}, "meaning": "reviewed"});
+    let account = signer(&s, &caller.0, peer, req.password, now, &req.reason, what).await?;
+    let root = s.0.ledger.root_at(span.last + 1).map_err(|_| ApiError::unavailable("the ledger cannot be read"))?;
+    let data = json!({
+        "signer": account.name, "printed_name": account.printed_name, "meaning": "reviewed",
+        "time": format_rfc3339(now), "reason": req.reason,
+        "review": {
+            "what": "audit trail", "from": format_rfc3339(from), "to": format_rfc3339(to),
+            "audit_records": span.records, "first_index": span.first, "last_index": span.last,
+            "tree_size": span.last + 1, "root_hash": hex::encode(root),
+        },
     });
     let rec = ledger::record::encode(ledger::RecordKind::Signature, now, &data)
         .map_err(|_| ApiError::unavailable("cannot record the signature"))?;

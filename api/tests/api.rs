@@ -180,7 +180,7 @@ async fn every_role_on_every_route_follows_the_permission_table() {
     let badge = r#"{"time":"2026-11-26T10:00:00Z","badge":"1","door":"D","result":"granted"}"#;
     let signature = r#"{"record_index":1,"meaning":"reviewed","reason":"walk","password":"correct horse battery"}"#;
     // `None`: any holder of a token.
-    let routes: [(&str, &str, &str, Option<Permission>, &str); 31] = [
+    let routes: [(&str, &str, &str, Option<Permission>, &str); 32] = [
         ("GET", "/api/v1/incidents", "", Some(ReadIncidents), ""),
         ("GET", "/api/v1/incidents/{id}", "", Some(ReadIncidents), ""),
         ("GET", "/api/v1/incidents/{id}/timeline", "", Some(ReadIncidents), ""),
@@ -206,6 +206,13 @@ async fn every_role_on_every_route_follows_the_permission_table() {
         ),
         ("POST", "/api/v1/ledger/legal-holds", "", Some(PlaceLegalHold), r#"{"asset":"PLC-01","reason":"walk"}"#),
         ("POST", "/api/v1/signatures", "", Some(Sign), signature),
+        (
+            "POST",
+            "/api/v1/audit-trail/reviews",
+            "",
+            Some(Sign),
+            r#"{"from":"2026-11-26T10:00:00Z","to":"2026-11-26T11:00:00Z","reason":"walk","password":"x"}"#,
+        ),
         (
             "POST",
             "/api/v1/evidence/exports",
@@ -1022,6 +1029,80 @@ async fn a_temporary_or_expired_password_is_changed_before_anything_else() {
     assert_eq!(lee["temporary_password"], true, "{lee}");
 }
 
+/// A quality reviewer e-signs the review of a period's audit trail: the
+/// `signature` record names how many `audit` records the period holds, the
+/// first and last, and the Merkle root after the last (which the ledger
+/// itself gives); SQL lists it; bad periods, an empty one and a wrong
+/// password are refused, the last as an audit record.
+#[tokio::test]
+async fn the_audit_trail_review_is_e_signed_and_bound_to_the_ledger() {
+    let f = fixture().await;
+    let from = ingest::source::now_millis() - 1;
+    let auditor = Some(f.tokens[&Role::Auditor].as_str());
+    for _ in 0..3 {
+        assert_eq!(call(&f.app, "GET", "/api/v1/accounts", auditor, "").await.0, StatusCode::OK);
+    }
+    f.ledger.append(plant_events()).await.expect("events in between, not audit records");
+    let to = ingest::source::now_millis() + 1;
+    while ingest::source::now_millis() < to {
+        tokio::task::yield_now().await;
+    }
+    let qr = Some(f.tokens[&Role::QualityReviewer].as_str());
+    let review = |from: i64, to: i64, password: &str| {
+        let (from, to) = (ingest::time::format_rfc3339(from), ingest::time::format_rfc3339(to));
+        format!(r#"{{"from":"{from}","to":"{to}","reason":"November audit trail review","password":"{password}"}}"#)
+    };
+    let (mut audits, mut first, mut last) = (0, None, 0);
+    for index in 0..f.ledger.size() {
+        let r = ledger::record::decode(&f.ledger.record(index).expect("record")).expect("decode");
+        if r.kind == ledger::RecordKind::Audit && (from..to).contains(&r.recorded_at) {
+            (audits, last) = (audits + 1, index);
+            first.get_or_insert(index);
+        }
+    }
+    assert_eq!(audits, 3, "the three reads of the access review");
+    let (s, b) =
+        call(&f.app, "POST", "/api/v1/audit-trail/reviews", qr, &review(from, to, "correct horse battery")).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let signed = &b["signature"];
+    assert_eq!((signed["printed_name"].as_str(), signed["meaning"].as_str()), (Some("Quinn Adams"), Some("reviewed")));
+    let r = &signed["review"];
+    assert_eq!(
+        (r["audit_records"].as_u64(), r["first_index"].as_u64(), r["last_index"].as_u64()),
+        (Some(3), first, Some(last))
+    );
+    let root = hex::encode(f.ledger.root_at(last + 1).expect("root"));
+    assert_eq!((r["tree_size"].as_u64(), r["root_hash"].as_str()), (Some(last + 1), Some(root.as_str())));
+    let index = b["signature_index"].as_u64().expect("index");
+    let ledgered = ledger::record::decode(&f.ledger.record(index).expect("record")).expect("decode");
+    assert_eq!((ledgered.kind, &ledgered.data), (ledger::RecordKind::Signature, signed));
+
+    let later = ingest::source::now_millis() + 3_600_000;
+    for (body, status) in [
+        (review(to, from, "correct horse battery"), StatusCode::BAD_REQUEST),
+        (review(from, later, "correct horse battery"), StatusCode::BAD_REQUEST),
+        (r#"{"from":"yesterday","to":"today","reason":"r","password":"p"}"#.to_owned(), StatusCode::BAD_REQUEST),
+        (review(1_000, 2_000, "correct horse battery"), StatusCode::NOT_FOUND),
+    ] {
+        assert_eq!(call(&f.app, "POST", "/api/v1/audit-trail/reviews", qr, &body).await.0, status, "{body}");
+    }
+    let (s, b) = call(&f.app, "POST", "/api/v1/audit-trail/reviews", qr, &review(from, to, "wrong password!")).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("bad_password")));
+    let refused = last_audit(&f);
+    assert_eq!(
+        (refused["action"].as_str(), refused["details"]["review"]["from"].is_string()),
+        (Some("signature.refused"), true)
+    );
+
+    caught_up(&f).await;
+    let sql = r#"{"sql": "SELECT printed_name, review FROM signatures WHERE review IS NOT NULL"}"#;
+    let (s, b) = call(&f.app, "POST", "/api/v1/query/sql", qr, sql).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let row = &b["rows"][0];
+    let listed: Value = serde_json::from_str(row["review"].as_str().expect("review as JSON text")).expect("json");
+    assert_eq!((row["printed_name"].as_str(), &listed), (Some("Quinn Adams"), r));
+}
+
 /// An API token issued for a time is refused once it has passed, saying so.
 #[tokio::test]
 async fn an_expired_api_token_is_refused_saying_when() {
@@ -1582,5 +1663,5 @@ async fn openapi_document_is_golden_and_every_operation_is_guarded() {
             }
         }
     }
-    assert_eq!(operations, 34, "every route is documented");
+    assert_eq!(operations, 35, "every route is documented");
 }
