@@ -269,6 +269,19 @@ impl TokenStore {
         by.into_values().collect()
     }
 
+    /// Each live API token issued for a time: its holder, role and when it
+    /// stops (Unix ms), by name.
+    pub fn api_token_expiries(&self, now: i64) -> Vec<(String, Role, i64)> {
+        let map = self.tokens.read();
+        let mut out: Vec<(String, Role, i64)> = map
+            .values()
+            .filter(|t| t.expires_at.is_none() && t.live_at(now))
+            .filter_map(|t| Some((t.name.clone(), t.role, t.valid_until?)))
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Ends the session `token`; false (and nothing done) when it is an API
     /// token or no token at all.
     pub fn end_session(&self, token: &str) -> std::io::Result<bool> {

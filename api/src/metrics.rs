@@ -194,8 +194,6 @@ pub fn render_room(available: Option<u64>) -> String {
     out
 }
 
-/// How much of the ledger a restart would replay: the records after the
-/// newest state snapshot (all of them when there is none).
 /// Prometheus text for the sign-in events ingest could not take.
 pub fn render_sign_ins(dropped: u64) -> String {
     let mut out = String::new();
@@ -209,6 +207,29 @@ pub fn render_sign_ins(dropped: u64) -> String {
     out
 }
 
+/// Seconds each API token issued for a time has left, by holder: the gauge
+/// to alert on before a collector's or a SOAR's requests are refused.
+pub fn render_token_expiry(expiring: &[(String, crate::auth::Role, i64)], now: i64) -> String {
+    let mut out = String::new();
+    if expiring.is_empty() {
+        return out;
+    }
+    let help = "Seconds until an API token issued for a number of days stops working.";
+    family(&mut out, "custos_api_token_valid_seconds", "gauge", help);
+    for (name, role, until) in expiring {
+        let seconds = (until - now).max(0) / 1000;
+        let _ = writeln!(
+            out,
+            "custos_api_token_valid_seconds{{name=\"{}\",role=\"{}\"}} {seconds}",
+            escape(name),
+            role.name()
+        );
+    }
+    out
+}
+
+/// How much of the ledger a restart would replay: the records after the
+/// newest state snapshot (all of them when there is none).
 pub fn render_state(ledger_records: u64, snapshot_records: u64) -> String {
     let mut out = String::new();
     family(&mut out, "custos_state_snapshot_records", "gauge", "Ledger records the newest state snapshot covers.");

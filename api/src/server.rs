@@ -2324,10 +2324,11 @@ async fn shelve_alarm(caller: Caller, State(s): State<AppState>, body: Bytes) ->
 )]
 async fn metrics(caller: Caller, State(s): State<AppState>) -> Result<Response, ApiError> {
     caller.require(Permission::ReadMetrics)?;
+    let now = now_millis();
     let age =
         s.0.ledger
             .latest_checkpoint()
-            .and_then(|n| ledger::Checkpoint::of_note(&n).ok().map(|c| (now_millis() - c.time_ms) as f64 / 1000.0));
+            .and_then(|n| ledger::Checkpoint::of_note(&n).ok().map(|c| (now - c.time_ms) as f64 / 1000.0));
     let st = &s.0.stats;
     let text = crate::metrics::render(
         &st.ingest,
@@ -2340,6 +2341,7 @@ async fn metrics(caller: Caller, State(s): State<AppState>) -> Result<Response, 
     ) + &st.http.render()
         + &crate::metrics::render_state(s.0.ledger.size(), st.state_snapshot_records.load(Ordering::Relaxed))
         + &crate::metrics::render_sign_ins(st.sign_in_events_dropped.load(Ordering::Relaxed))
+        + &crate::metrics::render_token_expiry(&s.0.tokens.api_token_expiries(now), now)
         + &crate::metrics::render_room(
             s.0.evidence.as_ref().and_then(|(_, data_dir)| crate::room::available_bytes(data_dir).ok()),
         );

@@ -1114,6 +1114,16 @@ async fn an_expired_api_token_is_refused_saying_when() {
     let (s, b) = call(&f.app, "GET", "/api/v1/incidents", Some(&gone), "").await;
     let said = b["error"]["message"].as_str().unwrap_or_default();
     assert!(s == StatusCode::UNAUTHORIZED && said.starts_with("the API token expired at 20"), "{s} {b}");
+    // The gauge to alert on before it happens: the live one only.
+    let (_, text) = call(&f.app, "GET", "/metrics", Some(f.tokens[&Role::Admin].as_str()), "").await;
+    let text = text.as_str().expect("text").to_owned();
+    let left: Vec<&str> = text.lines().filter(|l| l.starts_with("custos_api_token_valid_seconds{")).collect();
+    assert_eq!(left.len(), 1, "{text}");
+    let seconds: u64 = left[0]
+        .strip_prefix("custos_api_token_valid_seconds{name=\"soar\",role=\"soc_analyst\"} ")
+        .and_then(|n| n.parse().ok())
+        .expect("soar's");
+    assert!((55..=60).contains(&seconds), "{seconds}");
 }
 
 /// A session unused past the idle limit (30 minutes here) is ended at its
