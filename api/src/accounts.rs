@@ -112,8 +112,7 @@ pub enum SetBy {
 }
 
 /// Why a password must be changed before its holder may do anything else.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeDue {
     /// An administrator set it.
     Temporary,
@@ -122,6 +121,7 @@ pub enum ChangeDue {
 }
 
 impl ChangeDue {
+    /// As the API says it (`password_change_required`).
     pub fn name(self) -> &'static str {
         match self {
             Self::Temporary => "temporary",
