@@ -100,7 +100,22 @@ fn summary(kind: RecordKind, data: &Value) -> String {
             format!("{} (class {}, source {})", s("message"), data["class_uid"], data["metadata"]["source"])
         }
         RecordKind::Alert => format!("{}: {}", s("rule"), s("summary")),
-        RecordKind::Incident => format!("{} {} — {}", s("id"), s("state"), s("title")),
+        RecordKind::Incident => {
+            let mut line = format!("{} {} — {}", s("id"), s("state"), s("title"));
+            if let Some(who) = data["assignee"].as_str() {
+                line.push_str(&format!(" (assigned to {who})"));
+            }
+            // The newest note, which the version was most likely made for.
+            if let Some(note) = data["notes"].as_array().and_then(|n| n.last()) {
+                let (n, by, text) = (data["notes"].as_array().map_or(0, Vec::len), &note["by"], &note["text"]);
+                line.push_str(&format!(
+                    "; {n} notes, the last by {}: {}",
+                    by.as_str().unwrap_or_default(),
+                    text.as_str().unwrap_or_default()
+                ));
+            }
+            line
+        }
         RecordKind::Audit => format!(
             "{} by {}{}",
             s("action"),
@@ -655,7 +670,8 @@ mod tests {
     }
 
     /// The audit records of a period, `to` excluded; a review's signature
-    /// says what it reviewed in the report.
+    /// says what it reviewed in the report, an incident version who has it
+    /// and its newest note.
     #[tokio::test]
     async fn the_audit_records_of_a_period_and_a_review_in_the_report() {
         let (_dir, snap, _) = ledger().await;
@@ -667,6 +683,10 @@ mod tests {
         let review = json!({"signer": "quinn", "printed_name": "Quinn Adams", "meaning": "reviewed", "time": "t",
             "reason": "monthly", "review": {"from": "a", "to": "b", "audit_records": 1, "first_index": 5,
             "last_index": 5, "tree_size": 6, "root_hash": "ab"}});
+        let incident = json!({"id": "INC-1", "state": "investigating", "title": "t", "assignee": "sam",
+            "notes": [{"by": "kim", "text": "first"}, {"by": "sam", "text": "reader faulty"}]});
+        let line = summary(RecordKind::Incident, &incident);
+        assert_eq!(line, "INC-1 investigating — t (assigned to sam); 2 notes, the last by sam: reader faulty");
         let said = summary(RecordKind::Signature, &review);
         assert!(
             said.contains("the audit trail from a to b (1 audit records, indices 5 to 5; Merkle root ab at size 6)"),
