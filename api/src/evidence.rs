@@ -356,6 +356,112 @@ pub fn audit_span(snap: &Snapshot, from: i64, to: i64) -> Result<Option<AuditSpa
     Ok(span)
 }
 
+/// What an audit-trail review signature says it signed: the tree of its
+/// first `tree_size` records, whose root is `root_hash` (hex).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reviewed {
+    tree_size: u64,
+    root_hash: String,
+    /// How it reads in `custos verify`'s output.
+    said: String,
+}
+
+impl Reviewed {
+    /// The review a record of `kind` holding `data` signed, if it is one.
+    pub fn of(kind: RecordKind, data: &Value) -> Option<Self> {
+        let r = data.get("review").filter(|_| kind == RecordKind::Signature)?;
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        Some(Self {
+            tree_size: r["tree_size"].as_u64()?,
+            root_hash: r["root_hash"].as_str()?.to_owned(),
+            said: format!(
+                "by {}: {} to {}, {} audit records",
+                text(&data["printed_name"]),
+                text(&r["from"]),
+                text(&r["to"]),
+                r["audit_records"]
+            ),
+        })
+    }
+}
+
+/// Verifies an evidence bundle as `custos verify` does (see
+/// [`ledger::verify_bundle_seeing`]), then what its `selection.json` says:
+/// what was in force ([`crate::in_force::bundle_in_force`]) and that each
+/// audit-trail review's tree is a prefix of the bundle's ([`bundle_reviews`]).
+/// The report and the lines to print.
+pub fn verify_bundle(
+    bundle: impl std::io::Read,
+    trusted: Option<&[ledger::VerifierKey]>,
+) -> Result<(ledger::BundleReport, Vec<String>), String> {
+    let (mut held, mut reviews) = (BTreeMap::new(), BTreeMap::new());
+    let report = ledger::verify_bundle_seeing(bundle, trusted, &mut |index, text| {
+        if let Some(audit) = crate::in_force::stating(text.as_bytes()) {
+            held.insert(index, audit);
+        }
+        let review = envelope(text.as_bytes()).and_then(|(kind, _)| {
+            (kind == RecordKind::Signature).then(|| record::decode(text.as_bytes()).ok()).flatten()
+        });
+        if let Some(r) = review.and_then(|r| Reviewed::of(r.kind, &r.data)) {
+            reviews.insert(index, r);
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    let mut lines = crate::in_force::bundle_in_force(&report.selection, &held)?;
+    lines.extend(bundle_reviews(&report.selection, &reviews, report.tree_size, &report.root)?);
+    Ok((report, lines))
+}
+
+/// Checks each audit-trail review the bundle holds (`seen`, by record)
+/// against the consistency proof `selection` gives for it: the tree it
+/// signed is the first records of the bundle's signed tree (`size`,
+/// `root`), so nothing reviewed has changed since. Every review the bundle
+/// holds must be proved, and every proof must be of a review it holds.
+pub fn bundle_reviews(
+    selection: &str,
+    seen: &BTreeMap<u64, Reviewed>,
+    size: u64,
+    root: &ledger::merkle::Hash,
+) -> Result<Vec<String>, String> {
+    let selection: Value = serde_json::from_str(selection).map_err(|e| format!("selection.json: {e}"))?;
+    let listed = selection.get("reviews").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let mut proved = BTreeSet::new();
+    let mut lines = Vec::new();
+    for entry in listed {
+        let record = entry["record"].as_u64().ok_or("selection.json: a review without its record")?;
+        let r = seen
+            .get(&record)
+            .ok_or(format!("selection.json proves review record {record}, which the bundle does not hold"))?;
+        let stated = (entry["tree_size"].as_u64(), entry["root_hash"].as_str());
+        if stated != (Some(r.tree_size), Some(r.root_hash.as_str())) {
+            return Err(format!("selection.json states another tree than review record {record} signed"));
+        }
+        let hash = |h: &str| -> Option<ledger::merkle::Hash> { hex::decode(h).ok()?.try_into().ok() };
+        let proof: Option<Vec<_>> =
+            entry["consistency_proof"].as_array().and_then(|p| p.iter().map(|h| h.as_str().and_then(hash)).collect());
+        let signed = hash(&r.root_hash);
+        let holds = matches!((&proof, &signed), (Some(p), Some(old)) if ledger::merkle::verify_consistency(r.tree_size, size, p, old, root));
+        if !holds {
+            return Err(format!(
+                "the audit-trail review in record {record} signed a tree of {} records that is not the start of this one",
+                r.tree_size
+            ));
+        }
+        proved.insert(record);
+        lines.push(format!(
+            "  record {record}, {}: the {} records it reviewed are the first of this tree (consistency proof checked)",
+            r.said, r.tree_size
+        ));
+    }
+    if let Some(record) = seen.keys().find(|r| !proved.contains(*r)) {
+        return Err(format!("record {record} is an audit-trail review that selection.json does not prove"));
+    }
+    if !lines.is_empty() {
+        lines.insert(0, "audit-trail reviews:".to_owned());
+    }
+    Ok(lines)
+}
+
 /// A first pass for an incident's selection, over the blocks that hold
 /// incident records: its alerts and events come before the records naming them.
 fn incident_members(snap: &Snapshot, size: u64, id: &str) -> Result<IncidentMembers, ExportError> {
@@ -461,6 +567,8 @@ fn export_at_most(
     // version is noted.
     let mut newest_version: HashMap<String, u64> = HashMap::new();
     let mut last_chosen = None;
+    // Audit-trail reviews chosen, each to be proved a prefix of the signed tree.
+    let mut reviews: Vec<(u64, Reviewed)> = Vec::new();
     scan_runs(snap, &to_read, |index, bytes| {
         if chosen.stopped() {
             return;
@@ -494,6 +602,9 @@ fn export_at_most(
             chosen.take_in_force(&in_force, due);
         }
         let incident = rec.data["id"].as_str().filter(|_| kind == RecordKind::Incident).map(str::to_owned);
+        if let Some(r) = Reviewed::of(kind, &rec.data) {
+            reviews.push((index, r));
+        }
         chosen.take(Listed { index, summary: summary(kind, &rec.data), incident, kind, recorded_at }, text);
         last_chosen = Some(index);
     })?;
@@ -551,10 +662,18 @@ fn export_at_most(
     let (first, at_start) = in_force.at_start.take().unwrap_or_default();
     let mut stated = at_start.to_json();
     stated["before_record"] = first.into();
+    let reviews = reviews
+        .into_iter()
+        .map(|(record, r)| {
+            let proof = snap.consistency_proof(r.tree_size, cp.size)?;
+            let proof: Vec<String> = proof.iter().map(hex::encode).collect();
+            Ok(json!({"record": record, "tree_size": r.tree_size, "root_hash": r.root_hash, "consistency_proof": proof}))
+        })
+        .collect::<Result<Vec<Value>, ExportError>>()?;
     let selection = json!({
         "from": sel.from, "to": sel.to, "asset": sel.asset, "incident": sel.incident, "reason": sel.reason,
         "exported_by": by, "exported_at": made_at, "tree_size": cp.size, "origin": cp.origin,
-        "in_force": stated,
+        "in_force": stated, "reviews": reviews,
     });
     let in_force_html = in_force_table(first, &at_start);
     let report_html = format!(
@@ -692,6 +811,65 @@ mod tests {
             said.contains("the audit trail from a to b (1 audit records, indices 5 to 5; Merkle root ab at size 6)"),
             "{said}"
         );
+    }
+
+    /// A review's tree is proved the start of the bundle's by the
+    /// consistency proof `selection.json` gives; any other tree, proof or
+    /// record, a review left unproved and a proof of a record the bundle
+    /// does not hold are refused.
+    #[test]
+    fn a_review_is_proved_the_start_of_the_bundles_tree() {
+        use ledger::merkle::{Hash, consistency_proof_over, leaf_hash, root};
+        let leaves: Vec<Hash> = (0..20u8).map(|i| leaf_hash(&[i])).collect();
+        let (old, new) = (root(&leaves[..7]), root(&leaves));
+        let proof: Vec<String> =
+            consistency_proof_over(&leaves, 7, 20).expect("proof").iter().map(hex::encode).collect();
+        let review = |root: &Hash| {
+            let data = json!({"printed_name": "Quinn Adams", "review": {"from": "a", "to": "b", "audit_records": 3,
+                "tree_size": 7, "root_hash": hex::encode(root)}});
+            Reviewed::of(RecordKind::Signature, &data).expect("a review")
+        };
+        assert_eq!(Reviewed::of(RecordKind::Audit, &json!({"review": {"tree_size": 7, "root_hash": "ab"}})), None);
+        let seen = BTreeMap::from([(15, review(&old))]);
+        let entry = json!({"record": 15, "tree_size": 7, "root_hash": hex::encode(old), "consistency_proof": proof});
+        let check = |entries: Value, seen: &BTreeMap<u64, Reviewed>| {
+            bundle_reviews(&json!({"reviews": entries}).to_string(), seen, 20, &new)
+        };
+        let lines = check(json!([entry.clone()]), &seen).expect("proved");
+        assert_eq!(
+            lines[1],
+            "  record 15, by Quinn Adams: a to b, 3 audit records: the 7 records it reviewed are the first of this tree (consistency proof checked)"
+        );
+        let mut tampered = proof.clone();
+        tampered[0] = hex::encode([0u8; 32]);
+        let other = leaf_hash(b"other");
+        let forged = json!({"record": 15, "tree_size": 7, "root_hash": hex::encode(other), "consistency_proof": proof});
+        let cases: [(Value, BTreeMap<u64, Reviewed>, &str); 6] = [
+            (
+                json!([{"record": 15, "tree_size": 7, "root_hash": hex::encode(old), "consistency_proof": tampered}]),
+                seen.clone(),
+                "not the start of this one",
+            ),
+            (json!([forged]), BTreeMap::from([(15, review(&other))]), "not the start of this one"),
+            (
+                json!([{"record": 15, "tree_size": 8, "root_hash": hex::encode(old), "consistency_proof": []}]),
+                seen.clone(),
+                "another tree",
+            ),
+            (json!([]), seen.clone(), "does not prove"),
+            (json!([entry.clone()]), BTreeMap::new(), "does not hold"),
+            (
+                json!([{"record": 15, "tree_size": 7, "root_hash": hex::encode(old), "consistency_proof": ["zz"]}]),
+                seen.clone(),
+                "not the start of this one",
+            ),
+        ];
+        for (entries, seen, want) in cases {
+            let refused = check(entries.clone(), &seen).expect_err("refused");
+            assert!(refused.contains(want), "{entries}: {refused}");
+        }
+        // A bundle from before reviews were proved, holding none.
+        assert_eq!(bundle_reviews("{}", &BTreeMap::new(), 20, &new), Ok(Vec::new()));
     }
 
     /// A ledger of its key record (index 0) and `records`, closed under a

@@ -488,24 +488,6 @@ pub fn bundle_in_force(selection: &str, stating: &BTreeMap<u64, Value>) -> Resul
     Ok(lines)
 }
 
-/// Verifies an evidence bundle as `custos verify` does (see
-/// [`ledger::verify_bundle_seeing`]), then what its `selection.json` says
-/// was in force ([`bundle_in_force`]): the report and the lines to print.
-pub fn verify_bundle(
-    bundle: impl std::io::Read,
-    trusted: Option<&[ledger::VerifierKey]>,
-) -> Result<(ledger::BundleReport, Vec<String>), String> {
-    let mut held = BTreeMap::new();
-    let report = ledger::verify_bundle_seeing(bundle, trusted, &mut |index, text| {
-        if let Some(audit) = stating(text.as_bytes()) {
-            held.insert(index, audit);
-        }
-    })
-    .map_err(|e| e.to_string())?;
-    let lines = bundle_in_force(&report.selection, &held)?;
-    Ok((report, lines))
-}
-
 /// Keeps what is in force for the next start, once its records are in the ledger.
 pub fn keep(data_dir: &Path, kept: &Kept) -> std::io::Result<()> {
     let bytes = serde_json::to_vec_pretty(kept).map_err(std::io::Error::other)?;

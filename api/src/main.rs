@@ -862,7 +862,7 @@ fn verify(path: &std::path::Path, key: Option<&str>) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        return match custos::in_force::verify_bundle(file, trusted.as_deref()) {
+        return match custos::evidence::verify_bundle(file, trusted.as_deref()) {
             Ok((r, in_force)) => {
                 println!(
                     "OK: evidence bundle of {} records, each in the signed tree of size {} (origin {})",

@@ -1094,6 +1094,27 @@ async fn the_audit_trail_review_is_e_signed_and_bound_to_the_ledger() {
         (Some("signature.refused"), true)
     );
 
+    // A bundle holding the review proves, offline, that the tree it signed is
+    // the start of the bundle's signed tree.
+    let covered = || {
+        f.ledger.latest_checkpoint().and_then(|n| ledger::Checkpoint::of_note(&n).ok()).is_some_and(|c| c.size > index)
+    };
+    eventually("no checkpoint covering the review", 10, covered).await;
+    let (from_s, to_s) =
+        (ingest::time::format_rfc3339(from), ingest::time::format_rfc3339(ingest::source::now_millis()));
+    let body = format!(r#"{{"from":"{from_s}","to":"{to_s}"}}"#);
+    let mut req = Request::builder().method("POST").uri("/api/v1/evidence/exports");
+    req = req.header("authorization", format!("Bearer {}", f.tokens[&Role::QualityReviewer]));
+    let resp = f.app.clone().oneshot(req.body(Body::from(body)).expect("request")).await.expect("response");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    let (_, lines) = custos::evidence::verify_bundle(&bytes[..], None).expect("the bundle verifies");
+    let said = lines.join("\n");
+    assert!(
+        said.contains(&format!("record {index}, by Quinn Adams: ")) && said.contains("(consistency proof checked)"),
+        "{said}"
+    );
+
     caught_up(&f).await;
     let sql = r#"{"sql": "SELECT printed_name, review FROM signatures WHERE review IS NOT NULL"}"#;
     let (s, b) = call(&f.app, "POST", "/api/v1/query/sql", qr, sql).await;

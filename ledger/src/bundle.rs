@@ -239,6 +239,8 @@ pub fn bundle_checkpoint(bundle: impl Read) -> Result<String, LedgerError> {
 pub struct BundleReport {
     pub records: usize,
     pub tree_size: u64,
+    /// The signed tree's root.
+    pub root: crate::merkle::Hash,
     pub origin: String,
     pub kinds: BTreeMap<String, u64>,
     pub signed_by: Vec<String>,
@@ -523,6 +525,7 @@ impl<'s> RecordsCheck<'s> {
         Ok(BundleReport {
             records: self.lines,
             tree_size: self.cp.size,
+            root: self.cp.root,
             origin: self.cp.origin,
             kinds: self.kinds,
             signed_by: self.signed_by,

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::LedgerError;
-use crate::merkle::{Hash, inclusion_path};
+use crate::merkle::{Hash, consistency_path, inclusion_path};
 use crate::note::Checkpoint;
 use crate::store::VKEYS;
 use crate::tree::{Block, TreeStore};
@@ -78,6 +78,17 @@ impl Snapshot {
             })
             .collect::<Result<Vec<_>, _>>()?;
         reader.finish(proofs)
+    }
+
+    /// RFC 9162 consistency proof from the tree of `old` records to `new`.
+    pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, LedgerError> {
+        if new > self.size() {
+            return Err(LedgerError::Record(format!("the ledger has {} records, not {new}", self.size())));
+        }
+        let reader = self.tree.reader(&self.dir);
+        let proof = consistency_path(&reader, old, new)
+            .ok_or_else(|| LedgerError::Record(format!("no consistency proof from {old} to {new} (0 < old <= new)")))?;
+        reader.finish(proof)
     }
 
     pub fn record(&self, index: u64) -> Result<Vec<u8>, LedgerError> {
