@@ -399,11 +399,12 @@ pub fn verify_bundle(
         if let Some(audit) = crate::in_force::stating(text.as_bytes()) {
             held.insert(index, audit);
         }
-        let review = envelope(text.as_bytes()).and_then(|(kind, _)| {
-            (kind == RecordKind::Signature).then(|| record::decode(text.as_bytes()).ok()).flatten()
-        });
-        if let Some(r) = review.and_then(|r| Reviewed::of(r.kind, &r.data)) {
-            reviews.insert(index, r);
+        // Only signatures are decoded whole.
+        if envelope(text.as_bytes()).is_some_and(|(kind, _)| kind == RecordKind::Signature)
+            && let Ok(r) = record::decode(text.as_bytes())
+            && let Some(review) = Reviewed::of(r.kind, &r.data)
+        {
+            reviews.insert(index, review);
         }
     })
     .map_err(|e| e.to_string())?;

@@ -639,7 +639,7 @@ fn user_list(data_dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
         // Temporary (an administrator set it), or the day its holder chose it.
         let password = match (&a.password_set_at, a.temporary_password) {
             (_, true) => "temporary",
-            (Some(at), false) => at.get(..10).unwrap_or(at),
+            (Some(at), false) => day(at),
             (None, false) => "unknown",
         };
         println!("{:<20} {:<17} {:<28} {last:<24} {password:<10} {state}", a.name, a.role.name(), a.printed_name);
@@ -649,7 +649,7 @@ fn user_list(data_dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
     for h in &review.token_holders {
         // Yes, no, or the day a token issued for a time stops working.
         let api = match (&h.api_token_valid_until, h.api_token) {
-            (Some(until), true) => until.get(..10).unwrap_or(until),
+            (Some(until), true) => day(until),
             (None, true) => "yes",
             (_, false) => "no",
         };
@@ -660,6 +660,11 @@ fn user_list(data_dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
 
 /// `custos user add|passwd|token|disable`: accounts (argon2 password hashes)
 /// and API tokens; each change logged for the audit trail.
+/// The day of an RFC 3339 time, for the review's columns.
+fn day(rfc3339: &str) -> &str {
+    rfc3339.get(..10).unwrap_or(rfc3339)
+}
+
 /// `custos user add`'s `--role` and `--printed-name`.
 struct UserNames<'a> {
     role: Option<&'a str>,
@@ -714,9 +719,9 @@ fn user(
             logged("account.add", details)?;
             println!("{token}");
             eprintln!(
-                "account {name} ({printed_name}, {}) saved; the line above is the API token (shown once, valid{}){}",
+                "account {name} ({printed_name}, {}) saved; the line above is the API token (shown once, valid until {}){}",
                 role.name(),
-                if until_said.is_empty() { " until replaced" } else { &until_said },
+                until.as_deref().unwrap_or("replaced"),
                 if temporary { TEMPORARY } else { "" }
             );
         }

@@ -881,11 +881,12 @@ struct SearchQuery {
 }
 
 fn time_param(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
-    value
-        .map(|t| {
-            parse_rfc3339(t).ok_or_else(|| ApiError::bad_request(format!("{name}: {t:?} is not an RFC 3339 time")))
-        })
-        .transpose()
+    value.map(|t| rfc3339_param(name, t)).transpose()
+}
+
+/// A required time, `name` in the message when it is not RFC 3339.
+fn rfc3339_param(name: &str, t: &str) -> Result<i64, ApiError> {
+    parse_rfc3339(t).ok_or_else(|| ApiError::bad_request(format!("{name}: {t:?} is not an RFC 3339 time")))
 }
 
 /// `GET /api/v1/search`: events, alerts and incidents, newest first, with
@@ -1507,11 +1508,28 @@ async fn sign_record(
         s.0.ledger
             .record(req.record_index)
             .map_err(|_| ApiError::not_found(format!("no record {}", req.record_index)))?;
-    let data = json!({
-        "signer": account.name, "printed_name": account.printed_name, "meaning": req.meaning,
-        "time": format_rfc3339(now), "reason": req.reason,
-        "record_index": req.record_index, "record_sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&signed)),
+    let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&signed));
+    let over = json!({"record_index": req.record_index, "record_sha256": sha256});
+    record_signature(&s, &account, &req.meaning, &req.reason, now, over).await
+}
+
+/// Ledgers `account`'s `signature` record (printed name, meaning, time and
+/// reason) over what `over` names, a record or a review, and answers it.
+async fn record_signature(
+    s: &AppState,
+    account: &crate::accounts::Account,
+    meaning: &str,
+    reason: &str,
+    now: i64,
+    over: Value,
+) -> Result<Json<Value>, ApiError> {
+    let mut data = json!({
+        "signer": account.name, "printed_name": account.printed_name, "meaning": meaning,
+        "time": format_rfc3339(now), "reason": reason,
     });
+    if let (Some(data), Value::Object(over)) = (data.as_object_mut(), over) {
+        data.extend(over);
+    }
     let rec = ledger::record::encode(ledger::RecordKind::Signature, now, &data)
         .map_err(|_| ApiError::unavailable("cannot record the signature"))?;
     let range = s.0.ledger.append(vec![rec]).await.map_err(|_| ApiError::unavailable("the ledger is not writable"))?;
@@ -1595,8 +1613,7 @@ async fn review_audit_trail(
     let req: AuditTrailReviewRequest =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
     let now = now_millis();
-    let (from, to) = (time_param("from", Some(&req.from))?, time_param("to", Some(&req.to))?);
-    let (Some(from), Some(to)) = (from, to) else { return Err(ApiError::bad_request("from and to are required")) };
+    let (from, to) = (rfc3339_param("from", &req.from)?, rfc3339_param("to", &req.to)?);
     if from >= to || to > now {
         return Err(ApiError::bad_request("a review covers from before to, and to is not in the future"));
     }
@@ -1613,19 +1630,12 @@ async fn review_audit_trail(
     let what = json!({"review": {"from": req.from, "to": req.to}, "meaning": "reviewed"});
     let account = signer(&s, &caller.0, peer, req.password, now, &req.reason, what).await?;
     let root = s.0.ledger.root_at(span.last + 1).map_err(|_| ApiError::unavailable("the ledger cannot be read"))?;
-    let data = json!({
-        "signer": account.name, "printed_name": account.printed_name, "meaning": "reviewed",
-        "time": format_rfc3339(now), "reason": req.reason,
-        "review": {
-            "what": "audit trail", "from": format_rfc3339(from), "to": format_rfc3339(to),
-            "audit_records": span.records, "first_index": span.first, "last_index": span.last,
-            "tree_size": span.last + 1, "root_hash": hex::encode(root),
-        },
-    });
-    let rec = ledger::record::encode(ledger::RecordKind::Signature, now, &data)
-        .map_err(|_| ApiError::unavailable("cannot record the signature"))?;
-    let range = s.0.ledger.append(vec![rec]).await.map_err(|_| ApiError::unavailable("the ledger is not writable"))?;
-    Ok(Json(json!({"signature_index": range.start, "signature": data})))
+    let over = json!({"review": {
+        "what": "audit trail", "from": format_rfc3339(from), "to": format_rfc3339(to),
+        "audit_records": span.records, "first_index": span.first, "last_index": span.last,
+        "tree_size": span.last + 1, "root_hash": hex::encode(root),
+    }});
+    record_signature(&s, &account, "reviewed", &req.reason, now, over).await
 }
 
 /// `POST /api/v1/evidence/exports`: a bundle of the selected records with
