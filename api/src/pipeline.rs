@@ -406,11 +406,13 @@ impl Custos {
             alerts_not_raised_for_events_decided_under_earlier_rules = decided_under_earlier,
             "ledger open; correlation state rebuilt by replay"
         );
+        let (running, running_for_snapshots) = watch::channel(crate::state::Running::of(&engine));
         let snapshot_writer = snapshotting
             .then(|| {
                 crate::state::SnapshotWriter::spawn(
                     crate::state::WriterParts {
                         setup,
+                        running: running_for_snapshots,
                         snapshots,
                         ledger: ledger.clone(),
                         signer: NoteSigner::parse(&bundle_signer.encode())?,
@@ -494,6 +496,7 @@ impl Custos {
                     sha256: digests.inventory.clone(),
                     feed: inventory_feed,
                 },
+                running,
             },
             engine,
             missed,
@@ -697,6 +700,8 @@ struct EvidenceSinks {
     /// Account changes made with `custos user`, to be ledgered.
     account_changes: crate::account_changes::Follower,
     inventory: LoadedInventory,
+    /// What the engine runs, for the state snapshot writer.
+    running: watch::Sender<crate::state::Running>,
 }
 
 /// The inventory in force: its file, the SHA-256 of the text loaded from
@@ -865,6 +870,7 @@ async fn reload_rules(r: ReloadRequest, engine: &mut Engine, sinks: &EvidenceSin
             }
             let reloaded = Reloaded { rules: set.rules.len(), changed: changes.is_some() };
             engine.replace_rules(set);
+            sinks.running.send_replace(crate::state::Running::of(engine));
             tracing::info!(rules = reloaded.rules, changed = reloaded.changed, by = %r.by, "rules reloaded");
             Ok(reloaded)
         }
@@ -907,6 +913,7 @@ async fn reload_inventory(r: ReloadRequest, engine: &mut Engine, sinks: &mut Evi
             }
             let inventory = Arc::new(inventory);
             engine.replace_inventory(inventory.clone(), rules);
+            sinks.running.send_replace(crate::state::Running::of(engine));
             sinks.inventory.feed.send_replace(inventory);
             sinks.inventory.sha256 = sha256;
             tracing::info!(changed = reloaded.changed, by = %r.by, "inventory reloaded");

@@ -242,6 +242,13 @@ impl Setup {
         Engine::from_config(self.inventory.clone(), self.engine.clone())
     }
 
+    /// An engine deciding as the running one does: `running`'s inventory
+    /// and rule files, not the files on disk, which may have been edited
+    /// since the last reload.
+    pub fn running_engine(&self, running: &Running) -> Result<Engine, Vec<String>> {
+        Engine::from_rule_files(running.inventory.clone(), self.engine.clone(), &running.rule_files)
+    }
+
     pub fn views(&self) -> Views {
         Views::new(self.recent, self.group_window_ms, self.alarm_policy.clone())
     }
@@ -269,6 +276,21 @@ impl Setup {
             h.update(part.as_bytes());
         }
         hex::encode(h.finalize())
+    }
+}
+
+/// What the running engine decides with: its inventory and rule files.
+/// The evidence stage publishes it at each reload, so that the snapshot
+/// writer replays under what the service ran, not what it started with.
+#[derive(Clone)]
+pub struct Running {
+    pub inventory: Arc<ingest::Inventory>,
+    pub rule_files: Arc<[(String, String)]>,
+}
+
+impl Running {
+    pub fn of(engine: &Engine) -> Self {
+        Self { inventory: engine.inventory().clone(), rule_files: engine.rules().files.clone().into() }
     }
 }
 
@@ -457,6 +479,8 @@ pub struct SnapshotWriter {
 /// What the writer works with.
 pub struct WriterParts {
     pub setup: Setup,
+    /// The inventory and rules in force, following reloads.
+    pub running: tokio::sync::watch::Receiver<Running>,
     pub snapshots: Arc<Snapshots>,
     pub ledger: Arc<Ledger>,
     pub signer: NoteSigner,
@@ -547,12 +571,15 @@ impl WriterParts {
     }
 
     /// Replays from the newest snapshot to the ledger's present size and
-    /// writes the result. `None` when stopped, or when the rules no longer compile.
+    /// writes the result. `None` when stopped, or when the running rules
+    /// do not compile.
     fn make(&self, stop: &AtomicBool) -> Result<Option<u64>, Error> {
-        let mut engine = match self.setup.engine() {
+        let running = self.running.borrow().clone();
+        let mut engine = match self.setup.running_engine(&running) {
             Ok(e) => e,
             Err(errors) => {
-                tracing::warn!(?errors, "state snapshot skipped: the rules do not compile");
+                // They compiled when put in force; this is not expected.
+                tracing::warn!(?errors, "state snapshot skipped: the running rules do not compile");
                 return Ok(None);
             }
         };
@@ -629,6 +656,46 @@ mod tests {
             let done = r.finish();
             let missed = done.missed.iter().map(|a| a.id.clone()).collect();
             (resumed, saved, missed, serde_json::to_string(&done.last_tick).expect("json"), recent)
+        }
+
+        /// Replays to `end` under `running` (from the newest snapshot
+        /// written under it, with `snapshots`): where it resumed, and the
+        /// state there as written.
+        fn replay_under(&self, running: &Running, end: u64, snapshots: bool) -> (Option<u64>, String) {
+            let mut engine = self.setup.running_engine(running).expect("rules");
+            let fp = self.setup.fingerprint(&engine);
+            let views = self.setup.views();
+            let mut r = Replay::new(&views, &mut engine);
+            let resumed = if snapshots {
+                r.resume(&self.snapshots(), &self.ledger, &self.signer().verifier(), &fp)
+            } else {
+                None
+            };
+            r.catch_up(&self.ledger, end).expect("replay");
+            (resumed, serde_json::to_string(&r.save()).expect("json"))
+        }
+
+        /// A snapshot writer every 150 records, looking every 20 ms.
+        fn writer(&self, running: tokio::sync::watch::Receiver<Running>, newest: &Arc<AtomicU64>) -> WriterParts {
+            WriterParts {
+                setup: self.setup.clone(),
+                running,
+                snapshots: Arc::new(self.snapshots()),
+                ledger: self.ledger.clone(),
+                signer: self.signer(),
+                every_records: 150,
+                poll: std::time::Duration::from_millis(20),
+                newest: newest.clone(),
+            }
+        }
+
+        /// Appends `n` audit records (nothing the engine decides on).
+        async fn audits(&self, n: u64) {
+            let audit = |i: u64| record::encode(RecordKind::Audit, i as i64, &json!({"action": "login", "n": i}));
+            for start in (0..n).step_by(100) {
+                let batch = (start..n.min(start + 100)).map(audit).collect::<Result<Vec<_>, _>>().expect("encode");
+                self.ledger.append(batch).await.expect("append");
+            }
         }
 
         /// Writes the replay's state after `size` records as a snapshot.
@@ -866,40 +933,55 @@ mod tests {
     async fn the_writer_snapshots_as_the_ledger_grows() {
         let p = plant(3).await;
         let newest = Arc::new(AtomicU64::new(0));
-        let parts = WriterParts {
-            setup: p.setup.clone(),
-            snapshots: Arc::new(p.snapshots()),
-            ledger: p.ledger.clone(),
-            signer: p.signer(),
-            every_records: 150,
-            poll: std::time::Duration::from_millis(20),
-            newest: newest.clone(),
-        };
-        let writer = SnapshotWriter::spawn(parts, None).expect("writer");
-        let written = |size: u64| {
-            let newest = newest.clone();
-            async move {
-                let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
-                while newest.load(Ordering::Relaxed) != size {
-                    assert!(std::time::Instant::now() < until, "no snapshot at {size}");
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                }
-            }
-        };
+        let (_, running) = tokio::sync::watch::channel(Running::of(&p.setup.engine().expect("rules")));
+        let writer = SnapshotWriter::spawn(p.writer(running, &newest), None).expect("writer");
         let n = p.ledger.size();
-        written(n).await;
-        let audit = |i: u64| record::encode(RecordKind::Audit, i as i64, &json!({"action": "login", "n": i}));
-        for _ in 0..2 {
-            let batch = (0..100).map(audit).collect::<Result<Vec<_>, _>>().expect("encode");
-            p.ledger.append(batch).await.expect("append");
-        }
-        written(n + 200).await;
+        written(&newest, n).await;
+        p.audits(200).await;
+        written(&newest, n + 200).await;
         writer.stop();
         assert_eq!(p.snapshots().sizes(), [n + 200, n], "none at {} (fewer than 150 new records)", n + 100);
         let whole = p.replay(n + 200, false);
         let resumed = p.replay(n + 200, true);
         assert_eq!(resumed.0, Some(n + 200));
         assert!(resumed.1 == whole.1 && resumed.4 == whole.4, "the writer's snapshot is the replay's state");
+    }
+
+    /// After a reload, the writer replays under the inventory and rules the
+    /// service runs, not those it started with.
+    #[tokio::test]
+    async fn the_writer_follows_reloads() {
+        let p = plant(3).await;
+        let newest = Arc::new(AtomicU64::new(0));
+        let started = Running::of(&p.setup.engine().expect("rules"));
+        let (feed, running) = tokio::sync::watch::channel(started.clone());
+        let writer = SnapshotWriter::spawn(p.writer(running, &newest), None).expect("writer");
+        let n = p.ledger.size();
+        written(&newest, n).await;
+        // A reload: an inventory that names nothing, and a rule file fewer.
+        let reloaded =
+            Running { inventory: Arc::new(Inventory::default()), rule_files: started.rule_files[1..].into() };
+        feed.send_replace(reloaded.clone());
+        p.audits(200).await;
+        written(&newest, n + 200).await;
+        writer.stop();
+        let end = n + 200;
+        let (resumed, state) = p.replay_under(&reloaded, end, true);
+        assert_eq!(resumed, Some(end), "written under the reloaded rules");
+        // (Not `assert_eq!`: a state is a few hundred KiB of JSON.)
+        assert!(state == p.replay_under(&reloaded, end, false).1, "and the reloaded inventory");
+        let old_inventory = Running { inventory: started.inventory.clone(), ..reloaded };
+        assert!(state != p.replay_under(&old_inventory, end, false).1, "the inventory counts in this plant");
+        assert_eq!(p.replay_under(&started, end, true).0, Some(n), "the start's is still there");
+    }
+
+    /// Waits until the writer reports a snapshot of `size` records.
+    async fn written(newest: &AtomicU64, size: u64) {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while newest.load(Ordering::Relaxed) != size {
+            assert!(std::time::Instant::now() < until, "no snapshot at {size}");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     /// The shape of a saved state: every field's path and JSON type.

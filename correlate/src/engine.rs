@@ -216,6 +216,13 @@ fn asset_severity(base: u8, criticality: Option<Criticality>) -> u8 {
     }
 }
 
+/// Rule files (path, text) compiled against `inventory`.
+fn compile_files(files: &[(String, String)], inventory: &Inventory) -> Result<RuleSet, Vec<String>> {
+    let files = files.iter().map(|(path, text)| sigma::parse_file(std::path::Path::new(path), text));
+    let files = files.collect::<Result<Vec<_>, _>>().map_err(|e| vec![e])?;
+    RuleSet::compile(&files, &sigma::placeholders(inventory))
+}
+
 impl Engine {
     /// An engine with the built-in Sigma rule pack (compiled and tested with
     /// the crate, so it cannot fail here; a failure leaves Sigma rules out).
@@ -251,9 +258,23 @@ impl Engine {
     /// people and zones fill the rules' placeholders): a reloaded inventory
     /// does not pick up rule files edited since the rules were loaded.
     pub fn rules_for(&self, inventory: &Inventory) -> Result<RuleSet, Vec<String>> {
-        let files = self.rules().files.iter().map(|(path, text)| sigma::parse_file(std::path::Path::new(path), text));
-        let files = files.collect::<Result<Vec<_>, _>>().map_err(|e| vec![e])?;
-        RuleSet::compile(&files, &sigma::placeholders(inventory))
+        compile_files(&self.rules().files, inventory)
+    }
+
+    /// An engine running rule files already read (each path with its text,
+    /// as [`RuleSet::files`] holds them) against `inventory`.
+    pub fn from_rule_files(
+        inventory: Arc<Inventory>,
+        cfg: EngineConfig,
+        files: &[(String, String)],
+    ) -> Result<Self, Vec<String>> {
+        let rules = compile_files(files, &inventory)?;
+        Ok(Self::with_rules(inventory, cfg, rules))
+    }
+
+    /// The inventory the engine enriches and fills rule placeholders from.
+    pub fn inventory(&self) -> &Arc<Inventory> {
+        &self.inventory
     }
 
     /// Swaps in a reloaded inventory, with `rules` from [`Engine::rules_for`].
