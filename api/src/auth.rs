@@ -330,7 +330,7 @@ impl TokenStore {
         let map = self.tokens.read();
         let t = map.get(&key).filter(|t| t.expires_at.is_none_or(|e| e > now)).ok_or(Refusal::Unknown)?;
         if let Some(at) = t.valid_until.filter(|&v| v <= now) {
-            return Err(Refusal::Expired { at });
+            return Err(Refusal::Expired { name: t.name.clone(), at });
         }
         let who = Principal { name: t.name.clone(), role: t.role, password_change_only: t.password_change_only };
         if t.expires_at.is_none() || self.idle_ms == 0 {
@@ -364,8 +364,8 @@ pub enum Refusal {
     Unknown,
     /// A session that went unused past the idle limit, ended just now.
     Idle { who: Principal, idle_ms: i64 },
-    /// An API token issued for a time that has passed (Unix ms).
-    Expired { at: i64 },
+    /// `name`'s API token, issued for a time that has passed (Unix ms).
+    Expired { name: String, at: i64 },
 }
 
 #[cfg(test)]
@@ -436,9 +436,9 @@ mod tests {
         let store = TokenStore::open(dir.path().join("tokens.json")).expect("open");
         let t = store.issue_valid_until("collector-7", Role::Collector, Some(1_000)).expect("issue");
         assert_eq!(store.check_at(&t, 999).map(|p| p.name), Ok("collector-7".to_owned()));
-        assert_eq!(store.check_at(&t, 1_000), Err(Refusal::Expired { at: 1_000 }));
+        assert_eq!(store.check_at(&t, 1_000), Err(Refusal::Expired { name: "collector-7".into(), at: 1_000 }));
         let reopened = TokenStore::open(dir.path().join("tokens.json")).expect("reopen");
-        assert_eq!(reopened.check_at(&t, 2_000), Err(Refusal::Expired { at: 1_000 }));
+        assert_eq!(reopened.check_at(&t, 2_000), Err(Refusal::Expired { name: "collector-7".into(), at: 1_000 }));
         let held = store.holders(999);
         assert_eq!(held[0].api_token_valid_until.as_deref(), Some("1970-01-01T00:00:01.000Z"));
         assert!(store.holders(1_000).is_empty(), "an expired token is held by no one");

@@ -527,6 +527,7 @@ impl Custos {
                 .await
                 .map_err(|source| Error::Http { addr: cfg.http.listen, source })?;
             let http_addr = listener.local_addr().map_err(|source| Error::Http { addr: cfg.http.listen, source })?;
+            tokio::spawn(server::report_token_refusals_until(state.clone(), stop_rx.clone()));
             let app = server::router(state, cfg.http.max_body_bytes);
             let mut rx = stop_rx.clone();
             let server = tokio::spawn(async move {

@@ -138,6 +138,8 @@ struct Inner {
     sql: Option<crate::sql::SqlEngine>,
     /// Turns for evidence exports and SQL queries.
     turns: Turns,
+    /// Requests refused for their token, reported at most once a minute each.
+    token_refusals: std::sync::Mutex<crate::sign_in::TokenRefusals>,
 }
 
 /// How many evidence exports and SQL queries run at once. A query holds up to
@@ -232,6 +234,10 @@ impl AppState {
             search: None,
             sql: None,
             turns: Turns::default(),
+            token_refusals: std::sync::Mutex::new(crate::sign_in::TokenRefusals::new(
+                crate::sign_in::TokenRefusals::EVERY_MS,
+                crate::sign_in::TokenRefusals::MAX_KEYS,
+            )),
         }))
     }
 
@@ -283,13 +289,22 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers)?;
-        match state.0.tokens.check_at(token, now_millis()) {
+        let now = now_millis();
+        let from = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+        let refused = |why, name| crate::sign_in::TokenRefusalKey { why, name, from: from.map(|ip| ip.to_canonical()) };
+        match state.0.tokens.check_at(token, now) {
             Ok(who) => Ok(Caller(who)),
-            Err(crate::auth::Refusal::Unknown) => Err(unauthorized("invalid token")),
-            Err(crate::auth::Refusal::Expired { at }) => Err(unauthorized(&format!(
-                "the API token expired at {}; `custos user token` issues a new one",
-                format_rfc3339(at)
-            ))),
+            Err(crate::auth::Refusal::Unknown) => {
+                report_refused_token(state, refused(crate::sign_in::TokenRefusal::Unknown, None), now).await;
+                Err(unauthorized("invalid token"))
+            }
+            Err(crate::auth::Refusal::Expired { name, at }) => {
+                report_refused_token(state, refused(crate::sign_in::TokenRefusal::Expired, Some(name)), now).await;
+                Err(unauthorized(&format!(
+                    "the API token expired at {}; `custos user token` issues a new one",
+                    format_rfc3339(at)
+                )))
+            }
             Err(crate::auth::Refusal::Idle { who, idle_ms }) => {
                 let minutes = idle_ms / 60_000;
                 audit(state, &who, "logout.idle", "", json!({"idle_minutes": minutes})).await?;
@@ -1282,15 +1297,64 @@ async fn report_sign_in(
     let Some(outcome) = crate::sign_in::Outcome::of(accounts, name, now, checked) else { return };
     let from = peer.map(|p| p.0.0.ip().to_canonical());
     let record = crate::sign_in::record(via, outcome, name, from, now);
-    // A stalled ingest does not hold logins up for long: the audit record
-    // holds the attempt whatever becomes of the event, and the drop is counted.
-    let dropped = match tokio::time::timeout(SIGN_IN_EVENT_WAIT, s.0.raw.publish(vec![record])).await {
-        Ok(Ok(())) => return,
+    // The audit record holds the attempt whatever becomes of the event.
+    if let Err(dropped) = publish_sign_in_events(s, vec![record]).await {
+        tracing::warn!(reason = %dropped, ?outcome, "a sign-in event was dropped; its audit record stands");
+    }
+}
+
+/// Counts a request refused for its token, and reports it as a sign-in
+/// event unless its key was reported less than a minute ago (see
+/// [`crate::sign_in::TokenRefusals`]). Not an audit record: a client
+/// retrying with a dead token would fill the ledger with them.
+async fn report_refused_token(s: &AppState, key: crate::sign_in::TokenRefusalKey, now: i64) {
+    let report = s.0.token_refusals.lock().unwrap_or_else(|e| e.into_inner()).refused(key, now);
+    if let Some(report) = report {
+        publish_token_reports(s, vec![report]).await;
+    }
+}
+
+/// Every 10 s until `stop`, reports the refused tokens held back whose
+/// minute has passed, so the tail of a burst is reported too.
+pub async fn report_token_refusals_until(s: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(10));
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = every.tick() => {}
+        }
+        report_held_back_token_refusals(&s).await;
+    }
+}
+
+/// Reports the refused tokens held back whose minute has passed.
+async fn report_held_back_token_refusals(s: &AppState) {
+    let due = s.0.token_refusals.lock().unwrap_or_else(|e| e.into_inner()).due(now_millis());
+    if !due.is_empty() {
+        publish_token_reports(s, due).await;
+    }
+}
+
+async fn publish_token_reports(s: &AppState, reports: Vec<crate::sign_in::TokenReport>) {
+    let refused: u64 = reports.iter().map(|r| r.count).sum();
+    let records = reports.iter().map(crate::sign_in::token_record).collect();
+    if let Err(dropped) = publish_sign_in_events(s, records).await {
+        tracing::warn!(reason = %dropped, refused, "a report of refused tokens was dropped");
+    }
+}
+
+/// Puts sign-in events on the raw topic, waiting at most
+/// [`SIGN_IN_EVENT_WAIT`]: a stalled ingest does not hold requests up for
+/// long. A drop is counted (per record) and its reason returned.
+async fn publish_sign_in_events(s: &AppState, records: Vec<RawRecord>) -> Result<(), String> {
+    let n = records.len() as u64;
+    let dropped = match tokio::time::timeout(SIGN_IN_EVENT_WAIT, s.0.raw.publish(records)).await {
+        Ok(Ok(())) => return Ok(()),
         Ok(Err(e)) => e.to_string(),
         Err(_) => format!("no room on the raw topic within {SIGN_IN_EVENT_WAIT:?}"),
     };
-    s.0.stats.sign_in_events_dropped.fetch_add(1, Ordering::Relaxed);
-    tracing::warn!(reason = %dropped, ?outcome, "a sign-in event was dropped; its audit record stands");
+    s.0.stats.sign_in_events_dropped.fetch_add(n, Ordering::Relaxed);
+    Err(dropped)
 }
 
 /// `POST /api/v1/logout`: ends the session whose token the request

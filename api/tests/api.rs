@@ -829,6 +829,8 @@ async fn login_gives_a_session_and_failures_are_audited() {
     let want = |name: &str, sig: &str| (name.to_owned(), sig.to_owned());
     let mut expected = vec![
         want("QualityReviewer", "login.success"),
+        // The ended session's two requests: reported once (held back for a minute).
+        want("", "token.unknown"),
         want("QualityReviewer", "login.failed"),
         want("nobody", "login.failed"),
     ];
@@ -1127,7 +1129,7 @@ async fn the_audit_trail_review_is_e_signed_and_bound_to_the_ledger() {
 /// An API token issued for a time is refused once it has passed, saying so.
 #[tokio::test]
 async fn an_expired_api_token_is_refused_saying_when() {
-    let f = fixture().await;
+    let mut f = fixture().await;
     let now = ingest::source::now_millis();
     let live = f.token_store.issue_valid_until("soar", Role::SocAnalyst, Some(now + 60_000)).expect("token");
     assert_eq!(call(&f.app, "GET", "/api/v1/incidents", Some(&live), "").await.0, StatusCode::OK);
@@ -1135,6 +1137,29 @@ async fn an_expired_api_token_is_refused_saying_when() {
     let (s, b) = call(&f.app, "GET", "/api/v1/incidents", Some(&gone), "").await;
     let said = b["error"]["message"].as_str().unwrap_or_default();
     assert!(s == StatusCode::UNAUTHORIZED && said.starts_with("the API token expired at 20"), "{s} {b}");
+    // Each refusal is a sign-in event naming the account, but at most one a
+    // minute: the next two are held back, and an unknown token is reported
+    // on its own, at once.
+    for _ in 0..2 {
+        assert_eq!(call(&f.app, "GET", "/api/v1/alerts", Some(&gone), "").await.0, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(call(&f.app, "GET", "/api/v1/alerts", Some("no-such-token"), "").await.0, StatusCode::UNAUTHORIZED);
+    let mut lines = Vec::new();
+    while lines.len() < 2 {
+        let batch = tokio::time::timeout(std::time::Duration::from_secs(10), f.raw.next()).await.expect("events");
+        for r in batch.expect("batch").items {
+            assert_eq!((&*r.source, r.format), ("custos", ingest::Format::Cef));
+            lines.push(String::from_utf8(r.bytes).expect("utf-8"));
+        }
+    }
+    let field = |line: &str, i: usize| line.split('|').nth(i).unwrap_or_default().to_owned();
+    assert_eq!(
+        (field(&lines[0], 4), field(&lines[1], 4)),
+        ("token.expired".into(), "token.unknown".into()),
+        "{lines:?}"
+    );
+    assert!(lines[0].ends_with(" cnt=1 suser=siem"), "{}", lines[0]);
+    assert!(lines[1].ends_with(" cnt=1"), "{}", lines[1]);
     // The gauge to alert on before it happens: the live one only.
     let (_, text) = call(&f.app, "GET", "/metrics", Some(f.tokens[&Role::Admin].as_str()), "").await;
     let text = text.as_str().expect("text").to_owned();

@@ -153,16 +153,26 @@ pub async fn demo_end_to_end(bus: Option<BusConfig>) -> tempfile::TempDir {
     let board = get(addr, "/api/v1/alarms", &token).await;
     let board = board["alarms"].as_array().cloned().unwrap_or_default();
     assert!(board.iter().all(|a| a["alarm"]["key"] != "custos-own-account-locked/intruder"), "{board:?}");
+    // Requests with a token Custos never issued are reported too, once a
+    // minute at most for an address.
+    for _ in 0..2 {
+        let refused = http_request(addr, "GET", "/api/v1/incidents", Some("stolen-or-stale"), None).await;
+        assert_eq!(refused.expect("request").0, 401);
+    }
     // The incident follows the fifth attempt; the sixth's event may still be
-    // on its way through the bus, so wait for all six.
-    let sign_ins = poll("not six sign-in events", Duration::from_secs(30), async || {
+    // on its way through the bus, so wait for all seven.
+    let sign_ins = poll("not seven sign-in events", Duration::from_secs(30), async || {
         let page = get(addr, "/api/v1/events?limit=100&source=custos", &token).await;
         let sign_ins = page["events"].as_array().cloned().unwrap_or_default();
-        if sign_ins.len() >= 6 { Ok(sign_ins) } else { Err(format!("{sign_ins:?}")) }
+        if sign_ins.len() >= 7 { Ok(sign_ins) } else { Err(format!("{sign_ins:?}")) }
     })
     .await;
-    assert_eq!(sign_ins.len(), 6, "{sign_ins:?}");
-    assert!(sign_ins.iter().all(|e| e["src"]["ip"] == "127.0.0.1" && e["actor"]["user"] == "intruder"), "{sign_ins:?}");
+    assert_eq!(sign_ins.len(), 7, "{sign_ins:?}");
+    assert!(sign_ins.iter().all(|e| e["src"]["ip"] == "127.0.0.1" && e["status_id"] == 2), "{sign_ins:?}");
+    let (tokens, logins): (Vec<_>, Vec<_>) =
+        sign_ins.iter().partition(|e| e["message"] == "Custos API login failed: unknown or ended token");
+    assert_eq!(tokens.len(), 1, "{sign_ins:?}");
+    assert!(logins.iter().all(|e| e["actor"]["user"] == "intruder"), "{sign_ins:?}");
 
     // Every real transport delivered.
     let events = get(addr, "/api/v1/events?limit=1000", &token).await["events"].as_array().cloned().unwrap_or_default();
