@@ -140,6 +140,11 @@ enum Command {
         /// `list`: the access review as JSON, as `GET /api/v1/accounts` answers.
         #[arg(long)]
         json: bool,
+        /// `list`: the service's configuration file (its `data_dir` must be
+        /// `--data-dir`), whose `[accounts]` password ageing the review
+        /// applies: an EXPIRES column, and `password_expires_at` in JSON.
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// `add`, `passwd`: the password is its holder's own, not temporary
         /// (by default its holder must change it at the next login, as
         /// whoever ran the command knows it).
@@ -211,11 +216,12 @@ fn main() -> ExitCode {
             let code = verify(&path, key.as_deref());
             return if code == ExitCode::SUCCESS && !witness.is_empty() { witnesses(&path, &witness) } else { code };
         }
-        Command::User { action, name, role, printed_name, data_dir, json, not_temporary, token_days } => {
+        Command::User { action, name, role, printed_name, data_dir, json, config, not_temporary, token_days } => {
             match (action.as_str(), name) {
-                ("list", None) => user_list(&data_dir, json),
+                ("list", None) => user_list(&data_dir, json, config.as_deref()),
                 ("list", Some(_)) => Err(anyhow::anyhow!("user list takes no NAME: it lists every account")),
                 (_, Some(_)) if json => Err(anyhow::anyhow!("--json is for user list")),
+                (_, Some(_)) if config.is_some() => Err(anyhow::anyhow!("--config is for user list")),
                 (action, Some(_)) if not_temporary && !matches!(action, "add" | "passwd") => {
                     Err(anyhow::anyhow!("--not-temporary is for user add and user passwd"))
                 }
@@ -616,9 +622,27 @@ fn log_account_change(
 /// `custos user list`: the access review, as a table or JSON; logged for the
 /// audit trail as `accounts.read`, as the API's is (a periodic review is
 /// itself evidence an inspector asks for).
-fn user_list(data_dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
+fn user_list(data_dir: &std::path::Path, json: bool, config: Option<&std::path::Path>) -> anyhow::Result<()> {
     anyhow::ensure!(data_dir.is_dir(), "no data directory {}", data_dir.display());
-    let accounts = custos::accounts::AccountStore::open(data_dir.join("accounts.json"))?;
+    // Password ageing is the service's setting: without it, nothing expires here.
+    let policy = match config {
+        Some(path) => {
+            let cfg = Config::load(path)?;
+            let same = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+            anyhow::ensure!(
+                same(&cfg.data_dir) == same(data_dir),
+                "{} has data_dir {}, not --data-dir {}",
+                path.display(),
+                cfg.data_dir.display(),
+                data_dir.display()
+            );
+            Some(cfg.accounts.policy())
+        }
+        None => None,
+    };
+    let ageing = policy.as_ref().is_some_and(|p| p.max_age_ms > 0);
+    let accounts =
+        custos::accounts::AccountStore::open(data_dir.join("accounts.json"))?.with_policy(policy.unwrap_or_default());
     let tokens = custos::auth::TokenStore::open(data_dir.join("tokens.json"))?;
     let now = ingest::source::now_millis();
     let review = custos::accounts::AccessReview::at(Some(&accounts), &tokens, now);
@@ -628,7 +652,11 @@ fn user_list(data_dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&review)?);
         return Ok(());
     }
-    println!("{:<20} {:<17} {:<28} {:<24} {:<10} STATE", "ACCOUNT", "ROLE", "PRINTED NAME", "LAST LOGIN", "PASSWORD");
+    let expires_header = if ageing { format!("{:<10} ", "EXPIRES") } else { String::new() };
+    println!(
+        "{:<20} {:<17} {:<28} {:<24} {:<10} {expires_header}STATE",
+        "ACCOUNT", "ROLE", "PRINTED NAME", "LAST LOGIN", "PASSWORD"
+    );
     for a in &review.accounts {
         let state = match (&a.locked_until, a.disabled) {
             (_, true) => "disabled".to_owned(),
@@ -642,7 +670,18 @@ fn user_list(data_dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
             (Some(at), false) => day(at),
             (None, false) => "unknown",
         };
-        println!("{:<20} {:<17} {:<28} {last:<24} {password:<10} {state}", a.name, a.role.name(), a.printed_name);
+        // The day the password stops signing and logging in fully, with ageing on.
+        let expires = match (ageing, &a.password_expires_at) {
+            (false, _) => String::new(),
+            (true, Some(at)) => format!("{:<10} ", day(at)),
+            (true, None) => format!("{:<10} ", "-"),
+        };
+        println!(
+            "{:<20} {:<17} {:<28} {last:<24} {password:<10} {expires}{state}",
+            a.name,
+            a.role.name(),
+            a.printed_name
+        );
     }
     println!();
     println!("{:<20} {:<17} {:<9} SESSIONS", "TOKEN HOLDER", "ROLE", "API TOKEN");

@@ -452,6 +452,25 @@ fn accounts_changed_on_the_command_line_are_audited_and_disabling_ends_access() 
     assert_eq!([&sam[..4], &sam[6..]].concat(), ["sam", "soc_analyst", "Sam", "Okafor", "enabled"], "{table}");
     assert!(sam[4].starts_with("20") && sam[4].ends_with('Z'), "the login's time: {table}");
     assert_eq!(sam[5].len(), "2026-11-28".len(), "the day sam chose a password: {table}");
+    // With the service's configuration, the review applies its password ageing.
+    let config = dir.path().join("custos.toml");
+    let ageing = format!("data_dir = {:?}\n[accounts]\npassword_max_age_days = 90\n", data.display().to_string());
+    std::fs::write(&config, ageing).expect("config");
+    let aged = user(&["list", "--config", config.to_str().expect("utf-8")], "");
+    let aged = String::from_utf8_lossy(&aged.stdout).into_owned();
+    assert!(aged.lines().next().is_some_and(|h| h.contains(" PASSWORD   EXPIRES    STATE")), "{aged}");
+    let sam_aged = aged.lines().find(|l| l.starts_with("sam ")).map(|l| l.split_whitespace().collect::<Vec<_>>());
+    let chosen = ingest::time::parse_rfc3339(&format!("{}T12:00:00Z", sam[5])).expect("a day");
+    let due = ingest::time::format_rfc3339(chosen + 90 * 86_400_000)[..10].to_owned();
+    assert_eq!(sam_aged.as_ref().map(|r| (r[5], r[6], r[7])), Some((sam[5], due.as_str(), "enabled")), "{aged}");
+    let elsewhere = dir.path().join("elsewhere.toml");
+    std::fs::write(&elsewhere, "data_dir = \"/var/lib/custos-elsewhere\"\n").expect("config");
+    let refused = user(&["list", "--config", elsewhere.to_str().expect("utf-8")], "");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && said.contains("has data_dir /var/lib/custos-elsewhere, not --data-dir"),
+        "{said}"
+    );
     let passwd = user(&["passwd", "sam", "--not-temporary"], "set for sam at the console\n");
     assert!(passwd.status.success(), "{}", String::from_utf8_lossy(&passwd.stderr));
     assert!(!String::from_utf8_lossy(&passwd.stderr).contains("temporary"));
@@ -516,6 +535,7 @@ fn accounts_changed_on_the_command_line_are_audited_and_disabling_ends_access() 
         changes,
         [
             want("account.add", sam.clone()),
+            want("accounts.read", all.clone()),
             want("accounts.read", all.clone()),
             want("account.password", sam.clone()),
             want("account.token", sam.clone()),
