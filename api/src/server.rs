@@ -382,6 +382,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_alarms))
         .routes(routes!(acknowledge_alarm))
         .routes(routes!(shelve_alarm))
+        .routes(routes!(unshelve_alarm))
         .routes(routes!(metrics))
 }
 
@@ -2315,6 +2316,15 @@ struct ShelveRequest {
     minutes: u32,
 }
 
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct UnshelveRequest {
+    key: String,
+    /// Why it returns to service early; not blank.
+    #[schema(min_length = 1, pattern = "\\S")]
+    reason: String,
+}
+
 fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("body: {e}")))
 }
@@ -2385,6 +2395,38 @@ async fn shelve_alarm(caller: Caller, State(s): State<AppState>, body: Bytes) ->
     };
     let index = audit(&s, &caller.0, "alarm.shelve", &a.reason, json!({"key": a.key, "until": until})).await?;
     Ok(Json(json!({"alarm": state, "audit_index": index})))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/alarms/unshelve",
+    tag = "alarms",
+    summary = "Return a shelved alarm to service before its shelf expires (audited)",
+    request_body = UnshelveRequest,
+    responses((status = 200, description = "The alarm, and the shelf ended", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not on the board", body = ErrorBody), (status = 409, description = "Not shelved (`not_shelved`), or its shelf has run out", body = ErrorBody)),
+    security(("bearer" = []))
+)]
+async fn unshelve_alarm(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::HandleAlarms)?;
+    let a: UnshelveRequest = json_body(&body)?;
+    let at = now_millis();
+    let (state, shelf) = {
+        let mut board = s.0.views.alarms.lock().unwrap_or_else(|e| e.into_inner());
+        let (st, shelf) = board.unshelve(&a.key, &a.reason, at).map_err(|e| match e {
+            correlate::CorrelateError::ReasonRequired => {
+                ApiError::bad_request("reason is required to unshelve an alarm")
+            }
+            correlate::CorrelateError::NotShelved(_) => {
+                ApiError::new(StatusCode::CONFLICT, "not_shelved", e.to_string())
+            }
+            other => ApiError::not_found(other.to_string()),
+        })?;
+        (serde_json::to_value(st).unwrap_or_default(), shelf)
+    };
+    // The time goes into the record, so a restart rebuilds the board exactly.
+    let details = json!({"key": a.key, "unshelved_at": at, "shelf": shelf});
+    let index = audit(&s, &caller.0, "alarm.unshelve", &a.reason, details.clone()).await?;
+    Ok(Json(json!({"alarm": state, "shelf": details["shelf"], "audit_index": index})))
 }
 
 /// Prometheus metrics; scrapers send a bearer token like any client.

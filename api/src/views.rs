@@ -143,7 +143,8 @@ impl ViewsState {
     }
 }
 
-/// Applies an `alarm.acknowledge` or `alarm.shelve` audit record to the board.
+/// Applies an `alarm.acknowledge`, `alarm.shelve` or `alarm.unshelve` audit
+/// record to the board.
 /// An alarm no longer standing (raised anew since) is left as it is.
 fn replay_alarm_action(board: &mut correlate::AlarmBoard, audit: &serde_json::Value, recorded_at: i64) {
     let (Some(action), Some(actor), Some(key)) =
@@ -160,6 +161,10 @@ fn replay_alarm_action(board: &mut correlate::AlarmBoard, audit: &serde_json::Va
             Some(until) => board.shelve(key, until, actor, audit["reason"].as_str().unwrap_or_default()).map(drop),
             None => Ok(()),
         },
+        "alarm.unshelve" => {
+            let at = audit["details"]["unshelved_at"].as_i64().unwrap_or(recorded_at);
+            board.unshelve(key, audit["reason"].as_str().unwrap_or_default(), at).map(drop)
+        }
         _ => Ok(()),
     };
 }
@@ -438,6 +443,10 @@ mod tests {
             raised(2_000, alert("sweep", "LAPTOP-7", "lab", 2)),
             acted(2_100, "alarm.shelve", "vendor audit", json!({"key": "sweep/LAPTOP-7", "until": 9_000_000})),
             raised(2_200, alert("sweep", "LAPTOP-7", "lab", 3)),
+            // Shelved, then back in service early.
+            raised(2_300, alert("valve", "V1", "lab", 4)),
+            acted(2_310, "alarm.shelve", "valve swap", json!({"key": "valve/V1", "until": 9_000_000})),
+            acted(2_400, "alarm.unshelve", "swapped", json!({"key": "valve/V1", "unshelved_at": 2_390})),
             // Three alarms in a minute flood cell-2 (policy: more than two).
             raised(3_000, alert("door", "D1", "cell-2", 4)),
             raised(3_001, alert("door", "D2", "cell-2", 5)),
@@ -465,7 +474,8 @@ mod tests {
         assert_eq!(sweep.shelved.as_ref().map(|s| (s.until, s.reason.as_str())), Some((9_000_000, "vendor audit")));
         assert_eq!(sweep.repeats, 1, "raised again while shelved");
         assert!(by_key(&board, "gone/X").is_none());
-        assert_eq!(board.list().len(), 6, "five alarms and the flood's end");
+        assert_eq!(by_key(&board, "valve/V1").map(|v| v.shelved.is_none()), Some(true), "unshelved");
+        assert_eq!(board.list().len(), 7, "six alarms and the flood's end");
         assert!(board.tick(603_003).is_empty(), "the flood ended before the stop, and is not ended again");
         assert_eq!(board.raise(&alert("door", "D4", "cell-2", 7), 603_004).len(), 1, "cell-2 is not flooding");
     }

@@ -180,7 +180,7 @@ async fn every_role_on_every_route_follows_the_permission_table() {
     let badge = r#"{"time":"2026-11-26T10:00:00Z","badge":"1","door":"D","result":"granted"}"#;
     let signature = r#"{"record_index":1,"meaning":"reviewed","reason":"walk","password":"correct horse battery"}"#;
     // `None`: any holder of a token.
-    let routes: [(&str, &str, &str, Option<Permission>, &str); 32] = [
+    let routes: [(&str, &str, &str, Option<Permission>, &str); 33] = [
         ("GET", "/api/v1/incidents", "", Some(ReadIncidents), ""),
         ("GET", "/api/v1/incidents/{id}", "", Some(ReadIncidents), ""),
         ("GET", "/api/v1/incidents/{id}/timeline", "", Some(ReadIncidents), ""),
@@ -225,6 +225,7 @@ async fn every_role_on_every_route_follows_the_permission_table() {
         ("GET", "/api/v1/alarms", "", Some(HandleAlarms), ""),
         ("POST", "/api/v1/alarms/acknowledge", "", Some(HandleAlarms), r#"{"key":"r/PLC-01","reason":"walk"}"#),
         ("POST", "/api/v1/alarms/shelve", "", Some(HandleAlarms), r#"{"key":"r/PLC-01","reason":"walk","minutes":5}"#),
+        ("POST", "/api/v1/alarms/unshelve", "", Some(HandleAlarms), r#"{"key":"r/PLC-01","reason":"walk"}"#),
         ("POST", "/api/v1/rules/reload", "", Some(ManageRules), ""),
         ("POST", "/api/v1/inventory/reload", "", Some(ManageInventory), ""),
         ("GET", "/api/v1/openapi.json", "", None, ""),
@@ -360,6 +361,34 @@ async fn alarms_acknowledge_and_shelve_are_audited() {
     let auditor = Some(f.tokens[&Role::Auditor].as_str());
     let (s, _) = call(&f.app, "POST", "/api/v1/alarms/acknowledge", auditor, r#"{"key":"r/PLC-01"}"#).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(f.views.alarms.lock().expect("board").raise(&alert, 1).is_empty(), "shelved: not announced");
+    // Back in service before the shelf runs out: a reason, and an audit record naming the shelf.
+    for (body, status, code) in [
+        (r#"{"key":"r/PLC-01"}"#, StatusCode::BAD_REQUEST, "bad_request"),
+        (r#"{"key":"r/PLC-01","reason":"  "}"#, StatusCode::BAD_REQUEST, "bad_request"),
+        (r#"{"key":"nope","reason":"x"}"#, StatusCode::NOT_FOUND, "not_found"),
+    ] {
+        let (s, b) = call(&f.app, "POST", "/api/v1/alarms/unshelve", cr, body).await;
+        assert_eq!((s, b["error"]["code"].as_str()), (status, Some(code)), "{body}: {b}");
+    }
+    let back = r#"{"key":"r/PLC-01","reason":"maintenance finished early"}"#;
+    let (s, b) = call(&f.app, "POST", "/api/v1/alarms/unshelve", cr, back).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert!(b["alarm"]["shelved"].is_null(), "{b}");
+    assert_eq!(
+        (&b["shelf"]["reason"], &b["shelf"]["by"]),
+        (&Value::from("PLC-01 under maintenance"), &Value::from("ControlRoom"))
+    );
+    let audit = last_audit(&f);
+    assert_eq!(
+        (audit["action"].as_str(), audit["reason"].as_str()),
+        (Some("alarm.unshelve"), Some("maintenance finished early"))
+    );
+    assert_eq!(audit["details"]["shelf"]["reason"], "PLC-01 under maintenance");
+    assert_eq!(b["audit_index"].as_u64(), Some(f.ledger.size() - 1));
+    let (s, b) = call(&f.app, "POST", "/api/v1/alarms/unshelve", cr, back).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("not_shelved")), "{b}");
+    assert_eq!(f.views.alarms.lock().expect("board").raise(&alert, 2).len(), 1, "announced again");
 }
 
 /// Only admins reload rules or the inventory; a refusal answers 422 with
@@ -1719,5 +1748,5 @@ async fn openapi_document_is_golden_and_every_operation_is_guarded() {
             }
         }
     }
-    assert_eq!(operations, 35, "every route is documented");
+    assert_eq!(operations, 36, "every route is documented");
 }

@@ -24,7 +24,15 @@ fn default_clear_acknowledged_minutes() -> u64 {
     60
 }
 fn default_not_for_control_room() -> Vec<String> {
-    ["custos-own-account-locked", "custos-disabled-account-login", "custos-login-spray"].map(str::to_owned).into()
+    [
+        "custos-own-account-locked",
+        "custos-disabled-account-login",
+        "custos-login-spray",
+        "custos-expired-api-token-used",
+        "custos-unknown-tokens-from-one-address",
+    ]
+    .map(str::to_owned)
+    .into()
 }
 fn default_priorities() -> [u8; 7] {
     // OCSF severity 0..6 → ISA-18.2 priority 1 (highest) .. 4.
@@ -54,7 +62,8 @@ pub struct AlarmPolicy {
     /// an operator to act (ISA-18.2), and an operator cannot act on them.
     /// Default: the rules about sign-ins to Custos itself
     /// (`custos-own-account-locked`, `custos-disabled-account-login`,
-    /// `custos-login-spray`). `[]` sends every rule's alerts.
+    /// `custos-login-spray`, `custos-expired-api-token-used`,
+    /// `custos-unknown-tokens-from-one-address`). `[]` sends every rule's alerts.
     #[serde(default = "default_not_for_control_room")]
     pub not_for_control_room: Vec<String>,
 }
@@ -286,6 +295,21 @@ impl AlarmBoard {
         Ok(s)
     }
 
+    /// Returns a shelved alarm to service before its shelf expires at `now`
+    /// (ISA-18.2 unshelving: the maintenance ended early, or the shelf hid
+    /// more than it should); a reason is required. Gives the shelf it ends.
+    /// Its next raise is announced again.
+    pub fn unshelve(&mut self, key: &str, reason: &str, now: i64) -> Result<(&AlarmState, Shelf), CorrelateError> {
+        if reason.trim().is_empty() {
+            return Err(CorrelateError::ReasonRequired);
+        }
+        let s = self.standing.get_mut(key).ok_or_else(|| CorrelateError::NoSuchAlarm(key.to_owned()))?;
+        match s.shelved.take_if(|shelf| shelf.until > now) {
+            Some(shelf) => Ok((s, shelf)),
+            None => Err(CorrelateError::NotShelved(key.to_owned())),
+        }
+    }
+
     /// The board, highest priority first, then newest.
     pub fn list(&self) -> Vec<&AlarmState> {
         let mut v: Vec<_> = self.standing.values().collect();
@@ -333,6 +357,20 @@ mod tests {
         assert!(b.raise(&a, 50).is_empty(), "shelved until 100");
         assert_eq!(b.raise(&a, 101).len(), 1, "shelf expired");
         assert!(b.acknowledge("nope", "op", 0).is_err());
+        // Unshelved early, the next raise is announced again.
+        b.acknowledge("r/PLC-01", "op", 102).expect("ack");
+        b.shelve("r/PLC-01", 1_000, "op", "sensor under repair").expect("shelve");
+        assert!(b.raise(&a, 200).is_empty(), "shelved until 1000");
+        assert!(matches!(b.unshelve("r/PLC-01", "", 300), Err(CorrelateError::ReasonRequired)));
+        assert!(matches!(b.unshelve("nope", "repaired", 300), Err(CorrelateError::NoSuchAlarm(_))));
+        let (state, shelf) = b.unshelve("r/PLC-01", "repaired early", 300).expect("unshelve");
+        assert_eq!((state.shelved.is_none(), shelf.until, shelf.reason.as_str()), (true, 1_000, "sensor under repair"));
+        assert!(matches!(b.unshelve("r/PLC-01", "again", 301), Err(CorrelateError::NotShelved(_))));
+        assert_eq!(b.raise(&a, 400).len(), 1, "in service again");
+        b.acknowledge("r/PLC-01", "op", 401).expect("ack");
+        b.shelve("r/PLC-01", 500, "op", "short").expect("shelve");
+        let expired = b.unshelve("r/PLC-01", "too late", 500);
+        assert!(matches!(expired, Err(CorrelateError::NotShelved(_))), "a shelf that has run out is no shelf");
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub enum CorrelateError {
     NoSuchAlarm(String),
     #[error("a reason is required")]
     ReasonRequired,
+    #[error("alarm {0} is not shelved")]
+    NotShelved(String),
     #[error("{0}")]
     BadNote(String),
     #[error("incident {id} is {state}: it is no one's to work on")]
