@@ -1324,15 +1324,10 @@ pub async fn report_token_refusals_until(s: AppState, mut stop: tokio::sync::wat
             _ = stop.wait_for(|s| *s) => return,
             _ = every.tick() => {}
         }
-        report_held_back_token_refusals(&s).await;
-    }
-}
-
-/// Reports the refused tokens held back whose minute has passed.
-async fn report_held_back_token_refusals(s: &AppState) {
-    let due = s.0.token_refusals.lock().unwrap_or_else(|e| e.into_inner()).due(now_millis());
-    if !due.is_empty() {
-        publish_token_reports(s, due).await;
+        let due = s.0.token_refusals.lock().unwrap_or_else(|e| e.into_inner()).due(now_millis());
+        if !due.is_empty() {
+            publish_token_reports(&s, due).await;
+        }
     }
 }
 
