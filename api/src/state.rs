@@ -636,7 +636,16 @@ mod tests {
         /// and the recent events, dead letters and alerts (which a snapshot
         /// names by index) as the views hold them.
         fn replay(&self, end: u64, snapshots: bool) -> (Option<u64>, String, Vec<String>, String, String) {
-            let mut engine = self.setup.engine().expect("rules");
+            self.replay_on(self.setup.engine().expect("rules"), end, snapshots)
+        }
+
+        /// [`Plant::replay`] on `engine`, from a snapshot written under its rules.
+        fn replay_on(
+            &self,
+            mut engine: Engine,
+            end: u64,
+            snapshots: bool,
+        ) -> (Option<u64>, String, Vec<String>, String, String) {
             let fp = self.setup.fingerprint(&engine);
             let views = self.setup.views();
             let mut r = Replay::new(&views, &mut engine);
@@ -662,17 +671,9 @@ mod tests {
         /// written under it, with `snapshots`): where it resumed, and the
         /// state there as written.
         fn replay_under(&self, running: &Running, end: u64, snapshots: bool) -> (Option<u64>, String) {
-            let mut engine = self.setup.running_engine(running).expect("rules");
-            let fp = self.setup.fingerprint(&engine);
-            let views = self.setup.views();
-            let mut r = Replay::new(&views, &mut engine);
-            let resumed = if snapshots {
-                r.resume(&self.snapshots(), &self.ledger, &self.signer().verifier(), &fp)
-            } else {
-                None
-            };
-            r.catch_up(&self.ledger, end).expect("replay");
-            (resumed, serde_json::to_string(&r.save()).expect("json"))
+            let (resumed, state, ..) =
+                self.replay_on(self.setup.running_engine(running).expect("rules"), end, snapshots);
+            (resumed, state)
         }
 
         /// A snapshot writer every 150 records, looking every 20 ms.

@@ -28,6 +28,19 @@ async fn wait_for(c: &Custos, msg: &str) -> bool {
     false
 }
 
+/// Custos with one syslog source over TLS, on ports of the system's choosing.
+async fn start_with_tls(data_dir: &std::path::Path, tls: TlsConfig) -> Result<Custos, custos::Error> {
+    let mut cfg = Config::with_data_dir(data_dir.to_path_buf());
+    cfg.http.listen = "127.0.0.1:0".parse().expect("addr");
+    cfg.sources.syslog_tcp.push(SyslogTcpConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        name: "tls".into(),
+        max_frame: 65_536,
+        tls: Some(tls),
+    });
+    Custos::start(cfg).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_syslog_from_openssl_and_rustls() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -36,16 +49,8 @@ async fn tls_syslog_from_openssl_and_rustls() {
     std::fs::write(&cert_path, cert.cert.pem()).expect("write");
     std::fs::write(&key_path, cert.signing_key.serialize_pem()).expect("write");
 
-    let mut cfg = Config::with_data_dir(dir.path().join("data"));
-    cfg.http.listen = "127.0.0.1:0".parse().expect("addr");
     let tls = TlsConfig { cert: cert_path.clone(), key: key_path.clone(), client_ca: None };
-    cfg.sources.syslog_tcp.push(SyslogTcpConfig {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        name: "tls".into(),
-        max_frame: 65_536,
-        tls: Some(tls),
-    });
-    let c = Custos::start(cfg).await.expect("start");
+    let c = start_with_tls(&dir.path().join("data"), tls).await.expect("start");
     let addr = c.syslog_tcp[0];
 
     // 1. openssl s_client, verifying our certificate.
@@ -105,16 +110,8 @@ async fn tls_syslog_from_openssl_and_rustls() {
 #[tokio::test]
 async fn a_bad_certificate_path_fails_at_start_naming_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut cfg = Config::with_data_dir(dir.path().to_path_buf());
-    cfg.http.listen = "127.0.0.1:0".parse().expect("addr");
     let tls = TlsConfig { cert: dir.path().join("missing.pem"), key: dir.path().join("key.pem"), client_ca: None };
-    cfg.sources.syslog_tcp.push(SyslogTcpConfig {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        name: "tls".into(),
-        max_frame: 1024,
-        tls: Some(tls),
-    });
-    let err = Custos::start(cfg).await.err().expect("must fail").to_string();
+    let err = start_with_tls(dir.path(), tls).await.err().expect("must fail").to_string();
     assert!(err.contains("missing.pem"), "{err}");
 }
 
@@ -167,16 +164,8 @@ async fn mutual_tls_takes_only_senders_the_plant_ca_signed() {
     let ca_path = path("plant-ca.pem", &plant.ca_pem);
     let (sender_cert, sender_key) = (path("fw-01.pem", &plant.cert_pem), path("fw-01-key.pem", &plant.key_pem));
 
-    let mut cfg = Config::with_data_dir(dir.path().join("data"));
-    cfg.http.listen = "127.0.0.1:0".parse().expect("addr");
     let tls = TlsConfig { cert: cert_path.clone(), key: key_path, client_ca: Some(ca_path) };
-    cfg.sources.syslog_tcp.push(SyslogTcpConfig {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        name: "mtls".into(),
-        max_frame: 65_536,
-        tls: Some(tls),
-    });
-    let c = Custos::start(cfg).await.expect("start");
+    let c = start_with_tls(&dir.path().join("data"), tls).await.expect("start");
     let addr = c.syslog_tcp[0];
 
     // Refused: no certificate, and one from another CA. Under TLS 1.3 the
