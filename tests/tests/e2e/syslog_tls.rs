@@ -28,6 +28,30 @@ async fn wait_for(c: &Custos, msg: &str) -> bool {
     false
 }
 
+/// `openssl s_client` trusting `server_cert`, with `extra` options (a
+/// certificate of its own), sending `line`; kill it once it has arrived.
+fn openssl_sends(
+    addr: std::net::SocketAddr,
+    server_cert: &std::path::Path,
+    extra: &[(&str, &std::path::Path)],
+    line: &str,
+) -> std::process::Child {
+    let mut c = Command::new("openssl");
+    c.args(["s_client", "-quiet", "-connect", &addr.to_string(), "-CAfile"]).arg(server_cert);
+    for (option, path) in extra {
+        c.arg(option).arg(path);
+    }
+    let mut child = c
+        .args(["-verify_return_error", "-servername", "localhost"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_client");
+    child.stdin.take().expect("stdin").write_all(line.as_bytes()).expect("send");
+    child
+}
+
 /// Custos with one syslog source over TLS, on ports of the system's choosing.
 async fn start_with_tls(data_dir: &std::path::Path, tls: TlsConfig) -> Result<Custos, custos::Error> {
     let mut cfg = Config::with_data_dir(data_dir.to_path_buf());
@@ -55,21 +79,8 @@ async fn tls_syslog_from_openssl_and_rustls() {
 
     // 1. openssl s_client, verifying our certificate.
     let msg1 = "tls via openssl";
-    let mut child = Command::new("openssl")
-        .args(["s_client", "-quiet", "-connect", &addr.to_string(), "-CAfile"])
-        .arg(&cert_path)
-        .args(["-verify_return_error", "-servername", "localhost"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("openssl s_client");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(frame(&format!("<13>1 2026-11-26T10:00:00Z h app - - - {msg1}")).as_bytes())
-        .expect("send");
+    let line = frame(&format!("<13>1 2026-11-26T10:00:00Z h app - - - {msg1}"));
+    let mut child = openssl_sends(addr, &cert_path, &[], &line);
     assert!(wait_for(&c, msg1).await, "the openssl client's message arrived");
     let _ = child.kill();
     let _ = child.wait();
@@ -205,21 +216,9 @@ async fn mutual_tls_takes_only_senders_the_plant_ca_signed() {
     // Taken: openssl s_client presenting fw-01's certificate, as rsyslog's
     // gtls or ossl driver would.
     let msg = "mutual tls via openssl";
-    let mut child = Command::new("openssl")
-        .args(["s_client", "-quiet", "-connect", &addr.to_string(), "-CAfile"])
-        .arg(&cert_path)
-        .arg("-cert")
-        .arg(&sender_cert)
-        .arg("-key")
-        .arg(&sender_key)
-        .args(["-verify_return_error", "-servername", "localhost"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("openssl s_client");
     let line = frame(&format!("<13>1 2026-11-26T10:00:01Z fw-01 app - - - {msg}"));
-    child.stdin.take().expect("stdin").write_all(line.as_bytes()).expect("send");
+    let own = [("-cert", sender_cert.as_path()), ("-key", sender_key.as_path())];
+    let mut child = openssl_sends(addr, &cert_path, &own, &line);
     assert!(wait_for(&c, msg).await, "the signed sender's message arrived");
     let _ = child.kill();
     let _ = child.wait();
