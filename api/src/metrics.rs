@@ -194,8 +194,10 @@ pub fn render_room(available: Option<u64>) -> String {
     out
 }
 
-/// Prometheus text for the sign-in events ingest could not take.
-pub fn render_sign_ins(dropped: u64) -> String {
+/// Prometheus text for the sign-in events ingest could not take, and for
+/// requests refused for their token: (unknown, expired), each counted
+/// (the events report them at most once a minute per address).
+pub fn render_sign_ins(dropped: u64, tokens_refused: (u64, u64)) -> String {
     let mut out = String::new();
     family(
         &mut out,
@@ -204,6 +206,14 @@ pub fn render_sign_ins(dropped: u64) -> String {
         "Sign-ins to Custos whose security event ingest could not take (each is still an audit record).",
     );
     let _ = writeln!(out, "custos_sign_in_events_dropped_total {dropped}");
+    family(
+        &mut out,
+        "custos_api_tokens_refused_total",
+        "counter",
+        "Requests refused for their bearer token, by reason (unknown or ended; an expired API token).",
+    );
+    let _ = writeln!(out, "custos_api_tokens_refused_total{{reason=\"unknown\"}} {}", tokens_refused.0);
+    let _ = writeln!(out, "custos_api_tokens_refused_total{{reason=\"expired\"}} {}", tokens_refused.1);
     out
 }
 

@@ -2451,7 +2451,10 @@ async fn metrics(caller: Caller, State(s): State<AppState>) -> Result<Response, 
         age,
     ) + &st.http.render()
         + &crate::metrics::render_state(s.0.ledger.size(), st.state_snapshot_records.load(Ordering::Relaxed))
-        + &crate::metrics::render_sign_ins(st.sign_in_events_dropped.load(Ordering::Relaxed))
+        + &crate::metrics::render_sign_ins(
+            st.sign_in_events_dropped.load(Ordering::Relaxed),
+            s.0.token_refusals.lock().unwrap_or_else(|e| e.into_inner()).totals(),
+        )
         + &crate::metrics::render_token_expiry(&s.0.tokens.api_token_expiries(now), now)
         + &crate::metrics::render_room(
             s.0.evidence.as_ref().and_then(|(_, data_dir)| crate::room::available_bytes(data_dir).ok()),

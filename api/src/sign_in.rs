@@ -127,9 +127,9 @@ pub fn record(via: Via, outcome: Outcome, name: &str, from: Option<IpAddr>, at: 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TokenRefusal {
     /// Not a token Custos issued, or one replaced, ended or logged out.
-    Unknown,
+    Unknown = 0,
     /// An API token issued for a time that has passed.
-    Expired,
+    Expired = 1,
 }
 
 /// The CEF line of `count` requests refused for `why` from `from` since the
@@ -188,6 +188,8 @@ pub struct TokenRefusals {
     max_keys: usize,
     /// Per key: when it was last reported, and the refusals since.
     keys: HashMap<TokenRefusalKey, (i64, u64)>,
+    /// Every refusal counted, reported or not: unknown, expired (a metric).
+    totals: [u64; 2],
 }
 
 impl TokenRefusals {
@@ -198,11 +200,17 @@ impl TokenRefusals {
     pub const MAX_KEYS: usize = 4096;
 
     pub fn new(every_ms: i64, max_keys: usize) -> Self {
-        Self { every_ms, max_keys, keys: HashMap::new() }
+        Self { every_ms, max_keys, keys: HashMap::new(), totals: [0; 2] }
+    }
+
+    /// Refusals counted since the start: (unknown, expired).
+    pub fn totals(&self) -> (u64, u64) {
+        (self.totals[0], self.totals[1])
     }
 
     /// Counts one refusal of `key` at `now`; the report to make now, if any.
     pub fn refused(&mut self, mut key: TokenRefusalKey, now: i64) -> Option<TokenReport> {
+        self.totals[key.why as usize] += 1;
         if !self.keys.contains_key(&key) && self.keys.len() >= self.max_keys {
             self.keys.retain(|_, (last, pending)| *pending > 0 || now.saturating_sub(*last) < self.every_ms);
             if self.keys.len() >= self.max_keys {
@@ -317,6 +325,7 @@ mod tests {
         assert_eq!(r.due(400_000), vec![]);
         assert!(r.keys.is_empty());
         assert_eq!(r.refused(a.clone(), 400_001), report(1, 400_001));
+        assert_eq!(r.totals(), (9, 2), "every refusal counted, reported or held back");
     }
 
     #[test]

@@ -1192,6 +1192,10 @@ async fn an_expired_api_token_is_refused_saying_when() {
     // The gauge to alert on before it happens: the live one only.
     let (_, text) = call(&f.app, "GET", "/metrics", Some(f.tokens[&Role::Admin].as_str()), "").await;
     let text = text.as_str().expect("text").to_owned();
+    // Every refusal is counted, reported or held back.
+    for counted in [r#"custos_api_tokens_refused_total{reason="expired"} 3"#, r#"{reason="unknown"} 1"#] {
+        assert!(text.lines().any(|l| l.ends_with(counted)), "{counted}: {text}");
+    }
     let left: Vec<&str> = text.lines().filter(|l| l.starts_with("custos_api_token_valid_seconds{")).collect();
     assert_eq!(left.len(), 1, "{text}");
     let seconds: u64 = left[0]
