@@ -67,12 +67,82 @@ struct StoredToken {
     /// See [`Principal::password_change_only`].
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     password_change_only: bool,
+    /// Ended before its time: kept (by hash, as ever) for [`KEEP_ENDED_MS`],
+    /// so that a later use of it is told apart from a token never issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ended: Option<EndedAt>,
 }
 
+/// Why and when (Unix ms) a token ended before its time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndedAt {
+    why: Ended,
+    at: i64,
+}
+
+/// Why a token ended before its time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ended {
+    /// The session logged out.
+    Logout,
+    /// The session went unused past the idle limit.
+    Idle,
+    /// Its holder changed their password in another session.
+    PasswordChanged,
+    /// An eleventh login ended the oldest session.
+    SessionLimit,
+    /// A newer API token replaced it (`custos user token`).
+    Replaced,
+    /// Its account was disabled (`custos user disable`).
+    Disabled,
+}
+
+impl Ended {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Logout => "logout",
+            Self::Idle => "idle",
+            Self::PasswordChanged => "password_changed",
+            Self::SessionLimit => "session_limit",
+            Self::Replaced => "replaced",
+            Self::Disabled => "disabled",
+        }
+    }
+}
+
+/// How long an ended token is remembered: its use within this time is
+/// reported with its account and why it ended.
+pub const KEEP_ENDED_MS: i64 = 30 * 86_400_000;
+/// Ended tokens remembered at most (the newest), so that the file stays small
+/// however many logins and logouts a month brings.
+pub const MAX_ENDED: usize = 1_000;
+
 impl StoredToken {
-    /// Neither an ended session nor an expired API token.
+    /// Not ended, and neither an expired session nor an expired API token.
     fn live_at(&self, now: i64) -> bool {
-        self.expires_at.is_none_or(|e| e > now) && self.valid_until.is_none_or(|v| v > now)
+        self.ended.is_none() && self.expires_at.is_none_or(|e| e > now) && self.valid_until.is_none_or(|v| v > now)
+    }
+
+    /// Ends it now for `why`; false if it had ended already.
+    fn end(&mut self, why: Ended, now: i64) -> bool {
+        let was_live = self.ended.is_none();
+        self.ended.get_or_insert(EndedAt { why, at: now });
+        was_live
+    }
+}
+
+/// Forgets ended tokens older than [`KEEP_ENDED_MS`], and all but the newest
+/// [`MAX_ENDED`].
+fn forget_old_ended(map: &mut HashMap<String, StoredToken>, now: i64) {
+    map.retain(|_, t| t.ended.is_none_or(|e| now.saturating_sub(e.at) < KEEP_ENDED_MS));
+    let mut ended: Vec<(i64, String)> = map.values().filter_map(|t| Some((t.ended?.at, t.sha256.clone()))).collect();
+    if ended.len() > MAX_ENDED {
+        ended.sort_unstable();
+        for (_, key) in &ended[..ended.len() - MAX_ENDED] {
+            map.remove(key);
+        }
     }
 }
 
@@ -191,16 +261,18 @@ impl TokenStore {
     ) -> std::io::Result<String> {
         let token = new_token()?;
         self.tokens.change(|map| {
-            map.retain(|_, t| t.expires_at.is_none_or(|e| e > now));
+            // Sessions past their time are forgotten; ended ones are kept a while.
+            map.retain(|_, t| t.ended.is_some() || t.expires_at.is_none_or(|e| e > now));
+            forget_old_ended(map, now);
             let mut sessions: Vec<(i64, String)> = map
                 .values()
-                .filter(|t| t.name == name)
+                .filter(|t| t.name == name && t.ended.is_none())
                 .filter_map(|t| Some((t.expires_at?, t.sha256.clone())))
                 .collect();
             if sessions.len() >= MAX_SESSIONS {
                 sessions.sort_unstable();
                 for (_, oldest) in &sessions[..=sessions.len() - MAX_SESSIONS] {
-                    map.remove(oldest);
+                    map.get_mut(oldest).map(|t| t.end(Ended::SessionLimit, now));
                 }
             }
             let key = hash(&token);
@@ -211,12 +283,13 @@ impl TokenStore {
                 expires_at: Some(expires_at),
                 valid_until: None,
                 password_change_only,
+                ended: None,
             };
             map.insert(key.clone(), session);
             {
                 // Sessions ended above are forgotten here too.
                 let mut used = self.last_used.lock().unwrap_or_else(|e| e.into_inner());
-                used.retain(|k, _| map.contains_key(k));
+                used.retain(|k, _| map.get(k).is_some_and(|t| t.ended.is_none()));
                 used.insert(key, now);
             }
         })?;
@@ -230,8 +303,12 @@ impl TokenStore {
     }
 
     fn put_api_token(&self, name: &str, role: Role, token: &str, valid_until: Option<i64>) -> std::io::Result<()> {
+        let now = ingest::source::now_millis();
         self.tokens.change(|map| {
-            map.retain(|_, t| t.name != name || t.expires_at.is_some());
+            for t in map.values_mut().filter(|t| t.name == name && t.expires_at.is_none()) {
+                t.end(Ended::Replaced, now);
+            }
+            forget_old_ended(map, now);
             let key = hash(token);
             let t = StoredToken {
                 name: name.to_owned(),
@@ -240,6 +317,7 @@ impl TokenStore {
                 expires_at: None,
                 valid_until,
                 password_change_only: false,
+                ended: None,
             };
             map.insert(key, t);
         })
@@ -282,16 +360,14 @@ impl TokenStore {
         out
     }
 
-    /// Ends the session `token`; false (and nothing done) when it is an API
-    /// token or no token at all.
-    pub fn end_session(&self, token: &str) -> std::io::Result<bool> {
+    /// Ends the session `token` for `why`; false (and nothing done) when it
+    /// is an API token, no token at all, or ended already.
+    pub fn end_session(&self, token: &str, why: Ended) -> std::io::Result<bool> {
         let key = hash(token);
-        let ended = self.tokens.change(|map| {
-            if map.get(&key).is_none_or(|t| t.expires_at.is_none()) {
-                return false;
-            }
-            map.remove(&key);
-            true
+        let now = ingest::source::now_millis();
+        let ended = self.tokens.change(|map| match map.get_mut(&key) {
+            Some(t) if t.expires_at.is_some() => t.end(why, now),
+            _ => false,
         })?;
         if ended {
             self.last_used.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
@@ -303,19 +379,22 @@ impl TokenStore {
     /// API token stays. Returns how many ended.
     pub fn end_other_sessions(&self, name: &str, keep: &str) -> std::io::Result<usize> {
         let keep = hash(keep);
+        let now = ingest::source::now_millis();
         self.tokens.change(|map| {
-            let before = map.len();
-            map.retain(|k, t| t.name != name || t.expires_at.is_none() || *k == keep);
-            before - map.len()
+            let others = map.iter_mut().filter(|(k, t)| t.name == name && t.expires_at.is_some() && **k != keep);
+            others.map(|(_, t)| t.end(Ended::PasswordChanged, now)).filter(|&ended| ended).count()
         })
     }
 
     /// Ends every token of `name`, API token and sessions; returns how many.
     pub fn revoke(&self, name: &str) -> std::io::Result<usize> {
+        let now = ingest::source::now_millis();
         self.tokens.change(|map| {
-            let before = map.len();
-            map.retain(|_, t| t.name != name);
-            before - map.len()
+            map.values_mut()
+                .filter(|t| t.name == name)
+                .map(|t| t.end(Ended::Disabled, now))
+                .filter(|&ended| ended)
+                .count()
         })
     }
 
@@ -328,7 +407,13 @@ impl TokenStore {
     pub fn check_at(&self, token: &str, now: i64) -> Result<Principal, Refusal> {
         let key = hash(token);
         let map = self.tokens.read();
-        let t = map.get(&key).filter(|t| t.expires_at.is_none_or(|e| e > now)).ok_or(Refusal::Unknown)?;
+        let t = map.get(&key).ok_or(Refusal::Unknown)?;
+        if let Some(e) = t.ended {
+            return Err(Refusal::Ended { name: t.name.clone(), why: e.why });
+        }
+        if t.expires_at.is_some_and(|e| e <= now) {
+            return Err(Refusal::Unknown);
+        }
         if let Some(at) = t.valid_until.filter(|&v| v <= now) {
             return Err(Refusal::Expired { name: t.name.clone(), at });
         }
@@ -345,7 +430,7 @@ impl TokenStore {
         }
         drop(used);
         // Ended once: the next request with it finds no token at all.
-        match self.end_session(token) {
+        match self.end_session(token, Ended::Idle) {
             Ok(true) => Err(Refusal::Idle { who, idle_ms: self.idle_ms }),
             // Another request ended it first, and says so.
             Ok(false) => Err(Refusal::Unknown),
@@ -366,6 +451,8 @@ pub enum Refusal {
     Idle { who: Principal, idle_ms: i64 },
     /// `name`'s API token, issued for a time that has passed (Unix ms).
     Expired { name: String, at: i64 },
+    /// `name`'s token, ended before its time (within [`KEEP_ENDED_MS`]).
+    Ended { name: String, why: Ended },
 }
 
 #[cfg(test)]
@@ -427,6 +514,56 @@ mod tests {
         assert!(store.authenticate(&other).is_some());
     }
 
+    /// A token ended before its time is refused naming its account and how
+    /// it ended, in another process too, and is no one's in the review;
+    /// ended tokens are forgotten after 30 days, the oldest first past 1,000.
+    #[test]
+    fn ended_tokens_are_named_for_a_while() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = TokenStore::open(dir.path().join("tokens.json")).expect("open");
+        let now = ingest::source::now_millis();
+        let session = || store.issue_session("qa1", Role::QualityReviewer, now, now + 60_000).expect("session");
+        let (out, kept, other) = (session(), session(), session());
+        let api = store.issue("qa1", Role::QualityReviewer).expect("api token");
+        let ended = |why| Err(Refusal::Ended { name: "qa1".into(), why });
+        assert!(store.end_session(&out, Ended::Logout).expect("logout"));
+        assert!(!store.end_session(&out, Ended::Logout).expect("again"), "once");
+        assert!(!store.end_session(&api, Ended::Logout).expect("api"), "an API token is no session");
+        assert_eq!(store.end_other_sessions("qa1", &kept).expect("others"), 1, "the logged-out one not counted");
+        let replacing = store.issue("qa1", Role::QualityReviewer).expect("api token");
+        for (token, why) in [(&out, Ended::Logout), (&other, Ended::PasswordChanged), (&api, Ended::Replaced)] {
+            assert_eq!(store.check_at(token, now), ended(why), "{why:?}");
+        }
+        assert_eq!(store.holders(now)[0].sessions, 1, "ended sessions are no one's");
+        assert_eq!(store.revoke("qa1").expect("revoke"), 2, "the live session and API token");
+        let reopened = TokenStore::open(dir.path().join("tokens.json")).expect("reopen");
+        for (token, why) in [(&kept, Ended::Disabled), (&replacing, Ended::Disabled), (&out, Ended::Logout)] {
+            assert_eq!(reopened.check_at(token, now + 120_000), ended(why), "{why:?}, past the session's time too");
+        }
+        assert!(reopened.holders(now).is_empty());
+        // Forgetting: by age, then the oldest past the bound.
+        let token = |i: i64, ended_at: Option<i64>| StoredToken {
+            name: format!("n{i}"),
+            role: Role::Auditor,
+            sha256: format!("h{i}"),
+            expires_at: None,
+            valid_until: None,
+            password_change_only: false,
+            ended: ended_at.map(|at| EndedAt { why: Ended::Replaced, at }),
+        };
+        let t0 = 100 * 86_400_000;
+        let mut map: HashMap<String, StoredToken> = (0..MAX_ENDED as i64 + 5)
+            .map(|i| token(i, Some(t0 + i)))
+            .chain([token(-1, Some(t0 - KEEP_ENDED_MS)), token(-2, None)])
+            .map(|t| (t.sha256.clone(), t))
+            .collect();
+        forget_old_ended(&mut map, t0 + 10);
+        assert!(!map.contains_key("h-1"), "ended 30 days ago");
+        assert!(map.contains_key("h-2"), "a live token stays");
+        assert_eq!(map.len(), MAX_ENDED + 1, "{} ended kept", MAX_ENDED);
+        assert!((0..5).all(|i| !map.contains_key(&format!("h{i}"))), "the oldest forgotten");
+    }
+
     /// An API token issued for a time works until then, and is then refused
     /// as expired (not as unknown), in another process too; the access
     /// review names when it stops and leaves it out once it has.
@@ -444,7 +581,8 @@ mod tests {
         assert!(store.holders(1_000).is_empty(), "an expired token is held by no one");
         // A new token replaces it, for good unless issued for a time.
         let again = store.issue("collector-7", Role::Collector).expect("reissue");
-        assert_eq!(store.check_at(&t, 2_000), Err(Refusal::Unknown));
+        let replaced = Refusal::Ended { name: "collector-7".into(), why: Ended::Replaced };
+        assert_eq!(store.check_at(&t, 2_000), Err(replaced), "the replaced one is named as such");
         assert!(store.check_at(&again, i64::MAX).is_ok());
         assert_eq!(store.holders(2_000)[0].api_token_valid_until, None);
     }
@@ -484,9 +622,10 @@ mod tests {
         }
         let qa1 = Principal { name: "qa1".into(), role: Role::QualityReviewer, password_change_only: false };
         assert_eq!(store.check_at(&idle, 250_000), Err(Refusal::Idle { who: qa1, idle_ms: 60_000 }), "unused");
-        assert_eq!(store.check_at(&idle, 250_001), Err(Refusal::Unknown), "and stays ended");
+        let ended = || Err(Refusal::Ended { name: "qa1".into(), why: Ended::Idle });
+        assert_eq!(store.check_at(&idle, 250_001), ended(), "and stays ended");
         let reopened = TokenStore::open(dir.path().join("tokens.json")).expect("reopen");
-        assert_eq!(reopened.check_at(&idle, 250_002), Err(Refusal::Unknown), "ended in the file too");
+        assert_eq!(reopened.check_at(&idle, 250_002), ended(), "ended in the file too");
         assert!(store.check_at(&api, 7 * 3_600_000).is_ok(), "API tokens do not idle out");
         let off = TokenStore::open(dir.path().join("tokens.json")).expect("open");
         assert!(off.check_at(&busy, 7 * 3_600_000).is_ok(), "0: only the 8 hours end a session");

@@ -195,9 +195,9 @@ pub fn render_room(available: Option<u64>) -> String {
 }
 
 /// Prometheus text for the sign-in events ingest could not take, and for
-/// requests refused for their token: (unknown, expired), each counted
+/// requests refused for their token: unknown, expired, ended, each counted
 /// (the events report them at most once a minute per address).
-pub fn render_sign_ins(dropped: u64, tokens_refused: (u64, u64)) -> String {
+pub fn render_sign_ins(dropped: u64, tokens_refused: [u64; 3]) -> String {
     let mut out = String::new();
     family(
         &mut out,
@@ -210,10 +210,11 @@ pub fn render_sign_ins(dropped: u64, tokens_refused: (u64, u64)) -> String {
         &mut out,
         "custos_api_tokens_refused_total",
         "counter",
-        "Requests refused for their bearer token, by reason (unknown or ended; an expired API token).",
+        "Requests refused for their bearer token, by reason (unknown; an expired API token; ended before its time).",
     );
-    let _ = writeln!(out, "custos_api_tokens_refused_total{{reason=\"unknown\"}} {}", tokens_refused.0);
-    let _ = writeln!(out, "custos_api_tokens_refused_total{{reason=\"expired\"}} {}", tokens_refused.1);
+    for (reason, n) in ["unknown", "expired", "ended"].into_iter().zip(tokens_refused) {
+        let _ = writeln!(out, "custos_api_tokens_refused_total{{reason=\"{reason}\"}} {n}");
+    }
     out
 }
 

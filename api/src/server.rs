@@ -298,6 +298,15 @@ impl FromRequestParts<AppState> for Caller {
                 report_refused_token(state, refused(crate::sign_in::TokenRefusal::Unknown, None), now).await;
                 Err(unauthorized("invalid token"))
             }
+            Err(crate::auth::Refusal::Ended { name, why }) => {
+                report_refused_token(state, refused(crate::sign_in::TokenRefusal::Ended(why), Some(name)), now).await;
+                let told = match why {
+                    crate::auth::Ended::Replaced => "a newer API token replaced it",
+                    crate::auth::Ended::Disabled => "its account was disabled",
+                    _ => "the session ended; log in again",
+                };
+                Err(unauthorized(&format!("the token is no longer valid: {told}")))
+            }
             Err(crate::auth::Refusal::Expired { name, at }) => {
                 report_refused_token(state, refused(crate::sign_in::TokenRefusal::Expired, Some(name)), now).await;
                 Err(unauthorized(&format!(
@@ -1370,7 +1379,10 @@ async fn logout(
     headers: axum::http::HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let token = bearer(&headers)?;
-    let ended = s.0.tokens.end_session(token).map_err(|_| ApiError::unavailable("cannot store the tokens"))?;
+    let ended =
+        s.0.tokens
+            .end_session(token, crate::auth::Ended::Logout)
+            .map_err(|_| ApiError::unavailable("cannot store the tokens"))?;
     if !ended {
         return Err(ApiError::bad_request(
             "this is an API token, not a session: `custos user token` replaces it, `custos user disable` ends it",

@@ -126,22 +126,39 @@ pub fn record(via: Via, outcome: Outcome, name: &str, from: Option<IpAddr>, at: 
 /// Why a request's bearer token let no one in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TokenRefusal {
-    /// Not a token Custos issued, or one replaced, ended or logged out.
-    Unknown = 0,
+    /// Not a token Custos issued (or a session past its time, or one ended
+    /// longer ago than Custos remembers).
+    Unknown,
     /// An API token issued for a time that has passed.
-    Expired = 1,
+    Expired,
+    /// A token ended before its time, and why: a session logged out, a
+    /// replaced API token, a disabled account's.
+    Ended(crate::auth::Ended),
+}
+
+impl TokenRefusal {
+    /// Its place among the totals: unknown, expired, ended.
+    fn slot(self) -> usize {
+        match self {
+            Self::Unknown => 0,
+            Self::Expired => 1,
+            Self::Ended(_) => 2,
+        }
+    }
 }
 
 /// The CEF line of `count` requests refused for `why` from `from` since the
-/// last report, the last at `at`; `name` is the account of an expired token.
+/// last report, the last at `at`; `name` is the account of an expired or
+/// ended token.
 pub fn token_cef_line(why: TokenRefusal, name: Option<&str>, from: Option<IpAddr>, count: u64, at: i64) -> String {
     // "login" and "failed" in the name make it a failed logon to the parser.
-    let (sig, what, severity) = match why {
-        TokenRefusal::Unknown => ("token.unknown", "unknown or ended token", 5),
-        TokenRefusal::Expired => ("token.expired", "expired API token", 5),
+    let (sig, what) = match why {
+        TokenRefusal::Unknown => ("token.unknown", "unknown token".to_owned()),
+        TokenRefusal::Expired => ("token.expired", "expired API token".to_owned()),
+        TokenRefusal::Ended(how) => ("token.ended", format!("token ended ({})", how.name())),
     };
     let mut line = format!(
-        "CEF:0|Custos|Custos|{}|{sig}|Custos API login failed: {what}|{severity}|rt={at} cnt={count}",
+        "CEF:0|Custos|Custos|{}|{sig}|Custos API login failed: {what}|5|rt={at} cnt={count}",
         header_field(env!("CARGO_PKG_VERSION")),
     );
     if let Some(name) = name {
@@ -164,7 +181,7 @@ pub fn token_record(report: &TokenReport) -> RawRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TokenRefusalKey {
     pub why: TokenRefusal,
-    /// The account of an expired token.
+    /// The account of an expired or ended token.
     pub name: Option<String>,
     pub from: Option<IpAddr>,
 }
@@ -188,8 +205,8 @@ pub struct TokenRefusals {
     max_keys: usize,
     /// Per key: when it was last reported, and the refusals since.
     keys: HashMap<TokenRefusalKey, (i64, u64)>,
-    /// Every refusal counted, reported or not: unknown, expired (a metric).
-    totals: [u64; 2],
+    /// Every refusal counted, reported or not: unknown, expired, ended (a metric).
+    totals: [u64; 3],
 }
 
 impl TokenRefusals {
@@ -200,17 +217,17 @@ impl TokenRefusals {
     pub const MAX_KEYS: usize = 4096;
 
     pub fn new(every_ms: i64, max_keys: usize) -> Self {
-        Self { every_ms, max_keys, keys: HashMap::new(), totals: [0; 2] }
+        Self { every_ms, max_keys, keys: HashMap::new(), totals: [0; 3] }
     }
 
-    /// Refusals counted since the start: (unknown, expired).
-    pub fn totals(&self) -> (u64, u64) {
-        (self.totals[0], self.totals[1])
+    /// Refusals counted since the start: unknown, expired, ended.
+    pub fn totals(&self) -> [u64; 3] {
+        self.totals
     }
 
     /// Counts one refusal of `key` at `now`; the report to make now, if any.
     pub fn refused(&mut self, mut key: TokenRefusalKey, now: i64) -> Option<TokenReport> {
-        self.totals[key.why as usize] += 1;
+        self.totals[key.why.slot()] += 1;
         if !self.keys.contains_key(&key) && self.keys.len() >= self.max_keys {
             self.keys.retain(|_, (last, pending)| *pending > 0 || now.saturating_sub(*last) < self.every_ms);
             if self.keys.len() >= self.max_keys {
@@ -290,7 +307,7 @@ mod tests {
         let from = Some(IpAddr::from([10, 20, 1, 5]));
         let unknown = parsed(&token_cef_line(TokenRefusal::Unknown, None, from, 7, 1_795_000_000_000));
         assert_eq!((unknown.class_uid, unknown.status_id), (3002, Some(status::FAILURE)));
-        assert_eq!(&*unknown.message, "Custos API login failed: unknown or ended token");
+        assert_eq!(&*unknown.message, "Custos API login failed: unknown token");
         assert_eq!((unknown.time, unknown.actor.as_ref().and_then(|a| a.user.clone())), (1_795_000_000_000, None));
         assert_eq!(unknown.src.as_ref().and_then(|s| s.ip), from);
         let keys: Vec<&str> = unknown.unmapped.iter().map(|(k, _)| k).collect();
@@ -299,6 +316,10 @@ mod tests {
         assert_eq!(&*expired.message, "Custos API login failed: expired API token");
         assert_eq!(expired.actor.as_ref().and_then(|a| a.user.as_deref()), Some("soar|x=y"));
         assert_eq!(expired.status_id, Some(status::FAILURE));
+        let ended = TokenRefusal::Ended(crate::auth::Ended::Logout);
+        let ended = parsed(&token_cef_line(ended, Some("sam"), from, 2, 5));
+        assert_eq!(&*ended.message, "Custos API login failed: token ended (logout)");
+        assert_eq!((ended.actor.as_ref().and_then(|a| a.user.as_deref()), ended.status_id), (Some("sam"), Some(2)));
     }
 
     #[test]
@@ -325,7 +346,7 @@ mod tests {
         assert_eq!(r.due(400_000), vec![]);
         assert!(r.keys.is_empty());
         assert_eq!(r.refused(a.clone(), 400_001), report(1, 400_001));
-        assert_eq!(r.totals(), (9, 2), "every refusal counted, reported or held back");
+        assert_eq!(r.totals(), [9, 2, 0], "every refusal counted, reported or held back");
     }
 
     #[test]

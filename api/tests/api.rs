@@ -858,8 +858,9 @@ async fn login_gives_a_session_and_failures_are_audited() {
     let want = |name: &str, sig: &str| (name.to_owned(), sig.to_owned());
     let mut expected = vec![
         want("QualityReviewer", "login.success"),
-        // The ended session's two requests: reported once (held back for a minute).
-        want("", "token.unknown"),
+        // The logged-out session's two requests: reported once (held back for
+        // a minute), naming whose it was.
+        want("QualityReviewer", "token.ended"),
         want("QualityReviewer", "login.failed"),
         want("nobody", "login.failed"),
     ];
@@ -1227,7 +1228,11 @@ async fn an_idle_session_is_logged_off() {
     assert_eq!((audit["action"].as_str(), audit["actor"].as_str()), (Some("logout.idle"), Some("QualityReviewer")));
     let size = f.ledger.size();
     let (s, b) = call(&f.app, "GET", "/api/v1/incidents", Some(&idle), "").await;
-    assert_eq!((s, b["error"]["message"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid token")));
+    let said = b["error"]["message"].as_str();
+    assert_eq!(
+        (s, said),
+        (StatusCode::UNAUTHORIZED, Some("the token is no longer valid: the session ended; log in again"))
+    );
     assert_eq!(f.ledger.size(), size, "logged off once");
 }
 

@@ -30,6 +30,7 @@ fn default_not_for_control_room() -> Vec<String> {
         "custos-login-spray",
         "custos-expired-api-token-used",
         "custos-unknown-tokens-from-one-address",
+        "custos-ended-token-used",
     ]
     .map(str::to_owned)
     .into()
@@ -63,7 +64,8 @@ pub struct AlarmPolicy {
     /// Default: the rules about sign-ins to Custos itself
     /// (`custos-own-account-locked`, `custos-disabled-account-login`,
     /// `custos-login-spray`, `custos-expired-api-token-used`,
-    /// `custos-unknown-tokens-from-one-address`). `[]` sends every rule's alerts.
+    /// `custos-unknown-tokens-from-one-address`, `custos-ended-token-used`).
+    /// `[]` sends every rule's alerts.
     #[serde(default = "default_not_for_control_room")]
     pub not_for_control_room: Vec<String>,
 }
