@@ -263,7 +263,6 @@ impl TokenStore {
         self.tokens.change(|map| {
             // Sessions past their time are forgotten; ended ones are kept a while.
             map.retain(|_, t| t.ended.is_some() || t.expires_at.is_none_or(|e| e > now));
-            forget_old_ended(map, now);
             let mut sessions: Vec<(i64, String)> = map
                 .values()
                 .filter(|t| t.name == name && t.ended.is_none())
@@ -275,6 +274,7 @@ impl TokenStore {
                     map.get_mut(oldest).map(|t| t.end(Ended::SessionLimit, now));
                 }
             }
+            forget_old_ended(map, now);
             let key = hash(&token);
             let session = StoredToken {
                 name: name.to_owned(),
