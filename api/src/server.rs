@@ -2431,9 +2431,9 @@ async fn unshelve_alarm(caller: Caller, State(s): State<AppState>, body: Bytes) 
         (serde_json::to_value(st).unwrap_or_default(), shelf)
     };
     // The time goes into the record, so a restart rebuilds the board exactly.
-    let details = json!({"key": a.key, "unshelved_at": at, "shelf": shelf});
-    let index = audit(&s, &caller.0, "alarm.unshelve", &a.reason, details.clone()).await?;
-    Ok(Json(json!({"alarm": state, "shelf": details["shelf"], "audit_index": index})))
+    let details = json!({"key": a.key, "unshelved_at": at, "shelf": &shelf});
+    let index = audit(&s, &caller.0, "alarm.unshelve", &a.reason, details).await?;
+    Ok(Json(json!({"alarm": state, "shelf": shelf, "audit_index": index})))
 }
 
 /// Prometheus metrics; scrapers send a bearer token like any client.
