@@ -207,7 +207,9 @@ impl Plant {
             let read = modbus_line(&ts, "10.10.1.30", 3, "READ | HOLDING");
             eve.write_all(format!("{flow}\n{read}\n").as_bytes()).await?;
             if k % 4 == 0 {
+                // Alice badges into the control room and its door contact reports the door open.
                 self.badge(&ts, "1001", "CR-DOOR-1", "granted", None).await?;
+                self.badge(&ts, "", "CR-DOOR-1", "door_opened", None).await?;
             }
             if k % 4 == 2 {
                 self.badge(&ts, "3003", "LAB-DOOR", "granted", None).await?;
@@ -273,6 +275,11 @@ impl Plant {
                     let w2 = modbus_line(&ts, "10.10.1.20", 16, "WRITE | MULTIPLE");
                     eve.write_all(format!("{w1}\n{w2}\n").as_bytes()).await?;
                 }
+                17 => {
+                    // Carol, last badged into the QC lab, leaves the control room by its exit
+                    // reader: she came in behind Alice (tick 16).
+                    self.badge_at(&ts, "3003", "CR-DOOR-1", "granted", None, "out").await?
+                }
                 14 => {
                     // Bad input is kept as dead letters, never dropped.
                     udp.send(b"this line has no syslog header").await?;
@@ -286,6 +293,7 @@ impl Plant {
         Ok(())
     }
 
+    /// A badge event at an entry reader (or the door's own report, with no badge).
     async fn badge(
         &self,
         ts: &str,
@@ -294,9 +302,21 @@ impl Plant {
         result: &str,
         reason: Option<&str>,
     ) -> std::io::Result<()> {
+        self.badge_at(ts, badge, door, result, reason, "in").await
+    }
+
+    async fn badge_at(
+        &self,
+        ts: &str,
+        badge: &str,
+        door: &str,
+        result: &str,
+        reason: Option<&str>,
+        direction: &str,
+    ) -> std::io::Result<()> {
         let reason = reason.map(|r| format!(r#","reason":"{r}""#)).unwrap_or_default();
         let body = format!(
-            r#"{{"time":"{ts}","badge":"{badge}","door":"{door}","result":"{result}","direction":"in","controller":"PACS-GW-1"{reason}}}"#
+            r#"{{"time":"{ts}","badge":"{badge}","door":"{door}","result":"{result}","direction":"{direction}","controller":"PACS-GW-1"{reason}}}"#
         );
         let (status, text) =
             http_request(self.http, "POST", "/api/v1/ingest/badge", Some(&self.collector_token), Some(body.as_bytes()))

@@ -30,7 +30,7 @@ use crate::Error;
 use crate::views::{ReplayProgress, Views, ViewsState};
 
 /// The first line of a snapshot's signed note, and the format's version.
-const NOTE_HEADER: &str = "custos.state/v2";
+const NOTE_HEADER: &str = "custos.state/v3";
 /// Snapshots kept: the newest and the one before it.
 const KEEP: usize = 2;
 /// Replayed alerts are checked against the ledgered ones this often (records).

@@ -26,6 +26,9 @@ fn default_login_window() -> u64 {
 fn default_presence() -> u64 {
     12 * 3_600_000
 }
+fn default_tailgate_lookback() -> u64 {
+    15 * 60_000
+}
 fn default_max_per_key() -> usize {
     256
 }
@@ -49,6 +52,11 @@ pub struct EngineConfig {
     /// ot-write-owner-offsite presence look-back. Default 12 hours.
     #[serde(default = "default_presence")]
     pub presence_lookback_ms: u64,
+    /// How far back from someone found inside an area or zone they did not
+    /// badge into the door openings they may have come in behind are looked
+    /// for (after their last badge). Default 15 minutes.
+    #[serde(default = "default_tailgate_lookback")]
+    pub tailgate_lookback_ms: u64,
     /// State entries kept per key and rule (oldest evicted first). Default 256.
     #[serde(default = "default_max_per_key")]
     pub max_entries_per_key: usize,
@@ -68,6 +76,7 @@ impl Default for EngineConfig {
             idle_timeout_ms: default_idle(),
             login_window_ms: default_login_window(),
             presence_lookback_ms: default_presence(),
+            tailgate_lookback_ms: default_tailgate_lookback(),
             max_entries_per_key: default_max_per_key(),
             rules_dir: None,
             max_keys_per_rule: default_max_keys(),
@@ -251,7 +260,7 @@ impl Engine {
     pub fn replace_rules(&mut self, rules: RuleSet) {
         self.sigma = Correlator::new(Arc::new(rules), self.cfg.max_keys_per_rule);
         self.sigma.set_inventory(self.inventory.clone());
-        self.sigma.set_presence_timeout(self.cfg.presence_lookback_ms as i64);
+        self.sigma.set_presence(self.cfg.presence_lookback_ms as i64, self.cfg.tailgate_lookback_ms as i64);
     }
 
     /// The running rule files compiled against `inventory` (its assets,
@@ -303,7 +312,7 @@ impl Engine {
     pub fn with_rules(inventory: Arc<Inventory>, cfg: EngineConfig, rules: RuleSet) -> Self {
         let mut sigma = Correlator::new(Arc::new(rules), cfg.max_keys_per_rule);
         sigma.set_inventory(inventory.clone());
-        sigma.set_presence_timeout(cfg.presence_lookback_ms as i64);
+        sigma.set_presence(cfg.presence_lookback_ms as i64, cfg.tailgate_lookback_ms as i64);
         let learnt = Learnt {
             watermarks: Watermarks::new(cfg.allowed_lateness_ms as i64, cfg.idle_timeout_ms as i64),
             now: i64::MIN,
@@ -443,7 +452,10 @@ impl Engine {
                 severity_id: asset_severity(rule.severity_id, criticality),
                 attack: rule.attack.clone(),
                 time: h.time,
-                summary: format!("{}: {} {}", rule.title, entity_word(h.entity.kind), h.entity.id),
+                summary: match &h.note {
+                    None => format!("{}: {} {}", rule.title, entity_word(h.entity.kind), h.entity.id),
+                    Some(note) => format!("{}: {} {}; {note}", rule.title, entity_word(h.entity.kind), h.entity.id),
+                },
                 entity: h.entity,
                 zone: h.zone,
                 events: h.events,

@@ -90,6 +90,12 @@ pub mod activity {
     pub const DURESS: u32 = 6;
     pub const ANTIPASSBACK_VIOLATION: u32 = 7;
     pub const TAMPER: u32 = 8;
+    /// A door contact reports the door open, or closed again.
+    pub const PORTAL_OPENED: u32 = 9;
+    pub const PORTAL_CLOSED: u32 = 10;
+    /// An anti-tailgating sensor (people counter, mantrap, speed gate) saw
+    /// more people through than badges granted.
+    pub const TAILGATING: u32 = 11;
 }
 
 /// OCSF `severity_id`.

@@ -279,6 +279,44 @@ fn builtin_sigma_rules_alert_through_the_engine() {
     assert_eq!(a[0].id, format!("custos-ot-write-non-ews:{i}"));
 }
 
+/// Tailgating inferred: someone leaves an area they never badged into, and
+/// the alert names whom they came in behind, from the door's contact; a
+/// logon inside the zone names the openings into the zone alike.
+#[test]
+fn tailgating_names_who_held_the_door() {
+    let mut h = Harness::new();
+    h.engine = Engine::new(h.inventory.clone(), EngineConfig::default());
+    let mut a = Vec::new();
+    let mut keep = |(index, alerts): (u64, Vec<Alert>)| {
+        a.extend(alerts);
+        index
+    };
+    let bob = keep(h.badge(T0, "2002", "granted", T0));
+    let line = |t: i64, result: &str| format!(r#"{{"time":"{}","door":"CR-DOOR-1","result":"{result}"}}"#, iso(t));
+    let opened = keep(h.feed("badge", Format::BadgeJson, &line(T0 + 2_000, "door_opened"), T0 + 2_000));
+    keep(h.feed("badge", Format::BadgeJson, &line(T0 + 8_000, "door_closed"), T0 + 8_000));
+    // Bob's badge again, but the door stays shut: not an opening.
+    keep(h.badge(T0 + 60_000, "2002", "granted", T0 + 60_000));
+    let logon = keep(h.login(T0 + 120_000, "mallory", "ews-01", "4624", T0 + 120_000));
+    let exit = format!(
+        r#"{{"time":"{}","badge":"4711","door":"CR-DOOR-1","result":"granted","direction":"out"}}"#,
+        iso(T0 + 600_000)
+    );
+    let out = keep(h.feed("badge", Format::BadgeJson, &exit, T0 + 600_000));
+    // Bob leaves the way he came: no finding.
+    keep(h.feed("badge", Format::BadgeJson, &exit.replace("4711", "2002"), T0 + 601_000));
+    a.extend(h.engine.on_tick(T0 + 3_600_000));
+    a.sort_by_key(|a| a.time);
+    assert_eq!(rules(&a), ["custos-logon-without-badge-in", "custos-tailgating-inferred"]);
+    assert_eq!(a[1].events, [out, opened, bob], "the exit, the door's opening and the badge that opened it");
+    assert_eq!(a[1].entity, Entity { kind: EntityKind::Person, id: "mallory".into() });
+    assert_eq!(
+        a[1].summary,
+        "Left an area they never badged into (tailgating inferred): person mallory; came in behind bob: CR-DOOR-1 opened at 2026-11-26T10:00:02.000Z"
+    );
+    assert_eq!(a[0].events, [logon, opened, bob], "the zone's door opened before the logon");
+}
+
 /// A restart anywhere in the stream: the new engine replays what was
 /// ledgered before the stop (the ledger is its input log), drops replayed
 /// alerts already ledgered, and goes on. Together the alerts are exactly those
@@ -343,6 +381,28 @@ fn restart_stream(h: &Harness) -> Vec<ingest::Event> {
             Format::BadgeJson,
             format!(r#"{{"time":"{}","badge":"4711","door":"CR-DOOR-1","result":"denied"}}"#, iso(T0 + 2_500)),
             T0 + 8_000,
+        ),
+        // Bob's badge opens the control room door; Mallory, never badged in, leaves by it.
+        (
+            "badge",
+            Format::BadgeJson,
+            format!(r#"{{"time":"{}","badge":"2002","door":"CR-DOOR-1","result":"granted"}}"#, iso(T0 + 8_500)),
+            T0 + 8_500,
+        ),
+        (
+            "badge",
+            Format::BadgeJson,
+            format!(r#"{{"time":"{}","door":"CR-DOOR-1","result":"door opened"}}"#, iso(T0 + 9_000)),
+            T0 + 9_000,
+        ),
+        (
+            "badge",
+            Format::BadgeJson,
+            format!(
+                r#"{{"time":"{}","badge":"4711","door":"CR-DOOR-1","result":"granted","direction":"out"}}"#,
+                iso(T0 + 60_000)
+            ),
+            T0 + 60_000,
         ),
         (
             "eve",

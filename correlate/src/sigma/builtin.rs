@@ -7,7 +7,7 @@ use super::detection::Placeholders;
 use super::rule::{RuleSet, parse_file};
 
 /// (file name, text) of every built-in rule file.
-pub const FILES: [(&str, &str); 22] = [
+pub const FILES: [(&str, &str); 23] = [
     ("badge-duress-or-antipassback.yml", include_str!("../../rules/badge-duress-or-antipassback.yml")),
     ("conduit-violation.yml", include_str!("../../rules/conduit-violation.yml")),
     ("custos-sign-in.yml", include_str!("../../rules/custos-sign-in.yml")),
@@ -27,6 +27,7 @@ pub const FILES: [(&str, &str); 22] = [
     ("program-download-on-the-wire.yml", include_str!("../../rules/program-download-on-the-wire.yml")),
     ("remote-logon-to-ot-host.yml", include_str!("../../rules/remote-logon-to-ot-host.yml")),
     ("repeated-badge-denials.yml", include_str!("../../rules/repeated-badge-denials.yml")),
+    ("tailgating.yml", include_str!("../../rules/tailgating.yml")),
     ("transfer-without-backup-change.yml", include_str!("../../rules/transfer-without-backup-change.yml")),
     ("unknown-device-in-cell.yml", include_str!("../../rules/unknown-device-in-cell.yml")),
     ("vendor-in-control-room.yml", include_str!("../../rules/vendor-in-control-room.yml")),

@@ -12,11 +12,13 @@ use ingest::{Event, Inventory};
 use serde::{Deserialize, Serialize};
 
 use super::fields::{Field, Value};
-use super::presence::Presence;
+use super::presence::{self, Inside, OpenedBy, Presence};
 use super::rule::{CorrelationKind, Direction, MustBe, PersonFrom, RuleSet};
 
 /// A badge-in counts this long without another badge event.
 const DEFAULT_PRESENCE_TIMEOUT_MS: i64 = 12 * 3_600_000;
+/// Door openings are looked for this far back from someone found inside.
+const DEFAULT_TAILGATE_LOOKBACK_MS: i64 = 15 * 60_000;
 use crate::alert::{Entity, EntityKind};
 use crate::state::{pairs, pairs_each};
 
@@ -31,6 +33,9 @@ pub struct SigmaHit {
     pub zone: Option<String>,
     /// A correlation's group-by values (what a chained correlation groups by).
     pub group: Option<GroupKey>,
+    /// What the rule found out beyond its title (a presence rule: the door
+    /// openings someone found inside may have come in behind).
+    pub note: Option<String>,
 }
 
 /// A detection match waiting for the watermark, for one correlation.
@@ -191,6 +196,8 @@ pub struct Correlator {
 struct PresenceWait {
     person: String,
     zone: Option<String>,
+    #[serde(default)]
+    area: Option<String>,
     entity: Entity,
 }
 
@@ -250,7 +257,7 @@ impl Correlator {
                 count_deadlines: BTreeMap::new(),
                 swept_at,
                 evicted: 0,
-                presence: Presence::new(DEFAULT_PRESENCE_TIMEOUT_MS),
+                presence: Presence::new(DEFAULT_PRESENCE_TIMEOUT_MS, DEFAULT_TAILGATE_LOOKBACK_MS),
                 presence_pending: BTreeMap::new(),
                 presence_pruned_at: i64::MIN,
             },
@@ -282,9 +289,11 @@ impl Correlator {
         Ok(())
     }
 
-    /// How long a badge-in counts without another badge event (default 12 h).
-    pub fn set_presence_timeout(&mut self, ms: i64) {
-        self.state.presence = Presence::new(ms);
+    /// How long a badge-in counts without another badge event (default
+    /// 12 h), and how far back door openings are looked for from someone
+    /// found inside an area they did not badge into (default 15 min).
+    pub fn set_presence(&mut self, timeout_ms: i64, tailgate_lookback_ms: i64) {
+        self.state.presence = Presence::new(timeout_ms, tailgate_lookback_ms);
     }
 
     /// The inventory `custos.lookup` consults.
@@ -329,6 +338,7 @@ impl Correlator {
             + self.state.count_deadlines.len()
             + self.state.presence_pending.len()
             + self.state.presence.people()
+            + self.state.presence.door_events()
             + self.state.windows.iter().flat_map(HashMap::values).map(|w| w.seen.len()).sum::<usize>()
     }
 
@@ -375,7 +385,7 @@ impl Correlator {
     /// Runs detection on one event; alerts of stand-alone rules go to `out`
     /// at once, matches for correlations wait for the watermark.
     pub fn on_event(&mut self, index: u64, e: &Event, out: &mut Vec<SigmaHit>) {
-        self.state.presence.observe(e);
+        self.state.presence.observe(index, e);
         let candidates = match self.by_class.iter().find(|(c, _)| *c == e.class_uid) {
             Some((_, rules)) => rules,
             None => &self.any_class,
@@ -406,6 +416,7 @@ impl Correlator {
                     let wait = PresenceWait {
                         person,
                         zone: text(Field::resolve(&check.zone).get(e)),
+                        area: text(Field::resolve(&check.area).get(e)),
                         entity: Self::entity(*kind, field, e, "unknown"),
                     };
                     self.state.presence_pending.insert((e.time, index, r), wait);
@@ -419,6 +430,7 @@ impl Correlator {
                     entity: Self::entity(*kind, field, e, "unknown"),
                     zone: e.zone.as_deref().map(String::from),
                     group: None,
+                    note: None,
                 });
             }
             // Keys and values read once per distinct field list, then shared.
@@ -554,17 +566,39 @@ impl Correlator {
             }
             let w = entry.remove();
             let Some(check) = &self.set.rules[r].presence else { continue };
-            let place = self.state.presence.at(&w.person, time);
+            let place = self.state.presence.at(&w.person, time, index);
             let in_zone = place.is_some_and(|p| p.zone.is_some() && p.zone == w.zone);
+            let in_area = place.is_some_and(|p| p.area.is_some() && p.area == w.area);
             let holds = match check.must_be {
                 MustBe::OnSite => place.is_some(),
                 MustBe::OffSite => place.is_none(),
                 MustBe::InZone => in_zone,
                 MustBe::OutsideZone => !in_zone,
+                MustBe::InArea => in_area,
+                MustBe::OutsideArea => !in_area,
             };
-            if holds {
-                out.push(SigmaHit { rule: r, time, events: vec![index], entity: w.entity, zone: w.zone, group: None });
+            if !holds {
+                continue;
             }
+            // Found inside a zone or area without a badge into it: cite the
+            // door openings they may have come in behind.
+            let inside = match check.must_be {
+                MustBe::OutsideZone => w.zone.as_deref().map(Inside::Zone),
+                MustBe::OutsideArea => w.area.as_deref().map(Inside::Area),
+                _ => None,
+            };
+            let mut events = vec![index];
+            let note = inside.map(|inside| {
+                let openings = self.state.presence.openings(inside, &w.person, time, index);
+                for o in &openings {
+                    events.push(o.index);
+                    if let OpenedBy::Badge { index: Some(badge), .. } = o.how {
+                        events.push(badge);
+                    }
+                }
+                presence::entered_behind(inside, &openings, self.state.presence.lookback_ms())
+            });
+            out.push(SigmaHit { rule: r, time, events, entity: w.entity, zone: w.zone, group: None, note });
         }
         if wm.saturating_sub(self.state.presence_pruned_at) >= 60_000 {
             self.state.presence.prune(wm);
@@ -591,7 +625,15 @@ impl Correlator {
             if c.at_end.is_some_and(|t| t.holds(count)) {
                 let events = w.seen.iter().map(|s| s.index).collect();
                 let time = w.last_time();
-                out.push(SigmaHit { rule: plan.rule, time, events, entity, zone, group: Some(key.clone()) });
+                out.push(SigmaHit {
+                    rule: plan.rule,
+                    time,
+                    events,
+                    entity,
+                    zone,
+                    group: Some(key.clone()),
+                    note: None,
+                });
             }
             w.clear();
         }
@@ -619,6 +661,7 @@ impl Correlator {
                     entity: d.entity,
                     zone: d.zone,
                     group: Some(d.key),
+                    note: None,
                 });
             }
         }
@@ -675,6 +718,7 @@ impl Correlator {
                         entity,
                         zone: p.zone,
                         group: Some(w.key.clone()),
+                        note: None,
                     });
                 }
             } else {
@@ -705,7 +749,15 @@ impl Correlator {
             // A fired window starts over, so one burst is one alert.
             w.clear();
             let entity = Entity { kind: plan.entity.0, id: p.entity.unwrap_or_else(|| w.key.join("/")) };
-            out.push(SigmaHit { rule: plan.rule, time, events, entity, zone: p.zone, group: Some(w.key.clone()) });
+            out.push(SigmaHit {
+                rule: plan.rule,
+                time,
+                events,
+                entity,
+                zone: p.zone,
+                group: Some(w.key.clone()),
+                note: None,
+            });
         }
     }
 }

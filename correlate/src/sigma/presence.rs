@@ -3,19 +3,39 @@
 //! reader is an exit: `direction` out, Request To Exit); presence times out
 //! after `timeout_ms` without a badge. Queried "as of" an event time, so the
 //! answer does not depend on the order badge events arrived in.
+//!
+//! Door openings are kept for a while too (a door contact's "opened", a
+//! forced door, or, at a door that reports no contact, a granted badge), so
+//! that someone found inside an area they did not badge into can be said to
+//! have come in behind whoever opened a door into it: tailgating, inferred
+//! from one opening and two people inside.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use ingest::Event;
 use ingest::event::{EventClass, activity};
+use ingest::time::format_rfc3339;
 use serde::{Deserialize, Serialize};
 
 use crate::state::pairs;
+
+/// A door opening counts as let in by a badge granted at that door at most
+/// this long before it.
+const GRANT_TO_OPENING_MS: i64 = 30_000;
+/// Door events kept at most (the oldest go first): a bound whatever the
+/// look-back, against a flood of them.
+const MAX_DOOR_EVENTS: usize = 100_000;
+/// Doors remembered as reporting their contact, at most.
+const MAX_CONTACT_DOORS: usize = 10_000;
+/// Openings an inference names at most, newest first.
+pub const MAX_OPENINGS: usize = 3;
 
 /// Where a person was as of a badge event; `None` after leaving.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Mark {
     time: i64,
+    /// The badge event's ledger index: an event is not its own evidence.
+    index: u64,
     place: Option<Place>,
 }
 
@@ -26,48 +46,191 @@ pub struct Place {
     pub area: Option<String>,
 }
 
+/// What happened at a door.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+enum DoorWhat {
+    /// The door contact reports it open (or closed: either says the door has a contact).
+    Opened,
+    Closed,
+    Forced,
+    /// A badge granted to this person.
+    Granted(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct DoorEvent {
+    time: i64,
+    index: u64,
+    door: String,
+    place: Place,
+    what: DoorWhat,
+}
+
+/// One door opening into a place, as an inference names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opening {
+    pub door: String,
+    pub time: i64,
+    /// The opening's ledger index (the contact's report, the forced door, or the granted badge).
+    pub index: u64,
+    pub how: OpenedBy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenedBy {
+    /// A badge granted to this person (with its ledger index, unless the
+    /// badge itself is the opening: a door without a contact).
+    Badge { person: String, index: Option<u64> },
+    /// Forced open.
+    Force,
+    /// Opened with no badge granted just before: from inside, by Request To
+    /// Exit or by hand.
+    NoBadge,
+}
+
+/// Where to look for openings: into an area, or into any area of a zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inside<'a> {
+    Area(&'a str),
+    Zone(&'a str),
+}
+
+impl Inside<'_> {
+    fn name(&self) -> &str {
+        match self {
+            Inside::Area(a) | Inside::Zone(a) => a,
+        }
+    }
+
+    fn holds(&self, p: &Place) -> bool {
+        match self {
+            Inside::Area(a) => p.area.as_deref() == Some(*a),
+            Inside::Zone(z) => p.zone.as_deref() == Some(*z),
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Presence {
     timeout_ms: i64,
+    /// How far back from when someone is found inside openings are looked for.
+    lookback_ms: i64,
     #[serde(with = "pairs")]
     people: HashMap<String, Vec<Mark>>,
+    /// Door events in (time, index) order.
+    doors: VecDeque<DoorEvent>,
+    /// Doors that report their contact (opened, closed): at those, a granted
+    /// badge is not an opening by itself.
+    contact_doors: BTreeSet<String>,
 }
 
 impl Presence {
-    pub fn new(timeout_ms: i64) -> Self {
-        Self { timeout_ms, people: HashMap::new() }
+    pub fn new(timeout_ms: i64, lookback_ms: i64) -> Self {
+        Self { timeout_ms, lookback_ms, people: HashMap::new(), doors: VecDeque::new(), contact_doors: BTreeSet::new() }
     }
 
     /// Takes in a physical-access event (others are ignored).
-    pub fn observe(&mut self, e: &Event) {
+    pub fn observe(&mut self, index: u64, e: &Event) {
         if e.class() != Some(EventClass::PhysicalAccess) {
             return;
         }
-        let Some(person) = e.person() else { return };
+        let here = || Place { zone: e.zone.as_deref().map(String::from), area: e.area.as_deref().map(String::from) };
+        let person = e.person();
         let leaving = e.activity_id == activity::REQUEST_TO_EXIT
             || e.unmapped.get_str("badge.direction").is_some_and(|d| d.eq_ignore_ascii_case("out"));
+        if let Some(door) = e.door.as_deref() {
+            let what = match e.activity_id {
+                activity::PORTAL_OPENED => Some(DoorWhat::Opened),
+                activity::PORTAL_CLOSED => Some(DoorWhat::Closed),
+                activity::PORTAL_FORCED => Some(DoorWhat::Forced),
+                activity::BADGE_GRANTED if !leaving => person.map(|p| DoorWhat::Granted(p.to_owned())),
+                _ => None,
+            };
+            if matches!(what, Some(DoorWhat::Opened | DoorWhat::Closed))
+                && self.contact_doors.len() < MAX_CONTACT_DOORS
+                && !self.contact_doors.contains(door)
+            {
+                self.contact_doors.insert(door.to_owned());
+            }
+            if let Some(what) = what {
+                let d = DoorEvent { time: e.time, index, door: door.to_owned(), place: here(), what };
+                let at = self.doors.partition_point(|x| (x.time, x.index) <= (d.time, d.index));
+                self.doors.insert(at, d);
+                if self.doors.len() > MAX_DOOR_EVENTS {
+                    self.doors.pop_front();
+                }
+            }
+        }
+        let Some(person) = person else { return };
         let place = match e.activity_id {
             _ if leaving => None,
-            activity::BADGE_GRANTED => {
-                Some(Place { zone: e.zone.as_deref().map(String::from), area: e.area.as_deref().map(String::from) })
-            }
+            activity::BADGE_GRANTED => Some(here()),
             _ => return,
         };
         let marks = self.people.entry(person.to_owned()).or_default();
         // Kept in time order: late badge events slot in where they belong.
-        let at = marks.partition_point(|m| m.time <= e.time);
-        marks.insert(at, Mark { time: e.time, place });
+        let at = marks.partition_point(|m| (m.time, m.index) <= (e.time, index));
+        marks.insert(at, Mark { time: e.time, index, place });
     }
 
-    /// Where `person` was at `t`: on site (with the place) or not.
-    pub fn at(&self, person: &str, t: i64) -> Option<&Place> {
+    /// The person's last badge event at or before `t`, other than event
+    /// `index` itself (a badge at an exit reader is not evidence of where its
+    /// holder was before it).
+    fn last_mark(&self, person: &str, t: i64, index: u64) -> Option<&Mark> {
         let marks = self.people.get(person)?;
-        let last = &marks[..marks.partition_point(|m| m.time <= t)];
-        let m = last.last()?;
+        let upto = &marks[..marks.partition_point(|m| m.time <= t)];
+        upto.iter().rev().find(|m| m.index != index)
+    }
+
+    /// Where `person` was as of event `index` at `t`: on site (with the place) or not.
+    pub fn at(&self, person: &str, t: i64, index: u64) -> Option<&Place> {
+        let m = self.last_mark(person, t, index)?;
         (t - m.time <= self.timeout_ms).then_some(m.place.as_ref()).flatten()
     }
 
-    /// Forgets marks that no query at or after `t` can need.
+    /// The door openings into `into` that `person`, found inside at `t`
+    /// (event `index`) without a badge of their own into it, may have come
+    /// in behind: those after their last badge event and within the
+    /// look-back, newest first, at most [`MAX_OPENINGS`].
+    pub fn openings(&self, into: Inside<'_>, person: &str, t: i64, index: u64) -> Vec<Opening> {
+        let since = self.last_mark(person, t, index).map_or(i64::MIN, |m| m.time).max(t - self.lookback_ms);
+        let end = self.doors.partition_point(|d| d.time <= t);
+        let start = self.doors.partition_point(|d| d.time <= since);
+        let mut out = Vec::new();
+        for d in self.doors.range(start..end).rev().filter(|d| into.holds(&d.place)) {
+            let how = match &d.what {
+                DoorWhat::Closed => continue,
+                DoorWhat::Forced => OpenedBy::Force,
+                DoorWhat::Opened => {
+                    // The newest badge granted at this door shortly before it opened.
+                    let before = self.doors.partition_point(|x| (x.time, x.index) < (d.time, d.index));
+                    self.doors
+                        .range(..before)
+                        .rev()
+                        .take_while(|x| d.time - x.time <= GRANT_TO_OPENING_MS)
+                        .find_map(|x| match &x.what {
+                            DoorWhat::Granted(p) if x.door == d.door => {
+                                Some(OpenedBy::Badge { person: p.clone(), index: Some(x.index) })
+                            }
+                            _ => None,
+                        })
+                        .unwrap_or(OpenedBy::NoBadge)
+                }
+                // A door with a contact says when it opened; one without, its badge is the opening.
+                DoorWhat::Granted(p) if p != person && !self.contact_doors.contains(&d.door) => {
+                    OpenedBy::Badge { person: p.clone(), index: None }
+                }
+                DoorWhat::Granted(_) => continue,
+            };
+            out.push(Opening { door: d.door.clone(), time: d.time, index: d.index, how });
+            if out.len() == MAX_OPENINGS {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Forgets marks and door events that no query at or after `t` can need.
     pub fn prune(&mut self, t: i64) {
         let horizon = t - self.timeout_ms;
         self.people.retain(|_, marks| {
@@ -76,10 +239,48 @@ impl Presence {
             marks.drain(..cut);
             marks.last().is_some_and(|m| m.time >= horizon)
         });
+        // An opening is looked for up to the look-back before a query, and
+        // its badge up to a grant's reach before that.
+        let keep_from = t - self.lookback_ms - GRANT_TO_OPENING_MS;
+        let cut = self.doors.partition_point(|d| d.time < keep_from);
+        self.doors.drain(..cut);
+    }
+
+    pub fn lookback_ms(&self) -> i64 {
+        self.lookback_ms
     }
 
     pub fn people(&self) -> usize {
         self.people.len()
+    }
+
+    pub fn door_events(&self) -> usize {
+        self.doors.len()
+    }
+}
+
+/// An alert's words for whom someone found inside `inside` came in behind.
+pub fn entered_behind(inside: Inside<'_>, openings: &[Opening], lookback_ms: i64) -> String {
+    let place = inside.name();
+    let how = |o: &Opening| match &o.how {
+        OpenedBy::Badge { person, .. } => format!(" on {person}'s badge"),
+        OpenedBy::Force => ", forced".to_owned(),
+        OpenedBy::NoBadge => ", with no badge granted before it".to_owned(),
+    };
+    let at = |o: &Opening| format!("{} opened at {}", o.door, format_rfc3339(o.time));
+    match openings {
+        [] => format!(
+            "no door into {place} opened since their last badge, within the {} minutes before",
+            lookback_ms / 60_000
+        ),
+        [o] => match &o.how {
+            OpenedBy::Badge { person, .. } => format!("came in behind {person}: {}", at(o)),
+            _ => format!("came in through {}{}", at(o), how(o)),
+        },
+        _ => {
+            let each: Vec<String> = openings.iter().map(|o| format!("{}{}", at(o), how(o))).collect();
+            format!("door openings into {place} before, newest first: {}", each.join("; "))
+        }
     }
 }
 
@@ -87,29 +288,171 @@ impl Presence {
 mod tests {
     use super::*;
 
+    const MIN: i64 = 60_000;
+
     fn badge(person: &str, activity_id: u32, t: i64, zone: &str, direction: &str) -> Event {
         let mut e = Event::new(EventClass::PhysicalAccess, activity_id, t, t, b"badge");
         e.actor_mut().person = Some(person.into());
         e.zone = Some(zone.into());
         e.area = Some(format!("{zone}-area").into());
+        e.door = Some(format!("{zone}-door").into());
         e.unmapped.insert("badge.direction", direction);
+        e
+    }
+
+    /// A door's own report (contact opened or closed, forced): no person.
+    fn door(zone: &str, activity_id: u32, t: i64) -> Event {
+        let mut e = Event::new(EventClass::PhysicalAccess, activity_id, t, t, b"door");
+        e.zone = Some(zone.into());
+        e.area = Some(format!("{zone}-area").into());
+        e.door = Some(format!("{zone}-door").into());
         e
     }
 
     #[test]
     fn in_out_timeout_and_late_events() {
-        let mut p = Presence::new(1_000);
-        p.observe(&badge("alice", activity::BADGE_GRANTED, 100, "cell-1", "in"));
-        assert_eq!(p.at("alice", 50), None, "not yet");
-        assert_eq!(p.at("alice", 150).and_then(|pl| pl.zone.as_deref()), Some("cell-1"));
-        assert_eq!(p.at("alice", 1_200), None, "timed out");
+        let mut p = Presence::new(1_000, MIN);
+        p.observe(0, &badge("alice", activity::BADGE_GRANTED, 100, "cell-1", "in"));
+        assert_eq!(p.at("alice", 50, 9), None, "not yet");
+        assert_eq!(p.at("alice", 150, 9).and_then(|pl| pl.zone.as_deref()), Some("cell-1"));
+        assert_eq!(p.at("alice", 1_200, 9), None, "timed out");
         // A late exit, arriving after a query time was already asked about.
-        p.observe(&badge("alice", activity::REQUEST_TO_EXIT, 500, "cell-1", "out"));
-        assert_eq!(p.at("alice", 600), None);
-        assert!(p.at("alice", 400).is_some(), "still inside before she left");
-        p.observe(&badge("bob", activity::BADGE_DENIED, 100, "cell-1", "in"));
-        assert_eq!(p.at("bob", 150), None, "a denied badge does not let anyone in");
+        p.observe(1, &badge("alice", activity::REQUEST_TO_EXIT, 500, "cell-1", "out"));
+        assert_eq!(p.at("alice", 600, 9), None);
+        assert!(p.at("alice", 400, 9).is_some(), "still inside before she left");
+        p.observe(2, &badge("bob", activity::BADGE_DENIED, 100, "cell-1", "in"));
+        assert_eq!(p.at("bob", 150, 9), None, "a denied badge does not let anyone in");
         p.prune(10_000);
         assert_eq!(p.people(), 0);
+    }
+
+    /// Asked as of a badge at an exit reader, where its holder was comes
+    /// from their badges before it, not from the exit itself.
+    #[test]
+    fn an_exit_is_not_evidence_of_itself() {
+        let mut p = Presence::new(12 * 60 * MIN, 15 * MIN);
+        p.observe(0, &badge("alice", activity::BADGE_GRANTED, 100, "cell-1", "in"));
+        p.observe(1, &badge("alice", activity::BADGE_GRANTED, 5_000, "cell-1", "out"));
+        p.observe(2, &badge("carol", activity::BADGE_GRANTED, 5_000, "cell-1", "out"));
+        assert!(p.at("alice", 5_000, 1).is_some(), "inside until her exit");
+        assert_eq!(p.at("alice", 5_000, 7), None, "as of another event at that time: out");
+        assert_eq!(p.at("carol", 5_000, 2), None, "never came in");
+        // The same-millisecond badge-in of someone else's logon still counts.
+        assert!(p.at("alice", 100, 8).is_some());
+    }
+
+    #[test]
+    fn openings_name_who_held_the_door() {
+        let mut p = Presence::new(12 * 60 * MIN, 15 * MIN);
+        let t0 = 1_000 * MIN;
+        // Carol's last badge: into the lab, at t0.
+        p.observe(0, &badge("carol", activity::BADGE_GRANTED, t0, "lab", "in"));
+        // The control room: Alice's badge, then its door opens and closes (a contact).
+        p.observe(1, &badge("alice", activity::BADGE_GRANTED, t0 + MIN, "cr", "in"));
+        p.observe(2, &door("cr", activity::PORTAL_OPENED, t0 + MIN + 2_000));
+        p.observe(3, &door("cr", activity::PORTAL_CLOSED, t0 + MIN + 9_000));
+        // Bob's badge with no opening after it: he did not go through.
+        p.observe(4, &badge("bob", activity::BADGE_GRANTED, t0 + 2 * MIN, "cr", "in"));
+        // Opened from inside, a minute after any badge.
+        p.observe(5, &door("cr", activity::PORTAL_OPENED, t0 + 4 * MIN));
+        let got = p.openings(Inside::Area("cr-area"), "carol", t0 + 10 * MIN, 9);
+        let how: Vec<(u64, &OpenedBy)> = got.iter().map(|o| (o.index, &o.how)).collect();
+        assert_eq!(
+            how,
+            [(5, &OpenedBy::NoBadge), (2, &OpenedBy::Badge { person: "alice".into(), index: Some(1) })],
+            "newest first; Bob's badge opened nothing"
+        );
+        assert_eq!(got, p.openings(Inside::Zone("cr"), "carol", t0 + 10 * MIN, 9), "by zone alike");
+        assert!(p.openings(Inside::Area("lab-area"), "carol", t0 + 10 * MIN, 9).is_empty());
+        // Only after her last badge: a badge of hers at the lab after Alice's opening leaves one.
+        p.observe(6, &badge("carol", activity::BADGE_GRANTED, t0 + 3 * MIN, "lab", "in"));
+        assert_eq!(p.openings(Inside::Area("cr-area"), "carol", t0 + 10 * MIN, 9).len(), 1);
+        // Within the look-back: 15 minutes.
+        assert!(p.openings(Inside::Area("cr-area"), "carol", t0 + 20 * MIN, 9).is_empty());
+        // A door without a contact: its badge is the opening; forced doors count; at most three, newest first.
+        for (i, (who, t)) in [("dan", 11), ("erin", 12), ("", 13), ("frank", 14)].into_iter().enumerate() {
+            let i = 10 + i as u64;
+            match who {
+                "" => p.observe(i, &door("hall", activity::PORTAL_FORCED, t0 + t * MIN)),
+                _ => p.observe(i, &badge(who, activity::BADGE_GRANTED, t0 + t * MIN, "hall", "in")),
+            }
+        }
+        let got = p.openings(Inside::Area("hall-area"), "carol", t0 + 15 * MIN, 20);
+        let how: Vec<(u64, &OpenedBy)> = got.iter().map(|o| (o.index, &o.how)).collect();
+        assert_eq!(
+            how,
+            [
+                (13, &OpenedBy::Badge { person: "frank".into(), index: None }),
+                (12, &OpenedBy::Force),
+                (11, &OpenedBy::Badge { person: "erin".into(), index: None }),
+            ]
+        );
+    }
+
+    /// Door events arriving late or out of order give the same openings.
+    #[test]
+    fn arrival_order_does_not_change_openings() {
+        let t0 = 1_000 * MIN;
+        let events = [
+            (0, badge("alice", activity::BADGE_GRANTED, t0, "cr", "in")),
+            (1, door("cr", activity::PORTAL_OPENED, t0 + 1_000)),
+            (2, badge("bob", activity::BADGE_GRANTED, t0 + 20_000, "cr", "in")),
+            (3, door("cr", activity::PORTAL_OPENED, t0 + 25_000)),
+            (4, door("cr", activity::PORTAL_CLOSED, t0 + 40_000)),
+        ];
+        let answer = |order: &[usize]| {
+            let mut p = Presence::new(12 * 60 * MIN, 15 * MIN);
+            for &i in order {
+                p.observe(events[i].0, &events[i].1);
+            }
+            p.openings(Inside::Area("cr-area"), "carol", t0 + MIN, 9)
+        };
+        let first = answer(&[0, 1, 2, 3, 4]);
+        assert_eq!(first.len(), 2);
+        assert_eq!(
+            first[0].how,
+            OpenedBy::Badge { person: "bob".into(), index: Some(2) },
+            "the newest badge before it"
+        );
+        for order in [[4, 3, 2, 1, 0], [1, 3, 0, 4, 2], [2, 0, 4, 1, 3]] {
+            assert_eq!(answer(&order), first, "{order:?}");
+        }
+    }
+
+    #[test]
+    fn prune_keeps_what_a_query_can_need() {
+        let mut p = Presence::new(60 * MIN, 15 * MIN);
+        let t0 = 1_000 * MIN;
+        p.observe(0, &badge("alice", activity::BADGE_GRANTED, t0, "cr", "in"));
+        p.observe(1, &door("cr", activity::PORTAL_OPENED, t0 + 1_000));
+        p.prune(t0 + 15 * MIN);
+        assert_eq!(p.door_events(), 2, "still within the look-back and a grant's reach");
+        assert_eq!(p.openings(Inside::Area("cr-area"), "carol", t0 + 15 * MIN, 9).len(), 1);
+        p.prune(t0 + 16 * MIN);
+        assert_eq!(p.door_events(), 0);
+        assert_eq!(p.people(), 1, "Alice's badge still says where she is");
+    }
+
+    #[test]
+    fn words_for_an_alert() {
+        let o = |index, how| Opening { door: "CR-DOOR-1".into(), time: 1_795_687_200_000, index, how };
+        let alice = OpenedBy::Badge { person: "alice".into(), index: Some(1) };
+        let inside = Inside::Area("control-room-1");
+        assert_eq!(
+            entered_behind(inside, &[o(2, alice.clone())], 15 * MIN),
+            "came in behind alice: CR-DOOR-1 opened at 2026-11-26T10:00:00.000Z"
+        );
+        assert_eq!(
+            entered_behind(inside, &[o(3, OpenedBy::Force), o(2, alice)], 15 * MIN),
+            "door openings into control-room-1 before, newest first: CR-DOOR-1 opened at 2026-11-26T10:00:00.000Z, forced; CR-DOOR-1 opened at 2026-11-26T10:00:00.000Z on alice's badge"
+        );
+        assert_eq!(
+            entered_behind(inside, &[o(3, OpenedBy::NoBadge)], 15 * MIN),
+            "came in through CR-DOOR-1 opened at 2026-11-26T10:00:00.000Z, with no badge granted before it"
+        );
+        assert_eq!(
+            entered_behind(inside, &[], 15 * MIN),
+            "no door into control-room-1 opened since their last badge, within the 15 minutes before"
+        );
     }
 }

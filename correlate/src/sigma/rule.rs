@@ -110,7 +110,7 @@ pub struct Lookup {
 }
 
 /// `custos.presence`: the rule alerts only if the person is (or is not) on
-/// site, or in the event's zone, as of the event time.
+/// site, or in the event's zone or area, as of the event time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PresenceCheck {
     /// A field naming the person, or the asset whose inventory owner is meant.
@@ -118,6 +118,8 @@ pub struct PresenceCheck {
     pub must_be: MustBe,
     /// The field with the zone for `in_zone` / `outside_zone` (default `zone`).
     pub zone: String,
+    /// The field with the area for `in_area` / `outside_area` (default `area`).
+    pub area: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +134,8 @@ pub enum MustBe {
     OffSite,
     InZone,
     OutsideZone,
+    InArea,
+    OutsideArea,
 }
 
 /// One rule of a set, detection or correlation.
@@ -459,7 +463,7 @@ impl RuleSet {
         Ok((rule, None))
     }
 
-    /// `custos.presence: {person | owner_of, must_be, zone}`.
+    /// `custos.presence: {person | owner_of, must_be, zone, area}`.
     fn presence(p: &Yaml) -> Result<PresenceCheck, String> {
         let person = match (str_at(p, &["person"]), str_at(p, &["owner_of"])) {
             (Some(f), None) => PersonFrom::Field(f.to_owned()),
@@ -471,9 +475,20 @@ impl RuleSet {
             Some("off_site") => MustBe::OffSite,
             Some("in_zone") => MustBe::InZone,
             Some("outside_zone") => MustBe::OutsideZone,
-            other => return Err(format!("must_be {other:?} is not on_site, off_site, in_zone or outside_zone")),
+            Some("in_area") => MustBe::InArea,
+            Some("outside_area") => MustBe::OutsideArea,
+            other => {
+                return Err(format!(
+                    "must_be {other:?} is not on_site, off_site, in_zone, outside_zone, in_area or outside_area"
+                ));
+            }
         };
-        Ok(PresenceCheck { person, must_be, zone: str_at(p, &["zone"]).unwrap_or("zone").to_owned() })
+        Ok(PresenceCheck {
+            person,
+            must_be,
+            zone: str_at(p, &["zone"]).unwrap_or("zone").to_owned(),
+            area: str_at(p, &["area"]).unwrap_or("area").to_owned(),
+        })
     }
 
     /// `custos.lookup: {asset, unless: [maintenance_window, open_change_ticket], criticality: [..]}`.

@@ -28,6 +28,11 @@ pub fn activity_for(result: &str) -> Option<(u32, u8)> {
         "duress" => (activity::DURESS, severity::CRITICAL),
         "antipassback" | "antipassback_violation" => (activity::ANTIPASSBACK_VIOLATION, severity::MEDIUM),
         "tamper" | "hardware_tamper" => (activity::TAMPER, severity::HIGH),
+        "opened" | "door_opened" | "door_open" | "portal_opened" => (activity::PORTAL_OPENED, severity::INFORMATIONAL),
+        "closed" | "door_closed" | "portal_closed" => (activity::PORTAL_CLOSED, severity::INFORMATIONAL),
+        "tailgate" | "tailgating" | "tailgate_detected" | "piggybacking" | "multiple_passage" => {
+            (activity::TAILGATING, severity::HIGH)
+        }
         _ => return None,
     })
 }
@@ -95,6 +100,9 @@ mod tests {
             ("duress", 6),
             ("antipassback", 7),
             ("tamper", 8),
+            ("Door opened", 9),
+            ("door closed", 10),
+            ("Tailgate Detected", 11),
         ] {
             assert_eq!(activity_for(w).map(|x| x.0), Some(a), "{w}");
         }

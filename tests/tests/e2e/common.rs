@@ -12,9 +12,9 @@ use custos::config::BusConfig;
 use custos::demo::{self, DemoOptions, http_request};
 use serde_json::Value;
 
-/// The rules the demo plant sets off: the three hand-written joins and eight
-/// of the built-in Sigma pack (detection and every correlation type).
-const RULES: [&str; 11] = [
+/// The rules the demo plant sets off: the three hand-written joins and nine
+/// of the built-in Sigma pack (detection, every correlation type, presence).
+const RULES: [&str; 12] = [
     "badge-denied-then-ews-login",
     "plc-change-outside-window",
     "ot-write-owner-offsite",
@@ -26,6 +26,7 @@ const RULES: [&str; 11] = [
     "custos-ot-logon-brute-force",
     "custos-modbus-sweep",
     "custos-denied-then-ews-logon",
+    "custos-tailgating-inferred",
 ];
 
 pub async fn get(addr: SocketAddr, path: &str, token: &str) -> Value {
@@ -124,6 +125,23 @@ pub async fn demo_end_to_end(bus: Option<BusConfig>) -> tempfile::TempDir {
     );
     assert_eq!(by_rule("ot-write-owner-offsite")["entity"]["id"], "LAPTOP-7", "EWS-01's owner is on site");
     assert!(incidents.iter().all(|i| i["entity"]["id"] != "PLC-02" && i["entity"]["id"] != "EWS-01"));
+
+    // Carol left the control room without badging in: she came in behind
+    // Alice, whose badge and the door's opening are on her incident's timeline.
+    let tailgating = by_rule("custos-tailgating-inferred");
+    assert_eq!(tailgating["entity"]["id"], "carol");
+    let id = tailgating["id"].as_str().unwrap_or_default();
+    let timeline = get(addr, &format!("/api/v1/incidents/{id}/timeline"), &token).await;
+    let timeline = timeline["timeline"].as_array().cloned().unwrap_or_default();
+    let opened = timeline.iter().position(|t| t["class_uid"] == 9001 && t["activity_id"] == 9);
+    let alice = timeline.iter().position(|t| t["actor"]["person"] == "alice");
+    assert!(alice.is_some() && alice < opened, "Alice's badge, then the door opens: {timeline:?}");
+    assert!(
+        timeline
+            .iter()
+            .any(|t| t["summary"].as_str().is_some_and(|s| s.contains("came in behind alice: CR-DOOR-1 opened at"))),
+        "{timeline:?}"
+    );
 
     // The detail shows the cyber-physical timeline in event-time order.
     let id = by_rule("badge-denied-then-ews-login")["id"].as_str().unwrap_or_default().to_owned();
