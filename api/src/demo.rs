@@ -278,7 +278,7 @@ impl Plant {
                 17 => {
                     // Carol, last badged into the QC lab, leaves the control room by its exit
                     // reader: she came in behind Alice (tick 16).
-                    self.badge_at(&ts, "3003", "CR-DOOR-1", "granted", None, "out").await?
+                    self.badge(&ts, "3003", "CR-DOOR-1-EXIT", "granted", None).await?
                 }
                 14 => {
                     // Bad input is kept as dead letters, never dropped.
@@ -293,7 +293,8 @@ impl Plant {
         Ok(())
     }
 
-    /// A badge event at an entry reader (or the door's own report, with no badge).
+    /// A badge event (or the door's own report, with no badge); the
+    /// inventory says which readers are exits.
     async fn badge(
         &self,
         ts: &str,
@@ -302,21 +303,9 @@ impl Plant {
         result: &str,
         reason: Option<&str>,
     ) -> std::io::Result<()> {
-        self.badge_at(ts, badge, door, result, reason, "in").await
-    }
-
-    async fn badge_at(
-        &self,
-        ts: &str,
-        badge: &str,
-        door: &str,
-        result: &str,
-        reason: Option<&str>,
-        direction: &str,
-    ) -> std::io::Result<()> {
         let reason = reason.map(|r| format!(r#","reason":"{r}""#)).unwrap_or_default();
         let body = format!(
-            r#"{{"time":"{ts}","badge":"{badge}","door":"{door}","result":"{result}","direction":"{direction}","controller":"PACS-GW-1"{reason}}}"#
+            r#"{{"time":"{ts}","badge":"{badge}","door":"{door}","result":"{result}","controller":"PACS-GW-1"{reason}}}"#
         );
         let (status, text) =
             http_request(self.http, "POST", "/api/v1/ingest/badge", Some(&self.collector_token), Some(body.as_bytes()))

@@ -75,6 +75,9 @@ pub fn enrich(inv: &Inventory, e: &mut Event) {
     let door = e.door.as_deref().and_then(|d| inv.door(d));
     if let Some(d) = door {
         e.area = Some(d.area.clone());
+        if d.exit && e.unmapped.get_str("badge.direction").is_none() {
+            e.unmapped.insert("badge.direction", "out");
+        }
     }
     if e.zone.is_none() {
         e.zone = device_asset
@@ -115,6 +118,22 @@ mod tests {
         assert_eq!(e.person(), Some("alice"));
         assert_eq!(e.area.as_deref(), Some("control-room"));
         assert_eq!(e.zone.as_deref(), Some("cell-1"));
+        assert_eq!(e.unmapped.get_str("badge.direction"), None, "an entry reader");
+    }
+
+    /// An exit reader gives its events the direction out, unless they say
+    /// their own.
+    #[test]
+    fn an_exit_reader_takes_people_out() {
+        let mut e = Event::new(EventClass::PhysicalAccess, activity::BADGE_GRANTED, 0, 0, b"x");
+        e.door = Some("D1-EXIT".into());
+        let mut own = e.clone();
+        enrich(&inv(), &mut e);
+        assert_eq!(e.unmapped.get_str("badge.direction"), Some("out"));
+        assert_eq!(e.area.as_deref(), Some("control-room"));
+        own.unmapped.insert("badge.direction", "in");
+        enrich(&inv(), &mut own);
+        assert_eq!(own.unmapped.get_str("badge.direction"), Some("in"));
     }
 
     #[test]

@@ -170,11 +170,17 @@ pub struct Person {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Door {
+    /// The door's (or reader's) name as the access control system reports it.
     pub id: String,
     #[serde(default)]
     pub name: String,
     pub area: Text,
     pub zone: Text,
+    /// An exit reader: a badge here takes its holder out of `area`. Events
+    /// that carry no direction of their own are given `badge.direction` out.
+    /// Default false.
+    #[serde(default)]
+    pub exit: bool,
 }
 
 /// A period in which changes to the named assets (or every asset of the named
@@ -488,6 +494,11 @@ pub(crate) mod tests {
         id = "D1"
         area = "control-room"
         zone = "cell-1"
+        [[doors]]
+        id = "D1-EXIT"
+        area = "control-room"
+        zone = "cell-1"
+        exit = true
         [[maintenance_windows]]
         id = "MW-1"
         zones = ["cell-1"]
