@@ -138,7 +138,8 @@ impl Presence {
         let person = e.person();
         let leaving = e.activity_id == activity::REQUEST_TO_EXIT
             || e.unmapped.get_str("badge.direction").is_some_and(|d| d.eq_ignore_ascii_case("out"));
-        if let Some(door) = e.door.as_deref() {
+        // A door the inventory places nowhere is an opening into nowhere.
+        if let Some(door) = e.door.as_deref().filter(|_| e.area.is_some() || e.zone.is_some()) {
             let what = match e.activity_id {
                 activity::PORTAL_OPENED => Some(DoorWhat::Opened),
                 activity::PORTAL_CLOSED => Some(DoorWhat::Closed),
