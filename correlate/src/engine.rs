@@ -256,11 +256,13 @@ impl Engine {
     }
 
     /// Swaps in a new Sigma rule set. Detection changes at once; Sigma
-    /// correlation windows start empty (the hand-written joins keep their state).
+    /// correlation windows start empty (the hand-written joins keep their
+    /// state, and who is on site carries over).
     pub fn replace_rules(&mut self, rules: RuleSet) {
-        self.sigma = Correlator::new(Arc::new(rules), self.cfg.max_keys_per_rule);
-        self.sigma.set_inventory(self.inventory.clone());
-        self.sigma.set_presence(self.cfg.presence_lookback_ms as i64, self.cfg.tailgate_lookback_ms as i64);
+        let mut sigma = Correlator::new(Arc::new(rules), self.cfg.max_keys_per_rule);
+        sigma.set_inventory(self.inventory.clone());
+        sigma.take_presence_from(&mut self.sigma);
+        self.sigma = sigma;
     }
 
     /// The running rule files compiled against `inventory` (its assets,

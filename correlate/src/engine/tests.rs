@@ -317,6 +317,27 @@ fn tailgating_names_who_held_the_door() {
     assert_eq!(a[0].events, [logon, opened, bob], "the zone's door opened before the logon");
 }
 
+/// A rule reload starts the correlation windows afresh, but who is on
+/// site is what the badge events said: someone badged in before the reload
+/// is still inside after it.
+#[test]
+fn a_rule_reload_keeps_who_is_on_site() {
+    for badged_in in [true, false] {
+        let mut h = Harness::new();
+        h.engine = Engine::new(h.inventory.clone(), EngineConfig::default());
+        let mut a = Vec::new();
+        if badged_in {
+            a.extend(h.badge(T0, "4711", "granted", T0).1);
+        }
+        let rules = h.engine.load_rules().expect("built-in rules");
+        h.engine.replace_rules(rules);
+        a.extend(h.login(T0 + 60_000, "mallory", "ews-01", "4624", T0 + 60_000).1);
+        a.extend(h.engine.on_tick(T0 + 3_600_000));
+        let logon_alerts = a.iter().filter(|a| a.rule == "custos-logon-without-badge-in").count();
+        assert_eq!(logon_alerts, usize::from(!badged_in), "badged in before the reload: {badged_in}");
+    }
+}
+
 /// A restart anywhere in the stream: the new engine replays what was
 /// ledgered before the stop (the ledger is its input log), drops replayed
 /// alerts already ledgered, and goes on. Together the alerts are exactly those

@@ -296,6 +296,14 @@ impl Correlator {
         self.state.presence = Presence::new(timeout_ms, tailgate_lookback_ms);
     }
 
+    /// Takes over who is on site, and the door events kept, from the
+    /// correlator `earlier` replaces: they are what the badge events said,
+    /// not a rule's state, and a rule reload must not make everyone inside
+    /// read as never badged in.
+    pub fn take_presence_from(&mut self, earlier: &mut Correlator) {
+        std::mem::swap(&mut self.state.presence, &mut earlier.state.presence);
+    }
+
     /// The inventory `custos.lookup` consults.
     pub fn set_inventory(&mut self, inventory: Arc<Inventory>) {
         self.inventory = Some(inventory);
