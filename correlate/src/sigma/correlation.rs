@@ -581,9 +581,10 @@ impl Correlator {
                 MustBe::OnSite => place.is_some(),
                 MustBe::OffSite => place.is_none(),
                 MustBe::InZone => in_zone,
-                MustBe::OutsideZone => !in_zone,
+                // Outside a place the event does not name is not a finding.
+                MustBe::OutsideZone => w.zone.is_some() && !in_zone,
                 MustBe::InArea => in_area,
-                MustBe::OutsideArea => !in_area,
+                MustBe::OutsideArea => w.area.is_some() && !in_area,
             };
             if !holds {
                 continue;
