@@ -454,10 +454,13 @@ impl Engine {
                 severity_id: asset_severity(rule.severity_id, criticality),
                 attack: rule.attack.clone(),
                 time: h.time,
-                summary: match &h.note {
-                    None => format!("{}: {} {}", rule.title, entity_word(h.entity.kind), h.entity.id),
-                    Some(note) => format!("{}: {} {}; {note}", rule.title, entity_word(h.entity.kind), h.entity.id),
-                },
+                summary: format!(
+                    "{}: {} {}{}",
+                    rule.title,
+                    entity_word(h.entity.kind),
+                    h.entity.id,
+                    h.note.map(|n| format!("; {n}")).unwrap_or_default()
+                ),
                 entity: h.entity,
                 zone: h.zone,
                 events: h.events,

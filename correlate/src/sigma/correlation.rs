@@ -196,7 +196,6 @@ pub struct Correlator {
 struct PresenceWait {
     person: String,
     zone: Option<String>,
-    #[serde(default)]
     area: Option<String>,
     entity: Entity,
 }
@@ -601,7 +600,10 @@ impl Correlator {
                 let openings = self.state.presence.openings(inside, &w.person, time, index);
                 for o in &openings {
                     events.push(o.index);
-                    if let OpenedBy::Badge { index: Some(badge), .. } = o.how {
+                    // One badge may have opened the door twice: cited once.
+                    if let OpenedBy::Badge { index: Some(badge), .. } = o.how
+                        && !events.contains(&badge)
+                    {
                         events.push(badge);
                     }
                 }

@@ -28,7 +28,7 @@ const MAX_DOOR_EVENTS: usize = 100_000;
 /// Doors remembered as reporting their contact, at most.
 const MAX_CONTACT_DOORS: usize = 10_000;
 /// Openings an inference names at most, newest first.
-pub const MAX_OPENINGS: usize = 3;
+const MAX_OPENINGS: usize = 3;
 
 /// Where a person was as of a badge event; `None` after leaving.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,16 +189,17 @@ impl Presence {
         (t - m.time <= self.timeout_ms).then_some(m.place.as_ref()).flatten()
     }
 
-    /// The door openings into `into` that `person`, found inside at `t`
+    /// The door openings into `inside` that `person`, found inside at `t`
     /// (event `index`) without a badge of their own into it, may have come
     /// in behind: those after their last badge event and within the
     /// look-back, newest first, at most [`MAX_OPENINGS`].
-    pub fn openings(&self, into: Inside<'_>, person: &str, t: i64, index: u64) -> Vec<Opening> {
-        let since = self.last_mark(person, t, index).map_or(i64::MIN, |m| m.time).max(t - self.lookback_ms);
+    pub fn openings(&self, inside: Inside<'_>, person: &str, t: i64, index: u64) -> Vec<Opening> {
+        let since =
+            self.last_mark(person, t, index).map_or(i64::MIN, |m| m.time).max(t.saturating_sub(self.lookback_ms));
         let end = self.doors.partition_point(|d| d.time <= t);
         let start = self.doors.partition_point(|d| d.time <= since);
         let mut out = Vec::new();
-        for d in self.doors.range(start..end).rev().filter(|d| into.holds(&d.place)) {
+        for d in self.doors.range(start..end).rev().filter(|d| inside.holds(&d.place)) {
             let how = match &d.what {
                 DoorWhat::Closed => continue,
                 DoorWhat::Forced => OpenedBy::Force,
@@ -208,7 +209,7 @@ impl Presence {
                     self.doors
                         .range(..before)
                         .rev()
-                        .take_while(|x| d.time - x.time <= GRANT_TO_OPENING_MS)
+                        .take_while(|x| d.time.saturating_sub(x.time) <= GRANT_TO_OPENING_MS)
                         .find_map(|x| match &x.what {
                             DoorWhat::Granted(p) if x.door == d.door => {
                                 Some(OpenedBy::Badge { person: p.clone(), index: Some(x.index) })
@@ -233,7 +234,7 @@ impl Presence {
 
     /// Forgets marks and door events that no query at or after `t` can need.
     pub fn prune(&mut self, t: i64) {
-        let horizon = t - self.timeout_ms;
+        let horizon = t.saturating_sub(self.timeout_ms);
         self.people.retain(|_, marks| {
             // Keep the last mark before the horizon (it says where they were).
             let cut = marks.partition_point(|m| m.time < horizon).saturating_sub(1);
@@ -242,7 +243,7 @@ impl Presence {
         });
         // An opening is looked for up to the look-back before a query, and
         // its badge up to a grant's reach before that.
-        let keep_from = t - self.lookback_ms - GRANT_TO_OPENING_MS;
+        let keep_from = t.saturating_sub(self.lookback_ms).saturating_sub(GRANT_TO_OPENING_MS);
         let cut = self.doors.partition_point(|d| d.time < keep_from);
         self.doors.drain(..cut);
     }
