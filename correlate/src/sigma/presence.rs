@@ -49,9 +49,8 @@ pub struct Place {
 /// What happened at a door.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 enum DoorWhat {
-    /// The door contact reports it open (or closed: either says the door has a contact).
+    /// The door contact reports it open.
     Opened,
-    Closed,
     Forced,
     /// A badge granted to this person.
     Granted(String),
@@ -140,17 +139,16 @@ impl Presence {
             || e.unmapped.get_str("badge.direction").is_some_and(|d| d.eq_ignore_ascii_case("out"));
         // A door the inventory places nowhere is an opening into nowhere.
         if let Some(door) = e.door.as_deref().filter(|_| e.area.is_some() || e.zone.is_some()) {
+            // A contact's report, opened or closed, says the door has one;
+            // only openings are kept.
+            let contact = matches!(e.activity_id, activity::PORTAL_OPENED | activity::PORTAL_CLOSED);
             let what = match e.activity_id {
                 activity::PORTAL_OPENED => Some(DoorWhat::Opened),
-                activity::PORTAL_CLOSED => Some(DoorWhat::Closed),
                 activity::PORTAL_FORCED => Some(DoorWhat::Forced),
                 activity::BADGE_GRANTED if !leaving => person.map(|p| DoorWhat::Granted(p.to_owned())),
                 _ => None,
             };
-            if matches!(what, Some(DoorWhat::Opened | DoorWhat::Closed))
-                && self.contact_doors.len() < MAX_CONTACT_DOORS
-                && !self.contact_doors.contains(door)
-            {
+            if contact && self.contact_doors.len() < MAX_CONTACT_DOORS && !self.contact_doors.contains(door) {
                 self.contact_doors.insert(door.to_owned());
             }
             if let Some(what) = what {
@@ -201,7 +199,6 @@ impl Presence {
         let mut out = Vec::new();
         for d in self.doors.range(start..end).rev().filter(|d| inside.holds(&d.place)) {
             let how = match &d.what {
-                DoorWhat::Closed => continue,
                 DoorWhat::Forced => OpenedBy::Force,
                 DoorWhat::Opened => {
                     // The newest badge granted at this door shortly before it opened.
