@@ -380,7 +380,7 @@ impl AccountStore {
         };
         let token = token.map_err(store_error)?;
         if self.get(&account.name).is_none_or(|a| a.disabled) {
-            tokens.end_session(&token, crate::auth::Ended::Disabled).map_err(store_error)?;
+            tokens.end_session_at(&token, crate::auth::Ended::Disabled, now).map_err(store_error)?;
             return Err(PasswordError::Disabled);
         }
         Ok(token)

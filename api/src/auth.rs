@@ -112,8 +112,8 @@ impl Ended {
     }
 }
 
-/// How long an ended token is remembered: its use within this time is
-/// reported with its account and why it ended.
+/// How long an ended token or an expired session is remembered: its use
+/// within this time is reported with its account and why it stopped.
 pub const KEEP_ENDED_MS: i64 = 30 * 86_400_000;
 /// Ended tokens remembered at most (the newest), so that the file stays small
 /// however many logins and logouts a month brings.
@@ -125,19 +125,28 @@ impl StoredToken {
         self.ended.is_none() && self.expires_at.is_none_or(|e| e > now) && self.valid_until.is_none_or(|v| v > now)
     }
 
-    /// Ends it now for `why`; false if it had ended already.
+    /// Ends it now for `why`; false if it had ended already, or is a session
+    /// past its time (which stays expired, and is said to be).
     fn end(&mut self, why: Ended, now: i64) -> bool {
-        let was_live = self.ended.is_none();
-        self.ended.get_or_insert(EndedAt { why, at: now });
+        let was_live = self.ended.is_none() && self.expires_at.is_none_or(|e| e > now);
+        if was_live {
+            self.ended = Some(EndedAt { why, at: now });
+        }
         was_live
+    }
+
+    /// When it stopped working, if it has: ended, or a session past its time.
+    fn finished_at(&self, now: i64) -> Option<i64> {
+        self.ended.map(|e| e.at).or(self.expires_at.filter(|&e| e <= now))
     }
 }
 
-/// Forgets ended tokens older than [`KEEP_ENDED_MS`], and all but the newest
-/// [`MAX_ENDED`].
+/// Forgets ended tokens and expired sessions older than [`KEEP_ENDED_MS`],
+/// and all but the newest [`MAX_ENDED`] of them.
 fn forget_old_ended(map: &mut HashMap<String, StoredToken>, now: i64) {
-    map.retain(|_, t| t.ended.is_none_or(|e| now.saturating_sub(e.at) < KEEP_ENDED_MS));
-    let mut ended: Vec<(i64, String)> = map.values().filter_map(|t| Some((t.ended?.at, t.sha256.clone()))).collect();
+    map.retain(|_, t| t.finished_at(now).is_none_or(|at| now.saturating_sub(at) < KEEP_ENDED_MS));
+    let mut ended: Vec<(i64, String)> =
+        map.values().filter_map(|t| Some((t.finished_at(now)?, t.sha256.clone()))).collect();
     if ended.len() > MAX_ENDED {
         ended.sort_unstable();
         for (_, key) in &ended[..ended.len() - MAX_ENDED] {
@@ -261,11 +270,9 @@ impl TokenStore {
     ) -> std::io::Result<String> {
         let token = new_token()?;
         self.tokens.change(|map| {
-            // Sessions past their time are forgotten; ended ones are kept a while.
-            map.retain(|_, t| t.ended.is_some() || t.expires_at.is_none_or(|e| e > now));
             let mut sessions: Vec<(i64, String)> = map
                 .values()
-                .filter(|t| t.name == name && t.ended.is_none())
+                .filter(|t| t.name == name && t.live_at(now))
                 .filter_map(|t| Some((t.expires_at?, t.sha256.clone())))
                 .collect();
             if sessions.len() >= MAX_SESSIONS {
@@ -363,8 +370,12 @@ impl TokenStore {
     /// Ends the session `token` for `why`; false (and nothing done) when it
     /// is an API token, no token at all, or ended already.
     pub fn end_session(&self, token: &str, why: Ended) -> std::io::Result<bool> {
+        self.end_session_at(token, why, ingest::source::now_millis())
+    }
+
+    /// [`end_session`](Self::end_session) as of `now` (Unix ms).
+    pub(crate) fn end_session_at(&self, token: &str, why: Ended, now: i64) -> std::io::Result<bool> {
         let key = hash(token);
-        let now = ingest::source::now_millis();
         let ended = self.tokens.change(|map| match map.get_mut(&key) {
             Some(t) if t.expires_at.is_some() => t.end(why, now),
             _ => false,
@@ -411,8 +422,8 @@ impl TokenStore {
         if let Some(e) = t.ended {
             return Err(Refusal::Ended { name: t.name.clone(), why: e.why });
         }
-        if t.expires_at.is_some_and(|e| e <= now) {
-            return Err(Refusal::Unknown);
+        if let Some(at) = t.expires_at.filter(|&e| e <= now) {
+            return Err(Refusal::SessionExpired { name: t.name.clone(), at });
         }
         if let Some(at) = t.valid_until.filter(|&v| v <= now) {
             return Err(Refusal::Expired { name: t.name.clone(), at });
@@ -430,7 +441,7 @@ impl TokenStore {
         }
         drop(used);
         // Ended once: the next request with it finds no token at all.
-        match self.end_session(token, Ended::Idle) {
+        match self.end_session_at(token, Ended::Idle, now) {
             Ok(true) => Err(Refusal::Idle { who, idle_ms: self.idle_ms }),
             // Another request ended it first, and says so.
             Ok(false) => Err(Refusal::Unknown),
@@ -445,12 +456,14 @@ impl TokenStore {
 /// Why a token lets no one in.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {
-    /// Unknown, expired or ended.
+    /// Not a token Custos issued, or one it no longer remembers.
     Unknown,
     /// A session that went unused past the idle limit, ended just now.
     Idle { who: Principal, idle_ms: i64 },
     /// `name`'s API token, issued for a time that has passed (Unix ms).
     Expired { name: String, at: i64 },
+    /// `name`'s session, past its time (Unix ms; remembered for [`KEEP_ENDED_MS`]).
+    SessionExpired { name: String, at: i64 },
     /// `name`'s token, ended before its time (within [`KEEP_ENDED_MS`]).
     Ended { name: String, why: Ended },
 }
@@ -497,6 +510,8 @@ mod tests {
         let dead = store.issue_session("qa1", Role::QualityReviewer, now, now - 1).expect("expired session");
         assert!(store.authenticate(&live).is_some());
         assert_eq!(store.authenticate(&dead), None, "an expired session is refused");
+        let expired = || Err(Refusal::SessionExpired { name: "qa1".into(), at: now - 1 });
+        assert_eq!(store.check_at(&dead, now), expired(), "and said to be expired");
         assert!(store.authenticate(&api).is_some(), "a login does not end the API token");
         let api2 = store.issue("qa1", Role::QualityReviewer).expect("reissue");
         assert!(store.authenticate(&live).is_some() && store.authenticate(&api2).is_some());
@@ -508,10 +523,12 @@ mod tests {
         assert_eq!(store.authenticate(&live), None, "the oldest session ended");
         assert!(later.iter().all(|t| store.authenticate(t).is_some()));
         assert!(store.authenticate(&other).is_some() && store.authenticate(&api2).is_some());
+        assert_eq!(store.check_at(&dead, now), expired(), "still expired after later logins");
         // Revoking a name ends its API token and every session, no one else's.
         assert_eq!(store.revoke("qa1").expect("revoke"), 1 + MAX_SESSIONS);
         assert!(later.iter().chain([&api2]).all(|t| store.authenticate(t).is_none()));
         assert!(store.authenticate(&other).is_some());
+        assert_eq!(store.check_at(&dead, now), expired(), "an expired session is not revoked, and stays expired");
     }
 
     /// A token ended before its time is refused naming its account and how
@@ -562,6 +579,17 @@ mod tests {
         assert!(map.contains_key("h-2"), "a live token stays");
         assert_eq!(map.len(), MAX_ENDED + 1, "{} ended kept", MAX_ENDED);
         assert!((0..5).all(|i| !map.contains_key(&format!("h{i}"))), "the oldest forgotten");
+        // Sessions past their time are remembered as long as ended tokens.
+        let session = |i: i64, expires_at: i64| StoredToken { expires_at: Some(expires_at), ..token(i, None) };
+        let mut map: HashMap<String, StoredToken> =
+            [session(1, t0 - KEEP_ENDED_MS), session(2, t0 - 86_400_000), session(3, t0 + 1)]
+                .into_iter()
+                .map(|t| (t.sha256.clone(), t))
+                .collect();
+        forget_old_ended(&mut map, t0);
+        let mut kept: Vec<&str> = map.keys().map(String::as_str).collect();
+        kept.sort_unstable();
+        assert_eq!(kept, ["h2", "h3"], "expired 30 days ago forgotten; yesterday's and a live one kept");
     }
 
     /// An API token issued for a time works until then, and is then refused

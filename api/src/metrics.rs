@@ -210,7 +210,7 @@ pub fn render_sign_ins(dropped: u64, tokens_refused: [u64; 3]) -> String {
         &mut out,
         "custos_api_tokens_refused_total",
         "counter",
-        "Requests refused for their bearer token, by reason (unknown; an expired API token; ended before its time).",
+        "Requests refused for their bearer token, by reason (unknown; an expired API token or session; ended before its time).",
     );
     for (reason, n) in ["unknown", "expired", "ended"].into_iter().zip(tokens_refused) {
         let _ = writeln!(out, "custos_api_tokens_refused_total{{reason=\"{reason}\"}} {n}");

@@ -314,6 +314,11 @@ impl FromRequestParts<AppState> for Caller {
                     format_rfc3339(at)
                 )))
             }
+            Err(crate::auth::Refusal::SessionExpired { name, at }) => {
+                report_refused_token(state, refused(crate::sign_in::TokenRefusal::SessionExpired, Some(name)), now)
+                    .await;
+                Err(unauthorized(&format!("the session expired at {}; log in again", format_rfc3339(at))))
+            }
             Err(crate::auth::Refusal::Idle { who, idle_ms }) => {
                 let minutes = idle_ms / 60_000;
                 audit(state, &who, "logout.idle", "", json!({"idle_minutes": minutes})).await?;

@@ -126,11 +126,13 @@ pub fn record(via: Via, outcome: Outcome, name: &str, from: Option<IpAddr>, at: 
 /// Why a request's bearer token let no one in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TokenRefusal {
-    /// Not a token Custos issued (or a session past its time, or one ended
-    /// longer ago than Custos remembers).
+    /// Not a token Custos issued (or one that stopped working longer ago
+    /// than Custos remembers).
     Unknown,
     /// An API token issued for a time that has passed.
     Expired,
+    /// A session past its time.
+    SessionExpired,
     /// A token ended before its time, and why: a session logged out, a
     /// replaced API token, a disabled account's.
     Ended(crate::auth::Ended),
@@ -141,7 +143,7 @@ impl TokenRefusal {
     fn slot(self) -> usize {
         match self {
             Self::Unknown => 0,
-            Self::Expired => 1,
+            Self::Expired | Self::SessionExpired => 1,
             Self::Ended(_) => 2,
         }
     }
@@ -155,6 +157,7 @@ pub fn token_cef_line(why: TokenRefusal, name: Option<&str>, from: Option<IpAddr
     let (sig, what) = match why {
         TokenRefusal::Unknown => ("token.unknown", "unknown token".to_owned()),
         TokenRefusal::Expired => ("token.expired", "expired API token".to_owned()),
+        TokenRefusal::SessionExpired => ("token.session_expired", "expired session".to_owned()),
         TokenRefusal::Ended(how) => ("token.ended", format!("token ended ({})", how.name())),
     };
     let mut line = format!(
@@ -316,6 +319,9 @@ mod tests {
         assert_eq!(&*expired.message, "Custos API login failed: expired API token");
         assert_eq!(expired.actor.as_ref().and_then(|a| a.user.as_deref()), Some("soar|x=y"));
         assert_eq!(expired.status_id, Some(status::FAILURE));
+        let session = parsed(&token_cef_line(TokenRefusal::SessionExpired, Some("sam"), from, 3, 5));
+        assert_eq!(&*session.message, "Custos API login failed: expired session");
+        assert_eq!(session.actor.as_ref().and_then(|a| a.user.as_deref()), Some("sam"));
         let ended = TokenRefusal::Ended(crate::auth::Ended::Logout);
         let ended = parsed(&token_cef_line(ended, Some("sam"), from, 2, 5));
         assert_eq!(&*ended.message, "Custos API login failed: token ended (logout)");

@@ -1236,6 +1236,23 @@ async fn an_idle_session_is_logged_off() {
     assert_eq!(f.ledger.size(), size, "logged off once");
 }
 
+/// A session past its 8 hours is refused as expired, naming when, not as an
+/// unknown token: the person logs in again.
+#[tokio::test]
+async fn an_expired_session_says_so() {
+    let f = fixture().await;
+    let now = ingest::source::now_millis();
+    let at = now - 1_000;
+    let old = f
+        .token_store
+        .issue_session("QualityReviewer", Role::QualityReviewer, now - 8 * 3_600_000, at)
+        .expect("session");
+    let (s, b) = call(&f.app, "GET", "/api/v1/incidents", Some(&old), "").await;
+    let expected = format!("the session expired at {}; log in again", ingest::time::format_rfc3339(at));
+    assert_eq!((s, b["error"]["message"].as_str()), (StatusCode::UNAUTHORIZED, Some(expected.as_str())), "{b}");
+    assert_eq!(b["error"]["code"], "unauthorized");
+}
+
 /// An access review lists accounts and token holders, never a secret, and
 /// is itself audited.
 #[tokio::test]
