@@ -31,7 +31,7 @@ use tantivy::{
 };
 
 /// Fields a query can name. Keyword fields match whole values exactly.
-pub const KEYWORD_FIELDS: [&str; 24] = [
+pub const KEYWORD_FIELDS: [&str; 25] = [
     "kind",
     "id",
     "class",
@@ -49,6 +49,7 @@ pub const KEYWORD_FIELDS: [&str; 24] = [
     "ot_access",
     "rule",
     "state",
+    "assignee",
     "entity",
     "attack",
     "source",
@@ -185,6 +186,7 @@ fields!(
     ot_access,
     rule,
     state,
+    assignee,
     entity,
     attack,
     source,
@@ -815,6 +817,7 @@ fn finding_document(f: &Fields, index: u64, kind: ledger::RecordKind, v: &Value)
     d.text(f.zone, text_at(v, &["zone"]));
     d.text(f.entity, text_at(v, &["entity", "id"]));
     d.text(f.state, text_at(v, &["state"]));
+    d.text(f.assignee, text_at(v, &["assignee"]));
     match at(v, &["rules"]).and_then(Value::as_array) {
         Some(rules) => rules.iter().for_each(|r| d.text(f.rule, r.as_str())),
         None => d.text(f.rule, text_at(v, &["rule"])),
@@ -1101,6 +1104,7 @@ mod tests {
             ix.add(0, K::Incident, &inc("new", 10)).expect("add");
             let mut noted = inc("acknowledged", 11);
             noted["notes"] = json!([{"by": "sam", "at": 11, "text": "reader on door 3 is faulty"}]);
+            noted["assignee"] = json!("sam");
             ix.add(1, K::Incident, &noted).expect("add");
             ix.commit().expect("commit");
         }
@@ -1116,6 +1120,10 @@ mod tests {
         let found =
             |q: &str| s.search(&SearchRequest { q: q.into(), limit: 5, ..Default::default() }).expect("s").total;
         assert_eq!((found("INC-1"), found("INC-2"), found("INC")), (1, 0, 0));
+        assert_eq!(
+            (found("assignee:sam"), found("assignee:ana"), found("kind:incident AND NOT assignee:*")),
+            (1, 0, 0)
+        );
         assert_eq!((found("kind:incident AND \"door 3 is faulty\""), found("\"door 4\"")), (1, 0), "its notes' text");
     }
 }
