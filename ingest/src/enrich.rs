@@ -78,6 +78,9 @@ pub fn enrich(inv: &Inventory, e: &mut Event) {
         if d.exit && e.unmapped.get_str("badge.direction").is_none() {
             e.unmapped.insert("badge.direction", "out");
         }
+        if let Some(opens) = &d.opens {
+            e.unmapped.insert("reader.opens", opens.as_str());
+        }
     }
     if e.zone.is_none() {
         e.zone = device_asset
@@ -131,6 +134,7 @@ mod tests {
         enrich(&inv(), &mut e);
         assert_eq!(e.unmapped.get_str("badge.direction"), Some("out"));
         assert_eq!(e.area.as_deref(), Some("control-room"));
+        assert_eq!(e.unmapped.get_str("reader.opens"), Some("D1"), "the door it opens");
         own.unmapped.insert("badge.direction", "in");
         enrich(&inv(), &mut own);
         assert_eq!(own.unmapped.get_str("badge.direction"), Some("in"));

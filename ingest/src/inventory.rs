@@ -181,6 +181,14 @@ pub struct Door {
     /// Default false.
     #[serde(default)]
     pub exit: bool,
+    /// The door this reader opens, when the access control system names the
+    /// reader apart from its door (an exit reader `CR-DOOR-1-EXIT` of the
+    /// door `CR-DOOR-1`, whose contact reports under the door's name): events
+    /// here are given `reader.opens`, so that a door opening just after an
+    /// exit badge is known to be that person leaving. Another entry of the
+    /// same area. Default: none (the reader is the door).
+    #[serde(default)]
+    pub opens: Option<Text>,
 }
 
 /// A period in which changes to the named assets (or every asset of the named
@@ -370,6 +378,22 @@ impl Inventory {
                 return Err(invalid(format!("doors[{i}].zone"), format!("unknown zone {:?}", d.zone)));
             }
         }
+        for (i, d) in self.doors.iter().enumerate() {
+            let Some(opens) = &d.opens else { continue };
+            match ix.door_by_id.get(opens.as_str()).map(|&j| &self.doors[j]) {
+                Some(door) if door.id == d.id => {
+                    return Err(invalid(format!("doors[{i}].opens"), "a reader opens another door entry, not itself"));
+                }
+                Some(door) if door.area != d.area => {
+                    return Err(invalid(
+                        format!("doors[{i}].opens"),
+                        format!("door {opens:?} is in area {:?}, the reader in {:?}", door.area, d.area),
+                    ));
+                }
+                Some(_) => {}
+                None => return Err(invalid(format!("doors[{i}].opens"), format!("unknown door {opens:?}"))),
+            }
+        }
         for (i, w) in self.maintenance_windows.iter_mut().enumerate() {
             let key = format!("maintenance_windows[{i}]");
             w.span = span(&key, &w.start, &w.end)?;
@@ -499,6 +523,7 @@ pub(crate) mod tests {
         area = "control-room"
         zone = "cell-1"
         exit = true
+        opens = "D1"
         [[maintenance_windows]]
         id = "MW-1"
         zones = ["cell-1"]
@@ -536,6 +561,12 @@ pub(crate) mod tests {
             (SAMPLE.replace("assets = [\"PLC-01\"]", "assets = [\"PLC-99\"]"), "change_tickets[0].assets"),
             (format!("{SAMPLE}\n[[zones]]\nid = \"cell-1\"\n"), "zones[1].id"),
             (format!("{SAMPLE}\nsurprise = 1\n"), "unknown field"),
+            (SAMPLE.replace("opens = \"D1\"", "opens = \"D9\""), "doors[1].opens"),
+            (SAMPLE.replace("opens = \"D1\"", "opens = \"D1-EXIT\""), "doors[1].opens"),
+            (
+                SAMPLE.replace("\"D1-EXIT\"\n        area = \"control-room\"", "\"D1-EXIT\"\n        area = \"hall\""),
+                "doors[1].opens",
+            ),
         ];
         for (text, key) in cases {
             let e = Inventory::from_toml(&text).expect_err("must fail").to_string();

@@ -45,6 +45,12 @@ owner = "bob"
 id = "CR-DOOR-1"
 area = "control-room"
 zone = "cell-1"
+[[doors]]
+id = "CR-DOOR-1-EXIT"
+area = "control-room"
+zone = "cell-1"
+exit = true
+opens = "CR-DOOR-1"
 [[maintenance_windows]]
 id = "MW-1"
 assets = ["PLC-02"]
@@ -315,6 +321,36 @@ fn tailgating_names_who_held_the_door() {
         "Left an area they never badged into (tailgating inferred): person mallory; came in behind bob: CR-DOOR-1 opened at 2026-11-26T10:00:02.000Z"
     );
     assert_eq!(a[0].events, [logon, opened, bob], "the zone's door opened before the logon");
+}
+
+/// Reverse tailgating: the control room's door opens just after Bob badges
+/// out at its exit reader, and Mallory, never badged in, then logs on inside:
+/// the alert says she came in as Bob left, citing his exit badge.
+#[test]
+fn reverse_tailgating_names_who_was_leaving() {
+    let mut h = Harness::new();
+    h.engine = Engine::new(h.inventory.clone(), EngineConfig::default());
+    let mut a = Vec::new();
+    let mut keep = |(index, alerts): (u64, Vec<Alert>)| {
+        a.extend(alerts);
+        index
+    };
+    keep(h.badge(T0, "2002", "granted", T0));
+    let line = |t: i64, door: &str, extra: &str| format!(r#"{{"time":"{}","door":"{door}",{extra}}}"#, iso(t));
+    let exit = line(T0 + 60_000, "CR-DOOR-1-EXIT", r#""badge":"2002","result":"granted""#);
+    let left = keep(h.feed("badge", Format::BadgeJson, &exit, T0 + 60_000));
+    let opened = line(T0 + 61_000, "CR-DOOR-1", r#""result":"door_opened""#);
+    let opened = keep(h.feed("badge", Format::BadgeJson, &opened, T0 + 61_000));
+    keep(h.feed("badge", Format::BadgeJson, &line(T0 + 68_000, "CR-DOOR-1", r#""result":"door_closed""#), T0 + 68_000));
+    let logon = keep(h.login(T0 + 120_000, "mallory", "ews-01", "4624", T0 + 120_000));
+    a.extend(h.engine.on_tick(T0 + 3_600_000));
+    assert_eq!(rules(&a), ["custos-logon-without-badge-in"], "Bob left by the exit reader he was given");
+    assert_eq!(a[0].events, [logon, opened, left], "the logon, the door's opening and the exit badge before it");
+    assert!(
+        a[0].summary.ends_with("; came in as bob left: CR-DOOR-1 opened at 2026-11-26T10:01:01.000Z"),
+        "{}",
+        a[0].summary
+    );
 }
 
 /// A rule reload starts the correlation windows afresh, but who is on

@@ -601,7 +601,8 @@ impl Correlator {
                 for o in &openings {
                     events.push(o.index);
                     // One badge may have opened the door twice: cited once.
-                    if let OpenedBy::Badge { index: Some(badge), .. } = o.how
+                    if let OpenedBy::Badge { index: Some(badge), .. } | OpenedBy::Leaving { index: Some(badge), .. } =
+                        o.how
                         && !events.contains(&badge)
                     {
                         events.push(badge);

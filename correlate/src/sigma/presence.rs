@@ -8,7 +8,11 @@
 //! forced door, or, at a door that reports no contact, a granted badge), so
 //! that someone found inside an area they did not badge into can be said to
 //! have come in behind whoever opened a door into it: tailgating, inferred
-//! from one opening and two people inside.
+//! from one opening and two people inside. Badges granted at an exit reader
+//! are kept as well: a door opened just after one was opened by someone
+//! leaving, whom another may have slipped in past (reverse tailgating). An
+//! exit reader named apart from its door carries the door's name in
+//! `reader.opens` (the inventory's `[[doors]] opens`).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
@@ -54,6 +58,8 @@ enum DoorWhat {
     Forced,
     /// A badge granted to this person.
     Granted(String),
+    /// A badge granted to this person at an exit reader: leaving.
+    Left(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +86,9 @@ pub enum OpenedBy {
     /// A badge granted to this person (with its ledger index, unless the
     /// badge itself is the opening: a door without a contact).
     Badge { person: String, index: Option<u64> },
+    /// Opened for this person leaving (their badge at an exit reader, with
+    /// its ledger index unless the badge itself is the opening).
+    Leaving { person: String, index: Option<u64> },
     /// Forced open.
     Force,
     /// Opened with no badge granted just before: from inside, by Request To
@@ -137,15 +146,18 @@ impl Presence {
         let person = e.person();
         let leaving = e.activity_id == activity::REQUEST_TO_EXIT
             || e.unmapped.get_str("badge.direction").is_some_and(|d| d.eq_ignore_ascii_case("out"));
-        // A door the inventory places nowhere is an opening into nowhere.
-        if let Some(door) = e.door.as_deref().filter(|_| e.area.is_some() || e.zone.is_some()) {
+        // A door the inventory places nowhere is an opening into nowhere. An
+        // exit reader with a name of its own reports for the door it opens.
+        let door = e.unmapped.get_str("reader.opens").or(e.door.as_deref());
+        if let Some(door) = door.filter(|_| e.area.is_some() || e.zone.is_some()) {
             // A contact's report, opened or closed, says the door has one;
             // only openings are kept.
             let contact = matches!(e.activity_id, activity::PORTAL_OPENED | activity::PORTAL_CLOSED);
             let what = match e.activity_id {
                 activity::PORTAL_OPENED => Some(DoorWhat::Opened),
                 activity::PORTAL_FORCED => Some(DoorWhat::Forced),
-                activity::BADGE_GRANTED if !leaving => person.map(|p| DoorWhat::Granted(p.to_owned())),
+                activity::BADGE_GRANTED if leaving => person.map(|p| DoorWhat::Left(p.to_owned())),
+                activity::BADGE_GRANTED => person.map(|p| DoorWhat::Granted(p.to_owned())),
                 _ => None,
             };
             if contact && self.contact_doors.len() < MAX_CONTACT_DOORS && !self.contact_doors.contains(door) {
@@ -197,29 +209,39 @@ impl Presence {
         let end = self.doors.partition_point(|d| d.time <= t);
         let start = self.doors.partition_point(|d| d.time <= since);
         let mut out = Vec::new();
-        for d in self.doors.range(start..end).rev().filter(|d| inside.holds(&d.place)) {
+        // The asking event is not evidence of itself (an exit badge is a door event too).
+        let door_events = self.doors.range(start..end).rev().filter(|d| d.index != index && inside.holds(&d.place));
+        for d in door_events {
             let how = match &d.what {
                 DoorWhat::Forced => OpenedBy::Force,
                 DoorWhat::Opened => {
                     // The newest badge granted at this door shortly before it opened.
                     let before = self.doors.partition_point(|x| (x.time, x.index) < (d.time, d.index));
-                    self.doors
+                    let by = self
+                        .doors
                         .range(..before)
                         .rev()
                         .take_while(|x| d.time.saturating_sub(x.time) <= GRANT_TO_OPENING_MS)
+                        .filter(|x| x.door == d.door)
                         .find_map(|x| match &x.what {
-                            DoorWhat::Granted(p) if x.door == d.door => {
-                                Some(OpenedBy::Badge { person: p.clone(), index: Some(x.index) })
-                            }
+                            DoorWhat::Granted(p) => Some(OpenedBy::Badge { person: p.clone(), index: Some(x.index) }),
+                            DoorWhat::Left(p) => Some(OpenedBy::Leaving { person: p.clone(), index: Some(x.index) }),
                             _ => None,
-                        })
-                        .unwrap_or(OpenedBy::NoBadge)
+                        });
+                    match by {
+                        // Their own way out is not their way in.
+                        Some(OpenedBy::Leaving { person: p, .. }) if p == person => continue,
+                        by => by.unwrap_or(OpenedBy::NoBadge),
+                    }
                 }
                 // A door with a contact says when it opened; one without, its badge is the opening.
                 DoorWhat::Granted(p) if p != person && !self.contact_doors.contains(&d.door) => {
                     OpenedBy::Badge { person: p.clone(), index: None }
                 }
-                DoorWhat::Granted(_) => continue,
+                DoorWhat::Left(p) if p != person && !self.contact_doors.contains(&d.door) => {
+                    OpenedBy::Leaving { person: p.clone(), index: None }
+                }
+                DoorWhat::Granted(_) | DoorWhat::Left(_) => continue,
             };
             out.push(Opening { door: d.door.clone(), time: d.time, index: d.index, how });
             if out.len() == MAX_OPENINGS {
@@ -263,6 +285,7 @@ pub fn entered_behind(inside: Inside<'_>, openings: &[Opening], lookback_ms: i64
     let place = inside.name();
     let how = |o: &Opening| match &o.how {
         OpenedBy::Badge { person, .. } => format!(" on {person}'s badge"),
+        OpenedBy::Leaving { person, .. } => format!(" as {person} left"),
         OpenedBy::Force => ", forced".to_owned(),
         OpenedBy::NoBadge => ", with no badge granted before it".to_owned(),
     };
@@ -274,6 +297,7 @@ pub fn entered_behind(inside: Inside<'_>, openings: &[Opening], lookback_ms: i64
         ),
         [o] => match &o.how {
             OpenedBy::Badge { person, .. } => format!("came in behind {person}: {}", at(o)),
+            OpenedBy::Leaving { person, .. } => format!("came in as {person} left: {}", at(o)),
             _ => format!("came in through {}{}", at(o), how(o)),
         },
         _ => {
@@ -388,6 +412,40 @@ mod tests {
         );
     }
 
+    /// A door opened just after someone badged out was opened by them
+    /// leaving: at an exit reader named apart from its door (`reader.opens`)
+    /// or under the door's own name; at a door without a contact the exit
+    /// badge is the opening. Neither the asking event nor the asker's own way
+    /// out is cited.
+    #[test]
+    fn openings_as_someone_left() {
+        let mut p = Presence::new(12 * 60 * MIN, 15 * MIN);
+        let t0 = 1_000 * MIN;
+        let mut exit_reader = badge("alice", activity::BADGE_GRANTED, t0 + MIN, "cr", "out");
+        exit_reader.door = Some("cr-door-exit".into());
+        exit_reader.unmapped.insert("reader.opens", "cr-door");
+        p.observe(0, &badge("carol", activity::BADGE_GRANTED, t0, "lab", "in"));
+        p.observe(1, &exit_reader);
+        p.observe(2, &door("cr", activity::PORTAL_OPENED, t0 + MIN + 2_000));
+        p.observe(3, &door("cr", activity::PORTAL_CLOSED, t0 + MIN + 9_000));
+        // The hall's door has no contact: Dan's exit badge is the opening.
+        p.observe(4, &badge("dan", activity::BADGE_GRANTED, t0 + 2 * MIN, "hall", "out"));
+        let alice = OpenedBy::Leaving { person: "alice".into(), index: Some(1) };
+        let got = p.openings(Inside::Area("cr-area"), "carol", t0 + 10 * MIN, 9);
+        assert_eq!(got.iter().map(|o| (o.index, &o.how)).collect::<Vec<_>>(), [(2, &alice)]);
+        let got = p.openings(Inside::Area("hall-area"), "carol", t0 + 10 * MIN, 9);
+        let dan = OpenedBy::Leaving { person: "dan".into(), index: None };
+        assert_eq!(got.iter().map(|o| (o.index, &o.how)).collect::<Vec<_>>(), [(4, &dan)]);
+        assert!(p.openings(Inside::Area("hall-area"), "carol", t0 + 10 * MIN, 4).is_empty(), "not its own evidence");
+        assert!(p.openings(Inside::Area("hall-area"), "dan", t0 + 10 * MIN, 9).is_empty(), "his own way out");
+        // Carol leaves the control room by its exit reader; the door opens for her.
+        let mut hers = exit_reader.clone();
+        (hers.time, hers.actor_mut().person) = (t0 + 5 * MIN, Some("carol".into()));
+        p.observe(5, &hers);
+        p.observe(6, &door("cr", activity::PORTAL_OPENED, t0 + 5 * MIN + 1_000));
+        assert!(p.openings(Inside::Area("cr-area"), "carol", t0 + 10 * MIN, 9).is_empty(), "her own way out");
+    }
+
     /// Door events arriving late or out of order give the same openings.
     #[test]
     fn arrival_order_does_not_change_openings() {
@@ -444,6 +502,15 @@ mod tests {
         assert_eq!(
             entered_behind(inside, &[o(3, OpenedBy::Force), o(2, alice)], 15 * MIN),
             "door openings into control-room-1 before, newest first: CR-DOOR-1 opened at 2026-11-26T10:00:00.000Z, forced; CR-DOOR-1 opened at 2026-11-26T10:00:00.000Z on alice's badge"
+        );
+        let bob = OpenedBy::Leaving { person: "bob".into(), index: Some(1) };
+        assert_eq!(
+            entered_behind(inside, &[o(2, bob.clone())], 15 * MIN),
+            "came in as bob left: CR-DOOR-1 opened at 2026-11-26T10:00:00.000Z"
+        );
+        assert_eq!(
+            entered_behind(inside, &[o(3, OpenedBy::NoBadge), o(2, bob)], 15 * MIN),
+            "door openings into control-room-1 before, newest first: CR-DOOR-1 opened at 2026-11-26T10:00:00.000Z, with no badge granted before it; CR-DOOR-1 opened at 2026-11-26T10:00:00.000Z as bob left"
         );
         assert_eq!(
             entered_behind(inside, &[o(3, OpenedBy::NoBadge)], 15 * MIN),
