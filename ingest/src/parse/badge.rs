@@ -1,8 +1,8 @@
 //! Badge (physical access control) events in Custos' JSON form, as pushed by a
 //! PACS webhook or bridge:
 //! `{"time": RFC 3339, "badge": "4711", "door": "CR-1", "result": "denied", "reason": "..."}`.
-//! Optional: `person`, `name`, `direction` (`in` / `out`), `controller`; anything
-//! else is kept in `unmapped`.
+//! Optional: `person`, `name`, `direction` (`in` / `out`, or a word of
+//! [`direction_for`]), `controller`; anything else is kept in `unmapped`.
 
 use crate::event::Text;
 use serde_json::Value;
@@ -37,6 +37,21 @@ pub fn activity_for(result: &str) -> Option<(u32, u8)> {
     })
 }
 
+/// `in` or `out` for a direction word of a badge system, any case: entry,
+/// entrance, ingress, inbound; exit, egress, outbound, leave.
+pub fn direction_for(word: &str) -> Option<&'static str> {
+    Some(match word.trim().to_ascii_lowercase().as_str() {
+        "in" | "entry" | "enter" | "entrance" | "ingress" | "inbound" => "in",
+        "out" | "exit" | "egress" | "outbound" | "leave" => "out",
+        _ => return None,
+    })
+}
+
+/// What a badge event whose direction is not a known word says.
+pub fn unknown_direction(word: &str) -> String {
+    format!("unknown direction {word:?} (in / entry or out / exit)")
+}
+
 /// Parses one badge event (a JSON object).
 pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> {
     let v: Value = serde_json::from_slice(bytes).map_err(|e| err(format!("not JSON: {e}")))?;
@@ -65,8 +80,11 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
     e.message = crate::event::format_text!("{result} at {door}{reason}");
     e.metadata.product = text("controller").map_or("PACS".into(), |c| c.to_owned().into());
     e.metadata.parser = P.into();
+    if let Some(word) = text("direction") {
+        e.unmapped.insert("badge.direction", direction_for(word).ok_or_else(|| err(unknown_direction(word)))?);
+    }
     for (k, val) in obj {
-        if !matches!(k.as_str(), "time" | "result" | "door" | "badge" | "person") {
+        if !matches!(k.as_str(), "time" | "result" | "door" | "badge" | "person" | "direction") {
             e.unmapped.insert_prefixed("badge.", k, val.clone());
         }
     }
@@ -88,6 +106,16 @@ mod tests {
         assert_eq!(e.actor.and_then(|a| a.credential_uid).as_deref(), Some("4711"));
         assert_eq!(e.message, "denied at CR-DOOR-1: not authorised");
         assert_eq!(e.unmapped.get_str("badge.direction"), Some("in"));
+        let exit =
+            br#"{"time":"2026-11-26T10:00:00Z","badge":"4711","door":"D1","result":"granted","direction":"Exit"}"#;
+        assert_eq!(
+            parse(exit, &CTX).expect("parses").unmapped.get_str("badge.direction"),
+            Some("out"),
+            "a word of its own"
+        );
+        let odd = br#"{"time":"2026-11-26T10:00:00Z","badge":"4711","door":"D1","result":"granted","direction":"up"}"#;
+        let bad = parse(odd, &CTX).expect_err("unknown direction");
+        assert!(bad.reason.contains(r#"unknown direction "up""#), "{bad}");
     }
 
     #[test]

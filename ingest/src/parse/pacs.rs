@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::badge::activity_for;
+use super::badge::{activity_for, direction_for, unknown_direction};
 use super::{ParseContext, ParseError, csv};
 use crate::event::{Event, EventClass, activity, status};
 use crate::time::{Millis, days_from_civil, parse_rfc3339};
@@ -159,9 +159,39 @@ pub struct BadgeMapping {
     pub person: Option<String>,
     #[serde(default)]
     pub reason: Option<String>,
-    /// Extra result words of this vendor → a known word (granted, denied, forced, held_open, rex, duress, antipassback, tamper).
-    #[serde(default)]
+    /// Extra result words of this vendor → a known word (granted, denied, forced, held_open, rex, duress, antipassback, tamper,
+    /// door_opened, door_closed, tailgate); another word fails at start-up.
+    #[serde(default, deserialize_with = "known_results")]
     pub results: BTreeMap<String, String>,
+    /// Column with the direction through the door (in / entry, out / exit, any case):
+    /// an exit takes its holder out of the door's area. Default: none.
+    #[serde(default)]
+    pub direction: Option<String>,
+    /// Extra direction words of this vendor → `in` or `out`; another word fails at start-up.
+    #[serde(default, deserialize_with = "known_directions")]
+    pub directions: BTreeMap<String, String>,
+}
+
+/// A mapping's extra words, each checked to lead to a word Custos knows.
+fn known_words<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    key: &str,
+    known: impl Fn(&str) -> bool,
+    told: &str,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    let words = BTreeMap::<String, String>::deserialize(d)?;
+    match words.iter().find(|(_, to)| !known(to)) {
+        Some((from, to)) => Err(serde::de::Error::custom(format!("{key}.{from:?}: unknown word {to:?} ({told})"))),
+        None => Ok(words),
+    }
+}
+
+fn known_results<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    known_words(d, "results", |w| activity_for(w).is_some(), "granted, denied, forced, held_open, rex, …")
+}
+
+fn known_directions<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    known_words(d, "directions", |w| direction_for(w).is_some(), "in or out")
 }
 
 fn default_delimiter() -> char {
@@ -184,6 +214,8 @@ pub static GENETEC_CSV: LazyLock<BadgeMapping> = LazyLock::new(|| BadgeMapping {
     person: Some("Cardholder".into()),
     reason: None,
     results: BTreeMap::new(),
+    direction: None,
+    directions: BTreeMap::new(),
 });
 
 /// C•CURE 9000 journal export (CSV).
@@ -200,6 +232,8 @@ pub static CCURE_CSV: LazyLock<BadgeMapping> = LazyLock::new(|| BadgeMapping {
     reason: Some("Reason".into()),
     results: [("Card Admitted".to_owned(), "granted".to_owned()), ("Card Rejected".to_owned(), "denied".to_owned())]
         .into(),
+    direction: None,
+    directions: BTreeMap::new(),
 });
 
 /// Parses `v` with a strftime-like `pattern` (%Y %m %d %H %M %S %b %f).
@@ -294,8 +328,18 @@ pub fn delimited(
         badge: mapping.badge.as_deref().and_then(get).map(str::to_owned),
         person_name: mapping.person.as_deref().and_then(get).map(str::to_owned),
     };
+    let direction = match mapping.direction.as_deref().and_then(get) {
+        Some(word) => {
+            let known = mapping.directions.get(word).map_or(word, String::as_str);
+            Some(direction_for(known).ok_or_else(|| err(P, unknown_direction(word)))?)
+        }
+        None => None,
+    };
     let mut e = build(P, badge, bytes, ctx)?;
     e.metadata.product = "PACS export".into();
+    if let Some(d) = direction {
+        e.unmapped.insert("badge.direction", d);
+    }
     let used: Vec<&str> = [
         Some(mapping.time.as_str()),
         Some(&mapping.result),
@@ -303,6 +347,7 @@ pub fn delimited(
         mapping.badge.as_deref(),
         mapping.person.as_deref(),
         mapping.reason.as_deref(),
+        mapping.direction.as_deref(),
     ]
     .into_iter()
     .flatten()
@@ -369,6 +414,44 @@ mod tests {
         let bad =
             delimited(b"11/26/2026 10:00:00,Access granted,CR", &GENETEC_CSV, Some(header), &CTX).expect_err("short");
         assert!(bad.reason.contains("3 fields, the header has 6"), "{bad}");
+    }
+
+    /// A direction column: the known words in any case, and the mapping's
+    /// own; an unknown word is a dead letter naming it; an empty cell is no direction.
+    #[test]
+    fn a_direction_column() {
+        let mapping: BadgeMapping = toml::from_str(
+            r#"
+time = "When"
+result = "What"
+door = "Door"
+badge = "Card"
+direction = "Way"
+directions = { "Hinaus" = "out" }
+"#,
+        )
+        .expect("mapping");
+        let header = b"When,What,Door,Card,Way";
+        let way = |line: &[u8]| {
+            delimited(line, &mapping, Some(header), &CTX)
+                .map(|e| e.unmapped.get_str("badge.direction").map(str::to_owned))
+        };
+        assert_eq!(way(b"2026-11-26T10:00:00Z,granted,D1,4711,EXIT"), Ok(Some("out".into())));
+        assert_eq!(way(b"2026-11-26T10:00:00Z,granted,D1,4711,Entry"), Ok(Some("in".into())));
+        assert_eq!(way(b"2026-11-26T10:00:00Z,granted,D1,4711,Hinaus"), Ok(Some("out".into())));
+        assert_eq!(way(b"2026-11-26T10:00:00Z,granted,D1,4711,"), Ok(None));
+        let bad = way(b"2026-11-26T10:00:00Z,granted,D1,4711,sideways").expect_err("unknown");
+        assert!(bad.reason.contains(r#"unknown direction "sideways""#), "{bad}");
+        let e = delimited(b"2026-11-26T10:00:00Z,granted,D1,4711,out", &mapping, Some(header), &CTX).expect("parses");
+        assert_eq!(e.unmapped.get_str("badge.Way"), None, "the column is read, not kept beside");
+        for (words, key) in [
+            ("directions = { x = \"sideways\" }", "directions.\"x\""),
+            ("results = { x = \"grantd\" }", "results.\"x\""),
+        ] {
+            let text = format!("time = \"t\"\nresult = \"r\"\ndoor = \"d\"\n{words}\n");
+            let e = toml::from_str::<BadgeMapping>(&text).expect_err(words).to_string();
+            assert!(e.contains(key), "{e}");
+        }
     }
 
     #[test]
