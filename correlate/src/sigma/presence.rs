@@ -5,7 +5,8 @@
 //! answer does not depend on the order badge events arrived in.
 //!
 //! Door openings are kept for a while too (a door contact's "opened", a
-//! forced door, or, at a door that reports no contact, a granted badge), so
+//! forced door, or, at a door that reports no contact, a granted badge or a
+//! held-open alarm), so
 //! that someone found inside an area they did not badge into can be said to
 //! have come in behind whoever opened a door into it: tailgating, inferred
 //! from one opening and two people inside. Badges granted at an exit reader
@@ -56,6 +57,8 @@ enum DoorWhat {
     /// The door contact reports it open.
     Opened,
     Forced,
+    /// Held open past its time (an alarm of the access control system).
+    HeldOpen,
     /// A badge granted to this person.
     Granted(String),
     /// A badge granted to this person at an exit reader: leaving.
@@ -91,6 +94,9 @@ pub enum OpenedBy {
     Leaving { person: String, index: Option<u64> },
     /// Forced open.
     Force,
+    /// Held open past its time, at a door that reports no contact (where it
+    /// does, the contact's opening is the one cited).
+    HeldOpen,
     /// Opened with no badge granted just before: from inside, by Request To
     /// Exit or by hand.
     NoBadge,
@@ -156,6 +162,7 @@ impl Presence {
             let what = match e.activity_id {
                 activity::PORTAL_OPENED => Some(DoorWhat::Opened),
                 activity::PORTAL_FORCED => Some(DoorWhat::Forced),
+                activity::PORTAL_HELD_OPEN => Some(DoorWhat::HeldOpen),
                 activity::BADGE_GRANTED if leaving => person.map(|p| DoorWhat::Left(p.to_owned())),
                 activity::BADGE_GRANTED => person.map(|p| DoorWhat::Granted(p.to_owned())),
                 _ => None,
@@ -241,7 +248,8 @@ impl Presence {
                 DoorWhat::Left(p) if p != person && !self.contact_doors.contains(&d.door) => {
                     OpenedBy::Leaving { person: p.clone(), index: None }
                 }
-                DoorWhat::Granted(_) | DoorWhat::Left(_) => continue,
+                DoorWhat::HeldOpen if !self.contact_doors.contains(&d.door) => OpenedBy::HeldOpen,
+                DoorWhat::Granted(_) | DoorWhat::Left(_) | DoorWhat::HeldOpen => continue,
             };
             out.push(Opening { door: d.door.clone(), time: d.time, index: d.index, how });
             if out.len() == MAX_OPENINGS {
@@ -287,9 +295,13 @@ pub fn entered_behind(inside: Inside<'_>, openings: &[Opening], lookback_ms: i64
         OpenedBy::Badge { person, .. } => format!(" on {person}'s badge"),
         OpenedBy::Leaving { person, .. } => format!(" as {person} left"),
         OpenedBy::Force => ", forced".to_owned(),
+        OpenedBy::HeldOpen => String::new(),
         OpenedBy::NoBadge => ", with no badge granted before it".to_owned(),
     };
-    let at = |o: &Opening| format!("{} opened at {}", o.door, format_rfc3339(o.time));
+    let at = |o: &Opening| {
+        let what = if o.how == OpenedBy::HeldOpen { "held open" } else { "opened" };
+        format!("{} {what} at {}", o.door, format_rfc3339(o.time))
+    };
     match openings {
         [] => format!(
             "no door into {place} opened since their last badge, within the {} minutes before",
@@ -376,8 +388,10 @@ mod tests {
         p.observe(3, &door("cr", activity::PORTAL_CLOSED, t0 + MIN + 9_000));
         // Bob's badge with no opening after it: he did not go through.
         p.observe(4, &badge("bob", activity::BADGE_GRANTED, t0 + 2 * MIN, "cr", "in"));
-        // Opened from inside, a minute after any badge.
+        // Opened from inside, a minute after any badge, and held open: the
+        // contact's opening is cited, not the alarm too.
         p.observe(5, &door("cr", activity::PORTAL_OPENED, t0 + 4 * MIN));
+        p.observe(7, &door("cr", activity::PORTAL_HELD_OPEN, t0 + 4 * MIN + 30_000));
         let got = p.openings(Inside::Area("cr-area"), "carol", t0 + 10 * MIN, 9);
         let how: Vec<(u64, &OpenedBy)> = got.iter().map(|o| (o.index, &o.how)).collect();
         assert_eq!(
@@ -392,11 +406,14 @@ mod tests {
         assert_eq!(p.openings(Inside::Area("cr-area"), "carol", t0 + 10 * MIN, 9).len(), 1);
         // Within the look-back: 15 minutes.
         assert!(p.openings(Inside::Area("cr-area"), "carol", t0 + 20 * MIN, 9).is_empty());
-        // A door without a contact: its badge is the opening; forced doors count; at most three, newest first.
-        for (i, (who, t)) in [("dan", 11), ("erin", 12), ("", 13), ("frank", 14)].into_iter().enumerate() {
+        // A door without a contact: its badge is the opening; forced and held
+        // doors count; at most three, newest first.
+        for (i, (who, t)) in [("dan", 11), ("erin", 12), ("", 13), ("frank", 14), ("held", 14)].into_iter().enumerate()
+        {
             let i = 10 + i as u64;
             match who {
                 "" => p.observe(i, &door("hall", activity::PORTAL_FORCED, t0 + t * MIN)),
+                "held" => p.observe(i, &door("hall", activity::PORTAL_HELD_OPEN, t0 + t * MIN + 40_000)),
                 _ => p.observe(i, &badge(who, activity::BADGE_GRANTED, t0 + t * MIN, "hall", "in")),
             }
         }
@@ -405,9 +422,9 @@ mod tests {
         assert_eq!(
             how,
             [
+                (14, &OpenedBy::HeldOpen),
                 (13, &OpenedBy::Badge { person: "frank".into(), index: None }),
                 (12, &OpenedBy::Force),
-                (11, &OpenedBy::Badge { person: "erin".into(), index: None }),
             ]
         );
     }
@@ -515,6 +532,10 @@ mod tests {
         assert_eq!(
             entered_behind(inside, &[o(3, OpenedBy::NoBadge)], 15 * MIN),
             "came in through CR-DOOR-1 opened at 2026-11-26T10:00:00.000Z, with no badge granted before it"
+        );
+        assert_eq!(
+            entered_behind(inside, &[o(4, OpenedBy::HeldOpen)], 15 * MIN),
+            "came in through CR-DOOR-1 held open at 2026-11-26T10:00:00.000Z"
         );
         assert_eq!(
             entered_behind(inside, &[], 15 * MIN),
