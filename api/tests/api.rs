@@ -1459,6 +1459,33 @@ async fn search_finds_events_pages_and_is_audited() {
     assert!(b["error"]["message"].as_str().is_some_and(|m| m.contains("500 parentheses")), "{b}");
 }
 
+/// Every query of the README's list for quality teams runs against the
+/// archive's tables as they are (the README cannot drift from the schema).
+#[tokio::test]
+async fn the_readme_quality_queries_run() {
+    let f = fixture().await;
+    f.ledger.append(plant_events()).await.expect("append");
+    caught_up(&f).await;
+    let reviewer = Some(f.tokens[&Role::QualityReviewer].as_str());
+    let readme = include_str!("../../README.md");
+    let block = readme
+        .split_once("Queries a quality team runs:\n\n```sql\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(sql, _)| sql)
+        .expect("the README's quality queries");
+    let statements: Vec<String> = block
+        .split(';')
+        .map(|s| s.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n"))
+        .filter(|s| !s.trim().is_empty())
+        .collect();
+    assert!(statements.len() >= 8, "{statements:?}");
+    for sql in statements {
+        let body = serde_json::json!({"sql": sql, "reason": "README check"}).to_string();
+        let (s, b) = call(&f.app, "POST", "/api/v1/query/sql", reviewer, &body).await;
+        assert_eq!(s, StatusCode::OK, "{sql}\n{b}");
+    }
+}
+
 #[tokio::test]
 async fn sql_answers_read_only_queries_and_is_audited() {
     let f = fixture().await;
