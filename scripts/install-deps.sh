@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need. Idempotent: only what is missing.
 #  - Debian packages: util-linux `logger` (the real syslog sender in the tests),
-#    gcc and make (bundled librdkafka), python3-venv;
+#    gcc and make (bundled librdkafka), curl and jq (the README's tours), python3-venv;
 #  - tansu, an Apache Kafka-compatible broker, from crates.io (about 9 minutes
 #    the first time, then cached in ~/.cargo/bin);
 #  - a Python venv with confluent-kafka, the independent Kafka client of the tests,
@@ -13,6 +13,7 @@ command -v logger >/dev/null 2>&1 || need+=(bsdutils)
 command -v cc >/dev/null 2>&1 || need+=(gcc)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v jq >/dev/null 2>&1 || need+=(jq)
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
