@@ -353,6 +353,29 @@ fn reverse_tailgating_names_who_was_leaving() {
     );
 }
 
+/// A shift longer than a badge-in counts for (12 h): the exit still alerts
+/// (a way out without a badge and a tailgate back in look the same), but
+/// says when they badged in, so the analyst sees a long stay at a glance.
+#[test]
+fn a_long_stay_is_named_as_such() {
+    let mut h = Harness::new();
+    h.engine = Engine::new(h.inventory.clone(), EngineConfig::default());
+    let mut a = h.badge(T0, "2002", "granted", T0).1;
+    let later = T0 + 13 * 3_600_000;
+    a.extend(h.engine.on_tick(later - 60_000));
+    let exit = format!(r#"{{"time":"{}","badge":"2002","door":"CR-DOOR-1-EXIT","result":"granted"}}"#, iso(later));
+    let out = h.feed("badge", Format::BadgeJson, &exit, later);
+    a.extend(out.1);
+    a.extend(h.engine.on_tick(later + 3_600_000));
+    assert_eq!(rules(&a), ["custos-tailgating-inferred"]);
+    assert_eq!(a[0].events, [out.0], "no openings cited");
+    assert!(
+        a[0].summary.ends_with("; badged into control-room 13 h before, longer than a badge-in counts for (12 h): a long stay, or a way out without a badge"),
+        "{}",
+        a[0].summary
+    );
+}
+
 /// A rule reload starts the correlation windows afresh, but who is on
 /// site is what the badge events said: someone badged in before the reload
 /// is still inside after it.

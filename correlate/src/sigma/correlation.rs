@@ -597,6 +597,10 @@ impl Correlator {
             };
             let mut events = vec![index];
             let note = inside.map(|inside| {
+                let presence = &self.state.presence;
+                if let Some(since) = presence.stale_badge_in(inside, &w.person, time, index) {
+                    return presence::stale_words(inside, since, time, presence.timeout_ms());
+                }
                 let openings = self.state.presence.openings(inside, &w.person, time, index);
                 for o in &openings {
                     events.push(o.index);

@@ -206,6 +206,20 @@ impl Presence {
         (t - m.time <= self.timeout_ms).then_some(m.place.as_ref()).flatten()
     }
 
+    /// When `person` badged into `inside` with no badge event since, if that
+    /// was longer ago than a badge-in counts for (so [`at`](Self::at) says
+    /// they are not there): a long stay, or a way out without a badge.
+    /// Remembered for as long again as a badge-in counts.
+    pub fn stale_badge_in(&self, inside: Inside<'_>, person: &str, t: i64, index: u64) -> Option<i64> {
+        let m = self.last_mark(person, t, index)?;
+        let place = m.place.as_ref()?;
+        (t.saturating_sub(m.time) > self.timeout_ms && inside.holds(place)).then_some(m.time)
+    }
+
+    pub fn timeout_ms(&self) -> i64 {
+        self.timeout_ms
+    }
+
     /// The door openings into `inside` that `person`, found inside at `t`
     /// (event `index`) without a badge of their own into it, may have come
     /// in behind: those after their last badge event and within the
@@ -262,11 +276,13 @@ impl Presence {
     /// Forgets marks and door events that no query at or after `t` can need.
     pub fn prune(&mut self, t: i64) {
         let horizon = t.saturating_sub(self.timeout_ms);
+        // A badge-in past its time is kept as long again, to be named as such.
+        let forget = horizon.saturating_sub(self.timeout_ms);
         self.people.retain(|_, marks| {
             // Keep the last mark before the horizon (it says where they were).
             let cut = marks.partition_point(|m| m.time < horizon).saturating_sub(1);
             marks.drain(..cut);
-            marks.last().is_some_and(|m| m.time >= horizon)
+            marks.last().is_some_and(|m| m.time >= forget)
         });
         // An opening is looked for up to the look-back before a query, and
         // its badge up to a grant's reach before that.
@@ -286,6 +302,25 @@ impl Presence {
     pub fn door_events(&self) -> usize {
         self.doors.len()
     }
+}
+
+/// An alert's words for someone found inside `inside` whose badge-in there,
+/// at `since`, was longer ago than a badge-in counts for.
+pub fn stale_words(inside: Inside<'_>, since: i64, t: i64, timeout_ms: i64) -> String {
+    let minutes = |ms: i64| {
+        let m = ms / 60_000;
+        match (m / 60, m % 60) {
+            (0, m) => format!("{m} min"),
+            (h, 0) => format!("{h} h"),
+            (h, m) => format!("{h} h {m} min"),
+        }
+    };
+    format!(
+        "badged into {} {} before, longer than a badge-in counts for ({}): a long stay, or a way out without a badge",
+        inside.name(),
+        minutes(t.saturating_sub(since)),
+        minutes(timeout_ms)
+    )
 }
 
 /// An alert's words for whom someone found inside `inside` came in behind.
@@ -505,6 +540,34 @@ mod tests {
         p.prune(t0 + 16 * MIN);
         assert_eq!(p.door_events(), 0);
         assert_eq!(p.people(), 1, "Alice's badge still says where she is");
+    }
+
+    /// A badge-in older than a badge-in counts for is named as such, for
+    /// as long again; an exit since, or a badge-in elsewhere, is not one.
+    #[test]
+    fn a_stale_badge_in_is_named() {
+        let mut p = Presence::new(12 * 60 * MIN, 15 * MIN);
+        let t0 = 10_000 * MIN;
+        p.observe(0, &badge("alice", activity::BADGE_GRANTED, t0, "cr", "in"));
+        p.observe(1, &badge("bob", activity::BADGE_GRANTED, t0, "cr", "in"));
+        p.observe(2, &badge("bob", activity::BADGE_GRANTED, t0 + MIN, "cr", "out"));
+        let t = t0 + 13 * 60 * MIN;
+        p.prune(t);
+        assert_eq!(p.at("alice", t, 9), None, "past the 12 h");
+        assert_eq!(p.stale_badge_in(Inside::Area("cr-area"), "alice", t, 9), Some(t0));
+        assert_eq!(p.stale_badge_in(Inside::Zone("cr"), "alice", t, 9), Some(t0));
+        assert_eq!(p.stale_badge_in(Inside::Area("lab-area"), "alice", t, 9), None);
+        assert_eq!(p.stale_badge_in(Inside::Area("cr-area"), "bob", t, 9), None, "he left");
+        assert_eq!(p.stale_badge_in(Inside::Area("cr-area"), "alice", t0 + MIN, 9), None, "not stale yet");
+        p.prune(t0 + 24 * 60 * MIN + 1);
+        assert_eq!(p.stale_badge_in(Inside::Area("cr-area"), "alice", t0 + 24 * 60 * MIN + 1, 9), None, "forgotten");
+        assert_eq!(p.people(), 1, "bob's exit, a minute later, is kept a minute longer");
+        p.prune(t0 + 25 * 60 * MIN);
+        assert_eq!(p.people(), 0);
+        assert_eq!(
+            stale_words(Inside::Area("control-room-1"), t0, t0 + 13 * 60 * MIN + 5 * MIN, 12 * 60 * MIN),
+            "badged into control-room-1 13 h 5 min before, longer than a badge-in counts for (12 h): a long stay, or a way out without a badge"
+        );
     }
 
     #[test]
