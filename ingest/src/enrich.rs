@@ -75,11 +75,11 @@ pub fn enrich(inv: &Inventory, e: &mut Event) {
     let door = e.door.as_deref().and_then(|d| inv.door(d));
     if let Some(d) = door {
         e.area = Some(d.area.clone());
-        if d.exit && e.unmapped.get_str("badge.direction").is_none() {
-            e.unmapped.insert("badge.direction", "out");
+        if d.exit && e.unmapped.get_str(crate::event::BADGE_DIRECTION).is_none() {
+            e.unmapped.insert(crate::event::BADGE_DIRECTION, "out");
         }
         if let Some(opens) = &d.opens {
-            e.unmapped.insert("reader.opens", opens.as_str());
+            e.unmapped.insert(crate::event::READER_OPENS, opens.as_str());
         }
     }
     if e.zone.is_none() {

@@ -471,7 +471,25 @@ impl Event {
     pub fn person(&self) -> Option<&str> {
         self.actor.as_ref()?.person.as_deref()
     }
+    /// A badge event's way through its door is out (the event's own
+    /// direction, or the inventory's exit reader): its holder leaves the area.
+    pub fn badged_out(&self) -> bool {
+        // Any case: events ledgered before directions were normalised.
+        self.unmapped.get_str(BADGE_DIRECTION).is_some_and(|d| d.eq_ignore_ascii_case("out"))
+    }
+    /// The door a physical-access event happened at: the one its reader
+    /// opens (the inventory's `opens`), else the door it names.
+    pub fn portal(&self) -> Option<&str> {
+        self.unmapped.get_str(READER_OPENS).or(self.door.as_deref())
+    }
 }
+
+/// `unmapped` name of a badge event's direction, `in` or `out` (parsers and
+/// the inventory's exit readers set it).
+pub const BADGE_DIRECTION: &str = "badge.direction";
+/// `unmapped` name of the door an exit reader named apart from it opens (the
+/// inventory's `[[doors]] opens`).
+pub const READER_OPENS: &str = "reader.opens";
 
 /// Arrow schema of the Parquet archive: the event flattened into columns, so that
 /// SQL reads `src_ip` rather than digging into nested JSON. `unmapped` is kept

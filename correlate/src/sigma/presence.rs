@@ -150,12 +150,10 @@ impl Presence {
         }
         let here = || Place { zone: e.zone.as_deref().map(String::from), area: e.area.as_deref().map(String::from) };
         let person = e.person();
-        let leaving = e.activity_id == activity::REQUEST_TO_EXIT
-            || e.unmapped.get_str("badge.direction").is_some_and(|d| d.eq_ignore_ascii_case("out"));
+        let leaving = e.activity_id == activity::REQUEST_TO_EXIT || e.badged_out();
         // A door the inventory places nowhere is an opening into nowhere. An
         // exit reader with a name of its own reports for the door it opens.
-        let door = e.unmapped.get_str("reader.opens").or(e.door.as_deref());
-        if let Some(door) = door.filter(|_| e.area.is_some() || e.zone.is_some()) {
+        if let Some(door) = e.portal().filter(|_| e.area.is_some() || e.zone.is_some()) {
             // A contact's report, opened or closed, says the door has one;
             // only openings are kept.
             let contact = matches!(e.activity_id, activity::PORTAL_OPENED | activity::PORTAL_CLOSED);

@@ -81,7 +81,8 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
     e.metadata.product = text("controller").map_or("PACS".into(), |c| c.to_owned().into());
     e.metadata.parser = P.into();
     if let Some(word) = text("direction") {
-        e.unmapped.insert("badge.direction", direction_for(word).ok_or_else(|| err(unknown_direction(word)))?);
+        e.unmapped
+            .insert(crate::event::BADGE_DIRECTION, direction_for(word).ok_or_else(|| err(unknown_direction(word)))?);
     }
     for (k, val) in obj {
         if !matches!(k.as_str(), "time" | "result" | "door" | "badge" | "person" | "direction") {

@@ -338,7 +338,7 @@ pub fn delimited(
     let mut e = build(P, badge, bytes, ctx)?;
     e.metadata.product = "PACS export".into();
     if let Some(d) = direction {
-        e.unmapped.insert("badge.direction", d);
+        e.unmapped.insert(crate::event::BADGE_DIRECTION, d);
     }
     let used: Vec<&str> = [
         Some(mapping.time.as_str()),
