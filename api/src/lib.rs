@@ -19,6 +19,7 @@ pub mod follow;
 pub mod in_force;
 mod listfile;
 pub mod metrics;
+pub mod on_site;
 pub mod pipeline;
 pub mod reload;
 pub mod replay;

@@ -477,6 +477,7 @@ impl Custos {
             None
         };
         let (reload, reload_rx) = Reloads::channel();
+        let (on_site, on_site_rx) = crate::on_site::OnSiteAsks::channel();
         let evidence = tokio::spawn(evidence_stage(
             bus.subscriber(EVENTS)?,
             EvidenceSinks {
@@ -500,7 +501,7 @@ impl Custos {
             },
             engine,
             missed,
-            reload_rx,
+            EngineAsks { reloads: reload_rx, on_site: on_site_rx },
             stage_stop,
         ));
 
@@ -518,6 +519,7 @@ impl Custos {
             .with_evidence(bundle_signer, data_dir.clone())
             .with_search(searcher, follower.state.clone(), crate::sql::SqlEngine::new(&data_dir.join("archive")))
             .with_accounts(accounts.clone())
+            .with_on_site(on_site)
             .with_turns(server::Turns::new(
                 cfg.http.max_concurrent_exports.get(),
                 cfg.http.max_concurrent_sql.get(),
@@ -747,12 +749,18 @@ async fn room_check(sinks: &mut EvidenceSinks) -> Result<(), Error> {
     }
 }
 
+/// What the evidence stage, as the engine's owner, is asked between batches.
+struct EngineAsks {
+    reloads: tokio::sync::mpsc::Receiver<ReloadRequest>,
+    on_site: tokio::sync::mpsc::Receiver<crate::on_site::OnSiteAsk>,
+}
+
 async fn evidence_stage(
     mut events: Subscriber<Ingested>,
     mut sinks: EvidenceSinks,
     mut engine: Engine,
     missed: Vec<Alert>,
-    mut reloads: tokio::sync::mpsc::Receiver<ReloadRequest>,
+    mut asks: EngineAsks,
     mut stop: Option<watch::Receiver<bool>>,
 ) {
     if let Err(e) = record_alerts(missed, &sinks).await {
@@ -778,10 +786,15 @@ async fn evidence_stage(
                     Err(e) => Err(e),
                 }
             }
-            Some(r) = reloads.recv() => match r.what {
+            Some(r) = asks.reloads.recv() => match r.what {
                 Reload::Rules => reload_rules(r, &mut engine, &sinks).await,
                 Reload::Inventory => reload_inventory(r, &mut engine, &mut sinks).await,
             },
+            Some(ask) = asks.on_site.recv() => {
+                // The asker may have given up; nothing to do then.
+                let _ = ask.reply.send(engine.on_site(ask.at));
+                Ok(())
+            }
             _ = room.tick() => room_check(&mut sinks).await,
             _ = account_changes.tick() => ledger_account_changes(&mut sinks).await,
             _ = stopped(&mut stop) => break,

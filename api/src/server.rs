@@ -55,6 +55,8 @@ pub enum Permission {
     PlaceLegalHold,
     /// See who has access: accounts, roles, tokens (an access review).
     ReviewAccess,
+    /// See who is on site now, and where, by their badges.
+    ReadPresence,
 }
 
 /// The permission table: which role may do what.
@@ -62,12 +64,23 @@ pub fn permits(role: Role, p: Permission) -> bool {
     use Permission::*;
     match role {
         Role::Admin => true,
-        Role::SocAnalyst => matches!(p, ReadIncidents | ReadEvents | ReadLedger | HandleAlarms | HandleIncidents),
-        Role::QualityReviewer => {
-            matches!(p, ReadIncidents | ReadEvents | ReadLedger | ExportEvidence | Sign | PlaceLegalHold | ReviewAccess)
+        Role::SocAnalyst => {
+            matches!(p, ReadIncidents | ReadEvents | ReadLedger | HandleAlarms | HandleIncidents | ReadPresence)
         }
+        Role::QualityReviewer => matches!(
+            p,
+            ReadIncidents
+                | ReadEvents
+                | ReadLedger
+                | ExportEvidence
+                | Sign
+                | PlaceLegalHold
+                | ReviewAccess
+                | ReadPresence
+        ),
         Role::Auditor => matches!(p, ReadIncidents | ReadEvents | ReadLedger | ExportEvidence | ReviewAccess),
-        Role::ControlRoom => matches!(p, ReadIncidents | HandleAlarms),
+        // Who is inside, for a muster when the plant is evacuated.
+        Role::ControlRoom => matches!(p, ReadIncidents | HandleAlarms | ReadPresence),
         Role::Collector => matches!(p, Ingest),
     }
 }
@@ -140,6 +153,8 @@ struct Inner {
     turns: Turns,
     /// Requests refused for their token, reported at most once a minute each.
     token_refusals: std::sync::Mutex<crate::sign_in::TokenRefusals>,
+    /// Who is on site, asked of the engine's owner.
+    on_site: Option<crate::on_site::OnSiteAsks>,
 }
 
 /// How many evidence exports and SQL queries run at once. A query holds up to
@@ -238,7 +253,16 @@ impl AppState {
                 crate::sign_in::TokenRefusals::EVERY_MS,
                 crate::sign_in::TokenRefusals::MAX_KEYS,
             )),
+            on_site: None,
         }))
+    }
+
+    /// Answers who is on site, from the engine whose owner serves `asks`.
+    pub fn with_on_site(mut self, asks: crate::on_site::OnSiteAsks) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            inner.on_site = Some(asks);
+        }
+        self
     }
 
     /// Sets how many exports and SQL queries run at once.
@@ -394,6 +418,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reload_rules))
         .routes(routes!(reload_inventory))
         .routes(routes!(list_alarms))
+        .routes(routes!(on_site))
         .routes(routes!(acknowledge_alarm))
         .routes(routes!(shelve_alarm))
         .routes(routes!(unshelve_alarm))
@@ -2022,6 +2047,55 @@ async fn list_alerts(
     let n = limit(q?.0.limit)?;
     let list: Vec<Value> = s.0.views.alerts(n).iter().map(indexed_json).collect();
     Ok(Json(json!({"alerts": list})))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct OnSiteQuery {
+    /// Only those in this zone.
+    zone: Option<String>,
+    /// Only those in this area.
+    area: Option<String>,
+    /// Only this person.
+    person: Option<String>,
+    /// Why they are looked up (kept in the audit record).
+    reason: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/presence",
+    tag = "events",
+    summary = "Who is on site now, and where, by their badges",
+    description = "Each person whose last badge event put them in a zone or area (not an exit), within the presence timeout (`[correlate] presence_lookback_ms`), with the badge event's time and ledger index: a muster list, or who is in the control room. Someone who came in behind another is not here (the tailgating alerts name them). Every call is an audit record (`presence.read`).",
+    params(OnSiteQuery),
+    responses((status = 200, description = "People on site", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    security(("bearer" = []))
+)]
+async fn on_site(
+    caller: Caller,
+    State(s): State<AppState>,
+    q: Result<Query<OnSiteQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::ReadPresence)?;
+    let Query(q) = q?;
+    let asks = s.0.on_site.as_ref().ok_or_else(|| ApiError::unavailable("presence is not kept in this process"))?;
+    let at = now_millis();
+    let people = asks.at(at).await.ok_or_else(|| ApiError::unavailable("correlation has stopped"))?;
+    let is = |want: &Option<String>, have: Option<&str>| want.as_deref().is_none_or(|w| have == Some(w));
+    let people: Vec<Value> = people
+        .into_iter()
+        .filter(|o| is(&q.zone, o.place.zone.as_deref()) && is(&q.area, o.place.area.as_deref()))
+        .filter(|o| is(&q.person, Some(&o.person)))
+        .map(|o| {
+            json!({"person": o.person, "zone": o.place.zone, "area": o.place.area,
+                   "since": format_rfc3339(o.since), "ledger_index": o.index})
+        })
+        .collect();
+    let asked = json!({"zone": q.zone, "area": q.area, "person": q.person, "found": people.len()});
+    audit(&s, &caller.0, "presence.read", q.reason.as_deref().unwrap_or(""), asked).await?;
+    Ok(Json(json!({"at": format_rfc3339(at), "on_site": people})))
 }
 
 #[utoipa::path(

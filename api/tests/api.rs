@@ -78,6 +78,14 @@ async fn fixture_with(options: LedgerOptions, turns: Turns) -> Fixture {
             let _ = r.reply.send(Err(vec![format!("{file}: refused for {}", r.by)]));
         }
     });
+    // The engine's side of presence: a real engine that has seen badge events.
+    let (on_site, mut asks) = custos::on_site::OnSiteAsks::channel();
+    let engine = on_site_engine(ingest::source::now_millis());
+    tokio::spawn(async move {
+        while let Some(ask) = asks.recv().await {
+            let _ = ask.reply.send(engine.on_site(ask.at));
+        }
+    });
     // Search and SQL follow the ledger, publishing at once.
     let options = custos::follow::FollowOptions {
         search_commit: std::time::Duration::ZERO,
@@ -99,7 +107,8 @@ async fn fixture_with(options: LedgerOptions, turns: Turns) -> Fixture {
     .with_evidence(NoteSigner::parse(&key).expect("key"), dir.path().to_path_buf())
     .with_accounts(accounts.clone())
     .with_search(searcher, follower.state.clone(), custos::sql::SqlEngine::new(&dir.path().join("archive")))
-    .with_turns(turns);
+    .with_turns(turns)
+    .with_on_site(on_site);
     Fixture {
         follow: follower.state.clone(),
         _follower: follower,
@@ -112,6 +121,58 @@ async fn fixture_with(options: LedgerOptions, turns: Turns) -> Fixture {
         raw: bus.subscriber(RAW).expect("subscriber"),
         _dir: dir,
     }
+}
+
+/// A correlation engine that has seen, in the ten minutes before `now`:
+/// Alice badge into the control room, Bob into the QC lab, and Carol into
+/// the control room and out again.
+fn on_site_engine(now: i64) -> correlate::Engine {
+    let inventory = ingest::Inventory::from_toml(
+        r#"
+[[zones]]
+id = "cell-1"
+[[zones]]
+id = "qc-lab"
+[[people]]
+id = "alice"
+badges = ["1001"]
+[[people]]
+id = "bob"
+badges = ["2002"]
+[[people]]
+id = "carol"
+badges = ["3003"]
+[[doors]]
+id = "CR-DOOR-1"
+area = "control-room"
+zone = "cell-1"
+[[doors]]
+id = "LAB-DOOR"
+area = "qc-lab"
+zone = "qc-lab"
+"#,
+    )
+    .expect("inventory");
+    let inventory = Arc::new(inventory);
+    let mut engine = correlate::Engine::new(inventory.clone(), correlate::EngineConfig::default());
+    let badges = [
+        (10, "1001", "CR-DOOR-1", "in"),
+        (8, "2002", "LAB-DOOR", "in"),
+        (6, "3003", "CR-DOOR-1", "in"),
+        (4, "3003", "CR-DOOR-1", "out"),
+    ];
+    for (index, (minutes, badge, door, direction)) in badges.into_iter().enumerate() {
+        let at = ingest::time::format_rfc3339(now - minutes * 60_000);
+        let line = format!(
+            r#"{{"time":"{at}","badge":"{badge}","door":"{door}","result":"granted","direction":"{direction}"}}"#
+        );
+        let raw = RawRecord::new("badge".into(), Format::BadgeJson, now, line.into_bytes());
+        let ingest::Normalized::Event(e) = ingest::normalize(raw, &inventory, 0).record else {
+            panic!("a badge event")
+        };
+        engine.on_event(index as u64, &e);
+    }
+    engine
 }
 
 /// A high-severity alert of rule `r` about `id` in cell-1.
@@ -180,7 +241,7 @@ async fn every_role_on_every_route_follows_the_permission_table() {
     let badge = r#"{"time":"2026-11-26T10:00:00Z","badge":"1","door":"D","result":"granted"}"#;
     let signature = r#"{"record_index":1,"meaning":"reviewed","reason":"walk","password":"correct horse battery"}"#;
     // `None`: any holder of a token.
-    let routes: [(&str, &str, &str, Option<Permission>, &str); 33] = [
+    let routes: [(&str, &str, &str, Option<Permission>, &str); 34] = [
         ("GET", "/api/v1/incidents", "", Some(ReadIncidents), ""),
         ("GET", "/api/v1/incidents/{id}", "", Some(ReadIncidents), ""),
         ("GET", "/api/v1/incidents/{id}/timeline", "", Some(ReadIncidents), ""),
@@ -190,6 +251,7 @@ async fn every_role_on_every_route_follows_the_permission_table() {
         ("GET", "/api/v1/alerts", "", Some(ReadIncidents), ""),
         ("GET", "/api/v1/events", "", Some(ReadEvents), ""),
         ("GET", "/api/v1/dead-letters", "", Some(ReadEvents), ""),
+        ("GET", "/api/v1/presence", "", Some(ReadPresence), ""),
         ("GET", "/api/v1/search", "?q=badge", Some(ReadEvents), ""),
         ("POST", "/api/v1/query/sql", "", Some(ReadEvents), r#"{"sql": "SELECT 1 AS one"}"#),
         ("GET", "/api/v1/ledger/checkpoint", "", Some(ReadLedger), ""),
@@ -1459,6 +1521,47 @@ async fn search_finds_events_pages_and_is_audited() {
     assert!(b["error"]["message"].as_str().is_some_and(|m| m.contains("500 parentheses")), "{b}");
 }
 
+/// Who is on site: everyone a badge put somewhere, not who left, with the
+/// badge event's time and ledger index; filters; every call audited.
+#[tokio::test]
+async fn presence_lists_who_is_on_site() {
+    let f = fixture().await;
+    let control_room = Some(f.tokens[&Role::ControlRoom].as_str());
+    let (s, b) = call(&f.app, "GET", "/api/v1/presence?reason=fire%20drill", control_room, "").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let who: Vec<(&str, &str, u64)> = b["on_site"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|o| {
+            (
+                o["person"].as_str().unwrap_or(""),
+                o["area"].as_str().unwrap_or(""),
+                o["ledger_index"].as_u64().unwrap_or(99),
+            )
+        })
+        .collect();
+    assert_eq!(who, [("alice", "control-room", 0), ("bob", "qc-lab", 1)], "Carol left: {b}");
+    assert!(b["on_site"][0]["since"].as_str().is_some_and(|t| t.ends_with('Z')), "{b}");
+    let audit = last_audit(&f);
+    assert_eq!((audit["action"].as_str(), audit["reason"].as_str()), (Some("presence.read"), Some("fire drill")));
+    assert_eq!((audit["actor"].as_str(), audit["details"]["found"].as_u64()), (Some("ControlRoom"), Some(2)));
+    let found = |q: &'static str| {
+        let app = f.app.clone();
+        async move {
+            let (_, b) = call(&app, "GET", q, control_room, "").await;
+            b["on_site"]
+                .as_array()
+                .map(|l| l.iter().map(|o| o["person"].as_str().unwrap_or("").to_owned()).collect::<Vec<_>>())
+        }
+    };
+    assert_eq!(found("/api/v1/presence?area=control-room").await, Some(vec!["alice".to_owned()]));
+    assert_eq!(found("/api/v1/presence?zone=qc-lab").await, Some(vec!["bob".to_owned()]));
+    assert_eq!(found("/api/v1/presence?person=carol").await, Some(vec![]));
+    let (s, b) = call(&f.app, "GET", "/api/v1/presence?floor=2", control_room, "").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+}
+
 /// Every query of the README's list for quality teams runs against the
 /// archive's tables as they are (the README cannot drift from the schema).
 #[tokio::test]
@@ -1801,5 +1904,5 @@ async fn openapi_document_is_golden_and_every_operation_is_guarded() {
             }
         }
     }
-    assert_eq!(operations, 36, "every route is documented");
+    assert_eq!(operations, 37, "every route is documented");
 }

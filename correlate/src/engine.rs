@@ -356,6 +356,11 @@ impl Engine {
         self.learnt.stats.late_events
     }
 
+    /// Who is on site at `t`, and where, by their badges.
+    pub fn on_site(&self, t: i64) -> Vec<sigma::OnSite> {
+        self.sigma.on_site(t)
+    }
+
     pub fn stats(&self) -> EngineStats {
         EngineStats {
             state_entries: (self.learnt.denials.len()

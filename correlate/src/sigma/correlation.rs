@@ -303,6 +303,11 @@ impl Correlator {
         std::mem::swap(&mut self.state.presence, &mut earlier.state.presence);
     }
 
+    /// Who is on site at `t`, by their badges (see [`presence::Presence::on_site`]).
+    pub fn on_site(&self, t: i64) -> Vec<presence::OnSite> {
+        self.state.presence.on_site(t)
+    }
+
     /// The inventory `custos.lookup` consults.
     pub fn set_inventory(&mut self, inventory: Arc<Inventory>) {
         self.inventory = Some(inventory);

@@ -74,6 +74,16 @@ struct DoorEvent {
     what: DoorWhat,
 }
 
+/// Someone on site, as their last badge event says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OnSite {
+    pub person: String,
+    pub place: Place,
+    /// When they badged into it (Unix ms), and that event's ledger index.
+    pub since: i64,
+    pub index: u64,
+}
+
 /// One door opening into a place, as an inference names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Opening {
@@ -216,6 +226,23 @@ impl Presence {
 
     pub fn timeout_ms(&self) -> i64 {
         self.timeout_ms
+    }
+
+    /// Who is on site at `t` by their badges, and where: each person whose
+    /// last badge event at or before `t` put them somewhere, within the
+    /// timeout; by person.
+    pub fn on_site(&self, t: i64) -> Vec<OnSite> {
+        let mut out: Vec<OnSite> = self
+            .people
+            .iter()
+            .filter_map(|(person, marks)| {
+                let m = marks[..marks.partition_point(|m| m.time <= t)].last()?;
+                let place = m.place.as_ref().filter(|_| t.saturating_sub(m.time) <= self.timeout_ms)?;
+                Some(OnSite { person: person.clone(), place: place.clone(), since: m.time, index: m.index })
+            })
+            .collect();
+        out.sort_by(|a, b| a.person.cmp(&b.person));
+        out
     }
 
     /// The door openings into `inside` that `person`, found inside at `t`
@@ -566,6 +593,33 @@ mod tests {
             stale_words(Inside::Area("control-room-1"), t0, t0 + 13 * 60 * MIN + 5 * MIN, 12 * 60 * MIN),
             "badged into control-room-1 13 h 5 min before, longer than a badge-in counts for (12 h): a long stay, or a way out without a badge"
         );
+    }
+
+    /// Who is on site: everyone whose last badge put them somewhere, within
+    /// the timeout, as of the time asked.
+    #[test]
+    fn who_is_on_site() {
+        let mut p = Presence::new(60 * MIN, 15 * MIN);
+        let t0 = 1_000 * MIN;
+        p.observe(0, &badge("carol", activity::BADGE_GRANTED, t0, "lab", "in"));
+        p.observe(1, &badge("alice", activity::BADGE_GRANTED, t0 + MIN, "cr", "in"));
+        p.observe(2, &badge("bob", activity::BADGE_GRANTED, t0 + MIN, "cr", "in"));
+        p.observe(3, &badge("bob", activity::BADGE_GRANTED, t0 + 2 * MIN, "cr", "out"));
+        p.observe(4, &badge("carol", activity::BADGE_GRANTED, t0 + 3 * MIN, "cr", "in"));
+        let who = |t| {
+            p.on_site(t).into_iter().map(|o| (o.person, o.place.area.unwrap_or_default(), o.index)).collect::<Vec<_>>()
+        };
+        assert_eq!(who(t0 + 10 * MIN), [("alice".into(), "cr-area".into(), 1), ("carol".into(), "cr-area".into(), 4)]);
+        assert_eq!(
+            who(t0 + MIN),
+            [
+                ("alice".into(), "cr-area".into(), 1),
+                ("bob".into(), "cr-area".into(), 2),
+                ("carol".into(), "lab-area".into(), 0)
+            ],
+            "as of an earlier time"
+        );
+        assert_eq!(who(t0 + 62 * MIN), [("carol".into(), "cr-area".into(), 4)], "Alice's badge-in timed out");
     }
 
     #[test]
