@@ -29,3 +29,24 @@ impl OnSiteAsks {
         answer.await.ok()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The owner answers with the engine's list; once it has stopped, the
+    /// question has no answer (the API says 503), and nothing waits forever.
+    #[tokio::test]
+    async fn asked_and_answered_or_stopped() {
+        let (asks, mut owner) = OnSiteAsks::channel();
+        let serving = tokio::spawn(async move {
+            let ask = owner.recv().await.expect("one question");
+            assert_eq!(ask.at, 42);
+            let _ = ask.reply.send(Vec::new());
+            // Then the stage stops.
+        });
+        assert_eq!(asks.at(42).await, Some(Vec::new()));
+        serving.await.expect("owner");
+        assert_eq!(asks.at(43).await, None, "correlation stopped");
+    }
+}

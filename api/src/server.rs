@@ -2049,6 +2049,9 @@ async fn list_alerts(
     Ok(Json(json!({"alerts": list})))
 }
 
+/// How long a presence request waits for the engine's answer.
+const ON_SITE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -2082,7 +2085,12 @@ async fn on_site(
     let Query(q) = q?;
     let asks = s.0.on_site.as_ref().ok_or_else(|| ApiError::unavailable("presence is not kept in this process"))?;
     let at = now_millis();
-    let people = asks.at(at).await.ok_or_else(|| ApiError::unavailable("correlation has stopped"))?;
+    // The engine answers between ledger batches; a stage stuck on its disk
+    // must not hold the request.
+    let people = tokio::time::timeout(ON_SITE_WAIT, asks.at(at))
+        .await
+        .map_err(|_| ApiError::unavailable("correlation is busy; try again"))?
+        .ok_or_else(|| ApiError::unavailable("correlation has stopped"))?;
     let is = |want: &Option<String>, have: Option<&str>| want.as_deref().is_none_or(|w| have == Some(w));
     let people: Vec<Value> = people
         .into_iter()
