@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's tours, run as written against a fresh `custos demo`: the
-# commands of "A five-minute tour", "Curl tour: a SOC analyst" and "Curl
-# tour: a quality reviewer" are taken from the README, pointed at the demo
+# commands of "A five-minute tour" and of the curl tours (a SOC analyst, a
+# quality reviewer, the control room) are taken from the README, pointed at the demo
 # (its ports, data directory and the binary the tests built instead of `cargo
 # run --release --`) and run with `set -euo pipefail`. Every request must
 # answer below 400 (but a login with the tour's own wrong passwords, and a
@@ -103,6 +103,7 @@ tour() {
 tour "A five-minute tour" five 2
 tour "Curl tour: a SOC analyst" soc
 tour "Curl tour: a quality reviewer" quality
+tour "Curl tour: the control room" control
 
 # Ctrl-C drains the pipeline and signs a last checkpoint; then the ledger is
 # verified offline, tampered with, and verified again.
