@@ -6,10 +6,9 @@
 //!
 //! Door openings are kept for a while too (a door contact's "opened", a
 //! forced door, or, at a door that reports no contact, a granted badge or a
-//! held-open alarm), so
-//! that someone found inside an area they did not badge into can be said to
-//! have come in behind whoever opened a door into it: tailgating, inferred
-//! from one opening and two people inside. Badges granted at an exit reader
+//! held-open alarm), so that someone found inside an area they did not badge
+//! into can be said to have come in behind whoever opened a door into it:
+//! tailgating, inferred from one opening and two people inside. Badges granted at an exit reader
 //! are kept as well: a door opened just after one was opened by someone
 //! leaving, whom another may have slipped in past (reverse tailgating). An
 //! exit reader named apart from its door carries the door's name in

@@ -80,9 +80,13 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
     e.message = crate::event::format_text!("{result} at {door}{reason}");
     e.metadata.product = text("controller").map_or("PACS".into(), |c| c.to_owned().into());
     e.metadata.parser = P.into();
-    if let Some(word) = text("direction") {
-        e.unmapped
-            .insert(crate::event::BADGE_DIRECTION, direction_for(word).ok_or_else(|| err(unknown_direction(word)))?);
+    match obj.get("direction") {
+        Some(Value::String(word)) if !word.is_empty() => {
+            let way = direction_for(word).ok_or_else(|| err(unknown_direction(word)))?;
+            e.unmapped.insert(crate::event::BADGE_DIRECTION, way);
+        }
+        None | Some(Value::Null | Value::String(_)) => {}
+        Some(other) => return Err(err(format!("direction is not text: {other}"))),
     }
     for (k, val) in obj {
         if !matches!(k.as_str(), "time" | "result" | "door" | "badge" | "person" | "direction") {
@@ -117,6 +121,8 @@ mod tests {
         let odd = br#"{"time":"2026-11-26T10:00:00Z","badge":"4711","door":"D1","result":"granted","direction":"up"}"#;
         let bad = parse(odd, &CTX).expect_err("unknown direction");
         assert!(bad.reason.contains(r#"unknown direction "up""#), "{bad}");
+        let number = br#"{"time":"2026-11-26T10:00:00Z","badge":"4711","door":"D1","result":"granted","direction":1}"#;
+        assert!(parse(number, &CTX).expect_err("a number").reason.contains("direction is not text: 1"));
     }
 
     #[test]
