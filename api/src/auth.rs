@@ -115,8 +115,8 @@ impl Ended {
 /// How long an ended token or an expired session is remembered: its use
 /// within this time is reported with its account and why it stopped.
 pub const KEEP_ENDED_MS: i64 = 30 * 86_400_000;
-/// Ended tokens remembered at most (the newest), so that the file stays small
-/// however many logins and logouts a month brings.
+/// Ended tokens and expired sessions remembered at most (the newest), so
+/// that the file stays small however many logins and logouts a month brings.
 pub const MAX_ENDED: usize = 1_000;
 
 impl StoredToken {
