@@ -8,7 +8,14 @@ use tokio::sync::{mpsc, oneshot};
 /// A question for the engine's owner: who is on site at `at` (Unix ms).
 pub struct OnSiteAsk {
     pub at: i64,
-    pub reply: oneshot::Sender<Vec<OnSite>>,
+    pub reply: oneshot::Sender<OnSiteAnswer>,
+}
+
+/// Who is on site by their badges, and how long a badge-in counts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnSiteAnswer {
+    pub people: Vec<OnSite>,
+    pub timeout_ms: i64,
 }
 
 /// Asks the engine's owner who is on site.
@@ -23,7 +30,7 @@ impl OnSiteAsks {
     }
 
     /// Who is on site at `at`; `None` once correlation has stopped.
-    pub async fn at(&self, at: i64) -> Option<Vec<OnSite>> {
+    pub async fn at(&self, at: i64) -> Option<OnSiteAnswer> {
         let (reply, answer) = oneshot::channel();
         self.0.send(OnSiteAsk { at, reply }).await.ok()?;
         answer.await.ok()
@@ -42,10 +49,10 @@ mod tests {
         let serving = tokio::spawn(async move {
             let ask = owner.recv().await.expect("one question");
             assert_eq!(ask.at, 42);
-            let _ = ask.reply.send(Vec::new());
+            let _ = ask.reply.send(OnSiteAnswer { people: Vec::new(), timeout_ms: 7 });
             // Then the stage stops.
         });
-        assert_eq!(asks.at(42).await, Some(Vec::new()));
+        assert_eq!(asks.at(42).await, Some(OnSiteAnswer { people: Vec::new(), timeout_ms: 7 }));
         serving.await.expect("owner");
         assert_eq!(asks.at(43).await, None, "correlation stopped");
     }

@@ -792,7 +792,8 @@ async fn evidence_stage(
             },
             Some(ask) = asks.on_site.recv() => {
                 // The asker may have given up; nothing to do then.
-                let _ = ask.reply.send(engine.on_site(ask.at));
+                let timeout_ms = i64::try_from(engine.config().presence_lookback_ms).unwrap_or(i64::MAX);
+                let _ = ask.reply.send(crate::on_site::OnSiteAnswer { people: engine.on_site(ask.at), timeout_ms });
                 Ok(())
             }
             _ = room.tick() => room_check(&mut sinks).await,

@@ -2049,6 +2049,10 @@ async fn list_alerts(
     Ok(Json(json!({"alerts": list})))
 }
 
+/// The built-in rule whose alerts say someone logged on inside a zone with
+/// no badge into it: they are inside, badge or not.
+const LOGON_WITHOUT_BADGE: &str = "custos-logon-without-badge-in";
+
 /// How long a presence request waits for the engine's answer.
 const ON_SITE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -2071,7 +2075,7 @@ struct OnSiteQuery {
     path = "/api/v1/presence",
     tag = "events",
     summary = "Who is on site now, and where, by their badges",
-    description = "Each person whose last badge event put them in a zone or area (not an exit), within the presence timeout (`[correlate] presence_lookback_ms`), with the badge event's time and ledger index: a muster list, or who is in the control room. Someone who came in behind another is not here (the tailgating alerts name them). Every call is an audit record (`presence.read`).",
+    description = "Each person whose last badge event put them in a zone or area (not an exit), within the presence timeout (`[correlate] presence_lookback_ms`), with the badge event's time and ledger index: a muster list, or who is in the control room. Beside them, `seen_without_badge`: people a logon put inside a zone with no badge of theirs (the `custos-logon-without-badge-in` alerts within the presence timeout), who must be counted too. Every call is an audit record (`presence.read`).",
     params(OnSiteQuery),
     responses((status = 200, description = "People on site", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
@@ -2087,12 +2091,14 @@ async fn on_site(
     let at = now_millis();
     // The engine answers between ledger batches; a stage stuck on its disk
     // must not hold the request.
-    let people = tokio::time::timeout(ON_SITE_WAIT, asks.at(at))
+    let answer = tokio::time::timeout(ON_SITE_WAIT, asks.at(at))
         .await
         .map_err(|_| ApiError::unavailable("correlation is busy; try again"))?
         .ok_or_else(|| ApiError::unavailable("correlation has stopped"))?;
     let is = |want: &Option<String>, have: Option<&str>| want.as_deref().is_none_or(|w| have == Some(w));
-    let people: Vec<Value> = people
+    let badged: std::collections::HashSet<String> = answer.people.iter().map(|o| o.person.clone()).collect();
+    let people: Vec<Value> = answer
+        .people
         .into_iter()
         .filter(|o| is(&q.zone, o.place.zone.as_deref()) && is(&q.area, o.place.area.as_deref()))
         .filter(|o| is(&q.person, Some(&o.person)))
@@ -2101,9 +2107,28 @@ async fn on_site(
                    "since": format_rfc3339(o.since), "ledger_index": o.index})
         })
         .collect();
-    let asked = json!({"zone": q.zone, "area": q.area, "person": q.person, "found": people.len()});
+    // Those a logon put inside a zone with no badge of theirs (a muster must
+    // count them too), newest alert first, each person once; no area is
+    // known for them.
+    let mut seen = std::collections::HashSet::new();
+    let unbadged: Vec<Value> = s
+        .0
+        .views
+        .alerts(usize::MAX)
+        .iter()
+        .filter(|a| a.item.rule == LOGON_WITHOUT_BADGE && a.item.entity.kind == correlate::EntityKind::Person)
+        .filter(|a| at.saturating_sub(a.item.time) <= answer.timeout_ms && !badged.contains(&a.item.entity.id))
+        .filter(|a| q.area.is_none() && is(&q.zone, a.item.zone.as_deref()) && is(&q.person, Some(&a.item.entity.id)))
+        .filter(|a| seen.insert(a.item.entity.id.clone()))
+        .map(|a| {
+            json!({"person": a.item.entity.id, "zone": a.item.zone, "seen_at": format_rfc3339(a.item.time),
+                   "alert": a.item.id, "ledger_index": a.index})
+        })
+        .collect();
+    let asked = json!({"zone": q.zone, "area": q.area, "person": q.person, "found": people.len(),
+                       "seen_without_badge": unbadged.len()});
     audit(&s, &caller.0, "presence.read", q.reason.as_deref().unwrap_or(""), asked).await?;
-    Ok(Json(json!({"at": format_rfc3339(at), "on_site": people})))
+    Ok(Json(json!({"at": format_rfc3339(at), "on_site": people, "seen_without_badge": unbadged})))
 }
 
 #[utoipa::path(

@@ -83,7 +83,8 @@ async fn fixture_with(options: LedgerOptions, turns: Turns) -> Fixture {
     let engine = on_site_engine(ingest::source::now_millis());
     tokio::spawn(async move {
         while let Some(ask) = asks.recv().await {
-            let _ = ask.reply.send(engine.on_site(ask.at));
+            let answer = custos::on_site::OnSiteAnswer { people: engine.on_site(ask.at), timeout_ms: 12 * 3_600_000 };
+            let _ = ask.reply.send(answer);
         }
     });
     // Search and SQL follow the ledger, publishing at once.
@@ -1527,6 +1528,19 @@ async fn search_finds_events_pages_and_is_audited() {
 async fn presence_lists_who_is_on_site() {
     let f = fixture().await;
     let control_room = Some(f.tokens[&Role::ControlRoom].as_str());
+    // Logons inside with no badge in: Mallory's counts; Alice is on site by
+    // her badge anyway, and Dave's logon was longer ago than a badge-in counts.
+    let now = ingest::source::now_millis();
+    let logon = |who: &str, minutes: i64, index: u64| {
+        let mut a = alert(correlate::EntityKind::Person, who);
+        (a.id, a.rule, a.time) = (
+            format!("custos-logon-without-badge-in:{index}"),
+            "custos-logon-without-badge-in".into(),
+            now - minutes * 60_000,
+        );
+        Stored { index, item: Arc::new(a) }
+    };
+    f.views.add_alerts([logon("dave", 13 * 60, 50), logon("mallory", 2, 51), logon("alice", 1, 52)]);
     let (s, b) = call(&f.app, "GET", "/api/v1/presence?reason=fire%20drill", control_room, "").await;
     assert_eq!(s, StatusCode::OK, "{b}");
     let who: Vec<(&str, &str, u64)> = b["on_site"]
@@ -1542,10 +1556,17 @@ async fn presence_lists_who_is_on_site() {
         })
         .collect();
     assert_eq!(who, [("alice", "control-room", 0), ("bob", "qc-lab", 1)], "Carol left: {b}");
+    let seen = &b["seen_without_badge"];
+    assert_eq!(seen.as_array().map(Vec::len), Some(1), "{b}");
+    assert_eq!(
+        (seen[0]["person"].as_str(), seen[0]["zone"].as_str(), seen[0]["ledger_index"].as_u64()),
+        (Some("mallory"), Some("cell-1"), Some(51))
+    );
     assert!(b["on_site"][0]["since"].as_str().is_some_and(|t| t.ends_with('Z')), "{b}");
     let audit = last_audit(&f);
     assert_eq!((audit["action"].as_str(), audit["reason"].as_str()), (Some("presence.read"), Some("fire drill")));
     assert_eq!((audit["actor"].as_str(), audit["details"]["found"].as_u64()), (Some("ControlRoom"), Some(2)));
+    assert_eq!(audit["details"]["seen_without_badge"].as_u64(), Some(1));
     let found = |q: &'static str| {
         let app = f.app.clone();
         async move {
