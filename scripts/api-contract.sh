@@ -7,19 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${CUSTOS_VENV:-$HOME/.cache/custos-venv}"
-bin="${CUSTOS_BIN:-target/debug/custos}"
-[ -x "$bin" ] || cargo build --locked -p custos
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-work=$(mktemp -d -t custos-contract.XXXXXX)
-"$bin" demo --data-dir "$work/data" --http "127.0.0.1:$port" --tick-seconds 0.5 >"$work/demo.log" 2>&1 &
-demo=$!
-trap 'kill $demo 2>/dev/null || true; wait $demo 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 1 300); do
-  if [ -s "$work/data/demo-token" ] && curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then break; fi
-  if ! kill -0 $demo 2>/dev/null; then cat "$work/demo.log"; echo "custos demo did not start" >&2; exit 1; fi
-  sleep 0.1
-done
-token=$(cat "$work/data/demo-token")
+source scripts/demo-for-checks.sh contract
 curl -fs -H "Authorization: Bearer $token" "http://127.0.0.1:$port/api/v1/openapi.json" >"$work/openapi.json"
 # Real identifiers, so that operations on one thing are tested past their
 # 404: the demo's first incident (it opens within seconds), its HTTP push

@@ -12,20 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-bin="$root/${CUSTOS_BIN:-target/debug/custos}"
-[ -x "$bin" ] || cargo build --locked -p custos
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-work=$(mktemp -d -t custos-tours.XXXXXX)
-"$bin" demo --data-dir "$work/data" --http "127.0.0.1:$port" --tick-seconds 0.5 >"$work/demo.log" 2>&1 &
-demo=$!
-trap 'kill $demo 2>/dev/null || true; wait $demo 2>/dev/null || true; rm -rf "$work"' EXIT
+source scripts/demo-for-checks.sh tours
 api="http://127.0.0.1:$port/api/v1"
-for _ in $(seq 1 300); do
-  if [ -s "$work/data/demo-token" ] && curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then break; fi
-  if ! kill -0 $demo 2>/dev/null; then cat "$work/demo.log"; echo "custos demo did not start" >&2; exit 1; fi
-  sleep 0.1
-done
-token=$(cat "$work/data/demo-token")
 # The tours speak of the demo's scenarios: wait for the last of them to be an incident.
 for _ in $(seq 1 1200); do
   found=$(curl -fs -H "Authorization: Bearer $token" "$api/incidents?rule=custos-tailgating-inferred" |
