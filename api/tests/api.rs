@@ -128,32 +128,10 @@ async fn fixture_with(options: LedgerOptions, turns: Turns) -> Fixture {
 /// Alice badge into the control room, Bob into the QC lab, and Carol into
 /// the control room and out again.
 fn on_site_engine(now: i64) -> correlate::Engine {
-    let inventory = ingest::Inventory::from_toml(
-        r#"
-[[zones]]
-id = "cell-1"
-[[zones]]
-id = "qc-lab"
-[[people]]
-id = "alice"
-badges = ["1001"]
-[[people]]
-id = "bob"
-badges = ["2002"]
-[[people]]
-id = "carol"
-badges = ["3003"]
-[[doors]]
-id = "CR-DOOR-1"
-area = "control-room"
-zone = "cell-1"
-[[doors]]
-id = "LAB-DOOR"
-area = "qc-lab"
-zone = "qc-lab"
-"#,
-    )
-    .expect("inventory");
+    // The plant of the parser fixtures: Alice 1001, Bob 2002, Carol 3003,
+    // CR-DOOR-1 into control-room-1, LAB-DOOR into qc-lab.
+    let inventory =
+        ingest::Inventory::from_toml(include_str!("../../ingest/fixtures/inventory.toml")).expect("inventory");
     let inventory = Arc::new(inventory);
     let mut engine = correlate::Engine::new(inventory.clone(), correlate::EngineConfig::default());
     let badges = [
@@ -1555,7 +1533,7 @@ async fn presence_lists_who_is_on_site() {
             )
         })
         .collect();
-    assert_eq!(who, [("alice", "control-room", 0), ("bob", "qc-lab", 1)], "Carol left: {b}");
+    assert_eq!(who, [("alice", "control-room-1", 0), ("bob", "qc-lab", 1)], "Carol left: {b}");
     let seen = &b["seen_without_badge"];
     assert_eq!(seen.as_array().map(Vec::len), Some(1), "{b}");
     assert_eq!(
@@ -1576,7 +1554,7 @@ async fn presence_lists_who_is_on_site() {
                 .map(|l| l.iter().map(|o| o["person"].as_str().unwrap_or("").to_owned()).collect::<Vec<_>>())
         }
     };
-    assert_eq!(found("/api/v1/presence?area=control-room").await, Some(vec!["alice".to_owned()]));
+    assert_eq!(found("/api/v1/presence?area=control-room-1").await, Some(vec!["alice".to_owned()]));
     assert_eq!(found("/api/v1/presence?zone=qc-lab").await, Some(vec!["bob".to_owned()]));
     assert_eq!(found("/api/v1/presence?person=carol").await, Some(vec![]));
     let (s, b) = call(&f.app, "GET", "/api/v1/presence?floor=2", control_room, "").await;

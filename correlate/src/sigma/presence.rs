@@ -207,10 +207,15 @@ impl Presence {
         upto.iter().rev().find(|m| m.index != index)
     }
 
+    /// Where mark `m` puts its holder at `t`: its place, while a badge-in
+    /// counts; nowhere after leaving.
+    fn placed<'a>(&self, m: &'a Mark, t: i64) -> Option<&'a Place> {
+        m.place.as_ref().filter(|_| t.saturating_sub(m.time) <= self.timeout_ms)
+    }
+
     /// Where `person` was as of event `index` at `t`: on site (with the place) or not.
     pub fn at(&self, person: &str, t: i64, index: u64) -> Option<&Place> {
-        let m = self.last_mark(person, t, index)?;
-        (t - m.time <= self.timeout_ms).then_some(m.place.as_ref()).flatten()
+        self.placed(self.last_mark(person, t, index)?, t)
     }
 
     /// When `person` badged into `inside` with no badge event since, if that
@@ -233,10 +238,11 @@ impl Presence {
     pub fn on_site(&self, t: i64) -> Vec<OnSite> {
         let mut out: Vec<OnSite> = self
             .people
-            .iter()
-            .filter_map(|(person, marks)| {
-                let m = marks[..marks.partition_point(|m| m.time <= t)].last()?;
-                let place = m.place.as_ref().filter(|_| t.saturating_sub(m.time) <= self.timeout_ms)?;
+            .keys()
+            .filter_map(|person| {
+                // Asked as of no event: every badge event counts.
+                let m = self.last_mark(person, t, u64::MAX)?;
+                let place = self.placed(m, t)?;
                 Some(OnSite { person: person.clone(), place: place.clone(), since: m.time, index: m.index })
             })
             .collect();
