@@ -187,8 +187,10 @@ impl Presence {
             }
         }
         let Some(person) = person else { return };
+        // A denied badge opened nothing: at an exit reader its holder is
+        // still inside.
         let place = match e.activity_id {
-            _ if leaving => None,
+            activity::BADGE_GRANTED | activity::REQUEST_TO_EXIT if leaving => None,
             activity::BADGE_GRANTED => Some(here()),
             _ => return,
         };
@@ -422,6 +424,9 @@ mod tests {
         assert!(p.at("alice", 400, 9).is_some(), "still inside before she left");
         p.observe(2, &badge("bob", activity::BADGE_DENIED, 100, "cell-1", "in"));
         assert_eq!(p.at("bob", 150, 9), None, "a denied badge does not let anyone in");
+        p.observe(3, &badge("carol", activity::BADGE_GRANTED, 100, "cell-1", "in"));
+        p.observe(4, &badge("carol", activity::BADGE_DENIED, 300, "cell-1", "out"));
+        assert!(p.at("carol", 400, 9).is_some(), "a denied badge does not let anyone out");
         p.prune(10_000);
         assert_eq!(p.people(), 0);
     }
