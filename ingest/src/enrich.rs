@@ -1,8 +1,9 @@
 //! Enrichment: fills zone, asset, person and door details from the inventory so
 //! that correlation rules can join cyber and physical events on shared keys.
 
-use crate::event::{Endpoint, Event, EventClass};
-use crate::inventory::{Asset, Inventory};
+use crate::event::{BADGE_DIRECTION, Endpoint, Event, EventClass};
+use crate::inventory::{Asset, Door, Inventory};
+use crate::parse::pacs::areas_crossed;
 
 fn endpoint_asset<'a>(inv: &'a Inventory, ep: &Endpoint) -> Option<&'a Asset> {
     ep.ip
@@ -21,6 +22,21 @@ fn fill_endpoint(inv: &Inventory, ep: &mut Endpoint) {
     } else if let Some(z) = ep.ip.as_ref().and_then(|ip| inv.zone_by_ip(ip)) {
         // A device the inventory does not list, in a zone's address range.
         ep.zone = Some(z.id.clone());
+    }
+}
+
+/// The direction through door `d` of a badge event that names the areas its
+/// holder entered and left, when the inventory knows those names: into the
+/// door's area is in, out of it is out.
+fn pacs_direction(inv: &Inventory, e: &Event, d: &Door) -> Option<&'static str> {
+    let (entered, exited) = areas_crossed(e);
+    let is_doors = |name: Option<String>| name.and_then(|n| inv.area_by_pacs(&n)).is_some_and(|a| a.id == d.area);
+    if is_doors(entered) {
+        Some("in")
+    } else if is_doors(exited) {
+        Some("out")
+    } else {
+        None
     }
 }
 
@@ -75,8 +91,10 @@ pub fn enrich(inv: &Inventory, e: &mut Event) {
     let door = e.door.as_deref().and_then(|d| inv.door(d));
     if let Some(d) = door {
         e.area = Some(d.area.clone());
-        if d.exit && e.unmapped.get_str(crate::event::BADGE_DIRECTION).is_none() {
-            e.unmapped.insert(crate::event::BADGE_DIRECTION, "out");
+        if e.unmapped.get_str(BADGE_DIRECTION).is_none()
+            && let Some(way) = pacs_direction(inv, e, d).or(d.exit.then_some("out"))
+        {
+            e.unmapped.insert(BADGE_DIRECTION, way);
         }
         if let Some(opens) = &d.opens {
             e.unmapped.insert(crate::event::READER_OPENS, opens.as_str());
@@ -138,6 +156,48 @@ mod tests {
         own.unmapped.insert("badge.direction", "in");
         enrich(&inv(), &mut own);
         assert_eq!(own.unmapped.get_str("badge.direction"), Some("in"));
+    }
+
+    /// The areas a Gallagher or Lenel event says its holder entered and left
+    /// give its direction, once the inventory's `[[areas]]` knows their names.
+    #[test]
+    fn access_control_areas_give_the_direction() {
+        let at = |door: &str, fields: &[(&str, serde_json::Value)]| {
+            let mut e = Event::new(EventClass::PhysicalAccess, activity::BADGE_GRANTED, 0, 0, b"x");
+            e.door = Some(door.into());
+            for (k, v) in fields {
+                e.unmapped.insert(k, v.clone());
+            }
+            enrich(&inv(), &mut e);
+            e.unmapped.get_str("badge.direction").map(str::to_owned)
+        };
+        let j = serde_json::Value::from;
+        assert_eq!(at("D1", &[("gallagher.entryAccessZone", j("control room"))]).as_deref(), Some("in"));
+        assert_eq!(
+            at("D1", &[("gallagher.entryAccessZone", j("Car park")), ("gallagher.exitAccessZone", j("Control Room"))])
+                .as_deref(),
+            Some("out"),
+            "left the door's area for one the inventory does not know"
+        );
+        assert_eq!(
+            at("D1", &[("lenel.areaenteredid", 0.into()), ("lenel.areaexitedid", 3.into())]).as_deref(),
+            Some("out"),
+            "a Lenel area id, as a number"
+        );
+        assert_eq!(at("D1", &[("lenel.areaenteredid", j("3"))]).as_deref(), Some("in"), "or as text");
+        assert_eq!(at("D1", &[("lenel.areaenteredid", 7.into())]), None, "an area the inventory does not name");
+        assert_eq!(
+            at("D1-EXIT", &[("gallagher.entryAccessZone", j("Control Room"))]).as_deref(),
+            Some("in"),
+            "the event's own areas before the reader's exit flag"
+        );
+        assert_eq!(at("D1-EXIT", &[("lenel.areaenteredid", 7.into())]).as_deref(), Some("out"), "else the flag");
+        assert_eq!(
+            at("D1", &[("badge.direction", j("out")), ("lenel.areaenteredid", 3.into())]).as_deref(),
+            Some("out"),
+            "a direction of its own first"
+        );
+        assert_eq!(at("D9", &[("lenel.areaenteredid", 3.into())]), None, "a door the inventory does not place");
     }
 
     #[test]

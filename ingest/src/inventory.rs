@@ -191,6 +191,26 @@ pub struct Door {
     pub opens: Option<Text>,
 }
 
+/// An area of the doors, with the names the access control system gives it,
+/// so that the areas a badge event says its holder entered and left (a
+/// Gallagher access zone, a Lenel OnGuard area id) tell its direction.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Area {
+    /// The `area` of one or more doors.
+    pub id: Text,
+    #[serde(default)]
+    pub name: String,
+    /// What the access control system calls this area, compared without
+    /// case: Gallagher access zone names (`entryAccessZone` /
+    /// `exitAccessZone`), Lenel OnGuard area ids (`AreaEnteredID` /
+    /// `AreaExitedID`). A badge at one of the area's doors is then an entry
+    /// when it says its holder entered this area, an exit when they left it.
+    /// Default: none.
+    #[serde(default)]
+    pub pacs: Vec<String>,
+}
+
 /// A period in which changes to the named assets (or every asset of the named
 /// zones) are planned. Times are RFC 3339 strings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -240,6 +260,7 @@ struct Index {
     person_by_account: HashMap<String, usize>,
     door_by_id: HashMap<String, usize>,
     zone_by_id: HashMap<String, usize>,
+    area_by_pacs: HashMap<String, usize>,
 }
 
 /// The whole inventory with lookup indexes.
@@ -254,6 +275,8 @@ pub struct Inventory {
     pub people: Vec<Person>,
     #[serde(default)]
     pub doors: Vec<Door>,
+    #[serde(default)]
+    pub areas: Vec<Area>,
     #[serde(default)]
     pub maintenance_windows: Vec<MaintenanceWindow>,
     #[serde(default)]
@@ -394,6 +417,22 @@ impl Inventory {
                 None => return Err(invalid(format!("doors[{i}].opens"), format!("unknown door {opens:?}"))),
             }
         }
+        let mut area_ids = HashMap::new();
+        for (i, a) in self.areas.iter().enumerate() {
+            insert_unique(&mut area_ids, a.id.as_str(), i, format!("areas[{i}].id"), "area id")?;
+            if !self.doors.iter().any(|d| d.area == a.id) {
+                return Err(invalid(format!("areas[{i}].id"), format!("no door is in area {:?}", a.id)));
+            }
+            for name in &a.pacs {
+                insert_unique(
+                    &mut ix.area_by_pacs,
+                    name.to_lowercase(),
+                    i,
+                    format!("areas[{i}].pacs"),
+                    &format!("access control area {name:?}"),
+                )?;
+            }
+        }
         for (i, w) in self.maintenance_windows.iter_mut().enumerate() {
             let key = format!("maintenance_windows[{i}]");
             w.span = span(&key, &w.start, &w.end)?;
@@ -469,6 +508,10 @@ impl Inventory {
     pub fn door(&self, id: &str) -> Option<&Door> {
         self.index.door_by_id.get(id).map(|i| &self.doors[*i])
     }
+    /// The area the access control system calls `name` (any case).
+    pub fn area_by_pacs(&self, name: &str) -> Option<&Area> {
+        self.index.area_by_pacs.get(&name.to_lowercase()).map(|i| &self.areas[*i])
+    }
     pub fn zone(&self, id: &str) -> Option<&Zone> {
         self.index.zone_by_id.get(id).map(|i| &self.zones[*i])
     }
@@ -524,6 +567,9 @@ pub(crate) mod tests {
         zone = "cell-1"
         exit = true
         opens = "D1"
+        [[areas]]
+        id = "control-room"
+        pacs = ["Control Room", "3"]
         [[maintenance_windows]]
         id = "MW-1"
         zones = ["cell-1"]
@@ -550,6 +596,9 @@ pub(crate) mod tests {
         assert!(inv.maintenance_window_at(plc, t("2026-11-26T09:00:00Z")).is_some());
         assert!(inv.maintenance_window_at(plc, t("2026-11-26T11:00:00Z")).is_none());
         assert!(inv.open_ticket_at(plc, t("2026-11-27T09:00:00Z")).is_some());
+        assert_eq!(inv.area_by_pacs("CONTROL ROOM").map(|a| a.id.as_str()), Some("control-room"), "any case");
+        assert_eq!(inv.area_by_pacs("3").map(|a| a.id.as_str()), Some("control-room"));
+        assert!(inv.area_by_pacs("0").is_none());
     }
 
     #[test]
@@ -566,6 +615,15 @@ pub(crate) mod tests {
             (
                 SAMPLE.replace("\"D1-EXIT\"\n        area = \"control-room\"", "\"D1-EXIT\"\n        area = \"hall\""),
                 "doors[1].opens",
+            ),
+            (SAMPLE.replace("id = \"control-room\"", "id = \"hall\""), "areas[0].id"),
+            (format!("{SAMPLE}\n[[areas]]\nid = \"control-room\"\n"), "areas[1].id"),
+            (
+                format!(
+                    "{SAMPLE}\n[[doors]]\nid = \"H1\"\narea = \"hall\"\nzone = \"cell-1\"\n\
+                     [[areas]]\nid = \"hall\"\npacs = [\"control room\"]\n"
+                ),
+                "areas[1].pacs",
             ),
         ];
         for (text, key) in cases {

@@ -51,6 +51,9 @@ area = "control-room"
 zone = "cell-1"
 exit = true
 opens = "CR-DOOR-1"
+[[areas]]
+id = "control-room"
+pacs = ["Control Room", "3"]
 [[maintenance_windows]]
 id = "MW-1"
 assets = ["PLC-02"]
@@ -351,6 +354,53 @@ fn reverse_tailgating_names_who_was_leaving() {
         "{}",
         a[0].summary
     );
+}
+
+/// Gallagher and Lenel say which area a badge let its holder into and out
+/// of: at the control room's one door, with no exit reader in the
+/// inventory, Bob's way out (Gallagher) and Mallory's (Lenel) take them out,
+/// so their logons afterwards are by people not badged in. Carol's denied
+/// exit leaves her inside.
+#[test]
+fn access_control_areas_take_people_in_and_out() {
+    let mut h = Harness::new();
+    let plant = INVENTORY.replace("badges = [\"2002\"]", "badges = [\"2002\"]\naccounts = [\"bob\"]");
+    let plant = format!("{plant}\n[[people]]\nid = \"carol\"\nbadges = [\"3003\"]\naccounts = [\"carol\"]\n");
+    h.inventory = Arc::new(Inventory::from_toml(&plant).expect("inventory"));
+    h.engine = Engine::new(h.inventory.clone(), EngineConfig::default());
+    let mut a = Vec::new();
+    let mut keep = |(index, alerts): (u64, Vec<Alert>)| {
+        a.extend(alerts);
+        index
+    };
+    let gallagher = |t: i64, card: &str, result: &str, into: &str, from: &str| {
+        format!(
+            r#"{{"time":"{}","type":{{"name":"{result}"}},"door":{{"name":"CR-DOOR-1"}},"card":{{"number":"{card}"}},"entryAccessZone":{{"name":"{into}"}},"exitAccessZone":{{"name":"{from}"}}}}"#,
+            iso(t)
+        )
+    };
+    let lenel = |t: i64, card: &str, result: &str, into: u32, from: u32| {
+        format!(
+            r#"{{"TimeStamp":"{}","Device":"CR-DOOR-1","CardNumber":"{card}","AccessResult":"{result}","AreaEnteredID":{into},"AreaExitedID":{from}}}"#,
+            iso(t)
+        )
+    };
+    for (card, t) in [("2002", T0), ("3003", T0 + 1_000)] {
+        keep(h.feed("pacs", Format::Gallagher, &gallagher(t, card, "Access Granted", "Control Room", "Corridor"), t));
+    }
+    keep(h.feed("pacs", Format::Lenel, &lenel(T0 + 2_000, "4711", "Granted", 3, 0), T0 + 2_000));
+    let t = T0 + 600_000;
+    keep(h.feed("pacs", Format::Gallagher, &gallagher(t, "2002", "Access Granted", "Corridor", "Control Room"), t));
+    keep(h.feed("pacs", Format::Gallagher, &gallagher(t, "3003", "Access Denied", "Corridor", "Control Room"), t));
+    keep(h.feed("pacs", Format::Lenel, &lenel(t, "4711", "Granted", 0, 3), t));
+    let mut logons = Vec::new();
+    for (i, user) in ["bob", "mallory", "carol"].into_iter().enumerate() {
+        let at = t + 60_000 + i as i64;
+        logons.push(keep(h.login(at, user, "ews-01", "4624", at)));
+    }
+    a.extend(h.engine.on_tick(t + 3_600_000));
+    let outside: Vec<_> = a.iter().filter(|a| a.rule == "custos-logon-without-badge-in").map(|a| a.events[0]).collect();
+    assert_eq!(outside, logons[..2], "Bob and Mallory left; Carol, denied the way out, did not");
 }
 
 /// A shift longer than a badge-in counts for (12 h): the exit still alerts

@@ -133,6 +133,25 @@ pub fn lenel(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
     Ok(e)
 }
 
+/// The vendor fields naming the area a badge event's holder entered, and
+/// the one they left (kept in `unmapped` as the vendor sent them).
+const AREA_ENTERED: [&str; 2] = ["gallagher.entryAccessZone", "lenel.areaenteredid"];
+const AREA_EXITED: [&str; 2] = ["gallagher.exitAccessZone", "lenel.areaexitedid"];
+
+/// The areas, as the access control system names them, that a badge event
+/// says its holder entered and left: a Gallagher access zone's name, a Lenel
+/// area id (a number or text).
+pub fn areas_crossed(e: &Event) -> (Option<String>, Option<String>) {
+    let named = |fields: [&str; 2]| {
+        fields.iter().find_map(|f| match e.unmapped.get(f)?.to_json() {
+            Value::String(s) if !s.is_empty() => Some(s),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+    };
+    (named(AREA_ENTERED), named(AREA_EXITED))
+}
+
 /// How to read a delimited badge export: which column holds what.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
