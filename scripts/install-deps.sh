@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need. Idempotent: only what is missing.
 #  - Debian packages: util-linux `logger` (the real syslog sender in the tests),
-#    gcc and make (bundled librdkafka), curl and jq (the README's tours), python3-venv;
+#    gcc and make (bundled librdkafka), curl and jq (the README's tours), python3-venv,
+#    prometheus (its server and promtool check the alerting rules and /metrics);
 #  - tansu, an Apache Kafka-compatible broker, from crates.io (about 9 minutes
 #    the first time, then cached in ~/.cargo/bin);
 #  - a Python venv with confluent-kafka, the independent Kafka client of the tests,
@@ -20,6 +21,15 @@ if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${need[@]}"
+fi
+
+# Prometheus and promtool (scripts/monitoring.sh), without the web UI's
+# recommended packages.
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+  echo "installing: prometheus"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends prometheus
 fi
 
 if ! command -v tansu >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tansu" ]; then

@@ -18,11 +18,20 @@ pub enum Role {
     Auditor,
     ControlRoom,
     Collector,
+    /// Reads the metrics, nothing else: the token a Prometheus scraper holds.
+    Monitoring,
 }
 
 impl Role {
-    pub const ALL: [Role; 6] =
-        [Role::Admin, Role::SocAnalyst, Role::QualityReviewer, Role::Auditor, Role::ControlRoom, Role::Collector];
+    pub const ALL: [Role; 7] = [
+        Role::Admin,
+        Role::SocAnalyst,
+        Role::QualityReviewer,
+        Role::Auditor,
+        Role::ControlRoom,
+        Role::Collector,
+        Role::Monitoring,
+    ];
 
     /// The name the API, the files and the command line use (`soc_analyst`).
     pub fn name(self) -> &'static str {
@@ -33,6 +42,7 @@ impl Role {
             Role::Auditor => "auditor",
             Role::ControlRoom => "control_room",
             Role::Collector => "collector",
+            Role::Monitoring => "monitoring",
         }
     }
 

@@ -82,6 +82,7 @@ pub fn permits(role: Role, p: Permission) -> bool {
         // Who is inside, for a muster when the plant is evacuated.
         Role::ControlRoom => matches!(p, ReadIncidents | HandleAlarms | ReadPresence),
         Role::Collector => matches!(p, Ingest),
+        Role::Monitoring => matches!(p, ReadMetrics),
     }
 }
 
