@@ -73,6 +73,59 @@ impl IngestMetrics {
     }
 }
 
+/// Records ledgered, by source: events and dead letters. Counted where they
+/// are kept, so that the core of a split deployment counts what its
+/// collectors (which serve no HTTP) sent.
+#[derive(Debug, Default)]
+pub struct LedgeredMetrics(Mutex<BTreeMap<String, [u64; 2]>>);
+
+impl LedgeredMetrics {
+    const KINDS: [&'static str; 2] = ["event", "dead_letter"];
+
+    /// Counts one ledgered batch.
+    pub fn record_batch(&self, batch: &[Ingested]) {
+        // A batch mostly holds runs of one source: count the runs, then take
+        // the lock once.
+        let mut runs: Vec<(&str, [u64; 2])> = Vec::new();
+        for i in batch {
+            let (source, kind) = match &i.record {
+                Normalized::Event(e) => (e.metadata.source.as_str(), 0),
+                Normalized::DeadLetter(d) => (d.source.as_str(), 1),
+            };
+            match runs.last_mut() {
+                Some((s, n)) if *s == source => n[kind] += 1,
+                _ => {
+                    let mut n = [0; 2];
+                    n[kind] = 1;
+                    runs.push((source, n));
+                }
+            }
+        }
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for (source, n) in runs {
+            let c = match counts.get_mut(source) {
+                Some(c) => c,
+                None => counts.entry(source.to_owned()).or_default(),
+            };
+            c[0] += n[0];
+            c[1] += n[1];
+        }
+    }
+
+    /// Prometheus text for `custos_ledgered_records_total`.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        family(&mut out, "custos_ledgered_records_total", "counter", "Records ledgered, by source and kind.");
+        for (source, n) in self.0.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            for (kind, n) in Self::KINDS.iter().zip(n) {
+                let _ =
+                    writeln!(out, "custos_ledgered_records_total{{source=\"{}\",kind=\"{kind}\"}} {n}", escape(source));
+            }
+        }
+        out
+    }
+}
+
 fn escape(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
@@ -278,6 +331,29 @@ mod tests {
         assert!(text.contains("custos_source_lag_seconds{source=\"fw\",format=\"syslog\"} 1.000"), "{text}");
         assert!(text.contains("custos_syslog_udp_dropped_total 3"));
         assert!(text.contains("# TYPE custos_ledger_records gauge\ncustos_ledger_records 7"));
+    }
+
+    /// Ledgered records by source and kind, over batches whose sources
+    /// interleave.
+    #[test]
+    fn ledgered_records_by_source_and_kind() {
+        let m = LedgeredMetrics::default();
+        let record = |source: &str, line: &[u8]| {
+            normalize(RawRecord::new(source.into(), Format::Syslog, 2_000, line.to_vec()), &Inventory::default(), 0)
+        };
+        let good = b"<13>1 1970-01-01T00:00:01Z h a - - - hello";
+        m.record_batch(&[record("fw", good), record("fw", good), record("ids", good), record("fw", b"garbage")]);
+        m.record_batch(&[record("ids", b"garbage"), record("ids", good)]);
+        let text = m.render();
+        assert!(text.starts_with("# HELP custos_ledgered_records_total "), "{text}");
+        for line in [
+            "custos_ledgered_records_total{source=\"fw\",kind=\"event\"} 2\n",
+            "custos_ledgered_records_total{source=\"fw\",kind=\"dead_letter\"} 1\n",
+            "custos_ledgered_records_total{source=\"ids\",kind=\"event\"} 2\n",
+            "custos_ledgered_records_total{source=\"ids\",kind=\"dead_letter\"} 1\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 
     #[test]

@@ -32,6 +32,8 @@ use crate::views::{Stored, Views};
 #[derive(Debug, Default)]
 pub struct PipelineStats {
     pub ingest: crate::metrics::IngestMetrics,
+    /// Records ledgered, by source (in every deployment, split or not).
+    pub ledgered: crate::metrics::LedgeredMetrics,
     pub dead_letters: AtomicU64,
     pub alerts: AtomicU64,
     /// Failed alarm deliveries (each retried until it succeeds).
@@ -841,6 +843,7 @@ async fn ledger_batch(
             .map_err(Error::io("store positions", Path::new("positions.json")))?;
     }
     commit.commit();
+    sinks.stats.ledgered.record_batch(&items);
     let mut alerts = Vec::new();
     let mut evs = Vec::new();
     let mut dls = Vec::new();

@@ -2574,7 +2574,8 @@ async fn metrics(caller: Caller, State(s): State<AppState>) -> Result<Response, 
         &st.late_events,
         s.0.ledger.size(),
         age,
-    ) + &st.http.render()
+    ) + &st.ledgered.render()
+        + &st.http.render()
         + &crate::metrics::render_state(s.0.ledger.size(), st.state_snapshot_records.load(Ordering::Relaxed))
         + &crate::metrics::render_sign_ins(
             st.sign_in_events_dropped.load(Ordering::Relaxed),

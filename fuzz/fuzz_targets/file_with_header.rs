@@ -12,6 +12,6 @@ fuzz_target!(|data: &[u8]| {
     for (header, line) in ingest::source::tail::split_records(file, format) {
         let mut raw = ingest::RawRecord::new("fuzz".into(), format, 1_795_000_000_000, line.to_vec());
         raw.header = header;
-        let _ = ingest::normalize(raw, &ingest::Inventory::default(), 0);
+        let _ = ingest::normalize(raw, &custos_fuzz::PLANT, 0);
     }
 });

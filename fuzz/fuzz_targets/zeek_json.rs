@@ -1,10 +1,10 @@
 #![no_main]
-//! Untrusted bytes into the zeek_json parser (and enrichment): it must return an
+//! Untrusted bytes into the zeek_json parser (and enrichment against a plant inventory): it must return an
 //! event or a reason, never panic.
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let raw = ingest::RawRecord::new("fuzz".into(), ingest::Format::ZeekJson, 1_795_000_000_000, data.to_vec());
-    let _ = ingest::normalize(raw, &ingest::Inventory::default(), 0);
+    let _ = ingest::normalize(raw, &custos_fuzz::PLANT, 0);
 });

@@ -178,6 +178,10 @@ async fn a_collector_only_process_feeds_the_evidence_process() {
         (Some("EWS-02".to_owned()), Some("cell-1".to_owned())),
         "the reloaded inventory"
     );
+    // The collector serves no metrics: the evidence process counts what it
+    // sent, as it ledgered it.
+    let counted = evidence.stats.ledgered.render();
+    assert!(counted.contains("custos_ledgered_records_total{source=\"tcp\",kind=\"event\"} 2\n"), "{counted}");
 
     node.shutdown().await.expect("the collector stops");
     evidence.shutdown().await.expect("the evidence process stops");
