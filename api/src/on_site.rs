@@ -2,7 +2,10 @@
 //! presence, as the badge events made it, asked of the stage that owns the
 //! engine, which answers between ledger batches.
 
+use std::sync::Arc;
+
 use correlate::sigma::OnSite;
+use ingest::Inventory;
 use tokio::sync::{mpsc, oneshot};
 
 /// A question for the engine's owner: who is on site at `at` (Unix ms).
@@ -11,11 +14,13 @@ pub struct OnSiteAsk {
     pub reply: oneshot::Sender<OnSiteAnswer>,
 }
 
-/// Who is on site by their badges, and how long a badge-in counts for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Who is on site by their badges, how long a badge-in counts for, and the
+/// inventory correlation runs on (whose people give a muster their names).
+#[derive(Debug, Clone)]
 pub struct OnSiteAnswer {
     pub people: Vec<OnSite>,
     pub timeout_ms: i64,
+    pub inventory: Arc<Inventory>,
 }
 
 /// Asks the engine's owner who is on site.
@@ -37,9 +42,97 @@ impl OnSiteAsks {
     }
 }
 
+/// One person of a muster list: on site by their badge, or seen inside (a
+/// logon) without one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mustered<'a> {
+    /// `on_site` or `seen_without_badge`.
+    pub status: &'static str,
+    pub person: &'a str,
+    pub zone: Option<&'a str>,
+    pub area: Option<&'a str>,
+    /// When their badge put them there, or when the logon saw them (Unix ms).
+    pub since: i64,
+    /// The ledger index of that badge event, or of the alert.
+    pub ledger_index: u64,
+}
+
+/// What the inventory says of a person a muster counts: printed name,
+/// employer, and whether they are an external vendor.
+pub fn who(inventory: &Inventory, person: &str) -> (Option<String>, Option<String>, bool) {
+    match inventory.person(person) {
+        Some(p) => (Some(p.name.clone()).filter(|n| !n.is_empty()), p.employer.clone(), p.vendor),
+        None => (None, None, false),
+    }
+}
+
+/// The muster list as CSV (RFC 4180), for printing or for an evacuation
+/// system: a header, then one line per person.
+pub fn muster_csv(people: &[Mustered<'_>], inventory: &Inventory) -> String {
+    let mut out = String::from("status,person,name,employer,vendor,zone,area,since,ledger_index\r\n");
+    for m in people {
+        let (name, employer, vendor) = who(inventory, m.person);
+        let fields = [
+            m.status,
+            m.person,
+            name.as_deref().unwrap_or(""),
+            employer.as_deref().unwrap_or(""),
+            if vendor { "true" } else { "false" },
+            m.zone.unwrap_or(""),
+            m.area.unwrap_or(""),
+            &ingest::time::format_rfc3339(m.since),
+            &m.ledger_index.to_string(),
+        ];
+        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        out.push_str(&line.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// One CSV field: quoted when it holds a delimiter, a quote or a line break;
+/// one a spreadsheet would run as a formula (`=`, `+`, `-`, `@` first) gets
+/// a leading `'`, as names come from badge systems and inventories.
+fn csv_field(v: &str) -> String {
+    let v = if v.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{v}") } else { v.to_owned() };
+    if v.contains([',', '"', '\n', '\r']) { format!("\"{}\"", v.replace('"', "\"\"")) } else { v }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_muster_list_as_csv() {
+        let inventory = Inventory::from_toml(
+            "[[people]]\nid = \"bob\"\nname = \"Berg, Bob\"\nemployer = \"=HYPERLINK(\\\"x\\\")\"\nvendor = true\n",
+        )
+        .expect("inventory");
+        let people = [
+            Mustered {
+                status: "on_site",
+                person: "bob",
+                zone: Some("cell-1"),
+                area: Some("control-room-1"),
+                since: 1_795_687_200_000,
+                ledger_index: 7,
+            },
+            Mustered {
+                status: "seen_without_badge",
+                person: "eve",
+                zone: Some("cell-1"),
+                area: None,
+                since: 1_795_687_260_000,
+                ledger_index: 9,
+            },
+        ];
+        assert_eq!(
+            muster_csv(&people, &inventory),
+            "status,person,name,employer,vendor,zone,area,since,ledger_index\r\n\
+             on_site,bob,\"Berg, Bob\",\"'=HYPERLINK(\"\"x\"\")\",true,cell-1,control-room-1,2026-11-26T10:00:00.000Z,7\r\n\
+             seen_without_badge,eve,,,false,cell-1,,2026-11-26T10:01:00.000Z,9\r\n"
+        );
+    }
 
     /// The owner answers with the engine's list; once it has stopped, the
     /// question has no answer (the API says 503), and nothing waits forever.
@@ -49,11 +142,12 @@ mod tests {
         let serving = tokio::spawn(async move {
             let ask = owner.recv().await.expect("one question");
             assert_eq!(ask.at, 42);
-            let _ = ask.reply.send(OnSiteAnswer { people: Vec::new(), timeout_ms: 7 });
+            let inventory = Arc::new(Inventory::default());
+            let _ = ask.reply.send(OnSiteAnswer { people: Vec::new(), timeout_ms: 7, inventory });
             // Then the stage stops.
         });
-        assert_eq!(asks.at(42).await, Some(OnSiteAnswer { people: Vec::new(), timeout_ms: 7 }));
+        assert_eq!(asks.at(42).await.map(|a| (a.people, a.timeout_ms)), Some((Vec::new(), 7)));
         serving.await.expect("owner");
-        assert_eq!(asks.at(43).await, None, "correlation stopped");
+        assert!(asks.at(43).await.is_none(), "correlation stopped");
     }
 }

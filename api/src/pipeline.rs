@@ -795,7 +795,9 @@ async fn evidence_stage(
             Some(ask) = asks.on_site.recv() => {
                 // The asker may have given up; nothing to do then.
                 let timeout_ms = i64::try_from(engine.config().presence_lookback_ms).unwrap_or(i64::MAX);
-                let _ = ask.reply.send(crate::on_site::OnSiteAnswer { people: engine.on_site(ask.at), timeout_ms });
+                let people = engine.on_site(ask.at);
+                let inventory = engine.inventory().clone();
+                let _ = ask.reply.send(crate::on_site::OnSiteAnswer { people, timeout_ms, inventory });
                 Ok(())
             }
             _ = room.tick() => room_check(&mut sinks).await,

@@ -2078,16 +2078,19 @@ struct OnSiteQuery {
     summary = "Who is on site now, and where, by their badges",
     description = "Each person whose last badge event put them in a zone or area (not an exit), within the presence timeout (`[correlate] presence_lookback_ms`), with the badge event's time and ledger index: a muster list, or who is in the control room. Beside them, `seen_without_badge`: people a logon put inside a zone with no badge of theirs (the `custos-logon-without-badge-in` alerts within the presence timeout), who must be counted too. Every call is an audit record (`presence.read`).",
     params(OnSiteQuery),
-    responses((status = 200, description = "People on site", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    responses((status = 200, description = "People on site (JSON), or with `Accept: text/csv` the muster list as CSV: status, person, name, employer, vendor, zone, area, since, ledger_index", content((Object = "application/json"), (String = "text/csv"))), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn on_site(
     caller: Caller,
     State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
     q: Result<Query<OnSiteQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
+    use crate::on_site::{Mustered, muster_csv, who};
     caller.require(Permission::ReadPresence)?;
     let Query(q) = q?;
+    let csv = headers.get(header::ACCEPT).and_then(|a| a.to_str().ok()).is_some_and(|a| a.contains("text/csv"));
     let asks = s.0.on_site.as_ref().ok_or_else(|| ApiError::unavailable("presence is not kept in this process"))?;
     let at = now_millis();
     // The engine answers between ledger batches; a stage stuck on its disk
@@ -2097,39 +2100,78 @@ async fn on_site(
         .map_err(|_| ApiError::unavailable("correlation is busy; try again"))?
         .ok_or_else(|| ApiError::unavailable("correlation has stopped"))?;
     let is = |want: &Option<String>, have: Option<&str>| want.as_deref().is_none_or(|w| have == Some(w));
-    let badged: std::collections::HashSet<String> = answer.people.iter().map(|o| o.person.clone()).collect();
-    let people: Vec<Value> = answer
+    let badged: std::collections::HashSet<&str> = answer.people.iter().map(|o| o.person.as_str()).collect();
+    let mut mustered: Vec<Mustered<'_>> = answer
         .people
-        .into_iter()
+        .iter()
         .filter(|o| is(&q.zone, o.place.zone.as_deref()) && is(&q.area, o.place.area.as_deref()))
         .filter(|o| is(&q.person, Some(&o.person)))
-        .map(|o| {
-            json!({"person": o.person, "zone": o.place.zone, "area": o.place.area,
-                   "since": format_rfc3339(o.since), "ledger_index": o.index})
+        .map(|o| Mustered {
+            status: "on_site",
+            person: &o.person,
+            zone: o.place.zone.as_deref(),
+            area: o.place.area.as_deref(),
+            since: o.since,
+            ledger_index: o.index,
         })
         .collect();
+    let found = mustered.len();
     // Those a logon put inside a zone with no badge of theirs (a muster must
     // count them too), newest alert first, each person once; no area is
     // known for them.
+    let alerts = s.0.views.alerts(usize::MAX);
     let mut seen = std::collections::HashSet::new();
-    let unbadged: Vec<Value> = s
-        .0
-        .views
-        .alerts(usize::MAX)
+    let logons: Vec<_> = alerts
         .iter()
         .filter(|a| a.item.rule == LOGON_WITHOUT_BADGE && a.item.entity.kind == correlate::EntityKind::Person)
-        .filter(|a| at.saturating_sub(a.item.time) <= answer.timeout_ms && !badged.contains(&a.item.entity.id))
+        .filter(|a| at.saturating_sub(a.item.time) <= answer.timeout_ms && !badged.contains(a.item.entity.id.as_str()))
         .filter(|a| q.area.is_none() && is(&q.zone, a.item.zone.as_deref()) && is(&q.person, Some(&a.item.entity.id)))
-        .filter(|a| seen.insert(a.item.entity.id.clone()))
-        .map(|a| {
-            json!({"person": a.item.entity.id, "zone": a.item.zone, "seen_at": format_rfc3339(a.item.time),
-                   "alert": a.item.id, "ledger_index": a.index})
+        .filter(|a| seen.insert(a.item.entity.id.as_str()))
+        .collect();
+    mustered.extend(logons.iter().map(|a| Mustered {
+        status: "seen_without_badge",
+        person: &a.item.entity.id,
+        zone: a.item.zone.as_deref(),
+        area: None,
+        since: a.item.time,
+        ledger_index: a.index,
+    }));
+    let asked = json!({"zone": q.zone, "area": q.area, "person": q.person, "found": found,
+                       "seen_without_badge": logons.len(), "format": if csv { "csv" } else { "json" }});
+    audit(&s, &caller.0, "presence.read", q.reason.as_deref().unwrap_or(""), asked).await?;
+    if csv {
+        let name = format!("attachment; filename=\"custos-muster-{}.csv\"", format_rfc3339(at).replace(':', ""));
+        let headers =
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, name)];
+        return Ok((headers, muster_csv(&mustered, &answer.inventory)).into_response());
+    }
+    let person = |m: &Mustered<'_>| {
+        let (name, employer, vendor) = who(&answer.inventory, m.person);
+        json!({"person": m.person, "name": name, "employer": employer, "vendor": vendor, "zone": m.zone})
+    };
+    let (people, unbadged) = mustered.split_at(found);
+    let people: Vec<Value> = people
+        .iter()
+        .map(|m| {
+            let mut o = person(m);
+            o["area"] = json!(m.area);
+            o["since"] = json!(format_rfc3339(m.since));
+            o["ledger_index"] = json!(m.ledger_index);
+            o
         })
         .collect();
-    let asked = json!({"zone": q.zone, "area": q.area, "person": q.person, "found": people.len(),
-                       "seen_without_badge": unbadged.len()});
-    audit(&s, &caller.0, "presence.read", q.reason.as_deref().unwrap_or(""), asked).await?;
-    Ok(Json(json!({"at": format_rfc3339(at), "on_site": people, "seen_without_badge": unbadged})))
+    let unbadged: Vec<Value> = unbadged
+        .iter()
+        .zip(&logons)
+        .map(|(m, a)| {
+            let mut o = person(m);
+            o["seen_at"] = json!(format_rfc3339(m.since));
+            o["alert"] = json!(a.item.id);
+            o["ledger_index"] = json!(m.ledger_index);
+            o
+        })
+        .collect();
+    Ok(Json(json!({"at": format_rfc3339(at), "on_site": people, "seen_without_badge": unbadged})).into_response())
 }
 
 #[utoipa::path(

@@ -83,7 +83,11 @@ async fn fixture_with(options: LedgerOptions, turns: Turns) -> Fixture {
     let engine = on_site_engine(ingest::source::now_millis());
     tokio::spawn(async move {
         while let Some(ask) = asks.recv().await {
-            let answer = custos::on_site::OnSiteAnswer { people: engine.on_site(ask.at), timeout_ms: 12 * 3_600_000 };
+            let answer = custos::on_site::OnSiteAnswer {
+                people: engine.on_site(ask.at),
+                timeout_ms: 12 * 3_600_000,
+                inventory: engine.inventory().clone(),
+            };
             let _ = ask.reply.send(answer);
         }
     });
@@ -1541,6 +1545,12 @@ async fn presence_lists_who_is_on_site() {
         (Some("mallory"), Some("cell-1"), Some(51))
     );
     assert!(b["on_site"][0]["since"].as_str().is_some_and(|t| t.ends_with('Z')), "{b}");
+    // Names from the inventory, so a muster can call them out.
+    fn named(o: &Value) -> (Option<&str>, Option<&str>, Option<bool>) {
+        (o["name"].as_str(), o["employer"].as_str(), o["vendor"].as_bool())
+    }
+    assert_eq!(named(&b["on_site"][1]), (Some("Bob Berg"), Some("Acme Automation"), Some(true)), "{b}");
+    assert_eq!(named(&seen[0]), (Some("Mallory Moss"), Some("Packaging"), Some(false)), "{b}");
     let audit = last_audit(&f);
     assert_eq!((audit["action"].as_str(), audit["reason"].as_str()), (Some("presence.read"), Some("fire drill")));
     assert_eq!((audit["actor"].as_str(), audit["details"]["found"].as_u64()), (Some("ControlRoom"), Some(2)));
@@ -1559,6 +1569,36 @@ async fn presence_lists_who_is_on_site() {
     assert_eq!(found("/api/v1/presence?person=carol").await, Some(vec![]));
     let (s, b) = call(&f.app, "GET", "/api/v1/presence?floor=2", control_room, "").await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+
+    // The muster list as CSV, for printing or an evacuation system.
+    let req = Request::builder()
+        .uri("/api/v1/presence?zone=cell-1")
+        .header("authorization", format!("Bearer {}", f.tokens[&Role::ControlRoom]))
+        .header("accept", "text/csv")
+        .body(Body::empty())
+        .expect("request");
+    let resp = f.app.clone().oneshot(req).await.expect("response");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/csv; charset=utf-8");
+    assert!(
+        resp.headers()["content-disposition"]
+            .to_str()
+            .is_ok_and(|d| d.starts_with("attachment; filename=\"custos-muster-"))
+    );
+    let text = String::from_utf8(resp.into_body().collect().await.expect("body").to_bytes().to_vec()).expect("utf-8");
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(lines[0], ["status", "person", "name", "employer", "vendor", "zone", "area", "since", "ledger_index"]);
+    let rows: Vec<[&str; 6]> = lines[1..].iter().map(|l| [l[0], l[1], l[2], l[4], l[5], l[6]]).collect();
+    assert_eq!(
+        rows,
+        [
+            ["on_site", "alice", "Alice Adams", "false", "cell-1", "control-room-1"],
+            ["seen_without_badge", "mallory", "Mallory Moss", "false", "cell-1", ""],
+        ],
+        "{text}"
+    );
+    let audit = last_audit(&f);
+    assert_eq!((audit["action"].as_str(), audit["details"]["format"].as_str()), (Some("presence.read"), Some("csv")));
 }
 
 /// Every query of the README's list for quality teams runs against the
