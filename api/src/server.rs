@@ -2055,6 +2055,8 @@ async fn list_alerts(
 const LOGON_WITHOUT_BADGE: &str = "custos-logon-without-badge-in";
 
 /// How long a presence request waits for the engine's answer.
+/// How far ahead of this server's clock a presence question may ask.
+const ON_SITE_CLOCK_SKEW_MS: i64 = 60_000;
 const ON_SITE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -2067,6 +2069,9 @@ struct OnSiteQuery {
     area: Option<String>,
     /// Only this person.
     person: Option<String>,
+    /// As of this past time (RFC 3339), within the presence timeout: who was
+    /// inside when an alarm went off. Default: now.
+    at: Option<String>,
     /// Why they are looked up (kept in the audit record).
     reason: Option<String>,
 }
@@ -2078,7 +2083,7 @@ struct OnSiteQuery {
     summary = "Who is on site now, and where, by their badges",
     description = "Each person whose last badge event put them in a zone or area (not an exit), within the presence timeout (`[correlate] presence_lookback_ms`), with the badge event's time and ledger index: a muster list, or who is in the control room. Beside them, `seen_without_badge`: people a logon put inside a zone with no badge of theirs (the `custos-logon-without-badge-in` alerts within the presence timeout), who must be counted too. Every call is an audit record (`presence.read`).",
     params(OnSiteQuery),
-    responses((status = 200, description = "People on site (JSON), or with `Accept: text/csv` the muster list as CSV: status, person, name, employer, vendor, zone, area, since, ledger_index", content((Object = "application/json"), (String = "text/csv"))), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    responses((status = 200, description = "People on site (JSON), or with `Accept: text/csv` the muster list as CSV: status, person, name, employer, vendor, zone, area, since, ledger_index", content((Object = "application/json"), (String = "text/csv"))), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 422, description = "`at` is older than presence is kept for (`too_old`)", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn on_site(
@@ -2092,13 +2097,29 @@ async fn on_site(
     let Query(q) = q?;
     let csv = headers.get(header::ACCEPT).and_then(|a| a.to_str().ok()).is_some_and(|a| a.contains("text/csv"));
     let asks = s.0.on_site.as_ref().ok_or_else(|| ApiError::unavailable("presence is not kept in this process"))?;
-    let at = now_millis();
+    let now = now_millis();
+    let at = time_param("at", q.at.as_deref())?.unwrap_or(now);
+    if at > now + ON_SITE_CLOCK_SKEW_MS {
+        return Err(ApiError::bad_request("at: a time in the future"));
+    }
     // The engine answers between ledger batches; a stage stuck on its disk
     // must not hold the request.
     let answer = tokio::time::timeout(ON_SITE_WAIT, asks.at(at))
         .await
         .map_err(|_| ApiError::unavailable("correlation is busy; try again"))?
         .ok_or_else(|| ApiError::unavailable("correlation has stopped"))?;
+    // Badges are kept for twice the timeout: a time within one timeout
+    // still has every badge-in that counts for it.
+    if now - at > answer.timeout_ms {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too_old",
+            format!(
+                "at: presence is kept for the last {} minutes ([correlate] presence_lookback_ms); ask the archive for an earlier time (SQL: who was in an area at a time)",
+                answer.timeout_ms / 60_000
+            ),
+        ));
+    }
     let is = |want: &Option<String>, have: Option<&str>| want.as_deref().is_none_or(|w| have == Some(w));
     let badged: std::collections::HashSet<&str> = answer.people.iter().map(|o| o.person.as_str()).collect();
     let mut mustered: Vec<Mustered<'_>> = answer
@@ -2124,7 +2145,8 @@ async fn on_site(
     let logons: Vec<_> = alerts
         .iter()
         .filter(|a| a.item.rule == LOGON_WITHOUT_BADGE && a.item.entity.kind == correlate::EntityKind::Person)
-        .filter(|a| at.saturating_sub(a.item.time) <= answer.timeout_ms && !badged.contains(a.item.entity.id.as_str()))
+        .filter(|a| a.item.time <= at && at - a.item.time <= answer.timeout_ms)
+        .filter(|a| !badged.contains(a.item.entity.id.as_str()))
         .filter(|a| q.area.is_none() && is(&q.zone, a.item.zone.as_deref()) && is(&q.person, Some(&a.item.entity.id)))
         .filter(|a| seen.insert(a.item.entity.id.as_str()))
         .collect();
@@ -2136,7 +2158,7 @@ async fn on_site(
         since: a.item.time,
         ledger_index: a.index,
     }));
-    let asked = json!({"zone": q.zone, "area": q.area, "person": q.person, "found": found,
+    let asked = json!({"zone": q.zone, "area": q.area, "person": q.person, "at": format_rfc3339(at), "found": found,
                        "seen_without_badge": logons.len(), "format": if csv { "csv" } else { "json" }});
     audit(&s, &caller.0, "presence.read", q.reason.as_deref().unwrap_or(""), asked).await?;
     if csv {

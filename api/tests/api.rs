@@ -1570,6 +1570,26 @@ async fn presence_lists_who_is_on_site() {
     let (s, b) = call(&f.app, "GET", "/api/v1/presence?floor=2", control_room, "").await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
 
+    // As of a past time: five minutes ago Carol was still in the control
+    // room, and Mallory's logon (two minutes ago) had not happened yet.
+    let at = ingest::time::format_rfc3339(now - 5 * 60_000);
+    let (s, b) = call(&f.app, "GET", &format!("/api/v1/presence?at={at}"), control_room, "").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let who: Vec<&str> = b["on_site"].as_array().expect("list").iter().filter_map(|o| o["person"].as_str()).collect();
+    assert_eq!((who, b["at"].as_str()), (vec!["alice", "bob", "carol"], Some(at.as_str())), "{b}");
+    assert_eq!(b["seen_without_badge"].as_array().map(Vec::len), Some(0), "{b}");
+    assert_eq!(last_audit(&f)["details"]["at"].as_str(), Some(at.as_str()));
+    for (at, status, code) in [
+        (now - 13 * 3_600_000, StatusCode::UNPROCESSABLE_ENTITY, "too_old"),
+        (now + 3_600_000, StatusCode::BAD_REQUEST, "bad_request"),
+    ] {
+        let uri = format!("/api/v1/presence?at={}", ingest::time::format_rfc3339(at));
+        let (s, b) = call(&f.app, "GET", &uri, control_room, "").await;
+        assert_eq!((s, b["error"]["code"].as_str()), (status, Some(code)), "{b}");
+    }
+    let (s, b) = call(&f.app, "GET", "/api/v1/presence?at=yesterday", control_room, "").await;
+    assert!(s == StatusCode::BAD_REQUEST && b["error"]["message"].as_str().is_some_and(|m| m.contains("at:")), "{b}");
+
     // The muster list as CSV, for printing or an evacuation system.
     let req = Request::builder()
         .uri("/api/v1/presence?zone=cell-1")
