@@ -477,6 +477,16 @@ impl Event {
         // Any case: events ledgered before directions were normalised.
         self.unmapped.get_str(BADGE_DIRECTION).is_some_and(|d| d.eq_ignore_ascii_case("out"))
     }
+    /// A badge that opened its door for its holder: granted, or a duress
+    /// code, which opens the door by design (the alarm is silent) unless the
+    /// reader says access was denied.
+    pub fn badge_opened(&self) -> bool {
+        match self.activity_id {
+            activity::BADGE_GRANTED => true,
+            activity::DURESS => self.status_id != Some(status::FAILURE),
+            _ => false,
+        }
+    }
     /// The door a physical-access event happened at: the one its reader
     /// opens (the inventory's `opens`), else the door it names.
     pub fn portal(&self) -> Option<&str> {

@@ -170,8 +170,8 @@ impl Presence {
                 activity::PORTAL_OPENED => Some(DoorWhat::Opened),
                 activity::PORTAL_FORCED => Some(DoorWhat::Forced),
                 activity::PORTAL_HELD_OPEN => Some(DoorWhat::HeldOpen),
-                activity::BADGE_GRANTED if leaving => person.map(|p| DoorWhat::Left(p.to_owned())),
-                activity::BADGE_GRANTED => person.map(|p| DoorWhat::Granted(p.to_owned())),
+                _ if e.badge_opened() && leaving => person.map(|p| DoorWhat::Left(p.to_owned())),
+                _ if e.badge_opened() => person.map(|p| DoorWhat::Granted(p.to_owned())),
                 _ => None,
             };
             if contact && self.contact_doors.len() < MAX_CONTACT_DOORS && !self.contact_doors.contains(door) {
@@ -190,8 +190,8 @@ impl Presence {
         // A denied badge opened nothing: at an exit reader its holder is
         // still inside.
         let place = match e.activity_id {
-            activity::BADGE_GRANTED | activity::REQUEST_TO_EXIT if leaving => None,
-            activity::BADGE_GRANTED => Some(here()),
+            _ if leaving && (e.badge_opened() || e.activity_id == activity::REQUEST_TO_EXIT) => None,
+            _ if e.badge_opened() => Some(here()),
             _ => return,
         };
         let marks = self.people.entry(person.to_owned()).or_default();
@@ -427,6 +427,14 @@ mod tests {
         p.observe(3, &badge("carol", activity::BADGE_GRANTED, 100, "cell-1", "in"));
         p.observe(4, &badge("carol", activity::BADGE_DENIED, 300, "cell-1", "out"));
         assert!(p.at("carol", 400, 9).is_some(), "a denied badge does not let anyone out");
+        // A duress code opens the door (its alarm is silent): whoever used it
+        // is inside, and a muster must count them; not when it was refused.
+        p.observe(5, &badge("dave", activity::DURESS, 100, "cell-1", "in"));
+        assert!(p.at("dave", 150, 9).is_some(), "entered under duress");
+        let mut refused = badge("erin", activity::DURESS, 100, "cell-1", "in");
+        refused.status_id = Some(ingest::event::status::FAILURE);
+        p.observe(6, &refused);
+        assert_eq!(p.at("erin", 150, 9), None, "a duress code refused");
         p.prune(10_000);
         assert_eq!(p.people(), 0);
     }

@@ -111,10 +111,11 @@ pub fn lenel(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
     let ts = text("timestamp").ok_or_else(|| err(P, "missing TimeStamp"))?;
     let time = parse_rfc3339(&ts).ok_or_else(|| err(P, format!("bad TimeStamp {ts:?}")))?;
     let duress = norm.get("duress").and_then(|d| d.as_bool()).unwrap_or(false);
-    let result = if duress {
-        "duress".to_owned()
-    } else {
-        text("accessresult").ok_or_else(|| err(P, "missing AccessResult"))?
+    let access = text("accessresult");
+    let result = match (duress, &access) {
+        (true, _) => "duress".to_owned(),
+        (false, Some(a)) => a.clone(),
+        (false, None) => return Err(err(P, "missing AccessResult")),
     };
     let door = text("device").or_else(|| text("reader")).ok_or_else(|| err(P, "missing Device"))?;
     let mut e = build(
@@ -123,6 +124,15 @@ pub fn lenel(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
         bytes,
         ctx,
     )?;
+    // A duress code keeps what the reader did: a door opened under duress
+    // lets its holder in, a refused one does not.
+    if duress {
+        e.status_id = match access.as_deref().and_then(activity_for).map(|(a, _)| a) {
+            Some(activity::BADGE_GRANTED) => Some(status::SUCCESS),
+            Some(activity::BADGE_DENIED) => Some(status::FAILURE),
+            _ => None,
+        };
+    }
     e.metadata.vendor = Some("Lenel".into());
     e.metadata.product = "OnGuard".into();
     for k in ["panel", "type", "areaenteredid", "areaexitedid"] {
@@ -401,7 +411,11 @@ mod tests {
         assert_eq!(e.activity_id, activity::BADGE_GRANTED);
         assert_eq!(e.actor.and_then(|a| a.credential_uid).as_deref(), Some("4711"));
         let d = lenel(br#"{"time_stamp":"2026-11-26T10:00:00Z","device":"D","card_number":"1","access_result":"Granted","duress":true}"#, &CTX).expect("parses");
-        assert_eq!(d.activity_id, activity::DURESS);
+        assert_eq!((d.activity_id, d.status_id), (activity::DURESS, Some(status::SUCCESS)));
+        assert!(d.badge_opened(), "a door opened under duress");
+        let refused = lenel(br#"{"time_stamp":"2026-11-26T10:00:00Z","device":"D","card_number":"1","access_result":"Denied","duress":true}"#, &CTX).expect("parses");
+        assert_eq!((refused.activity_id, refused.status_id), (activity::DURESS, Some(status::FAILURE)));
+        assert!(!refused.badge_opened());
     }
 
     #[test]
