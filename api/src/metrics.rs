@@ -126,6 +126,52 @@ impl LedgeredMetrics {
     }
 }
 
+/// Prometheus text for the control-room alarm board, in ISA-18.2's
+/// measures: alarms raised by priority (their rate is the operator's load),
+/// those standing by priority and state, and how long the oldest
+/// unacknowledged one of each priority has stood.
+pub fn render_alarms(raised: &[AtomicU64; 4], board: &[&correlate::AlarmState], now: i64) -> String {
+    const STATES: [&str; 3] = ["unacknowledged", "acknowledged", "shelved"];
+    let mut standing = [[0u64; 3]; 4];
+    let mut oldest: [Option<i64>; 4] = [None; 4];
+    for a in board {
+        let p = usize::from(a.alarm.priority.clamp(1, 4)) - 1;
+        let state = if a.shelved.as_ref().is_some_and(|s| s.until > now) {
+            2
+        } else if a.acknowledged.is_some() {
+            1
+        } else {
+            oldest[p] = Some(oldest[p].map_or(a.alarm.raised_at, |o| o.min(a.alarm.raised_at)));
+            0
+        };
+        standing[p][state] += 1;
+    }
+    let mut out = String::new();
+    family(&mut out, "custos_alarms_raised_total", "counter", "Control-room alarms raised, by priority.");
+    for (p, n) in raised.iter().enumerate() {
+        let _ = writeln!(out, "custos_alarms_raised_total{{priority=\"{}\"}} {}", p + 1, n.load(Ordering::Relaxed));
+    }
+    family(&mut out, "custos_alarms_standing", "gauge", "Alarms on the board, by priority and state.");
+    for (p, counts) in standing.iter().enumerate() {
+        for (state, n) in STATES.iter().zip(counts) {
+            let _ = writeln!(out, "custos_alarms_standing{{priority=\"{}\",state=\"{state}\"}} {n}", p + 1);
+        }
+    }
+    family(
+        &mut out,
+        "custos_alarm_oldest_unacknowledged_seconds",
+        "gauge",
+        "How long the oldest unacknowledged, unshelved alarm of a priority has stood.",
+    );
+    for (p, raised_at) in oldest.iter().enumerate() {
+        if let Some(t) = raised_at {
+            let age = now.saturating_sub(*t) as f64 / 1000.0;
+            let _ = writeln!(out, "custos_alarm_oldest_unacknowledged_seconds{{priority=\"{}\"}} {age:.3}", p + 1);
+        }
+    }
+    out
+}
+
 fn escape(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
@@ -354,6 +400,50 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} in {text}");
         }
+    }
+
+    /// The board's alarms by priority and state, and the oldest
+    /// unacknowledged one of each priority (a shelf that has run out is
+    /// no shelf).
+    #[test]
+    fn alarm_board_measures() {
+        use correlate::{Alarm, AlarmKind, AlarmState, Shelf};
+        let state = |priority: u8, raised_at: i64, acknowledged: bool, shelved_until: Option<i64>| AlarmState {
+            alarm: Alarm {
+                key: format!("k{raised_at}"),
+                priority,
+                area: "cell-1".into(),
+                title: "t".into(),
+                summary: "s".into(),
+                raised_at,
+                kind: AlarmKind::Alert { alert: "a".into(), rule: "r".into() },
+            },
+            repeats: 0,
+            acknowledged: acknowledged.then(|| ("olga".to_owned(), raised_at + 1)),
+            shelved: shelved_until.map(|until| Shelf { until, by: "olga".into(), reason: "repair".into() }),
+        };
+        let board = [
+            state(1, 40_000, false, None),
+            state(1, 10_000, false, None),
+            state(1, 5_000, true, None),
+            state(2, 20_000, false, Some(200_000)),
+            state(2, 30_000, false, Some(50_000)),
+        ];
+        let raised = [AtomicU64::new(3), AtomicU64::new(2), AtomicU64::new(0), AtomicU64::new(0)];
+        let text = render_alarms(&raised, &board.iter().collect::<Vec<_>>(), 100_000);
+        for line in [
+            "custos_alarms_raised_total{priority=\"1\"} 3\n",
+            "custos_alarms_raised_total{priority=\"4\"} 0\n",
+            "custos_alarms_standing{priority=\"1\",state=\"unacknowledged\"} 2\n",
+            "custos_alarms_standing{priority=\"1\",state=\"acknowledged\"} 1\n",
+            "custos_alarms_standing{priority=\"2\",state=\"shelved\"} 1\n",
+            "custos_alarms_standing{priority=\"2\",state=\"unacknowledged\"} 1\n",
+            "custos_alarm_oldest_unacknowledged_seconds{priority=\"1\"} 90.000\n",
+            "custos_alarm_oldest_unacknowledged_seconds{priority=\"2\"} 70.000\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        assert!(!text.contains("oldest_unacknowledged_seconds{priority=\"3\"}"), "{text}");
     }
 
     #[test]

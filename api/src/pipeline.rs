@@ -38,6 +38,8 @@ pub struct PipelineStats {
     pub alerts: AtomicU64,
     /// Failed alarm deliveries (each retried until it succeeds).
     pub alarm_failures: Arc<AtomicU64>,
+    /// Control-room alarms raised, by priority 1..4.
+    pub alarms_raised: [AtomicU64; 4],
     /// Events that reached correlation behind the watermark.
     pub late_events: AtomicU64,
     /// Sign-in events (see [`crate::sign_in`]) ingest could not take: the
@@ -972,6 +974,10 @@ fn keep_reloaded(sinks: &EvidenceSinks, index: u64, change: impl FnOnce(&mut cra
 
 /// Puts alarms in the outbox (synced) for the forwarders.
 async fn send_alarms(alarms: &[correlate::Alarm], sinks: &EvidenceSinks) -> Result<(), Error> {
+    for a in alarms {
+        let priority = usize::from(a.priority.clamp(1, 4)) - 1;
+        sinks.stats.alarms_raised[priority].fetch_add(1, Ordering::Relaxed);
+    }
     match &sinks.outbox {
         Some(outbox) if !alarms.is_empty() => outbox.append(alarms).await.map_err(|source| Error::Io {
             what: "alarm outbox",

@@ -2630,6 +2630,10 @@ async fn metrics(caller: Caller, State(s): State<AppState>) -> Result<Response, 
             .latest_checkpoint()
             .and_then(|n| ledger::Checkpoint::of_note(&n).ok().map(|c| (now - c.time_ms) as f64 / 1000.0));
     let st = &s.0.stats;
+    let alarms = {
+        let board = s.0.views.alarms.lock().unwrap_or_else(|e| e.into_inner());
+        crate::metrics::render_alarms(&st.alarms_raised, &board.list(), now)
+    };
     let text = crate::metrics::render(
         &st.ingest,
         &st.udp_drops.0,
@@ -2639,6 +2643,7 @@ async fn metrics(caller: Caller, State(s): State<AppState>) -> Result<Response, 
         s.0.ledger.size(),
         age,
     ) + &st.ledgered.render()
+        + &alarms
         + &st.http.render()
         + &crate::metrics::render_state(s.0.ledger.size(), st.state_snapshot_records.load(Ordering::Relaxed))
         + &crate::metrics::render_sign_ins(

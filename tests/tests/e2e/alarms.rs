@@ -136,6 +136,10 @@ async fn alarms_reach_syslog_and_webhook_and_a_flood_collapses() {
     assert_eq!(in_cell, 4, "the flood threshold, then the summary: {alerts:?}");
     let flood = flood.unwrap_or_default();
     assert!(flood.contains("Alarm flood in cell-1"), "{flood}");
+    // Counted by priority for /metrics: the flood's summary is priority 1.
+    let raised: Vec<u64> =
+        d.custos.stats.alarms_raised.iter().map(|n| n.load(std::sync::atomic::Ordering::Relaxed)).collect();
+    assert!(raised[0] >= 1 && raised.iter().sum::<u64>() > in_cell as u64, "{raised:?}");
 
     // The webhook got the same alarms as JSON, in the same order.
     let first = tokio::time::timeout(Duration::from_secs(30), posts.recv()).await.expect("webhook post").expect("runs");
