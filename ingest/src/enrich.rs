@@ -185,6 +185,11 @@ mod tests {
             "a Lenel area id, as a number"
         );
         assert_eq!(at("D1", &[("lenel.areaenteredid", j("3"))]).as_deref(), Some("in"), "or as text");
+        assert_eq!(
+            at("D1", &[("badge.area_exited", j("Control Room"))]).as_deref(),
+            Some("out"),
+            "the badge JSON's own, or a CSV mapping's column"
+        );
         assert_eq!(at("D1", &[("lenel.areaenteredid", 7.into())]), None, "an area the inventory does not name");
         assert_eq!(
             at("D1-EXIT", &[("gallagher.entryAccessZone", j("Control Room"))]).as_deref(),

@@ -2,7 +2,9 @@
 //! PACS webhook or bridge:
 //! `{"time": RFC 3339, "badge": "4711", "door": "CR-1", "result": "denied", "reason": "..."}`.
 //! Optional: `person`, `name`, `direction` (`in` / `out`, or a word of
-//! [`direction_for`]), `controller`; anything else is kept in `unmapped`.
+//! [`direction_for`]), `area_entered` / `area_exited` (the badge system's
+//! names of the areas crossed, which the inventory's `[[areas]]` map),
+//! `controller`; anything else is kept in `unmapped`.
 
 use crate::event::Text;
 use serde_json::Value;

@@ -143,16 +143,18 @@ pub fn lenel(bytes: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> 
     Ok(e)
 }
 
-/// The vendor fields naming the area a badge event's holder entered, and
-/// the one they left (kept in `unmapped` as the vendor sent them).
-const AREA_ENTERED: [&str; 2] = ["gallagher.entryAccessZone", "lenel.areaenteredid"];
-const AREA_EXITED: [&str; 2] = ["gallagher.exitAccessZone", "lenel.areaexitedid"];
+/// The fields naming the area a badge event's holder entered, and the one
+/// they left: the badge JSON's `area_entered` / `area_exited` (a `badge-csv`
+/// mapping's columns land there too), and the vendors' own, kept in
+/// `unmapped` as they sent them.
+const AREA_ENTERED: [&str; 3] = ["badge.area_entered", "gallagher.entryAccessZone", "lenel.areaenteredid"];
+const AREA_EXITED: [&str; 3] = ["badge.area_exited", "gallagher.exitAccessZone", "lenel.areaexitedid"];
 
 /// The areas, as the access control system names them, that a badge event
 /// says its holder entered and left: a Gallagher access zone's name, a Lenel
 /// area id (a number or text).
 pub fn areas_crossed(e: &Event) -> (Option<String>, Option<String>) {
-    let named = |fields: [&str; 2]| {
+    let named = |fields: [&str; 3]| {
         fields.iter().find_map(|f| match e.unmapped.get(f)?.to_json() {
             Value::String(s) if !s.is_empty() => Some(s),
             Value::Number(n) => Some(n.to_string()),
@@ -199,6 +201,13 @@ pub struct BadgeMapping {
     /// Extra direction words of this vendor → `in` or `out`; another word fails at start-up.
     #[serde(default, deserialize_with = "known_directions")]
     pub directions: BTreeMap<String, String>,
+    /// Columns with the area the holder entered and the one they left, as
+    /// the access control system names them (the inventory's `[[areas]]
+    /// pacs` names): they give the direction at any reader. Default: none.
+    #[serde(default)]
+    pub area_entered: Option<String>,
+    #[serde(default)]
+    pub area_exited: Option<String>,
 }
 
 /// A mapping's extra words, each checked to lead to a word Custos knows.
@@ -245,6 +254,8 @@ pub static GENETEC_CSV: LazyLock<BadgeMapping> = LazyLock::new(|| BadgeMapping {
     results: BTreeMap::new(),
     direction: None,
     directions: BTreeMap::new(),
+    area_entered: None,
+    area_exited: None,
 });
 
 /// C•CURE 9000 journal export (CSV).
@@ -263,6 +274,8 @@ pub static CCURE_CSV: LazyLock<BadgeMapping> = LazyLock::new(|| BadgeMapping {
         .into(),
     direction: None,
     directions: BTreeMap::new(),
+    area_entered: None,
+    area_exited: None,
 });
 
 /// Parses `v` with a strftime-like `pattern` (%Y %m %d %H %M %S %b %f).
@@ -369,6 +382,11 @@ pub fn delimited(
     if let Some(d) = direction {
         e.unmapped.insert(crate::event::BADGE_DIRECTION, d);
     }
+    for (column, field) in [(&mapping.area_entered, AREA_ENTERED[0]), (&mapping.area_exited, AREA_EXITED[0])] {
+        if let Some(area) = column.as_deref().and_then(get) {
+            e.unmapped.insert(field, area);
+        }
+    }
     let used: Vec<&str> = [
         Some(mapping.time.as_str()),
         Some(&mapping.result),
@@ -377,6 +395,8 @@ pub fn delimited(
         mapping.person.as_deref(),
         mapping.reason.as_deref(),
         mapping.direction.as_deref(),
+        mapping.area_entered.as_deref(),
+        mapping.area_exited.as_deref(),
     ]
     .into_iter()
     .flatten()
@@ -485,6 +505,23 @@ directions = { "Hinaus" = "out" }
             let e = toml::from_str::<BadgeMapping>(&text).expect_err(words).to_string();
             assert!(e.contains(key), "{e}");
         }
+    }
+
+    /// Columns naming the areas entered and left land where enrichment
+    /// reads them (the inventory's `[[areas]]` then gives the direction).
+    #[test]
+    fn area_columns() {
+        let mapping: BadgeMapping = toml::from_str(
+            "time = \"When\"\nresult = \"What\"\ndoor = \"Door\"\narea_entered = \"Into\"\narea_exited = \"From\"\n",
+        )
+        .expect("mapping");
+        let header = b"When,What,Door,Into,From";
+        let e = delimited(b"2026-11-26T10:00:00Z,granted,D1,Corridor,Control Room", &mapping, Some(header), &CTX)
+            .expect("parses");
+        assert_eq!(areas_crossed(&e), (Some("Corridor".into()), Some("Control Room".into())));
+        assert_eq!(e.unmapped.get_str("badge.Into"), None, "the column is read, not kept beside");
+        let e = delimited(b"2026-11-26T10:00:00Z,granted,D1,,", &mapping, Some(header), &CTX).expect("parses");
+        assert_eq!(areas_crossed(&e), (None, None), "empty cells name no area");
     }
 
     #[test]
