@@ -2115,7 +2115,7 @@ async fn on_site(
             StatusCode::UNPROCESSABLE_ENTITY,
             "too_old",
             format!(
-                "at: presence is kept for the last {} minutes ([correlate] presence_lookback_ms); ask the archive for an earlier time (SQL: who was in an area at a time)",
+                "at: presence is kept for the last {} minutes ([correlate] presence_lookback_ms); for an earlier time, query the archive's badge events (POST /api/v1/query/sql)",
                 answer.timeout_ms / 60_000
             ),
         ));
