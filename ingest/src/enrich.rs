@@ -29,6 +29,9 @@ fn fill_endpoint(inv: &Inventory, ep: &mut Endpoint) {
 /// holder entered and left, when the inventory knows those names: into the
 /// door's area is in, out of it is out.
 fn pacs_direction(inv: &Inventory, e: &Event, d: &Door) -> Option<&'static str> {
+    if inv.areas.is_empty() {
+        return None;
+    }
     let (entered, exited) = areas_crossed(e);
     let is_doors = |name: Option<String>| name.and_then(|n| inv.area_by_pacs(&n)).is_some_and(|a| a.id == d.area);
     if is_doors(entered) {

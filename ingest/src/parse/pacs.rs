@@ -155,10 +155,16 @@ const AREA_EXITED: [&str; 3] = ["badge.area_exited", "gallagher.exitAccessZone",
 /// area id (a number or text).
 pub fn areas_crossed(e: &Event) -> (Option<String>, Option<String>) {
     let named = |fields: [&str; 3]| {
-        fields.iter().find_map(|f| match e.unmapped.get(f)?.to_json() {
-            Value::String(s) if !s.is_empty() => Some(s),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
+        fields.iter().find_map(|f| {
+            let v = e.unmapped.get(f)?;
+            match v.as_str() {
+                Some(s) => Some(s.to_owned()).filter(|s| !s.is_empty()),
+                // A Lenel area id may come as a number.
+                None => match v.to_json() {
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                },
+            }
         })
     };
     (named(AREA_ENTERED), named(AREA_EXITED))
