@@ -1021,7 +1021,9 @@ async fn record_alerts(alerts: Vec<Alert>, sinks: &EvidenceSinks) -> Result<(), 
         let mut board = views.alarms.lock().unwrap_or_else(|e| e.into_inner());
         alerts.iter().flat_map(|a| board.raise(a, now)).collect()
     };
-    send_alarms(&alarms, sinks).await?;
+    // The alerts first, then the incidents that name them.
+    let first_incident = range.start + alerts.len() as u64;
     views.add_alerts(range.zip(alerts).map(|(index, a)| Stored { index, item: Arc::new(a) }));
-    Ok(())
+    views.show_incidents((first_incident..).zip(filed.changed));
+    send_alarms(&alarms, sinks).await
 }

@@ -2315,7 +2315,9 @@ async fn change_incident(
     let not_writable = |_| ApiError::unavailable("the ledger is not writable");
     let submitted = turn.submit(&s.0.ledger, records).await.map_err(not_writable)?;
     let range = submitted.durable().await.map_err(not_writable)?;
-    Ok(Json(json!({"incident": incident_json(&inc), "audit_index": range.start + 1})))
+    let answer = json!({"incident": incident_json(&inc), "audit_index": range.start + 1});
+    s.0.views.show_incidents([(range.start, inc)]);
+    Ok(Json(answer))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

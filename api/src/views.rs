@@ -2,7 +2,7 @@
 //! incident book. They are derived from the ledger and rebuilt from it on start.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use correlate::{Alert, Incident, IncidentBook};
 use ingest::{DeadLetter, Event};
@@ -27,8 +27,15 @@ pub struct Views {
     /// incident names its alerts by id, and its timeline reads the older ones
     /// back from the ledger.
     alert_index: RwLock<HashMap<String, u64>>,
+    /// What readers see: each incident as its newest version in the
+    /// ledger, shown once its alerts are (see [`Views::show_incidents`]).
     pub incidents: RwLock<IncidentBook>,
-    /// See [`Views::incident_turn`].
+    /// The ledger index of each version in `incidents`: a writer that wakes
+    /// late does not put back an older version over a newer one.
+    shown_at: Mutex<HashMap<String, u64>>,
+    /// What writers change, in turn (see [`Views::incident_turn`]); ahead of
+    /// `incidents` by the versions on their way to the ledger.
+    working: Mutex<IncidentBook>,
     incident_writes: tokio::sync::Mutex<()>,
     /// Retention policies and legal holds, as recorded (newest last).
     pub retention: RwLock<Vec<serde_json::Value>>,
@@ -103,13 +110,14 @@ pub struct ViewsState {
 /// See [`Views::incident_turn`].
 pub struct IncidentTurn<'a> {
     _order: tokio::sync::MutexGuard<'a, ()>,
-    book: &'a RwLock<IncidentBook>,
+    book: &'a Mutex<IncidentBook>,
 }
 
 impl IncidentTurn<'_> {
-    /// The book, to change (readers wait only while it is changed).
-    pub fn book(&self) -> std::sync::RwLockWriteGuard<'_, IncidentBook> {
-        self.book.write().unwrap_or_else(|e| e.into_inner())
+    /// The writers' book, to change. Readers see a changed version once it
+    /// is ledgered and shown ([`Views::show_incidents`]).
+    pub fn book(&self) -> MutexGuard<'_, IncidentBook> {
+        self.book.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Submits the changed versions (and whatever goes with them) and ends
@@ -180,6 +188,8 @@ impl Views {
             alerts: RwLock::new(VecDeque::new()),
             alert_index: RwLock::new(HashMap::new()),
             incidents: RwLock::new(IncidentBook::new(group_window_ms)),
+            shown_at: Mutex::new(HashMap::new()),
+            working: Mutex::new(IncidentBook::new(group_window_ms)),
             incident_writes: tokio::sync::Mutex::new(()),
             retention: RwLock::new(Vec::new()),
             alarms: std::sync::Mutex::new(correlate::AlarmBoard::new(alarm_policy)),
@@ -193,7 +203,32 @@ impl Views {
     /// batch of alerts on its way to the ledger would otherwise be undone by
     /// the older version behind it.
     pub async fn incident_turn(&self) -> IncidentTurn<'_> {
-        IncidentTurn { _order: self.incident_writes.lock().await, book: &self.incidents }
+        IncidentTurn { _order: self.incident_writes.lock().await, book: &self.working }
+    }
+
+    /// Shows readers incident versions now in the ledger, each with its
+    /// ledger index, unless a newer version is shown already. An incident
+    /// is listed only once it is evidence, and after its alerts are in the
+    /// views: its timeline then holds every alert it names.
+    pub fn show_incidents(&self, versions: impl IntoIterator<Item = (u64, Incident)>) {
+        let mut shown_at = self.shown_at.lock().unwrap_or_else(|e| e.into_inner());
+        let mut book = self.incidents.write().unwrap_or_else(|e| e.into_inner());
+        for (index, incident) in versions {
+            if shown_at.get(&incident.id).is_some_and(|&at| at > index) {
+                continue;
+            }
+            shown_at.insert(incident.id.clone(), index);
+            book.restore(incident);
+        }
+    }
+
+    /// Files alerts as the pipeline does and shows their incidents at once,
+    /// with no ledger: how tests set up incidents to work on.
+    #[doc(hidden)]
+    pub async fn file_unledgered(&self, alerts: &[Alert]) -> correlate::Filed {
+        let filed = self.incident_turn().await.book().file_all(alerts);
+        self.show_incidents(filed.changed.iter().map(|i| (0, i.clone())));
+        filed
     }
 
     /// What the views hold, for a state snapshot.
@@ -219,8 +254,11 @@ impl Views {
         *self.dead_letters.write().unwrap_or_else(|e| e.into_inner()) = recent.dead_letters;
         *self.alerts.write().unwrap_or_else(|e| e.into_inner()) = recent.alerts;
         *self.alert_index.write().unwrap_or_else(|e| e.into_inner()) = s.alert_index.into_iter().collect();
+        *self.working.lock().unwrap_or_else(|e| e.into_inner()) =
+            IncidentBook::from_state(self.group_window_ms, s.incidents.clone());
         *self.incidents.write().unwrap_or_else(|e| e.into_inner()) =
             IncidentBook::from_state(self.group_window_ms, s.incidents);
+        self.shown_at.lock().unwrap_or_else(|e| e.into_inner()).clear();
         *self.retention.write().unwrap_or_else(|e| e.into_inner()) = s.retention;
         *self.alarms.lock().unwrap_or_else(|e| e.into_inner()) =
             correlate::AlarmBoard::from_state(self.alarm_policy.clone(), s.alarms);
@@ -289,7 +327,10 @@ impl Views {
                 Err(_) => bad = true,
             },
             RecordKind::Incident => match serde_json::from_value::<Incident>(rec.data) {
-                Ok(i) => self.incidents.write().unwrap_or_else(|e| e.into_inner()).restore(i),
+                Ok(i) => {
+                    self.working.lock().unwrap_or_else(|e| e.into_inner()).restore(i.clone());
+                    self.show_incidents([(index, i)]);
+                }
                 Err(_) => bad = true,
             },
             RecordKind::Retention | RecordKind::LegalHold => {
@@ -384,7 +425,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let l = open_ledger(dir.path());
         let (views, l) = (Arc::new(Views::new(10, 3_600_000, AlarmPolicy::default())), Arc::new(l));
-        let id = views.incidents.write().expect("book").file(&alert("r", "PLC-01", "cell-1", 1)).id;
+        let id = views.incident_turn().await.book().file(&alert("r", "PLC-01", "cell-1", 1)).id;
         let version = |i: &Incident| ledger::record::encode(RecordKind::Incident, 0, i).expect("encode");
         let (go, held) = tokio::sync::oneshot::channel::<()>();
         let (in_turn, first_changed) = tokio::sync::oneshot::channel::<()>();
@@ -411,7 +452,7 @@ mod tests {
         for _ in 0..3 {
             tokio::task::yield_now().await;
         }
-        assert_eq!(views.incidents.read().expect("book").get(&id).map(|i| i.notes.len()), Some(1), "the second waits");
+        assert_eq!(views.working.lock().expect("book").get(&id).map(|i| i.notes.len()), Some(1), "the second waits");
         go.send(()).expect("go");
         let (a, b) = (first.await.expect("first"), second.await.expect("second"));
         assert!(a.start < b.start, "ledgered in the order made: {a:?} {b:?}");
@@ -421,6 +462,23 @@ mod tests {
             replayed.restore(r.data);
         }
         assert_eq!(replayed.get(&id).map(|i| i.notes.len()), Some(2));
+    }
+
+    /// Readers see an incident version once it is ledgered, and a writer
+    /// that wakes late with an older version does not put it back.
+    #[tokio::test]
+    async fn readers_see_ledgered_versions_only_the_newest() {
+        let views = Views::new(10, 3_600_000, AlarmPolicy::default());
+        let shown = |id: &str| views.incidents.read().expect("book").get(id).map(|i| i.notes.len());
+        let first = views.incident_turn().await.book().file(&alert("r", "PLC-01", "cell-1", 1));
+        assert_eq!(shown(&first.id), None, "not listed before it is ledgered");
+        assert_eq!(views.incidents.read().expect("book").list(None).count(), 0);
+        let noted = views.incident_turn().await.book().add_note(&first.id, "a", "seen", 2).expect("note");
+        views.show_incidents([(8, noted)]);
+        assert_eq!(shown(&first.id), Some(1));
+        views.show_incidents([(5, first.clone())]);
+        assert_eq!(shown(&first.id), Some(1), "the older version, ledgered first, stays behind");
+        assert_eq!(views.incidents.read().expect("book").list(None).count(), 1);
     }
 
     /// After a restart the board is the one the control room left: standing

@@ -534,7 +534,7 @@ async fn what_was_in_force_at_a_time() {
 async fn incident_transitions_need_a_reason_and_are_audited() {
     let f = fixture().await;
     let alert = alert(correlate::EntityKind::Person, "mallory");
-    let id = f.views.incidents.write().expect("book").file(&alert).id;
+    let id = f.views.file_unledgered(std::slice::from_ref(&alert)).await.incident_of[0].clone();
     let uri = format!("/api/v1/incidents/{id}/transition");
     let soc = Some(f.tokens[&Role::SocAnalyst].as_str());
     for (body, status) in [
@@ -569,8 +569,8 @@ async fn incidents_take_notes_and_assignees() {
     f.accounts
         .set("SocAnalyst", "Sam Okafor", Role::SocAnalyst, "sam's own passphrase", SetBy::Holder, now)
         .expect("sam");
-    let id = f.views.incidents.write().expect("book").file(&alert(correlate::EntityKind::Person, "mallory")).id;
-    let other = f.views.incidents.write().expect("book").file(&alert(correlate::EntityKind::Person, "bob")).id;
+    let id = f.views.file_unledgered(&[alert(correlate::EntityKind::Person, "mallory")]).await.incident_of[0].clone();
+    let other = f.views.file_unledgered(&[alert(correlate::EntityKind::Person, "bob")]).await.incident_of[0].clone();
     let soc = Some(f.tokens[&Role::SocAnalyst].as_str());
     let (notes, assign) = (format!("/api/v1/incidents/{id}/notes"), format!("/api/v1/incidents/{id}/assign"));
     for (body, code) in [(r#"{"text":"   "}"#, "bad_request"), (r#"{}"#, "bad_request")] {
@@ -1796,7 +1796,7 @@ fn timeline_entries(b: &Value) -> Vec<(String, u64)> {
 async fn incidents_filter_and_the_timeline_merges_events_and_alerts() {
     let f = fixture().await;
     let a = alert(correlate::EntityKind::Person, "mallory");
-    let id = f.views.incidents.write().expect("book").file(&a).id;
+    let id = f.views.file_unledgered(std::slice::from_ref(&a)).await.incident_of[0].clone();
     f.views.add_alerts([Stored { index: 7, item: Arc::new(a) }]);
     let soc = Some(f.tokens[&Role::SocAnalyst].as_str());
     let count = |b: &Value| b["incidents"].as_array().map(Vec::len);
@@ -1829,7 +1829,7 @@ async fn incidents_filter_and_the_timeline_merges_events_and_alerts() {
     old.id = "old:1".into();
     let range = f.ledger.append(vec![ledger::record::encode(ledger::RecordKind::Alert, 5, &old).expect("record")]);
     let index = range.await.expect("append").start;
-    let id = f.views.incidents.write().expect("book").file(&old).id;
+    let id = f.views.file_unledgered(std::slice::from_ref(&old)).await.incident_of[0].clone();
     f.views.add_alerts([Stored { index, item: Arc::new(old) }]);
     f.views.add_alerts((0..100).map(|i| {
         let mut a = alert(correlate::EntityKind::Asset, "noise");
@@ -1860,7 +1860,7 @@ async fn incidents_filter_and_the_timeline_merges_events_and_alerts() {
     late.id = "late:1".into();
     late.time = 25;
     late.events = vec![first, first + 1, first + 2, first + 3];
-    let id = f.views.incidents.write().expect("book").file(&late).id;
+    let id = f.views.file_unledgered(std::slice::from_ref(&late)).await.incident_of[0].clone();
     f.views.add_alerts([Stored { index: 2_000, item: Arc::new(late) }]);
     let (_, b) = call(&f.app, "GET", &format!("/api/v1/incidents/{id}/timeline"), soc, "").await;
     let entries = timeline_entries(&b);
@@ -1888,7 +1888,7 @@ async fn a_long_timeline_comes_in_pages() {
             a
         })
         .collect();
-    let filed = f.views.incidents.write().expect("book").file_all(&alerts);
+    let filed = f.views.file_unledgered(&alerts).await;
     let id = filed.incident_of[0].clone();
     // Ledgered for real: the recent view keeps 100, the rest are read back.
     let records = alerts.iter().map(|a| ledger::record::encode(ledger::RecordKind::Alert, 5, a).expect("record"));
