@@ -68,6 +68,9 @@ pub struct Config {
     pub ingest: IngestConfig,
     #[serde(default)]
     pub sources: SourcesConfig,
+    /// What a collector (`--roles ingest`) tells the core of itself (`[collector]`).
+    #[serde(default)]
+    pub collector: CollectorConfig,
     /// State snapshots, which spare a start the replay of the whole ledger.
     #[serde(default)]
     pub state: crate::state::StateConfig,
@@ -139,6 +142,50 @@ fn password_history<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::
         )));
     }
     Ok(n)
+}
+
+/// `[collector]`: a collector's heartbeats on the bus's status topic, from
+/// which the core exports its counters and sees it fall silent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorConfig {
+    /// The collector's name in the core's metrics. Default: the host's name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Seconds between heartbeats, 1 to 3,600. Default 15.
+    #[serde(default = "default_heartbeat", deserialize_with = "heartbeat_seconds")]
+    pub heartbeat_seconds: u64,
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        Self { name: None, heartbeat_seconds: default_heartbeat() }
+    }
+}
+
+fn default_heartbeat() -> u64 {
+    15
+}
+
+fn heartbeat_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = u64::deserialize(d)?;
+    if !(1..=3_600).contains(&n) {
+        return Err(serde::de::Error::custom(format!("heartbeat_seconds: 1 to 3600 seconds, not {n}")));
+    }
+    Ok(n)
+}
+
+impl CollectorConfig {
+    /// The configured name, else the host's (from the kernel), else `collector`.
+    pub fn name(&self) -> String {
+        self.name.clone().filter(|n| !n.trim().is_empty()).unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "collector".into())
+        })
+    }
 }
 
 impl AccountsConfig {
@@ -328,6 +375,7 @@ impl Config {
             incidents: IncidentConfig::default(),
             ingest: IngestConfig::default(),
             sources: SourcesConfig::default(),
+            collector: CollectorConfig::default(),
             state: crate::state::StateConfig::default(),
             file: None,
         }
@@ -411,5 +459,10 @@ mod tests {
         assert_eq!(c.accounts.policy(), policy);
         let e = Config::from_toml("[http]\n", p).expect_err("missing");
         assert!(e.to_string().contains("data_dir"), "{e}");
+        let e = Config::from_toml("data_dir = \"d\"\n[collector]\nheartbeat_seconds = 0\n", p).expect_err("zero");
+        assert!(e.to_string().contains("heartbeat_seconds: 1 to 3600 seconds, not 0"), "{e}");
+        let c = Config::from_toml("data_dir = \"d\"\n[collector]\nname = \"dmz-1\"\n", p).expect("valid");
+        assert_eq!((c.collector.name().as_str(), c.collector.heartbeat_seconds), ("dmz-1", 15));
+        assert!(!Config::with_data_dir("d".into()).collector.name().is_empty(), "the host's name");
     }
 }

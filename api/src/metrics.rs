@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use ingest::heartbeat::{Heartbeat, MAX_COLLECTORS, ParserCounts, SourceCounts};
 use ingest::{Ingested, Normalized, RawRecord};
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -65,6 +66,28 @@ impl IngestMetrics {
         for ((source, parser), n) in per_parser {
             *parsers.entry((source.to_owned(), parser.to_owned())).or_default() += n;
         }
+    }
+
+    /// The counters as a collector's heartbeat carries them.
+    pub fn counts(&self) -> (Vec<SourceCounts>, Vec<ParserCounts>) {
+        let sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        let sources = sources
+            .iter()
+            .map(|((source, format), c)| SourceCounts {
+                source: source.clone(),
+                format: (*format).to_owned(),
+                lines: c.lines,
+                bytes: c.bytes,
+                dead_letters: c.dead_letters,
+                lag_ms: c.lag_ms,
+            })
+            .collect();
+        let parsers = self.parsers.lock().unwrap_or_else(|e| e.into_inner());
+        let parsers = parsers
+            .iter()
+            .map(|((source, parser), n)| ParserCounts { source: source.clone(), parser: parser.clone(), events: *n })
+            .collect();
+        (sources, parsers)
     }
 
     /// Sizes of a raw batch, for [`IngestMetrics::record_batch`].
@@ -126,6 +149,36 @@ impl LedgeredMetrics {
     }
 }
 
+/// The newest heartbeat of each collector the core has heard from.
+#[derive(Debug, Default)]
+pub struct Collectors(Mutex<BTreeMap<String, Heartbeat>>);
+
+impl Collectors {
+    /// Keeps `beat` unless a newer one of its collector is kept (the topic
+    /// is read again from its start when the core has no offsets). Beyond
+    /// [`MAX_COLLECTORS`] names, new ones are refused: returns whether kept.
+    pub fn record(&self, beat: Heartbeat) -> bool {
+        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let known = all.len();
+        match all.get_mut(&beat.collector) {
+            Some(kept) if kept.sent_at > beat.sent_at => true,
+            Some(kept) => {
+                *kept = beat.bounded();
+                true
+            }
+            None if known >= MAX_COLLECTORS => false,
+            None => {
+                all.insert(beat.collector.clone(), beat.bounded());
+                true
+            }
+        }
+    }
+
+    pub fn list(&self) -> Vec<Heartbeat> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+    }
+}
+
 /// Prometheus text for the control-room alarm board, in ISA-18.2's
 /// measures: alarms raised by priority (their rate is the operator's load),
 /// those standing by priority and state, and how long the oldest
@@ -180,9 +233,13 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
-/// Renders every metric.
+/// Renders every metric. The source families hold this process's own rows
+/// and each collector's, labelled `collector`, so the rules on sources hold
+/// for a split deployment as for one process.
+#[allow(clippy::too_many_arguments)]
 pub fn render(
     ingest: &IngestMetrics,
+    collectors: &[Heartbeat],
     udp_dropped: &AtomicU64,
     alerts: &AtomicU64,
     alarm_failures: &AtomicU64,
@@ -191,42 +248,49 @@ pub fn render(
     ledger_checkpoint_age_s: Option<f64>,
 ) -> String {
     let mut out = String::with_capacity(4096);
-    let sources = ingest.sources.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    family(&mut out, "custos_source_lines_total", "counter", "Records read by a source.");
-    for ((s, f), c) in &sources {
-        let _ = writeln!(out, "custos_source_lines_total{{source=\"{}\",format=\"{f}\"}} {}", escape(s), c.lines);
-    }
-    family(&mut out, "custos_source_bytes_total", "counter", "Bytes of the records a source read.");
-    for ((s, f), c) in &sources {
-        let _ = writeln!(out, "custos_source_bytes_total{{source=\"{}\",format=\"{f}\"}} {}", escape(s), c.bytes);
-    }
-    family(
+    let (own_sources, own_parsers) = ingest.counts();
+    let by = |c: &Heartbeat| format!("collector=\"{}\",", escape(&c.collector));
+    let sources: Vec<(String, &SourceCounts)> = own_sources
+        .iter()
+        .map(|s| (String::new(), s))
+        .chain(collectors.iter().flat_map(|c| c.sources.iter().map(move |s| (by(c), s))))
+        .collect();
+    let source_family =
+        |out: &mut String, name: &str, kind: &str, help: &str, value: &dyn Fn(&SourceCounts) -> String| {
+            family(out, name, kind, help);
+            for (by, c) in &sources {
+                let (source, format) = (escape(&c.source), escape(&c.format));
+                let _ = writeln!(out, "{name}{{{by}source=\"{source}\",format=\"{format}\"}} {}", value(c));
+            }
+        };
+    source_family(&mut out, "custos_source_lines_total", "counter", "Records read by a source.", &|c| {
+        c.lines.to_string()
+    });
+    source_family(&mut out, "custos_source_bytes_total", "counter", "Bytes of the records a source read.", &|c| {
+        c.bytes.to_string()
+    });
+    source_family(
         &mut out,
         "custos_dead_letters_total",
         "counter",
         "Records that could not be parsed (kept in the dead-letter store and the ledger).",
+        &|c| c.dead_letters.to_string(),
     );
-    for ((s, f), c) in &sources {
-        let _ =
-            writeln!(out, "custos_dead_letters_total{{source=\"{}\",format=\"{f}\"}} {}", escape(s), c.dead_letters);
-    }
-    family(
+    source_family(
         &mut out,
         "custos_source_lag_seconds",
         "gauge",
         "Receive time minus event time of the newest event of a source.",
+        &|c| format!("{:.3}", c.lag_ms as f64 / 1000.0),
     );
-    for ((s, f), c) in &sources {
-        let _ = writeln!(
-            out,
-            "custos_source_lag_seconds{{source=\"{}\",format=\"{f}\"}} {:.3}",
-            escape(s),
-            c.lag_ms as f64 / 1000.0
-        );
-    }
     family(&mut out, "custos_parser_events_total", "counter", "Events produced, by source and parser.");
-    for ((s, p), n) in ingest.parsers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-        let _ = writeln!(out, "custos_parser_events_total{{source=\"{}\",parser=\"{}\"}} {n}", escape(s), escape(p));
+    let parsers = own_parsers
+        .iter()
+        .map(|p| (String::new(), p))
+        .chain(collectors.iter().flat_map(|c| c.parsers.iter().map(move |p| (by(c), p))));
+    for (by, p) in parsers {
+        let (source, parser) = (escape(&p.source), escape(&p.parser));
+        let _ = writeln!(out, "custos_parser_events_total{{{by}source=\"{source}\",parser=\"{parser}\"}} {}", p.events);
     }
     family(
         &mut out,
@@ -235,6 +299,10 @@ pub fn render(
         "Syslog datagrams dropped because the raw topic was full (UDP has no backpressure).",
     );
     let _ = writeln!(out, "custos_syslog_udp_dropped_total {}", udp_dropped.load(Ordering::Relaxed));
+    for c in collectors {
+        let _ = writeln!(out, "custos_syslog_udp_dropped_total{{{}}} {}", by(c).trim_end_matches(','), c.udp_dropped);
+    }
+    render_collectors(&mut out, collectors);
     family(&mut out, "custos_alerts_total", "counter", "Alerts raised by correlation.");
     let _ = writeln!(out, "custos_alerts_total {}", alerts.load(Ordering::Relaxed));
     family(
@@ -258,6 +326,46 @@ pub fn render(
         let _ = writeln!(out, "custos_ledger_checkpoint_age_seconds {age:.3}");
     }
     out
+}
+
+/// Each collector's last heartbeat (its own clock), whether it said it
+/// stopped, and when it started with which version: a collector that falls
+/// silent without saying so has died, or lost the bus.
+fn render_collectors(out: &mut String, collectors: &[Heartbeat]) {
+    family(
+        out,
+        "custos_collector_heartbeat_timestamp_seconds",
+        "gauge",
+        "When a collector sent its newest heartbeat (its clock).",
+    );
+    for c in collectors {
+        let _ = writeln!(
+            out,
+            "custos_collector_heartbeat_timestamp_seconds{{collector=\"{}\"}} {:.3}",
+            escape(&c.collector),
+            c.sent_at as f64 / 1000.0
+        );
+    }
+    family(out, "custos_collector_stopped", "gauge", "1 when a collector's newest heartbeat said it stopped cleanly.");
+    for c in collectors {
+        let _ =
+            writeln!(out, "custos_collector_stopped{{collector=\"{}\"}} {}", escape(&c.collector), u8::from(c.stopped));
+    }
+    family(
+        out,
+        "custos_collector_start_timestamp_seconds",
+        "gauge",
+        "When a collector started, with the version it runs.",
+    );
+    for c in collectors {
+        let _ = writeln!(
+            out,
+            "custos_collector_start_timestamp_seconds{{collector=\"{}\",version=\"{}\"}} {:.3}",
+            escape(&c.collector),
+            escape(&c.version),
+            c.started_at as f64 / 1000.0
+        );
+    }
 }
 
 /// How far the views that follow the ledger have got: the records search
@@ -369,7 +477,8 @@ mod tests {
         let sizes = IngestMetrics::sizes(&raws);
         let out: Vec<Ingested> = raws.into_iter().map(|r| normalize(r, &Inventory::default(), 0)).collect();
         m.record_batch(&sizes, &out);
-        let text = render(&m, &AtomicU64::new(3), &AtomicU64::new(0), &AtomicU64::new(2), &AtomicU64::new(1), 7, None);
+        let text =
+            render(&m, &[], &AtomicU64::new(3), &AtomicU64::new(0), &AtomicU64::new(2), &AtomicU64::new(1), 7, None);
         assert!(text.contains("custos_source_lines_total{source=\"fw\",format=\"syslog\"} 2"), "{text}");
         assert!(text.contains("custos_source_bytes_total{source=\"fw\",format=\"syslog\"} 49"), "{text}");
         assert!(text.contains("custos_dead_letters_total{source=\"fw\",format=\"syslog\"} 1"), "{text}");
@@ -377,6 +486,67 @@ mod tests {
         assert!(text.contains("custos_source_lag_seconds{source=\"fw\",format=\"syslog\"} 1.000"), "{text}");
         assert!(text.contains("custos_syslog_udp_dropped_total 3"));
         assert!(text.contains("# TYPE custos_ledger_records gauge\ncustos_ledger_records 7"));
+    }
+
+    /// A collector's counters, as its heartbeat carries them, are exported
+    /// beside the core's own under the same names, labelled by collector;
+    /// an older heartbeat read late does not undo a newer one.
+    #[test]
+    fn collectors_counters_are_exported_by_collector() {
+        let m = IngestMetrics::default();
+        let raws = vec![
+            RawRecord::new("fw".into(), Format::Syslog, 2_000, b"<13>1 1970-01-01T00:00:01Z h a - - - hello".to_vec()),
+            RawRecord::new("fw".into(), Format::Syslog, 2_000, b"garbage".to_vec()),
+        ];
+        let sizes = IngestMetrics::sizes(&raws);
+        let out: Vec<Ingested> = raws.into_iter().map(|r| normalize(r, &Inventory::default(), 0)).collect();
+        m.record_batch(&sizes, &out);
+        let (sources, parsers) = m.counts();
+        let beat = |sent_at: i64, stopped: bool| Heartbeat {
+            collector: "dmz-\"1\"".into(),
+            version: "0.1.0".into(),
+            started_at: 1_000,
+            sent_at,
+            stopped,
+            sources: sources.clone(),
+            parsers: parsers.clone(),
+            udp_dropped: 4,
+        };
+        let collectors = Collectors::default();
+        assert!(collectors.record(beat(60_000, true)));
+        assert!(collectors.record(beat(45_000, false)), "kept, as the newer one stays");
+        let text = render(
+            &IngestMetrics::default(),
+            &collectors.list(),
+            &AtomicU64::new(0),
+            &AtomicU64::new(0),
+            &AtomicU64::new(0),
+            &AtomicU64::new(0),
+            0,
+            None,
+        );
+        for line in [
+            "custos_source_lines_total{collector=\"dmz-\\\"1\\\"\",source=\"fw\",format=\"syslog\"} 2\n",
+            "custos_dead_letters_total{collector=\"dmz-\\\"1\\\"\",source=\"fw\",format=\"syslog\"} 1\n",
+            "custos_source_lag_seconds{collector=\"dmz-\\\"1\\\"\",source=\"fw\",format=\"syslog\"} 1.000\n",
+            "custos_parser_events_total{collector=\"dmz-\\\"1\\\"\",source=\"fw\",parser=\"syslog/text\"} 1\n",
+            "custos_syslog_udp_dropped_total 0\ncustos_syslog_udp_dropped_total{collector=\"dmz-\\\"1\\\"\"} 4\n",
+            "custos_collector_heartbeat_timestamp_seconds{collector=\"dmz-\\\"1\\\"\"} 60.000\n",
+            "custos_collector_stopped{collector=\"dmz-\\\"1\\\"\"} 1\n",
+            "custos_collector_start_timestamp_seconds{collector=\"dmz-\\\"1\\\"\",version=\"0.1.0\"} 1.000\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        // Each family once: the collector's rows join the core's.
+        assert_eq!(text.matches("# TYPE custos_source_lines_total counter").count(), 1);
+
+        // A flood of names is bounded.
+        for n in 1..MAX_COLLECTORS {
+            assert!(collectors.record(Heartbeat { collector: format!("c{n}"), ..beat(1, false) }));
+        }
+        assert!(!collectors.record(Heartbeat { collector: "one-too-many".into(), ..beat(1, false) }));
+        assert!(collectors.record(beat(70_000, false)), "a known collector is still heard");
+        assert_eq!(collectors.list().len(), MAX_COLLECTORS);
     }
 
     /// Ledgered records by source and kind, over batches whose sources

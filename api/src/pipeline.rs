@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use correlate::{Alert, Engine};
-use ingest::bus::{AnyBus, Bus, DEADLETTERS, EVENTS, EmbeddedBus, Publisher, RAW, Subscriber};
+use ingest::bus::{AnyBus, Bus, DEADLETTERS, EVENTS, EmbeddedBus, Publisher, RAW, STATUS, Subscriber};
+use ingest::heartbeat::Heartbeat;
 use ingest::source::syslog::UdpDrops;
 use ingest::source::{Handover, Positions, now_millis};
 use ingest::{Format, Ingested, Inventory, Normalized, Normalizer, RawRecord};
@@ -50,6 +51,8 @@ pub struct PipelineStats {
     pub http: crate::metrics::HttpMetrics,
     /// Records covered by the newest state snapshot: a start replays those after it.
     pub state_snapshot_records: Arc<AtomicU64>,
+    /// The collectors' newest heartbeats (a core on Kafka hears them).
+    pub collectors: crate::metrics::Collectors,
 }
 
 /// A started Custos with the ledger and correlation (and, by its roles, the
@@ -79,6 +82,8 @@ pub struct Custos {
     /// The ledger size of the state snapshot this start took up, if any.
     pub resumed_from: Option<u64>,
     server: Option<JoinHandle<()>>,
+    /// Hears the collectors' heartbeats (on Kafka).
+    collectors: Option<JoinHandle<()>>,
 }
 
 /// A collector-only process (`--roles ingest`): sources and the normaliser
@@ -91,6 +96,77 @@ pub struct IngestNode {
     normalizer: JoinHandle<()>,
     /// Where the inventory is read from, and the normaliser's feed of it.
     inventory: (InventoryFile, watch::Sender<Arc<Inventory>>),
+    /// Sends this collector's heartbeats, and its last one at shutdown.
+    heartbeats: (Heartbeats, JoinHandle<()>),
+}
+
+/// What a collector tells the core of itself on the status topic.
+#[derive(Clone)]
+struct Heartbeats {
+    out: Publisher<Heartbeat>,
+    name: String,
+    started_at: i64,
+    stats: Arc<PipelineStats>,
+}
+
+impl Heartbeats {
+    /// This collector's counters as of `now`.
+    fn beat(&self, now: i64, stopped: bool) -> Heartbeat {
+        let (sources, parsers) = self.stats.ingest.counts();
+        Heartbeat {
+            collector: self.name.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            started_at: self.started_at,
+            sent_at: now,
+            stopped,
+            sources,
+            parsers,
+            udp_dropped: self.stats.udp_drops.0.load(Ordering::Relaxed),
+        }
+    }
+
+    async fn send(&self, stopped: bool) {
+        if let Err(e) = self.out.publish(vec![self.beat(now_millis(), stopped)]).await {
+            tracing::warn!(error = %e, collector = %self.name, "heartbeat not sent");
+        }
+    }
+
+    /// One now and one every `every` until the stop signal.
+    async fn run(self, every: Duration, mut stop: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            // The stop's guard is dropped inside: it must not live across a send.
+            let stopped = async {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = stopped => return,
+            }
+            self.send(false).await;
+        }
+    }
+}
+
+/// Keeps each collector's newest heartbeat, for the metrics. Heartbeats are
+/// not evidence: a batch is committed as soon as it is read.
+async fn hear_collectors(mut beats: Subscriber<Heartbeat>, stats: Arc<PipelineStats>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let delivery = tokio::select! {
+            d = beats.next() => d,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let Some(delivery) = delivery else { return };
+        let (items, commit) = delivery.into_parts();
+        for beat in items {
+            let name = beat.collector.clone();
+            if !stats.collectors.record(beat) {
+                tracing::warn!(collector = %name, max = ingest::heartbeat::MAX_COLLECTORS, "heartbeat ignored: too many collectors");
+            }
+        }
+        commit.commit();
+    }
 }
 
 /// Loads the checkpoint signing key, creating it (mode 0600) on first start.
@@ -164,7 +240,8 @@ async fn connect_bus(cfg: &Config) -> Result<AnyBus, Error> {
                 .ok_or_else(|| Error::Roles("bus kind kafka needs a [bus.kafka] section with brokers".into()))?;
             tracing::info!(brokers = %k.brokers, prefix = %k.topic_prefix, "connecting to kafka");
             Ok(AnyBus::Kafka(
-                ingest::bus::kafka::KafkaBus::connect(k, &[RAW.name, EVENTS.name, DEADLETTERS.name]).await?,
+                ingest::bus::kafka::KafkaBus::connect(k, &[RAW.name, EVENTS.name, DEADLETTERS.name, STATUS.name])
+                    .await?,
             ))
         }
         #[cfg(not(feature = "kafka"))]
@@ -274,6 +351,15 @@ impl IngestNode {
         let (stop, stop_rx) = watch::channel(false);
         let mut sources = start_sources(&cfg, &raw_out, &positions, &stats, Handover::OnPublish, &stop_rx).await?;
         drop(raw_out);
+        let heartbeats = Heartbeats {
+            out: bus.publisher(STATUS)?,
+            name: cfg.collector.name(),
+            started_at: now_millis(),
+            stats: stats.clone(),
+        };
+        let every = Duration::from_secs(cfg.collector.heartbeat_seconds);
+        tracing::info!(collector = %heartbeats.name, every_s = cfg.collector.heartbeat_seconds, "sending heartbeats");
+        let heartbeat_task = tokio::spawn(heartbeats.clone().run(every, stop_rx.clone()));
         let stage = normalize_stage(
             bus.subscriber(RAW)?,
             bus.publisher(EVENTS)?,
@@ -289,6 +375,7 @@ impl IngestNode {
             sources,
             normalizer: tokio::spawn(stage),
             inventory: (inventory_file, feed),
+            heartbeats: (heartbeats, heartbeat_task),
         })
     }
 
@@ -309,6 +396,12 @@ impl IngestNode {
         let _ = self.stop.send(true);
         self.sources.stop().await;
         let _ = self.normalizer.await;
+        // The last heartbeat, with the final counts, says the stop was meant.
+        let (beats, task) = self.heartbeats;
+        let _ = task.await;
+        if tokio::time::timeout(Duration::from_secs(5), beats.send(true)).await.is_err() {
+            tracing::warn!(collector = %beats.name, "the last heartbeat was not sent in 5 s");
+        }
         Ok(())
     }
 }
@@ -551,6 +644,8 @@ impl Custos {
         } else {
             (None, None)
         };
+        let collectors = bus.is_durable().then(|| bus.subscriber(STATUS)).transpose()?;
+        let collectors = collectors.map(|beats| tokio::spawn(hear_collectors(beats, stats.clone(), stop_rx.clone())));
         let raw = roles.ingest.then(|| bus.publisher(RAW)).transpose()?;
         drop(raw_out);
         Ok(Self {
@@ -569,6 +664,7 @@ impl Custos {
             normalizer,
             evidence,
             server,
+            collectors,
             follower,
             snapshot_writer,
             resumed_from,
@@ -608,6 +704,9 @@ impl Custos {
             let _ = n.await;
         }
         let _ = self.evidence.await;
+        if let Some(c) = self.collectors.take() {
+            let _ = c.await;
+        }
         if let Some(w) = self.snapshot_writer.take() {
             let _ = tokio::task::spawn_blocking(move || w.stop()).await;
         }

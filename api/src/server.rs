@@ -2638,6 +2638,7 @@ async fn metrics(caller: Caller, State(s): State<AppState>) -> Result<Response, 
     };
     let text = crate::metrics::render(
         &st.ingest,
+        &st.collectors.list(),
         &st.udp_drops.0,
         &st.alerts,
         &st.alarm_failures,

@@ -91,6 +91,8 @@ pub const EVENTS: Topic<Ingested> = Topic::new("custos.events");
 /// Dead letters alone, for operators' own tooling on a Kafka bus (they also
 /// travel on the events topic, to be ledgered).
 pub const DEADLETTERS: Topic<crate::DeadLetter> = Topic::new("custos.deadletter");
+/// Collectors' heartbeats, read by the core (see [`crate::heartbeat`]).
+pub const STATUS: Topic<crate::heartbeat::Heartbeat> = Topic::new("custos.status");
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

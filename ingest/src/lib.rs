@@ -4,6 +4,7 @@
 pub mod bus;
 pub mod enrich;
 pub mod event;
+pub mod heartbeat;
 pub mod inventory;
 pub mod parse;
 pub mod record;

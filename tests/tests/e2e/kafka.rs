@@ -131,6 +131,8 @@ async fn a_collector_only_process_feeds_the_evidence_process() {
     let mut collector = custos::Config::with_data_dir(dir.path().join("collector"));
     collector.bus = kafka_bus(&prefix);
     collector.inventory = Some(inventory.clone());
+    collector.collector.name = Some("dmz-1".into());
+    collector.collector.heartbeat_seconds = 1;
     let any = "127.0.0.1:0".parse().expect("addr");
     collector.sources.syslog_tcp.push(ingest::source::syslog::SyslogTcpConfig {
         listen: any,
@@ -179,10 +181,28 @@ async fn a_collector_only_process_feeds_the_evidence_process() {
         "the reloaded inventory"
     );
     // The collector serves no metrics: the evidence process counts what it
-    // sent, as it ledgered it.
+    // sent, as it ledgered it, and what it read, from its heartbeats.
     let counted = evidence.stats.ledgered.render();
     assert!(counted.contains("custos_ledgered_records_total{source=\"tcp\",kind=\"event\"} 2\n"), "{counted}");
+    let heard = async |stopped: bool| {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let beats = evidence.stats.collectors.list();
+            let beat = beats.iter().find(|b| b.collector == "dmz-1" && b.stopped == stopped);
+            let lines = beat.and_then(|b| b.sources.iter().find(|s| s.source == "tcp")).map(|s| s.lines);
+            if lines == Some(2) {
+                return beat.cloned().expect("heartbeat");
+            }
+            assert!(std::time::Instant::now() < until, "no heartbeat from dmz-1 with 2 lines read: {beats:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    let running = heard(false).await;
+    assert_eq!(running.version, env!("CARGO_PKG_VERSION"));
+    assert!(running.started_at <= running.sent_at, "{running:?}");
 
     node.shutdown().await.expect("the collector stops");
+    let last = heard(true).await;
+    assert_eq!(last.started_at, running.started_at, "the same run");
     evidence.shutdown().await.expect("the evidence process stops");
 }

@@ -1,0 +1,70 @@
+//! What a collector (`custos run --roles ingest`) says of itself on the
+//! status topic. A collector serves no HTTP: the core that ledgers its
+//! events also exports its counters, and sees when it falls silent.
+
+use serde::{Deserialize, Serialize};
+
+use crate::bus::Message;
+
+/// At most this many collectors are kept, and this many rows of each kind
+/// a heartbeat: the status topic is read like any other untrusted input.
+pub const MAX_COLLECTORS: usize = 256;
+pub const MAX_ROWS: usize = 1_024;
+
+/// One collector's counters, sent every heartbeat and once more when it stops.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// The collector's name (`[collector] name`).
+    pub collector: String,
+    /// The Custos version it runs.
+    pub version: String,
+    /// When it started and when it sent this, UTC ms (its own clock).
+    pub started_at: i64,
+    pub sent_at: i64,
+    /// Its last heartbeat, sent as it stopped cleanly.
+    #[serde(default)]
+    pub stopped: bool,
+    #[serde(default)]
+    pub sources: Vec<SourceCounts>,
+    #[serde(default)]
+    pub parsers: Vec<ParserCounts>,
+    /// Syslog datagrams it dropped (UDP has no backpressure).
+    #[serde(default)]
+    pub udp_dropped: u64,
+}
+
+/// What a source read, by source and format, since the collector started.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceCounts {
+    pub source: String,
+    pub format: String,
+    pub lines: u64,
+    pub bytes: u64,
+    pub dead_letters: u64,
+    /// Receive time minus event time of its newest event, ms.
+    pub lag_ms: i64,
+}
+
+/// Events a parser made of a source's records.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ParserCounts {
+    pub source: String,
+    pub parser: String,
+    pub events: u64,
+}
+
+impl Heartbeat {
+    /// Cuts what a heartbeat carries to the bounds above.
+    pub fn bounded(mut self) -> Self {
+        self.sources.truncate(MAX_ROWS);
+        self.parsers.truncate(MAX_ROWS);
+        self
+    }
+}
+
+impl Message for Heartbeat {
+    /// One collector's heartbeats stay in order.
+    fn key(&self) -> Option<&str> {
+        Some(&self.collector)
+    }
+}
