@@ -1,0 +1,69 @@
+#![no_main]
+//! Untrusted bytes read from the status topic as a collector's heartbeat,
+//! kept and exported as the core does: never a panic, and whatever names a
+//! rogue collector sends, every line of the exposition is one well-formed
+//! sample or comment (no label escapes, no injected samples).
+
+use std::sync::atomic::AtomicU64;
+
+use custos::metrics::{Collectors, IngestMetrics, render};
+use ingest::heartbeat::Heartbeat;
+use libfuzzer_sys::fuzz_target;
+
+/// `name{key="value",...} number`, values escaped as the text format says.
+fn well_formed(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix("custos_") else { return false };
+    let name_end = rest.find(['{', ' ']).unwrap_or(rest.len());
+    if !rest[..name_end].chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return false;
+    }
+    let mut rest = &rest[name_end..];
+    if let Some(labels) = rest.strip_prefix('{') {
+        let mut chars = labels.char_indices();
+        loop {
+            // A label name, `="`, an escaped value, `"`, then `,` or `}`.
+            let mut key_len = 0;
+            loop {
+                match chars.next() {
+                    Some((_, '=')) if key_len > 0 => break,
+                    Some((_, c)) if c.is_ascii_lowercase() || c == '_' => key_len += 1,
+                    _ => return false,
+                }
+            }
+            if chars.next().map(|(_, c)| c) != Some('"') {
+                return false;
+            }
+            loop {
+                match chars.next() {
+                    Some((_, '\\')) => match chars.next() {
+                        Some((_, '\\' | '"' | 'n')) => {}
+                        _ => return false,
+                    },
+                    Some((_, '"')) => break,
+                    Some((_, '\n')) | None => return false,
+                    Some(_) => {}
+                }
+            }
+            match chars.next() {
+                Some((_, ',')) => continue,
+                Some((i, '}')) => {
+                    rest = &labels[i + 1..];
+                    break;
+                }
+                _ => return false,
+            }
+        }
+    }
+    rest.strip_prefix(' ').is_some_and(|v| v.parse::<f64>().is_ok())
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(beat) = serde_json::from_slice::<Heartbeat>(data) else { return };
+    let collectors = Collectors::default();
+    collectors.record(beat);
+    let zero = AtomicU64::new(0);
+    let text = render(&IngestMetrics::default(), &collectors.list(), &zero, &zero, &zero, &zero, 0, None);
+    for line in text.lines() {
+        assert!(line.starts_with("# ") || well_formed(line), "{line:?}");
+    }
+});
