@@ -291,19 +291,19 @@ pub struct ViewsFigures {
     pub sql: Vec<(String, Vec<f64>)>,
 }
 
-const BENCH_ZONES: [&str; 8] =
+pub(crate) const BENCH_ZONES: [&str; 8] =
     ["cell-1", "cell-2", "cell-3", "cell-4", "control-room", "qc-lab", "utilities", "warehouse"];
 
 /// When the bench's 30 days begin, Unix ms.
 const BENCH_START: i64 = 1_793_000_000_000;
 
 /// When bench event `i` of `n` happened: spread evenly over 30 days.
-fn bench_time(i: u64, n: u64) -> i64 {
+pub(crate) fn bench_time(i: u64, n: u64) -> i64 {
     BENCH_START + (i as i128 * 30 * 86_400_000 / n.max(1) as i128) as i64
 }
 
 /// The zone of bench event `i`: runs of 40 events move from zone to zone.
-fn bench_zone(i: u64) -> usize {
+pub(crate) fn bench_zone(i: u64) -> usize {
     ((i % 8 + i / 40) % 8) as usize
 }
 

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use correlate::sigma::OnSite;
+use correlate::sigma::{OnSite, UnidentifiedEntry};
 use ingest::Inventory;
 use tokio::sync::{mpsc, oneshot};
 
@@ -14,11 +14,13 @@ pub struct OnSiteAsk {
     pub reply: oneshot::Sender<OnSiteAnswer>,
 }
 
-/// Who is on site by their badges, how long a badge-in counts for, and the
-/// inventory correlation runs on (whose people give a muster their names).
+/// Who is on site by their badges, the entries no badge names (tailgates,
+/// forced doors), how long a badge-in counts for, and the inventory
+/// correlation runs on (whose people give a muster their names).
 #[derive(Debug, Clone)]
 pub struct OnSiteAnswer {
     pub people: Vec<OnSite>,
+    pub unidentified: Vec<UnidentifiedEntry>,
     pub timeout_ms: i64,
     pub inventory: Arc<Inventory>,
 }
@@ -42,13 +44,15 @@ impl OnSiteAsks {
     }
 }
 
-/// One person of a muster list: on site by their badge, or seen inside (a
-/// logon) without one.
+/// One person of a muster list: on site by their badge, seen inside (a
+/// logon) without one, or an entry no badge names (no person).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mustered<'a> {
-    /// `on_site` or `seen_without_badge`.
+    /// `on_site`, `seen_without_badge` or `unidentified_entry`.
     pub status: &'static str,
     pub person: &'a str,
+    /// The door of an unidentified entry, and how it was made (`tailgating`, `forced`).
+    pub door: Option<(&'a str, &'static str)>,
     pub zone: Option<&'a str>,
     pub area: Option<&'a str>,
     /// When their badge put them there, or when the logon saw them (Unix ms).
@@ -69,7 +73,7 @@ pub fn who(inventory: &Inventory, person: &str) -> (Option<String>, Option<Strin
 /// The muster list as CSV (RFC 4180), for printing or for an evacuation
 /// system: a header, then one line per person.
 pub fn muster_csv(people: &[Mustered<'_>], inventory: &Inventory) -> String {
-    let mut out = String::from("status,person,name,employer,vendor,zone,area,since,ledger_index\r\n");
+    let mut out = String::from("status,person,name,employer,vendor,zone,area,since,ledger_index,door,how\r\n");
     for m in people {
         let (name, employer, vendor) = who(inventory, m.person);
         let fields = [
@@ -77,11 +81,17 @@ pub fn muster_csv(people: &[Mustered<'_>], inventory: &Inventory) -> String {
             m.person,
             name.as_deref().unwrap_or(""),
             employer.as_deref().unwrap_or(""),
-            if vendor { "true" } else { "false" },
+            match (m.person.is_empty(), vendor) {
+                (true, _) => "",
+                (false, true) => "true",
+                (false, false) => "false",
+            },
             m.zone.unwrap_or(""),
             m.area.unwrap_or(""),
             &ingest::time::format_rfc3339(m.since),
             &m.ledger_index.to_string(),
+            m.door.map_or("", |d| d.0),
+            m.door.map_or("", |d| d.1),
         ];
         let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
         out.push_str(&line.join(","));
@@ -112,6 +122,7 @@ mod tests {
             Mustered {
                 status: "on_site",
                 person: "bob",
+                door: None,
                 zone: Some("cell-1"),
                 area: Some("control-room-1"),
                 since: 1_795_687_200_000,
@@ -120,17 +131,28 @@ mod tests {
             Mustered {
                 status: "seen_without_badge",
                 person: "eve",
+                door: None,
                 zone: Some("cell-1"),
                 area: None,
                 since: 1_795_687_260_000,
                 ledger_index: 9,
             },
+            Mustered {
+                status: "unidentified_entry",
+                person: "",
+                door: Some(("CR-DOOR-1", "tailgating")),
+                zone: Some("cell-1"),
+                area: Some("control-room-1"),
+                since: 1_795_687_320_000,
+                ledger_index: 11,
+            },
         ];
         assert_eq!(
             muster_csv(&people, &inventory),
-            "status,person,name,employer,vendor,zone,area,since,ledger_index\r\n\
-             on_site,bob,\"Berg, Bob\",\"'=HYPERLINK(\"\"x\"\")\",true,cell-1,control-room-1,2026-11-26T10:00:00.000Z,7\r\n\
-             seen_without_badge,eve,,,false,cell-1,,2026-11-26T10:01:00.000Z,9\r\n"
+            "status,person,name,employer,vendor,zone,area,since,ledger_index,door,how\r\n\
+             on_site,bob,\"Berg, Bob\",\"'=HYPERLINK(\"\"x\"\")\",true,cell-1,control-room-1,2026-11-26T10:00:00.000Z,7,,\r\n\
+             seen_without_badge,eve,,,false,cell-1,,2026-11-26T10:01:00.000Z,9,,\r\n\
+             unidentified_entry,,,,,cell-1,control-room-1,2026-11-26T10:02:00.000Z,11,CR-DOOR-1,tailgating\r\n"
         );
     }
 
@@ -143,7 +165,8 @@ mod tests {
             let ask = owner.recv().await.expect("one question");
             assert_eq!(ask.at, 42);
             let inventory = Arc::new(Inventory::default());
-            let _ = ask.reply.send(OnSiteAnswer { people: Vec::new(), timeout_ms: 7, inventory });
+            let _ =
+                ask.reply.send(OnSiteAnswer { people: Vec::new(), unidentified: Vec::new(), timeout_ms: 7, inventory });
             // Then the stage stops.
         });
         assert_eq!(asks.at(42).await.map(|a| (a.people, a.timeout_ms)), Some((Vec::new(), 7)));

@@ -896,9 +896,10 @@ async fn evidence_stage(
             Some(ask) = asks.on_site.recv() => {
                 // The asker may have given up; nothing to do then.
                 let timeout_ms = i64::try_from(engine.config().presence_lookback_ms).unwrap_or(i64::MAX);
-                let people = engine.on_site(ask.at);
+                let (people, unidentified) = (engine.on_site(ask.at), engine.unidentified_entries(ask.at));
                 let inventory = engine.inventory().clone();
-                let _ = ask.reply.send(crate::on_site::OnSiteAnswer { people, timeout_ms, inventory });
+                let answer = crate::on_site::OnSiteAnswer { people, unidentified, timeout_ms, inventory };
+                let _ = ask.reply.send(answer);
                 Ok(())
             }
             _ = room.tick() => room_check(&mut sinks).await,

@@ -2081,9 +2081,9 @@ struct OnSiteQuery {
     path = "/api/v1/presence",
     tag = "events",
     summary = "Who is on site now, and where, by their badges",
-    description = "Each person whose last badge event put them in a zone or area (not an exit), within the presence timeout (`[correlate] presence_lookback_ms`), with the badge event's time and ledger index: a muster list, or who is in the control room. Beside them, `seen_without_badge`: people a logon put inside a zone with no badge of theirs (the `custos-logon-without-badge-in` alerts within the presence timeout), who must be counted too. Every call is an audit record (`presence.read`).",
+    description = "Each person whose last badge event put them in a zone or area (not an exit), within the presence timeout (`[correlate] presence_lookback_ms`), with the badge event's time and ledger index: a muster list, or who is in the control room. Beside them, `seen_without_badge`: people a logon put inside a zone with no badge of theirs (the `custos-logon-without-badge-in` alerts within the presence timeout), who must be counted too; and `unidentified_entries`: entries into a place no badge names (a tailgate the access control system detected, a door forced open, not at an exit) within the presence timeout, each someone who may be inside unnamed. Every call is an audit record (`presence.read`).",
     params(OnSiteQuery),
-    responses((status = 200, description = "People on site (JSON), or with `Accept: text/csv` the muster list as CSV: status, person, name, employer, vendor, zone, area, since, ledger_index", content((Object = "application/json"), (String = "text/csv"))), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 422, description = "`at` is older than presence is kept for (`too_old`)", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    responses((status = 200, description = "People on site (JSON), or with `Accept: text/csv` the muster list as CSV: status, person, name, employer, vendor, zone, area, since, ledger_index, door, how", content((Object = "application/json"), (String = "text/csv"))), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 422, description = "`at` is older than presence is kept for (`too_old`)", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn on_site(
@@ -2130,6 +2130,7 @@ async fn on_site(
         .map(|o| Mustered {
             status: "on_site",
             person: &o.person,
+            door: None,
             zone: o.place.zone.as_deref(),
             area: o.place.area.as_deref(),
             since: o.since,
@@ -2153,13 +2154,31 @@ async fn on_site(
     mustered.extend(logons.iter().map(|a| Mustered {
         status: "seen_without_badge",
         person: &a.item.entity.id,
+        door: None,
         zone: a.item.zone.as_deref(),
         area: None,
         since: a.item.time,
         ledger_index: a.index,
     }));
+    // Entries no badge names (tailgates, forced doors): someone may be
+    // inside whom no list names. Not when one person is asked for.
+    let unnamed: Vec<_> = answer
+        .unidentified
+        .iter()
+        .filter(|u| q.person.is_none() && is(&q.zone, u.place.zone.as_deref()) && is(&q.area, u.place.area.as_deref()))
+        .collect();
+    mustered.extend(unnamed.iter().map(|u| Mustered {
+        status: "unidentified_entry",
+        person: "",
+        door: Some((&u.door, u.how.as_str())),
+        zone: u.place.zone.as_deref(),
+        area: u.place.area.as_deref(),
+        since: u.time,
+        ledger_index: u.index,
+    }));
     let asked = json!({"zone": q.zone, "area": q.area, "person": q.person, "at": format_rfc3339(at), "found": found,
-                       "seen_without_badge": logons.len(), "format": if csv { "csv" } else { "json" }});
+                       "seen_without_badge": logons.len(), "unidentified_entries": unnamed.len(),
+                       "format": if csv { "csv" } else { "json" }});
     audit(&s, &caller.0, "presence.read", q.reason.as_deref().unwrap_or(""), asked).await?;
     if csv {
         let name = format!("attachment; filename=\"custos-muster-{}.csv\"", format_rfc3339(at).replace(':', ""));
@@ -2171,7 +2190,8 @@ async fn on_site(
         let (name, employer, vendor) = who(&answer.inventory, m.person);
         json!({"person": m.person, "name": name, "employer": employer, "vendor": vendor, "zone": m.zone})
     };
-    let (people, unbadged) = mustered.split_at(found);
+    let (people, rest) = mustered.split_at(found);
+    let (unbadged, unnamed) = rest.split_at(logons.len());
     let people: Vec<Value> = people
         .iter()
         .map(|m| {
@@ -2193,7 +2213,17 @@ async fn on_site(
             o
         })
         .collect();
-    Ok(Json(json!({"at": format_rfc3339(at), "on_site": people, "seen_without_badge": unbadged})).into_response())
+    let unnamed: Vec<Value> = unnamed
+        .iter()
+        .map(|m| {
+            let (door, how) = m.door.unwrap_or_default();
+            json!({"door": door, "how": how, "zone": m.zone, "area": m.area, "at": format_rfc3339(m.since),
+                   "ledger_index": m.ledger_index})
+        })
+        .collect();
+    Ok(Json(json!({"at": format_rfc3339(at), "on_site": people, "seen_without_badge": unbadged,
+                   "unidentified_entries": unnamed}))
+    .into_response())
 }
 
 #[utoipa::path(

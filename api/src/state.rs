@@ -30,7 +30,7 @@ use crate::Error;
 use crate::views::{ReplayProgress, Views, ViewsState};
 
 /// The first line of a snapshot's signed note, and the format's version.
-const NOTE_HEADER: &str = "custos.state/v3";
+const NOTE_HEADER: &str = "custos.state/v4";
 /// Snapshots kept: the newest and the one before it.
 const KEEP: usize = 2;
 /// Replayed alerts are checked against the ledgered ones this often (records).
@@ -735,9 +735,20 @@ mod tests {
             let (mut records, mut parsed) = (Vec::new(), Vec::new());
             for i in batch * 100..(batch + 1) * 100 {
                 // Spaced as a million records over 30 days: a few seconds apart.
-                let (format, mut bytes) = crate::bench::plant_record(i, 1_000_000);
+                let (mut format, mut bytes) = crate::bench::plant_record(i, 1_000_000);
                 if i % 700 == 350 {
                     bytes = b"not a log line".to_vec();
+                }
+                // A tailgate now and then: presence keeps entries no badge names.
+                if i % 700 == 351 {
+                    let t = crate::bench::bench_time(i, 1_000_000);
+                    let door = format!("{}-door", crate::bench::BENCH_ZONES[crate::bench::bench_zone(i)]);
+                    bytes = format!(
+                        r#"{{"time":"{}","door":"{door}","result":"tailgate_detected"}}"#,
+                        ingest::time::format_rfc3339(t)
+                    )
+                    .into_bytes();
+                    format = ingest::Format::BadgeJson;
                 }
                 match normalizer.normalize(RawRecord::new("plant".into(), format, 0, bytes)).record {
                     Normalized::Event(e) => {

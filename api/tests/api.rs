@@ -85,6 +85,7 @@ async fn fixture_with(options: LedgerOptions, turns: Turns) -> Fixture {
         while let Some(ask) = asks.recv().await {
             let answer = custos::on_site::OnSiteAnswer {
                 people: engine.on_site(ask.at),
+                unidentified: engine.unidentified_entries(ask.at),
                 timeout_ms: 12 * 3_600_000,
                 inventory: engine.inventory().clone(),
             };
@@ -138,16 +139,19 @@ fn on_site_engine(now: i64) -> correlate::Engine {
         ingest::Inventory::from_toml(include_str!("../../ingest/fixtures/inventory.toml")).expect("inventory");
     let inventory = Arc::new(inventory);
     let mut engine = correlate::Engine::new(inventory.clone(), correlate::EngineConfig::default());
+    // And a tailgate the door's sensor detected into the control room, 3
+    // minutes ago: someone no badge names.
     let badges = [
-        (10, "1001", "CR-DOOR-1", "in"),
-        (8, "2002", "LAB-DOOR", "in"),
-        (6, "3003", "CR-DOOR-1", "in"),
-        (4, "3003", "CR-DOOR-1", "out"),
+        (10, "1001", "CR-DOOR-1", "in", "granted"),
+        (8, "2002", "LAB-DOOR", "in", "granted"),
+        (6, "3003", "CR-DOOR-1", "in", "granted"),
+        (4, "3003", "CR-DOOR-1", "out", "granted"),
+        (3, "", "CR-DOOR-1", "in", "tailgate_detected"),
     ];
-    for (index, (minutes, badge, door, direction)) in badges.into_iter().enumerate() {
+    for (index, (minutes, badge, door, direction, result)) in badges.into_iter().enumerate() {
         let at = ingest::time::format_rfc3339(now - minutes * 60_000);
         let line = format!(
-            r#"{{"time":"{at}","badge":"{badge}","door":"{door}","result":"granted","direction":"{direction}"}}"#
+            r#"{{"time":"{at}","badge":"{badge}","door":"{door}","result":"{result}","direction":"{direction}"}}"#
         );
         let raw = RawRecord::new("badge".into(), Format::BadgeJson, now, line.into_bytes());
         let ingest::Normalized::Event(e) = ingest::normalize(raw, &inventory, 0).record else {
@@ -1555,6 +1559,22 @@ async fn presence_lists_who_is_on_site() {
     assert_eq!((audit["action"].as_str(), audit["reason"].as_str()), (Some("presence.read"), Some("fire drill")));
     assert_eq!((audit["actor"].as_str(), audit["details"]["found"].as_u64()), (Some("ControlRoom"), Some(2)));
     assert_eq!(audit["details"]["seen_without_badge"].as_u64(), Some(1));
+    assert_eq!(audit["details"]["unidentified_entries"].as_u64(), Some(1));
+    let unnamed = &b["unidentified_entries"];
+    assert_eq!(unnamed.as_array().map(Vec::len), Some(1), "{b}");
+    assert_eq!(
+        (unnamed[0]["door"].as_str(), unnamed[0]["how"].as_str(), unnamed[0]["area"].as_str()),
+        (Some("CR-DOOR-1"), Some("tailgating"), Some("control-room-1")),
+        "{b}"
+    );
+    assert_eq!(unnamed[0]["ledger_index"].as_u64(), Some(4));
+    let unnamed_in = |q: &'static str| {
+        let app = f.app.clone();
+        async move { call(&app, "GET", q, control_room, "").await.1["unidentified_entries"].as_array().map(Vec::len) }
+    };
+    assert_eq!(unnamed_in("/api/v1/presence?area=control-room-1").await, Some(1));
+    assert_eq!(unnamed_in("/api/v1/presence?zone=qc-lab").await, Some(0));
+    assert_eq!(unnamed_in("/api/v1/presence?person=alice").await, Some(0), "not when one person is asked for");
     let found = |q: &'static str| {
         let app = f.app.clone();
         async move {
@@ -1578,6 +1598,7 @@ async fn presence_lists_who_is_on_site() {
     let who: Vec<&str> = b["on_site"].as_array().expect("list").iter().filter_map(|o| o["person"].as_str()).collect();
     assert_eq!((who, b["at"].as_str()), (vec!["alice", "bob", "carol"], Some(at.as_str())), "{b}");
     assert_eq!(b["seen_without_badge"].as_array().map(Vec::len), Some(0), "{b}");
+    assert_eq!(b["unidentified_entries"].as_array().map(Vec::len), Some(0), "the tailgate came later: {b}");
     assert_eq!(last_audit(&f)["details"]["at"].as_str(), Some(at.as_str()));
     for (at, status, code) in [
         (now - 13 * 3_600_000, StatusCode::UNPROCESSABLE_ENTITY, "too_old"),
@@ -1607,13 +1628,17 @@ async fn presence_lists_who_is_on_site() {
     );
     let text = String::from_utf8(resp.into_body().collect().await.expect("body").to_bytes().to_vec()).expect("utf-8");
     let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
-    assert_eq!(lines[0], ["status", "person", "name", "employer", "vendor", "zone", "area", "since", "ledger_index"]);
-    let rows: Vec<[&str; 6]> = lines[1..].iter().map(|l| [l[0], l[1], l[2], l[4], l[5], l[6]]).collect();
+    assert_eq!(
+        lines[0],
+        ["status", "person", "name", "employer", "vendor", "zone", "area", "since", "ledger_index", "door", "how"]
+    );
+    let rows: Vec<[&str; 8]> = lines[1..].iter().map(|l| [l[0], l[1], l[2], l[4], l[5], l[6], l[9], l[10]]).collect();
     assert_eq!(
         rows,
         [
-            ["on_site", "alice", "Alice Adams", "false", "cell-1", "control-room-1"],
-            ["seen_without_badge", "mallory", "Mallory Moss", "false", "cell-1", ""],
+            ["on_site", "alice", "Alice Adams", "false", "cell-1", "control-room-1", "", ""],
+            ["seen_without_badge", "mallory", "Mallory Moss", "false", "cell-1", "", "", ""],
+            ["unidentified_entry", "", "", "", "cell-1", "control-room-1", "CR-DOOR-1", "tailgating"],
         ],
         "{text}"
     );

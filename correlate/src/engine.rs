@@ -361,6 +361,11 @@ impl Engine {
         self.sigma.on_site(t)
     }
 
+    /// Entries into places no badge names that count at `t`: tailgates, forced doors.
+    pub fn unidentified_entries(&self, t: i64) -> Vec<sigma::UnidentifiedEntry> {
+        self.sigma.unidentified_entries(t)
+    }
+
     pub fn stats(&self) -> EngineStats {
         EngineStats {
             state_entries: (self.learnt.denials.len()

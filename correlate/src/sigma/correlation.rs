@@ -308,6 +308,11 @@ impl Correlator {
         self.state.presence.on_site(t)
     }
 
+    /// Entries into places no badge names, at `t` (see [`presence::Presence::unidentified`]).
+    pub fn unidentified_entries(&self, t: i64) -> Vec<presence::UnidentifiedEntry> {
+        self.state.presence.unidentified(t)
+    }
+
     /// The inventory `custos.lookup` consults.
     pub fn set_inventory(&mut self, inventory: Arc<Inventory>) {
         self.inventory = Some(inventory);

@@ -18,7 +18,7 @@ mod rule;
 pub use correlation::{Correlator, CorrelatorState, SigmaHit};
 pub use detection::Placeholders;
 pub use examples::{ExampleResult, example_event, run_examples};
-pub use presence::{OnSite, Place};
+pub use presence::{EntryWithoutBadge, OnSite, Place, UnidentifiedEntry};
 pub use rule::{Example, RuleFile, RuleSet, SigmaRule, load_dir, parse_file, placeholders};
 
 #[cfg(test)]

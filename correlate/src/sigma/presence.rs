@@ -33,6 +33,8 @@ const MAX_DOOR_EVENTS: usize = 100_000;
 const MAX_CONTACT_DOORS: usize = 10_000;
 /// Openings an inference names at most, newest first.
 const MAX_OPENINGS: usize = 3;
+/// Entries by no one a badge names, kept at most (the oldest go first).
+const MAX_UNIDENTIFIED: usize = 10_000;
 
 /// Where a person was as of a badge event; `None` after leaving.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +83,35 @@ pub struct OnSite {
     /// When they badged into it (Unix ms), and that event's ledger index.
     pub since: i64,
     pub index: u64,
+}
+
+/// An entry into a place that no badge names: a tailgate the access control
+/// system detected (more through the door than badges read), or a door
+/// forced open, not at an exit. A muster counts each as someone who may be
+/// inside, unnamed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnidentifiedEntry {
+    pub door: String,
+    pub place: Place,
+    pub time: i64,
+    pub index: u64,
+    pub how: EntryWithoutBadge,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryWithoutBadge {
+    Tailgating,
+    Forced,
+}
+
+impl EntryWithoutBadge {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tailgating => "tailgating",
+            Self::Forced => "forced",
+        }
+    }
 }
 
 /// One door opening into a place, as an inference names it.
@@ -145,11 +176,21 @@ pub struct Presence {
     /// Doors that report their contact (opened, closed): at those, a granted
     /// badge is not an opening by itself.
     contact_doors: BTreeSet<String>,
+    /// Entries no badge names, in (time, index) order.
+    #[serde(default)]
+    unidentified: VecDeque<UnidentifiedEntry>,
 }
 
 impl Presence {
     pub fn new(timeout_ms: i64, lookback_ms: i64) -> Self {
-        Self { timeout_ms, lookback_ms, people: HashMap::new(), doors: VecDeque::new(), contact_doors: BTreeSet::new() }
+        Self {
+            timeout_ms,
+            lookback_ms,
+            people: HashMap::new(),
+            doors: VecDeque::new(),
+            contact_doors: BTreeSet::new(),
+            unidentified: VecDeque::new(),
+        }
     }
 
     /// Takes in a physical-access event (others are ignored).
@@ -176,6 +217,19 @@ impl Presence {
             };
             if contact && self.contact_doors.len() < MAX_CONTACT_DOORS && !self.contact_doors.contains(door) {
                 self.contact_doors.insert(door.to_owned());
+            }
+            let unnamed = match e.activity_id {
+                activity::TAILGATING => Some(EntryWithoutBadge::Tailgating),
+                activity::PORTAL_FORCED => Some(EntryWithoutBadge::Forced),
+                _ => None,
+            };
+            if let Some(how) = unnamed.filter(|_| !leaving) {
+                let u = UnidentifiedEntry { door: door.to_owned(), place: here(), time: e.time, index, how };
+                let at = self.unidentified.partition_point(|x| (x.time, x.index) <= (u.time, u.index));
+                self.unidentified.insert(at, u);
+                if self.unidentified.len() > MAX_UNIDENTIFIED {
+                    self.unidentified.pop_front();
+                }
             }
             if let Some(what) = what {
                 let d = DoorEvent { time: e.time, index, door: door.to_owned(), place: here(), what };
@@ -252,6 +306,14 @@ impl Presence {
         out
     }
 
+    /// The entries no badge names that count at `t` (within the timeout, as
+    /// a badge-in does), newest first.
+    pub fn unidentified(&self, t: i64) -> Vec<UnidentifiedEntry> {
+        let end = self.unidentified.partition_point(|u| u.time <= t);
+        let start = self.unidentified.partition_point(|u| u.time < t.saturating_sub(self.timeout_ms));
+        self.unidentified.range(start..end).rev().cloned().collect()
+    }
+
     /// The door openings into `inside` that `person`, found inside at `t`
     /// (event `index`) without a badge of their own into it, may have come
     /// in behind: those after their last badge event and within the
@@ -321,6 +383,9 @@ impl Presence {
         let keep_from = t.saturating_sub(self.lookback_ms).saturating_sub(GRANT_TO_OPENING_MS);
         let cut = self.doors.partition_point(|d| d.time < keep_from);
         self.doors.drain(..cut);
+        // Kept, as badges are, for a question as of up to a timeout ago.
+        let cut = self.unidentified.partition_point(|u| u.time < forget);
+        self.unidentified.drain(..cut);
     }
 
     pub fn lookback_ms(&self) -> i64 {
@@ -437,6 +502,37 @@ mod tests {
         assert_eq!(p.at("erin", 150, 9), None, "a duress code refused");
         p.prune(10_000);
         assert_eq!(p.people(), 0);
+    }
+
+    /// Tailgates and forced doors into a place are entries no badge names:
+    /// counted for as long as a badge-in; one at an exit is someone leaving.
+    #[test]
+    fn unidentified_entries_count_for_the_timeout() {
+        let mut p = Presence::new(60 * MIN, 15 * MIN);
+        let t0 = 1_000 * MIN;
+        let mut tailgate = door("cr", activity::TAILGATING, t0);
+        tailgate.actor_mut().person = Some("alice".into());
+        p.observe(0, &tailgate);
+        p.observe(1, &door("lab", activity::PORTAL_FORCED, t0 + MIN));
+        let mut out = door("lab", activity::PORTAL_FORCED, t0 + 2 * MIN);
+        out.unmapped.insert("badge.direction", "out");
+        p.observe(2, &out);
+        p.observe(3, &door("cr", activity::PORTAL_HELD_OPEN, t0 + 3 * MIN));
+        let mut nowhere = door("x", activity::TAILGATING, t0);
+        (nowhere.zone, nowhere.area) = (None, None);
+        p.observe(4, &nowhere);
+        fn seen(p: &Presence, t: i64) -> Vec<(u64, &'static str)> {
+            p.unidentified(t).iter().map(|u| (u.index, u.how.as_str())).collect()
+        }
+        assert_eq!(seen(&p, t0 + 5 * MIN), [(1, "forced"), (0, "tailgating")], "newest first");
+        assert_eq!(p.unidentified(t0)[0].place.area.as_deref(), Some("cr-area"));
+        assert_eq!(seen(&p, t0 - 1), [], "not yet");
+        assert_eq!(seen(&p, t0 + 60 * MIN + 30_000), [(1, "forced")], "the tailgate's time is up");
+        // Asked as of an hour ago, the question finds them after a prune.
+        p.prune(t0 + 61 * MIN);
+        assert_eq!(seen(&p, t0 + MIN), [(1, "forced"), (0, "tailgating")]);
+        p.prune(t0 + 122 * MIN);
+        assert_eq!(seen(&p, t0 + MIN), [], "forgotten after twice the timeout");
     }
 
     /// Asked as of a badge at an exit reader, where its holder was comes
