@@ -397,7 +397,9 @@ impl IngestNode {
         self.sources.stop().await;
         let _ = self.normalizer.await;
         // The last heartbeat, with the final counts, says the stop was meant.
+        // (A periodic one stuck on an unreachable bus is not waited for.)
         let (beats, task) = self.heartbeats;
+        task.abort();
         let _ = task.await;
         if tokio::time::timeout(Duration::from_secs(5), beats.send(true)).await.is_err() {
             tracing::warn!(collector = %beats.name, "the last heartbeat was not sent in 5 s");

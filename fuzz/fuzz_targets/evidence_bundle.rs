@@ -16,8 +16,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(report.tree_size as usize >= report.records, "records come from the signed tree");
     }
     if let Ok(selection) = std::str::from_utf8(data) {
-        let audit =
-            |action: &str, details: serde_json::Value| serde_json::json!({"action": action, "details": details});
+        let audit = |action: &str, details: serde_json::Value| serde_json::json!({"action": action, "details": details});
         let stating = [
             (2, audit("inventory.change", serde_json::json!({"path": "inventory.toml", "sha256": "ab", "text": "x"}))),
             (3, audit("rules.change", serde_json::json!({"files": 1, "added": [{"path": "a.yml", "sha256": "cd"}]}))),
