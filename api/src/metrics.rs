@@ -155,9 +155,13 @@ pub struct Collectors(Mutex<BTreeMap<String, Heartbeat>>);
 
 impl Collectors {
     /// Keeps `beat` unless a newer one of its collector is kept (the topic
-    /// is read again from its start when the core has no offsets). Beyond
-    /// [`MAX_COLLECTORS`] names, new ones are refused: returns whether kept.
+    /// is read again from its start when the core has no offsets). Refused:
+    /// a blank name (its series would be the core's own), and new names
+    /// beyond [`MAX_COLLECTORS`]. Returns whether kept.
     pub fn record(&self, beat: Heartbeat) -> bool {
+        if beat.collector.trim().is_empty() {
+            return false;
+        }
         let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let known = all.len();
         match all.get_mut(&beat.collector) {
@@ -539,6 +543,29 @@ mod tests {
         }
         // Each family once: the collector's rows join the core's.
         assert_eq!(text.matches("# TYPE custos_source_lines_total counter").count(), 1);
+        // Each series once, whatever a heartbeat repeats; no blank name.
+        let mut twice = beat(80_000, false);
+        twice.sources.push(twice.sources[0].clone());
+        twice.parsers.push(twice.parsers[0].clone());
+        assert!(collectors.record(twice));
+        let text = render(
+            &m,
+            &collectors.list(),
+            &AtomicU64::new(0),
+            &AtomicU64::new(0),
+            &AtomicU64::new(0),
+            &AtomicU64::new(0),
+            0,
+            None,
+        );
+        let samples: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.rsplit_once(' ').map(|(series, _)| series))
+            .collect();
+        let unique: std::collections::HashSet<&&str> = samples.iter().collect();
+        assert_eq!(unique.len(), samples.len(), "{text}");
+        assert!(!collectors.record(Heartbeat { collector: " ".into(), ..beat(1, false) }), "a blank name");
 
         // A flood of names is bounded.
         for n in 1..MAX_COLLECTORS {

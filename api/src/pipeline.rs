@@ -162,7 +162,7 @@ async fn hear_collectors(mut beats: Subscriber<Heartbeat>, stats: Arc<PipelineSt
         for beat in items {
             let name = beat.collector.clone();
             if !stats.collectors.record(beat) {
-                tracing::warn!(collector = %name, max = ingest::heartbeat::MAX_COLLECTORS, "heartbeat ignored: too many collectors");
+                tracing::warn!(collector = %name, max = ingest::heartbeat::MAX_COLLECTORS, "heartbeat ignored: a blank name, or too many collectors");
             }
         }
         commit.commit();

@@ -2,7 +2,8 @@
 //! Untrusted bytes read from the status topic as a collector's heartbeat,
 //! kept and exported as the core does: never a panic, and whatever names a
 //! rogue collector sends, every line of the exposition is one well-formed
-//! sample or comment (no label escapes, no injected samples).
+//! sample or comment (no label escapes, no injected samples), and no series
+//! is repeated.
 
 use std::sync::atomic::AtomicU64;
 
@@ -63,7 +64,12 @@ fuzz_target!(|data: &[u8]| {
     collectors.record(beat);
     let zero = AtomicU64::new(0);
     let text = render(&IngestMetrics::default(), &collectors.list(), &zero, &zero, &zero, &zero, 0, None);
+    let mut series = std::collections::HashSet::new();
     for line in text.lines() {
         assert!(line.starts_with("# ") || well_formed(line), "{line:?}");
+        // Prometheus refuses a whole scrape that repeats a series.
+        if let Some((name_and_labels, _)) = line.rsplit_once(' ').filter(|_| !line.starts_with('#')) {
+            assert!(series.insert(name_and_labels.to_owned()), "a repeated series: {line:?}");
+        }
     }
 });

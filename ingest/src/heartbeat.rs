@@ -54,8 +54,14 @@ pub struct ParserCounts {
 }
 
 impl Heartbeat {
-    /// Cuts what a heartbeat carries to the bounds above.
+    /// Cuts what a heartbeat carries to the bounds above, one row per
+    /// source and format (per source and parser): a repeated row would be a
+    /// duplicate series, and Prometheus refuses a scrape that holds one.
     pub fn bounded(mut self) -> Self {
+        let mut seen = std::collections::HashSet::new();
+        self.sources.retain(|s| seen.insert((s.source.clone(), s.format.clone())));
+        seen.clear();
+        self.parsers.retain(|p| seen.insert((p.source.clone(), p.parser.clone())));
         self.sources.truncate(MAX_ROWS);
         self.parsers.truncate(MAX_ROWS);
         self
