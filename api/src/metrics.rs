@@ -471,8 +471,8 @@ mod tests {
     use super::*;
     use ingest::{Format, Inventory, normalize};
 
-    #[test]
-    fn counts_per_source_format_and_parser() {
+    /// Counters after one batch from source `fw`: a syslog line and a dead letter.
+    fn firewall_counted() -> IngestMetrics {
         let m = IngestMetrics::default();
         let raws = vec![
             RawRecord::new("fw".into(), Format::Syslog, 2_000, b"<13>1 1970-01-01T00:00:01Z h a - - - hello".to_vec()),
@@ -481,6 +481,12 @@ mod tests {
         let sizes = IngestMetrics::sizes(&raws);
         let out: Vec<Ingested> = raws.into_iter().map(|r| normalize(r, &Inventory::default(), 0)).collect();
         m.record_batch(&sizes, &out);
+        m
+    }
+
+    #[test]
+    fn counts_per_source_format_and_parser() {
+        let m = firewall_counted();
         let text =
             render(&m, &[], &AtomicU64::new(3), &AtomicU64::new(0), &AtomicU64::new(2), &AtomicU64::new(1), 7, None);
         assert!(text.contains("custos_source_lines_total{source=\"fw\",format=\"syslog\"} 2"), "{text}");
@@ -497,14 +503,7 @@ mod tests {
     /// an older heartbeat read late does not undo a newer one.
     #[test]
     fn collectors_counters_are_exported_by_collector() {
-        let m = IngestMetrics::default();
-        let raws = vec![
-            RawRecord::new("fw".into(), Format::Syslog, 2_000, b"<13>1 1970-01-01T00:00:01Z h a - - - hello".to_vec()),
-            RawRecord::new("fw".into(), Format::Syslog, 2_000, b"garbage".to_vec()),
-        ];
-        let sizes = IngestMetrics::sizes(&raws);
-        let out: Vec<Ingested> = raws.into_iter().map(|r| normalize(r, &Inventory::default(), 0)).collect();
-        m.record_batch(&sizes, &out);
+        let m = firewall_counted();
         let (sources, parsers) = m.counts();
         let beat = |sent_at: i64, stopped: bool| Heartbeat {
             collector: "dmz-\"1\"".into(),
