@@ -336,39 +336,35 @@ pub fn render(
 /// stopped, and when it started with which version: a collector that falls
 /// silent without saying so has died, or lost the bus.
 fn render_collectors(out: &mut String, collectors: &[Heartbeat]) {
-    family(
-        out,
-        "custos_collector_heartbeat_timestamp_seconds",
-        "gauge",
-        "When a collector sent its newest heartbeat (its clock).",
-    );
-    for c in collectors {
-        let _ = writeln!(
-            out,
-            "custos_collector_heartbeat_timestamp_seconds{{collector=\"{}\"}} {:.3}",
-            escape(&c.collector),
-            c.sent_at as f64 / 1000.0
-        );
-    }
-    family(out, "custos_collector_stopped", "gauge", "1 when a collector's newest heartbeat said it stopped cleanly.");
-    for c in collectors {
-        let _ =
-            writeln!(out, "custos_collector_stopped{{collector=\"{}\"}} {}", escape(&c.collector), u8::from(c.stopped));
-    }
-    family(
-        out,
-        "custos_collector_start_timestamp_seconds",
-        "gauge",
-        "When a collector started, with the version it runs.",
-    );
-    for c in collectors {
-        let _ = writeln!(
-            out,
-            "custos_collector_start_timestamp_seconds{{collector=\"{}\",version=\"{}\"}} {:.3}",
-            escape(&c.collector),
-            escape(&c.version),
-            c.started_at as f64 / 1000.0
-        );
+    type Part<'a> = &'a dyn Fn(&Heartbeat) -> String;
+    let seconds = |ms: i64| format!("{:.3}", ms as f64 / 1000.0);
+    let no_labels: Part = &|_| String::new();
+    // Name, help, labels after `collector`, value.
+    let gauges: [(&str, &str, Part, Part); 3] = [
+        (
+            "custos_collector_heartbeat_timestamp_seconds",
+            "When a collector sent its newest heartbeat (its clock).",
+            no_labels,
+            &|c| seconds(c.sent_at),
+        ),
+        (
+            "custos_collector_stopped",
+            "1 when a collector's newest heartbeat said it stopped cleanly.",
+            no_labels,
+            &|c| u8::from(c.stopped).to_string(),
+        ),
+        (
+            "custos_collector_start_timestamp_seconds",
+            "When a collector started, with the version it runs.",
+            &|c| format!(",version=\"{}\"", escape(&c.version)),
+            &|c| seconds(c.started_at),
+        ),
+    ];
+    for (name, help, labels, value) in gauges {
+        family(out, name, "gauge", help);
+        for c in collectors {
+            let _ = writeln!(out, "{name}{{collector=\"{}\"{}}} {}", escape(&c.collector), labels(c), value(c));
+        }
     }
 }
 
