@@ -13,7 +13,7 @@ work=$(mktemp -d -t "custos-$1.XXXXXX")
 demo=$!
 trap 'kill $demo 2>/dev/null || true; wait $demo 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 300); do
-  if [ -s "$work/data/demo-token" ] && curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then break; fi
+  if [ -s "$work/data/demo-token" ] && "$bin" probe "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then break; fi
   if ! kill -0 $demo 2>/dev/null; then cat "$work/demo.log"; echo "custos demo did not start" >&2; exit 1; fi
   sleep 0.1
 done

@@ -155,11 +155,16 @@ pub struct CollectorConfig {
     /// Seconds between heartbeats, 1 to 3,600. Default 15.
     #[serde(default = "default_heartbeat", deserialize_with = "heartbeat_seconds")]
     pub heartbeat_seconds: u64,
+    /// Where the collector answers `/healthz` and `/readyz` (no
+    /// authentication, no data; see [`crate::health`]). Default: none, the
+    /// collector listens on no HTTP port.
+    #[serde(default)]
+    pub health_listen: Option<SocketAddr>,
 }
 
 impl Default for CollectorConfig {
     fn default() -> Self {
-        Self { name: None, heartbeat_seconds: default_heartbeat() }
+        Self { name: None, heartbeat_seconds: default_heartbeat(), health_listen: None }
     }
 }
 

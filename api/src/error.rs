@@ -23,6 +23,9 @@ pub enum Error {
     Derived(String),
     #[error("http listener {addr}: {source}")]
     Http { addr: std::net::SocketAddr, source: std::io::Error },
+    /// `custos probe` found no answer, or not an HTTP one.
+    #[error("probe {url}: {reason}")]
+    Probe { url: String, reason: String },
 }
 
 impl Error {

@@ -16,6 +16,7 @@ pub mod demo;
 mod error;
 pub mod evidence;
 pub mod follow;
+pub mod health;
 pub mod in_force;
 mod listfile;
 pub mod metrics;

@@ -69,6 +69,16 @@ enum Command {
         #[arg(long)]
         alarm_webhook: Option<String>,
     },
+    /// Ask a running Custos whether it is ready (or alive): GET the URL, print
+    /// the answer, exit 0 on a 2xx status and 1 otherwise. For container and
+    /// service health checks, e.g. `custos probe http://127.0.0.1:8088/readyz`.
+    Probe {
+        /// An http:// URL: the API's or a collector's `/readyz` or `/healthz`.
+        url: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 5.0)]
+        timeout_seconds: f64,
+    },
     /// Run with a configuration file.
     Run {
         #[arg(long)]
@@ -257,6 +267,7 @@ fn main() -> ExitCode {
         }
         Command::Bench(args) => runtime().and_then(|rt| rt.block_on(bench(args))),
         Command::Run { config, roles } => runtime().and_then(|rt| rt.block_on(run(&config, &roles))),
+        Command::Probe { url, timeout_seconds } => runtime().and_then(|rt| rt.block_on(probe(&url, timeout_seconds))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -368,6 +379,21 @@ async fn run_demo(opts: DemoOptions) -> anyhow::Result<()> {
     println!("stopping: draining the pipeline into the ledger…");
     d.shutdown().await.context("clean shutdown failed")?;
     Ok(())
+}
+
+async fn probe(url: &str, timeout_seconds: f64) -> anyhow::Result<()> {
+    let target = custos::health::ProbeUrl::parse(url).map_err(|e| anyhow::anyhow!("probe: {e}"))?;
+    let timeout = std::time::Duration::try_from_secs_f64(timeout_seconds)
+        .ok()
+        .filter(|t| !t.is_zero() && t.as_secs() <= 3_600)
+        .ok_or_else(|| anyhow::anyhow!("--timeout-seconds: more than 0 and at most 3600, not {timeout_seconds}"))?;
+    let answer = custos::health::probe(&target, timeout).await?;
+    if (200..300).contains(&answer.status) {
+        println!("{}", answer.body.trim_end());
+        Ok(())
+    } else {
+        anyhow::bail!("probe {url}: {} {}", answer.status, answer.body.trim_end())
+    }
 }
 
 async fn run(config: &std::path::Path, roles: &str) -> anyhow::Result<()> {

@@ -25,6 +25,7 @@ use crate::alarms::{Outbox, spawn_forwarders};
 use crate::auth::TokenStore;
 use crate::config::{BusKind, Config, Roles};
 use crate::deadletter::DeadLetterStore;
+use crate::health::CollectorHealth;
 use crate::reload::{Reload, ReloadRequest, Reloaded, Reloads};
 use crate::server::{self, AppState};
 use crate::views::{Stored, Views};
@@ -98,6 +99,9 @@ pub struct IngestNode {
     inventory: (InventoryFile, watch::Sender<Arc<Inventory>>),
     /// Sends this collector's heartbeats, and its last one at shutdown.
     heartbeats: (Heartbeats, JoinHandle<()>),
+    /// Where `/healthz` and `/readyz` answer (`[collector] health_listen`).
+    pub health_addr: Option<SocketAddr>,
+    health_server: Option<JoinHandle<()>>,
 }
 
 /// What a collector tells the core of itself on the status topic.
@@ -107,6 +111,8 @@ struct Heartbeats {
     name: String,
     started_at: i64,
     stats: Arc<PipelineStats>,
+    /// Whether the bus takes them, for `/readyz`.
+    health: Arc<CollectorHealth>,
 }
 
 impl Heartbeats {
@@ -126,8 +132,12 @@ impl Heartbeats {
     }
 
     async fn send(&self, stopped: bool) {
-        if let Err(e) = self.out.publish(vec![self.beat(now_millis(), stopped)]).await {
-            tracing::warn!(error = %e, collector = %self.name, "heartbeat not sent");
+        match self.out.publish(vec![self.beat(now_millis(), stopped)]).await {
+            Ok(()) => self.health.delivered(now_millis()),
+            Err(e) => {
+                self.health.refused(now_millis());
+                tracing::warn!(error = %e, collector = %self.name, "heartbeat not sent");
+            }
         }
     }
 
@@ -351,13 +361,25 @@ impl IngestNode {
         let (stop, stop_rx) = watch::channel(false);
         let mut sources = start_sources(&cfg, &raw_out, &positions, &stats, Handover::OnPublish, &stop_rx).await?;
         drop(raw_out);
+        let every = Duration::from_secs(cfg.collector.heartbeat_seconds);
+        let health = Arc::new(CollectorHealth::new(every));
+        let (health_addr, health_server) = match cfg.collector.health_listen {
+            Some(listen) => {
+                let (addr, task) =
+                    crate::health::serve(listen, crate::health::collector_router(health.clone()), stop_rx.clone())
+                        .await?;
+                tracing::info!(%addr, "health endpoints listening");
+                (Some(addr), Some(task))
+            }
+            None => (None, None),
+        };
         let heartbeats = Heartbeats {
             out: bus.publisher(STATUS)?,
             name: cfg.collector.name(),
             started_at: now_millis(),
             stats: stats.clone(),
+            health: health.clone(),
         };
-        let every = Duration::from_secs(cfg.collector.heartbeat_seconds);
         tracing::info!(collector = %heartbeats.name, every_s = cfg.collector.heartbeat_seconds, "sending heartbeats");
         let heartbeat_task = tokio::spawn(heartbeats.clone().run(every, stop_rx.clone()));
         let stage = normalize_stage(
@@ -368,6 +390,10 @@ impl IngestNode {
             stats,
             Some(stop_rx),
         );
+        let stage = async move {
+            stage.await;
+            health.normaliser_stopped();
+        };
         Ok(Self {
             syslog_udp: std::mem::take(&mut sources.syslog_udp),
             syslog_tcp: std::mem::take(&mut sources.syslog_tcp),
@@ -376,6 +402,8 @@ impl IngestNode {
             normalizer: tokio::spawn(stage),
             inventory: (inventory_file, feed),
             heartbeats: (heartbeats, heartbeat_task),
+            health_addr,
+            health_server,
         })
     }
 
@@ -403,6 +431,9 @@ impl IngestNode {
         let _ = task.await;
         if tokio::time::timeout(Duration::from_secs(5), beats.send(true)).await.is_err() {
             tracing::warn!(collector = %beats.name, "the last heartbeat was not sent in 5 s");
+        }
+        if let Some(server) = self.health_server {
+            let _ = server.await;
         }
         Ok(())
     }

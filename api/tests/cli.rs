@@ -41,10 +41,30 @@ fn demo_stops_cleanly_on_sigterm_and_verify_judges_the_ledger() {
         assert!(Instant::now() < until, "no source position was committed");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // `custos probe`, as a container health check runs it.
+    let base =
+        api_line.split_whitespace().find(|w| w.starts_with("http://")).expect("url").replace("/api/v1/incidents", "");
+    let probe = |path: &str| Command::new(BIN).args(["probe", &format!("{base}{path}")]).output().expect("probe runs");
+    let until = Instant::now() + Duration::from_secs(60);
+    while !probe("/readyz").status.success() {
+        assert!(Instant::now() < until, "the demo never answered ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ready = probe("/readyz");
+    assert!(String::from_utf8_lossy(&ready.stdout).contains(r#""status":"ready""#), "{ready:?}");
+    let missing = probe("/nowhere");
+    assert_eq!(missing.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&missing.stderr);
+    assert!(said.starts_with(&format!("custos: probe {base}/nowhere: 404 ")), "{said}");
+
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
     assert!(status.success());
     let exit = child.wait().expect("wait");
     assert!(exit.success(), "SIGTERM is a clean stop, got {exit}");
+    let gone = probe("/healthz");
+    assert_eq!(gone.status.code(), Some(1), "nothing answers after the stop");
+    let said = String::from_utf8_lossy(&gone.stderr);
+    assert!(said.starts_with(&format!("custos: probe {base}/healthz: ")), "{said}");
 
     let ledger = data.join("ledger");
     let ok = Command::new(BIN).arg("verify").arg(&ledger).output().expect("verify runs");
@@ -151,6 +171,19 @@ fn demo_stops_cleanly_on_sigterm_and_verify_judges_the_ledger() {
     assert_eq!(bad.status.code(), Some(1));
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.starts_with("FAILED: ledger is corrupt at index "), "{err}");
+}
+
+#[test]
+fn probe_refuses_what_it_cannot_ask() {
+    for (args, said) in [
+        (&["probe", "https://127.0.0.1:8088/readyz"][..], "only http:// URLs are probed"),
+        (&["probe", "http://127.0.0.1:8088/readyz", "--timeout-seconds", "0"], "--timeout-seconds: more than 0"),
+    ] {
+        let out = Command::new(BIN).args(args).output().expect("probe runs");
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(text.contains(said), "{args:?}: {text}");
+    }
 }
 
 #[test]

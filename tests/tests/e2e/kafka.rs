@@ -134,6 +134,7 @@ async fn a_collector_only_process_feeds_the_evidence_process() {
     collector.collector.name = Some("dmz-1".into());
     collector.collector.heartbeat_seconds = 1;
     let any = "127.0.0.1:0".parse().expect("addr");
+    collector.collector.health_listen = Some(any);
     collector.sources.syslog_tcp.push(ingest::source::syslog::SyslogTcpConfig {
         listen: any,
         name: "tcp".into(),
@@ -201,7 +202,27 @@ async fn a_collector_only_process_feeds_the_evidence_process() {
     assert_eq!(running.version, env!("CARGO_PKG_VERSION"));
     assert!(running.started_at <= running.sent_at, "{running:?}");
 
+    // Its health endpoints: ready once the bus has taken a heartbeat.
+    let health = node.health_addr.expect("health_listen is set");
+    let at =
+        |path: &str| custos::health::ProbeUrl { host: health.ip().to_string(), port: health.port(), path: path.into() };
+    let ask = async |path: &str| custos::health::probe(&at(path), std::time::Duration::from_secs(10)).await;
+    assert_eq!(ask("/healthz").await.expect("alive").status, 200);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let ready = ask("/readyz").await.expect("answers");
+        if ready.status == 200 {
+            assert_eq!(ready.body, r#"{"status":"ready"}"#);
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "the collector never became ready: {ready:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let data = ask("/api/v1/events").await.expect("answers");
+    assert_eq!(data.status, 404, "a collector serves no data: {data:?}");
+
     node.shutdown().await.expect("the collector stops");
+    ask("/healthz").await.expect_err("its health endpoints stop with it");
     let last = heard(true).await;
     assert_eq!(last.started_at, running.started_at, "the same run");
     evidence.shutdown().await.expect("the evidence process stops");
