@@ -150,6 +150,9 @@ impl ProbeUrl {
         let (host, port) = match authority.strip_prefix('[') {
             Some(v6) => {
                 let (host, after) = v6.split_once(']').ok_or_else(|| bad("an unclosed [ in the host"))?;
+                if host.parse::<std::net::Ipv6Addr>().is_err() {
+                    return Err(bad("brackets hold an IPv6 address"));
+                }
                 match after {
                     "" => (host, None),
                     p => (host, Some(p.strip_prefix(':').ok_or_else(|| bad("text after the host's ]"))?)),
@@ -161,6 +164,9 @@ impl ProbeUrl {
                 None => (authority, None),
             },
         };
+        if host.contains(['[', ']']) {
+            return Err(bad("brackets hold an IPv6 address"));
+        }
         if host.is_empty() || authority.contains('@') {
             return Err(bad("no host (or user information, which a probe never sends)"));
         }
@@ -287,6 +293,9 @@ mod tests {
             ("http://core:x/", "not 1 to 65535"),
             ("http://[::1/", "unclosed"),
             ("http://[::1]x/", "after the host"),
+            ("http://[[o]:68", "IPv6 address"),
+            ("http://[core]/", "IPv6 address"),
+            ("http://co]re/", "IPv6 address"),
             ("http://::1/", "brackets"),
             ("http://core/a b", "spaces"),
             ("http://core/a\r\nX: y", "control"),
