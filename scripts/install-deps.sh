@@ -2,7 +2,8 @@
 # Installs what the build and the tests need. Idempotent: only what is missing.
 #  - Debian packages: util-linux `logger` (the real syslog sender in the tests),
 #    gcc and make (bundled librdkafka), curl and jq (the README's tours), python3-venv,
-#    prometheus (its server and promtool check the alerting rules and /metrics);
+#    prometheus (its server and promtool check the alerting rules and /metrics),
+#    systemd (`systemd-analyze verify` checks the units of deploy/systemd);
 #  - tansu, an Apache Kafka-compatible broker, from crates.io (about 9 minutes
 #    the first time, then cached in ~/.cargo/bin);
 #  - a Python venv with confluent-kafka, the independent Kafka client of the tests,
@@ -15,6 +16,7 @@ command -v cc >/dev/null 2>&1 || need+=(gcc)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v jq >/dev/null 2>&1 || need+=(jq)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"

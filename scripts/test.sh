@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace, the Kafka ones included: installs what the
 # tests need, starts a tansu broker on a free loopback port, runs the tests
-# against it, stops it; then the README's tours, the monitoring checks and the
-# API contract, each against a demo of its own.
+# against it, stops it; then the README's tours, the systemd units, the
+# monitoring checks and the API contract, each against a demo of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -27,6 +27,8 @@ export CUSTOS_TEST_PYTHON="$venv/bin/python"
 cargo test --workspace --locked --features custos-e2e/kafka "$@"
 # The README's tours, as written, against a running demo.
 scripts/tours.sh
+# The systemd units, as systemd reads them.
+scripts/systemd-units.sh
 # The alerting rules, and a real Prometheus scraping a demo.
 scripts/monitoring.sh
 # The running API against its OpenAPI document.

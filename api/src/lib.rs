@@ -30,6 +30,7 @@ pub mod server;
 pub mod sign_in;
 pub mod sql;
 pub mod state;
+pub mod systemd;
 pub mod views;
 
 pub use config::Config;

@@ -401,8 +401,22 @@ async fn run(config: &std::path::Path, roles: &str) -> anyhow::Result<()> {
     let roles = Roles::parse(roles).map_err(|e| anyhow::anyhow!("--roles: {e}"))?;
     let mut hup =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    // Under systemd (`Type=notify`): the watchdog from now, as a start may
+    // replay a long ledger; READY once serving, STOPPING once draining.
+    let systemd = custos::systemd::Notifier::from_env().map(std::sync::Arc::new);
+    if let Some(n) = &systemd {
+        n.clone().spawn_watchdog();
+    }
+    let notify = |notice| {
+        if let Some(n) = &systemd {
+            n.notify(notice);
+        }
+    };
     if !roles.evidence {
+        let name = cfg.collector.name();
         let mut node = IngestNode::start(cfg).await.context("custos (ingest) failed to start")?;
+        let status = format!("collector {name}: sources open, sending to the bus");
+        notify(custos::systemd::Notice::Ready { status: &status });
         let shutdown = shutdown_signal();
         tokio::pin!(shutdown);
         loop {
@@ -419,10 +433,14 @@ async fn run(config: &std::path::Path, roles: &str) -> anyhow::Result<()> {
                 },
             }
         }
+        notify(custos::systemd::Notice::Stopping { status: "stopping the sources" });
         node.shutdown().await.context("clean shutdown failed")?;
         return Ok(());
     }
     let mut c = Custos::start_with_roles(cfg, roles).await.context("custos failed to start")?;
+    let api = c.http_addr.map_or_else(|| "no API".to_owned(), |a| format!("API on {a}"));
+    let status = format!("serving: ledger of {} records, {api}", c.ledger.size());
+    notify(custos::systemd::Notice::Ready { status: &status });
     // SIGHUP reloads the inventory, then the rules. The evidence stage logs
     // and audits each outcome; what is refused leaves what runs in place.
     let reload = c.reload.clone();
@@ -436,6 +454,7 @@ async fn run(config: &std::path::Path, roles: &str) -> anyhow::Result<()> {
         _ = shutdown_signal() => {}
         _ = c.stopped() => tracing::error!("a pipeline stage stopped"),
     }
+    notify(custos::systemd::Notice::Stopping { status: "draining the pipeline into the ledger" });
     c.shutdown().await.context("clean shutdown failed")?;
     Ok(())
 }

@@ -583,6 +583,47 @@ fn accounts_changed_on_the_command_line_are_audited_and_disabling_ends_access() 
 /// `systemctl reload custos`: a real SIGHUP to `custos run` reloads the
 /// inventory, then the rules, each an audit record by "SIGHUP"; a broken
 /// inventory is refused and the process goes on.
+/// `custos run` as a `Type=notify` unit with `WatchdogSec=` sees it: this
+/// test binds the datagram socket systemd would and names it in NOTIFY_SOCKET.
+#[test]
+fn run_under_systemd_says_ready_pings_the_watchdog_and_says_stopping() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("custos.toml");
+    let data = dir.path().join("data").display().to_string();
+    std::fs::write(&cfg, format!("data_dir = {data:?}\n[http]\nlisten = \"127.0.0.1:0\"\n")).expect("write");
+    let socket = dir.path().join("notify");
+    let systemd = std::os::unix::net::UnixDatagram::bind(&socket).expect("bind");
+    systemd.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    let mut child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .env("NOTIFY_SOCKET", &socket)
+        .env("WATCHDOG_USEC", "200000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("custos run");
+    let mut heard = Vec::new();
+    let mut next = |until: &str| loop {
+        let mut buf = [0u8; 512];
+        let len = systemd.recv(&mut buf).unwrap_or_else(|e| panic!("no {until:?} from custos: {e}; heard {heard:?}"));
+        let notice = String::from_utf8_lossy(&buf[..len]).into_owned();
+        heard.push(notice.clone());
+        if notice.starts_with(until) {
+            return notice;
+        }
+    };
+    let ready = next("READY=1\n");
+    assert!(ready.contains("\nSTATUS=serving: ledger of ") && ready.contains(", API on 127.0.0.1:"), "{ready}");
+    assert!(ready.contains(&format!("\nMAINPID={}\n", child.id())), "{ready}");
+    next("WATCHDOG=1\n");
+    next("WATCHDOG=1\n");
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill").success());
+    let stopping = next("STOPPING=1\n");
+    assert_eq!(stopping, "STOPPING=1\nSTATUS=draining the pipeline into the ledger\n");
+    assert!(child.wait().expect("wait").success(), "a clean stop");
+}
+
 #[test]
 fn sighup_reloads_the_inventory_and_the_rules() {
     let dir = tempfile::tempdir().expect("tempdir");
