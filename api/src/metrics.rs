@@ -149,36 +149,53 @@ impl LedgeredMetrics {
     }
 }
 
+/// A collector's newest heartbeat, and when the core read it.
+#[derive(Debug, Clone)]
+pub struct Heard {
+    pub beat: Heartbeat,
+    /// The core's clock, milliseconds since the epoch: silence is judged on
+    /// it, not on a collector's clock, which may be wrong.
+    pub heard_at: i64,
+}
+
+impl Heard {
+    /// How far the collector's clock is ahead of the core's, less the bus's
+    /// delay (so a collector on time shows a few milliseconds behind).
+    pub fn clock_offset_ms(&self) -> i64 {
+        self.beat.sent_at.saturating_sub(self.heard_at)
+    }
+}
+
 /// The newest heartbeat of each collector the core has heard from.
 #[derive(Debug, Default)]
-pub struct Collectors(Mutex<BTreeMap<String, Heartbeat>>);
+pub struct Collectors(Mutex<BTreeMap<String, Heard>>);
 
 impl Collectors {
-    /// Keeps `beat` unless a newer one of its collector is kept (the topic
-    /// is read again from its start when the core has no offsets). Refused:
-    /// a blank name (its series would be the core's own), and new names
-    /// beyond [`MAX_COLLECTORS`]. Returns whether kept.
-    pub fn record(&self, beat: Heartbeat) -> bool {
+    /// Keeps `beat`, read at `heard_at`, unless a newer one of its collector
+    /// is kept (the topic is read again from its start when the core has no
+    /// offsets). Refused: a blank name (its series would be the core's own),
+    /// and new names beyond [`MAX_COLLECTORS`]. Returns whether kept.
+    pub fn record(&self, beat: Heartbeat, heard_at: i64) -> bool {
         if beat.collector.trim().is_empty() {
             return false;
         }
         let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let known = all.len();
         match all.get_mut(&beat.collector) {
-            Some(kept) if kept.sent_at > beat.sent_at => true,
+            Some(kept) if kept.beat.sent_at > beat.sent_at => true,
             Some(kept) => {
-                *kept = beat.bounded();
+                *kept = Heard { beat: beat.bounded(), heard_at };
                 true
             }
             None if known >= MAX_COLLECTORS => false,
             None => {
-                all.insert(beat.collector.clone(), beat.bounded());
+                all.insert(beat.collector.clone(), Heard { beat: beat.bounded(), heard_at });
                 true
             }
         }
     }
 
-    pub fn list(&self) -> Vec<Heartbeat> {
+    pub fn list(&self) -> Vec<Heard> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
     }
 }
@@ -243,7 +260,7 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 #[allow(clippy::too_many_arguments)]
 pub fn render(
     ingest: &IngestMetrics,
-    collectors: &[Heartbeat],
+    collectors: &[Heard],
     udp_dropped: &AtomicU64,
     alerts: &AtomicU64,
     alarm_failures: &AtomicU64,
@@ -253,11 +270,11 @@ pub fn render(
 ) -> String {
     let mut out = String::with_capacity(4096);
     let (own_sources, own_parsers) = ingest.counts();
-    let by = |c: &Heartbeat| format!("collector=\"{}\",", escape(&c.collector));
+    let by = |c: &Heard| format!("collector=\"{}\",", escape(&c.beat.collector));
     let sources: Vec<(String, &SourceCounts)> = own_sources
         .iter()
         .map(|s| (String::new(), s))
-        .chain(collectors.iter().flat_map(|c| c.sources.iter().map(move |s| (by(c), s))))
+        .chain(collectors.iter().flat_map(|c| c.beat.sources.iter().map(move |s| (by(c), s))))
         .collect();
     let source_family =
         |out: &mut String, name: &str, kind: &str, help: &str, value: &dyn Fn(&SourceCounts) -> String| {
@@ -291,7 +308,7 @@ pub fn render(
     let parsers = own_parsers
         .iter()
         .map(|p| (String::new(), p))
-        .chain(collectors.iter().flat_map(|c| c.parsers.iter().map(move |p| (by(c), p))));
+        .chain(collectors.iter().flat_map(|c| c.beat.parsers.iter().map(move |p| (by(c), p))));
     for (by, p) in parsers {
         let (source, parser) = (escape(&p.source), escape(&p.parser));
         let _ = writeln!(out, "custos_parser_events_total{{{by}source=\"{source}\",parser=\"{parser}\"}} {}", p.events);
@@ -304,7 +321,8 @@ pub fn render(
     );
     let _ = writeln!(out, "custos_syslog_udp_dropped_total {}", udp_dropped.load(Ordering::Relaxed));
     for c in collectors {
-        let _ = writeln!(out, "custos_syslog_udp_dropped_total{{{}}} {}", by(c).trim_end_matches(','), c.udp_dropped);
+        let _ =
+            writeln!(out, "custos_syslog_udp_dropped_total{{{}}} {}", by(c).trim_end_matches(','), c.beat.udp_dropped);
     }
     render_collectors(&mut out, collectors);
     family(&mut out, "custos_alerts_total", "counter", "Alerts raised by correlation.");
@@ -335,35 +353,47 @@ pub fn render(
 /// Each collector's last heartbeat (its own clock), whether it said it
 /// stopped, and when it started with which version: a collector that falls
 /// silent without saying so has died, or lost the bus.
-fn render_collectors(out: &mut String, collectors: &[Heartbeat]) {
-    type Part<'a> = &'a dyn Fn(&Heartbeat) -> String;
+fn render_collectors(out: &mut String, collectors: &[Heard]) {
+    type Part<'a> = &'a dyn Fn(&Heard) -> String;
     let seconds = |ms: i64| format!("{:.3}", ms as f64 / 1000.0);
     let no_labels: Part = &|_| String::new();
     // Name, help, labels after `collector`, value.
-    let gauges: [(&str, &str, Part, Part); 3] = [
+    let gauges: [(&str, &str, Part, Part); 5] = [
         (
             "custos_collector_heartbeat_timestamp_seconds",
             "When a collector sent its newest heartbeat (its clock).",
             no_labels,
-            &|c| seconds(c.sent_at),
+            &|c| seconds(c.beat.sent_at),
+        ),
+        (
+            "custos_collector_heard_timestamp_seconds",
+            "When the core read a collector's newest heartbeat (the core's clock).",
+            no_labels,
+            &|c| seconds(c.heard_at),
+        ),
+        (
+            "custos_collector_clock_offset_seconds",
+            "A collector's clock ahead of the core's, less the bus's delay (its newest heartbeat's sending time minus when the core read it).",
+            no_labels,
+            &|c| seconds(c.clock_offset_ms()),
         ),
         (
             "custos_collector_stopped",
             "1 when a collector's newest heartbeat said it stopped cleanly.",
             no_labels,
-            &|c| u8::from(c.stopped).to_string(),
+            &|c| u8::from(c.beat.stopped).to_string(),
         ),
         (
             "custos_collector_start_timestamp_seconds",
             "When a collector started, with the version it runs.",
-            &|c| format!(",version=\"{}\"", escape(&c.version)),
-            &|c| seconds(c.started_at),
+            &|c| format!(",version=\"{}\"", escape(&c.beat.version)),
+            &|c| seconds(c.beat.started_at),
         ),
     ];
     for (name, help, labels, value) in gauges {
         family(out, name, "gauge", help);
         for c in collectors {
-            let _ = writeln!(out, "{name}{{collector=\"{}\"{}}} {}", escape(&c.collector), labels(c), value(c));
+            let _ = writeln!(out, "{name}{{collector=\"{}\"{}}} {}", escape(&c.beat.collector), labels(c), value(c));
         }
     }
 }
@@ -512,8 +542,9 @@ mod tests {
             udp_dropped: 4,
         };
         let collectors = Collectors::default();
-        assert!(collectors.record(beat(60_000, true)));
-        assert!(collectors.record(beat(45_000, false)), "kept, as the newer one stays");
+        // Read by the core 2.5 s after it was sent: the collector's clock is behind.
+        assert!(collectors.record(beat(60_000, true), 62_500));
+        assert!(collectors.record(beat(45_000, false), 63_000), "kept, as the newer one stays");
         let text = render(
             &IngestMetrics::default(),
             &collectors.list(),
@@ -531,6 +562,8 @@ mod tests {
             "custos_parser_events_total{collector=\"dmz-\\\"1\\\"\",source=\"fw\",parser=\"syslog/text\"} 1\n",
             "custos_syslog_udp_dropped_total 0\ncustos_syslog_udp_dropped_total{collector=\"dmz-\\\"1\\\"\"} 4\n",
             "custos_collector_heartbeat_timestamp_seconds{collector=\"dmz-\\\"1\\\"\"} 60.000\n",
+            "custos_collector_heard_timestamp_seconds{collector=\"dmz-\\\"1\\\"\"} 62.500\n",
+            "custos_collector_clock_offset_seconds{collector=\"dmz-\\\"1\\\"\"} -2.500\n",
             "custos_collector_stopped{collector=\"dmz-\\\"1\\\"\"} 1\n",
             "custos_collector_start_timestamp_seconds{collector=\"dmz-\\\"1\\\"\",version=\"0.1.0\"} 1.000\n",
         ] {
@@ -542,7 +575,7 @@ mod tests {
         let mut twice = beat(80_000, false);
         twice.sources.push(twice.sources[0].clone());
         twice.parsers.push(twice.parsers[0].clone());
-        assert!(collectors.record(twice));
+        assert!(collectors.record(twice, 70_000));
         let text = render(
             &m,
             &collectors.list(),
@@ -560,14 +593,14 @@ mod tests {
             .collect();
         let unique: std::collections::HashSet<&&str> = samples.iter().collect();
         assert_eq!(unique.len(), samples.len(), "{text}");
-        assert!(!collectors.record(Heartbeat { collector: " ".into(), ..beat(1, false) }), "a blank name");
+        assert!(!collectors.record(Heartbeat { collector: " ".into(), ..beat(1, false) }, 1), "a blank name");
 
         // A flood of names is bounded.
         for n in 1..MAX_COLLECTORS {
-            assert!(collectors.record(Heartbeat { collector: format!("c{n}"), ..beat(1, false) }));
+            assert!(collectors.record(Heartbeat { collector: format!("c{n}"), ..beat(1, false) }, 1));
         }
-        assert!(!collectors.record(Heartbeat { collector: "one-too-many".into(), ..beat(1, false) }));
-        assert!(collectors.record(beat(70_000, false)), "a known collector is still heard");
+        assert!(!collectors.record(Heartbeat { collector: "one-too-many".into(), ..beat(1, false) }, 1));
+        assert!(collectors.record(beat(90_000, false), 90_000), "a known collector is still heard");
         assert_eq!(collectors.list().len(), MAX_COLLECTORS);
     }
 

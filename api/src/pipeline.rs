@@ -171,7 +171,7 @@ async fn hear_collectors(mut beats: Subscriber<Heartbeat>, stats: Arc<PipelineSt
         let (items, commit) = delivery.into_parts();
         for beat in items {
             let name = beat.collector.clone();
-            if !stats.collectors.record(beat) {
+            if !stats.collectors.record(beat, now_millis()) {
                 tracing::warn!(collector = %name, max = ingest::heartbeat::MAX_COLLECTORS, "heartbeat ignored: a blank name, or too many collectors");
             }
         }

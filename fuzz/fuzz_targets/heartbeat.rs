@@ -61,7 +61,7 @@ fn well_formed(line: &str) -> bool {
 fuzz_target!(|data: &[u8]| {
     let Ok(beat) = serde_json::from_slice::<Heartbeat>(data) else { return };
     let collectors = Collectors::default();
-    collectors.record(beat);
+    collectors.record(beat, 0);
     let zero = AtomicU64::new(0);
     let text = render(&IngestMetrics::default(), &collectors.list(), &zero, &zero, &zero, &zero, 0, None);
     let mut series = std::collections::HashSet::new();

@@ -189,16 +189,19 @@ async fn a_collector_only_process_feeds_the_evidence_process() {
         let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             let beats = evidence.stats.collectors.list();
-            let beat = beats.iter().find(|b| b.collector == "dmz-1" && b.stopped == stopped);
-            let lines = beat.and_then(|b| b.sources.iter().find(|s| s.source == "tcp")).map(|s| s.lines);
+            let heard = beats.iter().find(|h| h.beat.collector == "dmz-1" && h.beat.stopped == stopped);
+            let lines = heard.and_then(|h| h.beat.sources.iter().find(|s| s.source == "tcp")).map(|s| s.lines);
             if lines == Some(2) {
-                return beat.cloned().expect("heartbeat");
+                return heard.cloned().expect("heartbeat");
             }
             assert!(std::time::Instant::now() < until, "no heartbeat from dmz-1 with 2 lines read: {beats:?}");
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     };
     let running = heard(false).await;
+    // Both processes read this host's clock: the offset is the bus's delay.
+    assert!((-60_000..=0).contains(&running.clock_offset_ms()), "{running:?}");
+    let running = running.beat;
     assert_eq!(running.version, env!("CARGO_PKG_VERSION"));
     assert!(running.started_at <= running.sent_at, "{running:?}");
 
@@ -223,7 +226,7 @@ async fn a_collector_only_process_feeds_the_evidence_process() {
 
     node.shutdown().await.expect("the collector stops");
     ask("/healthz").await.expect_err("its health endpoints stop with it");
-    let last = heard(true).await;
+    let last = heard(true).await.beat;
     assert_eq!(last.started_at, running.started_at, "the same run");
     evidence.shutdown().await.expect("the evidence process stops");
 }
