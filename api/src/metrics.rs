@@ -545,16 +545,12 @@ mod tests {
         // Read by the core 2.5 s after it was sent: the collector's clock is behind.
         assert!(collectors.record(beat(60_000, true), 62_500));
         assert!(collectors.record(beat(45_000, false), 63_000), "kept, as the newer one stays");
-        let text = render(
-            &IngestMetrics::default(),
-            &collectors.list(),
-            &AtomicU64::new(0),
-            &AtomicU64::new(0),
-            &AtomicU64::new(0),
-            &AtomicU64::new(0),
-            0,
-            None,
-        );
+        // The process's own counters beside its collectors', the rest zero.
+        let render_with = |own: &IngestMetrics| {
+            let zero = AtomicU64::new(0);
+            render(own, &collectors.list(), &zero, &zero, &zero, &zero, 0, None)
+        };
+        let text = render_with(&IngestMetrics::default());
         for line in [
             "custos_source_lines_total{collector=\"dmz-\\\"1\\\"\",source=\"fw\",format=\"syslog\"} 2\n",
             "custos_dead_letters_total{collector=\"dmz-\\\"1\\\"\",source=\"fw\",format=\"syslog\"} 1\n",
@@ -576,16 +572,7 @@ mod tests {
         twice.sources.push(twice.sources[0].clone());
         twice.parsers.push(twice.parsers[0].clone());
         assert!(collectors.record(twice, 70_000));
-        let text = render(
-            &m,
-            &collectors.list(),
-            &AtomicU64::new(0),
-            &AtomicU64::new(0),
-            &AtomicU64::new(0),
-            &AtomicU64::new(0),
-            0,
-            None,
-        );
+        let text = render_with(&m);
         let samples: Vec<&str> = text
             .lines()
             .filter(|l| !l.starts_with('#'))
