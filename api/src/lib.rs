@@ -10,6 +10,7 @@ pub mod archive;
 pub mod audit;
 pub mod auth;
 pub mod bench;
+pub mod clocks;
 pub mod config;
 mod deadletter;
 pub mod demo;

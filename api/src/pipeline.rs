@@ -619,6 +619,7 @@ impl Custos {
                 outbox: outbox.clone(),
                 data_dir: data_dir.clone(),
                 room: crate::room::RoomWatch::new(cfg.ledger.low_room_bytes),
+                clocks: crate::clocks::ClockWatch::default(),
                 account_changes: crate::account_changes::Follower::new(crate::account_changes::AccountChanges::in_dir(
                     &data_dir,
                 )),
@@ -836,6 +837,8 @@ struct EvidenceSinks {
     /// The data directory, whose free room is watched once a minute.
     data_dir: PathBuf,
     room: crate::room::RoomWatch,
+    /// Collectors' clocks, judged on their heartbeats once a minute.
+    clocks: crate::clocks::ClockWatch,
     /// Account changes made with `custos user`, to be ledgered.
     account_changes: crate::account_changes::Follower,
     inventory: LoadedInventory,
@@ -851,8 +854,8 @@ struct LoadedInventory {
     feed: watch::Sender<Arc<Inventory>>,
 }
 
-/// How often the data directory's free room is checked.
-const ROOM_CHECK: Duration = Duration::from_secs(60);
+/// How often the data directory's free room and collectors' clocks are checked.
+const MINUTELY: Duration = Duration::from_secs(60);
 /// How often the log of account changes is looked at.
 const ACCOUNT_CHANGES_CHECK: Duration = Duration::from_secs(2);
 
@@ -885,6 +888,11 @@ async fn room_check(sinks: &mut EvidenceSinks) -> Result<(), Error> {
     }
 }
 
+async fn clock_check(sinks: &mut EvidenceSinks) -> Result<(), Error> {
+    let alerts = sinks.clocks.check(&sinks.stats.collectors.list(), now_millis());
+    record_alerts(alerts, sinks).await
+}
+
 /// What the evidence stage, as the engine's owner, is asked between batches.
 struct EngineAsks {
     reloads: tokio::sync::mpsc::Receiver<ReloadRequest>,
@@ -905,8 +913,8 @@ async fn evidence_stage(
     }
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut room = tokio::time::interval(ROOM_CHECK);
-    room.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut minutely = tokio::time::interval(MINUTELY);
+    minutely.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut account_changes = tokio::time::interval(ACCOUNT_CHANGES_CHECK);
     account_changes.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -935,7 +943,10 @@ async fn evidence_stage(
                 let _ = ask.reply.send(answer);
                 Ok(())
             }
-            _ = room.tick() => room_check(&mut sinks).await,
+            _ = minutely.tick() => match room_check(&mut sinks).await {
+                Ok(()) => clock_check(&mut sinks).await,
+                failed => failed,
+            },
             _ = account_changes.tick() => ledger_account_changes(&mut sinks).await,
             _ = stopped(&mut stop) => break,
         };

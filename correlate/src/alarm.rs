@@ -31,6 +31,7 @@ fn default_not_for_control_room() -> Vec<String> {
         "custos-expired-api-token-used",
         "custos-unknown-tokens-from-one-address",
         "custos-ended-token-used",
+        "custos-collector-clock-off",
     ]
     .map(str::to_owned)
     .into()
