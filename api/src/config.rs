@@ -1,5 +1,7 @@
 //! `custos.toml`: one file, every section `deny_unknown_fields`, every option
 //! with a default. `deploy/config/custos.example.toml` documents each key.
+//! Environment variables `CUSTOS__SECTION__KEY` override it (see
+//! [`ENV_PREFIX`]), as containers and secret stores pass settings.
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
@@ -75,9 +77,13 @@ pub struct Config {
     #[serde(default)]
     pub state: crate::state::StateConfig,
     /// The file this was read from and its SHA-256, ledgered as in force
-    /// (see [`crate::in_force`]); `None` when made in code (the demo).
+    /// (see [`crate::in_force`]); `None` when made in code (the demo). With
+    /// environment overrides the SHA-256 covers them too (see [`digest`]).
     #[serde(skip)]
     pub file: Option<(PathBuf, String)>,
+    /// The names of the environment variables that overrode the file, sorted.
+    #[serde(skip)]
+    pub environment: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -354,16 +360,131 @@ pub enum ConfigError {
     Invalid { path: PathBuf, message: String },
 }
 
+/// Environment variables named `CUSTOS__` then a key's path in upper case,
+/// each step after `__`, override the file: `CUSTOS__HTTP__LISTEN`,
+/// `CUSTOS__BUS__KAFKA__BROKERS`, `CUSTOS__SOURCES__SYSLOG_UDP__0__LISTEN`
+/// (a number picks an entry of a list the file has). A value is read as a
+/// TOML value when it is one (`30`, `true`, `["a", "b"]`, `"0042"`), else
+/// as a string (`0.0.0.0:8088`, `kafka`).
+pub const ENV_PREFIX: &str = "CUSTOS__";
+
+/// What the ledger states of a configuration: the SHA-256 of the file's
+/// bytes, then, for each override sorted by name, a newline and
+/// `NAME=value`. Without overrides it is the file's `sha256sum`.
+pub fn digest(text: &str, overrides: &[(String, String)]) -> String {
+    let mut all = text.to_owned();
+    for (name, value) in overrides {
+        all.push('\n');
+        all.push_str(name);
+        all.push('=');
+        all.push_str(value);
+    }
+    crate::in_force::sha256(all.as_bytes())
+}
+
+/// The `CUSTOS__` variables among `vars`, sorted by name; a name or value
+/// that is not UTF-8 is refused, naming it.
+fn overrides_in(
+    vars: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Result<Vec<(String, String)>, String> {
+    let mut found = Vec::new();
+    for (name, value) in vars {
+        if !name.as_encoded_bytes().starts_with(ENV_PREFIX.as_bytes()) {
+            continue;
+        }
+        let name = name.into_string().map_err(|n| format!("environment {}: the name is not UTF-8", n.display()))?;
+        let value = value.into_string().map_err(|_| format!("environment {name}: the value is not UTF-8"))?;
+        found.push((name, value));
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Sets the key `name` names in `table` to `value`.
+fn apply_override(table: &mut toml::Table, name: &str, value: &str) -> Result<(), String> {
+    let steps: Vec<String> =
+        name.strip_prefix(ENV_PREFIX).unwrap_or(name).split("__").map(str::to_ascii_lowercase).collect();
+    if steps.iter().any(String::is_empty) {
+        return Err(format!("environment {name}: an empty step in the key's path"));
+    }
+    let (last, path) = steps.split_last().ok_or_else(|| format!("environment {name}: no key"))?;
+    let mut at = table;
+    let mut walked = String::new();
+    let mut steps = path.iter().peekable();
+    while let Some(step) = steps.next() {
+        walked = if walked.is_empty() { step.clone() } else { format!("{walked}.{step}") };
+        let node = at.entry(step.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        at = match node {
+            toml::Value::Table(t) => t,
+            toml::Value::Array(entries) => {
+                let len = entries.len();
+                let index =
+                    steps.next().and_then(|i| i.parse::<usize>().ok()).filter(|i| *i < len).ok_or_else(|| {
+                        format!("environment {name}: {walked} is a list of {len}: name an entry by its number from 0")
+                    })?;
+                walked = format!("{walked}.{index}");
+                match &mut entries[index] {
+                    toml::Value::Table(t) => t,
+                    _ => return Err(format!("environment {name}: {walked} is not a table")),
+                }
+            }
+            _ => return Err(format!("environment {name}: {walked} is a value, not a table")),
+        };
+    }
+    at.insert(last.clone(), env_value(value));
+    Ok(())
+}
+
+/// A TOML value when `text` is exactly one, else the text as a string.
+fn env_value(text: &str) -> toml::Value {
+    match toml::from_str::<toml::Table>(&format!("v = {text}")) {
+        Ok(mut t) if t.len() == 1 => t.remove("v").unwrap_or_else(|| toml::Value::String(text.to_owned())),
+        _ => toml::Value::String(text.to_owned()),
+    }
+}
+
 impl Config {
     pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
         toml::from_str(text).map_err(|e| ConfigError::Invalid { path: path.to_path_buf(), message: e.to_string() })
     }
 
+    /// The file's configuration with `overrides` (from [`ENV_PREFIX`]
+    /// variables) applied. The file is checked alone first, so its errors
+    /// name its lines; an override's error names the variable.
+    pub fn from_toml_with(text: &str, path: &Path, overrides: &[(String, String)]) -> Result<Self, ConfigError> {
+        let alone = Self::from_toml(text, path)?;
+        if overrides.is_empty() {
+            return Ok(alone);
+        }
+        let invalid = |message: String| ConfigError::Invalid { path: path.to_path_buf(), message };
+        let table: toml::Table = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let with = |overrides: &[(String, String)]| -> Result<Self, String> {
+            let mut t = table.clone();
+            for (name, value) in overrides {
+                apply_override(&mut t, name, value)?;
+            }
+            toml::Value::Table(t).try_into::<Self>().map_err(|e| e.to_string())
+        };
+        with(overrides).map_err(|e| {
+            // Name the first variable that fails on its own (else all of them).
+            let culprit = overrides.iter().find_map(|o| with(std::slice::from_ref(o)).err().map(|e| (&o.0, e)));
+            invalid(match culprit {
+                Some((_, e)) if e.starts_with("environment ") => e,
+                Some((name, e)) => format!("environment {name}: {}", e.trim_end()),
+                None => format!("environment overrides together: {}", e.trim_end()),
+            })
+        })
+    }
+
+    /// Reads `path`, with the environment's overrides.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.to_path_buf(), source: e })?;
-        let file = (path.to_path_buf(), crate::in_force::sha256(text.as_bytes()));
-        Ok(Self { file: Some(file), ..Self::from_toml(&text, path)? })
+        let overrides = overrides_in(std::env::vars_os())
+            .map_err(|message| ConfigError::Invalid { path: path.to_path_buf(), message })?;
+        let file = (path.to_path_buf(), digest(&text, &overrides));
+        let environment = overrides.iter().map(|(name, _)| name.clone()).collect();
+        Ok(Self { file: Some(file), environment, ..Self::from_toml_with(&text, path, &overrides)? })
     }
 
     /// A configuration with every default and no sources.
@@ -383,6 +504,7 @@ impl Config {
             collector: CollectorConfig::default(),
             state: crate::state::StateConfig::default(),
             file: None,
+            environment: Vec::new(),
         }
     }
 }
@@ -469,5 +591,86 @@ mod tests {
         let c = Config::from_toml("data_dir = \"d\"\n[collector]\nname = \"dmz-1\"\n", p).expect("valid");
         assert_eq!((c.collector.name().as_str(), c.collector.heartbeat_seconds), ("dmz-1", 15));
         assert!(!Config::with_data_dir("d".into()).collector.name().is_empty(), "the host's name");
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect()
+    }
+
+    const FILE: &str = "data_dir = \"d\"\n[[sources.syslog_udp]]\nlisten = \"0.0.0.0:514\"\n";
+
+    #[test]
+    fn the_environment_overrides_the_file() {
+        let p = Path::new("custos.toml");
+        let overrides = vars(&[
+            ("CUSTOS__BUS__KAFKA__BROKERS", "kafka:9092"),
+            ("CUSTOS__BUS__KAFKA__PROPERTIES__SASL.PASSWORD", "s3cret"),
+            ("CUSTOS__BUS__KIND", "kafka"),
+            ("CUSTOS__COLLECTOR__HEARTBEAT_SECONDS", "30"),
+            ("CUSTOS__COLLECTOR__NAME", "\"0042\""),
+            ("CUSTOS__HTTP__LISTEN", "0.0.0.0:9000"),
+            ("CUSTOS__SOURCES__SYSLOG_UDP__0__LISTEN", "127.0.0.1:5514"),
+            ("CUSTOS__STATE__SNAPSHOT_EVERY_RECORDS", "0"),
+        ]);
+        let c = Config::from_toml_with(FILE, p, &overrides).expect("valid");
+        assert_eq!(c.http.listen, "0.0.0.0:9000".parse().expect("addr"));
+        assert!(matches!(c.bus.kind, BusKind::Kafka));
+        let kafka = c.bus.kafka.expect("kafka");
+        assert_eq!(kafka.brokers, "kafka:9092");
+        assert_eq!(kafka.properties.get("sasl.password").map(String::as_str), Some("s3cret"));
+        assert_eq!((c.collector.heartbeat_seconds, c.collector.name().as_str()), (30, "0042"));
+        assert_eq!(c.sources.syslog_udp[0].listen, "127.0.0.1:5514".parse().expect("addr"));
+        // The file alone is as it says.
+        let alone = Config::from_toml_with(FILE, p, &[]).expect("valid");
+        assert_eq!(alone.sources.syslog_udp[0].listen, "0.0.0.0:514".parse().expect("addr"));
+    }
+
+    #[test]
+    fn a_bad_override_is_named() {
+        let p = Path::new("custos.toml");
+        for (name, value, said) in [
+            ("CUSTOS__HTTP__LISEN", "1", "environment CUSTOS__HTTP__LISEN: unknown field `lisen`"),
+            ("CUSTOS__COLLECTOR__HEARTBEAT_SECONDS", "0", "heartbeat_seconds: 1 to 3600 seconds, not 0"),
+            ("CUSTOS__HTTP__LISTEN", "nowhere", "environment CUSTOS__HTTP__LISTEN: invalid"),
+            ("CUSTOS__SOURCES__SYSLOG_UDP__1__LISTEN", "x", "sources.syslog_udp is a list of 1"),
+            ("CUSTOS__SOURCES__SYSLOG_UDP__LISTEN", "x", "sources.syslog_udp is a list of 1"),
+            ("CUSTOS__DATA_DIR__X", "x", "environment CUSTOS__DATA_DIR__X: data_dir is a value, not a table"),
+            ("CUSTOS__HTTP____LISTEN", "x", "an empty step"),
+        ] {
+            let overrides = vars(&[("CUSTOS__BUS__KIND", "embedded"), (name, value)]);
+            let e = Config::from_toml_with(FILE, p, &overrides).expect_err(name).to_string();
+            assert!(e.starts_with("custos.toml: environment ") && e.contains(said), "{name}: {e}");
+            assert!(e.contains(name), "names the variable: {e}");
+        }
+        // The file's own errors come first, naming its key.
+        let e = Config::from_toml_with("data_dir = 1\n", p, &vars(&[("CUSTOS__DATA_DIR", "\"d\"")])).expect_err("file");
+        assert!(e.to_string().contains("data_dir") && !e.to_string().contains("environment"), "{e}");
+    }
+
+    #[test]
+    fn overrides_are_read_from_custos_variables_only_and_stated_in_the_digest() {
+        use std::ffi::OsString;
+        let os = |n: &str, v: &str| (OsString::from(n), OsString::from(v));
+        let found = overrides_in([
+            os("PATH", "/bin"),
+            os("CUSTOS_TEST_KAFKA_BROKERS", "k"),
+            os("CUSTOS__HTTP__LISTEN", "0.0.0.0:1"),
+            os("CUSTOS__BUS__KIND", "kafka"),
+        ])
+        .expect("utf-8");
+        assert_eq!(found, vars(&[("CUSTOS__BUS__KIND", "kafka"), ("CUSTOS__HTTP__LISTEN", "0.0.0.0:1")]));
+        let bad = std::os::unix::ffi::OsStringExt::from_vec(vec![0xff]);
+        let e = overrides_in([(OsString::from("CUSTOS__HTTP__LISTEN"), bad)]).expect_err("not utf-8");
+        assert_eq!(e, "environment CUSTOS__HTTP__LISTEN: the value is not UTF-8");
+
+        assert_eq!(digest(FILE, &[]), crate::in_force::sha256(FILE.as_bytes()), "the file's sha256sum");
+        let with = digest(FILE, &found);
+        assert_eq!(
+            with,
+            crate::in_force::sha256(
+                format!("{FILE}\nCUSTOS__BUS__KIND=kafka\nCUSTOS__HTTP__LISTEN=0.0.0.0:1").as_bytes()
+            )
+        );
+        assert_ne!(with, digest(FILE, &found[..1]));
     }
 }

@@ -8,7 +8,8 @@
 //!
 //! The configuration file is recorded by hash only: it may hold secrets (a
 //! Kafka password, a webhook's token). Its hash matches `sha256sum` of the
-//! approved copy.
+//! approved copy; with `CUSTOS__` environment overrides it covers them too
+//! (see [`crate::config::digest`]), and the change names the variables.
 //!
 //! `<data-dir>/in-force.json` keeps the hashes between starts to notice a
 //! change, and the ledger index of every record that put something in force
@@ -46,6 +47,8 @@ pub struct InForce {
     pub rules: Vec<(String, String)>,
     /// The configuration file's path and SHA-256 (not its text).
     pub config: Option<(PathBuf, String)>,
+    /// The environment variables that overrode it (names only: values may be secrets).
+    pub config_environment: Vec<String>,
 }
 
 /// The SHA-256 of each, as a `service.start` record states them and
@@ -140,15 +143,15 @@ impl InForce {
             changes.push(Change { action: "rules.change", reason, details: diff });
         }
         if now.config != was.config {
-            changes.push(Change {
-                action: "config.change",
-                reason,
-                details: json!({
-                    "path": self.config.as_ref().map(|(path, _)| path.display().to_string()),
-                    "sha256": now.config,
-                    "was_sha256": was.config,
-                }),
+            let mut details = json!({
+                "path": self.config.as_ref().map(|(path, _)| path.display().to_string()),
+                "sha256": now.config,
+                "was_sha256": was.config,
             });
+            if !self.config_environment.is_empty() {
+                details["environment"] = json!(self.config_environment);
+            }
+            changes.push(Change { action: "config.change", reason, details });
         }
         changes
     }
@@ -528,6 +531,7 @@ mod tests {
             inventory: Some(Text { path: "/etc/custos/inventory.toml".into(), text: inventory.into() }),
             rules: rules.iter().map(|(p, t)| ((*p).to_owned(), (*t).to_owned())).collect(),
             config: config.map(|c| (PathBuf::from("/etc/custos/custos.toml"), sha256(c.as_bytes()))),
+            config_environment: Vec::new(),
         }
     }
 
@@ -579,6 +583,22 @@ mod tests {
         // An inventory appears: recorded; a configuration file is used: recorded.
         let later = in_force("[[zones]]", &[("builtin/x.yml", "x")], Some("k = 1"));
         assert_eq!(actions(&later.changes(Some(&recorded))), ["inventory.change", "config.change"]);
+        assert!(later.changes(Some(&recorded))[1].details.get("environment").is_none(), "no overrides");
+
+        // The same file with an environment override is another configuration,
+        // and the change names the variable (not its value: it may be a secret).
+        let recorded = later.digests();
+        let overrides = [("CUSTOS__BUS__KAFKA__PROPERTIES__SASL_PASSWORD".to_owned(), "s3cret".to_owned())];
+        let overridden = InForce {
+            config: Some(("/etc/custos/custos.toml".into(), crate::config::digest("k = 1", &overrides))),
+            config_environment: vec![overrides[0].0.clone()],
+            ..later.clone()
+        };
+        let changes = overridden.changes(Some(&recorded));
+        assert_eq!(actions(&changes), ["config.change"]);
+        assert_eq!(changes[0].details["environment"], json!(["CUSTOS__BUS__KAFKA__PROPERTIES__SASL_PASSWORD"]));
+        assert_eq!(changes[0].details["was_sha256"], sha256(b"k = 1"));
+        assert!(!changes[0].details.to_string().contains("s3cret"), "{}", changes[0].details);
     }
 
     #[test]

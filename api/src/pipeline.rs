@@ -494,6 +494,7 @@ impl Custos {
             inventory: inventory_text,
             rules: engine.rules().files.clone(),
             config: cfg.file.clone(),
+            config_environment: cfg.environment.clone(),
         };
         let digests = in_force.digests();
         let mut audits = vec![system_audit(

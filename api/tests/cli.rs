@@ -585,12 +585,14 @@ fn accounts_changed_on_the_command_line_are_audited_and_disabling_ends_access() 
 /// inventory is refused and the process goes on.
 /// `custos run` as a `Type=notify` unit with `WatchdogSec=` sees it: this
 /// test binds the datagram socket systemd would and names it in NOTIFY_SOCKET.
+/// Its API address comes from the environment, over the file's.
 #[test]
-fn run_under_systemd_says_ready_pings_the_watchdog_and_says_stopping() {
+fn run_under_systemd_notifies_and_takes_environment_overrides() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("custos.toml");
-    let data = dir.path().join("data").display().to_string();
-    std::fs::write(&cfg, format!("data_dir = {data:?}\n[http]\nlisten = \"127.0.0.1:0\"\n")).expect("write");
+    let data = dir.path().join("data");
+    let file = format!("data_dir = {:?}\n[http]\nlisten = \"192.0.2.1:1\"\n", data.display().to_string());
+    std::fs::write(&cfg, file).expect("write");
     let socket = dir.path().join("notify");
     let systemd = std::os::unix::net::UnixDatagram::bind(&socket).expect("bind");
     systemd.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
@@ -599,6 +601,7 @@ fn run_under_systemd_says_ready_pings_the_watchdog_and_says_stopping() {
         .arg(&cfg)
         .env("NOTIFY_SOCKET", &socket)
         .env("WATCHDOG_USEC", "200000")
+        .env("CUSTOS__HTTP__LISTEN", "127.0.0.1:0")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -622,6 +625,27 @@ fn run_under_systemd_says_ready_pings_the_watchdog_and_says_stopping() {
     let stopping = next("STOPPING=1\n");
     assert_eq!(stopping, "STOPPING=1\nSTATUS=draining the pipeline into the ledger\n");
     assert!(child.wait().expect("wait").success(), "a clean stop");
+    // The configuration in force names the variable that overrode the file.
+    let mut stated = Vec::new();
+    ledger::for_each_record(&data.join("ledger"), |_, r| {
+        let r = ledger::record::decode(r).expect("record");
+        if r.data["action"] == "config.change" {
+            stated.push(r.data["details"]["environment"].clone());
+        }
+    })
+    .expect("scan");
+    assert_eq!(stated, [serde_json::json!(["CUSTOS__HTTP__LISTEN"])]);
+
+    // A bad override fails the start, naming the variable.
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .env("CUSTOS__HTTP__LISEN", "127.0.0.1:0")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("environment CUSTOS__HTTP__LISEN: unknown field `lisen`"), "{err}");
 }
 
 #[test]
