@@ -673,4 +673,20 @@ mod tests {
         );
         assert_ne!(with, digest(FILE, &found[..1]));
     }
+
+    proptest::proptest! {
+        /// Whatever an operator's environment holds, reading it overrides or
+        /// refuses, naming the variable; it never panics.
+        #[test]
+        fn any_override_is_taken_or_refused_by_name(
+            steps in proptest::collection::vec("(HTTP|LISTEN|SOURCES|SYSLOG_UDP|0|1|BUS|KAFKA|[A-Z_.]{0,6})", 0..5),
+            value in "[ -~]{0,20}",
+        ) {
+            let name = format!("{ENV_PREFIX}{}", steps.join("__"));
+            let overrides = vars(&[(&name, &value)]);
+            if let Err(e) = Config::from_toml_with(FILE, Path::new("c.toml"), &overrides) {
+                proptest::prop_assert!(e.to_string().starts_with(&format!("c.toml: environment {name}: ")), "{}", e);
+            }
+        }
+    }
 }
