@@ -4,7 +4,8 @@
 # unknown key, a bad value, which systemd would ignore) fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin="$(pwd)/${CUSTOS_BIN:-target/debug/custos}"
+bin="${CUSTOS_BIN:-target/debug/custos}"
+case "$bin" in /*) ;; *) bin="$(pwd)/$bin" ;; esac
 [ -x "$bin" ] || cargo build --locked -p custos
 if ! command -v systemd-analyze >/dev/null; then
   echo "systemd-analyze is missing (Debian package systemd): the units were not checked" >&2
