@@ -21,8 +21,9 @@ pub enum Error {
     /// The search index or the Parquet archive (views derived from the ledger).
     #[error("derived views: {0}")]
     Derived(String),
-    #[error("http listener {addr}: {source}")]
-    Http { addr: std::net::SocketAddr, source: std::io::Error },
+    /// An HTTP listener that cannot open, with the key that set its address.
+    #[error("{key} = {addr}: {source}")]
+    Http { key: &'static str, addr: std::net::SocketAddr, source: std::io::Error },
     /// `custos probe` found no answer, or not an HTTP one.
     #[error("probe {url}: {reason}")]
     Probe { url: String, reason: String },

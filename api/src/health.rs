@@ -108,15 +108,15 @@ pub fn router(ready: impl Fn() -> Result<(), String> + Clone + Send + Sync + 'st
         .fallback(|| async { ApiError::not_found("no such route: this process serves /healthz and /readyz only") })
 }
 
-/// Serves `app` on `listen` until `stop` turns true.
+/// Serves `app` on `listen` (the `[collector] health_listen` key) until `stop` turns true.
 pub async fn serve(
     listen: SocketAddr,
     app: Router,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(SocketAddr, JoinHandle<()>), Error> {
-    let listener =
-        tokio::net::TcpListener::bind(listen).await.map_err(|source| Error::Http { addr: listen, source })?;
-    let addr = listener.local_addr().map_err(|source| Error::Http { addr: listen, source })?;
+    let failed = |source| Error::Http { key: "[collector] health_listen", addr: listen, source };
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(failed)?;
+    let addr = listener.local_addr().map_err(failed)?;
     let task = tokio::spawn(async move {
         let stopped = async move {
             let _ = stop.wait_for(|s| *s).await;
@@ -334,7 +334,10 @@ mod tests {
             },
         );
         let (stop, stop_rx) = watch::channel(false);
-        let (addr, task) = serve("127.0.0.1:0".parse().expect("addr"), app, stop_rx).await.expect("serves");
+        let (addr, task) =
+            serve("127.0.0.1:0".parse().expect("addr"), app.clone(), stop_rx.clone()).await.expect("serves");
+        let taken = serve(addr, app, stop_rx).await.expect_err("the port is taken").to_string();
+        assert!(taken.starts_with(&format!("[collector] health_listen = {addr}: ")), "{taken}");
         let at = |path: &str| ProbeUrl { host: addr.ip().to_string(), port: addr.port(), path: path.into() };
         let ask = async |path: &str| probe(&at(path), Duration::from_secs(10)).await.expect("answers");
 

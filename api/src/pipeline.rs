@@ -657,10 +657,9 @@ impl Custos {
                 cfg.http.max_concurrent_sql.get(),
                 server::Turns::WAIT,
             ));
-            let listener = tokio::net::TcpListener::bind(cfg.http.listen)
-                .await
-                .map_err(|source| Error::Http { addr: cfg.http.listen, source })?;
-            let http_addr = listener.local_addr().map_err(|source| Error::Http { addr: cfg.http.listen, source })?;
+            let failed = |source| Error::Http { key: "[http] listen", addr: cfg.http.listen, source };
+            let listener = tokio::net::TcpListener::bind(cfg.http.listen).await.map_err(failed)?;
+            let http_addr = listener.local_addr().map_err(failed)?;
             tokio::spawn(server::report_token_refusals_until(state.clone(), stop_rx.clone()));
             let app = server::router(state, cfg.http.max_body_bytes);
             let mut rx = stop_rx.clone();

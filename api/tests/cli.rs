@@ -646,6 +646,11 @@ fn run_under_systemd_notifies_and_takes_environment_overrides() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("environment CUSTOS__HTTP__LISEN: unknown field `lisen`"), "{err}");
+    // Without the override, the file's address cannot be opened: the key is named.
+    let out = Command::new(BIN).args(["run", "--config"]).arg(&cfg).output().expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("[http] listen = 192.0.2.1:1: "), "{err}");
 }
 
 #[test]
