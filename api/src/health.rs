@@ -10,6 +10,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
+use ingest::bus::DELIVERY_TIMEOUT;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
@@ -17,10 +18,6 @@ use tokio::task::JoinHandle;
 
 use crate::Error;
 use crate::server::ApiError;
-
-/// How long the Kafka producer tries to deliver a message before it gives up
-/// (`message.timeout.ms`): a heartbeat may take this long to be refused.
-const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a collector's `/readyz` knows: whether its normaliser runs, and when
 /// the bus last took (or refused) one of its heartbeats. A heartbeat goes
@@ -94,7 +91,7 @@ impl CollectorHealth {
 /// does its work); every other path is a JSON 404.
 pub fn router(ready: impl Fn() -> Result<(), String> + Clone + Send + Sync + 'static) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/healthz", get(crate::server::healthz))
         .route(
             "/readyz",
             get(move || {

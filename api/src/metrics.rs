@@ -350,9 +350,10 @@ pub fn render(
     out
 }
 
-/// Each collector's last heartbeat (its own clock), whether it said it
-/// stopped, and when it started with which version: a collector that falls
-/// silent without saying so has died, or lost the bus.
+/// Each collector's newest heartbeat: when it was sent (its clock) and read
+/// (the core's), the difference, whether it said it stopped, and when it
+/// started with which version. A collector that falls silent without saying
+/// so has died, or lost the bus.
 fn render_collectors(out: &mut String, collectors: &[Heard]) {
     type Part<'a> = &'a dyn Fn(&Heard) -> String;
     let seconds = |ms: i64| format!("{:.3}", ms as f64 / 1000.0);

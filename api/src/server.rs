@@ -480,7 +480,7 @@ struct ErrorDetail {
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "health", summary = "Alive", responses((status = 200, description = "Alive", body = Object)))]
-async fn healthz() -> Json<Value> {
+pub(crate) async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 

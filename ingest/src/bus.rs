@@ -94,6 +94,10 @@ pub const DEADLETTERS: Topic<crate::DeadLetter> = Topic::new("custos.deadletter"
 /// Collectors' heartbeats, read by the core (see [`crate::heartbeat`]).
 pub const STATUS: Topic<crate::heartbeat::Heartbeat> = Topic::new("custos.status");
 
+/// How long a Kafka publish tries to deliver before it fails
+/// (`message.timeout.ms`; a collector's readiness allows for it).
+pub const DELIVERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The sending side of one topic implementation.

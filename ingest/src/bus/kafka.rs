@@ -50,7 +50,7 @@ impl KafkaBus {
         pc.set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5")
-            .set("message.timeout.ms", "30000");
+            .set("message.timeout.ms", super::DELIVERY_TIMEOUT.as_millis().to_string());
         let producer: FutureProducer = pc.create().map_err(kafka_err)?;
         let bus = Self { cfg, producer };
         let admin: AdminClient<DefaultClientContext> = bus.client_config().create().map_err(kafka_err)?;
