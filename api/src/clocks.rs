@@ -81,16 +81,7 @@ mod tests {
     use ingest::heartbeat::Heartbeat;
 
     fn heard(name: &str, sent_at: i64, heard_at: i64, stopped: bool) -> Heard {
-        let beat = Heartbeat {
-            collector: name.into(),
-            version: "0.1.0".into(),
-            started_at: 0,
-            sent_at,
-            stopped,
-            sources: Vec::new(),
-            parsers: Vec::new(),
-            udp_dropped: 0,
-        };
+        let beat = Heartbeat { collector: name.into(), sent_at, stopped, ..Heartbeat::default() };
         Heard { beat, heard_at }
     }
 

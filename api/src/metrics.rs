@@ -158,11 +158,57 @@ pub struct Heard {
     pub heard_at: i64,
 }
 
+/// A collector is silent after two minutes without a heartbeat at the
+/// least, as `CustosCollectorSilent` says (deploy/prometheus).
+pub const SILENT_AFTER_MIN_MS: i64 = 120_000;
+
+/// What a collector's newest heartbeat says of it now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CollectorState {
+    /// Its heartbeats come.
+    Running,
+    /// Its last heartbeat said it stopped cleanly.
+    Stopped,
+    /// No heartbeat for longer than [`Heard::silent_after_ms`], without a
+    /// word: it died, or lost the bus.
+    Silent,
+}
+
+impl CollectorState {
+    pub fn name(self) -> &'static str {
+        match self {
+            CollectorState::Running => "running",
+            CollectorState::Stopped => "stopped",
+            CollectorState::Silent => "silent",
+        }
+    }
+}
+
 impl Heard {
     /// How far the collector's clock is ahead of the core's, less the bus's
     /// delay (so a collector on time shows a few milliseconds behind).
     pub fn clock_offset_ms(&self) -> i64 {
         self.beat.sent_at.saturating_sub(self.heard_at)
+    }
+
+    /// How long after its newest heartbeat a collector is silent: two of
+    /// its intervals and the bus's delivery timeout (as its own `/readyz`
+    /// judges), and never under [`SILENT_AFTER_MIN_MS`]. A collector set to
+    /// beat every ten minutes is not silent between two beats.
+    pub fn silent_after_ms(&self) -> i64 {
+        let delivery = ingest::bus::DELIVERY_TIMEOUT.as_millis() as i64;
+        (2 * self.beat.interval_ms() as i64 + delivery).max(SILENT_AFTER_MIN_MS)
+    }
+
+    /// Its state at `now` (the core's clock).
+    pub fn state(&self, now: i64) -> CollectorState {
+        if self.beat.stopped {
+            CollectorState::Stopped
+        } else if now.saturating_sub(self.heard_at) > self.silent_after_ms() {
+            CollectorState::Silent
+        } else {
+            CollectorState::Running
+        }
     }
 }
 
@@ -359,7 +405,7 @@ fn render_collectors(out: &mut String, collectors: &[Heard]) {
     let seconds = |ms: i64| format!("{:.3}", ms as f64 / 1000.0);
     let no_labels: Part = &|_| String::new();
     // Name, help, labels after `collector`, value.
-    let gauges: [(&str, &str, Part, Part); 5] = [
+    let gauges: [(&str, &str, Part, Part); 6] = [
         (
             "custos_collector_heartbeat_timestamp_seconds",
             "When a collector sent its newest heartbeat (its clock).",
@@ -377,6 +423,12 @@ fn render_collectors(out: &mut String, collectors: &[Heard]) {
             "A collector's clock ahead of the core's, less the bus's delay (its newest heartbeat's sending time minus when the core read it).",
             no_labels,
             &|c| seconds(c.clock_offset_ms()),
+        ),
+        (
+            "custos_collector_heartbeat_interval_seconds",
+            "How often a collector sends a heartbeat (15 s for one that does not say).",
+            no_labels,
+            &|c| seconds(c.beat.interval_ms() as i64),
         ),
         (
             "custos_collector_stopped",
@@ -541,6 +593,7 @@ mod tests {
             sources: sources.clone(),
             parsers: parsers.clone(),
             udp_dropped: 4,
+            interval_ms: Some(30_000),
         };
         let collectors = Collectors::default();
         // Read by the core 2.5 s after it was sent: the collector's clock is behind.
@@ -562,6 +615,7 @@ mod tests {
             "custos_collector_heard_timestamp_seconds{collector=\"dmz-\\\"1\\\"\"} 62.500\n",
             "custos_collector_clock_offset_seconds{collector=\"dmz-\\\"1\\\"\"} -2.500\n",
             "custos_collector_stopped{collector=\"dmz-\\\"1\\\"\"} 1\n",
+            "custos_collector_heartbeat_interval_seconds{collector=\"dmz-\\\"1\\\"\"} 30.000\n",
             "custos_collector_start_timestamp_seconds{collector=\"dmz-\\\"1\\\"\",version=\"0.1.0\"} 1.000\n",
         ] {
             assert!(text.contains(line), "{line} in {text}");
@@ -590,6 +644,40 @@ mod tests {
         assert!(!collectors.record(Heartbeat { collector: "one-too-many".into(), ..beat(1, false) }, 1));
         assert!(collectors.record(beat(90_000, false), 90_000), "a known collector is still heard");
         assert_eq!(collectors.list().len(), MAX_COLLECTORS);
+    }
+
+    /// Silence is judged on the core's clock against the collector's own
+    /// interval (two of them and the delivery timeout, two minutes at the
+    /// least); a collector that said it stopped is stopped, not silent.
+    #[test]
+    fn a_collector_is_silent_after_two_of_its_intervals_and_two_minutes_at_least() {
+        let heard = |interval_ms: Option<u64>, stopped: bool| Heard {
+            // Its clock an hour ahead changes nothing.
+            beat: Heartbeat {
+                collector: "dmz-1".into(),
+                sent_at: 3_600_000,
+                stopped,
+                interval_ms,
+                ..Heartbeat::default()
+            },
+            heard_at: 1_000,
+        };
+        let state = |h: &Heard, now: i64| h.state(now).name();
+        // The default 15 s, said or not: 2 × 15 s + 30 s is under two minutes.
+        for h in [heard(None, false), heard(Some(15_000), false)] {
+            assert_eq!(h.silent_after_ms(), SILENT_AFTER_MIN_MS);
+            assert_eq!((state(&h, 121_000), state(&h, 121_001)), ("running", "silent"));
+        }
+        // Every ten minutes: silent after 20 m 30 s.
+        let slow = heard(Some(600_000), false);
+        assert_eq!(slow.silent_after_ms(), 1_230_000);
+        assert_eq!((state(&slow, 1_231_000), state(&slow, 1_231_001)), ("running", "silent"));
+        // A topic's nonsense is bounded: an hour at most, 1 ms at least.
+        assert_eq!(heard(Some(u64::MAX), false).silent_after_ms(), 2 * 3_600_000 + 30_000);
+        assert_eq!(heard(Some(0), false).silent_after_ms(), SILENT_AFTER_MIN_MS);
+        // Stopped stays stopped however long; a clock stepped back is not silence.
+        assert_eq!(state(&heard(None, true), i64::MAX), "stopped");
+        assert_eq!(state(&heard(None, false), i64::MIN), "running");
     }
 
     /// Ledgered records by source and kind, over batches whose sources

@@ -110,6 +110,8 @@ struct Heartbeats {
     out: Publisher<Heartbeat>,
     name: String,
     started_at: i64,
+    /// How often it sends one, said in each.
+    every: Duration,
     stats: Arc<PipelineStats>,
     /// Whether the bus takes them, for `/readyz`.
     health: Arc<CollectorHealth>,
@@ -128,6 +130,7 @@ impl Heartbeats {
             sources,
             parsers,
             udp_dropped: self.stats.udp_drops.0.load(Ordering::Relaxed),
+            interval_ms: Some(u64::try_from(self.every.as_millis()).unwrap_or(u64::MAX)),
         }
     }
 
@@ -141,9 +144,9 @@ impl Heartbeats {
         }
     }
 
-    /// One now and one every `every` until the stop signal.
-    async fn run(self, every: Duration, mut stop: watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(every);
+    /// One now and one every interval until the stop signal.
+    async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(self.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             // The stop's guard is dropped inside: it must not live across a send.
@@ -377,11 +380,12 @@ impl IngestNode {
             out: bus.publisher(STATUS)?,
             name: cfg.collector.name(),
             started_at: now_millis(),
+            every,
             stats: stats.clone(),
             health: health.clone(),
         };
         tracing::info!(collector = %heartbeats.name, every_s = cfg.collector.heartbeat_seconds, "sending heartbeats");
-        let heartbeat_task = tokio::spawn(heartbeats.clone().run(every, stop_rx.clone()));
+        let heartbeat_task = tokio::spawn(heartbeats.clone().run(stop_rx.clone()));
         let stage = normalize_stage(
             bus.subscriber(RAW)?,
             bus.publisher(EVENTS)?,

@@ -407,6 +407,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(query_sql))
         .routes(routes!(list_alerts))
         .routes(routes!(list_dead_letters))
+        .routes(routes!(list_collectors))
         .routes(routes!(checkpoint))
         .routes(routes!(ledger_record))
         .routes(routes!(consistency_proof))
@@ -2244,6 +2245,76 @@ async fn list_dead_letters(
     let n = limit(q?.0.limit)?;
     let list: Vec<Value> = s.0.views.dead_letters(n).iter().map(indexed_json).collect();
     Ok(Json(json!({"dead_letters": list, "total": s.0.stats.dead_letters.load(Ordering::Relaxed)})))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct CollectorsQuery {
+    /// Only collectors in this state now.
+    #[param(pattern = "^(running|stopped|silent)$")]
+    state: Option<String>,
+}
+
+/// Is every feed alive: what this process reads itself (`local`: the
+/// embedded default, or a core with sources of its own) and each collector
+/// the core has heard from on the status topic, from its newest heartbeat —
+/// its `state` now (`silent` after two of its intervals plus 30 s, two
+/// minutes at the least, as `CustosCollectorSilent` says), when it was
+/// sent (its clock) and heard (the core's), its clock's offset, and what
+/// each of its sources read.
+#[utoipa::path(
+    get,
+    path = "/api/v1/collectors",
+    tag = "events",
+    summary = "The collectors' and this process's sources: state, clocks and counts",
+    params(CollectorsQuery),
+    responses((status = 200, description = "Collectors", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody)),
+    security(("bearer" = []))
+)]
+async fn list_collectors(
+    caller: Caller,
+    State(s): State<AppState>,
+    q: Result<Query<CollectorsQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    use crate::metrics::CollectorState;
+    caller.require(Permission::ReadEvents)?;
+    let wanted = match q?.0.state.as_deref() {
+        None => None,
+        Some("running") => Some(CollectorState::Running),
+        Some("stopped") => Some(CollectorState::Stopped),
+        Some("silent") => Some(CollectorState::Silent),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!("state: running, stopped or silent, not {other:?}")));
+        }
+    };
+    let now = now_millis();
+    let seconds = |ms: i64| ms as f64 / 1000.0;
+    let st = &s.0.stats;
+    let (sources, parsers) = st.ingest.counts();
+    let local = json!({"sources": sources, "parsers": parsers, "udp_dropped": st.udp_drops.0.load(Ordering::Relaxed)});
+    let heard = st.collectors.list();
+    let states: Vec<CollectorState> = heard.iter().map(|h| h.state(now)).collect();
+    let silent = states.iter().filter(|c| **c == CollectorState::Silent).count();
+    let collectors: Vec<Value> = heard
+        .iter()
+        .zip(&states)
+        .filter(|(_, state)| wanted.is_none_or(|w| w == **state))
+        .map(|(h, state)| {
+            let b = &h.beat;
+            json!({
+                "collector": b.collector, "state": state.name(), "version": b.version,
+                "started_at": format_rfc3339(b.started_at), "sent_at": format_rfc3339(b.sent_at),
+                "heard_at": format_rfc3339(h.heard_at),
+                "since_heard_seconds": seconds(now.saturating_sub(h.heard_at)),
+                "silent_after_seconds": seconds(h.silent_after_ms()),
+                "heartbeat_interval_seconds": seconds(b.interval_ms() as i64),
+                "clock_offset_seconds": seconds(h.clock_offset_ms()),
+                "udp_dropped": b.udp_dropped, "sources": b.sources, "parsers": b.parsers,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"at": format_rfc3339(now), "local": local, "collectors": collectors, "silent": silent})))
 }
 
 #[utoipa::path(

@@ -26,6 +26,7 @@ struct Fixture {
     token_store: Arc<TokenStore>,
     accounts: Arc<AccountStore>,
     raw: Subscriber<RawRecord>,
+    stats: Arc<PipelineStats>,
     follow: Arc<custos::follow::FollowState>,
     _follower: custos::follow::Follower,
     _dir: tempfile::TempDir,
@@ -99,6 +100,7 @@ async fn fixture_with(options: LedgerOptions, turns: Turns) -> Fixture {
         archive_rows: 1,
     };
     let derived = custos::follow::Derived::open(dir.path(), options).expect("views");
+    let stats = Arc::new(PipelineStats::default());
     let searcher = derived.searcher();
     let follower = custos::follow::Follower::spawn(derived, ledger.clone()).expect("follower");
     let state = AppState::new(
@@ -107,7 +109,7 @@ async fn fixture_with(options: LedgerOptions, turns: Turns) -> Fixture {
         tokens.clone(),
         bus.publisher(RAW).expect("publisher"),
         [("badge".to_owned(), Format::BadgeJson)].into(),
-        Arc::new(PipelineStats::default()),
+        stats.clone(),
         reload,
     )
     .with_evidence(NoteSigner::parse(&key).expect("key"), dir.path().to_path_buf())
@@ -125,6 +127,7 @@ async fn fixture_with(options: LedgerOptions, turns: Turns) -> Fixture {
         token_store: tokens,
         accounts,
         raw: bus.subscriber(RAW).expect("subscriber"),
+        stats,
         _dir: dir,
     }
 }
@@ -205,6 +208,7 @@ async fn health_is_open_everything_else_needs_a_token() {
         "/api/v1/events",
         "/api/v1/alerts",
         "/api/v1/dead-letters",
+        "/api/v1/collectors",
         "/api/v1/ledger/checkpoint",
         "/api/v1/alarms",
         "/metrics",
@@ -228,7 +232,7 @@ async fn every_role_on_every_route_follows_the_permission_table() {
     let badge = r#"{"time":"2026-11-26T10:00:00Z","badge":"1","door":"D","result":"granted"}"#;
     let signature = r#"{"record_index":1,"meaning":"reviewed","reason":"walk","password":"correct horse battery"}"#;
     // `None`: any holder of a token.
-    let routes: [(&str, &str, &str, Option<Permission>, &str); 34] = [
+    let routes: [(&str, &str, &str, Option<Permission>, &str); 35] = [
         ("GET", "/api/v1/incidents", "", Some(ReadIncidents), ""),
         ("GET", "/api/v1/incidents/{id}", "", Some(ReadIncidents), ""),
         ("GET", "/api/v1/incidents/{id}/timeline", "", Some(ReadIncidents), ""),
@@ -238,6 +242,7 @@ async fn every_role_on_every_route_follows_the_permission_table() {
         ("GET", "/api/v1/alerts", "", Some(ReadIncidents), ""),
         ("GET", "/api/v1/events", "", Some(ReadEvents), ""),
         ("GET", "/api/v1/dead-letters", "", Some(ReadEvents), ""),
+        ("GET", "/api/v1/collectors", "", Some(ReadEvents), ""),
         ("GET", "/api/v1/presence", "", Some(ReadPresence), ""),
         ("GET", "/api/v1/search", "?q=badge", Some(ReadEvents), ""),
         ("POST", "/api/v1/query/sql", "", Some(ReadEvents), r#"{"sql": "SELECT 1 AS one"}"#),
@@ -1336,6 +1341,78 @@ async fn the_access_review_lists_accounts_and_token_holders() {
     assert!(b["accounts"][0]["locked_until"].as_str().is_some_and(|t| t.ends_with('Z')), "{b}");
 }
 
+/// Each collector heard on the status topic, in its state now by the
+/// core's clock and its own interval, beside this process's own sources.
+#[tokio::test]
+async fn collectors_are_listed_with_their_state_clock_and_counts() {
+    use ingest::heartbeat::{Heartbeat, SourceCounts};
+    let f = fixture().await;
+    let analyst = Some(f.tokens[&Role::SocAnalyst].as_str());
+    let now = ingest::source::now_millis();
+    // This process read one firewall line itself.
+    let raw = RawRecord::new("fw".into(), Format::Syslog, now, b"<13>1 2026-11-29T10:00:00Z fw1 a - - - hi".to_vec());
+    let sizes = custos::metrics::IngestMetrics::sizes(std::slice::from_ref(&raw));
+    f.stats.ingest.record_batch(&sizes, &[ingest::normalize(raw, &ingest::Inventory::default(), 0)]);
+    let minute = 60_000;
+    let beat = |name: &str, heard_ago: i64, interval_ms: Option<u64>, stopped: bool| {
+        let fw = SourceCounts { source: "fw".into(), format: "syslog".into(), lines: 7, ..SourceCounts::default() };
+        let beat = Heartbeat {
+            collector: name.into(),
+            version: "0.1.0".into(),
+            // Its clock 45 s behind the core's.
+            sent_at: now - heard_ago - 45_000,
+            stopped,
+            interval_ms,
+            sources: vec![fw],
+            ..Heartbeat::default()
+        };
+        assert!(f.stats.collectors.record(beat, now - heard_ago));
+    };
+    beat("dmz-1", 0, Some(15_000), false);
+    // Five minutes without a word: silent at 15 s (and at the unsaid default)...
+    beat("dmz-2", 5 * minute, None, false);
+    // ...not when it beats every ten minutes, nor when it said it stopped.
+    beat("dmz-3", 5 * minute, Some(600_000), false);
+    beat("dmz-4", 5 * minute, Some(15_000), true);
+    let (status, b) = call(&f.app, "GET", "/api/v1/collectors", analyst, "").await;
+    assert_eq!(status, StatusCode::OK, "{b}");
+    assert_eq!(b["local"]["sources"][0]["source"], "fw", "{b}");
+    assert_eq!(b["local"]["sources"][0]["lines"], 1);
+    assert_eq!(b["local"]["parsers"][0]["parser"], "syslog/text");
+    let states: Vec<(&str, &str)> = b["collectors"]
+        .as_array()
+        .expect("collectors")
+        .iter()
+        .map(|c| (c["collector"].as_str().unwrap_or(""), c["state"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(states, [("dmz-1", "running"), ("dmz-2", "silent"), ("dmz-3", "running"), ("dmz-4", "stopped")]);
+    assert_eq!(b["silent"], 1);
+    let dmz1 = &b["collectors"][0];
+    assert_eq!(dmz1["clock_offset_seconds"], -45.0, "{dmz1}");
+    assert_eq!(dmz1["heard_at"], ingest::time::format_rfc3339(now));
+    assert_eq!(dmz1["sent_at"], ingest::time::format_rfc3339(now - 45_000));
+    assert_eq!(
+        (dmz1["heartbeat_interval_seconds"].as_f64(), dmz1["silent_after_seconds"].as_f64()),
+        (Some(15.0), Some(120.0))
+    );
+    assert_eq!(dmz1["sources"][0]["lines"], 7);
+    assert_eq!(b["collectors"][2]["silent_after_seconds"], 1230.0);
+    assert!(b["collectors"][1]["since_heard_seconds"].as_f64().is_some_and(|s| s >= 300.0), "{b}");
+    // Only the silent ones; the count of silent ones stays.
+    let (status, b) = call(&f.app, "GET", "/api/v1/collectors?state=silent", analyst, "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (b["collectors"].as_array().map(Vec::len), b["collectors"][0]["collector"].as_str()),
+        (Some(1), Some("dmz-2"))
+    );
+    for bad in ["?state=dead", "?colour=red"] {
+        let (status, b) = call(&f.app, "GET", &format!("/api/v1/collectors{bad}"), analyst, "").await;
+        assert_eq!((status, b["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_request")), "{bad}: {b}");
+    }
+    let (_, b) = call(&f.app, "GET", "/api/v1/collectors?state=dead", analyst, "").await;
+    assert!(b["error"]["message"].as_str().is_some_and(|m| m.contains("running, stopped or silent")), "{b}");
+}
+
 #[tokio::test]
 async fn metrics_count_requests_by_route_pattern() {
     let f = fixture().await;
@@ -1988,5 +2065,5 @@ async fn openapi_document_is_golden_and_every_operation_is_guarded() {
             }
         }
     }
-    assert_eq!(operations, 37, "every route is documented");
+    assert_eq!(operations, 38, "every route is documented");
 }

@@ -12,7 +12,7 @@ pub const MAX_COLLECTORS: usize = 256;
 pub const MAX_ROWS: usize = 1_024;
 
 /// One collector's counters, sent every heartbeat and once more when it stops.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Heartbeat {
     /// The collector's name (`[collector] name`).
     pub collector: String,
@@ -31,6 +31,11 @@ pub struct Heartbeat {
     /// Syslog datagrams it dropped (UDP has no backpressure).
     #[serde(default)]
     pub udp_dropped: u64,
+    /// Milliseconds between its heartbeats (`[collector] heartbeat_seconds`),
+    /// so the core knows how long a silence is one. Older collectors do not
+    /// send it: see [`Heartbeat::interval_ms`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_ms: Option<u64>,
 }
 
 /// What a source read, by source and format, since the collector started.
@@ -53,7 +58,20 @@ pub struct ParserCounts {
     pub events: u64,
 }
 
+/// The interval taken for a heartbeat that names none: the default of
+/// `[collector] heartbeat_seconds`.
+pub const DEFAULT_INTERVAL_MS: u64 = 15_000;
+/// The longest interval a collector may set (an hour); a longer one read
+/// from the topic is taken as this.
+pub const MAX_INTERVAL_MS: u64 = 3_600_000;
+
 impl Heartbeat {
+    /// Milliseconds between this collector's heartbeats, within 1 ms to
+    /// [`MAX_INTERVAL_MS`] whatever the topic said.
+    pub fn interval_ms(&self) -> u64 {
+        self.interval_ms.unwrap_or(DEFAULT_INTERVAL_MS).clamp(1, MAX_INTERVAL_MS)
+    }
+
     /// Cuts what a heartbeat carries to the bounds above, one row per
     /// source and format (per source and parser): a repeated row would be a
     /// duplicate series, and Prometheus refuses a scrape that holds one.

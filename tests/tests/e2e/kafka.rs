@@ -201,6 +201,9 @@ async fn a_collector_only_process_feeds_the_evidence_process() {
     let running = heard(false).await;
     // Both processes read this host's clock: the offset is the bus's delay.
     assert!((-60_000..=0).contains(&running.clock_offset_ms()), "{running:?}");
+    // It says how often it beats, so the core judges its silence by that.
+    assert_eq!(running.beat.interval_ms, Some(1_000));
+    assert_eq!(running.state(running.heard_at + 120_000), custos::metrics::CollectorState::Running);
     let running = running.beat;
     assert_eq!(running.version, env!("CARGO_PKG_VERSION"));
     assert!(running.started_at <= running.sent_at, "{running:?}");
