@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use correlate::{Alert, Entity, EntityKind};
+use ingest::heartbeat::Heartbeat;
 
 use crate::metrics::Heard;
 
@@ -20,17 +21,25 @@ pub const MAX_OFFSET_MS: i64 = 10_000;
 /// found off and of the newest (a silent collector's does not grow).
 pub const FOR_MS: i64 = 600_000;
 
-/// Watches each collector's clock offset (see [`Heard::clock_offset_ms`]):
-/// alerts once when it has stayed beyond [`MAX_OFFSET_MS`] for [`FOR_MS`],
-/// and again only after it has come back. The offset includes the bus's
-/// delay, so a backlog the core catches up on reads as a clock behind: its
-/// heartbeats are all read within moments, so they never span [`FOR_MS`].
+/// Since when a collector's clock has been off, when `beat`, read at
+/// `heard_at`, follows its kept heartbeat: the run of heartbeats off goes
+/// on (whichever way), starts with this one, or ends (on time, or stopped).
+/// The offset includes the bus's delay, so a backlog the core catches up on
+/// reads as a clock behind: its heartbeats are all read within moments, so
+/// their run never spans [`FOR_MS`].
+pub fn off_since(kept: Option<&Heard>, beat: &Heartbeat, heard_at: i64) -> Option<i64> {
+    let off = !beat.stopped && beat.sent_at.saturating_sub(heard_at).saturating_abs() > MAX_OFFSET_MS;
+    off.then(|| kept.and_then(|k| k.clock_off_since).unwrap_or(heard_at))
+}
+
+/// Alerts once for each run of a collector's heartbeats off (see
+/// [`Heard::clock_off_since`]) that has lasted [`FOR_MS`]: again only after
+/// its clock came back, or it stopped, and went off again.
 #[derive(Debug, Default)]
 pub struct ClockWatch {
     /// By collector (at most those [`crate::metrics::Collectors`] keeps):
-    /// when (the core's clock) its offset was first seen beyond the bound,
-    /// and whether that was alerted.
-    off: HashMap<String, (i64, bool)>,
+    /// the start of the run alerted.
+    alerted: HashMap<String, i64>,
 }
 
 impl ClockWatch {
@@ -39,15 +48,13 @@ impl ClockWatch {
         let mut alerts = Vec::new();
         for c in collectors {
             let name = &c.beat.collector;
-            let offset = c.clock_offset_ms();
-            if c.beat.stopped || offset.saturating_abs() <= MAX_OFFSET_MS {
-                self.off.remove(name);
+            let Some(since) = c.clock_off_since else {
+                self.alerted.remove(name);
                 continue;
-            }
-            let (since, alerted) = self.off.entry(name.clone()).or_insert((c.heard_at, false));
-            if !*alerted && c.heard_at.saturating_sub(*since) >= FOR_MS {
-                *alerted = true;
-                alerts.push(alert(name, offset, *since, now));
+            };
+            if c.heard_at.saturating_sub(since) >= FOR_MS && self.alerted.get(name) != Some(&since) {
+                self.alerted.insert(name.clone(), since);
+                alerts.push(alert(name, c.clock_offset_ms(), since, now));
             }
         }
         alerts
@@ -78,24 +85,27 @@ fn alert(collector: &str, offset_ms: i64, since: i64, now: i64) -> Alert {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ingest::heartbeat::Heartbeat;
-
-    fn heard(name: &str, sent_at: i64, heard_at: i64, stopped: bool) -> Heard {
-        let beat = Heartbeat { collector: name.into(), sent_at, stopped, ..Heartbeat::default() };
-        Heard { beat, heard_at }
-    }
+    use crate::metrics::Collectors;
 
     const MINUTE: i64 = 60_000;
 
+    /// Hears `name`'s heartbeat sent at `sent_at` (its clock) at `heard_at`
+    /// (the core's), then checks all collectors at that time.
+    fn hear(w: &mut ClockWatch, c: &Collectors, name: &str, sent_at: i64, heard_at: i64, stopped: bool) -> Vec<Alert> {
+        let beat = Heartbeat { collector: name.into(), sent_at, stopped, ..Heartbeat::default() };
+        assert!(c.record(beat, heard_at));
+        w.check(&c.list(), heard_at)
+    }
+
     #[test]
     fn alerts_once_when_a_clock_stays_off_and_again_after_it_came_back() {
-        let mut w = ClockWatch::default();
-        // 45 s behind from minute 1; checked each minute on a fresh heartbeat.
-        let behind = |m: i64| vec![heard("dmz-1", m * MINUTE - 45_000, m * MINUTE, false)];
+        let (mut w, c) = (ClockWatch::default(), Collectors::default());
+        // 45 s behind from minute 1, a heartbeat each minute.
+        let mut behind = |m: i64| hear(&mut w, &c, "dmz-1", m * MINUTE - 45_000, m * MINUTE, false);
         for m in 1..=10 {
-            assert!(w.check(&behind(m), m * MINUTE).is_empty(), "minute {m}: not for 10 minutes yet");
+            assert!(behind(m).is_empty(), "minute {m}: not for 10 minutes yet");
         }
-        let raised = w.check(&behind(11), 11 * MINUTE);
+        let raised = behind(11);
         assert_eq!(raised.len(), 1);
         let a = &raised[0];
         assert_eq!((a.rule.as_str(), a.entity.id.as_str(), a.zone.as_deref()), (RULE, "dmz-1", Some("custos")));
@@ -107,35 +117,52 @@ mod tests {
             "{}",
             a.summary
         );
-        assert!(w.check(&behind(12), 12 * MINUTE).is_empty(), "once");
+        assert!(behind(12).is_empty(), "once");
+        assert_eq!(c.list()[0].clock_off_since, Some(MINUTE));
         // Back on time, then 20 s ahead for 10 minutes: a new alert.
-        assert!(w.check(&[heard("dmz-1", 13 * MINUTE, 13 * MINUTE + 50, false)], 13 * MINUTE).is_empty());
-        let ahead = |m: i64| vec![heard("dmz-1", m * MINUTE + 20_000, m * MINUTE, false)];
+        assert!(hear(&mut w, &c, "dmz-1", 13 * MINUTE, 13 * MINUTE + 50, false).is_empty());
+        assert_eq!(c.list()[0].clock_off_since, None);
+        let mut ahead = |m: i64| hear(&mut w, &c, "dmz-1", m * MINUTE + 20_000, m * MINUTE, false);
         for m in 14..24 {
-            assert!(w.check(&ahead(m), m * MINUTE).is_empty(), "minute {m}");
+            assert!(ahead(m).is_empty(), "minute {m}");
         }
-        let raised = w.check(&ahead(24), 24 * MINUTE);
+        let raised = ahead(24);
         assert_eq!(raised.len(), 1);
         assert!(raised[0].summary.contains("20.0 s ahead of the core's"), "{}", raised[0].summary);
     }
 
+    /// The run is kept with the heartbeat, so a check that sees only the
+    /// newest of several (checks follow heartbeats as they can) still
+    /// knows since when the clock is off; from behind to ahead is one run.
+    #[test]
+    fn the_run_is_kept_with_the_heartbeats_not_the_checks() {
+        let c = Collectors::default();
+        for (m, off) in [(0, -45_000), (4, 20_000), (11, -30_000)] {
+            let beat = Heartbeat { collector: "dmz-1".into(), sent_at: m * MINUTE + off, ..Heartbeat::default() };
+            assert!(c.record(beat, m * MINUTE));
+        }
+        let raised = ClockWatch::default().check(&c.list(), 11 * MINUTE);
+        assert_eq!(raised.len(), 1, "one check, after 11 minutes off");
+        assert!(raised[0].summary.contains("30.0 s behind") && raised[0].summary.contains("since 1970-01-01T00:00:00"));
+    }
+
     #[test]
     fn a_backlog_read_late_a_stopped_collector_and_a_silent_one_are_not_alerts() {
-        let mut w = ClockWatch::default();
+        let (mut w, c) = (ClockWatch::default(), Collectors::default());
         // The core catches up on an hour of heartbeats within a minute.
         for m in 0..60 {
-            let backlog = [heard("dmz-1", m * MINUTE, 60 * MINUTE + m * 500, false)];
-            assert!(w.check(&backlog, 60 * MINUTE + m * 500).is_empty(), "minute {m} of the backlog");
+            assert!(hear(&mut w, &c, "dmz-1", m * MINUTE, 60 * MINUTE + m * 500, false).is_empty(), "minute {m}");
         }
         // Stopped with a clock 30 s behind; and one whose last heartbeat is old.
+        assert!(hear(&mut w, &c, "dmz-3", -30_000, 0, false).is_empty());
         for m in 0..30 {
             let now = m * MINUTE;
-            let beats = [heard("dmz-2", now - 30_000, now, true), heard("dmz-3", -30_000, 0, false)];
-            assert!(w.check(&beats, now).is_empty(), "minute {m}");
+            assert!(hear(&mut w, &c, "dmz-2", now - 30_000, now, true).is_empty(), "minute {m}");
+            assert!(w.check(&c.list(), now).is_empty(), "minute {m}");
         }
         // At exactly the bound it is on time.
         for m in 0..30 {
-            assert!(w.check(&[heard("dmz-4", m * MINUTE - 10_000, m * MINUTE, false)], m * MINUTE).is_empty());
+            assert!(hear(&mut w, &c, "dmz-4", m * MINUTE - 10_000, m * MINUTE, false).is_empty());
         }
     }
 }

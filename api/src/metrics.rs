@@ -156,6 +156,10 @@ pub struct Heard {
     /// The core's clock, milliseconds since the epoch: silence is judged on
     /// it, not on a collector's clock, which may be wrong.
     pub heard_at: i64,
+    /// When (the core's clock) the core read the first of the heartbeats in
+    /// a row, up to this one, that found the collector's clock off (see
+    /// [`crate::clocks`]); none while it is on time or stopped.
+    pub clock_off_since: Option<i64>,
 }
 
 /// A collector is silent after two minutes without a heartbeat at the
@@ -214,7 +218,11 @@ impl Heard {
 
 /// The newest heartbeat of each collector the core has heard from.
 #[derive(Debug, Default)]
-pub struct Collectors(Mutex<BTreeMap<String, Heard>>);
+pub struct Collectors {
+    newest: Mutex<BTreeMap<String, Heard>>,
+    /// Counts the heartbeats kept, for those who look at each as it comes.
+    kept: tokio::sync::watch::Sender<u64>,
+}
 
 impl Collectors {
     /// Keeps `beat`, read at `heard_at`, unless a newer one of its collector
@@ -225,24 +233,31 @@ impl Collectors {
         if beat.collector.trim().is_empty() {
             return false;
         }
-        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all = self.newest.lock().unwrap_or_else(|e| e.into_inner());
         let known = all.len();
         match all.get_mut(&beat.collector) {
-            Some(kept) if kept.beat.sent_at > beat.sent_at => true,
+            Some(kept) if kept.beat.sent_at > beat.sent_at => return true,
             Some(kept) => {
-                *kept = Heard { beat: beat.bounded(), heard_at };
-                true
+                let clock_off_since = crate::clocks::off_since(Some(kept), &beat, heard_at);
+                *kept = Heard { beat: beat.bounded(), heard_at, clock_off_since };
             }
-            None if known >= MAX_COLLECTORS => false,
+            None if known >= MAX_COLLECTORS => return false,
             None => {
-                all.insert(beat.collector.clone(), Heard { beat: beat.bounded(), heard_at });
-                true
+                let clock_off_since = crate::clocks::off_since(None, &beat, heard_at);
+                all.insert(beat.collector.clone(), Heard { beat: beat.bounded(), heard_at, clock_off_since });
             }
         }
+        self.kept.send_modify(|n| *n = n.wrapping_add(1));
+        true
     }
 
     pub fn list(&self) -> Vec<Heard> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+        self.newest.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+    }
+
+    /// Changes each time a newer heartbeat is kept.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.kept.subscribe()
     }
 }
 
@@ -661,6 +676,7 @@ mod tests {
                 ..Heartbeat::default()
             },
             heard_at: 1_000,
+            clock_off_since: None,
         };
         let state = |h: &Heard, now: i64| h.state(now).name();
         // The default 15 s, said or not: 2 × 15 s + 30 s is under two minutes.

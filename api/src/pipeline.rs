@@ -841,7 +841,7 @@ struct EvidenceSinks {
     /// The data directory, whose free room is watched once a minute.
     data_dir: PathBuf,
     room: crate::room::RoomWatch,
-    /// Collectors' clocks, judged on their heartbeats once a minute.
+    /// Collectors' clocks, judged on their heartbeats as the core hears them.
     clocks: crate::clocks::ClockWatch,
     /// Account changes made with `custos user`, to be ledgered.
     account_changes: crate::account_changes::Follower,
@@ -858,7 +858,7 @@ struct LoadedInventory {
     feed: watch::Sender<Arc<Inventory>>,
 }
 
-/// How often the data directory's free room and collectors' clocks are checked.
+/// How often the data directory's free room is checked.
 const MINUTELY: Duration = Duration::from_secs(60);
 /// How often the log of account changes is looked at.
 const ACCOUNT_CHANGES_CHECK: Duration = Duration::from_secs(2);
@@ -892,6 +892,7 @@ async fn room_check(sinks: &mut EvidenceSinks) -> Result<(), Error> {
     }
 }
 
+/// Raises the alert about a collector's clock that has stayed off.
 async fn clock_check(sinks: &mut EvidenceSinks) -> Result<(), Error> {
     let alerts = sinks.clocks.check(&sinks.stats.collectors.list(), now_millis());
     record_alerts(alerts, sinks).await
@@ -921,6 +922,8 @@ async fn evidence_stage(
     minutely.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut account_changes = tokio::time::interval(ACCOUNT_CHANGES_CHECK);
     account_changes.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Each heartbeat kept (a check may cover several that came meanwhile).
+    let mut heartbeats = sinks.stats.collectors.subscribe();
     loop {
         let result = tokio::select! {
             d = events.next() => match d {
@@ -947,10 +950,8 @@ async fn evidence_stage(
                 let _ = ask.reply.send(answer);
                 Ok(())
             }
-            _ = minutely.tick() => match room_check(&mut sinks).await {
-                Ok(()) => clock_check(&mut sinks).await,
-                failed => failed,
-            },
+            _ = minutely.tick() => room_check(&mut sinks).await,
+            Ok(()) = heartbeats.changed() => clock_check(&mut sinks).await,
             _ = account_changes.tick() => ledger_account_changes(&mut sinks).await,
             _ = stopped(&mut stop) => break,
         };

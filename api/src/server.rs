@@ -2261,8 +2261,9 @@ struct CollectorsQuery {
 /// the core has heard from on the status topic, from its newest heartbeat —
 /// its `state` now (`silent` after two of its intervals plus 30 s, two
 /// minutes at the least, as `CustosCollectorSilent` says), when it was
-/// sent (its clock) and heard (the core's), its clock's offset, and what
-/// each of its sources read.
+/// sent (its clock) and heard (the core's), its clock's offset (and since
+/// when the core has read it more than 10 s off), and what each of its
+/// sources read.
 #[utoipa::path(
     get,
     path = "/api/v1/collectors",
@@ -2310,6 +2311,7 @@ async fn list_collectors(
                 "silent_after_seconds": seconds(h.silent_after_ms()),
                 "heartbeat_interval_seconds": seconds(b.interval_ms() as i64),
                 "clock_offset_seconds": seconds(h.clock_offset_ms()),
+                "clock_off_since": h.clock_off_since.map(format_rfc3339),
                 "udp_dropped": b.udp_dropped, "sources": b.sources, "parsers": b.parsers,
             })
         })

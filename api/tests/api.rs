@@ -1389,6 +1389,8 @@ async fn collectors_are_listed_with_their_state_clock_and_counts() {
     assert_eq!(b["silent"], 1);
     let dmz1 = &b["collectors"][0];
     assert_eq!(dmz1["clock_offset_seconds"], -45.0, "{dmz1}");
+    assert_eq!(dmz1["clock_off_since"], ingest::time::format_rfc3339(now), "off since the core first read it so");
+    assert_eq!(b["collectors"][3]["clock_off_since"], Value::Null, "stopped: no clock to judge");
     assert_eq!(dmz1["heard_at"], ingest::time::format_rfc3339(now));
     assert_eq!(dmz1["sent_at"], ingest::time::format_rfc3339(now - 45_000));
     assert_eq!(
