@@ -29,6 +29,7 @@ pub mod room;
 pub mod search;
 pub mod server;
 pub mod sign_in;
+pub mod silence;
 pub mod sql;
 pub mod state;
 pub mod systemd;

@@ -625,6 +625,7 @@ impl Custos {
                 data_dir: data_dir.clone(),
                 room: crate::room::RoomWatch::new(cfg.ledger.low_room_bytes),
                 clocks: crate::clocks::ClockWatch::default(),
+                silences: crate::silence::SilenceWatch::default(),
                 account_changes: crate::account_changes::Follower::new(crate::account_changes::AccountChanges::in_dir(
                     &data_dir,
                 )),
@@ -843,6 +844,8 @@ struct EvidenceSinks {
     room: crate::room::RoomWatch,
     /// Collectors' clocks, judged on their heartbeats as the core hears them.
     clocks: crate::clocks::ClockWatch,
+    /// Collectors fallen silent, judged each minute and as heartbeats come.
+    silences: crate::silence::SilenceWatch,
     /// Account changes made with `custos user`, to be ledgered.
     account_changes: crate::account_changes::Follower,
     inventory: LoadedInventory,
@@ -858,7 +861,7 @@ struct LoadedInventory {
     feed: watch::Sender<Arc<Inventory>>,
 }
 
-/// How often the data directory's free room is checked.
+/// How often the data directory's free room and collectors' silences are checked.
 const MINUTELY: Duration = Duration::from_secs(60);
 /// How often the log of account changes is looked at.
 const ACCOUNT_CHANGES_CHECK: Duration = Duration::from_secs(2);
@@ -892,9 +895,12 @@ async fn room_check(sinks: &mut EvidenceSinks) -> Result<(), Error> {
     }
 }
 
-/// Raises the alert about a collector's clock that has stayed off.
-async fn clock_check(sinks: &mut EvidenceSinks) -> Result<(), Error> {
-    let alerts = sinks.clocks.check(&sinks.stats.collectors.list(), now_millis());
+/// Raises the alerts about collectors: a clock that has stayed off, one
+/// fallen silent, one heard again.
+async fn collectors_check(sinks: &mut EvidenceSinks) -> Result<(), Error> {
+    let (heard, now) = (sinks.stats.collectors.list(), now_millis());
+    let mut alerts = sinks.clocks.check(&heard, now);
+    alerts.extend(sinks.silences.check(&heard, now));
     record_alerts(alerts, sinks).await
 }
 
@@ -950,8 +956,11 @@ async fn evidence_stage(
                 let _ = ask.reply.send(answer);
                 Ok(())
             }
-            _ = minutely.tick() => room_check(&mut sinks).await,
-            Ok(()) = heartbeats.changed() => clock_check(&mut sinks).await,
+            _ = minutely.tick() => match room_check(&mut sinks).await {
+                Ok(()) => collectors_check(&mut sinks).await,
+                failed => failed,
+            },
+            Ok(()) = heartbeats.changed() => collectors_check(&mut sinks).await,
             _ = account_changes.tick() => ledger_account_changes(&mut sinks).await,
             _ = stopped(&mut stop) => break,
         };

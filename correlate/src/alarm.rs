@@ -32,6 +32,8 @@ fn default_not_for_control_room() -> Vec<String> {
         "custos-unknown-tokens-from-one-address",
         "custos-ended-token-used",
         "custos-collector-clock-off",
+        "custos-collector-silent",
+        "custos-collector-heard-again",
     ]
     .map(str::to_owned)
     .into()

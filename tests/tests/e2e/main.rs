@@ -2,7 +2,7 @@
 //! Kafka-protocol broker. One test binary, so a build links it once.
 
 mod alarms;
-mod clocks;
+mod collectors;
 mod common;
 mod demo;
 mod kafka;
