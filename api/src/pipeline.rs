@@ -625,7 +625,9 @@ impl Custos {
                 data_dir: data_dir.clone(),
                 room: crate::room::RoomWatch::new(cfg.ledger.low_room_bytes),
                 clocks: crate::clocks::ClockWatch::default(),
-                silences: crate::silence::SilenceWatch::default(),
+                silences: crate::silence::SilenceWatch::resumed(
+                    views.incidents.read().unwrap_or_else(|e| e.into_inner()).list(None),
+                ),
                 account_changes: crate::account_changes::Follower::new(crate::account_changes::AccountChanges::in_dir(
                     &data_dir,
                 )),

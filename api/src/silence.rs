@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use correlate::{Alert, Entity, EntityKind};
+use correlate::{Alert, Entity, EntityKind, Incident};
 use ingest::time::format_rfc3339;
 
 use crate::metrics::{CollectorState, Heard};
@@ -30,6 +30,26 @@ pub struct SilenceWatch {
 }
 
 impl SilenceWatch {
+    /// Resumes from the incidents a start rebuilt from the ledger: a
+    /// collector whose newest alert of the two rules says it fell silent is
+    /// taken as still silent, so the first heartbeat heard after the start
+    /// ends its gap with an alert. (One that fell silent in the two minutes
+    /// before a stop, unalerted, is not known after it.)
+    pub fn resumed<'a>(incidents: impl Iterator<Item = &'a Incident>) -> Self {
+        let mut newest: HashMap<String, (i64, bool)> = HashMap::new();
+        let ours = |i: &&Incident| i.rules.iter().any(|r| r == RULE || r == HEARD_AGAIN);
+        for (rule, collector, heard_at) in
+            incidents.filter(ours).flat_map(|i| i.alerts.iter().filter_map(|id| parse_id(id)))
+        {
+            // Heard again, then silent again, share a heartbeat: silent came after.
+            let seen = (heard_at, rule == RULE);
+            let kept = newest.entry(collector.to_owned()).or_insert(seen);
+            *kept = (*kept).max(seen);
+        }
+        let alerted = newest.into_iter().filter(|(_, (_, silent))| *silent).map(|(c, (at, _))| (c, at)).collect();
+        Self { alerted }
+    }
+
     /// The alerts to raise at `now` (Unix ms, the core's clock).
     pub fn check(&mut self, collectors: &[Heard], now: i64) -> Vec<Alert> {
         let mut alerts = Vec::new();
@@ -55,6 +75,15 @@ impl SilenceWatch {
         }
         alerts
     }
+}
+
+/// The rule, collector and heartbeat time of one of these alerts' ids
+/// (`rule:collector:heard_at`; a collector's name may hold colons).
+fn parse_id(id: &str) -> Option<(&'static str, &str, i64)> {
+    [RULE, HEARD_AGAIN].into_iter().find_map(|rule| {
+        let (collector, heard_at) = id.strip_prefix(rule)?.strip_prefix(':')?.rsplit_once(':')?;
+        Some((rule, collector, heard_at.parse().ok()?))
+    })
 }
 
 fn alert(rule: &str, c: &Heard, title: &str, severity_id: u8, now: i64, summary: String) -> Alert {
@@ -163,6 +192,54 @@ mod tests {
         assert!(w.check(&c.list(), 13 * MINUTE).is_empty());
         // Silent again later: a new alert.
         assert_eq!(rules(&w.check(&c.list(), 20 * MINUTE)), [(RULE, "dmz-1")]);
+    }
+
+    /// A start takes up, from the incidents it rebuilt, which collectors
+    /// were silent at the stop, by their newest alert of the two rules.
+    #[test]
+    fn a_start_resumes_the_silences_its_incidents_hold() {
+        let c = Collectors::default();
+        let mut before = SilenceWatch::default();
+        let mut book = correlate::IncidentBook::new(3_600_000);
+        let mut file = |alerts: Vec<Alert>| {
+            alerts.iter().for_each(|a| {
+                book.file(a);
+            })
+        };
+        // Silent at the stop: "dmz:1" (a colon in its name) and dmz-3,
+        // heard again and then silent again between two checks. dmz-2 was
+        // heard again; dmz-4 too, two hours on, in an incident of its own.
+        for name in ["dmz:1", "dmz-2", "dmz-3", "dmz-4"] {
+            hear(&c, name, 0, false);
+        }
+        file(before.check(&c.list(), 5 * MINUTE));
+        hear(&c, "dmz-2", 6 * MINUTE, false);
+        file(before.check(&c.list(), 6 * MINUTE));
+        hear(&c, "dmz-3", 7 * MINUTE, false);
+        hear(&c, "dmz-2", 29 * MINUTE, false);
+        file(before.check(&c.list(), 30 * MINUTE));
+        hear(&c, "dmz-4", 150 * MINUTE, false);
+        hear(&c, "dmz-2", 150 * MINUTE, false);
+        file(before.check(&c.list(), 150 * MINUTE));
+        assert!(book.list(None).any(|i| i.rules == [HEARD_AGAIN]), "dmz-4's end filed alone");
+        let mut after = SilenceWatch::resumed(book.list(None));
+        assert_eq!(after.alerted, before.alerted);
+        assert_eq!(after.alerted.len(), 2, "{:?}", after.alerted);
+        // After the start, the core hears each again.
+        let c = Collectors::default();
+        for name in ["dmz:1", "dmz-2", "dmz-3", "dmz-4"] {
+            hear(&c, name, 200 * MINUTE, false);
+        }
+        let raised = after.check(&c.list(), 200 * MINUTE);
+        assert_eq!(rules(&raised), [(HEARD_AGAIN, "dmz-3"), (HEARD_AGAIN, "dmz:1")]);
+        assert!(
+            raised[1].summary.contains("after no heartbeat read since 1970-01-01T00:00:00.000Z"),
+            "{}",
+            raised[1].summary
+        );
+        assert_eq!(parse_id("custos-collector-silent:a:b:7"), Some((RULE, "a:b", 7)));
+        assert_eq!(parse_id("custos-collector-silentx:a:7"), None);
+        assert_eq!(parse_id("custos-collector-clock-off:a:7"), None);
     }
 
     #[test]

@@ -81,7 +81,7 @@ async fn a_collector_clock_off_for_ten_minutes_is_one_ledgered_alert() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_collector_silence_and_its_end_are_ledgered() {
+async fn a_collector_silence_and_its_end_are_ledgered_across_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let c = start(&dir).await;
     // dmz-2 (15 s heartbeats) last read 3 minutes ago: silent.
@@ -90,6 +90,9 @@ async fn a_collector_silence_and_its_end_are_ledgered() {
     let (silent, again) = (custos::silence::RULE, custos::silence::HEARD_AGAIN);
     let i = incident(&c, "dmz-2", &[silent]).await;
     assert_eq!((i.rule.as_str(), i.severity_id), (silent, 4));
+    // The core restarts meanwhile; it knows from the ledger that dmz-2 was silent.
+    c.shutdown().await.expect("clean shutdown");
+    let c = start(&dir).await;
     // Heard again: the gap's end joins the collector's incident.
     hear(&c, "dmz-2", now, now);
     let i = incident(&c, "dmz-2", &[silent, again]).await;
