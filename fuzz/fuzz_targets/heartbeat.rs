@@ -61,7 +61,21 @@ fn well_formed(line: &str) -> bool {
 fuzz_target!(|data: &[u8]| {
     let Ok(beat) = serde_json::from_slice::<Heartbeat>(data) else { return };
     let collectors = Collectors::default();
-    collectors.record(beat, 0);
+    // Heard at 0, then again as sent (its clock right): the clock and
+    // silence watches judge it at any time without a panic, and raise at
+    // most one alert of each rule per collector and check.
+    let (mut clocks, mut silences) = (custos::clocks::ClockWatch::default(), custos::silence::SilenceWatch::default());
+    for heard_at in [0, beat.sent_at] {
+        collectors.record(beat.clone(), heard_at);
+        for now in [i64::MIN, -1, 0, 1, beat.sent_at, i64::MAX] {
+            let heard = collectors.list();
+            for h in &heard {
+                let _ = (h.state(now), h.silent_after_ms(), h.clock_offset_ms());
+            }
+            assert!(clocks.check(&heard, now).len() <= heard.len());
+            assert!(silences.check(&heard, now).len() <= 2 * heard.len());
+        }
+    }
     let zero = AtomicU64::new(0);
     let text = render(&IngestMetrics::default(), &collectors.list(), &zero, &zero, &zero, &zero, 0, None);
     let mut series = std::collections::HashSet::new();
