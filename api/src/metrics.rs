@@ -255,6 +255,30 @@ impl Collectors {
         self.newest.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
     }
 
+    /// Each collector's newest heartbeat without its counts: what the clock
+    /// and silence watches judge, as each heartbeat comes (up to 256
+    /// collectors of 2,048 rows each would be megabytes to copy each time).
+    pub fn judged(&self) -> Vec<Heard> {
+        let all = self.newest.lock().unwrap_or_else(|e| e.into_inner());
+        all.values()
+            .map(|h| {
+                let b = &h.beat;
+                let beat = Heartbeat {
+                    collector: b.collector.clone(),
+                    version: b.version.clone(),
+                    started_at: b.started_at,
+                    sent_at: b.sent_at,
+                    stopped: b.stopped,
+                    sources: Vec::new(),
+                    parsers: Vec::new(),
+                    udp_dropped: b.udp_dropped,
+                    interval_ms: b.interval_ms,
+                };
+                Heard { beat, heard_at: h.heard_at, clock_off_since: h.clock_off_since }
+            })
+            .collect()
+    }
+
     /// Changes each time a newer heartbeat is kept.
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.kept.subscribe()
@@ -659,6 +683,16 @@ mod tests {
         assert!(!collectors.record(Heartbeat { collector: "one-too-many".into(), ..beat(1, false) }, 1));
         assert!(collectors.record(beat(90_000, false), 90_000), "a known collector is still heard");
         assert_eq!(collectors.list().len(), MAX_COLLECTORS);
+        // What the watches judge: all but the counts.
+        let judged = collectors.judged();
+        let full = collectors.list();
+        assert_eq!(judged.len(), full.len());
+        for (j, f) in judged.iter().zip(&full) {
+            assert!(j.beat.sources.is_empty() && j.beat.parsers.is_empty());
+            let counted =
+                Heartbeat { sources: f.beat.sources.clone(), parsers: f.beat.parsers.clone(), ..j.beat.clone() };
+            assert_eq!((&counted, j.heard_at, j.clock_off_since), (&f.beat, f.heard_at, f.clock_off_since));
+        }
     }
 
     /// Silence is judged on the core's clock against the collector's own

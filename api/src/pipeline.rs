@@ -900,7 +900,7 @@ async fn room_check(sinks: &mut EvidenceSinks) -> Result<(), Error> {
 /// Raises the alerts about collectors: a clock that has stayed off, one
 /// fallen silent, one heard again.
 async fn collectors_check(sinks: &mut EvidenceSinks) -> Result<(), Error> {
-    let (heard, now) = (sinks.stats.collectors.list(), now_millis());
+    let (heard, now) = (sinks.stats.collectors.judged(), now_millis());
     let mut alerts = sinks.clocks.check(&heard, now);
     alerts.extend(sinks.silences.check(&heard, now));
     record_alerts(alerts, sinks).await
