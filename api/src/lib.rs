@@ -16,6 +16,7 @@ mod deadletter;
 pub mod demo;
 mod error;
 pub mod evidence;
+pub mod feeds;
 pub mod follow;
 pub mod health;
 pub mod in_force;

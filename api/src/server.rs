@@ -2270,14 +2270,14 @@ struct CollectorsQuery {
     tag = "events",
     summary = "The collectors' and this process's sources: state, clocks and counts",
     params(CollectorsQuery),
-    responses((status = 200, description = "Collectors", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody)),
+    responses((status = 200, description = "Collectors", body = crate::feeds::FeedsAnswer), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn list_collectors(
     caller: Caller,
     State(s): State<AppState>,
     q: Result<Query<CollectorsQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<crate::feeds::FeedsAnswer>, ApiError> {
     use crate::metrics::CollectorState;
     caller.require(Permission::ReadEvents)?;
     let wanted = match q?.0.state.as_deref() {
@@ -2289,34 +2289,7 @@ async fn list_collectors(
             return Err(ApiError::bad_request(format!("state: running, stopped or silent, not {other:?}")));
         }
     };
-    let now = now_millis();
-    let seconds = |ms: i64| ms as f64 / 1000.0;
-    let st = &s.0.stats;
-    let (sources, parsers) = st.ingest.counts();
-    let local = json!({"sources": sources, "parsers": parsers, "udp_dropped": st.udp_drops.0.load(Ordering::Relaxed)});
-    let heard = st.collectors.list();
-    let states: Vec<CollectorState> = heard.iter().map(|h| h.state(now)).collect();
-    let silent = states.iter().filter(|c| **c == CollectorState::Silent).count();
-    let collectors: Vec<Value> = heard
-        .iter()
-        .zip(&states)
-        .filter(|(_, state)| wanted.is_none_or(|w| w == **state))
-        .map(|(h, state)| {
-            let b = &h.beat;
-            json!({
-                "collector": b.collector, "state": state.name(), "version": b.version,
-                "started_at": format_rfc3339(b.started_at), "sent_at": format_rfc3339(b.sent_at),
-                "heard_at": format_rfc3339(h.heard_at),
-                "since_heard_seconds": seconds(now.saturating_sub(h.heard_at)),
-                "silent_after_seconds": seconds(h.silent_after_ms()),
-                "heartbeat_interval_seconds": seconds(b.interval_ms() as i64),
-                "clock_offset_seconds": seconds(h.clock_offset_ms()),
-                "clock_off_since": h.clock_off_since.map(format_rfc3339),
-                "udp_dropped": b.udp_dropped, "sources": b.sources, "parsers": b.parsers,
-            })
-        })
-        .collect();
-    Ok(Json(json!({"at": format_rfc3339(now), "local": local, "collectors": collectors, "silent": silent})))
+    Ok(Json(crate::feeds::answer(&s.0.stats, now_millis(), wanted)))
 }
 
 #[utoipa::path(
