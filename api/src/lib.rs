@@ -27,6 +27,7 @@ pub mod pipeline;
 pub mod reload;
 pub mod replay;
 pub mod room;
+mod schemas;
 pub mod search;
 pub mod server;
 pub mod sign_in;

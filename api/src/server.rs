@@ -648,7 +648,7 @@ fn incident_states(names: &str) -> Result<Vec<correlate::IncidentState>, ApiErro
     tag = "incidents",
     summary = "Incidents, newest first, filtered",
     params(IncidentQuery),
-    responses((status = 200, description = "Incidents", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody)),
+    responses((status = 200, description = "Incidents", body = crate::schemas::Incidents), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn list_incidents(
@@ -825,7 +825,7 @@ struct TimelineQuery {
     tag = "incidents",
     summary = "One incident with its cyber-physical timeline",
     params(("id" = String, Path, description = "Incident id")),
-    responses((status = 200, description = "Incident", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    responses((status = 200, description = "Incident", body = crate::schemas::IncidentDetail), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn get_incident(
@@ -2327,7 +2327,7 @@ struct TransitionRequest {
     summary = "Move an incident on (reason required; audited)",
     params(("id" = String, Path, description = "Incident id")),
     request_body = TransitionRequest,
-    responses((status = 200, description = "The incident after the move", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "The state machine forbids this move", body = ErrorBody)),
+    responses((status = 200, description = "The incident after the move", body = crate::schemas::IncidentChanged), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "The state machine forbids this move", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn transition_incident(
@@ -2414,7 +2414,7 @@ struct NoteRequest {
     summary = "Add a note to an incident (audited)",
     params(("id" = String, Path, description = "Incident id")),
     request_body = NoteRequest,
-    responses((status = 200, description = "The incident with the note", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "The incident holds 200 notes already", body = ErrorBody)),
+    responses((status = 200, description = "The incident with the note", body = crate::schemas::IncidentChanged), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "The incident holds 200 notes already", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn add_incident_note(
@@ -2461,7 +2461,7 @@ struct AssignRequest {
     summary = "Give an open incident to a person (audited)",
     params(("id" = String, Path, description = "Incident id")),
     request_body = AssignRequest,
-    responses((status = 200, description = "The incident with its assignee", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input, or no enabled account of that name whose role handles incidents", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "The incident is closed or a false positive", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    responses((status = 200, description = "The incident with its assignee", body = crate::schemas::IncidentChanged), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input, or no enabled account of that name whose role handles incidents", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "The incident is closed or a false positive", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn assign_incident(

@@ -1,0 +1,93 @@
+//! The shapes of answers the handlers build as JSON, stated for the OpenAPI
+//! document only. They are never built: schemathesis checks in CI that
+//! every answer of a running demo conforms to them (`scripts/api-contract.sh`).
+#![allow(dead_code)]
+
+use utoipa::ToSchema;
+
+/// An incident: alerts about one entity grouped in time, with their events.
+#[derive(ToSchema)]
+pub struct Incident {
+    /// `INC-000001`, …
+    id: String,
+    /// The rule of its first alert, and every rule of its alerts.
+    rule: String,
+    rules: Vec<String>,
+    title: String,
+    /// OCSF severity 0..6, the highest of its alerts, and its name.
+    severity_id: u8,
+    #[schema(pattern = "^(unknown|informational|low|medium|high|critical|fatal)$")]
+    severity: String,
+    #[schema(pattern = "^(new|acknowledged|investigating|closed|false_positive)$")]
+    state: String,
+    /// MITRE ATT&CK (for ICS) techniques.
+    attack: Vec<String>,
+    entity: Entity,
+    zone: Option<String>,
+    /// Event times of its first and latest alert (RFC 3339).
+    opened_at: String,
+    last_alert_at: String,
+    /// Its alerts' ids, and the ledger indices of their events.
+    alerts: Vec<String>,
+    events: Vec<u64>,
+    /// State changes, oldest first.
+    history: Vec<Transition>,
+    /// The incident this one continues, once that held 1,000 alerts.
+    continues: Option<String>,
+    assignee: Option<String>,
+    /// Oldest first; absent when none.
+    notes: Option<Vec<Note>>,
+}
+
+/// What an incident or alert is about.
+#[derive(ToSchema)]
+pub struct Entity {
+    #[schema(pattern = "^(person|asset|zone)$")]
+    kind: String,
+    id: String,
+}
+
+/// A state change, who made it and why (`at`: Unix ms).
+#[derive(ToSchema)]
+pub struct Transition {
+    from: String,
+    to: String,
+    by: String,
+    reason: String,
+    at: i64,
+}
+
+/// What a person wrote on an incident (`at`: Unix ms).
+#[derive(ToSchema)]
+pub struct Note {
+    by: String,
+    at: i64,
+    text: String,
+}
+
+/// Incidents, newest first.
+#[derive(ToSchema)]
+pub struct Incidents {
+    incidents: Vec<Incident>,
+}
+
+/// An incident with the first page of its timeline.
+#[derive(ToSchema)]
+pub struct IncidentDetail {
+    #[schema(inline)]
+    #[serde(flatten)]
+    incident: Incident,
+    /// Contributing events and alerts in event-time order, each with its
+    /// `ledger_index` (events in the event contract, alerts as ledgered).
+    timeline: Vec<serde_json::Value>,
+    /// The cursor of the next page (`GET /incidents/{id}/timeline?after=`).
+    timeline_next: Option<String>,
+    timeline_total: u64,
+}
+
+/// An incident after a change, and the `audit` record of the change.
+#[derive(ToSchema)]
+pub struct IncidentChanged {
+    incident: Incident,
+    audit_index: u64,
+}
