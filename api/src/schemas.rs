@@ -91,3 +91,44 @@ pub struct IncidentChanged {
     incident: Incident,
     audit_index: u64,
 }
+
+/// An alert as ledgered, with its ledger index (`time`: the event time of
+/// the event that completed the rule's pattern, Unix ms).
+#[derive(ToSchema)]
+pub struct Alert {
+    id: String,
+    rule: String,
+    title: String,
+    severity_id: u8,
+    attack: Vec<String>,
+    time: i64,
+    entity: Entity,
+    zone: Option<String>,
+    /// Ledger indices of its contributing events.
+    events: Vec<u64>,
+    summary: String,
+    /// Its record: `GET /ledger/records/{index}` proves it.
+    ledger_index: u64,
+}
+
+/// Recent alerts, newest first.
+#[derive(ToSchema)]
+pub struct Alerts {
+    alerts: Vec<Alert>,
+}
+
+/// A session for a person (8 hours).
+#[derive(ToSchema)]
+pub struct Session {
+    /// The bearer token; shown once.
+    token: String,
+    #[schema(pattern = "^(admin|soc_analyst|quality_reviewer|auditor|control_room|collector|monitoring)$")]
+    role: String,
+    /// RFC 3339.
+    expires_at: String,
+    /// When the password expires, under `[accounts] password_max_age_days`.
+    password_expires_at: Option<String>,
+    /// Present when the session may only change the password (or log out).
+    #[schema(pattern = "^(temporary|expired)$")]
+    password_change_required: Option<String>,
+}

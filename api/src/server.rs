@@ -1164,7 +1164,7 @@ const SESSION_MS: i64 = 8 * 3_600_000;
     tag = "accounts",
     summary = "A session token for a name and password (8 h; lock-out after 5 failures)",
     request_body = LoginRequest,
-    responses((status = 200, description = "Session token; with `password_change_required` (temporary or expired) the session may only change the password or log out", body = Object), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 401, description = "Wrong name or password", body = ErrorBody), (status = 403, description = "Account locked or disabled", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody))
+    responses((status = 200, description = "Session token; with `password_change_required` (temporary or expired) the session may only change the password or log out", body = crate::schemas::Session), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 401, description = "Wrong name or password", body = ErrorBody), (status = 403, description = "Account locked or disabled", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody))
 )]
 async fn login(State(s): State<AppState>, peer: Option<Peer>, body: Bytes) -> Result<Json<Value>, ApiError> {
     let req: LoginRequest = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
@@ -2037,7 +2037,7 @@ struct LimitQuery {
     tag = "incidents",
     summary = "Recent alerts, newest first",
     params(LimitQuery),
-    responses((status = 200, description = "Alerts", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody)),
+    responses((status = 200, description = "Alerts", body = crate::schemas::Alerts), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn list_alerts(
