@@ -132,3 +132,61 @@ pub struct Session {
     #[schema(pattern = "^(temporary|expired)$")]
     password_change_required: Option<String>,
 }
+
+/// A control-room alarm (ISA-18.2), by the alert or flood it announces.
+#[derive(ToSchema)]
+pub struct Alarm {
+    /// De-duplication key: rule and entity, or `flood/<area>`.
+    key: String,
+    /// 1 (highest) .. 4.
+    #[schema(minimum = 1, maximum = 4)]
+    priority: u8,
+    area: String,
+    title: String,
+    summary: String,
+    /// Unix ms (the server's clock).
+    raised_at: i64,
+    #[schema(pattern = "^(alert|flood_started|flood_ended)$")]
+    kind: String,
+    /// `alert`: the alert's id and rule.
+    alert: Option<String>,
+    rule: Option<String>,
+    /// `flood_started`: alarms raised in the flood window.
+    alarms_in_window: Option<u64>,
+    /// `flood_ended`: alarms not sent one by one during the flood.
+    suppressed: Option<u64>,
+}
+
+/// Shelved until (Unix ms), by whom and why.
+#[derive(ToSchema)]
+pub struct Shelf {
+    until: i64,
+    by: String,
+    reason: String,
+}
+
+/// An alarm's standing on the board.
+#[derive(ToSchema)]
+pub struct AlarmState {
+    alarm: Alarm,
+    /// Raised again while standing unacknowledged.
+    repeats: u64,
+    /// `[who, Unix ms]`, once acknowledged.
+    acknowledged: Option<Vec<serde_json::Value>>,
+    shelved: Option<Shelf>,
+}
+
+/// The standing alarms, highest priority first.
+#[derive(ToSchema)]
+pub struct Alarms {
+    alarms: Vec<AlarmState>,
+}
+
+/// An alarm after an operator's action, and the `audit` record of it (with
+/// the shelf an unshelving ended).
+#[derive(ToSchema)]
+pub struct AlarmHandled {
+    alarm: AlarmState,
+    shelf: Option<Shelf>,
+    audit_index: u64,
+}

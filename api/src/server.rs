@@ -2548,7 +2548,7 @@ async fn reload_inventory(
     path = "/api/v1/alarms",
     tag = "alarms",
     summary = "Standing control-room alarms",
-    responses((status = 200, description = "Alarms", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody)),
+    responses((status = 200, description = "Alarms", body = crate::schemas::Alarms), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn list_alarms(caller: Caller, State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
@@ -2613,7 +2613,7 @@ async fn audit(s: &AppState, who: &Principal, action: &str, reason: &str, detail
     tag = "alarms",
     summary = "Acknowledge an alarm (audited)",
     request_body = AcknowledgeRequest,
-    responses((status = 200, description = "The alarm", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    responses((status = 200, description = "The alarm", body = crate::schemas::AlarmHandled), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn acknowledge_alarm(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
@@ -2637,7 +2637,7 @@ async fn acknowledge_alarm(caller: Caller, State(s): State<AppState>, body: Byte
     tag = "alarms",
     summary = "Shelve an alarm for 1 to 1440 minutes (audited)",
     request_body = ShelveRequest,
-    responses((status = 200, description = "The alarm", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    responses((status = 200, description = "The alarm", body = crate::schemas::AlarmHandled), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn shelve_alarm(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
@@ -2665,7 +2665,7 @@ async fn shelve_alarm(caller: Caller, State(s): State<AppState>, body: Bytes) ->
     tag = "alarms",
     summary = "Return a shelved alarm to service before its shelf expires (audited)",
     request_body = UnshelveRequest,
-    responses((status = 200, description = "The alarm, and the shelf ended", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not on the board", body = ErrorBody), (status = 409, description = "Not shelved (`not_shelved`), or its shelf has run out", body = ErrorBody)),
+    responses((status = 200, description = "The alarm, and the shelf ended", body = crate::schemas::AlarmHandled), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not on the board", body = ErrorBody), (status = 409, description = "Not shelved (`not_shelved`), or its shelf has run out", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn unshelve_alarm(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
