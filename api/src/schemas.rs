@@ -190,3 +190,84 @@ pub struct AlarmHandled {
     shelf: Option<Shelf>,
     audit_index: u64,
 }
+
+/// A page of search hits, newest first (or oldest, by `order`).
+#[derive(ToSchema)]
+pub struct SearchPage {
+    /// Matching records; exact when `total_exact`, else at least this many.
+    total: u64,
+    total_exact: bool,
+    hits: Vec<SearchHit>,
+    /// Pass as `cursor` for the next page; null on the last.
+    next_cursor: Option<String>,
+    /// By facet asked (`facets=class,zone`): the top values and their counts.
+    facets: std::collections::BTreeMap<String, Vec<FacetCount>>,
+    /// Ledger records the index has taken in so far.
+    searchable_records: u64,
+}
+
+/// One hit: the ledgered record, by its index.
+#[derive(ToSchema)]
+pub struct SearchHit {
+    ledger_index: u64,
+    /// event, alert, incident, audit, …
+    kind: String,
+    /// RFC 3339.
+    time: String,
+    /// The record's data as ledgered (an event in the event contract, …).
+    record: serde_json::Value,
+}
+
+#[derive(ToSchema)]
+pub struct FacetCount {
+    value: serde_json::Value,
+    count: u64,
+}
+
+/// A read-only query's answer.
+#[derive(ToSchema)]
+pub struct SqlAnswer {
+    columns: Vec<SqlColumn>,
+    /// One object per row, by column name.
+    rows: Vec<std::collections::BTreeMap<String, serde_json::Value>>,
+    /// More rows matched than `max_rows`.
+    truncated: bool,
+    elapsed_ms: u64,
+}
+
+#[derive(ToSchema)]
+pub struct SqlColumn {
+    name: String,
+    /// The Arrow type.
+    r#type: String,
+}
+
+/// A ledger record with its RFC 9162 inclusion proof against the latest
+/// signed checkpoint, which is included: enough to check it offline.
+#[derive(ToSchema)]
+pub struct RecordProof {
+    index: u64,
+    record: serde_json::Value,
+    /// The exact text the leaf hash covers.
+    record_text: String,
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    leaf_hash: String,
+    tree_size: u64,
+    inclusion_proof: Vec<Hash>,
+    /// The C2SP signed note of the checkpoint.
+    checkpoint: String,
+}
+
+/// An RFC 9162 consistency proof between two tree sizes.
+#[derive(ToSchema)]
+pub struct ConsistencyProof {
+    old: u64,
+    new: u64,
+    proof: Vec<Hash>,
+    checkpoint: String,
+}
+
+/// A SHA-256 in lowercase hex.
+#[derive(ToSchema)]
+#[schema(pattern = "^[0-9a-f]{64}$")]
+pub struct Hash(String);

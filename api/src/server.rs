@@ -954,7 +954,7 @@ fn rfc3339_param(name: &str, t: &str) -> Result<i64, ApiError> {
     tag = "search",
     summary = "Search events, alerts and incidents (audited)",
     params(SearchQuery),
-    responses((status = 200, description = "A page of hits", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 422, description = "Stopped at the time limit", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    responses((status = 200, description = "A page of hits", body = crate::schemas::SearchPage), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 422, description = "Stopped at the time limit", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn search(
@@ -1077,7 +1077,7 @@ struct SqlRequest {
     tag = "search",
     summary = "One read-only SQL query over the Parquet archive (audited)",
     request_body = SqlRequest,
-    responses((status = 200, description = "Columns and rows", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 422, description = "Stopped at the time limit", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    responses((status = 200, description = "Columns and rows", body = crate::schemas::SqlAnswer), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 422, description = "Stopped at the time limit", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn query_sql(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
@@ -1881,7 +1881,7 @@ fn file_body(file: std::fs::File, turn: tokio::sync::OwnedSemaphorePermit) -> ax
     tag = "ledger",
     summary = "A ledger record with its inclusion proof (audited)",
     params(("index" = u64, Path, description = "Ledger index")),
-    responses((status = 200, description = "Record and proof", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Not yet covered by a signed checkpoint", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    responses((status = 200, description = "Record and proof", body = crate::schemas::RecordProof), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Not yet covered by a signed checkpoint", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn ledger_record(
@@ -1937,7 +1937,7 @@ struct ConsistencyQuery {
     tag = "ledger",
     summary = "RFC 9162 consistency proof between two tree sizes",
     params(ConsistencyQuery),
-    responses((status = 200, description = "Proof", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 409, description = "No signed checkpoint yet; retry shortly", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    responses((status = 200, description = "Proof", body = crate::schemas::ConsistencyProof), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 409, description = "No signed checkpoint yet; retry shortly", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn consistency_proof(
