@@ -412,13 +412,13 @@ impl AccountStore {
 /// 21 CFR Part 11 §11.10(d)): every account, and every name holding live
 /// tokens (collectors and services hold tokens without an account). No
 /// password hash and no token is in it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AccessReview {
     pub accounts: Vec<ReviewedAccount>,
     pub token_holders: Vec<crate::auth::TokenHolder>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReviewedAccount {
     pub name: String,
     pub printed_name: String,

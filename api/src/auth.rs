@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::listfile::{ListFile, Listed};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Admin,
@@ -176,7 +176,7 @@ fn hash(token: &str) -> String {
 }
 
 /// A name's live tokens under one role.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TokenHolder {
     pub name: String,
     pub role: Role,

@@ -271,3 +271,69 @@ pub struct ConsistencyProof {
 #[derive(ToSchema)]
 #[schema(pattern = "^[0-9a-f]{64}$")]
 pub struct Hash(String);
+
+/// The process runs.
+#[derive(ToSchema)]
+pub struct Alive {
+    #[schema(pattern = "^ok$")]
+    status: String,
+}
+
+/// Ready: the ledger is open and a signed checkpoint exists.
+#[derive(ToSchema)]
+pub struct Ready {
+    #[schema(pattern = "^ready$")]
+    status: String,
+    ledger_size: u64,
+}
+
+/// A page of an incident's timeline: contributing events and alerts in
+/// event-time order, each with its `ledger_index`.
+#[derive(ToSchema)]
+pub struct Timeline {
+    incident: String,
+    timeline: Vec<serde_json::Value>,
+    /// Pass as `after` for the next page; null on the last.
+    next: Option<String>,
+    total: u64,
+}
+
+/// A person's own password changed; their other sessions ended.
+#[derive(ToSchema)]
+pub struct PasswordChanged {
+    changed: bool,
+    sessions_ended: u64,
+}
+
+/// This session has ended.
+#[derive(ToSchema)]
+pub struct LoggedOut {
+    ended: bool,
+}
+
+/// The ledger index of the record that states it.
+#[derive(ToSchema)]
+pub struct Recorded {
+    index: u64,
+}
+
+/// Records taken for processing (their events follow in the ledger).
+#[derive(ToSchema)]
+pub struct Accepted {
+    accepted: u64,
+}
+
+/// What a reload put in place: the rules now running, and whether what
+/// was reloaded differs from what ran before.
+#[derive(ToSchema)]
+pub struct Reloaded {
+    rules: u64,
+    changed: bool,
+}
+
+/// The e-signature's ledger record, and its index.
+#[derive(ToSchema)]
+pub struct Signed {
+    signature_index: u64,
+    signature: serde_json::Value,
+}

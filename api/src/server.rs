@@ -480,7 +480,7 @@ struct ErrorDetail {
     message: String,
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "health", summary = "Alive", responses((status = 200, description = "Alive", body = Object)))]
+#[utoipa::path(get, path = "/healthz", tag = "health", summary = "Alive", responses((status = 200, description = "Alive", body = crate::schemas::Alive)))]
 pub(crate) async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
@@ -547,7 +547,7 @@ async fn answer_panics(route: &str, method: &str, handler: impl Future<Output = 
     path = "/readyz",
     tag = "health",
     summary = "Ready: the ledger has a signed checkpoint",
-    responses((status = 200, description = "Ready", body = Object), (status = 503, description = "Not available now", body = ErrorBody))
+    responses((status = 200, description = "Ready", body = crate::schemas::Ready), (status = 503, description = "Not available now", body = ErrorBody))
 )]
 async fn readyz(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     if s.0.ledger.latest_checkpoint().is_none() {
@@ -852,7 +852,7 @@ async fn get_incident(
     tag = "incidents",
     summary = "Contributing events and alerts in event-time order",
     params(("id" = String, Path, description = "Incident id"), TimelineQuery),
-    responses((status = 200, description = "Timeline", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    responses((status = 200, description = "Timeline", body = crate::schemas::Timeline), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn incident_timeline(
@@ -1238,7 +1238,7 @@ struct PasswordChange {
     tag = "accounts",
     summary = "Change your own password (audited; your other sessions end)",
     request_body = PasswordChange,
-    responses((status = 200, description = "Changed", body = Object), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 401, description = "No or unknown token, or the current password is not right", body = ErrorBody), (status = 403, description = "Locked, disabled, or no account for this token's holder", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    responses((status = 200, description = "Changed", body = crate::schemas::PasswordChanged), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 401, description = "No or unknown token, or the current password is not right", body = ErrorBody), (status = 403, description = "Locked, disabled, or no account for this token's holder", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn change_password(
@@ -1402,7 +1402,7 @@ async fn publish_sign_in_events(s: &AppState, records: Vec<RawRecord>) -> Result
     path = "/api/v1/logout",
     tag = "accounts",
     summary = "End this session (audited)",
-    responses((status = 200, description = "The session has ended", body = Object), (status = 400, description = "The token is an API token, not a session", body = ErrorBody), (status = 401, description = "No or unknown token", body = ErrorBody)),
+    responses((status = 200, description = "The session has ended", body = crate::schemas::LoggedOut), (status = 400, description = "The token is an API token, not a session", body = ErrorBody), (status = 401, description = "No or unknown token", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn logout(
@@ -1434,15 +1434,18 @@ async fn logout(
     path = "/api/v1/accounts",
     tag = "accounts",
     summary = "Accounts, roles and token holders, for an access review (audited)",
-    responses((status = 200, description = "Accounts and token holders", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody)),
+    responses((status = 200, description = "Accounts and token holders", body = crate::accounts::AccessReview), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody)),
     security(("bearer" = []))
 )]
-async fn list_accounts(caller: Caller, State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn list_accounts(
+    caller: Caller,
+    State(s): State<AppState>,
+) -> Result<Json<crate::accounts::AccessReview>, ApiError> {
     caller.require(Permission::ReviewAccess)?;
     let review = crate::accounts::AccessReview::at(s.0.accounts.as_deref(), &s.0.tokens, now_millis());
     let counts = json!({"accounts": review.accounts.len(), "token_holders": review.token_holders.len()});
     audit(&s, &caller.0, "accounts.read", "", counts).await?;
-    Ok(Json(json!(review)))
+    Ok(Json(review))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -1505,7 +1508,7 @@ async fn record_policy(s: &AppState, caller: &Caller, kind: ledger::RecordKind, 
     tag = "evidence",
     summary = "Record a retention policy",
     request_body = RetentionRequest,
-    responses((status = 200, description = "The recorded policy", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody)),
+    responses((status = 200, description = "The recorded policy", body = crate::schemas::Recorded), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn set_retention(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
@@ -1529,7 +1532,7 @@ async fn set_retention(caller: Caller, State(s): State<AppState>, body: Bytes) -
     tag = "evidence",
     summary = "Record a legal hold",
     request_body = LegalHoldRequest,
-    responses((status = 200, description = "The recorded hold", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody)),
+    responses((status = 200, description = "The recorded hold", body = crate::schemas::Recorded), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn place_legal_hold(caller: Caller, State(s): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
@@ -1588,7 +1591,7 @@ struct SignRequest {
     tag = "evidence",
     summary = "E-sign a ledger record (password re-entered)",
     request_body = SignRequest,
-    responses((status = 200, description = "The signature record", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    responses((status = 200, description = "The signature record", body = crate::schemas::Signed), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn sign_record(
@@ -1704,7 +1707,7 @@ struct AuditTrailReviewRequest {
     tag = "evidence",
     summary = "E-sign the review of a period's audit trail (password re-entered)",
     request_body = AuditTrailReviewRequest,
-    responses((status = 200, description = "The signature record", body = Object), (status = 401, description = "No or unknown token, or the password is not right", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "No audit record was ledgered in the period", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    responses((status = 200, description = "The signature record", body = crate::schemas::Signed), (status = 401, description = "No or unknown token, or the password is not right", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "No audit record was ledgered in the period", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn review_audit_trail(
@@ -2499,7 +2502,7 @@ async fn assign_incident(
     path = "/api/v1/rules/reload",
     tag = "rules",
     summary = "Reload the correlation rules (refused sets keep the old ones)",
-    responses((status = 200, description = "Rules loaded: how many run, and whether the files changed", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 422, description = "The rule set was refused", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    responses((status = 200, description = "Rules loaded: how many run, and whether the files changed", body = crate::schemas::Reloaded), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 422, description = "The rule set was refused", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn reload_rules(caller: Caller, State(s): State<AppState>) -> Result<Json<crate::reload::Reloaded>, ApiError> {
@@ -2531,7 +2534,7 @@ fn reload_answer(
     path = "/api/v1/inventory/reload",
     tag = "rules",
     summary = "Reload the plant inventory (audited with its new text; refused ones keep the old)",
-    responses((status = 200, description = "Inventory loaded: the rules compiled against it, and whether it changed", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 422, description = "The inventory was refused", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    responses((status = 200, description = "Inventory loaded: the rules compiled against it, and whether it changed", body = crate::schemas::Reloaded), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 422, description = "The inventory was refused", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn reload_inventory(
@@ -2754,7 +2757,7 @@ async fn metrics(caller: Caller, State(s): State<AppState>) -> Result<Response, 
     summary = "Push records (JSON object, array or JSON lines)",
     params(("source" = String, Path, description = "Push source name")),
     request_body(content = Object, content_type = "application/json", description = "A JSON object, a JSON array of objects, or JSON lines"),
-    responses((status = 202, description = "Accepted for processing", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 413, description = "Body too large", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
+    responses((status = 202, description = "Accepted for processing", body = crate::schemas::Accepted), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 413, description = "Body too large", body = ErrorBody), (status = 503, description = "Not available now", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn ingest_push(
