@@ -337,3 +337,123 @@ pub struct Signed {
     signature_index: u64,
     signature: serde_json::Value,
 }
+
+/// One normalised event (the event contract, OCSF-aligned), with its ledger index.
+#[derive(ToSchema)]
+pub struct Event {
+    class_uid: u32,
+    category_uid: u32,
+    activity_id: u32,
+    /// `class_uid * 100 + activity_id`.
+    type_uid: u64,
+    /// Event time from the source, and when Custos received the record (Unix ms).
+    time: i64,
+    observed_time: i64,
+    /// OCSF severity 0..6.
+    #[schema(minimum = 0, maximum = 6)]
+    severity_id: u8,
+    /// 1 success, 2 failure.
+    status_id: Option<u8>,
+    /// On network activity: 1 allowed, 2 denied.
+    action_id: Option<u8>,
+    message: String,
+    actor: Option<Actor>,
+    src: Option<Endpoint>,
+    dst: Option<Endpoint>,
+    device: Option<Device>,
+    /// IEC 62443 zone, from the inventory; the door and area of a badge event.
+    zone: Option<String>,
+    door: Option<String>,
+    area: Option<String>,
+    protocol: Option<String>,
+    ot: Option<OtOperation>,
+    finding: Option<Finding>,
+    change: Option<ConfigChange>,
+    metadata: EventMetadata,
+    /// Vendor fields with no home in the contract, kept.
+    unmapped: Option<std::collections::BTreeMap<String, serde_json::Value>>,
+    /// The original record byte for byte: a string when UTF-8, else `{"base64": …}`.
+    raw: serde_json::Value,
+    ledger_index: u64,
+}
+
+/// Who acted: an account, a credential (badge) and the person both resolve to.
+#[derive(ToSchema)]
+pub struct Actor {
+    user: Option<String>,
+    credential_uid: Option<String>,
+    person: Option<String>,
+}
+
+/// A network endpoint, with the inventory asset and zone it belongs to.
+#[derive(ToSchema)]
+pub struct Endpoint {
+    ip: Option<String>,
+    port: Option<u16>,
+    mac: Option<String>,
+    hostname: Option<String>,
+    asset: Option<String>,
+    zone: Option<String>,
+}
+
+/// The asset the event is about.
+#[derive(ToSchema)]
+pub struct Device {
+    asset: Option<String>,
+    hostname: Option<String>,
+    ip: Option<String>,
+    /// plc, hmi, ews, historian, server, workstation, network, other.
+    kind: Option<String>,
+    vendor: Option<String>,
+    model: Option<String>,
+}
+
+/// An industrial protocol operation (Modbus, DNP3, S7, ENIP/CIP).
+#[derive(ToSchema)]
+pub struct OtOperation {
+    function_code: Option<u16>,
+    function: Option<String>,
+    unit_id: Option<u16>,
+    address: Option<u32>,
+    #[schema(pattern = "^(read|write|other)$")]
+    access: String,
+}
+
+/// A detection (IDS signature, Custos rule).
+#[derive(ToSchema)]
+pub struct Finding {
+    uid: Option<String>,
+    title: String,
+    category: Option<String>,
+}
+
+/// A PLC program / configuration comparison.
+#[derive(ToSchema)]
+pub struct ConfigChange {
+    backup: String,
+    compared_with: String,
+    /// equal, different or error.
+    result: String,
+    changed_files: Option<Vec<String>>,
+    previous_backup: Option<String>,
+    previous_result: Option<String>,
+    changed_since_previous: Option<Vec<String>>,
+}
+
+/// Where the event came from and how it was read.
+#[derive(ToSchema)]
+pub struct EventMetadata {
+    product: String,
+    vendor: Option<String>,
+    version: Option<String>,
+    /// The configured source, e.g. `syslog-udp`.
+    source: String,
+    /// The parser, e.g. `syslog/cef`.
+    parser: String,
+}
+
+/// Recent events, newest first.
+#[derive(ToSchema)]
+pub struct Events {
+    events: Vec<Event>,
+}

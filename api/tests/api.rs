@@ -2034,6 +2034,89 @@ async fn a_long_timeline_comes_in_pages() {
     }
 }
 
+/// The OpenAPI document's event states every field of the event contract,
+/// at every level: an event with all of them set (a struct literal, so a
+/// field added to the contract breaks this test until the document has it)
+/// has the same keys as the document's schemas.
+#[test]
+fn the_documented_event_has_every_field_of_the_contract() {
+    use ingest::event::{Actor, ConfigChange, Device, Endpoint, EventClass, Finding, OtAccess, OtOperation};
+    let endpoint = || Endpoint {
+        ip: Some([10, 0, 0, 1].into()),
+        port: Some(502),
+        mac: Some("00:11:22:33:44:55".into()),
+        hostname: Some("h".into()),
+        asset: Some("a".into()),
+        zone: Some("z".into()),
+    };
+    let mut e = ingest::Event::new(EventClass::PhysicalAccess, 1, 1, 2, b"raw");
+    let mut unmapped = ingest::event::Unmapped::default();
+    unmapped.insert("vendor_field", "v");
+    let metadata =
+        ingest::event::Metadata { vendor: Some("v".into()), version: Some("1".into()), ..e.metadata.clone() };
+    e = ingest::Event {
+        status_id: Some(1),
+        action_id: Some(1),
+        actor: Some(Actor { user: Some("u".into()), credential_uid: Some("c".into()), person: Some("p".into()) }),
+        src: Some(endpoint()),
+        dst: Some(endpoint()),
+        device: Some(Device {
+            asset: Some("a".into()),
+            hostname: Some("h".into()),
+            ip: Some([10, 0, 0, 2].into()),
+            kind: Some("plc".into()),
+            vendor: Some("v".into()),
+            model: Some("m".into()),
+        }),
+        zone: Some("z".into()),
+        door: Some("d".into()),
+        area: Some("r".into()),
+        protocol: Some("modbus".into()),
+        ot: Some(OtOperation {
+            function_code: Some(6),
+            function: Some("write_single_register".into()),
+            unit_id: Some(1),
+            address: Some(40001),
+            access: OtAccess::Write,
+        }),
+        finding: Some(Finding { uid: Some("1".into()), title: "t".into(), category: Some("c".into()) }),
+        change: Some(Box::new(ConfigChange {
+            backup: "b".into(),
+            compared_with: "released".into(),
+            result: "different".into(),
+            changed_files: vec!["OB1".into()],
+            previous_backup: Some("a".into()),
+            previous_result: Some("equal".into()),
+            changed_since_previous: vec!["OB1".into()],
+        })),
+        metadata,
+        unmapped,
+        ..e
+    };
+    let event = serde_json::to_value(&e).expect("json");
+    let doc = serde_json::to_value(custos::server::openapi()).expect("json");
+    let schemas = &doc["components"]["schemas"];
+    let keys = |v: &Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
+        k.sort();
+        k
+    };
+    let mut documented = keys(&schemas["Event"]["properties"]);
+    documented.retain(|k| k != "ledger_index");
+    assert_eq!(keys(&event), documented, "the event's fields");
+    for (field, schema) in [
+        ("actor", "Actor"),
+        ("src", "Endpoint"),
+        ("device", "Device"),
+        ("ot", "OtOperation"),
+        ("finding", "Finding"),
+        ("change", "ConfigChange"),
+        ("metadata", "EventMetadata"),
+    ] {
+        assert_eq!(keys(&event[field]), keys(&schemas[schema]["properties"]), "{field}");
+    }
+}
+
 /// The OpenAPI document is a contract: a change to it shows in review as a
 /// change to this golden file (`CUSTOS_UPDATE_GOLDEN=1` rewrites it).
 #[tokio::test]
