@@ -457,3 +457,24 @@ pub struct EventMetadata {
 pub struct Events {
     events: Vec<Event>,
 }
+
+/// A record no parser could read, kept with why, and its ledger index.
+#[derive(ToSchema)]
+pub struct DeadLetter {
+    source: String,
+    /// The format its source was set to read.
+    format: String,
+    reason: String,
+    /// When Custos received it (Unix ms).
+    observed_time: i64,
+    /// The record byte for byte: a string when UTF-8, else `{"base64": …}`.
+    raw: serde_json::Value,
+    ledger_index: u64,
+}
+
+/// Recent dead letters, newest first, and how many since the start.
+#[derive(ToSchema)]
+pub struct DeadLetters {
+    dead_letters: Vec<DeadLetter>,
+    total: u64,
+}

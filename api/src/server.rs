@@ -2236,7 +2236,7 @@ async fn on_site(
     tag = "events",
     summary = "Recent dead letters with reasons and raw bytes",
     params(LimitQuery),
-    responses((status = 200, description = "Dead letters", body = Object), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody)),
+    responses((status = 200, description = "Dead letters", body = crate::schemas::DeadLetters), (status = 401, description = "No or unknown token", body = ErrorBody), (status = 403, description = "The role may not do this, or the session may only change its password (`password_change_required`)", body = ErrorBody), (status = 400, description = "Bad input; the message says what", body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn list_dead_letters(
