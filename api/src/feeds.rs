@@ -27,30 +27,10 @@ pub struct FeedsAnswer {
 /// What one process's sources read, since it started.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Feeds {
-    pub sources: Vec<SourceRow>,
-    pub parsers: Vec<ParserRow>,
+    pub sources: Vec<SourceCounts>,
+    pub parsers: Vec<ParserCounts>,
     /// Syslog datagrams dropped (UDP has no backpressure).
     pub udp_dropped: u64,
-}
-
-/// One source and format.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct SourceRow {
-    pub source: String,
-    pub format: String,
-    pub lines: u64,
-    pub bytes: u64,
-    pub dead_letters: u64,
-    /// Receive time minus event time of its newest event, ms.
-    pub lag_ms: i64,
-}
-
-/// Events one parser made of a source's records.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ParserRow {
-    pub source: String,
-    pub parser: String,
-    pub events: u64,
 }
 
 /// A collector by its newest heartbeat.
@@ -78,14 +58,14 @@ pub struct CollectorStatus {
     /// Since when the core has read its heartbeats more than 10 s off.
     pub clock_off_since: Option<String>,
     pub udp_dropped: u64,
-    pub sources: Vec<SourceRow>,
-    pub parsers: Vec<ParserRow>,
+    pub sources: Vec<SourceCounts>,
+    pub parsers: Vec<ParserCounts>,
 }
 
 /// The feeds at `now`, collectors only in state `wanted` when given.
 pub fn answer(stats: &PipelineStats, now: i64, wanted: Option<CollectorState>) -> FeedsAnswer {
     let (sources, parsers) = stats.ingest.counts();
-    let local = feeds(&sources, &parsers, stats.udp_drops.0.load(Ordering::Relaxed));
+    let local = Feeds { sources, parsers, udp_dropped: stats.udp_drops.0.load(Ordering::Relaxed) };
     let heard = stats.collectors.list();
     let states: Vec<CollectorState> = heard.iter().map(|h| h.state(now)).collect();
     let silent = states.iter().filter(|s| **s == CollectorState::Silent).count();
@@ -98,29 +78,9 @@ pub fn answer(stats: &PipelineStats, now: i64, wanted: Option<CollectorState>) -
     FeedsAnswer { at: format_rfc3339(now), local, collectors, silent }
 }
 
-fn feeds(sources: &[SourceCounts], parsers: &[ParserCounts], udp_dropped: u64) -> Feeds {
-    let sources = sources
-        .iter()
-        .map(|s| SourceRow {
-            source: s.source.clone(),
-            format: s.format.clone(),
-            lines: s.lines,
-            bytes: s.bytes,
-            dead_letters: s.dead_letters,
-            lag_ms: s.lag_ms,
-        })
-        .collect();
-    let parsers = parsers
-        .iter()
-        .map(|p| ParserRow { source: p.source.clone(), parser: p.parser.clone(), events: p.events })
-        .collect();
-    Feeds { sources, parsers, udp_dropped }
-}
-
 fn status(h: &Heard, state: CollectorState, now: i64) -> CollectorStatus {
     let seconds = |ms: i64| ms as f64 / 1000.0;
     let b = &h.beat;
-    let Feeds { sources, parsers, udp_dropped } = feeds(&b.sources, &b.parsers, b.udp_dropped);
     CollectorStatus {
         collector: b.collector.clone(),
         state: state.name(),
@@ -133,8 +93,8 @@ fn status(h: &Heard, state: CollectorState, now: i64) -> CollectorStatus {
         heartbeat_interval_seconds: seconds(b.interval_ms() as i64),
         clock_offset_seconds: seconds(h.clock_offset_ms()),
         clock_off_since: h.clock_off_since.map(format_rfc3339),
-        udp_dropped,
-        sources,
-        parsers,
+        udp_dropped: b.udp_dropped,
+        sources: b.sources.clone(),
+        parsers: b.parsers.clone(),
     }
 }

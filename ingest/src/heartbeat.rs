@@ -39,7 +39,7 @@ pub struct Heartbeat {
 }
 
 /// What a source read, by source and format, since the collector started.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SourceCounts {
     pub source: String,
     pub format: String,
@@ -51,7 +51,7 @@ pub struct SourceCounts {
 }
 
 /// Events a parser made of a source's records.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ParserCounts {
     pub source: String,
     pub parser: String,
