@@ -14,7 +14,7 @@ log=$(mktemp -t tansu.XXXXXX)
 tansu broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
   --storage-engine memory://tansu/ >"$log" 2>&1 &
 broker=$!
-trap 'kill $broker 2>/dev/null || true; wait $broker 2>/dev/null || true' EXIT
+trap 'kill $broker 2>/dev/null || true; wait $broker 2>/dev/null || true; rm -f "$log"' EXIT
 for _ in $(seq 1 100); do
   if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null; then break; fi
   if ! kill -0 $broker 2>/dev/null; then cat "$log"; echo "tansu did not start" >&2; exit 1; fi

@@ -31,6 +31,9 @@ pub struct Feeds {
     pub parsers: Vec<ParserCounts>,
     /// Syslog datagrams dropped (UDP has no backpressure).
     pub udp_dropped: u64,
+    /// Records sent to Kafka again: the brokers took none of them within
+    /// the 30 s delivery timeout.
+    pub bus_redelivered: u64,
 }
 
 /// A collector by its newest heartbeat.
@@ -58,6 +61,7 @@ pub struct CollectorStatus {
     /// Since when the core has read its heartbeats more than 10 s off.
     pub clock_off_since: Option<String>,
     pub udp_dropped: u64,
+    pub bus_redelivered: u64,
     pub sources: Vec<SourceCounts>,
     pub parsers: Vec<ParserCounts>,
 }
@@ -65,7 +69,12 @@ pub struct CollectorStatus {
 /// The feeds at `now`, collectors only in state `wanted` when given.
 pub fn answer(stats: &PipelineStats, now: i64, wanted: Option<CollectorState>) -> FeedsAnswer {
     let (sources, parsers) = stats.ingest.counts();
-    let local = Feeds { sources, parsers, udp_dropped: stats.udp_drops.0.load(Ordering::Relaxed) };
+    let local = Feeds {
+        sources,
+        parsers,
+        udp_dropped: stats.udp_drops.0.load(Ordering::Relaxed),
+        bus_redelivered: stats.bus_redelivered.load(Ordering::Relaxed),
+    };
     let heard = stats.collectors.list();
     let states: Vec<CollectorState> = heard.iter().map(|h| h.state(now)).collect();
     let silent = states.iter().filter(|s| **s == CollectorState::Silent).count();
@@ -94,6 +103,7 @@ fn status(h: &Heard, state: CollectorState, now: i64) -> CollectorStatus {
         clock_offset_seconds: seconds(h.clock_offset_ms()),
         clock_off_since: h.clock_off_since.map(format_rfc3339),
         udp_dropped: b.udp_dropped,
+        bus_redelivered: b.bus_redelivered,
         sources: b.sources.clone(),
         parsers: b.parsers.clone(),
     }

@@ -372,12 +372,16 @@ async fn run_demo(opts: DemoOptions) -> anyhow::Result<()> {
         d.custos.data_dir.display()
     );
     println!("Stop with Ctrl-C; then: custos verify {}/ledger", d.custos.data_dir.display());
-    tokio::select! {
-        _ = shutdown_signal() => {}
-        _ = d.custos.stopped() => tracing::error!("a pipeline stage stopped"),
-    }
+    let failed = tokio::select! {
+        _ = shutdown_signal() => false,
+        _ = d.custos.stopped() => {
+            tracing::error!("a pipeline stage stopped");
+            true
+        }
+    };
     println!("stopping: draining the pipeline into the ledger…");
     d.shutdown().await.context("clean shutdown failed")?;
+    anyhow::ensure!(!failed, "a pipeline stage stopped (see the error above)");
     Ok(())
 }
 
@@ -419,11 +423,13 @@ async fn run(config: &std::path::Path, roles: &str) -> anyhow::Result<()> {
         notify(custos::systemd::Notice::Ready { status: &status });
         let shutdown = shutdown_signal();
         tokio::pin!(shutdown);
+        let mut failed = false;
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = node.stopped() => {
                     tracing::error!("the normaliser stopped");
+                    failed = true;
                     break;
                 }
                 // SIGHUP reloads the inventory enrichment uses (a bad file is refused).
@@ -435,6 +441,8 @@ async fn run(config: &std::path::Path, roles: &str) -> anyhow::Result<()> {
         }
         notify(custos::systemd::Notice::Stopping { status: "stopping the sources" });
         node.shutdown().await.context("clean shutdown failed")?;
+        // A failure exit, so that the service manager starts it again.
+        anyhow::ensure!(!failed, "the normaliser stopped (see the error above); the next start reads on from Kafka");
         return Ok(());
     }
     let mut c = Custos::start_with_roles(cfg, roles).await.context("custos failed to start")?;
@@ -450,12 +458,17 @@ async fn run(config: &std::path::Path, roles: &str) -> anyhow::Result<()> {
             let _ = reload.rules("SIGHUP").await;
         }
     });
-    tokio::select! {
-        _ = shutdown_signal() => {}
-        _ = c.stopped() => tracing::error!("a pipeline stage stopped"),
-    }
+    let failed = tokio::select! {
+        _ = shutdown_signal() => false,
+        _ = c.stopped() => {
+            tracing::error!("a pipeline stage stopped");
+            true
+        }
+    };
     notify(custos::systemd::Notice::Stopping { status: "draining the pipeline into the ledger" });
     c.shutdown().await.context("clean shutdown failed")?;
+    // A failure exit, so that the service manager starts it again.
+    anyhow::ensure!(!failed, "a pipeline stage stopped (see the error above)");
     Ok(())
 }
 

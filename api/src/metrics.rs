@@ -272,6 +272,7 @@ impl Collectors {
                     sources: Vec::new(),
                     parsers: Vec::new(),
                     udp_dropped: b.udp_dropped,
+                    bus_redelivered: b.bus_redelivered,
                     interval_ms: b.interval_ms,
                 };
                 Heard { beat, heard_at: h.heard_at, clock_off_since: h.clock_off_since }
@@ -347,6 +348,7 @@ pub fn render(
     ingest: &IngestMetrics,
     collectors: &[Heard],
     udp_dropped: &AtomicU64,
+    bus_redelivered: &AtomicU64,
     alerts: &AtomicU64,
     alarm_failures: &AtomicU64,
     late_events: &AtomicU64,
@@ -408,6 +410,17 @@ pub fn render(
     for c in collectors {
         let _ =
             writeln!(out, "custos_syslog_udp_dropped_total{{{}}} {}", by(c).trim_end_matches(','), c.beat.udp_dropped);
+    }
+    family(
+        &mut out,
+        "custos_bus_redelivered_total",
+        "counter",
+        "Records sent to Kafka again: the brokers took none of them within the 30 s delivery timeout.",
+    );
+    let _ = writeln!(out, "custos_bus_redelivered_total {}", bus_redelivered.load(Ordering::Relaxed));
+    for c in collectors {
+        let _ =
+            writeln!(out, "custos_bus_redelivered_total{{{}}} {}", by(c).trim_end_matches(','), c.beat.bus_redelivered);
     }
     render_collectors(&mut out, collectors);
     family(&mut out, "custos_alerts_total", "counter", "Alerts raised by correlation.");
@@ -605,8 +618,9 @@ mod tests {
     #[test]
     fn counts_per_source_format_and_parser() {
         let m = firewall_counted();
-        let text =
-            render(&m, &[], &AtomicU64::new(3), &AtomicU64::new(0), &AtomicU64::new(2), &AtomicU64::new(1), 7, None);
+        let [udp, bus, alerts, failures, late] = [3, 5, 0, 2, 1].map(AtomicU64::new);
+        let text = render(&m, &[], &udp, &bus, &alerts, &failures, &late, 7, None);
+        assert!(text.contains("custos_bus_redelivered_total 5\n"), "{text}");
         assert!(text.contains("custos_source_lines_total{source=\"fw\",format=\"syslog\"} 2"), "{text}");
         assert!(text.contains("custos_source_bytes_total{source=\"fw\",format=\"syslog\"} 49"), "{text}");
         assert!(text.contains("custos_dead_letters_total{source=\"fw\",format=\"syslog\"} 1"), "{text}");
@@ -632,6 +646,7 @@ mod tests {
             sources: sources.clone(),
             parsers: parsers.clone(),
             udp_dropped: 4,
+            bus_redelivered: 6,
             interval_ms: Some(30_000),
         };
         let collectors = Collectors::default();
@@ -641,7 +656,7 @@ mod tests {
         // The process's own counters beside its collectors', the rest zero.
         let render_with = |own: &IngestMetrics| {
             let zero = AtomicU64::new(0);
-            render(own, &collectors.list(), &zero, &zero, &zero, &zero, 0, None)
+            render(own, &collectors.list(), &zero, &zero, &zero, &zero, &zero, 0, None)
         };
         let text = render_with(&IngestMetrics::default());
         for line in [
@@ -650,6 +665,7 @@ mod tests {
             "custos_source_lag_seconds{collector=\"dmz-\\\"1\\\"\",source=\"fw\",format=\"syslog\"} 1.000\n",
             "custos_parser_events_total{collector=\"dmz-\\\"1\\\"\",source=\"fw\",parser=\"syslog/text\"} 1\n",
             "custos_syslog_udp_dropped_total 0\ncustos_syslog_udp_dropped_total{collector=\"dmz-\\\"1\\\"\"} 4\n",
+            "custos_bus_redelivered_total 0\ncustos_bus_redelivered_total{collector=\"dmz-\\\"1\\\"\"} 6\n",
             "custos_collector_heartbeat_timestamp_seconds{collector=\"dmz-\\\"1\\\"\"} 60.000\n",
             "custos_collector_heard_timestamp_seconds{collector=\"dmz-\\\"1\\\"\"} 62.500\n",
             "custos_collector_clock_offset_seconds{collector=\"dmz-\\\"1\\\"\"} -2.500\n",

@@ -54,6 +54,9 @@ pub struct PipelineStats {
     pub state_snapshot_records: Arc<AtomicU64>,
     /// The collectors' newest heartbeats (a core on Kafka hears them).
     pub collectors: crate::metrics::Collectors,
+    /// Records this process sent to Kafka again: the brokers took none of
+    /// them within the delivery timeout.
+    pub bus_redelivered: Arc<AtomicU64>,
 }
 
 /// A started Custos with the ledger and correlation (and, by its roles, the
@@ -102,6 +105,8 @@ pub struct IngestNode {
     /// Where `/healthz` and `/readyz` answer (`[collector] health_listen`).
     pub health_addr: Option<SocketAddr>,
     health_server: Option<JoinHandle<()>>,
+    /// Records sent to Kafka again (the heartbeats carry it to the core).
+    bus_redelivered: Arc<AtomicU64>,
 }
 
 /// What a collector tells the core of itself on the status topic.
@@ -130,16 +135,24 @@ impl Heartbeats {
             sources,
             parsers,
             udp_dropped: self.stats.udp_drops.0.load(Ordering::Relaxed),
+            bus_redelivered: self.stats.bus_redelivered.load(Ordering::Relaxed),
             interval_ms: Some(u64::try_from(self.every.as_millis()).unwrap_or(u64::MAX)),
         }
     }
 
+    /// One heartbeat, given up (not sent again) when the bus has not taken
+    /// it in the delivery timeout: the next one carries newer counts.
     async fn send(&self, stopped: bool) {
-        match self.out.publish(vec![self.beat(now_millis(), stopped)]).await {
-            Ok(()) => self.health.delivered(now_millis()),
-            Err(e) => {
+        let sent = self.out.publish(vec![self.beat(now_millis(), stopped)]);
+        match tokio::time::timeout(ingest::bus::DELIVERY_TIMEOUT, sent).await {
+            Ok(Ok(())) => self.health.delivered(now_millis()),
+            Ok(Err(e)) => {
                 self.health.refused(now_millis());
                 tracing::warn!(error = %e, collector = %self.name, "heartbeat not sent");
+            }
+            Err(_) => {
+                self.health.refused(now_millis());
+                tracing::warn!(collector = %self.name, "heartbeat not taken by the bus in the delivery timeout");
             }
         }
     }
@@ -240,8 +253,13 @@ impl InventoryFile {
     }
 }
 
-/// Connects the configured bus.
-async fn connect_bus(cfg: &Config) -> Result<AnyBus, Error> {
+/// Connects the configured bus. A record Kafka does not take in time is
+/// sent again (and counted in `redelivered`) until `stop`.
+async fn connect_bus(
+    cfg: &Config,
+    stop: &watch::Receiver<bool>,
+    redelivered: &Arc<AtomicU64>,
+) -> Result<AnyBus, Error> {
     match cfg.bus.kind {
         BusKind::Embedded => Ok(AnyBus::Embedded(EmbeddedBus::new(cfg.bus.capacity))),
         #[cfg(feature = "kafka")]
@@ -252,13 +270,15 @@ async fn connect_bus(cfg: &Config) -> Result<AnyBus, Error> {
                 .clone()
                 .ok_or_else(|| Error::Roles("bus kind kafka needs a [bus.kafka] section with brokers".into()))?;
             tracing::info!(brokers = %k.brokers, prefix = %k.topic_prefix, "connecting to kafka");
-            Ok(AnyBus::Kafka(
-                ingest::bus::kafka::KafkaBus::connect(k, &[RAW.name, EVENTS.name, DEADLETTERS.name, STATUS.name])
-                    .await?,
-            ))
+            let redelivery = ingest::bus::kafka::Redelivery { count: redelivered.clone(), stopping: stop.clone() };
+            let topics = [RAW.name, EVENTS.name, DEADLETTERS.name, STATUS.name];
+            Ok(AnyBus::Kafka(ingest::bus::kafka::KafkaBus::connect(k, &topics, redelivery).await?))
         }
         #[cfg(not(feature = "kafka"))]
-        BusKind::Kafka => Err(ingest::bus::BusError::NoKafka.into()),
+        BusKind::Kafka => {
+            let _ = (stop, redelivered);
+            Err(ingest::bus::BusError::NoKafka.into())
+        }
     }
 }
 
@@ -349,7 +369,9 @@ impl IngestNode {
     /// Starts sources and the normaliser; needs a durable (Kafka) bus.
     pub async fn start(cfg: Config) -> Result<Self, Error> {
         std::fs::create_dir_all(&cfg.data_dir).map_err(Error::io("create data directory", &cfg.data_dir))?;
-        let bus = connect_bus(&cfg).await?;
+        let (stop, stop_rx) = watch::channel(false);
+        let stats = Arc::new(PipelineStats::default());
+        let bus = connect_bus(&cfg, &stop_rx, &stats.bus_redelivered).await?;
         if !bus.is_durable() {
             return Err(Error::Roles(
                 "role ingest alone needs bus kind kafka: an embedded bus ends with the process".into(),
@@ -359,9 +381,7 @@ impl IngestNode {
         let inventory = Arc::new(inventory_file.load()?.0);
         let (feed, inventory_for_ingest) = watch::channel(inventory.clone());
         let positions = open_positions(&cfg.data_dir)?;
-        let stats = Arc::new(PipelineStats::default());
         let raw_out = bus.publisher(RAW)?;
-        let (stop, stop_rx) = watch::channel(false);
         let mut sources = start_sources(&cfg, &raw_out, &positions, &stats, Handover::OnPublish, &stop_rx).await?;
         drop(raw_out);
         let every = Duration::from_secs(cfg.collector.heartbeat_seconds);
@@ -376,6 +396,7 @@ impl IngestNode {
             }
             None => (None, None),
         };
+        let bus_redelivered = stats.bus_redelivered.clone();
         let heartbeats = Heartbeats {
             out: bus.publisher(STATUS)?,
             name: cfg.collector.name(),
@@ -408,7 +429,14 @@ impl IngestNode {
             heartbeats: (heartbeats, heartbeat_task),
             health_addr,
             health_server,
+            bus_redelivered,
         })
+    }
+
+    /// Records sent to Kafka again because the brokers took none of them
+    /// within the delivery timeout.
+    pub fn bus_redelivered(&self) -> u64 {
+        self.bus_redelivered.load(Ordering::Relaxed)
     }
 
     /// Reads the inventory file again; enrichment uses it from the next
@@ -464,7 +492,9 @@ impl Custos {
         let (inventory, inventory_text) = inventory_file.load()?;
         let inventory = Arc::new(inventory);
         let (inventory_feed, inventory_for_ingest) = watch::channel(inventory.clone());
-        let bus = connect_bus(&cfg).await?;
+        let (stop, stop_rx) = watch::channel(false);
+        let stats = Arc::new(PipelineStats::default());
+        let bus = connect_bus(&cfg, &stop_rx, &stats.bus_redelivered).await?;
         if !roles.ingest && !bus.is_durable() {
             return Err(Error::Roles(
                 "without the ingest role the events must come over kafka: set [bus] kind = \"kafka\"".into(),
@@ -474,7 +504,6 @@ impl Custos {
         // A second handle on the key signs evidence bundle manifests.
         let bundle_signer = NoteSigner::parse(&signer.encode())?;
         let signer_verifier = signer.verifier();
-        let stats = Arc::new(PipelineStats::default());
         let ledger_dir = data_dir.join("ledger");
         let (ledger, report) = Ledger::open(&ledger_dir, &cfg.ledger.origin, signer, LedgerOptions::default())?;
         let ledger = Arc::new(ledger);
@@ -575,7 +604,6 @@ impl Custos {
                 .map_err(Error::io("open accounts", &data_dir))?
                 .with_policy(cfg.accounts.policy()),
         );
-        let (stop, stop_rx) = watch::channel(false);
         // On a durable bus the stages stop on the signal; on the embedded bus they drain.
         let stage_stop = bus.is_durable().then(|| stop_rx.clone());
 
@@ -818,13 +846,13 @@ async fn normalize_stage(
                     Normalized::Event(_) => None,
                 })
                 .collect();
-            if d.publish(dead).await.is_err() {
-                tracing::error!("dead-letter topic closed: normaliser stops");
+            if let Err(e) = d.publish(dead).await {
+                tracing::error!(error = %e, "dead letters not published: the normaliser stops (its batch is read again at the next start)");
                 return;
             }
         }
-        if out.publish(batch).await.is_err() {
-            tracing::error!("events topic closed: normaliser stops");
+        if let Err(e) = out.publish(batch).await {
+            tracing::error!(error = %e, "events not published: the normaliser stops (its batch is read again at the next start)");
             return;
         }
         commit.commit();

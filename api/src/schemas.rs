@@ -478,3 +478,213 @@ pub struct DeadLetters {
     dead_letters: Vec<DeadLetter>,
     total: u64,
 }
+
+/// Each documented answer names exactly the fields the handlers write, at
+/// every level. The samples are struct literals with every field set, so a
+/// field added to correlate's or ingest's types breaks this build until it
+/// is set here, and then this test until the document states it.
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    use correlate::{AlarmKind, Entity, EntityKind};
+    use serde_json::{Value, json};
+
+    use crate::views::Stored;
+
+    /// Walks `samples` against the document's schema `name`: the union of
+    /// their keys is its properties, and each property that refers to
+    /// another schema is walked with the samples' values there.
+    fn walk(doc: &Value, name: &str, samples: &[&Value], path: &str) {
+        let props = doc["components"]["schemas"][name]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{path}: the document's {name} has no properties"));
+        let mut written = BTreeSet::new();
+        for s in samples {
+            written.extend(s.as_object().unwrap_or_else(|| panic!("{path}: not an object: {s}")).keys().cloned());
+        }
+        let documented: BTreeSet<String> = props.keys().cloned().collect();
+        assert_eq!(written, documented, "{path}: the fields written and the fields of the document's {name}");
+        for (field, p) in props {
+            let Some(target) = referred(p) else { continue };
+            let inner: Vec<&Value> = samples
+                .iter()
+                .filter_map(|s| s.get(field))
+                .flat_map(|v| match v {
+                    Value::Array(a) => a.iter().collect(),
+                    v => vec![v],
+                })
+                .filter(|v| v.is_object())
+                .collect();
+            assert!(!inner.is_empty(), "{path}.{field}: no sample sets it");
+            walk(doc, target, &inner, &format!("{path}.{field}"));
+        }
+    }
+
+    /// The schema a property refers to: itself, its items, or an option's.
+    fn referred(p: &Value) -> Option<&str> {
+        p["$ref"]
+            .as_str()
+            .or_else(|| p["items"]["$ref"].as_str())
+            .or_else(|| p["oneOf"].as_array()?.iter().find_map(|o| o["$ref"].as_str()))
+            .map(|r| r.trim_start_matches("#/components/schemas/"))
+    }
+
+    fn document() -> Value {
+        serde_json::to_value(crate::server::openapi()).expect("json")
+    }
+
+    fn entity() -> Entity {
+        Entity { kind: EntityKind::Asset, id: "PLC-7".into() }
+    }
+
+    #[test]
+    fn the_documented_incident_has_every_field_it_is_answered_with() {
+        use correlate::{Incident, IncidentState, Note, Transition};
+        let incident = Incident {
+            id: "INC-000002".into(),
+            rule: "r".into(),
+            rules: vec!["r".into()],
+            title: "t".into(),
+            severity_id: 4,
+            state: IncidentState::Investigating,
+            attack: vec!["T0843".into()],
+            entity: entity(),
+            zone: Some("cell-1".into()),
+            opened_at: 1,
+            last_alert_at: 2,
+            alerts: vec!["a".into()],
+            events: vec![1],
+            history: vec![Transition {
+                from: IncidentState::New,
+                to: IncidentState::Investigating,
+                by: "ana".into(),
+                reason: "looking".into(),
+                at: 3,
+            }],
+            continues: Some("INC-000001".into()),
+            assignee: Some("ana".into()),
+            notes: vec![Note { by: "ana".into(), at: 4, text: "called the shift lead".into() }],
+        };
+        let shown = crate::server::incident_json(&incident);
+        walk(&document(), "Incidents", &[&json!({"incidents": [shown]})], "incidents");
+    }
+
+    #[test]
+    fn the_documented_alert_has_every_field_it_is_answered_with() {
+        let alert = correlate::Alert {
+            id: "a".into(),
+            rule: "r".into(),
+            title: "t".into(),
+            severity_id: 4,
+            attack: vec!["T0843".into()],
+            time: 1,
+            entity: entity(),
+            zone: Some("cell-1".into()),
+            events: vec![1],
+            summary: "s".into(),
+        };
+        let shown = crate::server::indexed_json(&Stored { index: 9, item: Arc::new(alert) });
+        walk(&document(), "Alerts", &[&json!({"alerts": [shown]})], "alerts");
+    }
+
+    /// An alarm's fields depend on its kind: together, the three kinds
+    /// write every documented field.
+    #[test]
+    fn the_documented_alarm_has_every_field_it_is_answered_with() {
+        use correlate::{Alarm, AlarmState, Shelf};
+        let state = |kind| AlarmState {
+            alarm: Alarm {
+                key: "k".into(),
+                priority: 1,
+                area: "cell-1".into(),
+                title: "t".into(),
+                summary: "s".into(),
+                raised_at: 1,
+                kind,
+            },
+            repeats: 2,
+            acknowledged: Some(("op".into(), 3)),
+            shelved: Some(Shelf { until: 4, by: "op".into(), reason: "maintenance".into() }),
+        };
+        let board = [
+            state(AlarmKind::Alert { alert: "a".into(), rule: "r".into() }),
+            state(AlarmKind::FloodStarted { alarms_in_window: 10 }),
+            state(AlarmKind::FloodEnded { suppressed: 5 }),
+        ];
+        walk(&document(), "Alarms", &[&json!({"alarms": board})], "alarms");
+    }
+
+    /// The event contract, as `GET /events` answers it.
+    #[test]
+    fn the_documented_event_has_every_field_of_the_contract() {
+        use ingest::event::{Actor, ConfigChange, Device, Endpoint, EventClass, Finding, OtAccess, OtOperation};
+        let endpoint = || Endpoint {
+            ip: Some([10, 0, 0, 1].into()),
+            port: Some(502),
+            mac: Some("00:11:22:33:44:55".into()),
+            hostname: Some("h".into()),
+            asset: Some("a".into()),
+            zone: Some("z".into()),
+        };
+        let e = ingest::Event::new(EventClass::PhysicalAccess, 1, 1, 2, b"raw");
+        let mut unmapped = ingest::event::Unmapped::default();
+        unmapped.insert("vendor_field", "v");
+        let metadata =
+            ingest::event::Metadata { vendor: Some("v".into()), version: Some("1".into()), ..e.metadata.clone() };
+        let e = ingest::Event {
+            status_id: Some(1),
+            action_id: Some(1),
+            actor: Some(Actor { user: Some("u".into()), credential_uid: Some("c".into()), person: Some("p".into()) }),
+            src: Some(endpoint()),
+            dst: Some(endpoint()),
+            device: Some(Device {
+                asset: Some("a".into()),
+                hostname: Some("h".into()),
+                ip: Some([10, 0, 0, 2].into()),
+                kind: Some("plc".into()),
+                vendor: Some("v".into()),
+                model: Some("m".into()),
+            }),
+            zone: Some("z".into()),
+            door: Some("d".into()),
+            area: Some("r".into()),
+            protocol: Some("modbus".into()),
+            ot: Some(OtOperation {
+                function_code: Some(6),
+                function: Some("write_single_register".into()),
+                unit_id: Some(1),
+                address: Some(40001),
+                access: OtAccess::Write,
+            }),
+            finding: Some(Finding { uid: Some("1".into()), title: "t".into(), category: Some("c".into()) }),
+            change: Some(Box::new(ConfigChange {
+                backup: "b".into(),
+                compared_with: "released".into(),
+                result: "different".into(),
+                changed_files: vec!["OB1".into()],
+                previous_backup: Some("a".into()),
+                previous_result: Some("equal".into()),
+                changed_since_previous: vec!["OB1".into()],
+            })),
+            metadata,
+            unmapped,
+            ..e
+        };
+        let shown = crate::server::indexed_json(&Stored { index: 9, item: Arc::new(e) });
+        walk(&document(), "Events", &[&json!({"events": [shown]})], "events");
+    }
+
+    /// The walk bites: a field the document lacks, or one it states that
+    /// no answer writes, each fails it.
+    #[test]
+    #[should_panic(expected = "incidents.entity")]
+    fn a_field_the_document_lacks_fails_the_walk() {
+        let answer = json!({"incidents": [{"entity": {"kind": "asset", "id": "x", "extra": 1}}]});
+        let mut doc = document();
+        let incident = doc["components"]["schemas"]["Incident"]["properties"].as_object_mut().expect("props");
+        incident.retain(|k, _| k == "entity");
+        walk(&doc, "Incidents", &[&answer], "incidents");
+    }
+}

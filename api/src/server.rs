@@ -557,7 +557,7 @@ async fn readyz(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
 }
 
 /// An incident as the API shows it: times in RFC 3339 and the severity by name too.
-fn incident_json(i: &correlate::Incident) -> Value {
+pub(crate) fn incident_json(i: &correlate::Incident) -> Value {
     let mut v = serde_json::to_value(i).unwrap_or(Value::Null);
     if let Some(o) = v.as_object_mut() {
         o.insert("severity".into(), crate::search::severity_name(u64::from(i.severity_id)).into());
@@ -569,7 +569,7 @@ fn incident_json(i: &correlate::Incident) -> Value {
 }
 
 /// A ledgered item as JSON with its `ledger_index`, the handle for its inclusion proof.
-fn indexed_json<T: serde::Serialize>(stored: &Stored<T>) -> Value {
+pub(crate) fn indexed_json<T: serde::Serialize>(stored: &Stored<T>) -> Value {
     let mut v = serde_json::to_value(&*stored.item).unwrap_or(Value::Null);
     if let Some(o) = v.as_object_mut() {
         o.insert("ledger_index".into(), stored.index.into());
@@ -2719,6 +2719,7 @@ async fn metrics(caller: Caller, State(s): State<AppState>) -> Result<Response, 
         &st.ingest,
         &st.collectors.list(),
         &st.udp_drops.0,
+        &st.bus_redelivered,
         &st.alerts,
         &st.alarm_failures,
         &st.late_events,

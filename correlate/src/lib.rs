@@ -16,7 +16,7 @@ mod watermark;
 pub use alarm::{Alarm, AlarmBoard, AlarmKind, AlarmPolicy, AlarmState, BoardState, Shelf};
 pub use alert::{Alert, Entity, EntityKind};
 pub use engine::{Engine, EngineConfig, EngineState, EngineStats};
-pub use incident::{BookState, Filed, Incident, IncidentBook, IncidentState, MAX_NOTE_CHARS, Note};
+pub use incident::{BookState, Filed, Incident, IncidentBook, IncidentState, MAX_NOTE_CHARS, Note, Transition};
 pub use rules::BUILTIN_RULES;
 
 /// Correlation failures (configuration and state changes).

@@ -31,6 +31,10 @@ pub struct Heartbeat {
     /// Syslog datagrams it dropped (UDP has no backpressure).
     #[serde(default)]
     pub udp_dropped: u64,
+    /// Records it sent to Kafka again: the brokers took none of them
+    /// within the delivery timeout (down, or not answering).
+    #[serde(default)]
+    pub bus_redelivered: u64,
     /// Milliseconds between its heartbeats (`[collector] heartbeat_seconds`),
     /// so the core knows how long a silence is one. Older collectors do not
     /// send it: see [`Heartbeat::interval_ms`].

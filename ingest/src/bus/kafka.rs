@@ -3,10 +3,15 @@
 //! resolves once the brokers have every record. Consumers never auto-commit:
 //! a batch's offsets are committed by [`super::Delivery`]'s commit, which the
 //! stage calls only once what the batch carried is durable downstream.
+//!
+//! A broker that takes nothing for the delivery timeout (down, or frozen)
+//! stalls the stages, it does not stop them: each record it did not take is
+//! sent again, and counted, until it is taken or the process is stopping.
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -15,8 +20,9 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::watch;
 
 use super::{
     BoxFuture, Bus, BusError, Delivery, KafkaConfig, Message, PublishBatch, Publisher, ReceiveBatch, Subscriber, Topic,
@@ -30,7 +36,62 @@ fn kafka_err(e: impl std::fmt::Display) -> BusError {
 
 pub struct KafkaBus {
     cfg: KafkaConfig,
-    producer: FutureProducer,
+    producer: Arc<Producer>,
+    redelivery: Redelivery,
+}
+
+/// What publishers do with records the brokers did not take within the
+/// delivery timeout: send them again, counting them, until `stopping`.
+#[derive(Clone)]
+pub struct Redelivery {
+    /// Records sent again (`custos_bus_redelivered_total`).
+    pub count: Arc<AtomicU64>,
+    /// Once true, a record not taken fails its batch instead: the batch is
+    /// not committed, so the next start reads it again.
+    pub stopping: watch::Receiver<bool>,
+}
+
+/// The idempotent producer every publisher shares, replaced when it fails
+/// for good: after a delivery timeout a broker may fence it (the idempotent
+/// producer's epoch), and a fenced producer sends nothing ever again.
+struct Producer {
+    config: ClientConfig,
+    /// The producer, and how many have gone before it.
+    current: std::sync::Mutex<(u64, FutureProducer)>,
+}
+
+impl Producer {
+    fn new(config: ClientConfig) -> Result<Self, BusError> {
+        let first = config.create().map_err(kafka_err)?;
+        Ok(Self { config, current: std::sync::Mutex::new((0, first)) })
+    }
+
+    fn current(&self) -> (u64, FutureProducer) {
+        self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Replaces producer `generation` (unless another publisher already did).
+    fn renew(&self, generation: u64, why: &str) -> Result<(), BusError> {
+        let mut current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if current.0 == generation {
+            *current = (generation + 1, self.config.create().map_err(kafka_err)?);
+            tracing::warn!(
+                why,
+                generation = generation + 1,
+                "the kafka producer failed for good; a new one takes over"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Why a producer is of no more use, if it is not.
+fn failed_for_good(producer: &FutureProducer, e: &KafkaError) -> Option<String> {
+    use rdkafka::producer::Producer as _;
+    if let Some(fatal) = producer.client().fatal_error() {
+        return Some(fatal.1);
+    }
+    matches!(e, KafkaError::MessageProduction(RDKafkaErrorCode::ProducerFenced)).then(|| e.to_string())
 }
 
 impl KafkaBus {
@@ -45,14 +106,13 @@ impl KafkaBus {
     }
 
     /// Connects, and creates the bus topics when they do not exist yet.
-    pub async fn connect(cfg: KafkaConfig, topics: &[&str]) -> Result<Self, BusError> {
+    pub async fn connect(cfg: KafkaConfig, topics: &[&str], redelivery: Redelivery) -> Result<Self, BusError> {
         let mut pc = base_config(&cfg);
         pc.set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5")
             .set("message.timeout.ms", super::DELIVERY_TIMEOUT.as_millis().to_string());
-        let producer: FutureProducer = pc.create().map_err(kafka_err)?;
-        let bus = Self { cfg, producer };
+        let bus = Self { cfg, producer: Arc::new(Producer::new(pc)?), redelivery };
         let admin: AdminClient<DefaultClientContext> = bus.client_config().create().map_err(kafka_err)?;
         let names: Vec<String> = topics
             .iter()
@@ -86,71 +146,140 @@ fn base_config(cfg: &KafkaConfig) -> ClientConfig {
 }
 
 struct KafkaPublisher<T> {
-    producer: FutureProducer,
+    producer: Arc<Producer>,
     topic: String,
+    redelivery: Redelivery,
     _t: PhantomData<fn(T)>,
 }
 
+/// A record as sent: its key and JSON bytes, kept until the brokers take it.
+struct Encoded {
+    key: Option<String>,
+    payload: Vec<u8>,
+}
+
 impl<T: Message> KafkaPublisher<T> {
-    /// Enqueues items from `batch` until the producer queue is full; returns the
-    /// delivery futures and the items not taken.
-    fn enqueue(
-        &self,
-        batch: Vec<T>,
-        wait_for_room: bool,
-    ) -> Result<(Vec<rdkafka::producer::DeliveryFuture>, Vec<T>), BusError> {
-        let mut pending = Vec::with_capacity(batch.len());
+    fn encode(&self, item: &T) -> Result<Encoded, BusError> {
+        let payload =
+            serde_json::to_vec(item).map_err(|e| BusError::Kafka(format!("encode for {}: {e}", self.topic)))?;
+        Ok(Encoded { key: item.key().map(str::to_owned), payload })
+    }
+
+    /// Enqueues items from `batch` until the producer queue is full; returns
+    /// the items not taken. (For loss-tolerant senders: nothing is awaited.)
+    fn enqueue_now(&self, batch: Vec<T>) -> Result<Vec<T>, BusError> {
+        let (_, producer) = self.producer.current();
         let mut it = batch.into_iter();
         while let Some(item) = it.next() {
-            let payload =
-                serde_json::to_vec(&item).map_err(|e| BusError::Kafka(format!("encode for {}: {e}", self.topic)))?;
-            let mut rec = FutureRecord::to(&self.topic).payload(&payload);
-            if let Some(k) = item.key() {
-                rec = rec.key(k);
+            let e = self.encode(&item)?;
+            match producer.send_result(record(&self.topic, &e)) {
+                Ok(_) => {}
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    let mut rest = vec![item];
+                    rest.extend(it);
+                    return Ok(rest);
+                }
+                Err((e, _)) => return Err(kafka_err(e)),
             }
+        }
+        Ok(Vec::new())
+    }
+
+    /// Enqueues every record on `producer`, waiting for room in its queue.
+    fn enqueue(&self, producer: &FutureProducer, records: &[Encoded]) -> Result<Vec<DeliveryFuture>, KafkaError> {
+        let mut pending = Vec::with_capacity(records.len());
+        for e in records {
+            let mut rec = record(&self.topic, e);
             loop {
-                match self.producer.send_result(rec) {
+                match producer.send_result(rec) {
                     Ok(f) => {
                         pending.push(f);
                         break;
                     }
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) if wait_for_room => {
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                         // Let librdkafka deliver what is queued, then try again.
-                        self.producer.poll(Duration::from_millis(10));
+                        producer.poll(Duration::from_millis(10));
                         rec = back;
                     }
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                        let mut rest = vec![item];
-                        rest.extend(it);
-                        return Ok((pending, rest));
-                    }
-                    Err((e, _)) => return Err(kafka_err(e)),
+                    Err((e, _)) => return Err(e),
                 }
             }
         }
-        Ok((pending, Vec::new()))
+        Ok(pending)
+    }
+}
+
+fn record<'a>(topic: &'a str, e: &'a Encoded) -> FutureRecord<'a, str, [u8]> {
+    let rec = FutureRecord::to(topic).payload(e.payload.as_slice());
+    match &e.key {
+        Some(k) => rec.key(k.as_str()),
+        None => rec,
     }
 }
 
 impl<T: Message> PublishBatch<T> for KafkaPublisher<T> {
+    /// Resolves once the brokers have every record. What they did not take
+    /// in the delivery timeout is sent again (on a new producer when this
+    /// one failed for good) until taken, or until the process is stopping.
     fn publish(&self, batch: Vec<T>) -> BoxFuture<'_, Result<(), BusError>> {
         Box::pin(async move {
-            let (pending, _) = self.enqueue(batch, true)?;
-            for f in pending {
-                match f.await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err((e, _))) => return Err(kafka_err(e)),
-                    Err(_) => return Err(BusError::Kafka(format!("delivery to {} was cancelled", self.topic))),
+            let mut records = batch.iter().map(|i| self.encode(i)).collect::<Result<Vec<_>, _>>()?;
+            drop(batch);
+            loop {
+                let stopping = || *self.redelivery.stopping.borrow();
+                let (generation, producer) = self.producer.current();
+                let pending = match self.enqueue(&producer, &records) {
+                    Ok(p) => p,
+                    Err(e) => match failed_for_good(&producer, &e) {
+                        Some(why) if !stopping() => {
+                            self.producer.renew(generation, &why)?;
+                            continue;
+                        }
+                        _ => return Err(kafka_err(e)),
+                    },
+                };
+                let mut taken = vec![true; records.len()];
+                let mut renew = None;
+                for (i, f) in pending.into_iter().enumerate() {
+                    match f.await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err((e, _))) if !stopping() => {
+                            let why = failed_for_good(&producer, &e);
+                            let timed_out =
+                                matches!(e, KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut));
+                            if why.is_none() && !timed_out {
+                                return Err(kafka_err(e));
+                            }
+                            taken[i] = false;
+                            renew = renew.or(why);
+                        }
+                        Ok(Err((e, _))) => return Err(kafka_err(e)),
+                        Err(_) => return Err(BusError::Kafka(format!("delivery to {} was cancelled", self.topic))),
+                    }
+                }
+                let mut taken = taken.into_iter();
+                records.retain(|_| !taken.next().unwrap_or(true));
+                if records.is_empty() {
+                    return Ok(());
+                }
+                self.redelivery.count.fetch_add(records.len() as u64, Ordering::Relaxed);
+                tracing::warn!(
+                    topic = %self.topic,
+                    records = records.len(),
+                    timeout_s = super::DELIVERY_TIMEOUT.as_secs(),
+                    "the brokers did not take these records; sending them again"
+                );
+                if let Some(why) = renew {
+                    self.producer.renew(generation, &why)?;
                 }
             }
-            Ok(())
         })
     }
 
     fn try_publish(&self, batch: Vec<T>) -> Result<(), Vec<T>> {
-        match self.enqueue(batch, false) {
-            Ok((_, rest)) if rest.is_empty() => Ok(()),
-            Ok((_, rest)) => Err(rest),
+        match self.enqueue_now(batch) {
+            Ok(rest) if rest.is_empty() => Ok(()),
+            Ok(rest) => Err(rest),
             Err(e) => {
                 tracing::warn!(error = %e, "kafka publish failed");
                 Err(Vec::new())
@@ -227,6 +356,7 @@ impl Bus for KafkaBus {
         Ok(Publisher::new(Arc::new(KafkaPublisher {
             producer: self.producer.clone(),
             topic: self.topic_name(topic),
+            redelivery: self.redelivery.clone(),
             _t: PhantomData,
         })))
     }

@@ -290,3 +290,11 @@ pub async fn demo_end_to_end(bus: Option<BusConfig>) -> tempfile::TempDir {
     .expect("restore");
     dir
 }
+
+/// Shows the warnings and errors of every stage, and of librdkafka, with a
+/// test's output when it fails (`RUST_LOG` sets another level). The
+/// subscriber is global: from the first call on, every test's are kept.
+pub fn show_warnings() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+}
