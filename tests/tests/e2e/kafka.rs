@@ -222,7 +222,7 @@ async fn a_collector_only_process_feeds_the_evidence_process() {
     let counted = evidence.stats.ledgered.render();
     assert!(counted.contains("custos_ledgered_records_total{source=\"tcp\",kind=\"event\"} 2\n"), "{counted}");
     let heard = async |evidence: &custos::Custos, stopped: bool| {
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let until = Instant::now() + Duration::from_secs(60);
         loop {
             let beats = evidence.stats.collectors.list();
             let heard = beats.iter().find(|h| h.beat.collector == "dmz-1" && h.beat.stopped == stopped);
@@ -230,8 +230,8 @@ async fn a_collector_only_process_feeds_the_evidence_process() {
             if lines == Some(2) {
                 return heard.cloned().expect("heartbeat");
             }
-            assert!(std::time::Instant::now() < until, "no heartbeat from dmz-1 with 2 lines read: {beats:?}");
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            assert!(Instant::now() < until, "no heartbeat from dmz-1 with 2 lines read: {beats:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
     let running = heard(evidence, false).await;
@@ -248,17 +248,17 @@ async fn a_collector_only_process_feeds_the_evidence_process() {
     let health = node.health_addr.expect("health_listen is set");
     let at =
         |path: &str| custos::health::ProbeUrl { host: health.ip().to_string(), port: health.port(), path: path.into() };
-    let ask = async |path: &str| custos::health::probe(&at(path), std::time::Duration::from_secs(10)).await;
+    let ask = async |path: &str| custos::health::probe(&at(path), Duration::from_secs(10)).await;
     assert_eq!(ask("/healthz").await.expect("alive").status, 200);
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let until = Instant::now() + Duration::from_secs(60);
     loop {
         let ready = ask("/readyz").await.expect("answers");
         if ready.status == 200 {
             assert_eq!(ready.body, r#"{"status":"ready"}"#);
             break;
         }
-        assert!(std::time::Instant::now() < until, "the collector never became ready: {ready:?}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(Instant::now() < until, "the collector never became ready: {ready:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let data = ask("/api/v1/events").await.expect("answers");
     assert_eq!(data.status, 404, "a collector serves no data: {data:?}");
@@ -341,6 +341,16 @@ async fn a_broker_that_stops_answering_stalls_the_collector_and_loses_nothing() 
     assert_eq!(split.ledgered("during", 2 * minute).await.1.as_deref(), Some("cell-1"), "the frozen broker's record");
     split.send("after");
     split.ledgered("after", 2 * minute).await;
+    // The core hears of it in the collector's heartbeats.
+    let until = Instant::now() + minute;
+    loop {
+        let beats = split.evidence.stats.collectors.list();
+        if beats.iter().any(|h| h.beat.collector == "dmz-1" && h.beat.bus_redelivered > 0) {
+            break;
+        }
+        assert!(Instant::now() < until, "no heartbeat says what was sent again: {beats:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     let Split { evidence, node, _dir, .. } = split;
     node.shutdown().await.expect("the collector stops");
