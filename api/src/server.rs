@@ -2789,13 +2789,49 @@ async fn ingest_push(
     }
     let n = pieces.len();
     let batch: Vec<RawRecord> = pieces.into_iter().map(|p| RawRecord::new(name.clone(), format, now, p)).collect();
-    s.0.raw.publish(batch).await.map_err(|_| ApiError::unavailable("ingest is shutting down"))?;
+    publish_within(&s.0.raw, batch, ingest::bus::DELIVERY_TIMEOUT).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"accepted": n}))).into_response())
+}
+
+/// Puts a push on the raw topic, or answers 503 when the bus takes nothing
+/// for `wait` (Kafka down, the embedded topic full), so that the sender
+/// sends again rather than wait on a bus that stalls until it recovers.
+async fn publish_within(
+    raw: &Publisher<RawRecord>,
+    batch: Vec<RawRecord>,
+    wait: std::time::Duration,
+) -> Result<(), ApiError> {
+    match tokio::time::timeout(wait, raw.publish(batch)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(ApiError::unavailable("ingest is shutting down")),
+        Err(_) => Err(ApiError {
+            retry_after: Some(10),
+            ..ApiError::unavailable(format!(
+                "ingest took none of these records in {} s; send them again (a record may then arrive twice)",
+                wait.as_secs()
+            ))
+        }),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A bus that takes nothing is a 503 in time, not a request that hangs.
+    #[tokio::test]
+    async fn a_push_the_bus_does_not_take_is_refused_in_time() {
+        let bus = ingest::bus::EmbeddedBus::new(1);
+        let raw = ingest::bus::Bus::publisher(&bus, ingest::bus::RAW).expect("publisher");
+        let _unread = ingest::bus::Bus::subscriber(&bus, ingest::bus::RAW).expect("subscriber");
+        let record = || vec![RawRecord::new("badge".into(), Format::BadgeJson, 1, b"{}".to_vec())];
+        let wait = std::time::Duration::from_millis(50);
+        assert!(publish_within(&raw, record(), wait).await.is_ok(), "room for one batch");
+        let refused = publish_within(&raw, record(), wait).await.expect_err("the topic is full");
+        assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(refused.message.contains("send them again"), "{}", refused.message);
+        assert_eq!(refused.retry_after, Some(10));
+    }
 
     /// Past the limit a caller waits for a turn and gets one when a running
     /// export ends; one that waits too long gets 503 `busy` with Retry-After.

@@ -77,7 +77,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let zero = AtomicU64::new(0);
-    let text = render(&IngestMetrics::default(), &collectors.list(), &zero, &zero, &zero, &zero, 0, None);
+    let text = render(&IngestMetrics::default(), &collectors.list(), &zero, &zero, &zero, &zero, &zero, 0, None);
     let mut series = std::collections::HashSet::new();
     for line in text.lines() {
         assert!(line.starts_with("# ") || well_formed(line), "{line:?}");
