@@ -70,17 +70,22 @@ impl Producer {
         self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
-    /// Replaces producer `generation` (unless another publisher already did).
-    fn renew(&self, generation: u64, why: &str) -> Result<(), BusError> {
-        let mut current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if current.0 == generation {
-            *current = (generation + 1, self.config.create().map_err(kafka_err)?);
-            tracing::warn!(
-                why,
-                generation = generation + 1,
-                "the kafka producer failed for good; a new one takes over"
-            );
+    /// Replaces producer `generation` (unless another publisher already
+    /// did), then waits a second: a broker that failed each new producer at
+    /// once would otherwise have them made in a tight loop.
+    async fn renew(&self, generation: u64, why: &str) -> Result<(), BusError> {
+        {
+            let mut current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if current.0 == generation {
+                *current = (generation + 1, self.config.create().map_err(kafka_err)?);
+                tracing::warn!(
+                    why,
+                    generation = generation + 1,
+                    "the kafka producer failed for good; a new one takes over"
+                );
+            }
         }
+        tokio::time::sleep(Duration::from_secs(1)).await;
         Ok(())
     }
 }
@@ -232,7 +237,7 @@ impl<T: Message> PublishBatch<T> for KafkaPublisher<T> {
                     Ok(p) => p,
                     Err(e) => match failed_for_good(&producer, &e) {
                         Some(why) if !stopping() => {
-                            self.producer.renew(generation, &why)?;
+                            self.producer.renew(generation, &why).await?;
                             continue;
                         }
                         _ => return Err(kafka_err(e)),
@@ -270,7 +275,7 @@ impl<T: Message> PublishBatch<T> for KafkaPublisher<T> {
                     "the brokers did not take these records; sending them again"
                 );
                 if let Some(why) = renew {
-                    self.producer.renew(generation, &why)?;
+                    self.producer.renew(generation, &why).await?;
                 }
             }
         })
