@@ -272,7 +272,8 @@ async fn connect_bus(
             tracing::info!(brokers = %k.brokers, prefix = %k.topic_prefix, "connecting to kafka");
             let redelivery = ingest::bus::kafka::Redelivery { count: redelivered.clone(), stopping: stop.clone() };
             let topics = [RAW.name, EVENTS.name, DEADLETTERS.name, STATUS.name];
-            Ok(AnyBus::Kafka(ingest::bus::kafka::KafkaBus::connect(k, &topics, redelivery).await?))
+            let largest = largest_record(cfg);
+            Ok(AnyBus::Kafka(ingest::bus::kafka::KafkaBus::connect(k, &topics, redelivery, largest).await?))
         }
         #[cfg(not(feature = "kafka"))]
         BusKind::Kafka => {
@@ -280,6 +281,17 @@ async fn connect_bus(
             Err(ingest::bus::BusError::NoKafka.into())
         }
     }
+}
+
+/// The largest record a source of `cfg` makes, in bytes: a TCP syslog frame,
+/// a datagram, a file's line, or one record of an HTTP push (at most the
+/// body). The bus must carry it, as JSON and as an event.
+fn largest_record(cfg: &Config) -> usize {
+    let s = &cfg.sources;
+    let tcp = s.syslog_tcp.iter().map(|t| t.max_frame);
+    let lines = s.file.iter().map(|f| f.max_line);
+    let pushes = (!s.http.is_empty()).then_some(cfg.http.max_body_bytes);
+    tcp.chain(lines).chain(pushes).fold(u16::MAX as usize, usize::max)
 }
 
 struct Sources {
@@ -1214,4 +1226,28 @@ async fn record_alerts(alerts: Vec<Alert>, sinks: &EvidenceSinks) -> Result<(), 
     views.add_alerts(range.zip(alerts).map(|(index, a)| Stored { index, item: Arc::new(a) }));
     views.show_incidents((first_incident..).zip(filed.changed));
     send_alarms(&alarms, sinks).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bus is sized for the largest record any source makes: a push
+    /// counts only where pushes are taken.
+    #[test]
+    fn the_largest_record_is_that_of_the_largest_source() {
+        let mut cfg = Config::with_data_dir("d".into());
+        assert_eq!(largest_record(&cfg), 65_535, "a datagram at the least");
+        cfg.sources.syslog_tcp.push(ingest::source::syslog::SyslogTcpConfig {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            name: "tcp".into(),
+            max_frame: 200_000,
+            tls: None,
+        });
+        assert_eq!(largest_record(&cfg), 200_000);
+        cfg.sources
+            .http
+            .push(crate::config::HttpPushConfig { name: "badge".into(), format: ingest::Format::BadgeJson });
+        assert_eq!(largest_record(&cfg), cfg.http.max_body_bytes, "one pushed record may be the whole body");
+    }
 }

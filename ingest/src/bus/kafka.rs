@@ -38,6 +38,18 @@ pub struct KafkaBus {
     cfg: KafkaConfig,
     producer: Arc<Producer>,
     redelivery: Redelivery,
+    /// The largest message, in bytes, producers send and consumers take.
+    max_message: usize,
+}
+
+/// librdkafka's own default for `message.max.bytes`.
+const KAFKA_MAX_MESSAGE: usize = 1_000_000;
+
+/// The largest message for records of up to `largest` bytes: room for the
+/// JSON escapes of their bytes, and for an event's parsed fields beside
+/// them, at least librdkafka's default and at most its limit.
+pub fn max_message_for(largest: usize) -> usize {
+    largest.saturating_mul(8).saturating_add(64 * 1024).clamp(KAFKA_MAX_MESSAGE, 1_000_000_000)
 }
 
 /// What publishers do with records the brokers did not take within the
@@ -111,21 +123,38 @@ impl KafkaBus {
     }
 
     /// Connects, and creates the bus topics when they do not exist yet.
-    pub async fn connect(cfg: KafkaConfig, topics: &[&str], redelivery: Redelivery) -> Result<Self, BusError> {
+    /// Sources make records of up to `largest_record` bytes: messages (and
+    /// the topics Custos creates) take them, unless `properties` set
+    /// `message.max.bytes` otherwise.
+    pub async fn connect(
+        cfg: KafkaConfig,
+        topics: &[&str],
+        redelivery: Redelivery,
+        largest_record: usize,
+    ) -> Result<Self, BusError> {
+        let max_message = match cfg.properties.get("message.max.bytes") {
+            Some(v) => v.parse().map_err(|_| BusError::Kafka(format!("message.max.bytes {v:?} is not a number")))?,
+            None => max_message_for(largest_record),
+        };
         let mut pc = base_config(&cfg);
         pc.set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5")
+            .set("message.max.bytes", max_message.to_string())
             .set("message.timeout.ms", super::DELIVERY_TIMEOUT.as_millis().to_string());
-        let bus = Self { cfg, producer: Arc::new(Producer::new(pc)?), redelivery };
+        let bus = Self { cfg, producer: Arc::new(Producer::new(pc)?), redelivery, max_message };
         let admin: AdminClient<DefaultClientContext> = bus.client_config().create().map_err(kafka_err)?;
         let names: Vec<String> = topics
             .iter()
             .map(|t| format!("{}{}", bus.cfg.topic_prefix, t.strip_prefix("custos").unwrap_or(t)))
             .collect();
+        let max_message = bus.max_message.to_string();
         let new: Vec<NewTopic<'_>> = names
             .iter()
-            .map(|n| NewTopic::new(n, bus.cfg.partitions, TopicReplication::Fixed(bus.cfg.replication)))
+            .map(|n| {
+                NewTopic::new(n, bus.cfg.partitions, TopicReplication::Fixed(bus.cfg.replication))
+                    .set("max.message.bytes", &max_message)
+            })
             .collect();
         let results = admin
             .create_topics(new.iter(), &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))))
@@ -369,6 +398,15 @@ impl Bus for KafkaBus {
     fn subscriber<T: Message>(&self, topic: Topic<T>) -> Result<Subscriber<T>, BusError> {
         let name = self.topic_name(topic);
         let mut cc = self.client_config();
+        // Room to fetch the largest message (librdkafka wants the receive
+        // limit above the fetch limit).
+        let set_by_hand =
+            ["fetch.max.bytes", "receive.message.max.bytes"].iter().any(|k| self.cfg.properties.contains_key(*k));
+        if !set_by_hand {
+            let fetch = self.max_message.max(52_428_800);
+            cc.set("fetch.max.bytes", fetch.to_string())
+                .set("receive.message.max.bytes", (fetch + 1_048_576).to_string());
+        }
         cc.set("group.id", format!("{}.{}", self.cfg.group, name))
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
@@ -376,5 +414,19 @@ impl Bus for KafkaBus {
         let consumer: StreamConsumer = cc.create().map_err(kafka_err)?;
         consumer.subscribe(&[&name]).map_err(kafka_err)?;
         Ok(Subscriber::new(Box::new(KafkaSubscriber { consumer: Arc::new(consumer), topic: name, _t: PhantomData })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A message has room for its record eight times over, never less than
+    /// librdkafka's default, never more than its limit.
+    #[test]
+    fn the_largest_message_follows_the_largest_record() {
+        assert_eq!(max_message_for(65_535), KAFKA_MAX_MESSAGE);
+        assert_eq!(max_message_for(1 << 20), (8 << 20) + 65_536);
+        assert_eq!(max_message_for(usize::MAX), 1_000_000_000);
     }
 }
