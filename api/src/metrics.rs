@@ -340,6 +340,22 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
+/// A counter family (name, help) with this process's own value and each
+/// collector's, from its newest heartbeat, labelled `collector`.
+fn counter_by_collector(
+    out: &mut String,
+    (name, help): (&str, &str),
+    own: u64,
+    collectors: &[Heard],
+    of: impl Fn(&Heartbeat) -> u64,
+) {
+    family(out, name, "counter", help);
+    let _ = writeln!(out, "{name} {own}");
+    for c in collectors {
+        let _ = writeln!(out, "{name}{{collector=\"{}\"}} {}", escape(&c.beat.collector), of(&c.beat));
+    }
+}
+
 /// Renders every metric. The source families hold this process's own rows
 /// and each collector's, labelled `collector`, so the rules on sources hold
 /// for a split deployment as for one process.
@@ -400,28 +416,26 @@ pub fn render(
         let (source, parser) = (escape(&p.source), escape(&p.parser));
         let _ = writeln!(out, "custos_parser_events_total{{{by}source=\"{source}\",parser=\"{parser}\"}} {}", p.events);
     }
-    family(
+    counter_by_collector(
         &mut out,
-        "custos_syslog_udp_dropped_total",
-        "counter",
-        "Syslog datagrams dropped because the raw topic was full (UDP has no backpressure).",
+        (
+            "custos_syslog_udp_dropped_total",
+            "Syslog datagrams dropped because the raw topic was full (UDP has no backpressure).",
+        ),
+        udp_dropped.load(Ordering::Relaxed),
+        collectors,
+        |b| b.udp_dropped,
     );
-    let _ = writeln!(out, "custos_syslog_udp_dropped_total {}", udp_dropped.load(Ordering::Relaxed));
-    for c in collectors {
-        let _ =
-            writeln!(out, "custos_syslog_udp_dropped_total{{{}}} {}", by(c).trim_end_matches(','), c.beat.udp_dropped);
-    }
-    family(
+    counter_by_collector(
         &mut out,
-        "custos_bus_redelivered_total",
-        "counter",
-        "Records sent to Kafka again: the brokers took none of them within the 30 s delivery timeout.",
+        (
+            "custos_bus_redelivered_total",
+            "Records sent to Kafka again: the brokers took none of them within the 30 s delivery timeout.",
+        ),
+        bus_redelivered.load(Ordering::Relaxed),
+        collectors,
+        |b| b.bus_redelivered,
     );
-    let _ = writeln!(out, "custos_bus_redelivered_total {}", bus_redelivered.load(Ordering::Relaxed));
-    for c in collectors {
-        let _ =
-            writeln!(out, "custos_bus_redelivered_total{{{}}} {}", by(c).trim_end_matches(','), c.beat.bus_redelivered);
-    }
     render_collectors(&mut out, collectors);
     family(&mut out, "custos_alerts_total", "counter", "Alerts raised by correlation.");
     let _ = writeln!(out, "custos_alerts_total {}", alerts.load(Ordering::Relaxed));
