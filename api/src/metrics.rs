@@ -597,6 +597,34 @@ pub fn render_token_expiry(expiring: &[(String, crate::auth::Role, i64)], now: i
 
 /// How much of the ledger a restart would replay: the records after the
 /// newest state snapshot (all of them when there is none).
+/// How often each source ended on an error and was started again.
+#[derive(Debug, Default)]
+pub struct SourceRestarts(Mutex<BTreeMap<String, u64>>);
+
+impl SourceRestarts {
+    pub fn count(&self, source: &str) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(source.to_owned()).or_default() += 1;
+    }
+
+    pub fn get(&self, source: &str) -> u64 {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).get(source).copied().unwrap_or(0)
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        family(
+            &mut out,
+            "custos_source_restarts_total",
+            "counter",
+            "Times a source ended on an error (a file it could not read) and was started again.",
+        );
+        for (source, n) in self.0.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = writeln!(out, "custos_source_restarts_total{{source=\"{}\"}} {n}", escape(source));
+        }
+        out
+    }
+}
+
 pub fn render_state(ledger_records: u64, snapshot_records: u64) -> String {
     let mut out = String::new();
     family(&mut out, "custos_state_snapshot_records", "gauge", "Ledger records the newest state snapshot covers.");

@@ -57,6 +57,8 @@ pub struct PipelineStats {
     /// Records this process sent to Kafka again: the brokers took none of
     /// them within the delivery timeout.
     pub bus_redelivered: Arc<AtomicU64>,
+    /// File tails and backup watchers started again after an error.
+    pub source_restarts: Arc<crate::metrics::SourceRestarts>,
 }
 
 /// A started Custos with the ledger and correlation (and, by its roles, the
@@ -340,24 +342,51 @@ async fn start_sources(
         s.listeners.push(spawn_source(task));
     }
     for c in cfg.sources.file.clone() {
-        s.followers.push(spawn_source(ingest::source::tail::run(
-            c,
-            positions.clone(),
-            out.clone(),
-            handover,
-            stop.clone(),
-        )));
+        let (name, positions, out, signal) = (c.name.clone(), positions.clone(), out.clone(), stop.clone());
+        let start =
+            move || ingest::source::tail::run(c.clone(), positions.clone(), out.clone(), handover, signal.clone());
+        s.followers.push(spawn_follower(name, start, stats.source_restarts.clone(), stop.clone()));
     }
     for c in cfg.sources.plc_backup.clone() {
-        s.followers.push(spawn_source(ingest::source::plc::run(
-            c,
-            positions.clone(),
-            out.clone(),
-            handover,
-            stop.clone(),
-        )));
+        let (name, positions, out, signal) = (c.name.clone(), positions.clone(), out.clone(), stop.clone());
+        let start =
+            move || ingest::source::plc::run(c.clone(), positions.clone(), out.clone(), handover, signal.clone());
+        s.followers.push(spawn_follower(name, start, stats.source_restarts.clone(), stop.clone()));
     }
     Ok(s)
+}
+
+/// Runs a file tail or backup watcher made by `start`. One that ends on an
+/// error (a file it may not read, as after a rotation with the wrong owner)
+/// is logged, counted and started again from its stored position after a
+/// pause, 1 s doubling to a minute, until the stop signal: else it would
+/// read nothing more for the life of the process.
+fn spawn_follower<F, Fut>(
+    name: String,
+    start: F,
+    restarts: Arc<crate::metrics::SourceRestarts>,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), ingest::source::SourceError>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut pause = Duration::from_secs(1);
+        loop {
+            let Err(e) = start().await else { return };
+            if *stop.borrow() {
+                return;
+            }
+            restarts.count(&name);
+            tracing::error!(source = %name, error = %e, again_in_s = pause.as_secs(), "source stopped on an error; it starts again");
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            pause = (pause * 2).min(Duration::from_secs(60));
+        }
+    })
 }
 
 fn normalizer_for(cfg: &Config, inventory: Arc<Inventory>) -> Normalizer {

@@ -2728,6 +2728,7 @@ async fn metrics(caller: Caller, State(s): State<AppState>) -> Result<Response, 
     ) + &st.ledgered.render()
         + &alarms
         + &st.http.render()
+        + &st.source_restarts.render()
         + &crate::metrics::render_state(s.0.ledger.size(), st.state_snapshot_records.load(Ordering::Relaxed))
         + &crate::metrics::render_sign_ins(
             st.sign_in_events_dropped.load(Ordering::Relaxed),

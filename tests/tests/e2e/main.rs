@@ -8,5 +8,6 @@ mod demo;
 mod kafka;
 mod reload;
 mod room;
+mod sources;
 mod syslog_logger;
 mod syslog_tls;
