@@ -34,6 +34,8 @@ pub struct Feeds {
     /// Records sent to Kafka again: the brokers took none of them within
     /// the 30 s delivery timeout.
     pub bus_redelivered: u64,
+    /// File tails and backup watchers started again after an error, by source.
+    pub source_restarts: std::collections::BTreeMap<String, u64>,
 }
 
 /// A collector by its newest heartbeat.
@@ -62,6 +64,8 @@ pub struct CollectorStatus {
     pub clock_off_since: Option<String>,
     pub udp_dropped: u64,
     pub bus_redelivered: u64,
+    /// Its file tails and backup watchers started again after an error, by source.
+    pub source_restarts: std::collections::BTreeMap<String, u64>,
     pub sources: Vec<SourceCounts>,
     pub parsers: Vec<ParserCounts>,
 }
@@ -74,6 +78,7 @@ pub fn answer(stats: &PipelineStats, now: i64, wanted: Option<CollectorState>) -
         parsers,
         udp_dropped: stats.udp_drops.0.load(Ordering::Relaxed),
         bus_redelivered: stats.bus_redelivered.load(Ordering::Relaxed),
+        source_restarts: stats.source_restarts.counts(),
     };
     let heard = stats.collectors.list();
     let states: Vec<CollectorState> = heard.iter().map(|h| h.state(now)).collect();
@@ -104,6 +109,7 @@ fn status(h: &Heard, state: CollectorState, now: i64) -> CollectorStatus {
         clock_off_since: h.clock_off_since.map(format_rfc3339),
         udp_dropped: b.udp_dropped,
         bus_redelivered: b.bus_redelivered,
+        source_restarts: b.source_restarts.clone(),
         sources: b.sources.clone(),
         parsers: b.parsers.clone(),
     }

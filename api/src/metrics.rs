@@ -273,6 +273,7 @@ impl Collectors {
                     parsers: Vec::new(),
                     udp_dropped: b.udp_dropped,
                     bus_redelivered: b.bus_redelivered,
+                    source_restarts: BTreeMap::new(),
                     interval_ms: b.interval_ms,
                 };
                 Heard { beat, heard_at: h.heard_at, clock_off_since: h.clock_off_since }
@@ -610,7 +611,13 @@ impl SourceRestarts {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).get(source).copied().unwrap_or(0)
     }
 
-    pub fn render(&self) -> String {
+    /// Every source's count, for a heartbeat.
+    pub fn counts(&self) -> BTreeMap<String, u64> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// This process's counts, and each collector's, labelled `collector`.
+    pub fn render(&self, collectors: &[Heard]) -> String {
         let mut out = String::new();
         family(
             &mut out,
@@ -618,8 +625,14 @@ impl SourceRestarts {
             "counter",
             "Times a source ended on an error (a file it could not read) and was started again.",
         );
-        for (source, n) in self.0.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            let _ = writeln!(out, "custos_source_restarts_total{{source=\"{}\"}} {n}", escape(source));
+        let own = self.counts();
+        let own = own.iter().map(|(s, n)| (String::new(), s, n));
+        let theirs = collectors.iter().flat_map(|c| {
+            let by = format!("collector=\"{}\",", escape(&c.beat.collector));
+            c.beat.source_restarts.iter().map(move |(s, n)| (by.clone(), s, n))
+        });
+        for (by, source, n) in own.chain(theirs) {
+            let _ = writeln!(out, "custos_source_restarts_total{{{by}source=\"{}\"}} {n}", escape(source));
         }
         out
     }
@@ -689,6 +702,7 @@ mod tests {
             parsers: parsers.clone(),
             udp_dropped: 4,
             bus_redelivered: 6,
+            source_restarts: BTreeMap::from([("fw".to_owned(), 2)]),
             interval_ms: Some(30_000),
         };
         let collectors = Collectors::default();
@@ -719,6 +733,15 @@ mod tests {
         }
         // Each family once: the collector's rows join the core's.
         assert_eq!(text.matches("# TYPE custos_source_lines_total counter").count(), 1);
+        let own = SourceRestarts::default();
+        own.count("tail");
+        let restarts = own.render(&collectors.list());
+        for line in [
+            "custos_source_restarts_total{source=\"tail\"} 1\n",
+            "custos_source_restarts_total{collector=\"dmz-\\\"1\\\"\",source=\"fw\"} 2\n",
+        ] {
+            assert!(restarts.contains(line), "{line} in {restarts}");
+        }
         // Each series once, whatever a heartbeat repeats; no blank name.
         let mut twice = beat(80_000, false);
         twice.sources.push(twice.sources[0].clone());
@@ -746,9 +769,13 @@ mod tests {
         let full = collectors.list();
         assert_eq!(judged.len(), full.len());
         for (j, f) in judged.iter().zip(&full) {
-            assert!(j.beat.sources.is_empty() && j.beat.parsers.is_empty());
-            let counted =
-                Heartbeat { sources: f.beat.sources.clone(), parsers: f.beat.parsers.clone(), ..j.beat.clone() };
+            assert!(j.beat.sources.is_empty() && j.beat.parsers.is_empty() && j.beat.source_restarts.is_empty());
+            let counted = Heartbeat {
+                sources: f.beat.sources.clone(),
+                parsers: f.beat.parsers.clone(),
+                source_restarts: f.beat.source_restarts.clone(),
+                ..j.beat.clone()
+            };
             assert_eq!((&counted, j.heard_at, j.clock_off_since), (&f.beat, f.heard_at, f.clock_off_since));
         }
     }

@@ -138,6 +138,7 @@ impl Heartbeats {
             parsers,
             udp_dropped: self.stats.udp_drops.0.load(Ordering::Relaxed),
             bus_redelivered: self.stats.bus_redelivered.load(Ordering::Relaxed),
+            source_restarts: self.stats.source_restarts.counts(),
             interval_ms: Some(u64::try_from(self.every.as_millis()).unwrap_or(u64::MAX)),
         }
     }

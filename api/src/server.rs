@@ -2728,7 +2728,7 @@ async fn metrics(caller: Caller, State(s): State<AppState>) -> Result<Response, 
     ) + &st.ledgered.render()
         + &alarms
         + &st.http.render()
-        + &st.source_restarts.render()
+        + &st.source_restarts.render(&st.collectors.list())
         + &crate::metrics::render_state(s.0.ledger.size(), st.state_snapshot_records.load(Ordering::Relaxed))
         + &crate::metrics::render_sign_ins(
             st.sign_in_events_dropped.load(Ordering::Relaxed),

@@ -35,6 +35,9 @@ pub struct Heartbeat {
     /// within the delivery timeout (down, or not answering).
     #[serde(default)]
     pub bus_redelivered: u64,
+    /// Its file tails and backup watchers started again after an error, by source.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub source_restarts: std::collections::BTreeMap<String, u64>,
     /// Milliseconds between its heartbeats (`[collector] heartbeat_seconds`),
     /// so the core knows how long a silence is one. Older collectors do not
     /// send it: see [`Heartbeat::interval_ms`].
@@ -86,6 +89,9 @@ impl Heartbeat {
         self.parsers.retain(|p| seen.insert((p.source.clone(), p.parser.clone())));
         self.sources.truncate(MAX_ROWS);
         self.parsers.truncate(MAX_ROWS);
+        while self.source_restarts.len() > MAX_ROWS {
+            self.source_restarts.pop_last();
+        }
         self
     }
 }

@@ -32,7 +32,7 @@ async fn a_file_source_that_fails_is_started_again() {
         assert!(Instant::now() < until, "the failing source was not started again in 30 s");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let metrics = custos.stats.source_restarts.render();
+    let metrics = custos.stats.source_restarts.render(&[]);
     assert!(metrics.contains("custos_source_restarts_total{source=\"fw\"} "), "{metrics}");
 
     std::fs::remove_dir(&log).expect("remove the directory");
