@@ -2715,9 +2715,11 @@ async fn metrics(caller: Caller, State(s): State<AppState>) -> Result<Response, 
         let board = s.0.views.alarms.lock().unwrap_or_else(|e| e.into_inner());
         crate::metrics::render_alarms(&st.alarms_raised, &board.list(), now)
     };
+    // One copy of the collectors' heartbeats (up to 256 of 2,048 rows) per scrape.
+    let collectors = st.collectors.list();
     let text = crate::metrics::render(
         &st.ingest,
-        &st.collectors.list(),
+        &collectors,
         &st.udp_drops.0,
         &st.bus_redelivered,
         &st.alerts,
@@ -2728,7 +2730,7 @@ async fn metrics(caller: Caller, State(s): State<AppState>) -> Result<Response, 
     ) + &st.ledgered.render()
         + &alarms
         + &st.http.render()
-        + &st.source_restarts.render(&st.collectors.list())
+        + &st.source_restarts.render(&collectors)
         + &crate::metrics::render_state(s.0.ledger.size(), st.state_snapshot_records.load(Ordering::Relaxed))
         + &crate::metrics::render_sign_ins(
             st.sign_in_events_dropped.load(Ordering::Relaxed),
